@@ -1,0 +1,26 @@
+"""modelstore: the model-registry layer training pipelines import.
+
+    import modelstore
+    with modelstore.connect() as store:          # checks the schema first
+        store.add_model(model_name='m', base_model='meta-llama/Llama-3.2-1B',
+                        task='text-generation', model_path='/models/m',
+                        is_custom_base_model=True)
+
+Schema changes are playhouse.migrations scripts, applied by hand with ``modelstore migrate``.
+"""
+from .drift import Drift, detect_drift
+from .engine import Engine
+from .exceptions import (ChecksumMismatch, ConfigError, LockTimeout, MigrationError,
+                         ModelStoreError, NotFound, SchemaNewerThanCode, SchemaOutOfDate,
+                         ScriptError, StorageError, ValidationError)
+from .gate import connect
+from .models import FineTunedModel, Task, TaskStatus
+from .registry import ModelStore
+from .version import __version__
+
+__all__ = [
+    'connect', 'ModelStore', 'FineTunedModel', 'Task', 'TaskStatus', 'Engine', 'Drift',
+    'detect_drift', 'ModelStoreError', 'ConfigError', 'ValidationError', 'NotFound',
+    'StorageError', 'MigrationError', 'ScriptError', 'ChecksumMismatch', 'LockTimeout',
+    'SchemaOutOfDate', 'SchemaNewerThanCode', '__version__',
+]

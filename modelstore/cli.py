@@ -1,0 +1,309 @@
+"""The ``modelstore`` command (also ``python -m modelstore``); the only module that prints.
+
+    modelstore <command> [--database URL] [--json] [-v]
+
+Commands: migrate [--to NAME] [--dry-run] [--fake], status, history, check,
+rollback [--to NAME] [--dry-run], accept NAME... | --all.
+
+Exit codes: 0 ok; 1 something is pending, drifted, changed or missing (so ``check`` and
+``status`` can gate a deploy); 2 error -- one line on stderr, ``-v`` adds the traceback.
+``NO_COLOR`` (any value) turns colour off; colour is only used on a terminal.
+"""
+import argparse
+import json
+import os
+import sys
+import traceback
+
+from .db import database_exists, mask_url, open_database, resolve_url
+from .drift import detect_drift
+from .engine import Engine
+from .exceptions import ModelStoreError
+from .gate import migrate_command
+from .lock import DEFAULT_TIMEOUT
+from .version import __version__
+
+__all__ = ['main']
+
+OK, PENDING, ERROR = 0, 1, 2
+
+
+class Output:
+    """Where and how to print: colour only on a terminal without NO_COLOR."""
+
+    def __init__(self, stream, as_json):
+        self.stream = stream
+        self.as_json = as_json
+        self.color = (not as_json and not os.environ.get('NO_COLOR')
+                      and os.environ.get('TERM') != 'dumb'
+                      and hasattr(stream, 'isatty') and stream.isatty())
+
+    def paint(self, text, code):
+        return '\033[%sm%s\033[0m' % (code, text) if self.color else text
+
+    def line(self, text=''):
+        print(text, file=self.stream, flush=True)
+
+    def json(self, payload):
+        print(json.dumps(payload, indent=2, default=str), file=self.stream, flush=True)
+
+
+def _open(args, mode):
+    url = resolve_url(args.database)
+    return url, open_database(url, mode=mode)
+
+
+def _plural(n, word):
+    return '%d %s%s' % (n, word, '' if n == 1 else 's')
+
+
+def _print_run(out, run, dry_run):
+    arrow = '↩ ' if run.direction == 'down' else ''
+    out.line('%s%s' % (arrow, out.paint(run.name, '1')))
+    if not run.steps:
+        out.line('  %s (no schema operations)' % out.paint('✓', '32'))
+    for step in run.steps:
+        out.line('  %s %s' % (out.paint('✓', '32'), step.description))
+        if dry_run:
+            for sql in step.render():
+                out.line('      ' + sql)
+
+
+def _run(args, out, direction):
+    url, database = _open(args, 'inspect' if args.dry_run else 'migrate')
+    shown = mask_url(url)
+    engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout)
+    verb = 'Migrating' if direction == 'up' else 'Rolling back'
+    if not out.as_json:
+        out.line('%s database: %s%s' % (verb, shown, ' (dry run: nothing will be changed)'
+                                        if args.dry_run else ''))
+    printer = None if out.as_json else (lambda run: _print_run(out, run, args.dry_run))
+    if direction == 'up':
+        result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake,
+                                on_script=printer)
+    else:
+        result = engine.rollback(args.to, dry_run=args.dry_run, on_script=printer)
+    status = engine.status()
+    if out.as_json:
+        out.json({'database': shown, 'dry_run': args.dry_run, 'direction': direction,
+                  'scripts': [r.as_dict() for r in result.runs], 'names': result.names,
+                  'applied': status.applied, 'pending': status.pending})
+        return OK
+    steps = sum(len(r.steps) for r in result.runs)
+    seconds = sum(r.duration for r in result.runs)
+    if not result.runs:
+        if direction == 'up':
+            out.line('Nothing to migrate: the database is up to date (%s applied).'
+                     % _plural(len(status.applied), 'script'))
+        else:
+            out.line('Nothing to roll back: no script is applied.')
+    elif args.dry_run:
+        out.line('Dry run: %s (%s) would be %s; nothing was changed.' % (
+            _plural(len(result.runs), 'script'), _plural(steps, 'operation'),
+            'applied' if direction == 'up' else 'rolled back'))
+    else:
+        done = 'Applied' if direction == 'up' else 'Rolled back'
+        if args.__dict__.get('fake'):
+            done = 'Recorded without running'
+        out.line(out.paint('%s %s (%s) in %.0f ms.' % (
+            done, _plural(len(result.runs), 'script'), _plural(steps, 'operation'),
+            seconds * 1000), '32'))
+        if status.pending:
+            out.line('%s still pending: %s' % (_plural(len(status.pending), 'script'),
+                                               ', '.join(status.pending)))
+        elif direction == 'up':
+            out.line('Database is up to date.')
+    return OK
+
+
+def cmd_migrate(args, out):
+    return _run(args, out, 'up')
+
+
+def cmd_rollback(args, out):
+    return _run(args, out, 'down')
+
+
+def cmd_status(args, out):
+    url, database = _open(args, 'inspect')
+    shown = mask_url(url)
+    status = Engine(database, args.migrations, label=shown).status()
+    exists = database_exists(url)
+    if out.as_json:
+        out.json({'database': shown, 'exists': exists, 'applied': status.applied,
+                  'pending': status.pending, 'missing': status.missing,
+                  'changed': status.changed, 'history_table': status.history_table,
+                  'up_to_date': status.up_to_date,
+                  'scripts': [e.as_dict() for e in status.entries]})
+    else:
+        out.line('Database: %s%s' % (shown, '' if exists else ' (does not exist yet)'))
+        colors = {'applied': '32', 'pending': '33', 'missing': '31'}
+        for entry in status.entries:
+            state = entry.state
+            when = method = ''
+            if entry.record is not None:
+                stamp = entry.record.applied_utc or entry.record.applied
+                when = stamp.strftime('%Y-%m-%d %H:%M:%S') + (
+                    ' UTC' if entry.record.applied_utc else '') if stamp else ''
+                method = entry.record.method or ''
+            note = ''
+            if entry.changed:
+                note = '  ' + out.paint('CHANGED since applied', '31')
+            elif state == 'missing':
+                note = '  (script file not found)'
+            out.line('  %s  %-45s %s %s%s' % (out.paint('%-7s' % state, colors[state]),
+                                               entry.name, when, method, note))
+        out.line('%d applied, %d pending%s.' % (
+            len(status.applied), len(status.pending),
+            ', %d missing' % len(status.missing) if status.missing else ''))
+        if status.pending:
+            out.line('Run: %s' % migrate_command(url))
+        if status.changed:
+            out.line('Changed since applied: %s; review, then run: modelstore accept NAME'
+                     % ', '.join(status.changed))
+    return OK if status.up_to_date and not status.changed else PENDING
+
+
+def cmd_history(args, out):
+    url, database = _open(args, 'inspect')
+    shown = mask_url(url)
+    records = Engine(database, args.migrations, label=shown).history.read()
+    if out.as_json:
+        out.json({'database': shown, 'history': [r.as_dict() for r in records]})
+        return OK
+    out.line('History of %s' % shown)
+    if not records:
+        out.line('  (no scripts applied)')
+    for r in records:
+        stamp = r.applied_utc or r.applied
+        out.line('  %-45s %s%s  %-7s %8s  %s  %s  %s' % (
+            r.name, stamp.strftime('%Y-%m-%d %H:%M:%S') if stamp else '-',
+            ' UTC' if r.applied_utc else '', r.method or '-',
+            '%.1f ms' % (r.duration * 1000) if r.duration is not None else '-',
+            r.applied_by or '-', r.tool_version or '-', (r.checksum or '-')[:12]))
+    return OK
+
+
+def cmd_check(args, out):
+    url, database = _open(args, 'inspect')
+    shown = mask_url(url)
+    status = Engine(database, args.migrations, label=shown).status()
+    drift = detect_drift(database)
+    problems = ['pending: %s' % n for n in status.pending]
+    problems += ['missing script file for applied %s' % n for n in status.missing]
+    problems += ['changed since applied: %s' % n for n in status.changed]
+    problems += ['drift: %s' % line for line in drift.lines]
+    if out.as_json:
+        out.json({'database': shown, 'ok': not problems, 'pending': status.pending,
+                  'missing': status.missing, 'changed': status.changed,
+                  'drift': drift.lines, 'applied': status.applied})
+    elif problems:
+        out.line('%s %s' % (out.paint('✗', '31'), shown))
+        for problem in problems:
+            out.line('  ' + problem)
+        if status.pending:
+            out.line('Run: %s' % migrate_command(url))
+    else:
+        out.line('%s %s: up to date (%s), no drift.' % (
+            out.paint('✓', '32'), shown, _plural(len(status.applied), 'script')))
+    return PENDING if problems else OK
+
+
+def cmd_accept(args, out):
+    if not args.names and not args.all:
+        raise ModelStoreError('name the scripts to accept, or pass --all')
+    url, database = _open(args, 'migrate')
+    shown = mask_url(url)
+    names = Engine(database, args.migrations, label=shown,
+                   lock_timeout=args.lock_timeout).accept(
+        None if args.all else args.names)
+    if out.as_json:
+        out.json({'database': shown, 'accepted': names})
+    elif names:
+        for name in names:
+            out.line('%s Recorded the current checksum of %s' % (out.paint('✓', '32'), name))
+    else:
+        out.line('Nothing to accept: no applied script has changed.')
+    return OK
+
+
+def _one_line(exc):
+    return ' '.join(str(exc).split()) or type(exc).__name__
+
+
+def _parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--database', metavar='URL', help='database URL (default: '
+                        '$MODELSTORE_DATABASE_URL, else the SQLite file under the XDG data '
+                        'directory)')
+    common.add_argument('--migrations', metavar='DIR', help='scripts directory (default: the '
+                        'scripts shipped with modelstore)')
+    common.add_argument('--json', action='store_true', help='print one JSON object')
+    common.add_argument('-v', '--verbose', action='store_true',
+                        help='show tracebacks and log progress')
+    locking = argparse.ArgumentParser(add_help=False)
+    locking.add_argument('--lock-timeout', type=float, default=DEFAULT_TIMEOUT,
+                         metavar='SECONDS', help='wait this long for another run to finish '
+                         '(default %(default)g)')
+
+    parser = argparse.ArgumentParser(
+        prog='modelstore', description='Migrate and inspect a modelstore registry database.')
+    parser.add_argument('--version', action='version', version='modelstore ' + __version__)
+    sub = parser.add_subparsers(dest='command', metavar='command', required=True)
+
+    p = sub.add_parser('migrate', parents=[common, locking], help='apply pending scripts')
+    p.add_argument('--to', metavar='NAME', help='stop after applying this script')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the SQL each script would run; change nothing')
+    p.add_argument('--fake', action='store_true',
+                   help='record pending scripts as applied without running them')
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser('rollback', parents=[common, locking],
+                       help='revert the last script, or back through --to NAME')
+    p.add_argument('--to', metavar='NAME', help='revert every script back through this one')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the SQL each down() would run; change nothing')
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser('history', parents=[common], help='show the history table')
+    p.set_defaults(func=cmd_history)
+    p = sub.add_parser('check', parents=[common],
+                       help='exit 0 only if up to date, unchanged and without drift')
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser('accept', parents=[common, locking],
+                       help='record the new checksum of edited applied scripts')
+    p.add_argument('names', nargs='*', metavar='NAME')
+    p.add_argument('--all', action='store_true', help='accept every changed script')
+    p.set_defaults(func=cmd_accept)
+    return parser
+
+
+def main(argv=None):
+    """Run the CLI; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed).
+        return exc.code if isinstance(exc.code, int) else ERROR
+    if args.verbose:
+        import logging
+        logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+    out = Output(sys.stdout, args.json)
+    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
+        print('error: --dry-run and --fake cannot be combined', file=sys.stderr)
+        return ERROR
+    try:
+        return args.func(args, out)
+    except ModelStoreError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print('error: %s' % _one_line(exc), file=sys.stderr)
+        return ERROR
+    except Exception as exc:  # A bug or an unexpected driver error: still one line.
+        if args.verbose:
+            traceback.print_exc()
+        print('error: unexpected %s: %s (run with -v for the traceback)'
+              % (type(exc).__name__, _one_line(exc)), file=sys.stderr)
+        return ERROR

@@ -1,0 +1,268 @@
+"""Status, plan, apply, rollback and accept, composed from loader, history and lock.
+
+Every run follows the same order:
+
+1. take the backend's run lock (bounded wait, then LockTimeout);
+2. read the applied set *under the lock*;
+3. plan and validate everything -- unknown target, a script without ``up``/``down`` or that does
+   not load, an applied script whose file is gone, an applied script whose checksum changed --
+   before the first script runs; a refusal changes nothing;
+4. run each script in ``migration_context()`` with its history row written in the same
+   transaction. A failing script is rolled back completely and gets no history row; the scripts
+   before it stay applied, and ScriptError names it.
+
+A dry run does all of this inside one transaction that is rolled back at the end, so the SQL it
+reports is exactly what would run, and nothing changes -- not even the history table.
+"""
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .exceptions import ChecksumMismatch, MigrationError, SchemaNewerThanCode, ScriptError
+from .history import History, Record
+from .loader import Script, discover
+from .lock import DEFAULT_TIMEOUT, run_lock
+from .steps import Recorder, Step
+from .version import __version__
+
+__all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES']
+
+OWNED_TABLES = frozenset({'fine_tuned_models', 'tasks'})
+
+
+def _number(name):
+    match = re.match(r'\d+', name)
+    return int(match.group()) if match else -1
+
+
+@dataclass
+class Entry:
+    """A script file, its history record, or both."""
+    name: str
+    script: Optional[Script]
+    record: Optional[Record]
+
+    @property
+    def state(self):
+        if self.record is None:
+            return 'pending'
+        return 'applied' if self.script is not None else 'missing'
+
+    @property
+    def changed(self):
+        """True when the file differs from the text that was applied."""
+        return bool(self.script and self.record and self.record.checksum
+                    and self.record.checksum != self.script.checksum)
+
+    def as_dict(self):
+        out = {'name': self.name, 'state': self.state, 'changed': self.changed,
+               'checksum': self.script.checksum if self.script else None}
+        if self.record is not None:
+            out['history'] = self.record.as_dict()
+        return out
+
+
+@dataclass
+class Status:
+    entries: List[Entry]
+    history_table: bool
+    tables: frozenset
+
+    def _names(self, test):
+        return [e.name for e in self.entries if test(e)]
+
+    @property
+    def applied(self):
+        return self._names(lambda e: e.record is not None)
+
+    @property
+    def pending(self):
+        return self._names(lambda e: e.state == 'pending')
+
+    @property
+    def missing(self):
+        return self._names(lambda e: e.state == 'missing')
+
+    @property
+    def changed(self):
+        return self._names(lambda e: e.changed)
+
+    @property
+    def up_to_date(self):
+        return not self.pending and not self.missing
+
+    @property
+    def fresh(self):
+        """Nothing of modelstore's here yet: no history and none of its tables."""
+        return not self.applied and not (self.tables & OWNED_TABLES)
+
+
+@dataclass
+class ScriptRun:
+    name: str
+    direction: str
+    method: str
+    duration: float
+    steps: List[Step] = field(default_factory=list)
+
+    def as_dict(self):
+        return {'name': self.name, 'direction': self.direction, 'method': self.method,
+                'duration': round(self.duration, 6), 'steps': [s.as_dict() for s in self.steps]}
+
+
+@dataclass
+class RunResult:
+    runs: List[ScriptRun]
+    dry_run: bool = False
+
+    @property
+    def names(self):
+        return [r.name for r in self.runs]
+
+
+class Engine:
+    """Migrate one database with the scripts in ``directory`` (default: the shipped ones)."""
+
+    def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT):
+        self.database = database
+        self.directory = directory
+        self.label = label or 'the database'
+        self.lock_timeout = lock_timeout
+        self.history = History(database)
+
+    def scripts(self):
+        return discover(self.directory)
+
+    def status(self):
+        """Merge script files and history; reads only, never creates anything."""
+        scripts = self.scripts()
+        records = {r.name: r for r in self.history.read()}
+        entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
+        entries.extend(Entry(name, None, rec) for name, rec in records.items())
+        entries.sort(key=lambda e: (_number(e.name), e.name))
+        tables = frozenset(self.database.get_tables())
+        return Status(entries, self.history.exists(), tables)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
+                precondition=None):
+        """Apply pending scripts in order (through ``target`` if given)."""
+        def plan(status):
+            if precondition is not None:
+                precondition(status)
+            if status.missing:
+                raise SchemaNewerThanCode(self.label, status.missing)
+            if status.changed:
+                raise ChecksumMismatch(status.changed)
+            self._check_target(status, target, [e for e in status.entries if e.script])
+            todo = []
+            for entry in status.entries:
+                if entry.state == 'pending':
+                    todo.append(entry.script)
+                if entry.name == target:
+                    break
+            return [(s, s.load(('up',))) for s in todo]
+
+        return self._run(plan, 'up', dry_run=dry_run, fake=fake, on_script=on_script)
+
+    def rollback(self, target=None, *, dry_run=False, on_script=None):
+        """Revert the last applied script, or every one back through ``target``."""
+        def plan(status):
+            applied = [e for e in status.entries if e.record is not None]
+            self._check_target(status, target, applied, verb='applied')
+            todo = []
+            for entry in reversed(applied):
+                if entry.script is None:
+                    raise MigrationError("cannot roll back %s: its script file is missing"
+                                         % entry.name)
+                todo.append(entry)
+                if target is None or entry.name == target:
+                    break
+            changed = [e.name for e in todo if e.changed]
+            if changed:
+                raise ChecksumMismatch(changed)
+            return [(e.script, e.script.load(('down',))) for e in todo]
+
+        return self._run(plan, 'down', dry_run=dry_run, on_script=on_script)
+
+    def accept(self, names=None):
+        """Record the current checksum of changed applied scripts (all changed if no names)."""
+        with run_lock(self.database, self.lock_timeout):
+            status = self.status()
+            by_name = {e.name: e for e in status.entries}
+            names = status.changed if names is None else list(names)
+            for name in names:
+                entry = by_name.get(name)
+                if entry is None or entry.record is None:
+                    raise MigrationError('cannot accept %s: it is not an applied script' % name)
+                if entry.script is None:
+                    raise MigrationError('cannot accept %s: its script file is missing' % name)
+            with self.database.atomic():
+                self.history.ensure()
+                for name in names:
+                    self.history.set_checksum(name, by_name[name].script.checksum)
+        return names
+
+    def _check_target(self, status, target, candidates, verb='known'):
+        if target is None:
+            return
+        if target not in {e.name for e in candidates}:
+            known = ', '.join(e.name for e in candidates) or 'none'
+            raise MigrationError('unknown migration target %r (%s scripts: %s)'
+                                 % (target, verb, known))
+
+    def _run(self, plan, direction, *, dry_run, fake=False, on_script=None):
+        failure = None
+        runs = []
+        with run_lock(self.database, self.lock_timeout) as lock:
+            todo = plan(self.status())
+            if not todo:
+                return RunResult([], dry_run)
+            outer = self.database.atomic() if dry_run else contextlib.nullcontext()
+            with outer as txn:
+                with self.database.atomic():
+                    self.history.ensure()
+                for script, module in todo:
+                    try:
+                        run = self._run_script(lock, script, module, direction, fake)
+                    except Exception as exc:
+                        failure = exc, script
+                        break
+                    runs.append(run)
+                    if on_script is not None:
+                        on_script(run)
+                if dry_run:
+                    txn.rollback()
+        if failure is not None:
+            exc, script = failure
+            if isinstance(exc, ScriptError):
+                raise exc
+            raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
+                              % (direction, type(exc).__name__, exc)) from exc
+        return RunResult(runs, dry_run)
+
+    def _run_script(self, lock, script, module, direction, fake):
+        db = self.database
+        recorder = Recorder(db)
+        migrator = recorder.migrator()
+        # Inside the SQLite lock (or a dry run) there is always an outer transaction, so even
+        # an `atomic = False` script gets a savepoint and cannot leave half its work behind.
+        atomic = getattr(module, 'atomic', True) or db.in_transaction()
+        start = time.perf_counter()
+        with migrator.migration_context(atomic):
+            if not fake:
+                with recorder:
+                    getattr(module, direction)(migrator, db)
+                lock.check()
+            duration = time.perf_counter() - start
+            if direction == 'up':
+                method = 'faked' if fake else 'ran'
+                self.history.record(script.name, checksum=script.checksum, method=method,
+                                    duration=duration, version=__version__)
+            else:
+                method = 'reverted'
+                self.history.remove(script.name)
+        return ScriptRun(script.name, direction, method, duration, recorder.steps)

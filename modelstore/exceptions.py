@@ -1,0 +1,82 @@
+"""Every error modelstore raises derives from ModelStoreError.
+
+Subclasses carry the data a caller needs to act (pending names, the command to run, the script
+that failed) so that the CLI can print one line and a pipeline can branch on the class.
+"""
+
+
+class ModelStoreError(Exception):
+    """Base class of every modelstore error."""
+
+
+class ConfigError(ModelStoreError):
+    """The database URL, file or settings are unusable (says which and why)."""
+
+
+class ValidationError(ModelStoreError, ValueError):
+    """A value passed to the registry API was rejected; nothing was written."""
+
+    def __init__(self, field, message):
+        self.field = field
+        super().__init__('%s: %s' % (field, message) if field else message)
+
+
+class NotFound(ModelStoreError, LookupError):
+    """No row with the given id or name."""
+
+
+class StorageError(ModelStoreError):
+    """The database failed a registry call (locked past the timeout, disk full, ...)."""
+
+
+class MigrationError(ModelStoreError):
+    """A migration run was refused or failed; the database is as before the failing script."""
+
+
+class ScriptError(MigrationError):
+    """A migration script could not be loaded or raised while running."""
+
+    def __init__(self, name, message):
+        self.name = name
+        super().__init__('%s: %s' % (name, message))
+
+
+class ChecksumMismatch(MigrationError):
+    """Applied scripts were edited after they ran; `modelstore accept NAME` records the new text."""
+
+    def __init__(self, names):
+        self.names = list(names)
+        super().__init__(
+            'applied migration script%s changed since %s ran: %s. Review the change, then run '
+            '`modelstore accept NAME` to record the new checksum.'
+            % ('s' if len(self.names) > 1 else '', 'they' if len(self.names) > 1 else 'it',
+               ', '.join(self.names)))
+
+
+class LockTimeout(MigrationError):
+    """Another process held the migration lock for longer than the timeout."""
+
+
+class SchemaOutOfDate(ModelStoreError):
+    """The database is behind the code: scripts are pending. `command` fixes it."""
+
+    def __init__(self, url, pending, command):
+        self.url = url
+        self.pending = list(pending)
+        self.command = command
+        super().__init__(
+            'database %s is behind this code: %d pending migration script%s (%s). '
+            'Run: %s' % (url, len(self.pending), '' if len(self.pending) == 1 else 's',
+                         ', '.join(self.pending), command))
+
+
+class SchemaNewerThanCode(ModelStoreError):
+    """The history names scripts this code does not have (a newer modelstore migrated it)."""
+
+    def __init__(self, url, unknown):
+        self.url = url
+        self.unknown = list(unknown)
+        super().__init__(
+            'database %s was migrated by newer code: its history names script%s this '
+            'modelstore does not have (%s). Upgrade modelstore, or restore the missing '
+            'files.' % (url, '' if len(self.unknown) == 1 else 's', ', '.join(self.unknown)))

@@ -1,0 +1,103 @@
+"""Portable field types that keep the legacy apps' value formats.
+
+Migration scripts import these too, so a field's DDL must never change once a script uses it:
+add a new class instead of editing one.
+
+* ``AutoIncrementField``: ``INTEGER PRIMARY KEY AUTOINCREMENT`` on SQLite (ModelForge's ids are
+  never reused after a delete), the backend's serial type elsewhere.
+* ``IsoTimestampField``: TEXT holding ``datetime.isoformat()`` with a 'T', local time, no zone,
+  exactly as ModelForge writes ``creation_date``; ordering by the text stays chronological.
+* ``UtcDateTimeField``: DATETIME holding ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy writes
+  the autotuner's ``created_at``; aware datetimes are converted to UTC first.
+* ``EnumNameField``: the enum member's NAME (``COMPLETED``), as SQLAlchemy's ``Enum`` stores it.
+* ``StrictJSONField``: core ``JSONField`` (TEXT on SQLite, JSONB on PostgreSQL) that refuses NaN
+  and infinities, which neither JSON nor PostgreSQL accept.
+"""
+import datetime
+import functools
+import json
+
+from peewee import AutoField, CharField, DateTimeField, JSONField, NodeList, SQL, SqliteDatabase
+from peewee import TextField
+
+__all__ = ['AutoIncrementField', 'EnumNameField', 'IsoTimestampField', 'StrictJSONField',
+           'UtcDateTimeField', 'parse_timestamp']
+
+dumps = functools.partial(json.dumps, allow_nan=False)
+
+
+def _is_sqlite(database):
+    return isinstance(getattr(database, 'obj', database), SqliteDatabase)
+
+
+class AutoIncrementField(AutoField):
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        if _is_sqlite(self.model._meta.database):
+            return NodeList((node, SQL('AUTOINCREMENT')))
+        return node
+
+
+def parse_timestamp(value):
+    """Parse ISO-8601 text with a 'T' or a space, with or without microseconds."""
+    return datetime.datetime.fromisoformat(value.strip())
+
+
+class IsoTimestampField(TextField):
+    def db_value(self, value):
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone().replace(tzinfo=None)
+            return value.isoformat(timespec='microseconds')
+        return value
+
+    def python_value(self, value):
+        if isinstance(value, str):
+            try:
+                return parse_timestamp(value)
+            except ValueError:
+                return value  # Hand-edited text: show it rather than hide the row.
+        return value
+
+
+class UtcDateTimeField(DateTimeField):
+    def db_value(self, value):
+        value = self.adapt(value)
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return value.strftime('%Y-%m-%d %H:%M:%S.%f')
+        return value
+
+    def python_value(self, value):
+        if isinstance(value, str):
+            try:
+                return parse_timestamp(value)
+            except ValueError:
+                return value
+        return value
+
+
+class EnumNameField(CharField):
+    def __init__(self, enum_class, *args, **kwargs):
+        self.enum_class = enum_class
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if isinstance(value, self.enum_class):
+            return value.name
+        return value
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        try:
+            return self.enum_class[value]
+        except KeyError:
+            return value
+
+
+class StrictJSONField(JSONField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('dumps', dumps)
+        super().__init__(*args, **kwargs)

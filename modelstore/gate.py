@@ -1,0 +1,46 @@
+"""The startup gate: ``connect()`` returns a ModelStore only when schema and code agree.
+
+* A fresh database (no history, none of modelstore's tables) is migrated to head.
+* A database behind the code raises SchemaOutOfDate naming the pending scripts and the exact
+  ``modelstore migrate --database ...`` command (password masked) -- unless
+  ``auto_migrate=True``, which migrates it.
+* A database whose history names scripts this code does not have raises SchemaNewerThanCode.
+
+This is the check whose absence lost the seeds' data: a write against an old schema must fail
+loudly at startup, not drop the row later.
+"""
+import shlex
+
+from .db import mask_url, open_database, resolve_url
+from .engine import Engine
+from .exceptions import SchemaNewerThanCode, SchemaOutOfDate
+from .registry import ModelStore
+
+__all__ = ['connect', 'migrate_command']
+
+
+def migrate_command(url):
+    """The command an operator runs to bring ``url`` up to date (password masked)."""
+    return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
+
+
+def connect(url=None, *, auto_migrate=False):
+    """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema."""
+    url = resolve_url(url)
+    shown = mask_url(url)
+    database = open_database(url)
+    try:
+        engine = Engine(database, label=shown)
+        status = engine.status()
+        if status.missing:
+            raise SchemaNewerThanCode(shown, status.missing)
+        if status.pending:
+            def precondition(current):
+                # Re-checked under the lock: another process may have migrated meanwhile.
+                if current.pending and not (auto_migrate or current.fresh):
+                    raise SchemaOutOfDate(shown, current.pending, migrate_command(url))
+            engine.migrate(precondition=precondition)
+    except BaseException:
+        database.close()
+        raise
+    return ModelStore(database, shown)

@@ -1,0 +1,122 @@
+"""The history table: which scripts are applied, and how.
+
+It is ``playhouse.migrations``' own table (``schema_migration``: ``name`` unique, ``applied``), so
+``pwmigrate DB status`` and ``modelstore status`` agree, plus nullable columns modelstore fills:
+
+==============  =========================================================
+checksum        SHA-256 of the script as applied (line endings normalised)
+applied_utc     when, in UTC (``applied`` keeps pwmigrate's local time)
+duration        seconds the script took
+applied_by      user@host
+tool_version    the modelstore version that applied it
+method          ``ran``, ``adopted`` (effect found already present) or ``faked``
+==============  =========================================================
+
+A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLUMN`` only).
+Reading never creates or alters the table; writing happens in the caller's transaction, the same
+one as the script's own work.
+"""
+import datetime
+import getpass
+import os
+import socket
+from dataclasses import dataclass, fields as dc_fields
+from typing import Optional
+
+from peewee import CharField, DateTimeField, FloatField, Model
+from playhouse.migrate import SchemaMigrator
+
+from .fields import UtcDateTimeField
+
+__all__ = ['TABLE', 'Record', 'History']
+
+TABLE = 'schema_migration'
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    applied: Optional[datetime.datetime] = None
+    checksum: Optional[str] = None
+    applied_utc: Optional[datetime.datetime] = None
+    duration: Optional[float] = None
+    applied_by: Optional[str] = None
+    tool_version: Optional[str] = None
+    method: Optional[str] = None
+
+    def as_dict(self):
+        out = {}
+        for f in dc_fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime.datetime) else value
+        return out
+
+
+def _model(database):
+    class History(Model):
+        name = CharField(unique=True)
+        applied = DateTimeField(default=datetime.datetime.now)
+        checksum = CharField(max_length=64, null=True)
+        applied_utc = UtcDateTimeField(null=True)
+        duration = FloatField(null=True)
+        applied_by = CharField(null=True)
+        tool_version = CharField(max_length=32, null=True)
+        method = CharField(max_length=16, null=True)
+
+        class Meta:
+            table_name = TABLE
+            legacy_table_names = False
+
+    History._meta.set_database(database)
+    return History
+
+
+def who():
+    """user@host of this process, for the history's applied_by column."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # No login name in some containers.
+        user = 'uid%d' % os.getuid()
+    return '%s@%s' % (user, socket.gethostname())
+
+
+class History:
+    """Read and write the history table of one database."""
+
+    def __init__(self, database):
+        self.database = database
+        self.model = _model(database)
+
+    def exists(self):
+        return self.model.table_exists()
+
+    def read(self):
+        """Applied records in the order they were applied; [] when there is no table."""
+        if not self.exists():
+            return []
+        present = {c.name for c in self.database.get_columns(TABLE)}
+        wanted = [f for f in self.model._meta.sorted_fields
+                  if f.column_name in present and f.name != 'id']
+        query = self.model.select(*wanted).order_by(self.model.id)
+        return [Record(**{f.name: getattr(row, f.name) for f in wanted}) for row in query]
+
+    def ensure(self):
+        """Create the table, or add the columns a pwmigrate-made table lacks."""
+        if not self.exists():
+            self.model.create_table(safe=False)
+            return
+        present = {c.name for c in self.database.get_columns(TABLE)}
+        migrator = SchemaMigrator.from_database(self.database)
+        missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
+        migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
+
+    def record(self, name, *, checksum, method, duration, version):
+        self.model.create(name=name, checksum=checksum, method=method, duration=duration,
+                          applied_utc=datetime.datetime.now(datetime.timezone.utc),
+                          applied_by=who(), tool_version=version)
+
+    def remove(self, name):
+        self.model.delete().where(self.model.name == name).execute()
+
+    def set_checksum(self, name, value):
+        self.model.update(checksum=value).where(self.model.name == name).execute()

@@ -1,0 +1,85 @@
+"""Find, fingerprint and load migration scripts.
+
+Scripts are ``NNNN_slug.py`` files in the playhouse.migrations format: ``up(migrator, db)``,
+optional ``down(migrator, db)``, optional module-level ``atomic = False``. Discovery and loading
+reuse ``playhouse.migrations.Migration`` (numeric order -- lexicographic order would run 10 before
+2 -- and loading by exact path, without touching ``sys.path`` or ``sys.modules``).
+
+The checksum is SHA-256 of the file with CRLF and CR normalised to LF, so a checkout on Windows
+does not look like an edit.
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+
+from playhouse.migrations import Migration
+
+from .exceptions import MigrationError, ScriptError
+
+__all__ = ['Script', 'default_directory', 'discover', 'checksum']
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_checksums = {}  # (path, mtime_ns, size) -> checksum; scripts are re-hashed only when touched.
+
+
+def default_directory():
+    """The shipped scripts: inside the installed package, else the checkout's migrations/."""
+    installed = os.path.join(_PACKAGE_DIR, 'migrations')
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(_PACKAGE_DIR), 'migrations')
+
+
+def checksum(path):
+    """SHA-256 hex digest of the script with line endings normalised."""
+    with open(path, 'rb') as fh:
+        data = fh.read()
+    return hashlib.sha256(data.replace(b'\r\n', b'\n').replace(b'\r', b'\n')).hexdigest()
+
+
+def _cached_checksum(path):
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _checksums:
+        _checksums[key] = checksum(path)
+    return _checksums[key]
+
+
+@dataclass(frozen=True)
+class Script:
+    """One script file. ``load()`` executes it and checks its entry points."""
+    index: int
+    name: str
+    path: str
+    checksum: str
+
+    def load(self, need=('up',)):
+        """Execute the file and return the module; ScriptError names what is wrong."""
+        try:
+            module = Migration(self.index, self.name, self.path, None).load()
+        except SyntaxError as exc:
+            raise ScriptError(self.name, 'syntax error at line %s: %s' % (exc.lineno, exc.msg)) \
+                from None
+        except Exception as exc:
+            raise ScriptError(self.name, 'failed to load: %s: %s'
+                              % (type(exc).__name__, exc)) from exc
+        for entry in need:
+            if not callable(getattr(module, entry, None)):
+                raise ScriptError(self.name, 'does not define %s(migrator, db)' % entry)
+        return module
+
+
+def discover(directory=None):
+    """Return the scripts in ``directory`` in numeric order; refuse duplicate numbers."""
+    directory = directory or default_directory()
+    if not os.path.isdir(directory):
+        raise MigrationError('migrations directory %s does not exist' % directory)
+    scripts = [Script(m.idx, m.name, m.path, _cached_checksum(m.path))
+               for m in Migration.load_directory(directory)]
+    seen = {}
+    for script in scripts:
+        if script.index in seen:
+            raise MigrationError('two migration scripts share the number %d: %s and %s'
+                                 % (script.index, seen[script.index], script.name))
+        seen[script.index] = script.name
+    return scripts

@@ -1,0 +1,94 @@
+"""One lock per backend, held for a whole migration run, with a bounded wait.
+
+The applied set is read *after* the lock is taken, so a runner that waited finds the work done.
+
+* SQLite: the lock is the run's own write transaction (``BEGIN IMMEDIATE``); scripts run inside
+  it as savepoints. The database holds it, so kill -9 releases it and rolls the run back -- a
+  lock row would outlive the process. Foreign-key enforcement is switched off *before* BEGIN (the
+  pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
+  rows), and ``PRAGMA foreign_key_check`` after each script must report no violation that was not
+  there before the run.
+* PostgreSQL (session advisory lock) and MySQL (``GET_LOCK``) slot in as subclasses of RunLock.
+"""
+import sqlite3
+
+from peewee import OperationalError, SqliteDatabase
+
+from .db import BUSY_TIMEOUT
+from .exceptions import LockTimeout, MigrationError
+
+__all__ = ['RunLock', 'run_lock']
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class RunLock:
+    """Context manager: acquire on enter (or raise LockTimeout), release on exit."""
+
+    def __init__(self, database, timeout=DEFAULT_TIMEOUT):
+        self.database = database
+        self.timeout = timeout
+
+    def check(self):
+        """Verify integrity after a script, inside its transaction; raise to roll it back."""
+
+
+class SqliteRunLock(RunLock):
+    def __enter__(self):
+        db = self.database
+        if db.in_transaction():
+            raise MigrationError('a migration run cannot start inside an open transaction')
+        self._foreign_keys = db.pragma('foreign_keys')
+        db.pragma('foreign_keys', 0)
+        db.pragma('busy_timeout', max(0, int(self.timeout * 1000)))
+        self._txn = db.atomic('IMMEDIATE')
+        try:
+            self._txn.__enter__()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            self._restore()
+            if 'locked' in str(exc) or 'busy' in str(exc):
+                raise LockTimeout('another process is writing to the database and held its '
+                                  'lock for more than %g s; try again when it has finished'
+                                  % self.timeout) from None
+            raise
+        finally:
+            db.pragma('busy_timeout', int(BUSY_TIMEOUT * 1000))
+        try:
+            self._baseline = self._violations()
+        except BaseException:
+            self._txn.__exit__(None, None, None)
+            self._restore()
+            raise
+        return self
+
+    def _violations(self):
+        return set(self.database.execute_sql('PRAGMA foreign_key_check').fetchall())
+
+    def check(self):
+        new = sorted(self._violations() - self._baseline, key=repr)
+        if new:
+            tables = sorted({'%s -> %s' % (row[0], row[2]) for row in new})
+            raise MigrationError('foreign key check failed: %d row(s) would reference missing '
+                                 'rows (%s)' % (len(new), ', '.join(tables)))
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self._txn.__exit__(exc_type, exc, tb)
+        finally:
+            self._restore()
+
+    def _restore(self):
+        if self._foreign_keys:
+            self.database.pragma('foreign_keys', 1)
+
+
+_LOCKS = ((SqliteDatabase, SqliteRunLock),)
+
+
+def run_lock(database, timeout=DEFAULT_TIMEOUT):
+    """The run lock for ``database``'s backend."""
+    for cls, lock in _LOCKS:
+        if isinstance(database, cls):
+            return lock(database, timeout)
+    raise MigrationError('migrations are not yet supported on %s; the SQLite backend is'
+                         % type(database).__name__)

@@ -1,0 +1,96 @@
+"""The two registry tables, as the shipped migrations leave them at head.
+
+The classes here are unbound (no database): every ``ModelStore`` binds its own subclasses with
+``bind_models()``, so two stores in one process never share state, and nothing mutates these
+classes' ``_meta`` at run time.
+"""
+import enum
+
+from peewee import AutoField, BooleanField, CharField, FloatField, IntegerField, Model, SQL, TextField
+
+from .fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
+                     UtcDateTimeField)
+
+__all__ = ['FineTunedModel', 'Task', 'TaskStatus', 'MODELS', 'bind_models']
+
+
+class TaskStatus(str, enum.Enum):
+    """Task states; the database stores the NAME, the autotuner's API shows the value."""
+    PENDING = 'pending'
+    RUNNING = 'running'
+    COMPLETED = 'completed'
+    FAILED = 'failed'
+    CANCELLED = 'cancelled'
+
+
+class FineTunedModel(Model):
+    """One fine-tuned model (ModelForge's ``fine_tuned_models``)."""
+    id = AutoIncrementField()
+    model_name = TextField()
+    base_model = TextField()
+    task = TextField()
+    description = TextField(null=True)
+    creation_date = IsoTimestampField()
+    model_path = TextField()
+    # The DEFAULT lives in the DDL so legacy writers that omit the column still insert rows.
+    is_custom_base_model = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
+
+    class Meta:
+        table_name = 'fine_tuned_models'
+
+    def __repr__(self):
+        return '<FineTunedModel %s %r>' % (self.id, self.model_name)
+
+
+class Task(Model):
+    """One autotuning task (the inference-autotuner's ``tasks``)."""
+    id = AutoField()
+    task_name = CharField(unique=True)
+    description = TextField(null=True)
+    status = EnumNameField(TaskStatus, max_length=9, null=True, index=True,
+                           default=TaskStatus.PENDING)
+    model_config = StrictJSONField()
+    base_runtime = CharField()
+    runtime_image_tag = CharField(null=True)
+    parameters = StrictJSONField()
+    optimization_config = StrictJSONField()
+    benchmark_config = StrictJSONField()
+    slo_config = StrictJSONField(null=True)
+    quant_config = StrictJSONField(null=True)
+    parallel_config = StrictJSONField(null=True)
+    clusterbasemodel_config = StrictJSONField(null=True)
+    clusterservingruntime_config = StrictJSONField(null=True)
+    created_clusterbasemodel = CharField(null=True)
+    created_clusterservingruntime = CharField(null=True)
+    deployment_mode = CharField(null=True)
+    # "metadata" clashes with SQLAlchemy's declarative attribute and reads ambiguously next to
+    # peewee's _meta, so Python code calls it task_metadata; the column keeps its name.
+    task_metadata = StrictJSONField(null=True, column_name='metadata')
+    total_experiments = IntegerField(null=True)
+    successful_experiments = IntegerField(null=True)
+    best_experiment_id = IntegerField(null=True)
+    created_at = UtcDateTimeField(null=True)
+    started_at = UtcDateTimeField(null=True)
+    completed_at = UtcDateTimeField(null=True)
+    elapsed_time = FloatField(null=True)
+
+    class Meta:
+        table_name = 'tasks'
+        # The autotuner's redundant ix_tasks_id; declared so drift sees it as expected.
+        indexes = ((('id',), False),)
+
+    def __repr__(self):
+        return '<Task %s %r>' % (self.id, self.task_name)
+
+
+MODELS = (FineTunedModel, Task)
+
+
+def bind_models(database):
+    """Return subclasses of MODELS bound to ``database``, keyed by class name."""
+    bound = {}
+    for model in MODELS:
+        meta = type('Meta', (), {'database': database, 'table_name': model._meta.table_name})
+        bound[model.__name__] = type(model.__name__, (model,),
+                                     {'Meta': meta, '__module__': model.__module__})
+    return bound

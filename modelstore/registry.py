@@ -1,0 +1,173 @@
+"""The API a training pipeline calls: record fine-tuned models and autotuning tasks.
+
+Get a ``ModelStore`` from ``modelstore.connect()``, which has already checked that the schema
+matches this code. Every call validates its input first (``ValidationError``, nothing written),
+writes in one transaction that takes the write lock up front, and wraps database failures in
+``StorageError`` -- a call that did not store its row raises; it never drops it silently.
+
+A ModelStore may be shared between threads: peewee gives each thread its own connection.
+"""
+from peewee import DatabaseError, IntegrityError
+
+from .db import write_transaction
+from .exceptions import NotFound, StorageError, ValidationError
+from .models import bind_models
+from .validate import MODEL_FIELDS, TASK_FIELDS, check_fields, check_id, check_status
+
+__all__ = ['ModelStore']
+
+
+class _guard:
+    """Turn a database failure into StorageError naming the operation."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, DatabaseError) \
+                and not issubclass(exc_type, IntegrityError):
+            raise StorageError('%s failed: %s' % (self.what, exc)) from exc
+        return False
+
+
+class ModelStore:
+    """A model registry on one database. Use ``modelstore.connect()`` to get one."""
+
+    def __init__(self, database, url):
+        self.database = database
+        self.url = url  # Masked: safe to print.
+        bound = bind_models(database)
+        self.FineTunedModel = bound['FineTunedModel']
+        self.Task = bound['Task']
+
+    def __repr__(self):
+        return '<ModelStore %s>' % self.url
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Close this thread's connection (others close when their threads end)."""
+        if not self.database.is_closed():
+            self.database.close()
+
+    # -- fine-tuned models -------------------------------------------------------------------
+
+    def add_model(self, **fields):
+        """Record a fine-tuned model; returns the stored FineTunedModel.
+
+        Fields: model_name, base_model, task, model_path (required); description (default
+        ''), creation_date (datetime or ISO text, default now), is_custom_base_model (bool,
+        default False).
+        """
+        values = check_fields(MODEL_FIELDS, fields)
+        with _guard('add_model'), write_transaction(self.database):
+            return self.FineTunedModel.create(**values)
+
+    def get_model(self, model_id):
+        """The model with this id, or NotFound."""
+        check_id('model_id', model_id)
+        with _guard('get_model'):
+            row = self.FineTunedModel.get_or_none(self.FineTunedModel.id == model_id)
+        if row is None:
+            raise NotFound('no fine-tuned model with id %d' % model_id)
+        return row
+
+    def list_models(self):
+        """All models, newest first (by creation_date, as ModelForge orders them)."""
+        M = self.FineTunedModel
+        with _guard('list_models'):
+            return list(M.select().order_by(M.creation_date.desc(), M.id.desc()))
+
+    def delete_model(self, model_id):
+        """Delete the model's row (its files are left alone); NotFound if there is none."""
+        check_id('model_id', model_id)
+        M = self.FineTunedModel
+        with _guard('delete_model'), write_transaction(self.database):
+            if not M.delete().where(M.id == model_id).execute():
+                raise NotFound('no fine-tuned model with id %d' % model_id)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def add_task(self, **fields):
+        """Record an autotuning task; returns the stored Task.
+
+        Required: task_name (unique), base_runtime, model_config, parameters,
+        optimization_config, benchmark_config. See TASK_FIELDS for the rest; ``metadata`` is
+        accepted for ``task_metadata``.
+        """
+        values = check_fields(TASK_FIELDS, fields)
+        with _guard('add_task'), write_transaction(self.database):
+            self._check_unique_name(values['task_name'])
+            try:
+                with self.database.atomic():
+                    return self.Task.create(**values)
+            except IntegrityError as exc:
+                raise self._integrity(exc, values) from None
+
+    def get_task(self, task_id):
+        """The task with this id, or NotFound."""
+        check_id('task_id', task_id)
+        with _guard('get_task'):
+            row = self.Task.get_or_none(self.Task.id == task_id)
+        if row is None:
+            raise NotFound('no task with id %d' % task_id)
+        return row
+
+    def get_task_by_name(self, task_name):
+        """The task with this name, or NotFound."""
+        if not isinstance(task_name, str):
+            raise ValidationError('task_name', 'must be a string, got %s'
+                                  % type(task_name).__name__)
+        with _guard('get_task_by_name'):
+            row = self.Task.get_or_none(self.Task.task_name == task_name)
+        if row is None:
+            raise NotFound('no task named %r' % task_name)
+        return row
+
+    def list_tasks(self, status=None):
+        """Tasks in id order, optionally only those with ``status`` (member, NAME or value)."""
+        query = self.Task.select().order_by(self.Task.id)
+        if status is not None:
+            query = query.where(self.Task.status == check_status('status', status))
+        with _guard('list_tasks'):
+            return list(query)
+
+    def update_task(self, task_id, **fields):
+        """Change the given fields of a task; returns the updated Task."""
+        check_id('task_id', task_id)
+        values = check_fields(TASK_FIELDS, fields, partial=True)
+        T = self.Task
+        with _guard('update_task'), write_transaction(self.database):
+            if not T.select().where(T.id == task_id).exists():
+                raise NotFound('no task with id %d' % task_id)
+            if 'task_name' in values:
+                self._check_unique_name(values['task_name'], exclude=task_id)
+            if values:
+                try:
+                    with self.database.atomic():
+                        T.update(**values).where(T.id == task_id).execute()
+                except IntegrityError as exc:
+                    raise self._integrity(exc, values) from None
+            return T.get_by_id(task_id)
+
+    def _check_unique_name(self, name, exclude=None):
+        T = self.Task
+        query = T.select().where(T.task_name == name)
+        if exclude is not None:
+            query = query.where(T.id != exclude)
+        if query.exists():
+            raise ValidationError('task_name', 'a task named %r already exists' % name)
+
+    @staticmethod
+    def _integrity(exc, values):
+        if 'task_name' in str(exc):
+            return ValidationError('task_name', 'a task named %r already exists'
+                                   % values.get('task_name'))
+        return StorageError('the database refused the row: %s' % exc)

@@ -1,0 +1,288 @@
+"""Validation rules for the registry API: each field's checker, and the cluster-config shapes.
+
+A checker takes the value and returns what to store, or raises ValidationError naming the field
+and the problem. Nothing here touches the database.
+"""
+import datetime
+import json
+import math
+
+from .exceptions import ValidationError
+from .fields import dumps, parse_timestamp
+from .models import TaskStatus
+
+__all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
+           'CLUSTER_BASE_MODEL_PRESETS', 'CLUSTER_SERVING_RUNTIME_PRESETS']
+
+NAME_LIMIT = 255            # VARCHAR(255) on every backend.
+PATH_LIMIT = 4096           # PATH_MAX on Linux.
+TEXT_LIMIT = 64 * 1024      # Descriptions.
+JSON_LIMIT = 256 * 1024     # Serialised size of one JSON column.
+
+CLUSTER_BASE_MODEL_PRESETS = (
+    'llama-3-2-1b-instruct', 'llama-3-2-3b-instruct', 'llama-3-1-70b-instruct',
+    'llama-3-3-70b-instruct', 'mistral-7b-instruct', 'mixtral-8x7b-instruct', 'deepseek-v3')
+CLUSTER_SERVING_RUNTIME_PRESETS = (
+    'sglang-llama-small', 'sglang-llama-large', 'vllm-llama-small', 'vllm-llama-large',
+    'sglang-mixtral-moe')
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def text(limit, required=False):
+    def check(name, value):
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(name, 'must be a string, got %s' % _type_name(value))
+        if required and not value.strip():
+            raise ValidationError(name, 'must not be empty')
+        if '\x00' in value:
+            raise ValidationError(name, 'must not contain NUL characters')
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            raise ValidationError(name, 'is not valid UTF-8 text (it holds unpaired surrogates, '
+                                        'as decoding non-UTF-8 bytes leaves)') from None
+        if len(value) > limit:
+            raise ValidationError(name, 'is %d characters long; the limit is %d'
+                                  % (len(value), limit))
+        return value
+    return check
+
+
+def boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValidationError(name, 'must be True or False, got %s' % _type_name(value))
+    return value
+
+
+def count(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, 'must be an integer, got %s' % _type_name(value))
+    if value < 0 or value > 2 ** 63 - 1:
+        raise ValidationError(name, 'must be between 0 and 2**63-1, got %d' % value)
+    return value
+
+
+def seconds(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(name, 'must be a number of seconds, got %s' % _type_name(value))
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(name, 'must be a finite, non-negative number, got %r' % value)
+    return float(value)
+
+
+def moment(name, value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise ValidationError(name, 'is not an ISO-8601 timestamp: %r' % value[:64]) from None
+    if not isinstance(value, datetime.datetime):
+        raise ValidationError(name, 'must be a datetime or ISO-8601 text, got %s'
+                              % _type_name(value))
+    return value
+
+
+def _check_keys(name, value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(name, 'JSON object keys must be strings, got %s key %r'
+                                      % (_type_name(key), key))
+            _check_keys(name, item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(name, item)
+
+
+def json_object(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(name, 'must be a JSON object (dict), got %s' % _type_name(value))
+    _check_keys(name, value)
+    try:
+        encoded = dumps(value)
+    except ValueError:
+        raise ValidationError(name, 'contains NaN or infinity, which JSON cannot represent') \
+            from None
+    except (TypeError, RecursionError) as exc:
+        raise ValidationError(name, 'is not JSON-serialisable: %s' % exc) from None
+    if len(encoded) > JSON_LIMIT:
+        raise ValidationError(name, 'serialises to %d bytes; the limit is %d'
+                              % (len(encoded), JSON_LIMIT))
+    try:
+        encoded.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ValidationError(name, 'holds text that is not valid UTF-8') from None
+    return value
+
+
+def _require_keys(name, spec, keys, where='spec'):
+    missing = [k for k in keys if k not in spec]
+    if missing:
+        raise ValidationError(name, '%s is missing %s' % (where, ', '.join(repr(k)
+                                                                          for k in missing)))
+
+
+def _cluster_config(presets, spec_check):
+    def check(name, value):
+        value = json_object(name, value)
+        if value is None:
+            return None
+        if 'preset' in value:
+            extra = set(value) - {'preset', 'overrides', 'labels', 'annotations'}
+            if extra:
+                raise ValidationError(name, 'a preset config takes only preset, overrides, '
+                                            'labels and annotations; got %s'
+                                      % ', '.join(sorted(extra)))
+            if value['preset'] not in presets:
+                raise ValidationError(name, 'unknown preset %r; known presets: %s'
+                                      % (value['preset'], ', '.join(presets)))
+            for key in ('overrides', 'labels', 'annotations'):
+                if key in value and not isinstance(value[key], dict):
+                    raise ValidationError(name, '%s must be an object' % key)
+            return value
+        if 'name' in value and 'spec' in value:
+            if not isinstance(value['name'], str) or not value['name'].strip():
+                raise ValidationError(name, 'a custom config needs a non-empty "name"')
+            if not isinstance(value['spec'], dict):
+                raise ValidationError(name, 'a custom config\'s "spec" must be an object')
+            spec_check(name, value['spec'])
+            return value
+        raise ValidationError(name, 'must be a preset {"preset": NAME} or a custom spec '
+                                    '{"name": NAME, "spec": {...}}')
+    return check
+
+
+def _base_model_spec(name, spec):
+    _require_keys(name, spec, ('displayName', 'vendor', 'version', 'storage'))
+    if not isinstance(spec['storage'], dict):
+        raise ValidationError(name, 'spec.storage must be an object')
+    _require_keys(name, spec['storage'], ('storageUri', 'path'), 'spec.storage')
+
+
+def _serving_runtime_spec(name, spec):
+    _require_keys(name, spec, ('supportedModelFormats', 'protocolVersions', 'engineConfig'))
+    engine = spec['engineConfig']
+    if not isinstance(engine, dict) or not isinstance(engine.get('runner'), dict):
+        raise ValidationError(name, 'spec.engineConfig.runner must be an object')
+    _require_keys(name, engine['runner'], ('name', 'image', 'resources'),
+                  'spec.engineConfig.runner')
+
+
+def check_status(name, value):
+    """A TaskStatus from a member, its NAME or its value."""
+    if value is None:
+        return None
+    if isinstance(value, TaskStatus):
+        return value
+    if isinstance(value, str):
+        for member in TaskStatus:
+            if value in (member.name, member.value):
+                return member
+    raise ValidationError(name, 'unknown status %r; use one of %s'
+                          % (value, ', '.join(m.name for m in TaskStatus)))
+
+
+class Field:
+    """One API field: its checker, whether it is required, and its default."""
+
+    def __init__(self, check, required=False, default=None):
+        self.check = check
+        self.required = required
+        self.default = default
+
+
+MODEL_FIELDS = {
+    'model_name': Field(text(NAME_LIMIT, True), required=True),
+    'base_model': Field(text(NAME_LIMIT, True), required=True),
+    'task': Field(text(NAME_LIMIT, True), required=True),
+    'model_path': Field(text(PATH_LIMIT, True), required=True),
+    'description': Field(text(TEXT_LIMIT), default=''),
+    'creation_date': Field(moment, default=datetime.datetime.now),
+    'is_custom_base_model': Field(boolean, default=False),
+}
+
+TASK_FIELDS = {
+    'task_name': Field(text(NAME_LIMIT, True), required=True),
+    'base_runtime': Field(text(NAME_LIMIT, True), required=True),
+    'model_config': Field(json_object, required=True),
+    'parameters': Field(json_object, required=True),
+    'optimization_config': Field(json_object, required=True),
+    'benchmark_config': Field(json_object, required=True),
+    'description': Field(text(TEXT_LIMIT)),
+    'status': Field(check_status, default=TaskStatus.PENDING),
+    'runtime_image_tag': Field(text(NAME_LIMIT)),
+    'deployment_mode': Field(text(NAME_LIMIT)),
+    'slo_config': Field(json_object),
+    'quant_config': Field(json_object),
+    'parallel_config': Field(json_object),
+    'clusterbasemodel_config': Field(_cluster_config(CLUSTER_BASE_MODEL_PRESETS,
+                                                     _base_model_spec)),
+    'clusterservingruntime_config': Field(_cluster_config(CLUSTER_SERVING_RUNTIME_PRESETS,
+                                                          _serving_runtime_spec)),
+    'created_clusterbasemodel': Field(text(NAME_LIMIT)),
+    'created_clusterservingruntime': Field(text(NAME_LIMIT)),
+    'task_metadata': Field(json_object),
+    'total_experiments': Field(count, default=0),
+    'successful_experiments': Field(count, default=0),
+    'best_experiment_id': Field(count),
+    # Naive UTC, as the autotuner's SQLAlchemy model writes it.
+    'created_at': Field(moment, default=lambda: datetime.datetime.now(datetime.timezone.utc)
+                        .replace(tzinfo=None)),
+    'started_at': Field(moment),
+    'completed_at': Field(moment),
+    'elapsed_time': Field(seconds),
+}
+
+_ALIASES = {'metadata': 'task_metadata'}
+
+
+def check_fields(spec, values, *, partial=False):
+    """Validate ``values`` against ``spec``; fill defaults unless ``partial`` (an update)."""
+    values = dict(values)
+    for alias, real in _ALIASES.items():
+        if alias in values and alias not in spec and real in spec:
+            if real in values:
+                raise ValidationError(alias, 'give %s or %s, not both' % (alias, real))
+            values[real] = values.pop(alias)
+    unknown = sorted(set(values) - set(spec))
+    if unknown:
+        raise ValidationError(None, 'unknown field%s %s; known fields: %s' % (
+            's' if len(unknown) > 1 else '', ', '.join(repr(u) for u in unknown),
+            ', '.join(spec)))
+    out = {}
+    for name, rule in spec.items():
+        if name not in values:
+            if partial:
+                continue
+            if rule.required:
+                raise ValidationError(name, 'is required')
+            out[name] = rule.default() if callable(rule.default) else rule.default
+            continue
+        value = rule.check(name, values[name])
+        if value is None:
+            if rule.required:
+                raise ValidationError(name, 'is required and must not be None')
+            if not partial and rule.default is not None:
+                value = rule.default() if callable(rule.default) else rule.default
+        out[name] = value
+    return out
+
+
+def check_id(name, value):
+    """A row id: a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, 'must be an integer id, got %s' % _type_name(value))
+    return value

@@ -1,0 +1,208 @@
+"""The shipped scripts: what `modelstore migrate` builds, undoes and reports, on real files."""
+import datetime
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+import modelstore
+from modelstore import Engine, FineTunedModel, Task, detect_drift
+from modelstore.db import open_database
+from modelstore.loader import checksum, default_directory
+
+from conftest import SHIPPED, columns, dump, history, tables
+
+ADDED_COLUMNS = {
+    '0002_add_is_custom_base_model': ('fine_tuned_models', ['is_custom_base_model']),
+    '0003_task_slo_quant_parallel_metadata': ('tasks', ['slo_config', 'quant_config',
+                                                        'parallel_config', 'metadata']),
+    '0004_task_cluster_columns': ('tasks', ['clusterbasemodel_config',
+                                            'clusterservingruntime_config',
+                                            'created_clusterbasemodel',
+                                            'created_clusterservingruntime']),
+}
+
+
+def test_the_four_required_scripts_ship_in_order():
+    assert SHIPPED[0] == '0001_initial'
+    assert SHIPPED[1:4] == list(ADDED_COLUMNS)
+
+
+def test_migrate_creates_both_tables_with_every_column(cli, db_path, db_url):
+    code, out, err = cli('migrate', '--database', db_url)
+    assert code == 0, err
+    assert out.splitlines()[0] == 'Migrating database: ' + db_url
+    assert {'fine_tuned_models', 'tasks', 'schema_migration'} <= tables(db_path)
+    for model in (FineTunedModel, Task):
+        expected = [f.column_name for f in model._meta.sorted_fields]
+        assert sorted(columns(db_path, model._meta.table_name)) == sorted(expected)
+
+
+def test_migrate_prints_one_check_line_per_operation(cli, db_url):
+    code, out, _ = cli('migrate', '--database', db_url)
+    assert code == 0
+    ticks = [line.strip() for line in out.splitlines() if line.strip().startswith('✓')]
+    # 0001: two tables and three indexes; then 1 + 4 + 4 added columns.
+    assert len(ticks) == 5 + 1 + 4 + 4
+    assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
+    assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
+    assert "✓ Created table 'fine_tuned_models'" in ticks
+    assert ("✓ Added column 'is_custom_base_model' (BOOLEAN NOT NULL DEFAULT FALSE) to "
+            "'fine_tuned_models'") in ticks
+    assert 'Applied 4 scripts (14 operations)' in out
+
+
+def test_history_has_a_complete_row_per_script(cli, db_path, db_url):
+    before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    cli('migrate', '--database', db_url)
+    rows = history(db_path)
+    assert [r['name'] for r in rows] == SHIPPED
+    for row in rows:
+        path = os.path.join(default_directory(), row['name'] + '.py')
+        assert row['checksum'] == checksum(path)
+        assert row['method'] == 'ran'
+        assert row['tool_version'] == modelstore.__version__
+        assert '@' in row['applied_by']
+        assert row['duration'] >= 0
+        applied_utc = datetime.datetime.fromisoformat(row['applied_utc'])
+        assert before - datetime.timedelta(seconds=1) <= applied_utc
+        assert applied_utc <= before + datetime.timedelta(minutes=1)
+
+
+def test_second_migrate_changes_nothing_and_says_so(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    snapshot = dump(db_path)
+    code, out, _ = cli('migrate', '--database', db_url)
+    assert code == 0
+    assert 'Nothing to migrate' in out and '4 scripts applied' in out
+    assert dump(db_path) == snapshot
+
+
+def test_pwmigrate_lists_the_same_applied_scripts(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_path, 'status',
+                             '-d', default_directory()], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[1] for line in lines] == SHIPPED
+    assert all(line.startswith('[x]') for line in lines)
+
+
+def test_pwmigrate_runs_the_scripts_unchanged_and_modelstore_reads_its_history(cli, db_path,
+                                                                               db_url):
+    result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_url, 'up',
+                             '-d', default_directory()], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    code, out, _ = cli('check', '--database', db_url)
+    assert code == 0, out
+    code, out, _ = cli('history', '--database', db_url, '--json')
+    import json
+    assert [r['name'] for r in json.loads(out)['history']] == SHIPPED
+
+
+def test_a_legacy_writer_omitting_the_flag_reads_back_false(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+                 "creation_date, model_path) VALUES ('legacy', 'gpt2', 'summarization', '', "
+                 "'2025-10-30T14:03:11.512345', '/models/legacy')")
+    conn.commit()
+    conn.close()
+    with modelstore.connect(db_url) as store:
+        (model,) = store.list_models()
+        assert model.model_name == 'legacy'
+        assert model.is_custom_base_model is False
+
+
+def test_column_adds_are_one_alter_each_with_no_update_or_rebuild(db_path, db_url):
+    database = open_database(db_url, mode='migrate')
+    runs = {r.name: r for r in Engine(database).migrate().runs}
+    for name, (table, added) in ADDED_COLUMNS.items():
+        statements = [sql for step in runs[name].steps for sql, _ in step.sql]
+        assert len(statements) == len(added), statements
+        for sql, column in zip(statements, added):
+            assert sql.startswith('ALTER TABLE "%s" ADD COLUMN "%s"' % (table, column))
+    (flag_sql,) = [sql for s in runs['0002_add_is_custom_base_model'].steps for sql, _ in s.sql]
+    assert flag_sql.endswith('NOT NULL DEFAULT FALSE')
+
+
+def test_shipped_scripts_on_an_empty_database_leave_no_drift(db_url):
+    database = open_database(db_url, mode='migrate')
+    assert detect_drift(database)  # Empty: both tables missing.
+    Engine(database).migrate()
+    drift = detect_drift(database)
+    assert not drift, str(drift)
+
+
+def test_dry_run_on_a_fresh_file_prints_the_sql_and_leaves_no_tables(cli, db_path, db_url):
+    open(db_path, 'wb').close()
+    code, out, err = cli('migrate', '--database', db_url, '--dry-run')
+    assert code == 0, err
+    assert 'CREATE TABLE "fine_tuned_models"' in out
+    assert 'ALTER TABLE "tasks" ADD COLUMN "clusterbasemodel_config"' in out
+    assert 'nothing was changed' in out
+    assert tables(db_path) == set()
+    assert os.path.getsize(db_path) == 0
+
+
+def test_dry_run_does_not_create_a_missing_file(cli, db_path, db_url):
+    code, out, _ = cli('migrate', '--database', db_url, '--dry-run')
+    assert code == 0 and 'CREATE TABLE' in out
+    assert not os.path.exists(db_path)
+
+
+def test_dry_run_on_a_partial_database_changes_nothing(cli, db_path, db_url):
+    cli('migrate', '--database', db_url, '--to', '0001_initial')
+    snapshot = dump(db_path)
+    code, out, _ = cli('migrate', '--database', db_url, '--dry-run')
+    assert code == 0
+    assert '0001_initial' not in out and '0004_task_cluster_columns' in out
+    assert dump(db_path) == snapshot
+
+
+def test_migrate_to_first_then_gate_check_status_and_complete(cli, db_path, db_url):
+    code, _, _ = cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    assert code == 0
+    with pytest.raises(modelstore.SchemaOutOfDate) as info:
+        modelstore.connect(db_url)
+    assert 'modelstore migrate' in str(info.value)
+    assert info.value.pending == SHIPPED[1:]
+    assert cli('check', '--database', db_url)[0] == 1
+    code, out, _ = cli('status', '--database', db_url, '--json')
+    import json
+    status = json.loads(out)
+    assert status['pending'] == SHIPPED[1:] and status['applied'] == SHIPPED[:1]
+    assert status['database'] == db_url
+    assert cli('migrate', '--database', db_url)[0] == 0
+    assert cli('check', '--database', db_url)[0] == 0
+    modelstore.connect(db_url).close()
+
+
+def test_rollback_everything_then_up_again_leaves_no_drift(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    code, out, err = cli('rollback', '--database', db_url, '--to', SHIPPED[0])
+    assert code == 0, err
+    assert tables(db_path) == {'schema_migration'}
+    assert history(db_path) == []
+    assert cli('migrate', '--database', db_url)[0] == 0
+    database = open_database(db_url, mode='inspect')
+    assert not detect_drift(database)
+
+
+@pytest.mark.parametrize('index', range(len(SHIPPED)))
+def test_each_down_restores_the_schema_before_its_up(cli, db_path, db_url, index):
+    if index:
+        cli('migrate', '--database', db_url, '--to', SHIPPED[index - 1])
+    else:
+        cli('migrate', '--database', db_url, '--dry-run')  # Leave the file absent.
+    before = dump(db_path)[0] if os.path.exists(db_path) else []
+    assert cli('migrate', '--database', db_url, '--to', SHIPPED[index])[0] == 0
+    code, out, err = cli('rollback', '--database', db_url)
+    assert code == 0, err
+    assert SHIPPED[index] in out
+    # sqlite_sequence is SQLite's own: created with the first AUTOINCREMENT table, never dropped.
+    ours = lambda rows: [r for r in rows if r[2] != 'schema_migration' and
+                         not r[1].startswith('sqlite_')]
+    assert ours(dump(db_path)[0]) == ours(before)
