@@ -42,10 +42,19 @@ class Output:
         return '\033[%sm%s\033[0m' % (code, text) if self.color else text
 
     def line(self, text=''):
-        print(text, file=self.stream, flush=True)
+        self._write(text.rstrip())
 
     def json(self, payload):
-        print(json.dumps(payload, indent=2, default=str), file=self.stream, flush=True)
+        self._write(json.dumps(payload, indent=2, default=str))
+
+    def _write(self, text):
+        # A reader that went away (`modelstore migrate | head`) must not abort a run: this is
+        # called from inside the migration lock, where an exception would roll it back.
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
 
 
 def _open(args, mode):

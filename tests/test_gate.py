@@ -1,0 +1,137 @@
+"""connect(): URL resolution, fresh databases, behind/ahead schemas, connection settings."""
+import os
+import sqlite3
+
+import pytest
+
+import modelstore
+from modelstore.db import mask_url
+from modelstore.gate import migrate_command
+
+from conftest import SHIPPED, history, tables
+
+
+def test_a_fresh_database_is_migrated_to_head(db_path, db_url):
+    with modelstore.connect(db_url) as store:
+        assert isinstance(store, modelstore.ModelStore)
+    assert [r['name'] for r in history(db_path)] == SHIPPED
+    assert {'fine_tuned_models', 'tasks'} <= tables(db_path)
+
+
+def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(db_url):
+    with modelstore.connect(db_url) as store:
+        db = store.database
+        assert db.pragma('journal_mode') == 'wal'
+        assert db.pragma('foreign_keys') == 1
+        assert db.pragma('busy_timeout') >= 1000
+        assert db.pragma('synchronous') == 1  # NORMAL
+
+
+def test_url_argument_wins_over_the_environment(tmp_path, monkeypatch, db_path, db_url):
+    monkeypatch.setenv('MODELSTORE_DATABASE_URL', 'sqlite:///' + str(tmp_path / 'env.db'))
+    modelstore.connect(db_url).close()
+    assert os.path.exists(db_path) and not os.path.exists(tmp_path / 'env.db')
+
+
+def test_the_environment_wins_over_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv('MODELSTORE_DATABASE_URL', 'sqlite:///' + str(tmp_path / 'env.db'))
+    modelstore.connect().close()
+    assert os.path.exists(tmp_path / 'env.db')
+    assert not os.path.exists(tmp_path / 'xdg' / 'modelstore')
+
+
+def test_the_default_is_a_file_under_xdg_data_home_and_its_directory_is_created(tmp_path):
+    with modelstore.connect() as store:
+        assert store.url == 'sqlite:///' + str(tmp_path / 'xdg' / 'modelstore' / 'modelstore.db')
+    assert os.path.isfile(tmp_path / 'xdg' / 'modelstore' / 'modelstore.db')
+
+
+def test_without_xdg_data_home_the_default_is_under_home(tmp_path, monkeypatch):
+    monkeypatch.delenv('XDG_DATA_HOME')
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    modelstore.connect().close()
+    assert os.path.isfile(tmp_path / 'home' / '.local' / 'share' / 'modelstore' /
+                          'modelstore.db')
+
+
+def test_a_database_behind_the_code_raises_with_the_command(cli, db_url):
+    cli('migrate', '--database', db_url, '--to', SHIPPED[1])
+    with pytest.raises(modelstore.SchemaOutOfDate) as info:
+        modelstore.connect(db_url)
+    err = info.value
+    assert err.pending == SHIPPED[2:]
+    assert err.command == 'modelstore migrate --database ' + db_url
+    assert err.command in str(err) and all(name in str(err) for name in SHIPPED[2:])
+    assert isinstance(err, modelstore.ModelStoreError)
+
+
+def test_auto_migrate_brings_it_up_to_date(cli, db_path, db_url):
+    cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    modelstore.connect(db_url, auto_migrate=True).close()
+    assert [r['name'] for r in history(db_path)] == SHIPPED
+
+
+def test_a_database_migrated_by_newer_code_is_refused(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO schema_migration (name, applied) VALUES "
+                 "('0099_from_the_future', '2027-01-01 00:00:00')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(modelstore.SchemaNewerThanCode, match='0099_from_the_future'):
+        modelstore.connect(db_url)
+
+
+def test_the_seed_bug_fails_at_startup_not_silently(cli, db_path, db_url):
+    """ModelForge's bug: code writes is_custom_base_model into a schema without the column."""
+    cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    with pytest.raises(modelstore.SchemaOutOfDate):
+        with modelstore.connect(db_url) as store:
+            store.add_model(model_name='m', base_model='b', task='text-generation',
+                            model_path='/m', is_custom_base_model=True)
+    cli('migrate', '--database', db_url)
+    with modelstore.connect(db_url) as store:
+        store.add_model(model_name='m', base_model='b', task='text-generation',
+                        model_path='/m', is_custom_base_model=True)
+        (model,) = store.list_models()
+        assert model.is_custom_base_model is True
+
+
+def test_passwords_are_masked_in_urls_and_commands():
+    url = 'postgresql://trainer:s3cr%40t@db.internal:5432/registry'
+    assert mask_url(url) == 'postgresql://trainer:***@db.internal:5432/registry'
+    assert 's3cr' not in migrate_command(url)
+    assert mask_url('mysql://u@h/db?password=hunter2&x=1') == 'mysql://u@h/db?password=***&x=1'
+    assert mask_url('sqlite:////abs/path.db') == 'sqlite:////abs/path.db'
+
+
+@pytest.mark.parametrize('url, message', [
+    ('nosuch://x/y', "unsupported database URL scheme 'nosuch'"),
+    ('sqlite://', 'in-memory'),
+])
+def test_bad_urls_raise_config_errors(url, message):
+    if message == 'in-memory':
+        # sqlite:// is a valid in-memory URL: it works, and is migrated like any fresh db.
+        modelstore.connect(url).close()
+        return
+    with pytest.raises(modelstore.ConfigError, match=message):
+        modelstore.connect(url)
+
+
+def test_a_directory_is_not_a_database(tmp_path):
+    with pytest.raises(modelstore.ConfigError, match='is a directory'):
+        modelstore.connect('sqlite:///' + str(tmp_path))
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / 'notes.txt'
+    path.write_bytes(b'these are not the pages you are looking for' * 100)
+    before = path.read_bytes()
+    with pytest.raises(modelstore.ConfigError, match='not a database'):
+        modelstore.connect('sqlite:///' + str(path))
+    assert path.read_bytes() == before
+
+
+def test_a_missing_directory_is_reported(tmp_path):
+    with pytest.raises(modelstore.ConfigError, match='does not exist'):
+        modelstore.connect('sqlite:///' + str(tmp_path / 'nope' / 'x.db'))
