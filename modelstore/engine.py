@@ -223,8 +223,6 @@ class Engine:
                 return RunResult([], dry_run)
             outer = self.database.atomic() if dry_run else contextlib.nullcontext()
             with outer as txn:
-                with self.database.atomic():
-                    self.history.ensure()
                 for script, module in todo:
                     try:
                         run = self._run_script(lock, script, module, direction, fake)
@@ -258,6 +256,9 @@ class Engine:
                     getattr(module, direction)(migrator, db)
                 lock.check()
             duration = time.perf_counter() - start
+            # Created (or upgraded) in the script's own transaction: a first script that fails
+            # must not leave an empty history table behind.
+            self.history.ensure()
             if direction == 'up':
                 method = 'faked' if fake else 'ran'
                 self.history.record(script.name, checksum=script.checksum, method=method,

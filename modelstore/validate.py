@@ -4,7 +4,6 @@ A checker takes the value and returns what to store, or raises ValidationError n
 and the problem. Nothing here touches the database.
 """
 import datetime
-import json
 import math
 
 from .exceptions import ValidationError

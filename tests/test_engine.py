@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from modelstore import ChecksumMismatch, Engine, LockTimeout, MigrationError, ScriptError
+from modelstore import Engine, LockTimeout, MigrationError, ScriptError
 from modelstore.db import open_database
 
 from conftest import columns, dump, history, tables
@@ -61,6 +61,16 @@ def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, s
     assert code == 2
     assert err.count('\n') == 1 and err.startswith('error: ')
     assert '0002_fails' in err and 'boom halfway' in err
+    assert dump(db_path) == before
+
+
+def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_path,
+                                                                      db_url):
+    sqlite3.connect(db_path).execute('CREATE TABLE a (id INTEGER PRIMARY KEY)').connection.close()
+    before = dump(db_path)
+    scripts('0001_create_a.py', CREATE_A)  # Fails: the table already exists.
+    code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
+    assert code == 2 and '0001_create_a' in err and 'already exists' in err
     assert dump(db_path) == before
 
 

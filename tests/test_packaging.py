@@ -1,7 +1,6 @@
 """The scripts ship inside the package: a non-editable install in a fresh venv can migrate."""
 import os
 import subprocess
-import sys
 import venv
 
 import pytest
