@@ -43,6 +43,15 @@ def parse_timestamp(value):
     return datetime.datetime.fromisoformat(value.strip())
 
 
+def _read_timestamp(value):
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            return value  # Hand-edited text: show it rather than hide the row.
+    return value
+
+
 class IsoTimestampField(TextField):
     def db_value(self, value):
         if isinstance(value, datetime.datetime):
@@ -52,12 +61,7 @@ class IsoTimestampField(TextField):
         return value
 
     def python_value(self, value):
-        if isinstance(value, str):
-            try:
-                return parse_timestamp(value)
-            except ValueError:
-                return value  # Hand-edited text: show it rather than hide the row.
-        return value
+        return _read_timestamp(value)
 
 
 class UtcDateTimeField(DateTimeField):
@@ -70,12 +74,7 @@ class UtcDateTimeField(DateTimeField):
         return value
 
     def python_value(self, value):
-        if isinstance(value, str):
-            try:
-                return parse_timestamp(value)
-            except ValueError:
-                return value
-        return value
+        return _read_timestamp(value)
 
 
 class EnumNameField(CharField):

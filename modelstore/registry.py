@@ -70,14 +70,19 @@ class ModelStore:
         with _guard('add_model'), write_transaction(self.database):
             return self.FineTunedModel.create(**values)
 
+    def _one(self, what, query, missing):
+        with _guard(what):
+            row = query.get_or_none()
+        if row is None:
+            raise NotFound(missing)
+        return row
+
     def get_model(self, model_id):
         """The model with this id, or NotFound."""
         check_id('model_id', model_id)
-        with _guard('get_model'):
-            row = self.FineTunedModel.get_or_none(self.FineTunedModel.id == model_id)
-        if row is None:
-            raise NotFound('no fine-tuned model with id %d' % model_id)
-        return row
+        M = self.FineTunedModel
+        return self._one('get_model', M.select().where(M.id == model_id),
+                         'no fine-tuned model with id %d' % model_id)
 
     def list_models(self):
         """All models, newest first (by creation_date, as ModelForge orders them)."""
@@ -114,22 +119,17 @@ class ModelStore:
     def get_task(self, task_id):
         """The task with this id, or NotFound."""
         check_id('task_id', task_id)
-        with _guard('get_task'):
-            row = self.Task.get_or_none(self.Task.id == task_id)
-        if row is None:
-            raise NotFound('no task with id %d' % task_id)
-        return row
+        return self._one('get_task', self.Task.select().where(self.Task.id == task_id),
+                         'no task with id %d' % task_id)
 
     def get_task_by_name(self, task_name):
         """The task with this name, or NotFound."""
         if not isinstance(task_name, str):
             raise ValidationError('task_name', 'must be a string, got %s'
                                   % type(task_name).__name__)
-        with _guard('get_task_by_name'):
-            row = self.Task.get_or_none(self.Task.task_name == task_name)
-        if row is None:
-            raise NotFound('no task named %r' % task_name)
-        return row
+        return self._one('get_task_by_name',
+                         self.Task.select().where(self.Task.task_name == task_name),
+                         'no task named %r' % task_name)
 
     def list_tasks(self, status=None):
         """Tasks in id order, optionally only those with ``status`` (member, NAME or value)."""
