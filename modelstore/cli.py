@@ -240,23 +240,33 @@ def _one_line(exc):
     return ' '.join(str(exc).split()) or type(exc).__name__
 
 
-def _parser():
+def _common_options(suppress):
+    # The same options are accepted before and after the command. After it, they default to
+    # SUPPRESS so that an option given before the command is not overwritten by a default.
     common = argparse.ArgumentParser(add_help=False)
+    kw = {'default': argparse.SUPPRESS} if suppress else {}
     common.add_argument('--database', metavar='URL', help='database URL (default: '
                         '$MODELSTORE_DATABASE_URL, else the SQLite file under the XDG data '
-                        'directory)')
+                        'directory)', **kw)
     common.add_argument('--migrations', metavar='DIR', help='scripts directory (default: the '
-                        'scripts shipped with modelstore)')
-    common.add_argument('--json', action='store_true', help='print one JSON object')
+                        'scripts shipped with modelstore)', **kw)
+    flag = {'default': argparse.SUPPRESS} if suppress else {'default': False}
+    common.add_argument('--json', action='store_true', help='print one JSON object', **flag)
     common.add_argument('-v', '--verbose', action='store_true',
-                        help='show tracebacks and log progress')
+                        help='show tracebacks and log progress', **flag)
+    return common
+
+
+def _parser():
+    common = _common_options(suppress=True)
     locking = argparse.ArgumentParser(add_help=False)
     locking.add_argument('--lock-timeout', type=float, default=DEFAULT_TIMEOUT,
                          metavar='SECONDS', help='wait this long for another run to finish '
                          '(default %(default)g)')
 
     parser = argparse.ArgumentParser(
-        prog='modelstore', description='Migrate and inspect a modelstore registry database.')
+        prog='modelstore', description='Migrate and inspect a modelstore registry database.',
+        parents=[_common_options(suppress=False)])
     parser.add_argument('--version', action='version', version='modelstore ' + __version__)
     sub = parser.add_subparsers(dest='command', metavar='command', required=True)
 
@@ -310,6 +320,10 @@ def main(argv=None):
             traceback.print_exc()
         print('error: %s' % _one_line(exc), file=sys.stderr)
         return ERROR
+    except KeyboardInterrupt:
+        print('error: interrupted; the script that was running was rolled back',
+              file=sys.stderr)
+        return 130
     except Exception as exc:  # A bug or an unexpected driver error: still one line.
         if args.verbose:
             traceback.print_exc()

@@ -102,3 +102,11 @@ def test_the_default_database_is_used_without_database(tmp_path, cli):
     code, out, _ = cli('migrate')
     assert code == 0
     assert os.path.isfile(tmp_path / 'xdg' / 'modelstore' / 'modelstore.db')
+
+
+def test_common_options_work_before_or_after_the_command(cli, db_url, tmp_path):
+    code, out, _ = cli('--database', db_url, '--json', 'status')
+    assert code == 1 and json.loads(out)['database'] == db_url
+    other = 'sqlite:///' + str(tmp_path / 'other.db')
+    code, out, _ = cli('--database', other, 'status', '--json', '--database', db_url)
+    assert json.loads(out)['database'] == db_url  # After the command wins.

@@ -206,3 +206,44 @@ def test_each_down_restores_the_schema_before_its_up(cli, db_path, db_url, index
     ours = lambda rows: [r for r in rows if r[2] != 'schema_migration' and
                          not r[1].startswith('sqlite_')]
     assert ours(dump(db_path)[0]) == ours(before)
+
+
+def test_check_reports_a_column_dropped_by_hand(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    conn = sqlite3.connect(db_path)
+    conn.execute('ALTER TABLE tasks DROP COLUMN metadata')
+    conn.execute('ALTER TABLE tasks ADD COLUMN notes TEXT')
+    conn.commit()
+    conn.close()
+    code, out, _ = cli('check', '--database', db_url)
+    assert code == 1
+    assert 'drift: missing column tasks.metadata' in out
+    assert 'drift: extra column tasks.notes' in out
+
+
+def test_drift_sees_types_nullability_and_database_defaults(db_path, db_url):
+    # ModelForge v1.1's flag column is nullable; a hand-made table may get types wrong.
+    conn = sqlite3.connect(db_path)
+    conn.executescript('''
+        CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
+            description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
+            is_custom_base_model BOOLEAN);
+    ''')
+    conn.close()
+    drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
+    assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
+    assert 'fine_tuned_models.is_custom_base_model is nullable, expected NOT NULL' in drift.lines
+    assert ('fine_tuned_models.is_custom_base_model has default none, expected FALSE'
+            in drift.lines)
+    assert len(drift.lines) == 3, drift.lines
+
+
+def test_tables_modelstore_does_not_model_are_never_drift(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    conn = sqlite3.connect(db_path)
+    conn.execute('CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER)')
+    conn.execute('CREATE TABLE models (id INTEGER PRIMARY KEY)')
+    conn.commit()
+    conn.close()
+    assert cli('check', '--database', db_url)[0] == 0
