@@ -62,6 +62,7 @@ def _open(args, mode):
     return url, open_database(url, mode=mode)
 
 
+
 def _plural(n, word):
     return '%d %s%s' % (n, word, '' if n == 1 else 's')
 
@@ -79,7 +80,10 @@ def _print_run(out, run, dry_run):
 
 
 def _run(args, out, direction):
-    url, database = _open(args, 'inspect' if args.dry_run else 'migrate')
+    # Rolling back a file that does not exist must not create it.
+    url = resolve_url(args.database)
+    inspect = args.dry_run or (direction == 'down' and not database_exists(url))
+    database = open_database(url, mode='inspect' if inspect else 'migrate')
     shown = mask_url(url)
     engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout)
     verb = 'Migrating' if direction == 'up' else 'Rolling back'
@@ -182,7 +186,8 @@ def cmd_history(args, out):
         return OK
     out.line('History of %s' % shown)
     if not records:
-        out.line('  (no scripts applied)')
+        out.line('  (no scripts applied%s)' % ('' if database_exists(url) else
+                                                 '; the database does not exist yet'))
     for r in records:
         stamp = r.applied_utc or r.applied
         out.line('  %-45s %s%s  %-7s %8s  %s  %s  %s' % (

@@ -146,9 +146,9 @@ def open_database(url, *, mode='app'):
         database.connect(reuse_if_open=True)
         database.get_tables()  # A non-database file fails here, not on the first write.
     except ImproperlyConfigured as exc:
-        raise ConfigError('cannot open %s: %s (install the driver: pip install '
-                          '"modelstore[postgres]" or "modelstore[mysql]")' % (shown, exc)) \
-            from None
+        extra = 'mysql' if 'mysql' in parts.scheme else 'postgres'
+        raise ConfigError('cannot open %s: %s Install it with: pip install "modelstore[%s]"'
+                          % (shown, str(exc).rstrip('.') + '.', extra)) from None
     except (DatabaseError, sqlite3.Error) as exc:
         database.close()
         raise ConfigError('cannot open %s: %s' % (shown, _masked(exc, url, shown))) from None

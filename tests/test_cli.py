@@ -110,3 +110,9 @@ def test_common_options_work_before_or_after_the_command(cli, db_url, tmp_path):
     other = 'sqlite:///' + str(tmp_path / 'other.db')
     code, out, _ = cli('--database', other, 'status', '--json', '--database', db_url)
     assert json.loads(out)['database'] == db_url  # After the command wins.
+
+
+def test_rollback_of_a_missing_file_does_not_create_it(cli, db_path, db_url):
+    code, out, _ = cli('rollback', '--database', db_url)
+    assert code == 0 and 'Nothing to roll back' in out
+    assert not os.path.exists(db_path)
