@@ -62,7 +62,6 @@ def _open(args, mode):
     return url, open_database(url, mode=mode)
 
 
-
 def _plural(n, word):
     return '%d %s%s' % (n, word, '' if n == 1 else 's')
 
@@ -116,7 +115,7 @@ def _run(args, out, direction):
             'applied' if direction == 'up' else 'rolled back'))
     else:
         done = 'Applied' if direction == 'up' else 'Rolled back'
-        if args.__dict__.get('fake'):
+        if getattr(args, 'fake', False):
             done = 'Recorded without running'
         out.line(out.paint('%s %s (%s) in %.0f ms.' % (
             done, _plural(len(result.runs), 'script'), _plural(steps, 'operation'),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .exceptions import ChecksumMismatch, MigrationError, SchemaNewerThanCode, ScriptError
-from .history import History, Record
+from .history import TABLE as HISTORY_TABLE, History, Record
 from .loader import Script, discover
 from .lock import DEFAULT_TIMEOUT, run_lock
 from .steps import Recorder, Step
@@ -138,12 +138,12 @@ class Engine:
     def status(self):
         """Merge script files and history; reads only, never creates anything."""
         scripts = self.scripts()
-        records = {r.name: r for r in self.history.read()}
+        tables = frozenset(self.database.get_tables())
+        records = {r.name: r for r in self.history.read()} if HISTORY_TABLE in tables else {}
         entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
         entries.extend(Entry(name, None, rec) for name, rec in records.items())
         entries.sort(key=lambda e: (_number(e.name), e.name))
-        tables = frozenset(self.database.get_tables())
-        return Status(entries, self.history.exists(), tables)
+        return Status(entries, HISTORY_TABLE in tables, tables)
 
     # -- runs -----------------------------------------------------------------------------
 
