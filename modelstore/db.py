@@ -106,11 +106,21 @@ def _check_sqlite_path(url, path, mode):
         os.makedirs(parent, mode=0o700, exist_ok=True)
 
 
-def _sqlite_pragmas(mode):
-    pragmas = {'foreign_keys': 1, 'busy_timeout': int(BUSY_TIMEOUT * 1000)}
-    if mode == 'app':
-        pragmas = {'journal_mode': 'wal', 'synchronous': 1, **pragmas}
-    return pragmas
+def _sqlite_pragmas():
+    return {'foreign_keys': 1, 'busy_timeout': int(BUSY_TIMEOUT * 1000)}
+
+
+def use_for_app(database):
+    """Switch an open database to the settings for many writers (SQLite: WAL, synchronous=NORMAL).
+
+    ``journal_mode=wal`` is written into the file, so the startup gate calls this only after the
+    schema check passed: a refused file is left byte-identical. Every later connection of this
+    database (one per thread) gets the same settings.
+    """
+    if isinstance(database, SqliteDatabase) and database.database != ':memory:':
+        database.pragma('journal_mode', 'wal', permanent=True)
+        database.pragma('synchronous', 1, permanent=True)
+    return database
 
 
 def open_database(url, *, mode='app'):
@@ -135,7 +145,7 @@ def open_database(url, *, mode='app'):
                 not os.path.exists(path) or os.path.getsize(path) == 0):
             # An empty database we must not create, or write a header into: stand in for it.
             url = 'sqlite:///:memory:'
-        params['pragmas'] = _sqlite_pragmas(mode)
+        params['pragmas'] = _sqlite_pragmas()
         params['timeout'] = BUSY_TIMEOUT
     try:
         database = db_url.connect(url, unquote_password=True, unquote_user=True, **params)
@@ -155,7 +165,7 @@ def open_database(url, *, mode='app'):
     except Exception as exc:  # Driver errors (refused connection, bad password) vary by driver.
         raise ConfigError('cannot connect to %s: %s' % (shown, _masked(exc, url, shown))) \
             from None
-    return database
+    return use_for_app(database) if mode == 'app' else database
 
 
 def _masked(exc, url, shown):

@@ -11,7 +11,7 @@ loudly at startup, not drop the row later.
 """
 import shlex
 
-from .db import mask_url, open_database, resolve_url
+from .db import mask_url, open_database, resolve_url, use_for_app
 from .engine import Engine
 from .exceptions import SchemaNewerThanCode, SchemaOutOfDate
 from .registry import ModelStore
@@ -28,7 +28,9 @@ def connect(url=None, *, auto_migrate=False):
     """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema."""
     url = resolve_url(url)
     shown = mask_url(url)
-    database = open_database(url)
+    # Opened without the app's settings: journal_mode=wal writes to the file, and a refused
+    # database must be left exactly as it was.
+    database = open_database(url, mode='migrate')
     try:
         engine = Engine(database, label=shown)
         status = engine.status()
@@ -40,6 +42,7 @@ def connect(url=None, *, auto_migrate=False):
                 if current.pending and not (auto_migrate or current.fresh):
                     raise SchemaOutOfDate(shown, current.pending, migrate_command(url))
             engine.migrate(precondition=precondition)
+        use_for_app(database)
     except BaseException:
         database.close()
         raise
