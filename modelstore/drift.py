@@ -19,31 +19,11 @@ from typing import List
 from peewee import SQL
 from playhouse.schema_diff import diff_models
 
+from .adopt import LEGACY_NULLABLE
 from .models import MODELS
+from .shape import FIELD_KINDS, compatible, default_key, kind
 
 __all__ = ['Drift', 'detect_drift']
-
-_FAMILIES = {
-    'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'SERIAL', 'BIGSERIAL', 'INT4', 'INT8'},
-    'text': {'TEXT', 'VARCHAR', 'CHARACTER VARYING', 'CHAR', 'CHARACTER', 'CLOB', 'NVARCHAR'},
-    'json': {'JSON', 'JSONB', 'TEXT'},
-    'boolean': {'BOOLEAN', 'BOOL', 'INTEGER', 'TINYINT', 'SMALLINT'},
-    'float': {'FLOAT', 'REAL', 'DOUBLE', 'DOUBLE PRECISION', 'NUMERIC'},
-    'datetime': {'DATETIME', 'TIMESTAMP', 'TIMESTAMP WITHOUT TIME ZONE'},
-}
-_FIELD_FAMILY = {'AUTO': 'integer', 'BIGAUTO': 'integer', 'INT': 'integer', 'BIGINT': 'integer',
-                 'SMALLINT': 'integer', 'VARCHAR': 'text', 'TEXT': 'text', 'CHAR': 'text',
-                 'JSON': 'json', 'BOOL': 'boolean', 'FLOAT': 'float', 'DOUBLE': 'float',
-                 'DATETIME': 'datetime'}
-
-
-def _base_type(declared):
-    return re.sub(r'\s*\(.*\)\s*$', '', (declared or '').strip()).upper()
-
-
-def _default_key(text):
-    value = (text or '').strip().strip('()').strip("'\"").lower()
-    return {'false': '0', 'true': '1'}.get(value, value)
 
 
 def _declared_default(fld):
@@ -57,8 +37,13 @@ def _declared_default(fld):
 
 @dataclass
 class Drift:
-    """Differences between the models and the database; falsy when there are none."""
+    """Differences between the models and the database; falsy when there are none.
+
+    ``notes`` lists what differs but is harmless and left alone: columns and indexes added by
+    hand, and known legacy variants (ModelForge v1.1's nullable is_custom_base_model).
+    """
     lines: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
     def __bool__(self):
         return bool(self.lines)
@@ -67,18 +52,24 @@ class Drift:
         return '\n'.join(self.lines) if self.lines else 'schema matches the models'
 
 
-def _schema_lines(diff):
+def _schema_lines(database, diff):
     lines = ['missing table %s' % m._meta.table_name for m in diff.create_tables]
     lines += ['missing column %s.%s' % (f.model._meta.table_name, f.column_name)
               for f in diff.add_columns]
-    lines += ['extra column %s.%s (not in the model; left as it is)' % tc
-              for tc in diff.drop_columns]
     lines += ['missing %s' % idx.display('')[1:].strip() for idx in diff.add_indexes]
-    lines += ['extra %s' % idx.display('')[1:].strip() for idx in diff.drop_indexes]
-    return lines
+    notes = ['extra %s (not in the model; left as it is)' % idx.display('')[1:].strip()
+             for idx in diff.drop_indexes]
+    for table, name in diff.drop_columns:
+        col = {c.name: c for c in database.get_columns(table)}[name]
+        if not col.null and col.default is None and not col.primary_key:
+            lines.append('extra column %s.%s is NOT NULL without a default: inserts that do '
+                         'not name it fail' % (table, name))
+        else:
+            notes.append('extra column %s.%s (not in the model; left as it is)' % (table, name))
+    return lines, notes
 
 
-def _column_lines(database, model):
+def _column_lines(database, model, notes):
     table = model._meta.table_name
     columns = {c.name: c for c in database.get_columns(table)}
     lines = []
@@ -87,28 +78,31 @@ def _column_lines(database, model):
         if col is None:
             continue  # Reported by diff_models.
         where = '%s.%s' % (table, fld.column_name)
-        family = _FIELD_FAMILY.get(fld.field_type)
-        found = _base_type(col.data_type)
-        if family and found not in _FAMILIES[family]:
+        expected = FIELD_KINDS.get(fld.field_type)
+        if expected and not compatible(expected, kind(col.data_type)):
             lines.append('%s has type %s, expected %s' % (where, col.data_type or 'none',
-                                                          family.upper()))
+                                                          expected.upper()))
         if not fld.primary_key and fld.null != col.null:
-            lines.append('%s is %s, expected %s' % (
-                where, 'nullable' if col.null else 'NOT NULL',
-                'nullable' if fld.null else 'NOT NULL'))
-        expected = _declared_default(fld)
-        if expected is not None and _default_key(col.default) != _default_key(expected):
+            if col.null and (table, fld.column_name) in LEGACY_NULLABLE:
+                notes.append('%s is nullable, as the legacy app created it; modelstore always '
+                             'writes a value there' % where)
+            else:
+                lines.append('%s is %s, expected %s' % (
+                    where, 'nullable' if col.null else 'NOT NULL',
+                    'nullable' if fld.null else 'NOT NULL'))
+        default = _declared_default(fld)
+        if default is not None and default_key(col.default) != default_key(default):
             lines.append('%s has default %s, expected %s' % (where, col.default or 'none',
-                                                             expected))
+                                                             default))
     return lines
 
 
 def detect_drift(database, models=MODELS):
     """Compare ``models`` with ``database``; returns a Drift (falsy when clean)."""
     diff = diff_models(database, list(models))
-    lines = _schema_lines(diff)
+    lines, notes = _schema_lines(database, diff)
     missing = {m for m in diff.create_tables}
     for model in models:
         if model not in missing:
-            lines.extend(_column_lines(database, model))
-    return Drift(lines)
+            lines.extend(_column_lines(database, model, notes))
+    return Drift(lines, notes)

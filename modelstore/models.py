@@ -6,7 +6,8 @@ classes' ``_meta`` at run time.
 """
 import enum
 
-from peewee import AutoField, BooleanField, CharField, FloatField, IntegerField, Model, SQL, TextField
+from peewee import (AutoField, BooleanField, CharField, FloatField, IntegerField, Model, SQL,
+                    TextField)
 
 from .fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
                      UtcDateTimeField)

@@ -218,25 +218,66 @@ def test_check_reports_a_column_dropped_by_hand(cli, db_path, db_url):
     code, out, _ = cli('check', '--database', db_url)
     assert code == 1
     assert 'drift: missing column tasks.metadata' in out
-    assert 'drift: extra column tasks.notes' in out
+    assert 'note: extra column tasks.notes (not in the model; left as it is)' in out
 
 
-def test_drift_sees_types_nullability_and_database_defaults(db_path, db_url):
-    # ModelForge v1.1's flag column is nullable; a hand-made table may get types wrong.
+def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_path, db_url):
+    cli('migrate', '--database', db_url)
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE fine_tuned_models ADD COLUMN owner TEXT DEFAULT 'ml-team'")
+    conn.commit()
+    conn.close()
+    code, out, _ = cli('check', '--database', db_url)
+    assert code == 0, out
+    assert 'note: extra column fine_tuned_models.owner (not in the model; left as it is)' in out
+
+
+def test_a_hand_added_not_null_column_without_default_is_drift(db_path, db_url):
+    # Every insert modelstore makes would be refused, so this is not harmless.
     conn = sqlite3.connect(db_path)
     conn.executescript('''
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
+            description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
+            is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL);
+    ''')
+    conn.close()
+    drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
+    assert drift.lines == ['extra column fine_tuned_models.owner is NOT NULL without a '
+                           'default: inserts that do not name it fail']
+
+
+def test_drift_sees_types_nullability_and_database_defaults(db_path, db_url):
+    # A hand-made table may get types, nullability and defaults wrong.
+    conn = sqlite3.connect(db_path)
+    conn.executescript('''
+        CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_name TEXT NOT NULL, base_model TEXT, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
             is_custom_base_model BOOLEAN);
     ''')
     conn.close()
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
-    assert 'fine_tuned_models.is_custom_base_model is nullable, expected NOT NULL' in drift.lines
+    assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
     assert ('fine_tuned_models.is_custom_base_model has default none, expected FALSE'
             in drift.lines)
     assert len(drift.lines) == 3, drift.lines
+
+
+def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_url):
+    conn = sqlite3.connect(db_path)
+    conn.executescript('''
+        CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
+            description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
+            is_custom_base_model BOOLEAN DEFAULT 0);
+    ''')
+    conn.close()
+    drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
+    assert not drift, drift.lines
+    assert drift.notes == ['fine_tuned_models.is_custom_base_model is nullable, as the legacy '
+                           'app created it; modelstore always writes a value there']
 
 
 def test_tables_modelstore_does_not_model_are_never_drift(cli, db_path, db_url):

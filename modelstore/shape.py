@@ -1,0 +1,104 @@
+"""A table's shape as the database reports it, and when two column types are compatible.
+
+Used by adoption (a live table against the states the scripts produce) and by the drift check
+(a live table against the models). Types are compared by *kind*, not by spelling: SQLite keeps the
+declared text (``VARCHAR(9)``, ``BOOLEAN``, ``JSON``), PostgreSQL reports its own names
+(``character varying``, ``jsonb``). JSON and text columns hold the same values (JSON text; peewee's
+JSONField declares TEXT on SQLite, SQLAlchemy declares JSON), and so do boolean and integer columns
+(SQLite has no boolean type: peewee declares INTEGER, ModelForge declared BOOLEAN).
+"""
+import re
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Optional, Tuple
+
+__all__ = ['Column', 'Shape', 'snapshot', 'kind', 'compatible', 'default_key', 'FIELD_KINDS']
+
+_KINDS = {
+    'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT', 'SERIAL',
+                'BIGSERIAL', 'INT2', 'INT4', 'INT8'},
+    'boolean': {'BOOLEAN', 'BOOL'},
+    'text': {'TEXT', 'VARCHAR', 'CHARACTER VARYING', 'CHAR', 'CHARACTER', 'CLOB', 'NVARCHAR',
+             'NCHAR', 'VARYING CHARACTER', 'NATIVE CHARACTER', 'STRING'},
+    'json': {'JSON', 'JSONB'},
+    'real': {'REAL', 'FLOAT', 'DOUBLE', 'DOUBLE PRECISION', 'NUMERIC', 'DECIMAL', 'FLOAT4',
+             'FLOAT8'},
+    'datetime': {'DATETIME', 'TIMESTAMP', 'TIMESTAMP WITHOUT TIME ZONE',
+                 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMPTZ', 'DATE'},
+}
+_KIND_OF = {name: k for k, names in _KINDS.items() for name in names}
+# (expected, found) pairs that hold the same values.
+_COMPATIBLE = {('json', 'text'), ('text', 'json'), ('boolean', 'integer'),
+               ('integer', 'boolean')}
+
+# peewee's field_type -> kind, for comparing a model field with a live column.
+FIELD_KINDS = {'AUTO': 'integer', 'BIGAUTO': 'integer', 'INT': 'integer', 'BIGINT': 'integer',
+               'SMALLINT': 'integer', 'VARCHAR': 'text', 'TEXT': 'text', 'CHAR': 'text',
+               'JSON': 'json', 'BOOL': 'boolean', 'FLOAT': 'real', 'DOUBLE': 'real',
+               'DATETIME': 'datetime'}
+
+
+def kind(declared):
+    """The kind of a declared column type: ``VARCHAR(9)`` -> text; unknown types keep a name."""
+    base = re.sub(r'\s*\(.*\)\s*$', '', (declared or '').strip()).upper()
+    return _KIND_OF.get(base, base.lower() or 'none')
+
+
+def compatible(expected, found):
+    """Whether a column of kind ``found`` holds the values of kind ``expected``."""
+    return expected == found or (expected, found) in _COMPATIBLE
+
+
+def default_key(text):
+    """A DEFAULT clause's value, normalised: ``FALSE``, ``0`` and ``'0'`` compare equal."""
+    if text is None:
+        return None
+    value = str(text).strip()
+    while value.startswith('(') and value.endswith(')'):
+        value = value[1:-1].strip()
+    value = re.sub(r'::[a-z ]+$', '', value, flags=re.I).strip("'\"").lower()
+    return {'false': '0', 'true': '1'}.get(value, value)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    declared: str
+    null: bool
+    default: Optional[str]
+    primary_key: bool
+
+    @property
+    def kind(self):
+        return kind(self.declared)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Columns by name, and indexes as (column names, unique) -- index names do not matter."""
+    columns: Dict[str, Column]
+    indexes: FrozenSet[Tuple[Tuple[str, ...], bool]]
+
+    def same_as(self, other):
+        if other is None:
+            return False
+        return (self.indexes == other.indexes and self.columns.keys() == other.columns.keys()
+                and all(_column_key(c) == _column_key(other.columns[n])
+                        for n, c in self.columns.items()))
+
+
+def _column_key(col):
+    return col.kind, col.null, default_key(col.default), col.primary_key
+
+
+def snapshot(database, table):
+    """The shape of ``table`` in ``database`` (which must have it)."""
+    columns = {c.name: Column(c.name, c.data_type, bool(c.null), c.default, bool(c.primary_key))
+               for c in database.get_columns(table)}
+    pk = tuple(n for n, c in columns.items() if c.primary_key)
+    indexes = set()
+    for index in database.get_indexes(table):
+        key = (tuple(index.columns), bool(index.unique))
+        if key == (pk, True):
+            continue  # The primary key's own index (PostgreSQL reports it; SQLite does not).
+        indexes.add(key)
+    return Shape(columns, frozenset(indexes))
