@@ -51,13 +51,19 @@ def _tables(db):
 
 
 def up(migrator, db):
-    # safe=False: an existing table is an error here, never silently kept.
-    db.create_tables(_tables(db), safe=False)
-    migrator.migrate(
-        migrator.add_index('tasks', ('id',), name='ix_tasks_id'),
-        migrator.add_index('tasks', ('status',), name='ix_tasks_status'),
-        migrator.add_index('tasks', ('task_name',), unique=True, name='ix_tasks_task_name'),
-    )
+    # A legacy file may hold one of the two tables already (a ModelForge file has only
+    # fine_tuned_models, an autotuner file only tasks). modelstore runs this script over such a
+    # file only after adoption has proved that the existing table holds this script's effect
+    # (or a later state); that table is kept and only the missing one is created. Everything
+    # else is safe=False: a table that appears meanwhile is an error, never silently kept.
+    existing = set(db.get_tables())
+    db.create_tables([t for t in _tables(db) if t._meta.table_name not in existing], safe=False)
+    if 'tasks' not in existing:
+        migrator.migrate(
+            migrator.add_index('tasks', ('id',), name='ix_tasks_id'),
+            migrator.add_index('tasks', ('status',), name='ix_tasks_status'),
+            migrator.add_index('tasks', ('task_name',), unique=True, name='ix_tasks_task_name'),
+        )
 
 
 def down(migrator, db):

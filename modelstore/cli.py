@@ -18,7 +18,7 @@ import traceback
 from .db import database_exists, mask_url, open_database, resolve_url
 from .drift import detect_drift
 from .engine import Engine
-from .exceptions import ModelStoreError
+from .exceptions import AdoptionRefused, ModelStoreError
 from .gate import migrate_command
 from .lock import DEFAULT_TIMEOUT
 from .version import __version__
@@ -68,8 +68,16 @@ def _plural(n, word):
 
 def _print_run(out, run, dry_run):
     arrow = '↩ ' if run.direction == 'down' else ''
-    out.line('%s%s' % (arrow, out.paint(run.name, '1')))
-    if not run.steps:
+    tag = {'adopted': 'adopted', 'faked': 'recorded without running'}.get(run.method)
+    out.line('%s%s%s' % (arrow, out.paint(run.name, '1'),
+                         '  (%s%s)' % ('would be ' if dry_run else '', tag) if tag else ''))
+    if run.method == 'adopted':
+        out.line('  %s already in the database: recorded, not run' % out.paint('=', '36'))
+        return
+    for table in run.kept:
+        out.line('  %s %s already holds this script\'s effect: kept as it is'
+                 % (out.paint('=', '36'), table))
+    if not run.steps and run.method != 'faked':
         out.line('  %s (no schema operations)' % out.paint('✓', '32'))
     for step in run.steps:
         out.line('  %s %s' % (out.paint('✓', '32'), step.description))
@@ -96,30 +104,44 @@ def _run(args, out, direction):
     else:
         result = engine.rollback(args.to, dry_run=args.dry_run, on_script=printer)
     status = engine.status()
+    adoption = result.adoption
     if out.as_json:
         out.json({'database': shown, 'dry_run': args.dry_run, 'direction': direction,
                   'scripts': [r.as_dict() for r in result.runs], 'names': result.names,
+                  'ran': result.by_method('ran'), 'adopted': result.by_method('adopted'),
+                  'notes': adoption.notes if adoption else [],
                   'applied': status.applied, 'pending': status.pending})
         return OK
+    for note in adoption.notes if adoption else ():
+        out.line('note: ' + note)
     steps = sum(len(r.steps) for r in result.runs)
     seconds = sum(r.duration for r in result.runs)
+    adopted = len(result.by_method('adopted'))
+    ran = len(result.runs) - adopted
     if not result.runs:
         if direction == 'up':
             out.line('Nothing to migrate: the database is up to date (%s applied).'
                      % _plural(len(status.applied), 'script'))
         else:
             out.line('Nothing to roll back: no script is applied.')
-    elif args.dry_run:
-        out.line('Dry run: %s (%s) would be %s; nothing was changed.' % (
-            _plural(len(result.runs), 'script'), _plural(steps, 'operation'),
-            'applied' if direction == 'up' else 'rolled back'))
     else:
-        done = 'Applied' if direction == 'up' else 'Rolled back'
+        done = 'applied' if direction == 'up' else 'rolled back'
         if getattr(args, 'fake', False):
-            done = 'Recorded without running'
-        out.line(out.paint('%s %s (%s) in %.0f ms.' % (
-            done, _plural(len(result.runs), 'script'), _plural(steps, 'operation'),
-            seconds * 1000), '32'))
+            done = 'recorded without running'
+        scripts = _plural(ran, 'script') + (' (%s)' % _plural(steps, 'operation'))
+        if args.dry_run:
+            parts = ['%s would be %s' % (scripts, done)] if ran else []
+            if adopted:
+                parts.append('%s would be adopted' % (adopted if ran else
+                                                      _plural(adopted, 'script')))
+            out.line('Dry run: %s; nothing was changed.' % ' and '.join(parts))
+            return OK
+        parts = ['%s %s' % (done, scripts)] if ran else []
+        if adopted:
+            parts.append('adopted %s' % (adopted if ran else _plural(adopted, 'script')))
+        summary = ' and '.join(parts)
+        out.line(out.paint('%s%s in %.0f ms.' % (summary[0].upper(), summary[1:],
+                                                seconds * 1000), '32'))
         if status.pending:
             out.line('%s still pending: %s' % (_plural(len(status.pending), 'script'),
                                                ', '.join(status.pending)))
@@ -139,16 +161,22 @@ def cmd_rollback(args, out):
 def cmd_status(args, out):
     url, database = _open(args, 'inspect')
     shown = mask_url(url)
-    status = Engine(database, args.migrations, label=shown).status()
+    status = Engine(database, args.migrations, label=shown).status(analyse=True)
     exists = database_exists(url)
+    adoption = status.adoption
     if out.as_json:
         out.json({'database': shown, 'exists': exists, 'applied': status.applied,
                   'pending': status.pending, 'missing': status.missing,
                   'changed': status.changed, 'history_table': status.history_table,
-                  'up_to_date': status.up_to_date,
+                  'up_to_date': status.up_to_date, 'to_adopt': status.to_adopt,
+                  'adoption': adoption.as_dict() if adoption else None,
                   'scripts': [e.as_dict() for e in status.entries]})
     else:
         out.line('Database: %s%s' % (shown, '' if exists else ' (does not exist yet)'))
+        if not status.applied and not status.fresh:
+            out.line('It has tables but no modelstore history (a ModelForge or autotuner '
+                     'file?): migrate records what is already there as adopted and runs the '
+                     'rest.')
         colors = {'applied': '32', 'pending': '33', 'missing': '31'}
         for entry in status.entries:
             state = entry.state
@@ -163,17 +191,32 @@ def cmd_status(args, out):
                 note = '  ' + out.paint('CHANGED since applied', '31')
             elif state == 'missing':
                 note = '  (script file not found)'
+            elif entry.plan:
+                note = _PLAN_NOTES[entry.plan] % ', '.join(adoption.present.get(entry.name, ()))
             out.line('  %s  %-45s %s %s%s' % (out.paint('%-7s' % state, colors[state]),
                                                entry.name, when, method, note))
-        out.line('%d applied, %d pending%s.' % (
+        to_adopt = len(status.to_adopt)
+        out.line('%d applied, %d pending%s%s.' % (
             len(status.applied), len(status.pending),
+            ' (%d already in the database, to adopt)' % to_adopt if to_adopt else '',
             ', %d missing' % len(status.missing) if status.missing else ''))
-        if status.pending:
+        for note in adoption.notes if adoption else ():
+            out.line('note: ' + note)
+        if adoption and adoption.problems:
+            out.line(out.paint('migrate will refuse this database until it is fixed:', '31'))
+            for line in adoption.problems:
+                out.line('  ' + line)
+        elif status.pending:
             out.line('Run: %s' % migrate_command(url))
         if status.changed:
             out.line('Changed since applied: %s; review, then run: modelstore accept NAME'
                      % ', '.join(status.changed))
     return OK if status.up_to_date and not status.changed else PENDING
+
+
+_PLAN_NOTES = {'adopt': '  already in the database (%s): will be adopted',
+               'partial': '  will run; keeps %s, already there',
+               'run': '  will run%s'}
 
 
 def cmd_history(args, out):
@@ -209,16 +252,19 @@ def cmd_check(args, out):
     if out.as_json:
         out.json({'database': shown, 'ok': not problems, 'pending': status.pending,
                   'missing': status.missing, 'changed': status.changed,
-                  'drift': drift.lines, 'applied': status.applied})
-    elif problems:
+                  'drift': drift.lines, 'notes': drift.notes, 'applied': status.applied})
+        return PENDING if problems else OK
+    if problems:
         out.line('%s %s' % (out.paint('✗', '31'), shown))
         for problem in problems:
             out.line('  ' + problem)
-        if status.pending:
-            out.line('Run: %s' % migrate_command(url))
     else:
         out.line('%s %s: up to date (%s), no drift.' % (
             out.paint('✓', '32'), shown, _plural(len(status.applied), 'script')))
+    for note in drift.notes:
+        out.line('  note: ' + note)
+    if status.pending:
+        out.line('Run: %s' % migrate_command(url))
     return PENDING if problems else OK
 
 
@@ -319,6 +365,11 @@ def main(argv=None):
         return ERROR
     try:
         return args.func(args, out)
+    except AdoptionRefused as exc:  # A report, one line per difference.
+        if args.verbose:
+            traceback.print_exc()
+        print('error: %s' % exc.report(), file=sys.stderr)
+        return ERROR
     except ModelStoreError as exc:
         if args.verbose:
             traceback.print_exc()

@@ -20,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .exceptions import ChecksumMismatch, MigrationError, SchemaNewerThanCode, ScriptError
+from .adopt import ADOPT, PARTIAL, Adoption, analyse
+from .exceptions import (AdoptionRefused, ChecksumMismatch, MigrationError, SchemaNewerThanCode,
+                         ScriptError)
 from .history import TABLE as HISTORY_TABLE, History, Record
 from .loader import Script, discover
 from .lock import DEFAULT_TIMEOUT, run_lock
@@ -39,10 +41,11 @@ def _number(name):
 
 @dataclass
 class Entry:
-    """A script file, its history record, or both."""
+    """A script file, its history record, or both; ``plan`` says what migrate would do."""
     name: str
     script: Optional[Script]
     record: Optional[Record]
+    plan: Optional[str] = None  # pending only, when analysed: adopt | run | partial
 
     @property
     def state(self):
@@ -61,6 +64,8 @@ class Entry:
                'checksum': self.script.checksum if self.script else None}
         if self.record is not None:
             out['history'] = self.record.as_dict()
+        if self.plan is not None:
+            out['plan'] = self.plan
         return out
 
 
@@ -69,6 +74,7 @@ class Status:
     entries: List[Entry]
     history_table: bool
     tables: frozenset
+    adoption: Optional[Adoption] = None  # set by status(analyse=True)
 
     def _names(self, test):
         return [e.name for e in self.entries if test(e)]
@@ -98,28 +104,38 @@ class Status:
         """Nothing of modelstore's here yet: no history and none of its tables."""
         return not self.applied and not (self.tables & OWNED_TABLES)
 
+    @property
+    def to_adopt(self):
+        return self._names(lambda e: e.state == 'pending' and e.plan == ADOPT)
+
 
 @dataclass
 class ScriptRun:
     name: str
     direction: str
-    method: str
+    method: str  # ran | adopted | faked | reverted
     duration: float
     steps: List[Step] = field(default_factory=list)
+    kept: List[str] = field(default_factory=list)  # tables already present, left as they were
 
     def as_dict(self):
         return {'name': self.name, 'direction': self.direction, 'method': self.method,
-                'duration': round(self.duration, 6), 'steps': [s.as_dict() for s in self.steps]}
+                'duration': round(self.duration, 6), 'kept': list(self.kept),
+                'steps': [s.as_dict() for s in self.steps]}
 
 
 @dataclass
 class RunResult:
     runs: List[ScriptRun]
     dry_run: bool = False
+    adoption: Optional[Adoption] = None
 
     @property
     def names(self):
         return [r.name for r in self.runs]
+
+    def by_method(self, method):
+        return [r.name for r in self.runs if r.method == method]
 
 
 class Engine:
@@ -135,15 +151,32 @@ class Engine:
     def scripts(self):
         return discover(self.directory)
 
-    def status(self):
-        """Merge script files and history; reads only, never creates anything."""
+    def status(self, analyse=False):
+        """Merge script files and history; reads only, never creates anything.
+
+        With ``analyse=True`` the pending scripts are also checked against the live schema
+        (see modelstore.adopt): each entry's ``plan`` says whether migrate would adopt or run
+        it, and ``status.adoption`` holds what was found.
+        """
         scripts = self.scripts()
         tables = frozenset(self.database.get_tables())
         records = {r.name: r for r in self.history.read()} if HISTORY_TABLE in tables else {}
         entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
         entries.extend(Entry(name, None, rec) for name, rec in records.items())
         entries.sort(key=lambda e: (_number(e.name), e.name))
-        return Status(entries, HISTORY_TABLE in tables, tables)
+        status = Status(entries, HISTORY_TABLE in tables, tables)
+        if analyse:
+            self._analyse(status, scripts)
+        return status
+
+    def _analyse(self, status, scripts):
+        pending = status.pending
+        if pending and status.tables - {HISTORY_TABLE}:
+            status.adoption = analyse(self.database, scripts, pending)
+        else:  # An empty database: every script runs.
+            status.adoption = Adoption(verdicts={name: 'run' for name in pending})
+        for entry in status.entries:
+            entry.plan = status.adoption.verdicts.get(entry.name)
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -158,15 +191,27 @@ class Engine:
             if status.changed:
                 raise ChecksumMismatch(status.changed)
             self._check_target(status, target, [e for e in status.entries if e.script])
+            adoption = status.adoption
+            if adoption is not None and adoption.problems:
+                raise AdoptionRefused(self.label, adoption.problems)
             todo = []
             for entry in status.entries:
                 if entry.state == 'pending':
-                    todo.append(entry.script)
+                    module = entry.script.load(('up',))
+                    if fake:
+                        todo.append((entry.script, module, 'faked', []))
+                    elif entry.plan == ADOPT:
+                        todo.append((entry.script, module, 'adopted', []))
+                    else:
+                        kept = adoption.present.get(entry.name, []) if entry.plan == PARTIAL \
+                            else []
+                        todo.append((entry.script, module, 'ran', kept))
                 if entry.name == target:
                     break
-            return [(s, s.load(('up',))) for s in todo]
+            return todo
 
-        return self._run(plan, 'up', dry_run=dry_run, fake=fake, on_script=on_script)
+        # --fake is the operator's override: it records without looking at the schema.
+        return self._run(plan, 'up', dry_run=dry_run, on_script=on_script, analyse=not fake)
 
     def rollback(self, target=None, *, dry_run=False, on_script=None):
         """Revert the last applied script, or every one back through ``target``."""
@@ -184,7 +229,7 @@ class Engine:
             changed = [e.name for e in todo if e.changed]
             if changed:
                 raise ChecksumMismatch(changed)
-            return [(e.script, e.script.load(('down',))) for e in todo]
+            return [(e.script, e.script.load(('down',)), 'reverted', []) for e in todo]
 
         return self._run(plan, 'down', dry_run=dry_run, on_script=on_script)
 
@@ -214,18 +259,19 @@ class Engine:
             raise MigrationError('unknown migration target %r (%s scripts: %s)'
                                  % (target, verb, known))
 
-    def _run(self, plan, direction, *, dry_run, fake=False, on_script=None):
+    def _run(self, plan, direction, *, dry_run, on_script=None, analyse=False):
         failure = None
         runs = []
         with run_lock(self.database, self.lock_timeout) as lock:
-            todo = plan(self.status())
+            status = self.status(analyse=analyse)
+            todo = plan(status)
             if not todo:
-                return RunResult([], dry_run)
+                return RunResult([], dry_run, status.adoption)
             outer = self.database.atomic() if dry_run else contextlib.nullcontext()
             with outer as txn:
-                for script, module in todo:
+                for script, module, method, kept in todo:
                     try:
-                        run = self._run_script(lock, script, module, direction, fake)
+                        run = self._run_script(lock, script, module, direction, method, kept)
                     except Exception as exc:
                         failure = exc, script
                         break
@@ -234,15 +280,17 @@ class Engine:
                         on_script(run)
                 if dry_run:
                     txn.rollback()
+            if dry_run:
+                lock.discard()
         if failure is not None:
             exc, script = failure
             if isinstance(exc, ScriptError):
                 raise exc
             raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
                               % (direction, type(exc).__name__, exc)) from exc
-        return RunResult(runs, dry_run)
+        return RunResult(runs, dry_run, status.adoption)
 
-    def _run_script(self, lock, script, module, direction, fake):
+    def _run_script(self, lock, script, module, direction, method, kept):
         db = self.database
         recorder = Recorder(db)
         migrator = recorder.migrator()
@@ -251,7 +299,7 @@ class Engine:
         atomic = getattr(module, 'atomic', True) or db.in_transaction()
         start = time.perf_counter()
         with migrator.migration_context(atomic):
-            if not fake:
+            if method in ('ran', 'reverted'):
                 with recorder:
                     getattr(module, direction)(migrator, db)
                 lock.check()
@@ -260,10 +308,8 @@ class Engine:
             # must not leave an empty history table behind.
             self.history.ensure()
             if direction == 'up':
-                method = 'faked' if fake else 'ran'
                 self.history.record(script.name, checksum=script.checksum, method=method,
                                     duration=duration, version=__version__)
             else:
-                method = 'reverted'
                 self.history.remove(script.name)
-        return ScriptRun(script.name, direction, method, duration, recorder.steps)
+        return ScriptRun(script.name, direction, method, duration, recorder.steps, kept)

@@ -80,3 +80,20 @@ class SchemaNewerThanCode(ModelStoreError):
             'database %s was migrated by newer code: its history names script%s this '
             'modelstore does not have (%s). Upgrade modelstore, or restore the missing '
             'files.' % (url, '' if len(self.unknown) == 1 else 's', ', '.join(self.unknown)))
+
+
+class AdoptionRefused(MigrationError):
+    """A table has a shape no migration script produces; nothing was changed."""
+
+    def __init__(self, url, problems):
+        self.url = url
+        self.problems = list(problems)
+        super().__init__(
+            'cannot adopt %s: a table does not match any state the migration scripts produce, '
+            'so nothing was changed' % url)
+
+    def report(self):
+        """The message followed by one line per difference."""
+        return '\n'.join([str(self)] + ['  ' + line for line in self.problems] + [
+            'Fix the table by hand, or, if you are sure it already holds the scripts\' effect, '
+            'record them without running: modelstore migrate --fake'])

@@ -32,6 +32,9 @@ class RunLock:
     def check(self):
         """Verify integrity after a script, inside its transaction; raise to roll it back."""
 
+    def discard(self):
+        """Undo everything done under the lock (a dry run); the lock stays held."""
+
 
 class SqliteRunLock(RunLock):
     def __enter__(self):
@@ -43,7 +46,7 @@ class SqliteRunLock(RunLock):
         db.pragma('busy_timeout', max(0, int(self.timeout * 1000)))
         self._txn = db.atomic('IMMEDIATE')
         try:
-            self._txn.__enter__()
+            self._inner = self._txn.__enter__()
         except (OperationalError, sqlite3.OperationalError) as exc:
             self._restore()
             if 'locked' in str(exc) or 'busy' in str(exc):
@@ -70,6 +73,11 @@ class SqliteRunLock(RunLock):
             tables = sorted({'%s -> %s' % (row[0], row[2]) for row in new})
             raise MigrationError('foreign key check failed: %d row(s) would reference missing '
                                  'rows (%s)' % (len(new), ', '.join(tables)))
+
+    def discard(self):
+        # Rolling back only a savepoint is not enough: committing the outer transaction would
+        # still bump the file's change counter, and a dry run must leave it byte-identical.
+        self._inner.rollback()
 
     def __exit__(self, exc_type, exc, tb):
         try:

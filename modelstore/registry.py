@@ -7,21 +7,33 @@ writes in one transaction that takes the write lock up front, and wraps database
 
 A ModelStore may be shared between threads: peewee gives each thread its own connection.
 """
+import re
+
 from peewee import DatabaseError, IntegrityError
 
 from .db import write_transaction
-from .exceptions import NotFound, StorageError, ValidationError
+from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from .models import bind_models
 from .validate import MODEL_FIELDS, TASK_FIELDS, check_fields, check_id, check_status
 
 __all__ = ['ModelStore']
 
 
-class _guard:
-    """Turn a database failure into StorageError naming the operation."""
+# How SQLite and PostgreSQL say that a table or column the code uses is not there.
+_SCHEMA_MISSING = re.compile(r'no such (table|column)|has no column named|'
+                             r'(relation|column) "[^"]*"( of relation "[^"]*")? does not exist')
 
-    def __init__(self, what):
+
+class _guard:
+    """Turn a database failure into StorageError naming the operation.
+
+    A missing table or column means the schema is behind the code (the seeds' failure): that
+    becomes SchemaOutOfDate naming the pending scripts and the command, when scripts are pending.
+    """
+
+    def __init__(self, what, store):
         self.what = what
+        self.store = store
 
     def __enter__(self):
         return self
@@ -29,6 +41,8 @@ class _guard:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and issubclass(exc_type, DatabaseError) \
                 and not issubclass(exc_type, IntegrityError):
+            if _SCHEMA_MISSING.search(str(exc)):
+                self.store._raise_if_out_of_date()
             raise StorageError('%s failed: %s' % (self.what, exc)) from exc
         return False
 
@@ -45,6 +59,19 @@ class ModelStore:
 
     def __repr__(self):
         return '<ModelStore %s>' % self.url
+
+    def _guard(self, what):
+        return _guard(what, self)
+
+    def _raise_if_out_of_date(self):
+        from .engine import Engine  # The engine is only needed on this error path.
+        from .gate import migrate_command
+        try:
+            pending = Engine(self.database, label=self.url).status().pending
+        except Exception:  # Reporting the original failure matters more.
+            return
+        if pending:
+            raise SchemaOutOfDate(self.url, pending, migrate_command(self.url)) from None
 
     def __enter__(self):
         return self
@@ -67,11 +94,11 @@ class ModelStore:
         default False).
         """
         values = check_fields(MODEL_FIELDS, fields)
-        with _guard('add_model'), write_transaction(self.database):
+        with self._guard('add_model'), write_transaction(self.database):
             return self.FineTunedModel.create(**values)
 
     def _one(self, what, query, missing):
-        with _guard(what):
+        with self._guard(what):
             row = query.get_or_none()
         if row is None:
             raise NotFound(missing)
@@ -87,14 +114,14 @@ class ModelStore:
     def list_models(self):
         """All models, newest first (by creation_date, as ModelForge orders them)."""
         M = self.FineTunedModel
-        with _guard('list_models'):
+        with self._guard('list_models'):
             return list(M.select().order_by(M.creation_date.desc(), M.id.desc()))
 
     def delete_model(self, model_id):
         """Delete the model's row (its files are left alone); NotFound if there is none."""
         check_id('model_id', model_id)
         M = self.FineTunedModel
-        with _guard('delete_model'), write_transaction(self.database):
+        with self._guard('delete_model'), write_transaction(self.database):
             if not M.delete().where(M.id == model_id).execute():
                 raise NotFound('no fine-tuned model with id %d' % model_id)
 
@@ -108,7 +135,7 @@ class ModelStore:
         accepted for ``task_metadata``.
         """
         values = check_fields(TASK_FIELDS, fields)
-        with _guard('add_task'), write_transaction(self.database):
+        with self._guard('add_task'), write_transaction(self.database):
             self._check_unique_name(values['task_name'])
             try:
                 with self.database.atomic():
@@ -136,7 +163,7 @@ class ModelStore:
         query = self.Task.select().order_by(self.Task.id)
         if status is not None:
             query = query.where(self.Task.status == check_status('status', status))
-        with _guard('list_tasks'):
+        with self._guard('list_tasks'):
             return list(query)
 
     def update_task(self, task_id, **fields):
@@ -144,7 +171,7 @@ class ModelStore:
         check_id('task_id', task_id)
         values = check_fields(TASK_FIELDS, fields, partial=True)
         T = self.Task
-        with _guard('update_task'), write_transaction(self.database):
+        with self._guard('update_task'), write_transaction(self.database):
             if not T.select().where(T.id == task_id).exists():
                 raise NotFound('no task with id %d' % task_id)
             if 'task_name' in values:

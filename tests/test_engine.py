@@ -66,11 +66,24 @@ def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, s
 
 def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_path,
                                                                       db_url):
+    sqlite3.connect(db_path).execute('CREATE TABLE z (id INTEGER PRIMARY KEY)').connection.close()
+    before = dump(db_path)
+    scripts('0001_create_a.py', CREATE_A.replace("db.create_tables([A], safe=False)",
+                                                 "db.create_tables([A], safe=False)\n"
+                                                 "        raise RuntimeError('boom after create')"))
+    code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
+    assert code == 2 and '0001_create_a' in err and 'boom after create' in err
+    assert dump(db_path) == before
+
+
+def test_a_table_in_a_shape_no_script_produces_is_refused_not_adopted(cli, scripts, db_path,
+                                                                      db_url):
     sqlite3.connect(db_path).execute('CREATE TABLE a (id INTEGER PRIMARY KEY)').connection.close()
     before = dump(db_path)
-    scripts('0001_create_a.py', CREATE_A)  # Fails: the table already exists.
-    code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
-    assert code == 2 and '0001_create_a' in err and 'already exists' in err
+    scripts('0001_create_a.py', CREATE_A)
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
+    assert code == 2
+    assert 'cannot adopt' in err and 'column a.name is missing' in err
     assert dump(db_path) == before
 
 

@@ -1,0 +1,231 @@
+"""Adoption: which pending scripts' effects a database already holds.
+
+A legacy file (ModelForge, the inference-autotuner) has modelstore's tables but no history.
+Running the scripts on it would fail ("table already exists"); treating it as empty would lose
+it. So before a run, for every table a pending script touches:
+
+1. The scripts are run, in order, on an empty in-memory SQLite database (the *shadow*), and the
+   table's shape is taken after each one. Those are the states the migrations know:
+   absent, then one state after each script that changed the table.
+2. The live table is compared with each state. Over the columns and indexes that appear in any
+   state, the live table must have exactly those of the state, with compatible types (see
+   modelstore.shape), the same nullability and primary key, and the state's DEFAULTs. Columns and
+   indexes that appear in no state were added by hand: they are kept and reported.
+3. A pending script whose every table already holds its effect is *adopted*: recorded in history
+   as ``adopted``, not run. One whose tables hold none of it is run. One in between (0001 on a
+   file that has only one of its two tables) is run, and creates only what is missing.
+
+A table that matches no state is not adopted. The run is refused before anything changes, with a
+report of how the table differs from the nearest state. Tables no pending script touches are
+never looked at; tables no script creates (``experiments``, ``parameter_presets``, ModelForge
+v2's ``models``) are never touched.
+
+Looser legacy variants that are safe are accepted by name (``LEGACY_NULLABLE``): ModelForge v1.1
+added ``is_custom_base_model`` as a nullable ``BOOLEAN DEFAULT 0``.
+"""
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from peewee import SqliteDatabase
+from playhouse.migrate import SchemaMigrator
+
+from .exceptions import ScriptError
+from .history import TABLE as HISTORY_TABLE
+from .shape import compatible, default_key, snapshot
+
+__all__ = ['Adoption', 'analyse', 'known_states', 'LEGACY_NULLABLE']
+
+# NOT NULL columns that a legacy app created nullable; modelstore always writes a value there.
+LEGACY_NULLABLE = frozenset({('fine_tuned_models', 'is_custom_base_model')})
+
+ADOPT, RUN, PARTIAL = 'adopt', 'run', 'partial'
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class Adoption:
+    """The verdict for each pending script, and what was found along the way."""
+    verdicts: Dict[str, str] = field(default_factory=dict)  # name -> adopt | run | partial
+    present: Dict[str, List[str]] = field(default_factory=dict)  # name -> tables already done
+    problems: List[str] = field(default_factory=list)  # non-empty: the run is refused
+    notes: List[str] = field(default_factory=list)  # kept as they are, reported
+
+    def names(self, verdict):
+        return [n for n, v in self.verdicts.items() if v == verdict]
+
+    def as_dict(self):
+        return {'adopt': self.names(ADOPT), 'run': self.names(RUN),
+                'partial': {n: self.present[n] for n in self.names(PARTIAL)},
+                'problems': list(self.problems), 'notes': list(self.notes)}
+
+
+def known_states(scripts):
+    """``[{table: Shape}]``: every table's shape after each script, from the shadow run."""
+    key = tuple((s.name, s.checksum) for s in scripts)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    shadow = SqliteDatabase(':memory:')
+    migrator = SchemaMigrator.from_database(shadow)
+    states = []
+    try:
+        for script in scripts:
+            module = script.load(('up',))
+            try:
+                with shadow.atomic():
+                    module.up(migrator, shadow)
+            except Exception as exc:
+                raise ScriptError(script.name, 'cannot tell what this script changes: it fails '
+                                  'on an empty in-memory SQLite database (%s: %s)'
+                                  % (type(exc).__name__, exc)) from exc
+            states.append({t: snapshot(shadow, t) for t in shadow.get_tables()
+                           if t != HISTORY_TABLE and not t.startswith('sqlite_')})
+    finally:
+        shadow.close()
+    with _cache_lock:
+        _cache[key] = states
+    return states
+
+
+def _history(states, scripts, table):
+    """[(script name or None, shape or None)]: the table's states, starting from absent."""
+    out = [(None, None)]
+    for script, state in zip(scripts, states):
+        shape = state.get(table)
+        previous = out[-1][1]
+        if (shape is None) != (previous is None) or (shape is not None
+                                                      and not shape.same_as(previous)):
+            out.append((script.name, shape))
+    return out
+
+
+def _differences(table, expected, live, vocabulary, index_vocabulary):
+    """How ``live`` differs from the state ``expected``, over the known columns and indexes."""
+    lines = []
+    where = lambda name: '%s.%s' % (table, name)  # noqa: E731
+    for name, want in expected.columns.items():
+        have = live.columns.get(name)
+        if have is None:
+            lines.append('column %s is missing' % where(name))
+            continue
+        if not compatible(want.kind, have.kind):
+            lines.append('column %s has type %s, expected %s' % (where(name), have.declared
+                                                                 or 'none', want.declared))
+        if want.primary_key != have.primary_key:
+            lines.append('column %s is %sthe primary key' % (where(name),
+                                                             'not ' if want.primary_key else ''))
+        elif not want.primary_key and want.null != have.null:
+            if want.null:
+                lines.append('column %s is NOT NULL, expected nullable' % where(name))
+            elif (table, name) not in LEGACY_NULLABLE:
+                lines.append('column %s is nullable, expected NOT NULL' % where(name))
+        if want.default is not None and default_key(want.default) != default_key(have.default):
+            lines.append('column %s has default %s, expected %s' % (
+                where(name), have.default if have.default is not None else 'none',
+                want.default))
+    for name in sorted((live.columns.keys() & vocabulary) - expected.columns.keys()):
+        lines.append('column %s belongs to a different state' % where(name))
+    for cols, unique in sorted(expected.indexes - live.indexes):
+        lines.append('%sindex on %s(%s) is missing' % ('unique ' if unique else '', table,
+                                                        ', '.join(cols)))
+    for cols, unique in sorted((live.indexes & index_vocabulary) - expected.indexes):
+        lines.append('%sindex on %s(%s) belongs to a different state'
+                     % ('unique ' if unique else '', table, ', '.join(cols)))
+    return lines
+
+
+def _extras(table, live, vocabulary, index_vocabulary):
+    notes, problems = [], []
+    for name in sorted(live.columns.keys() - vocabulary):
+        col = live.columns[name]
+        if not col.null and col.default is None and not col.primary_key:
+            problems.append('column %s.%s (not part of modelstore\'s schema) is NOT NULL without '
+                            'a default: every row modelstore inserts would be refused'
+                            % (table, name))
+        else:
+            notes.append('column %s.%s is not part of modelstore\'s schema: kept as it is'
+                         % (table, name))
+    for cols, unique in sorted(live.indexes - index_vocabulary):
+        notes.append('%sindex on %s(%s) is not part of modelstore\'s schema: kept as it is'
+                     % ('unique ' if unique else '', table, ', '.join(cols)))
+    return notes, problems
+
+
+def _table_progress(database, table, steps, adoption):
+    """How many of the table's scripts the live table already holds; None if unprovable."""
+    if not database.table_exists(table):
+        return 0
+    live = snapshot(database, table)
+    shapes = [shape for _, shape in steps[1:]]
+    vocabulary = set().union(*(s.columns.keys() for s in shapes if s is not None))
+    index_vocabulary = set().union(*(s.indexes for s in shapes if s is not None))
+    diffs = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
+             else ['table %s exists, but a script drops it' % table] for s in shapes]
+    matches = [i for i, d in enumerate(diffs) if not d]
+    notes, problems = _extras(table, live, vocabulary, index_vocabulary)
+    adoption.notes.extend(notes)
+    adoption.problems.extend(problems)
+    if matches:
+        state = shapes[matches[-1]]
+        adoption.notes.extend(
+            'column %s.%s is nullable, as the legacy app created it; modelstore always writes '
+            'a value there' % (table, name) for name in sorted(state.columns)
+            if (table, name) in LEGACY_NULLABLE and live.columns[name].null
+            and not state.columns[name].null)
+    if not matches:
+        # Report against the nearest state (fewest differences; the later one on a tie).
+        best = min(range(len(diffs)), key=lambda i: (len(diffs[i]), -i))
+        adoption.problems.append(
+            'table %s matches none of the states the migrations produce; nearest is the state '
+            'after %s:' % (table, steps[best + 1][0]))
+        adoption.problems.extend('  ' + line for line in diffs[best])
+        return None
+    return matches[-1] + 1
+
+
+def analyse(database, scripts, pending):
+    """An Adoption for the ``pending`` scripts (names) among ``scripts`` (all, in order)."""
+    pending = [s for s in scripts if s.name in set(pending)]
+    adoption = Adoption()
+    if not pending:
+        return adoption
+    try:
+        states = known_states(scripts)
+    except ScriptError as exc:
+        # Scripts written against tables they do not create (an app's existing database)
+        # cannot be replayed on an empty one. Nothing can be proven, so nothing is adopted:
+        # every pending script runs, as it would without adoption, and fails safely if its
+        # effect is already there.
+        adoption.notes.append('adoption skipped: %s' % exc)
+        adoption.verdicts = {s.name: RUN for s in pending}
+        return adoption
+    tables = sorted(set().union(*(s.keys() for s in states))) if states else []
+    progress, touched = {}, {s.name: [] for s in scripts}
+    for table in tables:
+        steps = _history(states, scripts, table)
+        names = [name for name, _ in steps[1:]]
+        for name in names:
+            touched[name].append(table)
+        if not any(s.name in names for s in pending):
+            continue
+        done = _table_progress(database, table, steps, adoption)
+        if done is not None:
+            progress[table] = set(names[:done])
+    if adoption.problems:
+        return adoption
+    for script in pending:
+        tables_hit = touched[script.name]
+        present = [t for t in tables_hit if script.name in progress.get(t, ())]
+        if not tables_hit or not present:
+            verdict = RUN  # Nothing to see in the schema, or nothing of it there: run it.
+        elif len(present) == len(tables_hit):
+            verdict = ADOPT
+        else:
+            verdict = PARTIAL
+        adoption.verdicts[script.name] = verdict
+        if present:
+            adoption.present[script.name] = present
+    return adoption
