@@ -106,10 +106,15 @@ def _differences(table, expected, live, vocabulary, index_vocabulary):
     """How ``live`` differs from the state ``expected``, over the known columns and indexes."""
     lines = []
     where = lambda name: '%s.%s' % (table, name)  # noqa: E731
+    missing = [name for name in expected.columns if name not in live.columns]
+    if len(missing) == 1:
+        lines.append('column %s is missing' % where(missing[0]))
+    elif missing:
+        lines.append('%d columns are missing from %s: %s' % (len(missing), table,
+                                                             ', '.join(missing)))
     for name, want in expected.columns.items():
         have = live.columns.get(name)
         if have is None:
-            lines.append('column %s is missing' % where(name))
             continue
         if not compatible(want.kind, have.kind):
             lines.append('column %s has type %s, expected %s' % (where(name), have.declared
@@ -134,7 +139,7 @@ def _differences(table, expected, live, vocabulary, index_vocabulary):
     for cols, unique in sorted((live.indexes & index_vocabulary) - expected.indexes):
         lines.append('%sindex on %s(%s) belongs to a different state'
                      % ('unique ' if unique else '', table, ', '.join(cols)))
-    return lines
+    return lines, len(lines) + max(0, len(missing) - 1)
 
 
 def _extras(table, live, vocabulary, index_vocabulary):
@@ -162,8 +167,9 @@ def _table_progress(database, table, steps, adoption):
     shapes = [shape for _, shape in steps[1:]]
     vocabulary = set().union(*(s.columns.keys() for s in shapes if s is not None))
     index_vocabulary = set().union(*(s.indexes for s in shapes if s is not None))
-    diffs = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
-             else ['table %s exists, but a script drops it' % table] for s in shapes]
+    found = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
+             else (['table %s exists, but a script drops it' % table], 1) for s in shapes]
+    diffs = [lines for lines, _ in found]
     matches = [i for i, d in enumerate(diffs) if not d]
     notes, problems = _extras(table, live, vocabulary, index_vocabulary)
     adoption.notes.extend(notes)
@@ -177,7 +183,7 @@ def _table_progress(database, table, steps, adoption):
             and not state.columns[name].null)
     if not matches:
         # Report against the nearest state (fewest differences; the later one on a tie).
-        best = min(range(len(diffs)), key=lambda i: (len(diffs[i]), -i))
+        best = min(range(len(found)), key=lambda i: (found[i][1], -i))
         adoption.problems.append(
             'table %s matches none of the states the migrations produce; nearest is the state '
             'after %s:' % (table, steps[best + 1][0]))

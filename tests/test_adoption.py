@@ -158,11 +158,11 @@ UNRECOGNISABLE = {
     'half of a script': (
         [legacy.AUTOTUNER_ORIGINAL, 'ALTER TABLE tasks ADD COLUMN slo_config JSON',
          'ALTER TABLE tasks ADD COLUMN quant_config JSON'],
-        'column tasks.parallel_config is missing'),
+        '2 columns are missing from tasks: parallel_config, metadata'),
     'a later script without an earlier one': (
         [legacy.AUTOTUNER_ORIGINAL] + ['ALTER TABLE tasks ADD COLUMN %s %s' % c
                                        for c in legacy.AUTOTUNER_2025_11_18],
-        'column tasks.slo_config is missing'),
+        '4 columns are missing from tasks: slo_config, quant_config, parallel_config, metadata'),
     'unique index missing': (
         [legacy.AUTOTUNER_ORIGINAL.replace(
             'CREATE UNIQUE INDEX ix_tasks_task_name ON tasks (task_name);', '')],
@@ -368,3 +368,11 @@ def test_the_seed_failure_on_a_modelforge_v10_file(cli, db_path, db_url):
                         'fine_tuned_models WHERE id = ?', (stored.id,)).fetchone()
     conn.close()
     assert flag == ('integer', 1)
+
+
+def test_connect_with_auto_migrate_adopts_a_legacy_file(tmp_path):
+    parts, expected = legacy.STATES['autotuner-2025-11-18']
+    path = legacy.build(str(tmp_path / 'autotuner.db'), *parts)
+    with modelstore.connect(path, auto_migrate=True) as store:
+        assert len(store.list_tasks()) == 7
+    assert {r['name']: r['method'] for r in history(path)} == expected

@@ -1,0 +1,238 @@
+"""After adoption, the legacy apps keep working on the same file, beside modelstore.
+
+The autotuner is modelled here with SQLAlchemy from its DDL (``Enum`` stored as member names,
+``JSON`` columns, ``DateTime``), and ModelForge by its own SQL statements.
+"""
+import datetime
+import enum
+import sqlite3
+
+import pytest
+from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, String, create_engine,
+                        select)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+import modelstore
+from modelstore import TaskStatus
+
+import legacy
+
+
+class AutotunerStatus(str, enum.Enum):
+    """The autotuner's own enum: SQLAlchemy stores the NAME, its API shows the value."""
+    PENDING = 'pending'
+    RUNNING = 'running'
+    COMPLETED = 'completed'
+    FAILED = 'failed'
+    CANCELLED = 'cancelled'
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AutotunerTask(Base):
+    __tablename__ = 'tasks'
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+    task_name: Mapped[str] = mapped_column(String, unique=True, index=True, nullable=False)
+    description = mapped_column(String)
+    status = mapped_column(Enum(AutotunerStatus), default=AutotunerStatus.PENDING, index=True)
+    model_config = mapped_column(JSON, nullable=False)
+    base_runtime = mapped_column(String, nullable=False)
+    runtime_image_tag = mapped_column(String)
+    parameters = mapped_column(JSON, nullable=False)
+    optimization_config = mapped_column(JSON, nullable=False)
+    benchmark_config = mapped_column(JSON, nullable=False)
+    slo_config = mapped_column(JSON, nullable=True)
+    quant_config = mapped_column(JSON, nullable=True)
+    parallel_config = mapped_column(JSON, nullable=True)
+    clusterbasemodel_config = mapped_column(JSON, nullable=True)
+    clusterservingruntime_config = mapped_column(JSON, nullable=True)
+    created_clusterbasemodel = mapped_column(String, nullable=True)
+    created_clusterservingruntime = mapped_column(String, nullable=True)
+    deployment_mode = mapped_column(String, default='docker')
+    task_metadata = mapped_column('metadata', JSON, nullable=True)
+    total_experiments = mapped_column(Integer, default=0)
+    successful_experiments = mapped_column(Integer, default=0)
+    best_experiment_id = mapped_column(Integer, ForeignKey('experiments.id'), nullable=True)
+    created_at = mapped_column(DateTime, default=datetime.datetime.utcnow)
+    started_at = mapped_column(DateTime, nullable=True)
+    completed_at = mapped_column(DateTime, nullable=True)
+    elapsed_time = mapped_column(Float, nullable=True)
+
+
+class AutotunerExperiment(Base):
+    __tablename__ = 'experiments'
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+    task_id = mapped_column(Integer, ForeignKey('tasks.id'), nullable=False, index=True)
+    experiment_id = mapped_column(Integer, nullable=False)
+    parameters = mapped_column(JSON, nullable=False)
+    status = mapped_column(String(12))
+    error_message = mapped_column(String)
+    metrics = mapped_column(JSON)
+    objective_score = mapped_column(Float, index=True)
+
+
+@pytest.fixture
+def autotuner_file(tmp_path, cli):
+    """An autotuner file from 2025-11-18, adopted by modelstore."""
+    path = legacy.build(str(tmp_path / 'autotuner.db'), legacy.autotuner_2025_11_18)
+    code, _, err = cli('migrate', '--database', path)
+    assert code == 0, err
+    return path
+
+
+def _engine(path):
+    return create_engine('sqlite:///' + path)
+
+
+def test_the_autotuner_loads_every_legacy_task_after_adoption(autotuner_file):
+    engine = _engine(autotuner_file)
+    with Session(engine) as session:
+        tasks = session.scalars(select(AutotunerTask).order_by(AutotunerTask.id)).all()
+        assert [t.id for t in tasks] == [1, 2, 3, 4, 5, 6, 7]
+        assert tasks[0].status is AutotunerStatus.COMPLETED
+        assert tasks[0].created_at == datetime.datetime(2025, 10, 24, 9, 12, 33, 123456)
+        assert tasks[3].slo_config == {'ttft': 0.5, 'tpot': 0.05, 'steepness': 0.1}
+        assert tasks[6].clusterbasemodel_config is None
+        assert len(session.scalars(select(AutotunerExperiment)).all()) == len(
+            legacy.EXPERIMENT_ROWS)
+    engine.dispose()
+
+
+def test_the_autotuner_loads_tasks_modelstore_wrote(autotuner_file):
+    cluster = {'preset': 'llama-3-2-1b-instruct', 'overrides': {'storage': {'path': '/raid'}}}
+    started = datetime.datetime(2026, 1, 2, 3, 4, 5, 600000)
+    with modelstore.connect(autotuner_file) as store:
+        ours = store.add_task(
+            task_name='from-modelstore', base_runtime='sglang', description='déjà vu',
+            model_config={'model_name': 'llama-3-2-1b-instruct', 'namespace': 'ns'},
+            parameters={'tp-size': [1, 2]}, optimization_config={'strategy': 'grid_search'},
+            benchmark_config={'num_concurrency': [1, 8]}, status=TaskStatus.RUNNING,
+            slo_config={'ttft': 1.0}, clusterbasemodel_config=cluster,
+            created_clusterbasemodel='llama-3-2-1b-instruct', deployment_mode='ome',
+            metadata={'checkpoint': None}, started_at=started)
+        bare = store.add_task(task_name='bare', base_runtime='vllm', model_config={},
+                              parameters={}, optimization_config={}, benchmark_config={})
+    engine = _engine(autotuner_file)
+    with Session(engine) as session:
+        theirs = session.get(AutotunerTask, ours.id)
+        assert theirs.task_name == 'from-modelstore'
+        assert theirs.status is AutotunerStatus.RUNNING
+        assert theirs.model_config == {'model_name': 'llama-3-2-1b-instruct', 'namespace': 'ns'}
+        assert theirs.parameters == {'tp-size': [1, 2]}
+        assert theirs.clusterbasemodel_config == cluster
+        assert theirs.created_clusterbasemodel == 'llama-3-2-1b-instruct'
+        assert theirs.clusterservingruntime_config is None
+        assert theirs.task_metadata == {'checkpoint': None}
+        assert theirs.started_at == started
+        assert theirs.created_at == ours.created_at  # Naive UTC on both sides.
+        assert theirs.description == 'déjà vu'
+        plain = session.get(AutotunerTask, bare.id)
+        assert plain.status is AutotunerStatus.PENDING
+        assert (plain.slo_config, plain.clusterbasemodel_config,
+                plain.created_clusterservingruntime) == (None, None, None)
+        # Its own status filter finds our row.
+        names = session.scalars(select(AutotunerTask.task_name).where(
+            AutotunerTask.status == AutotunerStatus.RUNNING)).all()
+        assert 'from-modelstore' in names
+    engine.dispose()
+
+
+def test_modelstore_loads_tasks_the_autotuner_writes(autotuner_file):
+    engine = _engine(autotuner_file)
+    custom = {'name': 'my-runtime', 'spec': {
+        'supportedModelFormats': [{'name': 'safetensors'}], 'protocolVersions': ['openAI'],
+        'engineConfig': {'runner': {'name': 'r', 'image': 'vllm:latest', 'resources': {}}}}}
+    with Session(engine) as session:
+        task = AutotunerTask(task_name='from-sqlalchemy', base_runtime='vllm',
+                             model_config={'model_name': 'mistral-7b-instruct'},
+                             parameters={'max-num-seqs': [64]},
+                             optimization_config={'strategy': 'random'},
+                             benchmark_config={}, status=AutotunerStatus.FAILED,
+                             clusterservingruntime_config=custom,
+                             created_clusterservingruntime='my-runtime',
+                             task_metadata={'error': 'boom'}, elapsed_time=1.5)
+        session.add(task)
+        session.commit()
+        task_id, created = task.id, task.created_at
+    engine.dispose()
+    with modelstore.connect(autotuner_file) as store:
+        ours = store.get_task(task_id)
+        assert ours.task_name == 'from-sqlalchemy'
+        assert ours.status is TaskStatus.FAILED
+        assert ours.model_config == {'model_name': 'mistral-7b-instruct'}
+        assert ours.clusterservingruntime_config == custom
+        assert ours.clusterbasemodel_config is None
+        assert ours.task_metadata == {'error': 'boom'}
+        assert ours.deployment_mode == 'docker'
+        assert ours.created_at == created
+        assert ours.elapsed_time == 1.5
+        assert task_id in [t.id for t in store.list_tasks(status='failed')]
+        # And update it the way the autotuner would see it.
+        store.update_task(task_id, status='completed', successful_experiments=1)
+    engine = _engine(autotuner_file)
+    with Session(engine) as session:
+        assert session.get(AutotunerTask, task_id).status is AutotunerStatus.COMPLETED
+    engine.dispose()
+
+
+# -- ModelForge ---------------------------------------------------------------------------------
+
+MODELFORGE_SELECT = 'SELECT * FROM fine_tuned_models ORDER BY creation_date DESC'
+
+
+def test_modelforge_orders_its_rows_and_ours_together(tmp_path, cli):
+    path = legacy.build(str(tmp_path / 'modelforge.sqlite'), legacy.modelforge_v11_altered)
+    assert cli('migrate', '--database', path)[0] == 0
+    with modelstore.connect(path) as store:
+        # Between legacy rows, on an exact second (isoformat() would drop the fraction), and now.
+        store.add_model(model_name='mid', base_model='b', task='summarization',
+                        model_path='/m/mid',
+                        creation_date=datetime.datetime(2025, 10, 30, 14, 3, 11, 600000))
+        store.add_model(model_name='exact', base_model='b', task='summarization',
+                        model_path='/m/exact',
+                        creation_date=datetime.datetime(2025, 10, 30, 9, 0, 0))
+        store.add_model(model_name='now', base_model='b', task='text-generation',
+                        model_path='/m/now', is_custom_base_model=True)
+        ours = [(m.model_name, m.creation_date) for m in store.list_models()]
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(MODELFORGE_SELECT).fetchall()
+    finally:
+        conn.close()
+    names = [r[1] for r in rows]
+    moments = [datetime.datetime.fromisoformat(r[5]) for r in rows]
+    assert moments == sorted(moments, reverse=True)
+    assert names[0] == 'now'
+    assert names.index('mid') == names.index('llama-sum') - 1
+    # The same instant written with and without a fraction sorts side by side.
+    assert abs(names.index('exact') - names.index('qa-bert')) == 1
+    # Every value is a 'T' timestamp, as ModelForge writes them.
+    assert all('T' in r[5] and ' ' not in r[5] for r in rows)
+    # modelstore lists newest first in exactly the same order.
+    assert [n for n, _ in ours] == names
+
+
+def test_modelforge_keeps_writing_after_adoption_and_we_read_its_rows(tmp_path, cli):
+    path = legacy.build(str(tmp_path / 'modelforge.sqlite'), legacy.modelforge_v10)
+    assert cli('migrate', '--database', path)[0] == 0
+    conn = sqlite3.connect(path)
+    # A v1.0 app still running names six columns; a v1.1 app names the flag.
+    conn.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                 'creation_date, model_path) VALUES (?,?,?,?,?,?)',
+                 ('old-app', 'gpt2', 'text-generation', '', '2025-12-01T10:00:00.000001', '/p1'))
+    conn.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                 'creation_date, model_path, is_custom_base_model) VALUES (?,?,?,?,?,?,?)',
+                 ('new-app', '/bases/x', 'summarization', 'x (Custom Model)',
+                  '2025-12-02T10:00:00', '/p2', True))
+    conn.commit()
+    # Its probe for the column succeeds, so it does not try to add it again.
+    conn.execute('SELECT is_custom_base_model FROM fine_tuned_models LIMIT 1').fetchall()
+    conn.close()
+    with modelstore.connect(path) as store:
+        models = {m.model_name: m for m in store.list_models()}
+    assert models['old-app'].is_custom_base_model is False
+    assert models['new-app'].is_custom_base_model is True
+    assert models['new-app'].creation_date == datetime.datetime(2025, 12, 2, 10, 0, 0)
+    assert list(models)[:2] == ['new-app', 'old-app']
