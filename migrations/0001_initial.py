@@ -41,7 +41,7 @@ def _tables(db):
         created_at = DateTimeField(null=True)
         started_at = DateTimeField(null=True)
         completed_at = DateTimeField(null=True)
-        elapsed_time = FloatField(null=True)
+        elapsed_time = DoubleField(null=True)
 
         class Meta:
             database = db

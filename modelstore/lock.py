@@ -8,11 +8,13 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
   pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
   rows), and ``PRAGMA foreign_key_check`` after each script must report no violation that was not
   there before the run.
-* PostgreSQL (session advisory lock) and MySQL (``GET_LOCK``) slot in as subclasses of RunLock.
+* PostgreSQL: a session advisory lock (see PostgresRunLock); each script is its own transaction.
+* MySQL (``GET_LOCK``) would slot in the same way; it is not supported yet.
 """
 import sqlite3
+import time
 
-from peewee import OperationalError, SqliteDatabase
+from peewee import OperationalError, PostgresqlDatabase, SqliteDatabase
 
 from .db import BUSY_TIMEOUT
 from .exceptions import LockTimeout, MigrationError
@@ -90,7 +92,42 @@ class SqliteRunLock(RunLock):
             self.database.pragma('foreign_keys', 1)
 
 
-_LOCKS = ((SqliteDatabase, SqliteRunLock),)
+class PostgresRunLock(RunLock):
+    """A session advisory lock, polled with ``pg_try_advisory_lock`` until the timeout.
+
+    Advisory locks are scoped to the database, held by the session (a killed runner's lock goes
+    with its connection), and never block ordinary reads and writes. Scripts then run one
+    transaction each, with their history row.
+    """
+    # Any fixed 64-bit key; this one spells "modelstr".
+    KEY = 0x6D6F64656C737472
+
+    def __enter__(self):
+        db = self.database
+        if db.in_transaction():
+            raise MigrationError('a migration run cannot start inside an open transaction')
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while not db.execute_sql('SELECT pg_try_advisory_lock(%s)', (self.KEY,)).fetchone()[0]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockTimeout('another modelstore migration on this database held its '
+                                  'lock for more than %g s; try again when it has finished'
+                                  % self.timeout)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.25)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.database.execute_sql('SELECT pg_advisory_unlock(%s)', (self.KEY,))
+        except Exception:
+            if exc_type is None:  # A lost connection has released the lock already.
+                raise
+        return False
+
+
+_LOCKS = ((SqliteDatabase, SqliteRunLock), (PostgresqlDatabase, PostgresRunLock))
 
 
 def run_lock(database, timeout=DEFAULT_TIMEOUT):
@@ -98,5 +135,5 @@ def run_lock(database, timeout=DEFAULT_TIMEOUT):
     for cls, lock in _LOCKS:
         if isinstance(database, cls):
             return lock(database, timeout)
-    raise MigrationError('migrations are not yet supported on %s; the SQLite backend is'
+    raise MigrationError('migrations are not yet supported on %s; SQLite and PostgreSQL are'
                          % type(database).__name__)

@@ -6,7 +6,7 @@ classes' ``_meta`` at run time.
 """
 import enum
 
-from peewee import (AutoField, BooleanField, CharField, FloatField, IntegerField, Model, SQL,
+from peewee import (AutoField, BooleanField, CharField, DoubleField, IntegerField, Model, SQL,
                     TextField)
 
 from .fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
@@ -73,7 +73,7 @@ class Task(Model):
     created_at = UtcDateTimeField(null=True)
     started_at = UtcDateTimeField(null=True)
     completed_at = UtcDateTimeField(null=True)
-    elapsed_time = FloatField(null=True)
+    elapsed_time = DoubleField(null=True)
 
     class Meta:
         table_name = 'tasks'

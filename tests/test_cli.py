@@ -10,6 +10,7 @@ import sysconfig
 import pytest
 
 from modelstore.cli import Output
+from modelstore.db import mask_url
 
 from conftest import SHIPPED
 
@@ -106,10 +107,10 @@ def test_the_default_database_is_used_without_database(tmp_path, cli):
 
 def test_common_options_work_before_or_after_the_command(cli, db_url, tmp_path):
     code, out, _ = cli('--database', db_url, '--json', 'status')
-    assert code == 1 and json.loads(out)['database'] == db_url
+    assert code == 1 and json.loads(out)['database'] == mask_url(db_url)
     other = 'sqlite:///' + str(tmp_path / 'other.db')
     code, out, _ = cli('--database', other, 'status', '--json', '--database', db_url)
-    assert json.loads(out)['database'] == db_url  # After the command wins.
+    assert json.loads(out)['database'] == mask_url(db_url)  # After the command wins.
 
 
 def test_rollback_of_a_missing_file_does_not_create_it(cli, db_path, db_url):

@@ -51,103 +51,101 @@ def engine(url, directory, **kw):
     return Engine(open_database(url, mode='migrate'), directory, **kw)
 
 
-def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, scripts, db_path,
-                                                                         db_url):
+def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     assert cli('migrate', '--database', db_url, '--migrations', scripts.dir)[0] == 0
-    before = dump(db_path)
+    before = dump(db_url)
     scripts('0002_fails.py', FAILS_HALFWAY)
     code, out, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2
     assert err.count('\n') == 1 and err.startswith('error: ')
     assert '0002_fails' in err and 'boom halfway' in err
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
 def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_path,
                                                                       db_url):
     sqlite3.connect(db_path).execute('CREATE TABLE z (id INTEGER PRIMARY KEY)').connection.close()
-    before = dump(db_path)
+    before = dump(db_url)
     scripts('0001_create_a.py', CREATE_A.replace("db.create_tables([A], safe=False)",
                                                  "db.create_tables([A], safe=False)\n"
                                                  "        raise RuntimeError('boom after create')"))
     code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2 and '0001_create_a' in err and 'boom after create' in err
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
 def test_a_table_in_a_shape_no_script_produces_is_refused_not_adopted(cli, scripts, db_path,
                                                                       db_url):
     sqlite3.connect(db_path).execute('CREATE TABLE a (id INTEGER PRIMARY KEY)').connection.close()
-    before = dump(db_path)
+    before = dump(db_url)
     scripts('0001_create_a.py', CREATE_A)
     code, out, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2
     assert 'cannot adopt' in err and 'column a.name is missing' in err
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
-def test_scripts_before_the_failing_one_stay_applied(cli, scripts, db_path, db_url):
+def test_scripts_before_the_failing_one_stay_applied(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_add_b.py', ADD_B)
     scripts('0003_fails.py', FAILS_HALFWAY)
     code, out, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2 and '0003_fails' in err
-    assert [r['name'] for r in history(db_path)] == ['0001_create_a', '0002_add_b']
-    assert columns(db_path, 'a') == ['id', 'name', 'b']
+    assert [r['name'] for r in history(db_url)] == ['0001_create_a', '0002_add_b']
+    assert columns(db_url, 'a') == ['id', 'name', 'b']
     assert '0002_add_b' in out  # Reported as applied before the failure.
 
 
-def test_a_script_without_up_fails_before_any_script_runs(scripts, db_path, db_url):
+def test_a_script_without_up_fails_before_any_script_runs(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_no_up.py', 'def down(migrator, db):\n    pass\n')
     with pytest.raises(ScriptError, match=r'0002_no_up: does not define up'):
         engine(db_url, scripts.dir).migrate()
-    assert tables(db_path) == set()
+    assert tables(db_url) == set()
 
 
-def test_a_script_with_a_syntax_error_is_named_and_nothing_runs(scripts, db_path, db_url):
+def test_a_script_with_a_syntax_error_is_named_and_nothing_runs(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_broken.py', 'def up(migrator, db)\n    pass\n')
     with pytest.raises(ScriptError, match=r'0002_broken: syntax error at line 1'):
         engine(db_url, scripts.dir).migrate()
-    assert tables(db_path) == set()
+    assert tables(db_url) == set()
 
 
-def test_an_unknown_target_fails_and_changes_nothing(cli, scripts, db_path, db_url):
+def test_an_unknown_target_fails_and_changes_nothing(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir,
                        '--to', '0009_nope')
     assert code == 2 and "unknown migration target '0009_nope'" in err
-    assert tables(db_path) == set()
+    assert tables(db_url) == set()
 
 
-def test_two_scripts_with_the_same_number_are_refused(scripts, db_path, db_url):
+def test_two_scripts_with_the_same_number_are_refused(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0001_other.py', ADD_B)
     with pytest.raises(MigrationError, match='share the number 1'):
         engine(db_url, scripts.dir).migrate()
-    assert tables(db_path) == set()
+    assert tables(db_url) == set()
 
 
-def test_an_applied_script_whose_file_is_gone_blocks_migrate_and_rollback(cli, scripts,
-                                                                          db_path, db_url):
+def test_an_applied_script_whose_file_is_gone_blocks_migrate_and_rollback(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     path = scripts('0002_add_b.py', ADD_B)
     cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     path.unlink()
     scripts('0003_more.py', ADD_B.replace("'b'", "'c'"))
-    before = dump(db_path)
+    before = dump(db_url)
     code, _, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2 and '0002_add_b' in err
     code, _, err = cli('rollback', '--database', db_url, '--migrations', scripts.dir)
     assert code == 2 and '0002_add_b' in err and 'missing' in err
     code, out, _ = cli('status', '--database', db_url, '--migrations', scripts.dir, '--json')
     assert code == 1 and json.loads(out)['missing'] == ['0002_add_b']
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
-def test_an_edited_applied_script_blocks_migrate_until_accepted(cli, scripts, db_path, db_url):
+def test_an_edited_applied_script_blocks_migrate_until_accepted(cli, scripts, db_url):
     path = scripts('0001_create_a.py', CREATE_A)
     args = ('--database', db_url, '--migrations', scripts.dir)
     cli('migrate', *args)
@@ -155,10 +153,10 @@ def test_an_edited_applied_script_blocks_migrate_until_accepted(cli, scripts, db
     scripts('0002_add_b.py', ADD_B)
     code, out, _ = cli('check', *args)
     assert code == 1 and 'changed since applied: 0001_create_a' in out
-    before = dump(db_path)
+    before = dump(db_url)
     code, _, err = cli('migrate', *args)
     assert code == 2 and '0001_create_a' in err and 'modelstore accept' in err
-    assert dump(db_path) == before
+    assert dump(db_url) == before
     code, out, _ = cli('accept', '0001_create_a', *args)
     assert code == 0 and '0001_create_a' in out
     assert cli('migrate', *args)[0] == 0
@@ -176,11 +174,11 @@ def test_line_endings_do_not_count_as_an_edit(cli, scripts, db_url):
 
 def test_status_and_history_never_create_the_history_table(cli, db_path, db_url):
     sqlite3.connect(db_path).execute('CREATE TABLE unrelated (x)').connection.close()
-    before = dump(db_path)
+    before = dump(db_url)
     assert cli('status', '--database', db_url)[0] == 1
     assert cli('history', '--database', db_url)[0] == 0
     assert cli('check', '--database', db_url)[0] == 1
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
 def test_status_of_a_missing_file_does_not_create_it(cli, db_path, db_url):
@@ -203,7 +201,7 @@ def test_migrate_waits_for_the_lock_then_times_out_clearly(scripts, db_path, db_
     assert [r.name for r in engine(db_url, scripts.dir).migrate().runs] == ['0001_create_a']
 
 
-def test_a_runner_that_waited_for_the_lock_finds_nothing_to_do(scripts, db_path, db_url):
+def test_a_runner_that_waited_for_the_lock_finds_nothing_to_do(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_slow.py', '''
         import time
@@ -218,17 +216,17 @@ def test_a_runner_that_waited_for_the_lock_finds_nothing_to_do(scripts, db_path,
     for t in threads:
         t.join()
     assert sorted(results, key=len) == [[], [], ['0001_create_a', '0002_slow']]
-    assert [r['name'] for r in history(db_path)] == ['0001_create_a', '0002_slow']
+    assert [r['name'] for r in history(db_url)] == ['0001_create_a', '0002_slow']
 
 
 @pytest.mark.slow
-def test_processes_racing_to_migrate_record_each_script_once(db_path, db_url):
+def test_processes_racing_to_migrate_record_each_script_once(db_url):
     procs = [subprocess.Popen([sys.executable, '-m', 'modelstore', 'migrate', '--database',
                                db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(4)]
     outcomes = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _ in outcomes), outcomes
-    names = [r['name'] for r in history(db_path)]
+    names = [r['name'] for r in history(db_url)]
     assert len(names) == len(set(names)) == 4
 
 
@@ -271,39 +269,39 @@ def test_a_script_that_orphans_child_rows_is_rolled_back(scripts, db_path, db_ur
         INSERT INTO tasks VALUES (1); INSERT INTO experiments (task_id) VALUES (1);
     ''')
     conn.close()
-    before = dump(db_path)
+    before = dump(db_url)
     scripts('0001_orphan.py', '''
         def up(migrator, db):
             db.execute_sql('DELETE FROM tasks')
     ''')
     with pytest.raises(ScriptError, match='foreign key check failed'):
         engine(db_url, scripts.dir).migrate()
-    assert dump(db_path)[1]['tasks'] == before[1]['tasks']
+    assert dump(db_url)[1]['tasks'] == before[1]['tasks']
 
 
-def test_a_pwmigrate_history_table_is_upgraded_in_place(scripts, db_path, db_url):
+def test_a_pwmigrate_history_table_is_upgraded_in_place(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_add_b.py', ADD_B)
     result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_url, 'up',
                              '0001_create_a', '-d', scripts.dir], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert columns(db_path, 'schema_migration') == ['id', 'name', 'applied']
+    assert columns(db_url, 'schema_migration') == ['id', 'name', 'applied']
     engine(db_url, scripts.dir).migrate()
-    rows = history(db_path)
+    rows = history(db_url)
     assert [r['name'] for r in rows] == ['0001_create_a', '0002_add_b']
     assert rows[0]['method'] is None and rows[1]['method'] == 'ran'
-    assert 'checksum' in columns(db_path, 'schema_migration')
+    assert 'checksum' in columns(db_url, 'schema_migration')
 
 
-def test_fake_records_without_running(cli, scripts, db_path, db_url):
+def test_fake_records_without_running(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     code, out, _ = cli('migrate', '--database', db_url, '--migrations', scripts.dir, '--fake')
     assert code == 0
-    assert tables(db_path) == {'schema_migration'}
-    assert history(db_path)[0]['method'] == 'faked'
+    assert tables(db_url) == {'schema_migration'}
+    assert history(db_url)[0]['method'] == 'faked'
 
 
-def test_rollback_refuses_an_unapplied_target(cli, scripts, db_path, db_url):
+def test_rollback_refuses_an_unapplied_target(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_add_b.py', ADD_B)
     args = ('--database', db_url, '--migrations', scripts.dir)
@@ -312,13 +310,12 @@ def test_rollback_refuses_an_unapplied_target(cli, scripts, db_path, db_url):
     assert code == 2 and "unknown migration target '0002_add_b' (applied scripts" in err
 
 
-def test_a_script_without_down_cannot_be_rolled_back_and_nothing_changes(cli, scripts,
-                                                                         db_path, db_url):
+def test_a_script_without_down_cannot_be_rolled_back_and_nothing_changes(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_up_only.py', 'def up(migrator, db):\n    pass\n')
     args = ('--database', db_url, '--migrations', scripts.dir)
     cli('migrate', *args)
-    before = dump(db_path)
+    before = dump(db_url)
     code, _, err = cli('rollback', *args, '--to', '0001_create_a')
     assert code == 2 and '0002_up_only: does not define down' in err
-    assert dump(db_path) == before
+    assert dump(db_url) == before

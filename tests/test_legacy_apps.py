@@ -17,6 +17,8 @@ from modelstore import TaskStatus
 
 import legacy
 
+pytestmark = pytest.mark.sqlite_only  # The legacy apps use SQLite files.
+
 
 class AutotunerStatus(str, enum.Enum):
     """The autotuner's own enum: SQLAlchemy stores the NAME, its API shows the value."""

@@ -9,10 +9,10 @@ import pytest
 
 import modelstore
 from modelstore import Engine, FineTunedModel, Task, detect_drift
-from modelstore.db import open_database
+from modelstore.db import mask_url, open_database
 from modelstore.loader import checksum, default_directory
 
-from conftest import SHIPPED, columns, dump, history, tables
+from conftest import SHIPPED, as_datetime, columns, dump, execute, history, tables
 
 ADDED_COLUMNS = {
     '0002_add_is_custom_base_model': ('fine_tuned_models', ['is_custom_base_model']),
@@ -30,14 +30,14 @@ def test_the_four_required_scripts_ship_in_order():
     assert SHIPPED[1:4] == list(ADDED_COLUMNS)
 
 
-def test_migrate_creates_both_tables_with_every_column(cli, db_path, db_url):
+def test_migrate_creates_both_tables_with_every_column(cli, db_url):
     code, out, err = cli('migrate', '--database', db_url)
     assert code == 0, err
-    assert out.splitlines()[0] == 'Migrating database: ' + db_url
-    assert {'fine_tuned_models', 'tasks', 'schema_migration'} <= tables(db_path)
+    assert out.splitlines()[0] == 'Migrating database: ' + mask_url(db_url)
+    assert {'fine_tuned_models', 'tasks', 'schema_migration'} <= tables(db_url)
     for model in (FineTunedModel, Task):
         expected = [f.column_name for f in model._meta.sorted_fields]
-        assert sorted(columns(db_path, model._meta.table_name)) == sorted(expected)
+        assert sorted(columns(db_url, model._meta.table_name)) == sorted(expected)
 
 
 def test_migrate_prints_one_check_line_per_operation(cli, db_url):
@@ -54,10 +54,10 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     assert 'Applied 4 scripts (14 operations)' in out
 
 
-def test_history_has_a_complete_row_per_script(cli, db_path, db_url):
+def test_history_has_a_complete_row_per_script(cli, db_url):
     before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     cli('migrate', '--database', db_url)
-    rows = history(db_path)
+    rows = history(db_url)
     assert [r['name'] for r in rows] == SHIPPED
     for row in rows:
         path = os.path.join(default_directory(), row['name'] + '.py')
@@ -66,18 +66,18 @@ def test_history_has_a_complete_row_per_script(cli, db_path, db_url):
         assert row['tool_version'] == modelstore.__version__
         assert '@' in row['applied_by']
         assert row['duration'] >= 0
-        applied_utc = datetime.datetime.fromisoformat(row['applied_utc'])
+        applied_utc = as_datetime(row['applied_utc'])
         assert before - datetime.timedelta(seconds=1) <= applied_utc
         assert applied_utc <= before + datetime.timedelta(minutes=1)
 
 
-def test_second_migrate_changes_nothing_and_says_so(cli, db_path, db_url):
+def test_second_migrate_changes_nothing_and_says_so(cli, db_url):
     cli('migrate', '--database', db_url)
-    snapshot = dump(db_path)
+    snapshot = dump(db_url)
     code, out, _ = cli('migrate', '--database', db_url)
     assert code == 0
     assert 'Nothing to migrate' in out and '4 scripts applied' in out
-    assert dump(db_path) == snapshot
+    assert dump(db_url) == snapshot
 
 
 def test_pwmigrate_lists_the_same_applied_scripts(cli, db_path, db_url):
@@ -90,8 +90,7 @@ def test_pwmigrate_lists_the_same_applied_scripts(cli, db_path, db_url):
     assert all(line.startswith('[x]') for line in lines)
 
 
-def test_pwmigrate_runs_the_scripts_unchanged_and_modelstore_reads_its_history(cli, db_path,
-                                                                               db_url):
+def test_pwmigrate_runs_the_scripts_unchanged_and_modelstore_reads_its_history(cli, db_url):
     result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_url, 'up',
                              '-d', default_directory()], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -102,21 +101,18 @@ def test_pwmigrate_runs_the_scripts_unchanged_and_modelstore_reads_its_history(c
     assert [r['name'] for r in json.loads(out)['history']] == SHIPPED
 
 
-def test_a_legacy_writer_omitting_the_flag_reads_back_false(cli, db_path, db_url):
+def test_a_legacy_writer_omitting_the_flag_reads_back_false(cli, db_url):
     cli('migrate', '--database', db_url)
-    conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
-                 "creation_date, model_path) VALUES ('legacy', 'gpt2', 'summarization', '', "
-                 "'2025-10-30T14:03:11.512345', '/models/legacy')")
-    conn.commit()
-    conn.close()
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+                    "creation_date, model_path) VALUES ('legacy', 'gpt2', 'summarization', '', "
+                    "'2025-10-30T14:03:11.512345', '/models/legacy')")
     with modelstore.connect(db_url) as store:
         (model,) = store.list_models()
         assert model.model_name == 'legacy'
         assert model.is_custom_base_model is False
 
 
-def test_column_adds_are_one_alter_each_with_no_update_or_rebuild(db_path, db_url):
+def test_column_adds_are_one_alter_each_with_no_update_or_rebuild(db_url):
     database = open_database(db_url, mode='migrate')
     runs = {r.name: r for r in Engine(database).migrate().runs}
     for name, (table, added) in ADDED_COLUMNS.items():
@@ -143,7 +139,7 @@ def test_dry_run_on_a_fresh_file_prints_the_sql_and_leaves_no_tables(cli, db_pat
     assert 'CREATE TABLE "fine_tuned_models"' in out
     assert 'ALTER TABLE "tasks" ADD COLUMN "clusterbasemodel_config"' in out
     assert 'nothing was changed' in out
-    assert tables(db_path) == set()
+    assert tables(db_url) == set()
     assert os.path.getsize(db_path) == 0
 
 
@@ -153,16 +149,16 @@ def test_dry_run_does_not_create_a_missing_file(cli, db_path, db_url):
     assert not os.path.exists(db_path)
 
 
-def test_dry_run_on_a_partial_database_changes_nothing(cli, db_path, db_url):
+def test_dry_run_on_a_partial_database_changes_nothing(cli, db_url):
     cli('migrate', '--database', db_url, '--to', '0001_initial')
-    snapshot = dump(db_path)
+    snapshot = dump(db_url)
     code, out, _ = cli('migrate', '--database', db_url, '--dry-run')
     assert code == 0
     assert '0001_initial' not in out and '0004_task_cluster_columns' in out
-    assert dump(db_path) == snapshot
+    assert dump(db_url) == snapshot
 
 
-def test_migrate_to_first_then_gate_check_status_and_complete(cli, db_path, db_url):
+def test_migrate_to_first_then_gate_check_status_and_complete(cli, db_url):
     code, _, _ = cli('migrate', '--database', db_url, '--to', SHIPPED[0])
     assert code == 0
     with pytest.raises(modelstore.SchemaOutOfDate) as info:
@@ -174,18 +170,18 @@ def test_migrate_to_first_then_gate_check_status_and_complete(cli, db_path, db_u
     import json
     status = json.loads(out)
     assert status['pending'] == SHIPPED[1:] and status['applied'] == SHIPPED[:1]
-    assert status['database'] == db_url
+    assert status['database'] == mask_url(db_url)
     assert cli('migrate', '--database', db_url)[0] == 0
     assert cli('check', '--database', db_url)[0] == 0
     modelstore.connect(db_url).close()
 
 
-def test_rollback_everything_then_up_again_leaves_no_drift(cli, db_path, db_url):
+def test_rollback_everything_then_up_again_leaves_no_drift(cli, db_url):
     cli('migrate', '--database', db_url)
     code, out, err = cli('rollback', '--database', db_url, '--to', SHIPPED[0])
     assert code == 0, err
-    assert tables(db_path) == {'schema_migration'}
-    assert history(db_path) == []
+    assert tables(db_url) == {'schema_migration'}
+    assert history(db_url) == []
     assert cli('migrate', '--database', db_url)[0] == 0
     database = open_database(db_url, mode='inspect')
     assert not detect_drift(database)
@@ -197,7 +193,7 @@ def test_each_down_restores_the_schema_before_its_up(cli, db_path, db_url, index
         cli('migrate', '--database', db_url, '--to', SHIPPED[index - 1])
     else:
         cli('migrate', '--database', db_url, '--dry-run')  # Leave the file absent.
-    before = dump(db_path)[0] if os.path.exists(db_path) else []
+    before = dump(db_url)[0] if os.path.exists(db_path) else []
     assert cli('migrate', '--database', db_url, '--to', SHIPPED[index])[0] == 0
     code, out, err = cli('rollback', '--database', db_url)
     assert code == 0, err
@@ -205,28 +201,22 @@ def test_each_down_restores_the_schema_before_its_up(cli, db_path, db_url, index
     # sqlite_sequence is SQLite's own: created with the first AUTOINCREMENT table, never dropped.
     ours = lambda rows: [r for r in rows if r[2] != 'schema_migration' and
                          not r[1].startswith('sqlite_')]
-    assert ours(dump(db_path)[0]) == ours(before)
+    assert ours(dump(db_url)[0]) == ours(before)
 
 
-def test_check_reports_a_column_dropped_by_hand(cli, db_path, db_url):
+def test_check_reports_a_column_dropped_by_hand(cli, db_url):
     cli('migrate', '--database', db_url)
-    conn = sqlite3.connect(db_path)
-    conn.execute('ALTER TABLE tasks DROP COLUMN metadata')
-    conn.execute('ALTER TABLE tasks ADD COLUMN notes TEXT')
-    conn.commit()
-    conn.close()
+    execute(db_url, 'ALTER TABLE tasks DROP COLUMN metadata',
+            'ALTER TABLE tasks ADD COLUMN notes TEXT')
     code, out, _ = cli('check', '--database', db_url)
     assert code == 1
     assert 'drift: missing column tasks.metadata' in out
     assert 'note: extra column tasks.notes (not in the model; left as it is)' in out
 
 
-def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_path, db_url):
+def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_url):
     cli('migrate', '--database', db_url)
-    conn = sqlite3.connect(db_path)
-    conn.execute("ALTER TABLE fine_tuned_models ADD COLUMN owner TEXT DEFAULT 'ml-team'")
-    conn.commit()
-    conn.close()
+    execute(db_url, "ALTER TABLE fine_tuned_models ADD COLUMN owner TEXT DEFAULT 'ml-team'")
     code, out, _ = cli('check', '--database', db_url)
     assert code == 0, out
     assert 'note: extra column fine_tuned_models.owner (not in the model; left as it is)' in out
@@ -280,11 +270,8 @@ def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_u
                            'app created it; modelstore always writes a value there']
 
 
-def test_tables_modelstore_does_not_model_are_never_drift(cli, db_path, db_url):
+def test_tables_modelstore_does_not_model_are_never_drift(cli, db_url):
     cli('migrate', '--database', db_url)
-    conn = sqlite3.connect(db_path)
-    conn.execute('CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER)')
-    conn.execute('CREATE TABLE models (id INTEGER PRIMARY KEY)')
-    conn.commit()
-    conn.close()
+    execute(db_url, 'CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER '
+                    'REFERENCES tasks (id))', 'CREATE TABLE models (id INTEGER PRIMARY KEY)')
     assert cli('check', '--database', db_url)[0] == 0

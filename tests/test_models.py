@@ -1,12 +1,13 @@
 """Field formats: what the legacy apps wrote must read back, what we write they must read."""
 import datetime
-import sqlite3
 
 import pytest
 
 import modelstore
 from modelstore import TaskStatus
 from modelstore.fields import parse_timestamp
+
+from conftest import execute, query
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -19,15 +20,13 @@ def test_timestamps_with_or_without_microseconds_parse(text, expected):
     assert parse_timestamp(text) == expected
 
 
-def test_legacy_task_rows_read_through_modelstore(db_url, db_path):
+def test_legacy_task_rows_read_through_modelstore(db_url):
     with modelstore.connect(db_url) as store:
-        conn = sqlite3.connect(db_path)
-        conn.execute(
-            "INSERT INTO tasks (task_name, status, model_config, base_runtime, parameters, "
+        execute(
+            db_url, "INSERT INTO tasks (task_name, status, model_config, base_runtime, parameters, "
             "optimization_config, benchmark_config, created_at, slo_config) VALUES "
             "('legacy', 'RUNNING', '{\"id\": \"m\"}', 'vllm', '{\"a\": [1, 2]}', '{}', '{}', "
             "'2025-10-24 10:00:00.123456', NULL)")
-        conn.commit()
         task = store.get_task_by_name('legacy')
         assert task.status is TaskStatus.RUNNING and task.status == 'running'
         assert task.model_config == {'id': 'm'} and task.parameters == {'a': [1, 2]}
@@ -36,20 +35,22 @@ def test_legacy_task_rows_read_through_modelstore(db_url, db_path):
         assert task.created_clusterservingruntime is None
 
 
-def test_aware_datetimes_are_stored_in_each_columns_convention(db_url, db_path):
+def test_aware_datetimes_are_stored_in_each_columns_convention(db_url):
     with modelstore.connect(db_url) as store:
-        aware = datetime.datetime(2025, 11, 18, 12, 0, tzinfo=datetime.timezone.utc)
+        aware = datetime.datetime(2025, 11, 18, 14, 0, tzinfo=datetime.timezone(
+            datetime.timedelta(hours=2)))
         store.add_task(task_name='t', base_runtime='r', model_config={}, parameters={},
                        optimization_config={}, benchmark_config={}, started_at=aware)
-        stored = sqlite3.connect(db_path).execute('SELECT started_at FROM tasks').fetchone()[0]
-        assert stored == '2025-11-18 12:00:00.000000'
+        (stored,), = query(db_url, 'SELECT started_at FROM tasks')
+        # SQLite keeps SQLAlchemy's text; PostgreSQL a timestamp without zone; both in UTC.
+        assert stored in ('2025-11-18 12:00:00.000000', datetime.datetime(2025, 11, 18, 12, 0))
 
 
-def test_status_is_stored_by_name_for_every_member(db_url, db_path):
+def test_status_is_stored_by_name_for_every_member(db_url):
     with modelstore.connect(db_url) as store:
         for member in TaskStatus:
             store.add_task(task_name=member.value, base_runtime='r', model_config={},
                            parameters={}, optimization_config={}, benchmark_config={},
                            status=member.value)
-    rows = sqlite3.connect(db_path).execute('SELECT task_name, status FROM tasks').fetchall()
+    rows = query(db_url, 'SELECT task_name, status FROM tasks ORDER BY id')
     assert rows == [(m.value, m.name) for m in TaskStatus]

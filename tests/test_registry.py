@@ -8,7 +8,7 @@ import pytest
 import modelstore
 from modelstore import NotFound, TaskStatus, ValidationError
 
-from conftest import dump
+from conftest import dump, execute, query
 
 MODEL = dict(model_name='llama-ft', base_model='meta-llama/Llama-3.2-1B', task='text-generation',
              model_path='/models/llama-ft_1', description='Fine-tuned (Custom Model)',
@@ -32,23 +32,21 @@ def test_add_and_get_a_model(store):
     assert isinstance(got.creation_date, datetime.datetime)
 
 
-def test_models_are_listed_newest_first_beside_legacy_rows(store, db_path):
+def test_models_are_listed_newest_first_beside_legacy_rows(store, db_url):
     store.add_model(**dict(MODEL, model_name='new',
                            creation_date=datetime.datetime(2025, 11, 2, 9, 0, 0)))
-    conn = sqlite3.connect(db_path)
-    conn.executemany(
-        'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
-        'creation_date, model_path, is_custom_base_model) VALUES (?,?,?,?,?,?,?)',
-        [('older', 'b', 'summarization', '', '2025-10-30T14:03:11.512345', '/m/o', False),
-         ('newest', 'b', 'summarization', '', '2025-11-05T08:00:00', '/m/n', True)])
-    conn.commit()
+    insert = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+              "creation_date, model_path, is_custom_base_model) VALUES ('%s', 'b', "
+              "'summarization', '', '%s', '/m', %s)")
+    execute(db_url, insert % ('older', '2025-10-30T14:03:11.512345', 'FALSE'),
+            insert % ('newest', '2025-11-05T08:00:00', 'TRUE'))
     names = [m.model_name for m in store.list_models()]
     assert names == ['newest', 'new', 'older']
-    legacy_order = [r[0] for r in conn.execute(
-        'SELECT model_name FROM fine_tuned_models ORDER BY creation_date DESC')]
+    legacy_order = [r[0] for r in query(
+        db_url, 'SELECT model_name FROM fine_tuned_models ORDER BY creation_date DESC')]
     assert legacy_order == names  # ModelForge's own query agrees.
-    stored = conn.execute("SELECT creation_date FROM fine_tuned_models WHERE model_name='new'")
-    assert stored.fetchone()[0] == '2025-11-02T09:00:00.000000'
+    stored = query(db_url, "SELECT creation_date FROM fine_tuned_models WHERE model_name='new'")
+    assert stored == [('2025-11-02T09:00:00.000000',)]
 
 
 def test_delete_model_removes_the_row_only(store, tmp_path):
@@ -117,16 +115,16 @@ BAD_MODELS = [
 
 
 @pytest.mark.parametrize('change, message', BAD_MODELS)
-def test_bad_model_input_is_refused_and_nothing_is_written(store, db_path, change, message):
+def test_bad_model_input_is_refused_and_nothing_is_written(store, change, message, db_url):
     values = dict(MODEL)
     values.update(change)
     if change.get('model_name', '') is None:
         del values['model_name']
-    before = dump(db_path)
+    before = dump(db_url)
     with pytest.raises(ValidationError) as info:
         store.add_model(**values)
     assert message in str(info.value)
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
 BAD_TASKS = [
@@ -149,27 +147,27 @@ BAD_TASKS = [
 
 
 @pytest.mark.parametrize('change, message', BAD_TASKS)
-def test_bad_task_input_is_refused_and_nothing_is_written(store, db_path, change, message):
+def test_bad_task_input_is_refused_and_nothing_is_written(store, change, message, db_url):
     store.add_task(**TASK)
-    before = dump(db_path)
+    before = dump(db_url)
     with pytest.raises(ValidationError) as info:
         store.add_task(**dict(TASK, task_name='other', **change)
                        if 'task_name' not in change else dict(TASK, **change))
     assert message in str(info.value)
-    assert dump(db_path) == before
+    assert dump(db_url) == before
 
 
-def test_update_task_validates_and_renames_uniquely(store, db_path):
+def test_update_task_validates_and_renames_uniquely(store, db_url):
     a = store.add_task(**TASK)
     store.add_task(**dict(TASK, task_name='tune-2'))
-    before = dump(db_path)
+    before = dump(db_url)
     with pytest.raises(ValidationError, match='already exists'):
         store.update_task(a.id, task_name='tune-2')
     with pytest.raises(ValidationError, match="unknown field 'bogus'"):
         store.update_task(a.id, bogus=1)
     with pytest.raises(ValidationError, match='base_runtime: is required'):
         store.update_task(a.id, base_runtime=None)
-    assert dump(db_path) == before
+    assert dump(db_url) == before
     assert store.update_task(a.id, task_name='tune-1b').task_name == 'tune-1b'
 
 
