@@ -9,7 +9,7 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 """
 import re
 
-from peewee import DatabaseError, IntegrityError
+from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 
 from .db import write_transaction
 from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
@@ -39,7 +39,7 @@ class _guard:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, DatabaseError) \
+        if exc_type is not None and issubclass(exc_type, (DatabaseError, InterfaceError)) \
                 and not issubclass(exc_type, IntegrityError):
             if _SCHEMA_MISSING.search(str(exc)):
                 self.store._raise_if_out_of_date()
@@ -62,6 +62,48 @@ class ModelStore:
 
     def _guard(self, what):
         return _guard(what, self)
+
+    def _run(self, what, body, write=False):
+        """Run ``body()``, in a write transaction if ``write``, and return its result.
+
+        A database server may drop the connection (a restart, a failover, an idle timeout).
+        A call that finds its connection dead before anything could have been committed gets a
+        new connection and is retried once, so a long-running pipeline carries on. If the
+        connection is lost while committing, nobody knows whether the row was stored: that
+        raises StorageError saying so, and is never retried (a retry could store it twice).
+        """
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self._guard(what):
+                    if not write:
+                        return body()
+                    with write_transaction(self.database):
+                        result = body()
+                        committing = True
+                    return result
+            except StorageError as exc:
+                if attempt == 2 or not self._connection_lost():
+                    raise
+                if committing:
+                    raise StorageError(
+                        '%s: the connection to the database was lost while committing, so '
+                        'whether the change was stored is unknown; check before retrying'
+                        % what) from exc.__cause__
+                self._drop_connection()
+
+    def _connection_lost(self):
+        db = self.database
+        if isinstance(db, SqliteDatabase):
+            return False  # A file, not a server: there is no connection to lose.
+        conn = db._state.conn
+        return conn is not None and getattr(conn, 'closed', 0) != 0
+
+    def _drop_connection(self):
+        try:
+            self.database.close()
+        except Exception:  # A broken connection may fail even to close: forget it.
+            self.database._state.reset()
 
     def _raise_if_out_of_date(self):
         from .engine import Engine  # The engine is only needed on this error path.
@@ -94,12 +136,10 @@ class ModelStore:
         default False).
         """
         values = check_fields(MODEL_FIELDS, fields)
-        with self._guard('add_model'), write_transaction(self.database):
-            return self.FineTunedModel.create(**values)
+        return self._run('add_model', lambda: self.FineTunedModel.create(**values), write=True)
 
     def _one(self, what, query, missing):
-        with self._guard(what):
-            row = query.get_or_none()
+        row = self._run(what, query.get_or_none)
         if row is None:
             raise NotFound(missing)
         return row
@@ -114,16 +154,18 @@ class ModelStore:
     def list_models(self):
         """All models, newest first (by creation_date, as ModelForge orders them)."""
         M = self.FineTunedModel
-        with self._guard('list_models'):
-            return list(M.select().order_by(M.creation_date.desc(), M.id.desc()))
+        query = M.select().order_by(M.creation_date.desc(), M.id.desc())
+        return self._run('list_models', lambda: list(query))
 
     def delete_model(self, model_id):
         """Delete the model's row (its files are left alone); NotFound if there is none."""
         check_id('model_id', model_id)
         M = self.FineTunedModel
-        with self._guard('delete_model'), write_transaction(self.database):
+
+        def delete():
             if not M.delete().where(M.id == model_id).execute():
                 raise NotFound('no fine-tuned model with id %d' % model_id)
+        self._run('delete_model', delete, write=True)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -135,13 +177,15 @@ class ModelStore:
         accepted for ``task_metadata``.
         """
         values = check_fields(TASK_FIELDS, fields)
-        with self._guard('add_task'), write_transaction(self.database):
+
+        def add():
             self._check_unique_name(values['task_name'])
             try:
                 with self.database.atomic():
                     return self.Task.create(**values)
             except IntegrityError as exc:
                 raise self._integrity(exc, values) from None
+        return self._run('add_task', add, write=True)
 
     def get_task(self, task_id):
         """The task with this id, or NotFound."""
@@ -163,15 +207,15 @@ class ModelStore:
         query = self.Task.select().order_by(self.Task.id)
         if status is not None:
             query = query.where(self.Task.status == check_status('status', status))
-        with self._guard('list_tasks'):
-            return list(query)
+        return self._run('list_tasks', lambda: list(query))
 
     def update_task(self, task_id, **fields):
         """Change the given fields of a task; returns the updated Task."""
         check_id('task_id', task_id)
         values = check_fields(TASK_FIELDS, fields, partial=True)
         T = self.Task
-        with self._guard('update_task'), write_transaction(self.database):
+
+        def update():
             if not T.select().where(T.id == task_id).exists():
                 raise NotFound('no task with id %d' % task_id)
             if 'task_name' in values:
@@ -183,6 +227,7 @@ class ModelStore:
                 except IntegrityError as exc:
                     raise self._integrity(exc, values) from None
             return T.get_by_id(task_id)
+        return self._run('update_task', update, write=True)
 
     def _check_unique_name(self, name, exclude=None):
         T = self.Task

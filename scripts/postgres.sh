@@ -8,6 +8,7 @@
 #
 # Uses Debian's PostgreSQL binaries; installs the `postgresql` package first if they are missing
 # and we are root. The server refuses to run as root, so as root it runs as the `postgres` user.
+# As root, DIR's parent must be one the postgres user can enter (e.g. from mktemp -d).
 # The test server runs with fsync=off: it holds throwaway data and its speed matters more.
 set -euo pipefail
 

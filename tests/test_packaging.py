@@ -10,6 +10,9 @@ from modelstore.loader import default_directory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Packaging does not depend on the backend: checked once, in the SQLite run.
+pytestmark = pytest.mark.sqlite_only
+
 
 def test_the_scripts_are_found_where_modelstore_is_imported_from():
     directory = default_directory()

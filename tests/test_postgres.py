@@ -1,0 +1,213 @@
+"""PostgreSQL itself: its schema, its lock, concurrent runners and writers, a server restart.
+
+Run against the server MODELSTORE_TEST_DATABASE_URL names (scripts/test.sh starts one).
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psycopg2
+import pytest
+
+import modelstore
+from modelstore import detect_drift
+from modelstore.db import open_database
+from modelstore.lock import PostgresRunLock
+
+from conftest import SHIPPED, history, query
+
+pytestmark = pytest.mark.postgres_only
+
+POSTGRES_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts',
+                           'postgres.sh')
+MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation',
+             model_path='/models/m')
+
+
+def _types(url, table):
+    return {r[0]: (r[1], r[2], r[3]) for r in query(
+        url, 'SELECT column_name, data_type, is_nullable, column_default FROM '
+        "information_schema.columns WHERE table_schema = 'public' AND table_name = ?", (table,))}
+
+
+def test_the_shipped_scripts_build_the_postgres_schema_without_drift(cli, db_url):
+    code, out, err = cli('migrate', '--database', db_url)
+    assert code == 0, err
+    tasks = _types(db_url, 'tasks')
+    for column in ('model_config', 'parameters', 'slo_config', 'clusterbasemodel_config',
+                   'metadata'):
+        assert tasks[column][0] == 'jsonb', column
+    assert tasks['created_at'][0] == 'timestamp without time zone'
+    assert tasks['elapsed_time'][0] == 'double precision'
+    assert tasks['status'][0] == 'character varying'
+    flag = _types(db_url, 'fine_tuned_models')['is_custom_base_model']
+    assert flag == ('boolean', 'NO', 'false')
+    indexes = {r[0]: r[1] for r in query(
+        db_url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'")}
+    assert 'UNIQUE' in indexes['ix_tasks_task_name'] and 'ix_tasks_status' in indexes
+    assert not detect_drift(open_database(db_url, mode='inspect'))
+    assert [r['name'] for r in history(db_url)] == SHIPPED
+
+
+def test_the_flag_column_is_added_in_one_metadata_only_statement(cli, db_url):
+    cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    code, out, _ = cli('migrate', '--database', db_url, '--to', SHIPPED[1], '--dry-run')
+    sql = [line.strip() for line in out.splitlines() if line.strip().startswith(('ALTER',
+                                                                               'UPDATE'))]
+    assert sql == ['ALTER TABLE "fine_tuned_models" ADD COLUMN "is_custom_base_model" BOOLEAN '
+                   'NOT NULL DEFAULT FALSE;']
+
+
+def test_rows_written_before_a_column_add_read_its_default(cli, db_url):
+    cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    with psycopg2.connect(db_url) as conn:
+        conn.cursor().execute(
+            "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+            "model_path) VALUES ('old', 'b', 't', '2025-10-30T14:03:11.512345', '/m')")
+    conn.close()
+    assert cli('migrate', '--database', db_url)[0] == 0
+    with modelstore.connect(db_url) as store:
+        (model,) = store.list_models()
+        assert model.is_custom_base_model is False
+
+
+def test_a_second_runner_waits_for_the_advisory_lock_then_times_out(cli, db_url):
+    holder = psycopg2.connect(db_url)
+    holder.autocommit = True
+    holder.cursor().execute('SELECT pg_advisory_lock(%s)', (PostgresRunLock.KEY,))
+    try:
+        started = time.monotonic()
+        code, _, err = cli('migrate', '--database', db_url, '--lock-timeout', '0.5')
+        waited = time.monotonic() - started
+        assert code == 2 and 'held its lock for more than 0.5 s' in err
+        assert waited >= 0.5
+        assert 'schema_migration' not in {r[0] for r in query(
+            db_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        holder.close()  # Its session ends, and with it the lock.
+    assert cli('migrate', '--database', db_url)[0] == 0
+
+
+def _spawn(code, *args):
+    return subprocess.Popen([sys.executable, '-c', code] + [str(a) for a in args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_eight_runners_at_once_apply_each_script_exactly_once(db_url):
+    runners = [subprocess.Popen([sys.executable, '-m', 'modelstore', 'migrate', '--database',
+                                 db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(8)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in runners]
+    for p in runners:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
+    rows = history(db_url)
+    assert sorted(r['name'] for r in rows) == SHIPPED
+    applied = [out for _, out, _ in results if 'Applied 4 scripts' in out]
+    assert len(applied) == 1  # One ran them; the other seven waited and found nothing to do.
+
+
+WRITER = '''
+import sys, modelstore
+url, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with modelstore.connect(url) as store:
+    for i in range(n):
+        store.add_model(model_name='%s-%d' % (tag, i), base_model='b', task='text-generation',
+                        model_path='/m/%s/%d' % (tag, i))
+print('done')
+'''
+
+
+def test_eight_writers_times_five_hundred_add_model_lose_nothing(db_url):
+    modelstore.connect(db_url).close()
+    writers = [_spawn(WRITER, db_url, 500, 'w%d' % i) for i in range(8)]
+    outcomes = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in writers]
+    for p in writers:
+        p.stdout.close()
+        p.stderr.close()
+    assert [(c, o.strip()) for c, o, _ in outcomes] == [(0, 'done')] * 8, \
+        [e for _, _, e in outcomes]
+    names = {r[0] for r in query(db_url, 'SELECT model_name FROM fine_tuned_models')}
+    assert names == {'w%d-%d' % (w, i) for w in range(8) for i in range(500)}
+
+
+def test_a_store_shared_by_threads_writes_every_row(db_url):
+    with modelstore.connect(db_url) as store:
+        errors = []
+
+        def work(n):
+            try:
+                for i in range(50):
+                    store.add_model(model_name='t%d-%d' % (n, i), **MODEL)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(store.list_models()) == 400
+
+
+@pytest.fixture
+def private_server():
+    """A server of this test's own, so that killing it disturbs no other test."""
+    # Not under tmp_path: as root the server runs as `postgres`, which cannot enter it.
+    directory = tempfile.mkdtemp(prefix='modelstore-pg-')
+    url = subprocess.run(['bash', POSTGRES_SH, 'start', directory], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    control = lambda command: subprocess.run(['bash', POSTGRES_SH, command, directory],  # noqa: E731
+                                             check=True, capture_output=True)
+    yield url, control
+    control('stop')
+
+
+def test_a_server_crash_and_restart_does_not_need_a_new_store(private_server):
+    url, control = private_server
+    stored, failed = [], []
+    with modelstore.connect(url) as store:
+        store.add_model(model_name='before', **MODEL)
+        stored.append('before')
+        control('kill')  # SIGKILL: the server crashes with our connection open.
+        try:
+            store.add_model(model_name='while-down', **MODEL)
+            stored.append('while-down')
+        except modelstore.StorageError as exc:  # Down: the call raises, it does not vanish.
+            failed.append(str(exc))
+        control('restart')
+        store.add_model(model_name='after', **MODEL)  # The same store reconnects.
+        stored.append('after')
+        names = [m.model_name for m in store.list_models()]
+    assert failed and 'while-down' not in names
+    assert sorted(names) == sorted(stored)
+    assert '***' not in url and 'modelstore:modelstore@' in url  # The URL itself has it...
+    assert all('modelstore:modelstore@' not in text for text in failed)  # ...messages do not.
+
+
+def test_a_failing_statement_is_never_retried_and_never_silent(db_url):
+    with modelstore.connect(db_url) as store:
+        store.add_task(task_name='one', base_runtime='vllm', model_config={}, parameters={},
+                       optimization_config={}, benchmark_config={})
+        with pytest.raises(modelstore.ValidationError):
+            store.add_task(task_name='one', base_runtime='vllm', model_config={},
+                           parameters={}, optimization_config={}, benchmark_config={})
+        assert len(store.list_tasks()) == 1
+
+
+def test_the_password_never_appears_in_output_or_errors(cli, db_url):
+    password = 'modelstore'
+    wrong = db_url.replace(':%s@' % password, ':not-the-password@')
+    for command in ('status', 'migrate', 'check', 'history'):
+        code, out, err = cli(command, '--database', db_url)
+        assert ':%s@' % password not in out + err, command
+        code, out, err = cli(command, '--database', wrong, '-v')
+        assert code == 2 and 'not-the-password' not in out + err, command
+        assert 'password authentication failed' in err or 'cannot connect' in err
+    with pytest.raises(modelstore.ConfigError) as info:
+        modelstore.connect(wrong)
+    assert 'not-the-password' not in str(info.value)
