@@ -80,7 +80,7 @@ def _column_lines(database, model, notes):
         where = '%s.%s' % (table, fld.column_name)
         expected = FIELD_KINDS.get(fld.field_type)
         if expected and not compatible(expected, kind(col.data_type)):
-            lines.append('%s has type %s, expected %s' % (where, col.data_type or 'none',
+            lines.append('%s has type %s, expected %s' % (where, (col.data_type or 'none').upper(),
                                                           expected.upper()))
         if not fld.primary_key and fld.null != col.null:
             if col.null and (table, fld.column_name) in LEGACY_NULLABLE:

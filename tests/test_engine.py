@@ -10,7 +10,7 @@ import pytest
 from modelstore import Engine, LockTimeout, MigrationError, ScriptError
 from modelstore.db import open_database
 
-from conftest import columns, dump, history, tables
+from conftest import columns, dump, execute, history, tables
 
 CREATE_A = '''
     from peewee import *
@@ -63,9 +63,8 @@ def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, s
     assert dump(db_url) == before
 
 
-def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_path,
-                                                                      db_url):
-    sqlite3.connect(db_path).execute('CREATE TABLE z (id INTEGER PRIMARY KEY)').connection.close()
+def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_url):
+    execute(db_url, 'CREATE TABLE z (id INTEGER PRIMARY KEY)')
     before = dump(db_url)
     scripts('0001_create_a.py', CREATE_A.replace("db.create_tables([A], safe=False)",
                                                  "db.create_tables([A], safe=False)\n"
@@ -75,9 +74,8 @@ def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scri
     assert dump(db_url) == before
 
 
-def test_a_table_in_a_shape_no_script_produces_is_refused_not_adopted(cli, scripts, db_path,
-                                                                      db_url):
-    sqlite3.connect(db_path).execute('CREATE TABLE a (id INTEGER PRIMARY KEY)').connection.close()
+def test_a_table_in_a_shape_no_script_produces_is_refused_not_adopted(cli, scripts, db_url):
+    execute(db_url, 'CREATE TABLE a (id INTEGER PRIMARY KEY)')
     before = dump(db_url)
     scripts('0001_create_a.py', CREATE_A)
     code, out, err = cli('migrate', '--database', db_url, '--migrations', scripts.dir)
@@ -172,8 +170,8 @@ def test_line_endings_do_not_count_as_an_edit(cli, scripts, db_url):
     assert code == 0 and json.loads(out)['changed'] == []
 
 
-def test_status_and_history_never_create_the_history_table(cli, db_path, db_url):
-    sqlite3.connect(db_path).execute('CREATE TABLE unrelated (x)').connection.close()
+def test_status_and_history_never_create_the_history_table(cli, db_url):
+    execute(db_url, 'CREATE TABLE unrelated (x INTEGER)')
     before = dump(db_url)
     assert cli('status', '--database', db_url)[0] == 1
     assert cli('history', '--database', db_url)[0] == 0
