@@ -32,7 +32,7 @@ from playhouse.migrate import SchemaMigrator
 
 from .exceptions import ScriptError
 from .history import TABLE as HISTORY_TABLE
-from .shape import compatible, default_key, snapshot
+from .shape import blocks_inserts, compatible, default_key, snapshot
 
 __all__ = ['Adoption', 'analyse', 'known_states', 'LEGACY_NULLABLE']
 
@@ -146,7 +146,7 @@ def _extras(table, live, vocabulary, index_vocabulary):
     notes, problems = [], []
     for name in sorted(live.columns.keys() - vocabulary):
         col = live.columns[name]
-        if not col.null and col.default is None and not col.primary_key:
+        if blocks_inserts(col):
             problems.append('column %s.%s (not part of modelstore\'s schema) is NOT NULL without '
                             'a default: every row modelstore inserts would be refused'
                             % (table, name))

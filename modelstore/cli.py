@@ -192,7 +192,8 @@ def cmd_status(args, out):
             elif state == 'missing':
                 note = '  (script file not found)'
             elif entry.plan:
-                note = _PLAN_NOTES[entry.plan] % ', '.join(adoption.present.get(entry.name, ()))
+                tables = ', '.join(adoption.present.get(entry.name, ()))
+                note = _PLAN_NOTES[entry.plan].format(tables=tables)
             out.line('  %s  %-45s %s %s%s' % (out.paint('%-7s' % state, colors[state]),
                                                entry.name, when, method, note))
         to_adopt = len(status.to_adopt)
@@ -214,9 +215,9 @@ def cmd_status(args, out):
     return OK if status.up_to_date and not status.changed else PENDING
 
 
-_PLAN_NOTES = {'adopt': '  already in the database (%s): will be adopted',
-               'partial': '  will run; keeps %s, already there',
-               'run': '  will run%s'}
+_PLAN_NOTES = {'adopt': '  already in the database ({tables}): will be adopted',
+               'partial': '  will run; keeps {tables}, already there',
+               'run': '  will run'}
 
 
 def cmd_history(args, out):

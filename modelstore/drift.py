@@ -21,7 +21,7 @@ from playhouse.schema_diff import diff_models
 
 from .adopt import LEGACY_NULLABLE
 from .models import MODELS
-from .shape import FIELD_KINDS, compatible, default_key, kind
+from .shape import FIELD_KINDS, blocks_inserts, compatible, default_key, kind
 
 __all__ = ['Drift', 'detect_drift']
 
@@ -61,7 +61,7 @@ def _schema_lines(database, diff):
              for idx in diff.drop_indexes]
     for table, name in diff.drop_columns:
         col = {c.name: c for c in database.get_columns(table)}[name]
-        if not col.null and col.default is None and not col.primary_key:
+        if blocks_inserts(col):
             lines.append('extra column %s.%s is NOT NULL without a default: inserts that do '
                          'not name it fail' % (table, name))
         else:

@@ -60,9 +60,6 @@ class ModelStore:
     def __repr__(self):
         return '<ModelStore %s>' % self.url
 
-    def _guard(self, what):
-        return _guard(what, self)
-
     def _run(self, what, body, write=False):
         """Run ``body()``, in a write transaction if ``write``, and return its result.
 
@@ -75,7 +72,7 @@ class ModelStore:
         for attempt in (1, 2):
             committing = False
             try:
-                with self._guard(what):
+                with _guard(what, self):
                     if not write:
                         return body()
                     with write_transaction(self.database):

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
-__all__ = ['Column', 'Shape', 'snapshot', 'kind', 'compatible', 'default_key', 'FIELD_KINDS']
+__all__ = ['Column', 'Shape', 'snapshot', 'kind', 'compatible', 'default_key', 'blocks_inserts',
+           'FIELD_KINDS']
 
 _KINDS = {
     'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT', 'SERIAL',
@@ -46,6 +47,11 @@ def kind(declared):
 def compatible(expected, found):
     """Whether a column of kind ``found`` holds the values of kind ``expected``."""
     return expected == found or (expected, found) in _COMPATIBLE
+
+
+def blocks_inserts(column):
+    """True for a NOT NULL column without a default: an INSERT that omits it is refused."""
+    return not column.null and column.default is None and not column.primary_key
 
 
 def default_key(text):

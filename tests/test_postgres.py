@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import psycopg2
@@ -133,25 +132,6 @@ def test_eight_writers_times_five_hundred_add_model_lose_nothing(db_url):
         [e for _, _, e in outcomes]
     names = {r[0] for r in query(db_url, 'SELECT model_name FROM fine_tuned_models')}
     assert names == {'w%d-%d' % (w, i) for w in range(8) for i in range(500)}
-
-
-def test_a_store_shared_by_threads_writes_every_row(db_url):
-    with modelstore.connect(db_url) as store:
-        errors = []
-
-        def work(n):
-            try:
-                for i in range(50):
-                    store.add_model(model_name='t%d-%d' % (n, i), **MODEL)
-            except Exception as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        assert len(store.list_models()) == 400
 
 
 @pytest.fixture
