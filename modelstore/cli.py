@@ -15,10 +15,11 @@ import os
 import sys
 import traceback
 
-from .db import database_exists, mask_url, open_database, resolve_url
+from .backup import KEEP, Backup, Backups, check_backup, restore, schema_version
+from .db import database_exists, mask_url, open_database, resolve_url, sqlite_path
 from .drift import detect_drift
 from .engine import Engine
-from .exceptions import AdoptionRefused, ModelStoreError
+from .exceptions import AdoptionRefused, ConfigError, DataLossRefused, ModelStoreError
 from .gate import migrate_command
 from .lock import DEFAULT_TIMEOUT
 from .version import __version__
@@ -92,28 +93,36 @@ def _run(args, out, direction):
     inspect = args.dry_run or (direction == 'down' and not database_exists(url))
     database = open_database(url, mode='inspect' if inspect else 'migrate')
     shown = mask_url(url)
-    engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout)
+    engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout,
+                    backups=_backups(args, url))
     verb = 'Migrating' if direction == 'up' else 'Rolling back'
     if not out.as_json:
         out.line('%s database: %s%s' % (verb, shown, ' (dry run: nothing will be changed)'
                                         if args.dry_run else ''))
     printer = None if out.as_json else (lambda run: _print_run(out, run, args.dry_run))
+    on_backup = None if out.as_json else (lambda path: out.line(
+        'Backup: %s (the newest %d are kept; --no-backup skips this)' % (path, args.keep_backups)))
     if direction == 'up':
         result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake,
-                                on_script=printer)
+                                on_script=printer, on_backup=on_backup)
     else:
-        result = engine.rollback(args.to, dry_run=args.dry_run, on_script=printer)
+        result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
+                                 on_script=printer, on_backup=on_backup)
     status = engine.status()
     adoption = result.adoption
     if out.as_json:
         out.json({'database': shown, 'dry_run': args.dry_run, 'direction': direction,
                   'scripts': [r.as_dict() for r in result.runs], 'names': result.names,
                   'ran': result.by_method('ran'), 'adopted': result.by_method('adopted'),
-                  'notes': adoption.notes if adoption else [],
+                  'notes': adoption.notes if adoption else [], 'backup': result.backup,
+                  'data_lost': result.losses,
                   'applied': status.applied, 'pending': status.pending})
         return OK
     for note in adoption.notes if adoption else ():
         out.line('note: ' + note)
+    for loss in result.losses:
+        out.line(out.paint('%s: %s' % ('would destroy' if args.dry_run else 'destroyed', loss),
+                           '31'))
     steps = sum(len(r.steps) for r in result.runs)
     seconds = sum(r.duration for r in result.runs)
     adopted = len(result.by_method('adopted'))
@@ -148,6 +157,14 @@ def _run(args, out, direction):
         elif direction == 'up':
             out.line('Database is up to date.')
     return OK
+
+
+def _backups(args, url):
+    """Where a run on ``url`` keeps its backups: SQLite files only, unless --no-backup."""
+    path = sqlite_path(url)
+    if path is None or path == ':memory:' or args.no_backup or args.dry_run:
+        return None
+    return Backups(path, keep=args.keep_backups, timeout=args.lock_timeout)
 
 
 def cmd_migrate(args, out):
@@ -287,6 +304,62 @@ def cmd_accept(args, out):
     return OK
 
 
+def cmd_restore(args, out):
+    backup = os.path.abspath(os.path.expanduser(args.backup))
+    tables = check_backup(backup)
+    # The file the backup was taken from, unless named: $MODELSTORE_DATABASE_URL is not
+    # consulted, so a restore never lands on a database the backup did not come from by accident.
+    if args.database is not None:
+        url = resolve_url(args.database)
+    else:
+        described = Backup.parse(backup)
+        if described is None:
+            raise ConfigError('cannot tell which database %s is a backup of (its name is not '
+                              'DATABASE.TIME.schema-VERSION.bak); name it with --database'
+                              % backup)
+        url = 'sqlite:///' + described.source
+    path = sqlite_path(url)
+    if path is None or path == ':memory:':
+        raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not one '
+                          '(on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
+    path = os.path.abspath(path)
+    if path == backup:
+        raise ConfigError('%s is the backup itself; name the database to restore into' % path)
+    if os.path.isdir(path):
+        raise ConfigError('%s is a directory, not a SQLite database file' % path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise ConfigError('cannot restore into %s: directory %s does not exist'
+                          % (path, os.path.dirname(path)))
+    safety = None
+    if os.path.exists(path) and os.path.getsize(path) > 0 and not args.no_backup:
+        database = open_database(url, mode='inspect')
+        try:
+            status = Engine(database, args.migrations).status()
+        finally:
+            database.close()
+        safety = Backups(path, keep=args.keep_backups, timeout=args.lock_timeout).take(
+            schema_version(status))
+    restore(backup, path, timeout=args.lock_timeout)
+    database = open_database(url, mode='inspect')
+    try:
+        status = Engine(database, args.migrations).status()
+    finally:
+        database.close()
+    if out.as_json:
+        out.json({'database': url, 'restored_from': backup, 'backup_of_previous': safety,
+                  'tables': sorted(tables), 'applied': status.applied,
+                  'pending': status.pending})
+        return OK
+    if safety:
+        out.line('Backup of the database as it was: %s' % safety)
+    out.line(out.paint('Restored %s from %s (%s applied).' % (
+        url, backup, _plural(len(status.applied), 'script')), '32'))
+    if status.pending:
+        out.line('%s pending; run: %s' % (_plural(len(status.pending), 'script'),
+                                          migrate_command(url)))
+    return OK
+
+
 def _one_line(exc):
     return ' '.join(str(exc).split()) or type(exc).__name__
 
@@ -321,7 +394,14 @@ def _parser():
     parser.add_argument('--version', action='version', version='modelstore ' + __version__)
     sub = parser.add_subparsers(dest='command', metavar='command', required=True)
 
-    p = sub.add_parser('migrate', parents=[common, locking], help='apply pending scripts')
+    backups = argparse.ArgumentParser(add_help=False)
+    backups.add_argument('--no-backup', action='store_true',
+                         help='do not copy a SQLite file before changing it')
+    backups.add_argument('--keep-backups', type=_positive, default=KEEP, metavar='N',
+                         help='backups of the file to keep, newest first (default %(default)d)')
+
+    p = sub.add_parser('migrate', parents=[common, locking, backups],
+                       help='apply pending scripts')
     p.add_argument('--to', metavar='NAME', help='stop after applying this script')
     p.add_argument('--dry-run', action='store_true',
                    help='print the SQL each script would run; change nothing')
@@ -329,12 +409,19 @@ def _parser():
                    help='record pending scripts as applied without running them')
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser('rollback', parents=[common, locking],
+    p = sub.add_parser('rollback', parents=[common, locking, backups],
                        help='revert the last script, or back through --to NAME')
     p.add_argument('--to', metavar='NAME', help='revert every script back through this one')
     p.add_argument('--dry-run', action='store_true',
                    help='print the SQL each down() would run; change nothing')
+    p.add_argument('--yes', action='store_true',
+                   help='go ahead even if the rollback drops tables or columns holding data')
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser('restore', parents=[common, locking, backups],
+                       help='put a backup back, after checking it')
+    p.add_argument('backup', metavar='BACKUP', help='a backup file that migrate or rollback made')
+    p.set_defaults(func=cmd_restore, dry_run=False)
 
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
     p.set_defaults(func=cmd_status)
@@ -349,6 +436,16 @@ def _parser():
     p.add_argument('--all', action='store_true', help='accept every changed script')
     p.set_defaults(func=cmd_accept)
     return parser
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be a whole number of at least 1, got %r' % text)
+    return value
 
 
 def main(argv=None):
@@ -366,7 +463,7 @@ def main(argv=None):
         return ERROR
     try:
         return args.func(args, out)
-    except AdoptionRefused as exc:  # A report, one line per difference.
+    except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
         if args.verbose:
             traceback.print_exc()
         print('error: %s' % exc.report(), file=sys.stderr)

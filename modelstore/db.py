@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
 from playhouse import db_url
 
+from .backup import create_private
 from .exceptions import ConfigError
 
 __all__ = ['ENV_VAR', 'default_url', 'resolve_url', 'mask_url', 'sqlite_path', 'open_database',
@@ -104,6 +105,10 @@ def _check_sqlite_path(url, path, mode):
             raise ConfigError('cannot create %s: directory %s does not exist'
                               % (mask_url(url), parent))
         os.makedirs(parent, mode=0o700, exist_ok=True)
+    if mode != 'inspect' and not os.path.exists(path):
+        # Registry rows are nobody else's business: the file (and the -wal/-shm/-journal files,
+        # which SQLite creates with the database's mode) is readable by its owner only.
+        create_private(path)
 
 
 def _sqlite_pragmas():

@@ -20,12 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from peewee import SqliteDatabase
+
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
-from .exceptions import (AdoptionRefused, ChecksumMismatch, MigrationError, SchemaNewerThanCode,
-                         ScriptError)
+from .backup import schema_version
+from .exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
+                         SchemaNewerThanCode, ScriptError)
 from .history import TABLE as HISTORY_TABLE, History, Record
 from .loader import Script, discover
 from .lock import DEFAULT_TIMEOUT, run_lock
+from .losses import count_losses, layout
 from .steps import Recorder, Step
 from .version import __version__
 
@@ -129,6 +133,8 @@ class RunResult:
     runs: List[ScriptRun]
     dry_run: bool = False
     adoption: Optional[Adoption] = None
+    backup: Optional[str] = None  # the backup taken before the run (SQLite)
+    losses: List[str] = field(default_factory=list)  # what a rollback destroys (allowed)
 
     @property
     def names(self):
@@ -139,13 +145,19 @@ class RunResult:
 
 
 class Engine:
-    """Migrate one database with the scripts in ``directory`` (default: the shipped ones)."""
+    """Migrate one database with the scripts in ``directory`` (default: the shipped ones).
 
-    def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT):
+    ``backups`` (a modelstore.backup.Backups, SQLite only): a run that will change a database
+    that has tables first copies it there, under the lock, and reports the path.
+    """
+
+    def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT,
+                 backups=None):
         self.database = database
         self.directory = directory
         self.label = label or 'the database'
         self.lock_timeout = lock_timeout
+        self.backups = backups
         self.history = History(database)
 
     def scripts(self):
@@ -181,7 +193,7 @@ class Engine:
     # -- runs -----------------------------------------------------------------------------
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
-                precondition=None):
+                on_backup=None, precondition=None):
         """Apply pending scripts in order (through ``target`` if given)."""
         def plan(status):
             if precondition is not None:
@@ -211,10 +223,18 @@ class Engine:
             return todo
 
         # --fake is the operator's override: it records without looking at the schema.
-        return self._run(plan, 'up', dry_run=dry_run, on_script=on_script, analyse=not fake)
+        return self._run(plan, 'up', dry_run=dry_run, on_script=on_script, on_backup=on_backup,
+                         analyse=not fake)
 
-    def rollback(self, target=None, *, dry_run=False, on_script=None):
-        """Revert the last applied script, or every one back through ``target``."""
+    def rollback(self, target=None, *, dry_run=False, allow_data_loss=False, on_script=None,
+                 on_backup=None):
+        """Revert the last applied script, or every one back through ``target``.
+
+        A rollback that would drop a table holding rows, or a column holding values other than
+        its default, raises DataLossRefused listing them -- unless ``allow_data_loss``; on
+        SQLite it then also requires ``backups`` and takes one first. A dry run reports the
+        losses in ``RunResult.losses`` instead.
+        """
         def plan(status):
             applied = [e for e in status.entries if e.record is not None]
             self._check_target(status, target, applied, verb='applied')
@@ -231,7 +251,8 @@ class Engine:
                 raise ChecksumMismatch(changed)
             return [(e.script, e.script.load(('down',)), 'reverted', []) for e in todo]
 
-        return self._run(plan, 'down', dry_run=dry_run, on_script=on_script)
+        return self._run(plan, 'down', dry_run=dry_run, on_script=on_script,
+                         on_backup=on_backup, allow_data_loss=allow_data_loss)
 
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""
@@ -259,14 +280,30 @@ class Engine:
             raise MigrationError('unknown migration target %r (%s scripts: %s)'
                                  % (target, verb, known))
 
-    def _run(self, plan, direction, *, dry_run, on_script=None, analyse=False):
+    def _run(self, plan, direction, *, dry_run, on_script=None, on_backup=None, analyse=False,
+             allow_data_loss=False):
         failure = None
         runs = []
+        backup = None
+        losses = []
         with run_lock(self.database, self.lock_timeout) as lock:
             status = self.status(analyse=analyse)
             todo = plan(status)
             if not todo:
                 return RunResult([], dry_run, status.adoption)
+            if direction == 'down':
+                losses = self._losses(todo)
+                if losses and not (allow_data_loss or dry_run):
+                    raise DataLossRefused(self.label, losses)
+                if losses and not dry_run and self.backups is None \
+                        and isinstance(self.database, SqliteDatabase):
+                    raise MigrationError('a rollback that destroys data (%s) takes a backup '
+                                         'first; it cannot run without one (drop --no-backup)'
+                                         % '; '.join(losses))
+            if self.backups is not None and not dry_run and status.tables:
+                backup = self.backups.take(schema_version(status))
+                if on_backup is not None:
+                    on_backup(backup)
             outer = self.database.atomic() if dry_run else contextlib.nullcontext()
             with outer as txn:
                 for script, module, method, kept in todo:
@@ -288,7 +325,23 @@ class Engine:
                 raise exc
             raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
                               % (direction, type(exc).__name__, exc)) from exc
-        return RunResult(runs, dry_run, status.adoption)
+        return RunResult(runs, dry_run, status.adoption, backup, losses)
+
+    def _losses(self, todo):
+        """Run the down()s in a transaction that is rolled back; say what they would destroy."""
+        db = self.database
+        before = layout(db)
+        with db.atomic() as txn:
+            for script, module, _, _ in todo:
+                try:
+                    module.down(Recorder(db).migrator(), db)
+                except Exception as exc:
+                    txn.rollback()
+                    raise ScriptError(script.name, 'down failed and was rolled back: %s: %s'
+                                      % (type(exc).__name__, exc)) from exc
+            after = layout(db)
+            txn.rollback()
+        return count_losses(db, before, after)
 
     def _run_script(self, lock, script, module, direction, method, kept):
         db = self.database

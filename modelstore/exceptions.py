@@ -97,3 +97,22 @@ class AdoptionRefused(MigrationError):
         return '\n'.join([str(self)] + ['  ' + line for line in self.problems] + [
             'Fix the table by hand, or, if you are sure it already holds the scripts\' effect, '
             'record them without running: modelstore migrate --fake'])
+
+
+class DataLossRefused(MigrationError):
+    """A rollback would drop a table holding rows or a column holding values; nothing changed."""
+
+    def __init__(self, url, losses):
+        self.url = url
+        self.losses = list(losses)
+        super().__init__(
+            'refusing to roll back %s: it would destroy %s. Nothing was changed. Run '
+            'again with --yes (Engine.rollback(allow_data_loss=True)) to proceed; on SQLite a '
+            'backup is taken first.' % (url, '; '.join(self.losses)))
+
+    def report(self):
+        """The refusal with one line per loss."""
+        return '\n'.join(['refusing to roll back %s: it would destroy:' % self.url]
+                         + ['  ' + line for line in self.losses]
+                         + ['Nothing was changed. Run again with --yes to proceed; on SQLite a '
+                            'backup is taken first.'])

@@ -4,14 +4,18 @@
 * A database behind the code raises SchemaOutOfDate naming the pending scripts and the exact
   ``modelstore migrate --database ...`` command (password masked) -- unless
   ``auto_migrate=True``, which migrates it.
-* A database whose history names scripts this code does not have raises SchemaNewerThanCode.
+* A database whose history names scripts this code does not have (migrated by a newer
+  modelstore) raises SchemaNewerThanCode -- unless ``allow_newer=True``: the store then reads,
+  and every write raises SchemaNewerThanCode (this code cannot know what the newer schema needs).
+* ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see modelstore.backup).
 
 This is the check whose absence lost the seeds' data: a write against an old schema must fail
 loudly at startup, not drop the row later.
 """
 import shlex
 
-from .db import mask_url, open_database, resolve_url, use_for_app
+from .backup import Backups
+from .db import mask_url, open_database, resolve_url, sqlite_path, use_for_app
 from .engine import Engine
 from .exceptions import SchemaNewerThanCode, SchemaOutOfDate
 from .registry import ModelStore
@@ -24,19 +28,24 @@ def migrate_command(url):
     return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
 
 
-def connect(url=None, *, auto_migrate=False):
+def connect(url=None, *, auto_migrate=False, allow_newer=False):
     """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema."""
     url = resolve_url(url)
     shown = mask_url(url)
     # Opened without the app's settings: journal_mode=wal writes to the file, and a refused
     # database must be left exactly as it was.
     database = open_database(url, mode='migrate')
+    newer = None
     try:
-        engine = Engine(database, label=shown)
+        path = sqlite_path(url)
+        backups = Backups(path) if path not in (None, ':memory:') else None
+        engine = Engine(database, label=shown, backups=backups)
         status = engine.status()
         if status.missing:
-            raise SchemaNewerThanCode(shown, status.missing)
-        if status.pending:
+            newer = SchemaNewerThanCode(shown, status.missing)
+            if not allow_newer:
+                raise newer
+        elif status.pending:
             def precondition(current):
                 # Re-checked under the lock: another process may have migrated meanwhile.
                 if current.pending and not (auto_migrate or current.fresh):
@@ -46,4 +55,4 @@ def connect(url=None, *, auto_migrate=False):
     except BaseException:
         database.close()
         raise
-    return ModelStore(database, shown)
+    return ModelStore(database, shown, refuse_writes=newer)

@@ -50,9 +50,11 @@ class _guard:
 class ModelStore:
     """A model registry on one database. Use ``modelstore.connect()`` to get one."""
 
-    def __init__(self, database, url):
+    def __init__(self, database, url, refuse_writes=None):
         self.database = database
         self.url = url  # Masked: safe to print.
+        # An exception every write raises (SchemaNewerThanCode from connect(allow_newer=True)).
+        self.refuse_writes = refuse_writes
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
@@ -69,6 +71,8 @@ class ModelStore:
         connection is lost while committing, nobody knows whether the row was stored: that
         raises StorageError saying so, and is never retried (a retry could store it twice).
         """
+        if write and self.refuse_writes is not None:
+            raise self.refuse_writes.with_traceback(None)
         for attempt in (1, 2):
             committing = False
             try:

@@ -1,0 +1,72 @@
+"""What a rollback would destroy: tables that hold rows, columns that hold values.
+
+The engine finds out by running the ``down()`` functions inside a transaction that it rolls back
+(DDL is transactional on SQLite and PostgreSQL), comparing the tables and columns before and
+after. Then, on the untouched database:
+
+* a table that disappears loses every row it holds;
+* a column that disappears from a surviving table loses every value that is neither NULL nor
+  the column's default (a default that is not a plain literal counts every non-NULL value).
+
+Counting is done with parameterised queries and quoted identifiers.
+"""
+import re
+
+from peewee import SQL, Table, fn
+
+__all__ = ['layout', 'count_losses']
+
+_NUMBER = re.compile(r'^-?\d+(\.\d+)?$')
+
+
+def layout(database):
+    """{table: {column: default text}} of every table in the database."""
+    return {table: {c.name: c.default for c in database.get_columns(table)}
+            for table in database.get_tables()}
+
+
+def _literal(default):
+    """The Python value of a plain-literal DEFAULT, or raise ValueError."""
+    text = str(default).strip()
+    while text.startswith('(') and text.endswith(')'):
+        text = text[1:-1].strip()
+    text = re.sub(r"::[a-z ]+(\(\d+\))?$", '', text, flags=re.I)
+    lowered = text.lower()
+    if lowered in ('false', 'true'):
+        return lowered == 'true'
+    if _NUMBER.match(text):
+        return float(text) if '.' in text else int(text)
+    if len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1]:
+        return text[1:-1]
+    raise ValueError(default)
+
+
+def _plural(n, word):
+    return '%d %s%s' % (n, word, '' if n == 1 else 's')
+
+
+def count_losses(database, before, after):
+    """Lines saying what would be lost going from layout ``before`` to ``after``."""
+    lines = []
+    for table, columns in sorted(before.items()):
+        tbl = Table(table).bind(database)
+        if table not in after:
+            rows = tbl.select(fn.COUNT(SQL('*'))).scalar()
+            if rows:
+                lines.append('table %s and its %s' % (table, _plural(rows, 'row')))
+            continue
+        for column, default in columns.items():
+            if column in after[table]:
+                continue
+            col = tbl.c[column]
+            condition = col.is_null(False)
+            if default is not None:
+                try:
+                    condition &= (col != _literal(default))
+                except ValueError:
+                    pass  # Not a plain literal: every stored value counts.
+            rows = tbl.select(fn.COUNT(SQL('*'))).where(condition).scalar()
+            if rows:
+                lines.append('column %s.%s and the values of %s (neither NULL nor its default)'
+                             % (table, column, _plural(rows, 'row')))
+    return lines
