@@ -54,7 +54,7 @@ def schema_version(status):
     if status.applied:
         match = re.match(r'\d+', status.applied[-1])
         return match.group() if match else re.sub(r'[^\w-]', '_', status.applied[-1])
-    return 'legacy' if status.tables else 'empty'
+    return 'legacy' if status.data_tables else 'empty'
 
 
 def _sync_directory(directory):

@@ -109,6 +109,12 @@ class Status:
         return not self.applied and not (self.tables & OWNED_TABLES)
 
     @property
+    def data_tables(self):
+        """Tables other than the history table and SQLite's own."""
+        return frozenset(t for t in self.tables
+                         if t != HISTORY_TABLE and not t.startswith('sqlite_'))
+
+    @property
     def to_adopt(self):
         return self._names(lambda e: e.state == 'pending' and e.plan == ADOPT)
 
@@ -300,7 +306,7 @@ class Engine:
                     raise MigrationError('a rollback that destroys data (%s) takes a backup '
                                          'first; it cannot run without one (drop --no-backup)'
                                          % '; '.join(losses))
-            if self.backups is not None and not dry_run and status.tables:
+            if self.backups is not None and not dry_run and status.data_tables:
                 backup = self.backups.take(schema_version(status))
                 if on_backup is not None:
                     on_backup(backup)
