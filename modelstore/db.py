@@ -105,6 +105,14 @@ def _check_sqlite_path(url, path, mode):
             raise ConfigError('cannot create %s: directory %s does not exist'
                               % (mask_url(url), parent))
         os.makedirs(parent, mode=0o700, exist_ok=True)
+    if mode != 'inspect' and os.path.exists(path):
+        for what, target in (('file', path), ('directory', parent)):
+            # SQLite writes the file, and a -journal or -wal file beside it.
+            if not os.access(target, os.W_OK):
+                raise ConfigError('cannot write to %s: the %s %s is read-only (mode %s); '
+                                  'status, history and check only read'
+                                  % (mask_url(url), what, target,
+                                     oct(os.stat(target).st_mode & 0o777)[2:]))
     if mode != 'inspect' and not os.path.exists(path):
         # Registry rows are nobody else's business: the file (and the -wal/-shm/-journal files,
         # which SQLite creates with the database's mode) is readable by its owner only.

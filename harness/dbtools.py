@@ -1,0 +1,130 @@
+"""Database helpers shared by the tests and the harnesses: plain-driver queries and dumps.
+
+Everything goes through the plain driver (sqlite3, psycopg2), never through modelstore, so a
+check cannot be fooled by the code it checks. ``target`` is a SQLite path, a ``sqlite:///`` URL
+or a PostgreSQL URL.
+"""
+import datetime
+import sqlite3
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+def _admin(admin_url):
+    import psycopg2
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    return conn
+
+
+def new_postgres_database(admin_url):
+    """Create an empty database on the server of ``admin_url``; returns (url, drop)."""
+    name = 'ms_test_%s' % uuid.uuid4().hex[:16]
+    conn = _admin(admin_url)
+    try:
+        conn.cursor().execute('CREATE DATABASE %s' % name)
+    finally:
+        conn.close()
+    parts = urlsplit(admin_url)
+
+    def drop():
+        conn = _admin(admin_url)
+        try:
+            conn.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+        finally:
+            conn.close()
+    return urlunsplit(parts._replace(path='/' + name)), drop
+
+
+def _is_sqlite(target):
+    return '://' not in target or target.startswith('sqlite:')
+
+
+def _sqlite_path(target):
+    return target[len('sqlite:///'):] if target.startswith('sqlite:') else target
+
+
+def _query(target, sql, params=()):
+    """Rows of ``sql`` on a SQLite path or any database URL, through the plain driver."""
+    if _is_sqlite(target):
+        conn = sqlite3.connect(_sqlite_path(target))
+    else:
+        import psycopg2
+        conn = psycopg2.connect(target)
+        sql = sql.replace('?', '%s')
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        rows = cur.fetchall() if cur.description else []
+        names = [d[0] for d in cur.description] if cur.description else []
+        conn.commit()
+        return names, rows
+    finally:
+        conn.close()
+
+
+def execute(target, *statements):
+    """Run statements (raw SQL) in one transaction on a SQLite path or a database URL."""
+    if _is_sqlite(target):
+        conn = sqlite3.connect(_sqlite_path(target))
+    else:
+        import psycopg2
+        conn = psycopg2.connect(target)
+    try:
+        cur = conn.cursor()
+        for sql in statements:
+            cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def tables(target):
+    if _is_sqlite(target):
+        sql = "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+    return {r[0] for r in _query(target, sql)[1]}
+
+
+def columns(target, table):
+    if _is_sqlite(target):
+        return [r[1] for r in _query(target, 'PRAGMA table_info("%s")' % table)[1]]
+    return [r[0] for r in _query(target, 'SELECT column_name FROM information_schema.columns '
+                                 'WHERE table_schema = %s AND table_name = %s ORDER BY '
+                                 'ordinal_position', ('public', table))[1]]
+
+
+def dump(target):
+    """Schema and every row of every table, to compare a database before and after."""
+    if _is_sqlite(target):
+        schema = _query(target, 'SELECT type, name, tbl_name, sql FROM sqlite_master '
+                        'ORDER BY type, name')[1]
+        names = [r[1] for r in schema if r[0] == 'table']
+    else:
+        schema = _query(target, 'SELECT table_name, column_name, data_type, is_nullable, '
+                        'column_default FROM information_schema.columns WHERE table_schema = '
+                        "'public' ORDER BY table_name, column_name")[1]
+        schema += _query(target, "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
+                         "schemaname = 'public' ORDER BY tablename, indexname")[1]
+        names = sorted(tables(target))
+    rows = {}
+    for name in names:
+        ncols = len(columns(target, name))
+        order = ', '.join(str(i + 1) for i in range(ncols))
+        rows[name] = _query(target, 'SELECT * FROM "%s" ORDER BY %s' % (name, order))[1]
+    return schema, rows
+
+
+def history(target):
+    names, rows = _query(target, 'SELECT * FROM schema_migration ORDER BY id')
+    return [dict(zip(names, row)) for row in rows]
+
+
+def as_datetime(value):
+    """A history timestamp as a datetime: SQLite returns text, PostgreSQL a datetime."""
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def query(target, sql, params=()):
+    """The rows of one query, through the plain driver (``?`` placeholders on both)."""
+    return [tuple(r) for r in _query(target, sql, params)[1]]
