@@ -16,6 +16,7 @@ Every SQLite connection gets a busy timeout and ``foreign_keys=ON``. Three modes
   file that does not exist (or is empty) is left so, and an in-memory database stands in for it.
 """
 import os
+import re
 import sqlite3
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -72,8 +73,8 @@ def mask_url(url):
         query = urlencode([(k, '***' if k.lower() in _SECRET_KEYS else v) for k, v in pairs],
                           safe='*/:') if secret_query else parts.query
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return '<unparseable URL>'
+    except ValueError:  # Unparseable (an unclosed [IPv6]): mask what looks like a password.
+        return re.sub(r'(://[^:/@]*:)[^@]*@', r'\1***@', url)
 
 
 def sqlite_path(url):

@@ -182,12 +182,24 @@ def test_a_failing_statement_is_never_retried_and_never_silent(db_url):
 def test_the_password_never_appears_in_output_or_errors(cli, db_url):
     password = 'modelstore'
     wrong = db_url.replace(':%s@' % password, ':not-the-password@')
-    for command in ('status', 'migrate', 'check', 'history'):
-        code, out, err = cli(command, '--database', db_url)
-        assert ':%s@' % password not in out + err, command
-        code, out, err = cli(command, '--database', wrong, '-v')
+    commands = [['status'], ['migrate', '--to', '0002_add_is_custom_base_model'], ['check'],
+                ['history'], ['migrate', '--dry-run'], ['migrate'], ['rollback', '--dry-run'],
+                ['rollback', '--yes'], ['accept', '--all'], ['restore', '/nonexistent.bak']]
+    for command in commands:
+        for extra in ([], ['--json'], ['-v']):
+            code, out, err = cli(*command, '--database', db_url, *extra)
+            assert ':%s@' % password not in out + err, command
+            assert ':***@' in out + err or command[0] in ('restore', 'accept'), command
+        code, out, err = cli(*command, '--database', wrong, '-v')
         assert code == 2 and 'not-the-password' not in out + err, command
-        assert 'password authentication failed' in err or 'cannot connect' in err
+        assert 'password authentication failed' in err or 'cannot connect' in err \
+            or 'does not exist' in err
     with pytest.raises(modelstore.ConfigError) as info:
         modelstore.connect(wrong)
     assert 'not-the-password' not in str(info.value)
+    cli('rollback', '--database', db_url)
+    with pytest.raises(modelstore.SchemaOutOfDate) as info:
+        modelstore.connect(db_url)
+    assert ':%s@' % password not in str(info.value) and ':***@' in info.value.command
+    with modelstore.connect(db_url, auto_migrate=True) as store:
+        assert ':%s@' % password not in repr(store)

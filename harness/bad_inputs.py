@@ -1,0 +1,434 @@
+"""Bad inputs across the API and the CLI: each must fail clearly and change nothing.
+
+Every case runs against a fresh registry at head holding a model and a task. A case passes when
+the call raises the expected error class (API) or exits with the expected code (CLI), the
+message names the problem, and the database dump -- and every other file in the case's
+directory -- is unchanged. The SQL-metacharacter cases are the exception that proves the rule:
+they must be *stored verbatim* (parameterised queries), changing nothing else.
+
+    .venv/bin/python harness/bad_inputs.py [--database POSTGRES_ADMIN_URL]
+
+prints one line per case and the totals, and exits 1 if any case was not handled.
+"""
+import argparse
+import contextlib
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import modelstore
+from modelstore.cli import main as cli_main
+from modelstore.exceptions import ConfigError, NotFound, ValidationError
+
+from dbtools import dump, new_postgres_database, query
+
+BACKENDS = ('sqlite', 'postgresql')
+MB = 1024 * 1024
+NASTY = ["'; DROP TABLE fine_tuned_models; --", 'Robert"); DELETE FROM tasks; --',
+         "x' OR '1'='1", '%s %(x)s ? :name $1 \\', '`backtick` [bracket] /* c */']
+MODEL = dict(model_name='m', base_model='b', task='t', model_path='/p')
+TASK = dict(base_runtime='sglang', model_config={}, parameters={}, optimization_config={},
+            benchmark_config={})
+
+
+@dataclass
+class Case:
+    name: str
+    action: Callable        # action(ctx) -> None for the API, or a CLI argv list
+    expect: object          # an exception class (API) or an exit code (CLI)
+    message: str            # a regular expression the message must match
+    backends: Tuple[str, ...] = BACKENDS
+    verbatim: Optional[Callable] = None  # For metacharacter cases: check(ctx) -> bool
+
+
+class Context:
+    def __init__(self, url, directory, backend):
+        self.url = url
+        self.dir = directory
+        self.backend = backend
+
+    def store(self):
+        return modelstore.connect(self.url)
+
+    def mark(self):
+        """Fingerprint every file in the case's directory but the registry's own."""
+        self.files = _files(self.dir, os.path.join(self.dir, 'registry.db'))
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        with open(self.path(name), 'w') as fh:
+            fh.write(textwrap.dedent(text))
+        return self.path(name)
+
+
+def api(method, **fields):
+    def action(ctx):
+        with ctx.store() as store:
+            getattr(store, method)(**fields)
+    return action
+
+
+def model(**changes):
+    return api('add_model', **dict(MODEL, **changes))
+
+
+def task(**changes):
+    fields = dict(TASK, task_name='new')
+    fields.update(changes)
+    return api('add_task', **fields)
+
+
+def _connect(url_of):
+    def action(ctx):
+        url = url_of(ctx)
+        ctx.mark()  # The file the URL names must be left exactly as it is now.
+        modelstore.connect(url).close()
+    return action
+
+
+def _file(name, content):
+    def url_of(ctx):
+        path = ctx.path(name)
+        if content is None:
+            os.mkdir(path)
+        else:
+            with open(path, 'wb') as fh:
+                fh.write(content)
+        return 'sqlite:///' + path
+    return url_of
+
+
+def _truncated(ctx):
+    path = ctx.path('truncated.db')
+    with modelstore.connect('sqlite:///' + path) as store:
+        for i in range(400):
+            store.add_model(**dict(MODEL, model_name='m%d' % i, description='d' * 400))
+    with open(path, 'r+b') as fh:
+        fh.truncate(os.path.getsize(path) // 2)
+    return 'sqlite:///' + path
+
+
+def _read_only(ctx):
+    """migrate on a file its user may not write; run as `nobody` when we are root."""
+    shared = tempfile.mkdtemp(prefix='modelstore-ro-')
+    os.chmod(shared, 0o755)
+    path = os.path.join(shared, 'ro.db')
+    try:
+        with modelstore.connect('sqlite:///' + path) as store:
+            store.add_model(**MODEL)
+        with modelstore.connect('sqlite:///' + path) as store:  # Let it hold a pending script.
+            store.database.execute_sql("DELETE FROM schema_migration WHERE name LIKE '0004%'")
+            store.database.execute_sql('ALTER TABLE tasks DROP COLUMN created_clusterbasemodel')
+        os.chmod(path, 0o444)
+        before = open(path, 'rb').read()
+        command = [sys.executable, '-m', 'modelstore', 'migrate', '--database', path]
+        if os.getuid() == 0:
+            command = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] + command
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                              cwd=shared)
+        if open(path, 'rb').read() != before:
+            raise AssertionError('the read-only file changed')
+        if proc.returncode != 2:
+            raise AssertionError('exit %d: %s' % (proc.returncode, proc.stderr))
+        raise ConfigError(proc.stderr.strip())
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _locked_cli(ctx):
+    """migrate while another connection holds the database's lock past --lock-timeout."""
+    scripts = ctx.path('scripts')
+    os.mkdir(scripts)
+    for name in os.listdir(_shipped()):
+        if name.endswith('.py'):
+            shutil.copy(os.path.join(_shipped(), name), scripts)
+    with open(os.path.join(scripts, '0099_more.py'), 'w') as fh:
+        fh.write('def up(migrator, db):\n    db.execute_sql("CREATE TABLE more (x INTEGER)")\n')
+    ctx.mark()
+    with modelstore.connect(ctx.url) as holder:
+        db = holder.database
+        if ctx.backend == 'sqlite':
+            db.execute_sql('BEGIN EXCLUSIVE')
+        else:
+            db.execute_sql('SELECT pg_advisory_lock(%s)', (0x6D6F64656C737472,))
+        try:
+            return _cli(ctx, ['migrate', '--database', ctx.url, '--migrations', scripts,
+                              '--lock-timeout', '0.3'])
+        finally:
+            if ctx.backend == 'sqlite':
+                db.execute_sql('ROLLBACK')
+            else:
+                db.execute_sql('SELECT pg_advisory_unlock(%s)', (0x6D6F64656C737472,))
+
+
+def _shipped():
+    from modelstore.loader import default_directory
+    return default_directory()
+
+
+def _scripts_cli(files, extra=()):
+    """migrate with a scripts directory holding the shipped scripts plus ``files``."""
+    def argv(ctx):
+        scripts = ctx.path('scripts')
+        shutil.copytree(_shipped(), scripts, ignore=shutil.ignore_patterns('__pycache__'))
+        for name, body in files.items():
+            ctx.write(os.path.join('scripts', name), body)
+        return ['migrate', '--database', ctx.url, '--migrations', scripts] + list(extra)
+    return argv
+
+
+def _stored_verbatim(fields, table, columns):
+    def check(ctx):
+        rows = query(ctx.url, 'SELECT %s FROM %s ORDER BY id DESC LIMIT 1'
+                     % (', '.join(columns), table))
+        return list(rows[0]) == [fields[c] for c in columns]
+    return check
+
+
+CASES = [
+    # -- the registry API: every field rule ----------------------------------------------------
+    Case('empty model_name', model(model_name=''), ValidationError, r'model_name: must not be '
+         'empty'),
+    Case('blank base_model', model(base_model='   '), ValidationError, r'base_model: must not'),
+    Case('model_name of the wrong type', model(model_name=42), ValidationError,
+         r'model_name: must be a string, got int'),
+    Case('missing model_path', api('add_model', model_name='m', base_model='b', task='t'),
+         ValidationError, r'model_path: is required'),
+    Case('None for a required field', model(task=None), ValidationError,
+         r'task: is required'),
+    Case('unknown field', model(colour='red'), ValidationError, r"unknown field 'colour'"),
+    Case('1 MB model_name', model(model_name='x' * MB), ValidationError,
+         r'model_name: is 1048576 characters long; the limit is 255'),
+    Case('1 MB description', model(description='x' * MB), ValidationError,
+         r'description: is 1048576 characters long; the limit is 65536'),
+    Case('1 MB JSON column', task(parameters={'blob': 'x' * MB}), ValidationError,
+         r'parameters: serialises to \d+ bytes; the limit is 262144'),
+    Case('non-UTF-8 bytes', model(model_path=b'/models/\xff\xfe'), ValidationError,
+         r'model_path: must be a string, got bytes'),
+    Case('non-UTF-8 bytes decoded with surrogateescape',
+         model(base_model=b'llama\xff'.decode('utf-8', 'surrogateescape')), ValidationError,
+         r'base_model: is not valid UTF-8'),
+    Case('NUL character', model(task='text\x00generation'), ValidationError,
+         r'task: must not contain NUL'),
+    Case('flag that is not a bool', model(is_custom_base_model='yes'), ValidationError,
+         r'is_custom_base_model: must be True or False, got str'),
+    Case('creation_date that is not a timestamp', model(creation_date='yesterday'),
+         ValidationError, r"creation_date: is not an ISO-8601 timestamp: 'yesterday'"),
+    Case('JSON that will not serialise', task(model_config={'obj': object()}), ValidationError,
+         r'model_config: is not JSON-serialisable'),
+    Case('JSON with non-string keys', task(model_config={1: 'a'}), ValidationError,
+         r'model_config: JSON object keys must be strings'),
+    Case('JSON column given a list', task(parameters=[1, 2]), ValidationError,
+         r'parameters: must be a JSON object \(dict\), got list'),
+    Case('NaN inside JSON', task(parameters={'lr': float('nan')}), ValidationError,
+         r'parameters: contains NaN'),
+    Case('NaN elapsed_time', task(elapsed_time=float('nan')), ValidationError,
+         r'elapsed_time: must be a finite'),
+    Case('negative experiment count', task(total_experiments=-1), ValidationError,
+         r'total_experiments: must be between 0'),
+    Case('unknown status', task(status='EXPLODED'), ValidationError, r"status: .*'EXPLODED'"),
+    Case('cluster config: unknown preset', task(clusterbasemodel_config={'preset': 'gpt-17'}),
+         ValidationError, r"clusterbasemodel_config: .*'gpt-17'"),
+    Case('cluster config: neither preset nor custom spec',
+         task(clusterservingruntime_config={'colour': 'red'}), ValidationError,
+         r'clusterservingruntime_config: .*preset.*spec'),
+    Case('duplicate task_name', task(task_name='t1'), ValidationError,
+         r"task_name: a task named 't1' already exists"),
+    Case('id of the wrong type', api('get_model', model_id='1'), ValidationError,
+         r'model_id: must be an integer id, got str'),
+    Case('update of a task that does not exist', api('update_task', task_id=999999,
+                                                      status='RUNNING'),
+         NotFound, r'no task with id 999999'),
+    Case('delete of a model that does not exist', api('delete_model', model_id=999999),
+         NotFound, r'no fine-tuned model with id 999999'),
+    # -- SQL metacharacters: stored verbatim, nothing else touched ------------------------------
+    ] + [
+    Case('SQL metacharacters in every model string field (%d)' % i,
+         model(model_name=s, base_model=s, task=s, model_path=s, description=s), None, '',
+         verbatim=_stored_verbatim(dict(model_name=s, base_model=s, task=s,
+                                                      model_path=s, description=s),
+                                   'fine_tuned_models', ['model_name', 'base_model', 'task',
+                                                         'model_path', 'description']))
+    for i, s in enumerate(NASTY)] + [
+    Case('SQL metacharacters in every task string field',
+         task(task_name=NASTY[0], description=NASTY[1], base_runtime=NASTY[2],
+              runtime_image_tag=NASTY[3], deployment_mode=NASTY[4],
+              created_clusterbasemodel=NASTY[0], created_clusterservingruntime=NASTY[1],
+              model_config={NASTY[0]: NASTY[1]}), None, '',
+         verbatim=_stored_verbatim(dict(
+             task_name=NASTY[0], description=NASTY[1], base_runtime=NASTY[2],
+             runtime_image_tag=NASTY[3], deployment_mode=NASTY[4],
+             created_clusterbasemodel=NASTY[0], created_clusterservingruntime=NASTY[1]),
+             'tasks', ['task_name', 'description', 'base_runtime', 'runtime_image_tag',
+                       'deployment_mode', 'created_clusterbasemodel',
+                       'created_clusterservingruntime'])),
+    # -- URLs and files ------------------------------------------------------------------------
+    Case('malformed URL', _connect(lambda ctx: 'postgresql://u:secret@[::1/db'), ConfigError,
+         r'malformed database URL'),
+    Case('unknown scheme', _connect(lambda ctx: 'mongodb://127.0.0.1/registry'), ConfigError,
+         r"unsupported database URL scheme 'mongodb'"),
+    Case('URL of the wrong type', _connect(lambda ctx: 42), ConfigError,
+         r'database URL must be a string, got int'),
+    Case('a directory given as the SQLite file', _connect(_file('dir.db', None)), ConfigError,
+         r'is a directory, not a SQLite database file', ('sqlite',)),
+    Case('a file that is not a database', _connect(_file('notes.txt', b'hello\n' * 1000)),
+         ConfigError, r'file is not a database', ('sqlite',)),
+    Case('a truncated database file', _connect(_truncated), ConfigError,
+         r'malformed', ('sqlite',)),
+    Case('a SQLite file in a directory that does not exist',
+         _connect(lambda ctx: 'sqlite:///' + ctx.path('no/such/dir/r.db')), ConfigError,
+         r'directory .* does not exist', ('sqlite',)),
+    Case('a read-only file', _read_only, ConfigError, r'read-only \(mode 444\)', ('sqlite',)),
+    Case('wrong password', _connect(lambda ctx: re.sub(r':[^:@/]*@', ':not-the-password@',
+                                                       ctx.url)), ConfigError,
+         r'^(?!.*not-the-password)cannot (connect to|open) postgresql://[^:/]+:\*\*\*@',
+         ('postgresql',)),
+    # -- the CLI -------------------------------------------------------------------------------
+    Case('CLI: unknown migration target', lambda ctx: ['migrate', '--database', ctx.url, '--to',
+                                                        '9999_nope'],
+         2, r"unknown migration target '9999_nope'"),
+    Case('CLI: rollback to an unknown target', lambda ctx: ['rollback', '--database', ctx.url,
+                                                            '--to', '0042_nope'],
+         2, r"unknown migration target '0042_nope'"),
+    Case('CLI: a script with a syntax error', _scripts_cli({'0099_broken.py': 'def up(:\n'}),
+         2, r'0099_broken: syntax error at line 1'),
+    Case('CLI: a script without up', _scripts_cli({'0099_noup.py': 'X = 1\n'}),
+         2, r'0099_noup: does not define up\(migrator, db\)'),
+    Case('CLI: two scripts with the same number',
+         _scripts_cli({'0004_again.py': 'def up(migrator, db):\n    pass\n'}),
+         2, r'two migration scripts share the number 4'),
+    Case('CLI: locked database past the timeout', _locked_cli, 2,
+         r'held its lock for more than 0.3 s'),
+    Case('CLI: unknown scheme', lambda ctx: ['status', '--database', 'oracle://x/y'], 2,
+         r"unsupported database URL scheme 'oracle'"),
+    Case('CLI: accept a script that is not applied', lambda ctx: ['accept', '--database',
+                                                                  ctx.url, '0099_nope'],
+         2, r'cannot accept 0099_nope: it is not an applied script'),
+    Case('CLI: --keep-backups that is not a number', lambda ctx: [
+        'migrate', '--database', ctx.url, '--keep-backups', 'many'], 2,
+        r"--keep-backups: must be a whole number of at least 1, got 'many'"),
+    Case('CLI: restore from a backup that does not exist', lambda ctx: [
+        'restore', ctx.path('nope.bak'), '--database', ctx.url], 2, r'backup .* does not exist'),
+    Case('CLI: --lock-timeout that is not a number', lambda ctx: [
+        'migrate', '--database', ctx.url, '--lock-timeout', 'soon'], 2,
+        r"--lock-timeout: invalid float value: 'soon'"),
+]
+
+
+def _cli(ctx, argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _files(directory, skip):
+    found = {}
+    for root, dirs, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            if not path.startswith(skip):
+                with open(path, 'rb') as fh:
+                    found[os.path.relpath(path, directory)] = hashlib.sha256(fh.read()).digest()
+    return found
+
+
+def prepare(url):
+    """A registry at head with one model and one task."""
+    with modelstore.connect(url) as store:
+        store.add_model(**MODEL)
+        store.add_task(task_name='t1', **TASK)
+
+
+def run_case(case, url, directory, backend):
+    """Run one case on a prepared database; returns (handled, changed, detail)."""
+    ctx = Context(url, directory, backend)
+    ctx.mark()
+    before = dump(url)
+    detail = ''
+    handled = False
+    try:
+        result = case.action(ctx)
+        if isinstance(result, list):  # A CLI argv, after any setup: run it.
+            ctx.mark()
+            result = _cli(ctx, result)
+        if isinstance(result, tuple):
+            code, out, err = result
+            handled = code == case.expect and re.search(case.message, err) is not None
+            detail = 'exit %d: %s' % (code, (err.strip().splitlines() or [''])[-1][:200])
+        elif case.verbatim is not None:
+            handled = case.verbatim(ctx)
+            detail = 'stored verbatim' if handled else 'stored something else'
+        else:
+            detail = 'no error raised'
+    except Exception as exc:
+        message = str(exc)
+        handled = case.expect is not None and not isinstance(case.expect, int) and \
+            isinstance(exc, case.expect) and re.search(case.message, message) is not None
+        detail = '%s: %s' % (type(exc).__name__, message[:200])
+    after = dump(url)
+    if case.verbatim is not None:  # Exactly one row more in one table, nothing else.
+        # (sqlite_sequence holds the AUTOINCREMENT counter, which a new row moves on.)
+        data = [t for t in before[1] if t != 'sqlite_sequence']
+        changed = after[0] != before[0] or sum(
+            len(after[1][t]) - len(before[1][t]) for t in data) != 1 or any(
+            row not in after[1][t] for t in data for row in before[1][t])
+    else:
+        changed = after != before or _files(directory, os.path.join(directory, 'registry.db')) \
+            != ctx.files
+    return handled, changed, detail
+
+
+def cases_for(backend):
+    return [c for c in CASES if backend in c.backends]
+
+
+def run_all(backend, admin_url=None, out=sys.stdout):
+    """Run every case of ``backend``; returns (tried, handled, changes)."""
+    tried = handled = changes = 0
+    for case in cases_for(backend):
+        directory = tempfile.mkdtemp(prefix='modelstore-bad-')
+        drop = None
+        try:
+            if backend == 'sqlite':
+                url = 'sqlite:///' + os.path.join(directory, 'registry.db')
+            else:
+                url, drop = new_postgres_database(admin_url)
+            prepare(url)
+            ok, changed, detail = run_case(case, url, directory, backend)
+        finally:
+            if drop is not None:
+                drop()
+            shutil.rmtree(directory, ignore_errors=True)
+        tried += 1
+        handled += ok
+        changes += changed
+        print('%-4s %-7s %-60s %s' % ('ok' if ok and not changed else 'FAIL',
+                                      'CHANGED' if changed else '', case.name, detail), file=out)
+    return tried, handled, changes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
+                        help='run on PostgreSQL: a role that may CREATE DATABASE')
+    args = parser.parse_args(argv)
+    backend = 'postgresql' if args.database else 'sqlite'
+    tried, handled, changes = run_all(backend, args.database)
+    print('bad inputs on %s: %d tried, %d handled, %d changed the database'
+          % (backend, tried, handled, changes))
+    return 0 if handled == tried and changes == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
