@@ -94,25 +94,31 @@ def columns(target, table):
                                  'ordinal_position', ('public', table))[1]]
 
 
+def schema(target):
+    """Every table's definition and index (SQLite: sqlite_master; PostgreSQL: the catalog)."""
+    if _is_sqlite(target):
+        return _query(target, 'SELECT type, name, tbl_name, sql FROM sqlite_master '
+                      'ORDER BY type, name')[1]
+    found = _query(target, 'SELECT table_name, column_name, data_type, is_nullable, '
+                   'column_default FROM information_schema.columns WHERE table_schema = '
+                   "'public' ORDER BY table_name, column_name")[1]
+    return found + _query(target, "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
+                          "schemaname = 'public' ORDER BY tablename, indexname")[1]
+
+
 def dump(target):
     """Schema and every row of every table, to compare a database before and after."""
+    definitions = schema(target)
     if _is_sqlite(target):
-        schema = _query(target, 'SELECT type, name, tbl_name, sql FROM sqlite_master '
-                        'ORDER BY type, name')[1]
-        names = [r[1] for r in schema if r[0] == 'table']
+        names = [r[1] for r in definitions if r[0] == 'table']
     else:
-        schema = _query(target, 'SELECT table_name, column_name, data_type, is_nullable, '
-                        'column_default FROM information_schema.columns WHERE table_schema = '
-                        "'public' ORDER BY table_name, column_name")[1]
-        schema += _query(target, "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
-                         "schemaname = 'public' ORDER BY tablename, indexname")[1]
         names = sorted(tables(target))
     rows = {}
     for name in names:
         ncols = len(columns(target, name))
         order = ', '.join(str(i + 1) for i in range(ncols))
         rows[name] = _query(target, 'SELECT * FROM "%s" ORDER BY %s' % (name, order))[1]
-    return schema, rows
+    return definitions, rows
 
 
 def history(target):

@@ -1,0 +1,352 @@
+"""Crash harness: SIGKILL `modelstore migrate` at random instants; nothing may be lost.
+
+The database is a populated legacy registry with a child table that references it:
+
+* SQLite: ModelForge v1.0 + the autotuner's original state (the exact legacy DDL of
+  tests/legacy.py, WAL, ``experiments.task_id -> tasks.id``), plus ``--rows`` generated rows in
+  each of fine_tuned_models, tasks and experiments.
+* PostgreSQL: the tables of 0001 without any history (a registry modelstore has never seen, which
+  it adopts), an ``experiments`` table with a real FOREIGN KEY to tasks, and the same rows.
+
+Each trial copies that database, starts ``python -m modelstore migrate`` on it and kills it with
+SIGKILL: 20 % of trials at a uniform instant during interpreter start-up, the rest at a uniform
+instant within 1.1x the run's own working time (after it printed its first line, measured by an
+unkilled calibration run). Then, through the plain driver:
+
+1. the database opens; SQLite's ``PRAGMA integrity_check`` is ``ok`` and ``foreign_key_check``
+   is empty;
+2. the history names a prefix of the scripts, and the schema is exactly the schema that an
+   unkilled ``migrate --to`` that prefix produces (no script half-applied, no history row without
+   its effect, no effect without its row);
+3. every row of every table is there, unchanged (its original columns);
+4. every complete backup is intact and holds exactly the original rows;
+5. a second ``migrate`` exits 0 and leaves the head schema, all rows and ``check`` clean.
+
+    .venv/bin/python harness/crash.py --trials 100 [--rows 20000] [--database ADMIN_URL]
+
+prints the figures and exits 1 if any trial was inconsistent or lost a row.
+"""
+import argparse
+import glob
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from dbtools import _admin, _query, query, schema, tables
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests'))
+import legacy  # noqa: E402  (the exact legacy DDL lives with the tests)
+
+from modelstore.loader import discover  # noqa: E402
+
+SCRIPTS = [s.name for s in discover()]
+DATA_TABLES = ('fine_tuned_models', 'tasks', 'experiments')
+
+
+# -- building the database ---------------------------------------------------------------------
+
+def _generated_rows(rows):
+    first_task = legacy.AUTOTUNER_ROWS_ORIGINAL[0]
+    models = [('gen-%d' % i, 'meta-llama/Llama-3.2-1B', 'text-generation', 'row %d' % i,
+               '2025-11-%02dT%02d:%02d:%02d.%06d' % (1 + i % 28, i % 24, i % 60, i % 60, i),
+               '/models/gen-%d' % i) for i in range(rows)]
+    tasks = [(1000 + i, 'gen-task-%d' % i) + first_task[2:] for i in range(rows)]
+    experiments = [(1000 + i, 1000 + i, 1, '{"tp-size": %d}' % (i % 4), 'SUCCESS', None,
+                    '{"throughput": %d}' % i, i / rows) for i in range(rows)]
+    return models, tasks, experiments
+
+
+def _fill(conn, rows, placeholder='?'):
+    models, tasks, experiments = _generated_rows(rows)
+    cur = conn.cursor()
+
+    def insert(table, columns, values):
+        cur.executemany('INSERT INTO %s (%s) VALUES (%s)' % (
+            table, ', '.join(columns), ', '.join([placeholder] * len(columns))), values)
+    insert('fine_tuned_models', ('model_name', 'base_model', 'task', 'description',
+                                 'creation_date', 'model_path'), models)
+    insert('tasks', legacy._TASK_ORIGINAL_COLUMNS, tasks)
+    insert('experiments', ('id', 'task_id', 'experiment_id', 'parameters', 'status',
+                           'error_message', 'metrics', 'objective_score'), experiments)
+
+
+class SqliteTarget:
+    backend = 'sqlite'
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+
+    def template(self, rows):
+        path = os.path.join(self.workdir, 'template.db')
+        legacy.build(path, legacy.modelforge_v10, legacy.autotuner_original)
+        conn = sqlite3.connect(path)
+        _fill(conn, rows)
+        conn.commit()
+        conn.close()
+        return path
+
+    def clone(self, template, name):
+        directory = os.path.join(self.workdir, name)
+        os.mkdir(directory)
+        path = os.path.join(directory, 'registry.db')
+        shutil.copy(template, path)
+        return path
+
+    def url(self, target):
+        return 'sqlite:///' + target
+
+    def discard(self, target):
+        shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+
+    def health(self, target):
+        """Problems with the file itself: integrity and foreign keys."""
+        problems = []
+        conn = sqlite3.connect(target)
+        try:
+            result = [r[0] for r in conn.execute('PRAGMA integrity_check')]
+            if result != ['ok']:
+                problems.append('integrity_check: %s' % '; '.join(result[:3]))
+            orphans = conn.execute('PRAGMA foreign_key_check').fetchall()
+            if orphans:
+                problems.append('foreign_key_check: %d violations' % len(orphans))
+        finally:
+            conn.close()
+        return problems
+
+    def backups(self, target):
+        return glob.glob(target + '.*.bak'), glob.glob(target + '.*.partial')
+
+
+class PostgresTarget:
+    backend = 'postgresql'
+
+    def __init__(self, admin_url):
+        self.admin_url = admin_url
+        self.prefix = 'ms_crash_%d' % os.getpid()
+
+    def _admin_sql(self, sql):
+        conn = _admin(self.admin_url)
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            conn.close()
+
+    def url(self, target):
+        return urlunsplit(urlsplit(self.admin_url)._replace(path='/' + target))
+
+    def template(self, rows):
+        name = self.prefix + '_template'
+        self._admin_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+        self._admin_sql('CREATE DATABASE %s' % name)
+        url = self.url(name)
+        _cli(['migrate', '--database', url, '--to', SCRIPTS[0]])
+        import psycopg2
+        conn = psycopg2.connect(url)
+        try:
+            cur = conn.cursor()
+            cur.execute('DROP TABLE schema_migration')  # Tables without history: to adopt.
+            cur.execute('CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER NOT '
+                        'NULL REFERENCES tasks (id), experiment_id INTEGER NOT NULL, '
+                        'parameters JSON NOT NULL, status VARCHAR(12), error_message VARCHAR, '
+                        'metrics JSON, objective_score FLOAT)')
+            cur.execute('CREATE INDEX ix_experiments_task_id ON experiments (task_id)')
+            _fill(conn, rows, placeholder='%s')
+            conn.commit()
+        finally:
+            conn.close()
+        return name
+
+    def clone(self, template, name):
+        target = '%s_%s' % (self.prefix, name)
+        self._admin_sql('CREATE DATABASE %s TEMPLATE %s' % (target, template))
+        return target
+
+    def discard(self, target):
+        self._admin_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
+
+    def health(self, target):
+        query(self.url(target), 'SELECT 1')  # Opens: raises if it does not.
+        orphans = query(self.url(target), 'SELECT COUNT(*) FROM experiments e LEFT JOIN tasks t '
+                        'ON t.id = e.task_id WHERE t.id IS NULL')[0][0]
+        return ['%d orphaned experiments' % orphans] if orphans else []
+
+    def backups(self, target):
+        return [], []
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+def _cli(argv, timeout=300):
+    proc = subprocess.run([sys.executable, '-m', 'modelstore'] + argv, capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError('modelstore %s exited %d: %s' % (' '.join(argv[:1]), proc.returncode,
+                                                            proc.stderr.strip()))
+    return proc
+
+
+def fingerprint(target_url, columns):
+    """{table: set of rows (original columns, as canonical JSON)}."""
+    out = {}
+    for table, cols in columns.items():
+        rows = _query(target_url, 'SELECT %s FROM %s' % (', '.join(cols), table))[1]
+        out[table] = {json.dumps(list(r), default=str, sort_keys=True) for r in rows}
+    return out
+
+
+def history_names(url):
+    if 'schema_migration' not in tables(url):
+        return []
+    return [r[0] for r in query(url, 'SELECT name FROM schema_migration ORDER BY id')]
+
+
+def _lost(expected, found):
+    return sum(len(rows - found.get(table, set())) for table, rows in expected.items())
+
+
+class Harness:
+    def __init__(self, target, rows, seed):
+        self.target = target
+        self.rows = rows
+        self.random = random.Random(seed)
+
+    def prepare(self):
+        t = self.target
+        self.template = t.template(self.rows)
+        url = t.url(self.template)
+        self.columns = {table: _query(url, 'SELECT * FROM %s WHERE 1 = 0' % table)[0]
+                        for table in DATA_TABLES}
+        self.original = fingerprint(url, self.columns)
+        self.states = []  # Schema after each history prefix, from unkilled runs.
+        for k in range(len(SCRIPTS) + 1):
+            clone = t.clone(self.template, 'state%d' % k)
+            if k:
+                _cli(['migrate', '--database', t.url(clone), '--to', SCRIPTS[k - 1],
+                      '--no-backup'])
+            self.states.append(schema(t.url(clone)))
+            t.discard(clone)
+        # Calibration: how long the interpreter takes to start, and the run's working time.
+        clone = t.clone(self.template, 'calibration')
+        start = time.perf_counter()
+        proc = self._spawn(clone)
+        proc.stdout.readline()
+        self.startup = time.perf_counter() - start
+        proc.communicate()
+        self.work = time.perf_counter() - start - self.startup
+        if proc.returncode != 0:
+            raise RuntimeError('the calibration migrate failed')
+        t.discard(clone)
+
+    def _spawn(self, clone):
+        return subprocess.Popen([sys.executable, '-m', 'modelstore', 'migrate', '--database',
+                                 self.target.url(clone)], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+
+    def trial(self, n):
+        t = self.target
+        clone = t.clone(self.template, 'trial%d' % n)
+        url = t.url(clone)
+        try:
+            proc = self._spawn(clone)
+            if self.random.random() < 0.2:
+                time.sleep(self.random.uniform(0, self.startup))
+            else:
+                proc.stdout.readline()
+                time.sleep(self.random.uniform(0, self.work * 1.1))
+            finished = proc.poll() is not None
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            problems = t.health(clone)
+            names = history_names(url)
+            k = len(names)
+            if names != SCRIPTS[:k]:
+                problems.append('history %s is not a prefix of the scripts' % names)
+            elif schema(url) != self.states[k]:
+                problems.append('schema differs from the state its history (%d scripts) claims'
+                                % k)
+            lost = _lost(self.original, fingerprint(url, self.columns))
+            complete, partial = t.backups(clone)
+            for backup in complete:
+                if t.health(backup):
+                    problems.append('backup %s is damaged' % backup)
+                elif _lost(self.original, fingerprint('sqlite:///' + backup, self.columns)):
+                    problems.append('backup %s lacks rows' % backup)
+            # A second migrate finishes the job.
+            rerun = subprocess.run([sys.executable, '-m', 'modelstore', 'migrate', '--database',
+                                    url], capture_output=True, text=True, timeout=300)
+            if rerun.returncode != 0:
+                problems.append('second migrate exited %d: %s' % (rerun.returncode,
+                                                                  rerun.stderr.strip()))
+            elif schema(url) != self.states[-1]:
+                problems.append('second migrate did not reach the head schema')
+            lost += _lost(self.original, fingerprint(url, self.columns))
+            problems += t.health(clone)
+            check = subprocess.run([sys.executable, '-m', 'modelstore', 'check', '--database',
+                                    url], capture_output=True, text=True, timeout=300)
+            if check.returncode != 0:
+                problems.append('check after the second migrate: %s' % check.stdout.strip())
+            phase = 'exited before the kill' if finished else (
+                'killed before any change' if k == 0 else
+                'killed after all scripts committed' if k == len(SCRIPTS) else
+                'killed between scripts (%d of %d committed)' % (k, len(SCRIPTS)))
+            return phase, problems, lost, len(complete), len(partial)
+        finally:
+            t.discard(clone)
+
+    def run(self, trials, out=sys.stdout):
+        self.prepare()
+        print('crash harness on %s: %d rows per table, %d trials; start-up %.0f ms, working '
+              'time %.0f ms' % (self.target.backend, self.rows, trials, self.startup * 1000,
+                                self.work * 1000), file=out)
+        phases = {}
+        consistent = lost_total = backups = partials = 0
+        for n in range(trials):
+            phase, problems, lost, complete, partial = self.trial(n)
+            phases[phase] = phases.get(phase, 0) + 1
+            consistent += not problems
+            lost_total += lost
+            backups += complete
+            partials += partial
+            if problems:
+                print('  trial %d (%s): %s' % (n, phase, '; '.join(problems)), file=out)
+        for phase, count in sorted(phases.items()):
+            print('  %-48s %d' % (phase, count), file=out)
+        if self.target.backend == 'sqlite':
+            print('  backups left complete / partial (removed by the next run): %d / %d'
+                  % (backups, partials), file=out)
+        print('kill trials: %d run, %d consistent, %d rows lost' % (trials, consistent,
+                                                                    lost_total), file=out)
+        self.target.discard(self.template) if self.target.backend == 'postgresql' else None
+        return trials, consistent, lost_total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--trials', type=int, default=100)
+    parser.add_argument('--rows', type=int, default=20000, help='generated rows per table')
+    parser.add_argument('--seed', type=int, default=None)
+    parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
+                        help='run on PostgreSQL: a role that may CREATE DATABASE')
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    print('seed %d (--seed %d repeats this run)' % (seed, seed))
+    workdir = tempfile.mkdtemp(prefix='modelstore-crash-')
+    try:
+        target = PostgresTarget(args.database) if args.database else SqliteTarget(workdir)
+        trials, consistent, lost = Harness(target, args.rows, seed).run(args.trials)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if consistent == trials and lost == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
