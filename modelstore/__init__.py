@@ -10,9 +10,9 @@ Schema changes are playhouse.migrations scripts, applied by hand with ``modelsto
 """
 from .drift import Drift, detect_drift
 from .engine import Engine
-from .exceptions import (ChecksumMismatch, ConfigError, LockTimeout, MigrationError,
-                         ModelStoreError, NotFound, SchemaNewerThanCode, SchemaOutOfDate,
-                         ScriptError, StorageError, ValidationError)
+from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, LockTimeout,
+                         MigrationError, ModelStoreError, NotFound, SchemaNewerThanCode,
+                         SchemaOutOfDate, ScriptError, StorageError, ValidationError)
 from .gate import connect
 from .models import FineTunedModel, Task, TaskStatus
 from .registry import ModelStore
@@ -22,5 +22,6 @@ __all__ = [
     'connect', 'ModelStore', 'FineTunedModel', 'Task', 'TaskStatus', 'Engine', 'Drift',
     'detect_drift', 'ModelStoreError', 'ConfigError', 'ValidationError', 'NotFound',
     'StorageError', 'MigrationError', 'ScriptError', 'ChecksumMismatch', 'LockTimeout',
+    'DataLossRefused',
     'SchemaOutOfDate', 'SchemaNewerThanCode', '__version__',
 ]

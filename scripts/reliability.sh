@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The full fault harnesses behind docs/reliability.md, on SQLite and then PostgreSQL:
+# 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
+# runners, 8 writers x 1000 add_model through a migrate and a rollback, and the bad-input table.
+# Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
+# needed) and MODELSTORE_TEST_DATABASE_URL or a throwaway PostgreSQL server, as the tests do.
+# TRIALS=N and ROWS=N change the crash harness's size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trials=${TRIALS:-100}
+rows=${ROWS:-20000}
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
+fi
+url=${MODELSTORE_TEST_DATABASE_URL:-}
+if [ -z "$url" ]; then
+    server_dir=$(mktemp -d /tmp/modelstore-pg.XXXXXX)
+    trap 'bash scripts/postgres.sh stop "$server_dir"' EXIT
+    url=$(bash scripts/postgres.sh start "$server_dir")
+fi
+py=.venv/bin/python
+failed=0
+echo "== $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -sr), $($py --version), SQLite $($py -c 'import sqlite3; print(sqlite3.sqlite_version)'), $($py -c 'import psycopg2, sys; cur = psycopg2.connect(sys.argv[1]).cursor(); cur.execute("SHOW server_version"); print("PostgreSQL", cur.fetchone()[0])' "$url")"
+for db in "" "--database $url"; do
+    $py harness/crash.py --trials "$trials" --rows "$rows" $db || failed=1
+    $py harness/race.py $db || failed=1
+    $py harness/bad_inputs.py $db | grep -v '^ok ' || failed=1
+done
+exit $failed
