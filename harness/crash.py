@@ -40,7 +40,7 @@ import tempfile
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from dbtools import _admin, _query, query, schema, tables
+from dbtools import _admin, _query, create_database, query, schema, tables
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests'))
@@ -146,7 +146,7 @@ class PostgresTarget:
     def template(self, rows):
         name = self.prefix + '_template'
         self._admin_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-        self._admin_sql('CREATE DATABASE %s' % name)
+        create_database(self.admin_url, name)
         url = self.url(name)
         _cli(['migrate', '--database', url, '--to', SCRIPTS[0]])
         import psycopg2
@@ -167,7 +167,7 @@ class PostgresTarget:
 
     def clone(self, template, name):
         target = '%s_%s' % (self.prefix, name)
-        self._admin_sql('CREATE DATABASE %s TEMPLATE %s' % (target, template))
+        create_database(self.admin_url, target, template)
         return target
 
     def discard(self, target):

@@ -6,6 +6,7 @@ or a PostgreSQL URL.
 """
 import datetime
 import sqlite3
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,14 +17,31 @@ def _admin(admin_url):
     return conn
 
 
+def create_database(admin_url, name, template=None):
+    """CREATE DATABASE, retried while the template is busy.
+
+    PostgreSQL refuses to copy a template another session is connected to, and autovacuum
+    visits template1 now and then ("source database is being accessed by other users").
+    """
+    import psycopg2
+    sql = 'CREATE DATABASE %s' % name + (' TEMPLATE %s' % template if template else '')
+    for attempt in range(50):
+        conn = _admin(admin_url)
+        try:
+            conn.cursor().execute(sql)
+            return
+        except psycopg2.errors.ObjectInUse:
+            if attempt == 49:
+                raise
+        finally:
+            conn.close()
+        time.sleep(0.1)
+
+
 def new_postgres_database(admin_url):
     """Create an empty database on the server of ``admin_url``; returns (url, drop)."""
     name = 'ms_test_%s' % uuid.uuid4().hex[:16]
-    conn = _admin(admin_url)
-    try:
-        conn.cursor().execute('CREATE DATABASE %s' % name)
-    finally:
-        conn.close()
+    create_database(admin_url, name)
     parts = urlsplit(admin_url)
 
     def drop():
