@@ -21,7 +21,7 @@ from playhouse.schema_diff import diff_models
 
 from .adopt import LEGACY_NULLABLE
 from .models import MODELS
-from .shape import FIELD_KINDS, blocks_inserts, compatible, default_key, kind
+from .shape import FIELD_KINDS, blocks_inserts, compatible, default_key, invalid_indexes, kind
 
 __all__ = ['Drift', 'detect_drift']
 
@@ -105,4 +105,8 @@ def detect_drift(database, models=MODELS):
     for model in models:
         if model not in missing:
             lines.extend(_column_lines(database, model, notes))
+            table = model._meta.table_name
+            lines.extend('index %s on %s is INVALID (a concurrent build died halfway); rebuild '
+                         'it: REINDEX INDEX CONCURRENTLY %s' % (name, table, name)
+                         for name in invalid_indexes(database, table))
     return Drift(lines, notes)

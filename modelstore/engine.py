@@ -28,7 +28,7 @@ from .exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, Mig
                          SchemaNewerThanCode, ScriptError)
 from .history import TABLE as HISTORY_TABLE, History, Record
 from .loader import Script, discover
-from .lock import DEFAULT_TIMEOUT, run_lock
+from .lock import DEFAULT_TIMEOUT, NeedBaseline, run_lock
 from .losses import count_losses, layout
 from .steps import Recorder, Step
 from .version import __version__
@@ -350,6 +350,15 @@ class Engine:
         return count_losses(db, before, after)
 
     def _run_script(self, lock, script, module, direction, method, kept):
+        try:
+            return self._attempt(lock, script, module, direction, method, kept)
+        except NeedBaseline:
+            # The script's savepoint is undone: read the violations that were already there
+            # (a legacy file may hold orphans) and run it again, now able to tell new from old.
+            lock.read_baseline()
+            return self._attempt(lock, script, module, direction, method, kept)
+
+    def _attempt(self, lock, script, module, direction, method, kept):
         db = self.database
         recorder = Recorder(db)
         migrator = recorder.migrator()
@@ -359,6 +368,7 @@ class Engine:
         start = time.perf_counter()
         with migrator.migration_context(atomic):
             if method in ('ran', 'reverted'):
+                lock.mark()
                 with recorder:
                     getattr(module, direction)(migrator, db)
                 lock.check()

@@ -6,8 +6,12 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
   it as savepoints. The database holds it, so kill -9 releases it and rolls the run back -- a
   lock row would outlive the process. Foreign-key enforcement is switched off *before* BEGIN (the
   pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
-  rows), and ``PRAGMA foreign_key_check`` after each script must report no violation that was not
-  there before the run.
+  rows), and after each script no foreign-key violation may exist that was not there before.
+  ``PRAGMA foreign_key_check`` reads every child row, so it runs only after a script that could
+  have created a violation: one that changed rows, dropped or replaced a table, or changed a
+  table's definition other than by appending a column without REFERENCES. Adding columns and
+  indexes -- what schema changes mostly are -- then costs no scan at all. The violations that
+  were there before (legacy files may hold orphans) are only read when one is found.
 * PostgreSQL: a session advisory lock (see PostgresRunLock); each script is its own transaction.
 * MySQL (``GET_LOCK``) would slot in the same way; it is not supported yet.
 """
@@ -24,12 +28,22 @@ __all__ = ['RunLock', 'run_lock']
 DEFAULT_TIMEOUT = 30.0
 
 
+class NeedBaseline(Exception):
+    """Violations were found before the ones already there were read: undo, read, run again."""
+
+
 class RunLock:
     """Context manager: acquire on enter (or raise LockTimeout), release on exit."""
 
     def __init__(self, database, timeout=DEFAULT_TIMEOUT):
         self.database = database
         self.timeout = timeout
+
+    def mark(self):
+        """Called before each script, inside its transaction."""
+
+    def read_baseline(self):
+        """See SqliteRunLock."""
 
     def check(self):
         """Verify integrity after a script, inside its transaction; raise to roll it back."""
@@ -58,23 +72,56 @@ class SqliteRunLock(RunLock):
             raise
         finally:
             db.pragma('busy_timeout', int(BUSY_TIMEOUT * 1000))
-        try:
-            self._baseline = self._violations()
-        except BaseException:
-            self._txn.__exit__(None, None, None)
-            self._restore()
-            raise
+        self._known = None  # The violations accepted so far; None: not read yet.
         return self
 
     def _violations(self):
-        return set(self.database.execute_sql('PRAGMA foreign_key_check').fetchall())
+        # (table, rowid, parent): the constraint's number shifts when a table gains a foreign key.
+        return {row[:3] for row in self.database.execute_sql('PRAGMA foreign_key_check')}
+
+    def _state(self):
+        schema = dict(self.database.execute_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+        return self.database.connection().total_changes, schema
+
+    def mark(self):
+        self._before = self._state()
+
+    def _cannot_orphan(self):
+        """True when nothing since mark() can have created a foreign-key violation."""
+        (changes, before), (changes_now, after) = self._before, self._state()
+        if changes_now != changes:  # Rows were inserted, updated or deleted.
+            return False
+        for name, sql in before.items():
+            new = after.get(name)
+            if new == sql:
+                continue
+            # ADD COLUMN appends the column's definition before the closing parenthesis.
+            head = (sql or '').rstrip()
+            if new is None or not head.endswith(')') or not new.startswith(head[:-1]) \
+                    or 'REFERENCES' in new[len(head) - 1:].upper():
+                return False
+        return True  # New tables start empty: rows in them would have counted as changes.
 
     def check(self):
-        new = sorted(self._violations() - self._baseline, key=repr)
+        if self._cannot_orphan():
+            return
+        found = self._violations()
+        if self._known is None:
+            if found:
+                raise NeedBaseline()
+            self._known = found
+            return
+        new = sorted(found - self._known, key=repr)
         if new:
             tables = sorted({'%s -> %s' % (row[0], row[2]) for row in new})
             raise MigrationError('foreign key check failed: %d row(s) would reference missing '
                                  'rows (%s)' % (len(new), ', '.join(tables)))
+        self._known = found
+
+    def read_baseline(self):
+        """Record the violations that exist now (the script that found some was undone)."""
+        self._known = self._violations()
 
     def discard(self):
         # Rolling back only a savepoint is not enough: committing the outer transaction would

@@ -9,12 +9,13 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 """
 import re
 
-from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
+from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase, fn
 
 from .db import write_transaction
 from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from .models import bind_models
-from .validate import MODEL_FIELDS, TASK_FIELDS, check_fields, check_id, check_status
+from .validate import (MODEL_FIELDS, TASK_FIELDS, check_fields, check_flag, check_id, check_page,
+                       check_status, check_text)
 
 __all__ = ['ModelStore']
 
@@ -152,10 +153,29 @@ class ModelStore:
         return self._one('get_model', M.select().where(M.id == model_id),
                          'no fine-tuned model with id %d' % model_id)
 
-    def list_models(self):
-        """All models, newest first (by creation_date, as ModelForge orders them)."""
+    def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
+                    limit=None, offset=0):
+        """Models newest first (by creation_date, as ModelForge orders them), optionally only
+        those of ``task``, with the given custom flag, or whose name starts with
+        ``name_prefix`` (case-sensitive); ``limit``/``offset`` page through them.
+
+        Served by 0005's index (task, is_custom_base_model, creation_date, model_name): a
+        page of 50 reads about 50 rows at any table size.
+        """
         M = self.FineTunedModel
         query = M.select().order_by(M.creation_date.desc(), M.id.desc())
+        if task is not None:
+            query = query.where(M.task == check_text('task', task))
+        if is_custom_base_model is not None:
+            query = query.where(M.is_custom_base_model == check_flag('is_custom_base_model',
+                                                                     is_custom_base_model))
+        if name_prefix is not None:
+            prefix = check_text('name_prefix', name_prefix)
+            query = query.where(fn.SUBSTR(M.model_name, 1, len(prefix)) == prefix)
+        if limit is not None:
+            query = query.limit(check_page('limit', limit, minimum=1))
+        if offset:
+            query = query.offset(check_page('offset', offset, minimum=0))
         return self._run('list_models', lambda: list(query))
 
     def delete_model(self, model_id):

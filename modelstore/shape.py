@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
-__all__ = ['Column', 'Shape', 'snapshot', 'kind', 'compatible', 'default_key', 'blocks_inserts',
+from peewee import PostgresqlDatabase
+
+__all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key', 'blocks_inserts',
            'FIELD_KINDS']
 
 _KINDS = {
@@ -96,13 +98,26 @@ def _column_key(col):
     return col.kind, col.null, default_key(col.default), col.primary_key
 
 
+def invalid_indexes(database, table):
+    """Names of the table's INVALID indexes (PostgreSQL: left by a concurrent build that died)."""
+    if not isinstance(database, PostgresqlDatabase):
+        return []
+    return [row[0] for row in database.execute_sql(
+        'SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid '
+        'JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = %s AND NOT i.indisvalid '
+        'ORDER BY c.relname', (table,))]
+
+
 def snapshot(database, table):
     """The shape of ``table`` in ``database`` (which must have it)."""
     columns = {c.name: Column(c.name, c.data_type, bool(c.null), c.default, bool(c.primary_key))
                for c in database.get_columns(table)}
     pk = tuple(n for n, c in columns.items() if c.primary_key)
     indexes = set()
+    invalid = set(invalid_indexes(database, table))
     for index in database.get_indexes(table):
+        if index.name in invalid:
+            continue  # A CREATE INDEX CONCURRENTLY that died: not there for any purpose.
         key = (tuple(index.columns), bool(index.unique))
         if key == (pk, True):
             continue  # The primary key's own index (PostgreSQL reports it; SQLite does not).

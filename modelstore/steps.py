@@ -94,9 +94,12 @@ def describe_operation(op):
 _SQL_PATTERNS = (
     (re.compile(r'CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?["`]?([\w.]+)', re.I),
      lambda m: "Created table '%s'" % m[1]),
-    (re.compile(r'CREATE\s+(UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?'
-                r'["`]?([\w.]+)["`]?\s+ON\s+["`]?([\w.]+)', re.I),
-     lambda m: "Created %sindex '%s' on '%s'" % ('unique ' if m[1] else '', m[2], m[3])),
+    (re.compile(r'CREATE\s+(UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?'
+                r'["`]?([\w.]+)["`]?\s+ON\s+["`]?([\w.]+)["`]?\s*(?:\(([^()]*)\))?', re.I),
+     lambda m: "Created %sindex '%s' on '%s'%s%s" % (
+         'unique ' if m[1] else '', m[3], m[4],
+         ' (%s)' % ', '.join(c.strip().strip('"`') for c in m[5].split(',')) if m[5] else '',
+         ' concurrently (writers are not blocked)' if m[2] else '')),
     (re.compile(r'DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?["`]?([\w.]+)', re.I),
      lambda m: "Dropped table '%s'" % m[1]),
     (re.compile(r'DROP\s+INDEX\s+(?:IF\s+EXISTS\s+)?["`]?([\w.]+)', re.I),

@@ -11,7 +11,8 @@ from .fields import dumps, parse_timestamp
 from .models import TaskStatus
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
-           'CLUSTER_BASE_MODEL_PRESETS', 'CLUSTER_SERVING_RUNTIME_PRESETS']
+           'check_text', 'check_flag', 'check_page', 'CLUSTER_BASE_MODEL_PRESETS',
+           'CLUSTER_SERVING_RUNTIME_PRESETS']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
 PATH_LIMIT = 4096           # PATH_MAX on Linux.
@@ -278,6 +279,19 @@ def check_fields(spec, values, *, partial=False):
                 value = rule.default() if callable(rule.default) else rule.default
         out[name] = value
     return out
+
+
+check_text = text(NAME_LIMIT, required=True)  # A filter argument: a non-empty string.
+check_flag = boolean
+
+
+def check_page(name, value, minimum):
+    """``limit`` or ``offset``: a whole number of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, 'must be an integer, got %s' % _type_name(value))
+    if value < minimum or value > 2 ** 62:
+        raise ValidationError(name, 'must be at least %d, got %d' % (minimum, value))
+    return value
 
 
 def check_id(name, value):

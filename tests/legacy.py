@@ -291,7 +291,8 @@ def build(path, *parts):
 
 # name -> (builder parts, {script: how modelstore's history must record it})
 _ALL_RUN = ('0001_initial', '0002_add_is_custom_base_model',
-            '0003_task_slo_quant_parallel_metadata', '0004_task_cluster_columns')
+            '0003_task_slo_quant_parallel_metadata', '0004_task_cluster_columns',
+            '0005_index_model_listing')
 
 
 def _expect(*adopted):

@@ -10,7 +10,7 @@ import pytest
 from modelstore import Engine, LockTimeout, MigrationError, ScriptError
 from modelstore.db import open_database
 
-from conftest import columns, dump, execute, history, tables
+from conftest import columns, dump, execute, history, query, tables
 
 CREATE_A = '''
     from peewee import *
@@ -225,7 +225,7 @@ def test_processes_racing_to_migrate_record_each_script_once(db_url):
     outcomes = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _ in outcomes), outcomes
     names = [r['name'] for r in history(db_url)]
-    assert len(names) == len(set(names)) == 4
+    assert len(names) == len(set(names)) == 5
 
 
 REBUILD_TASKS = '''
@@ -275,6 +275,61 @@ def test_a_script_that_orphans_child_rows_is_rolled_back(scripts, db_path, db_ur
     with pytest.raises(ScriptError, match='foreign key check failed'):
         engine(db_url, scripts.dir).migrate()
     assert dump(db_url)[1]['tasks'] == before[1]['tasks']
+
+
+ORPHAN_FILE = '''
+    CREATE TABLE tasks (id INTEGER PRIMARY KEY, note TEXT);
+    CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER REFERENCES tasks (id));
+    INSERT INTO tasks VALUES (1, 'a'), (2, 'b');
+    INSERT INTO experiments (task_id) VALUES (1), (2), (99);
+'''  # experiments 3 was orphaned before modelstore ever saw the file.
+
+
+@pytest.mark.parametrize('body', [
+    # Through peewee, and through the raw driver connection (no query hook sees that one).
+    "db.execute_sql('DELETE FROM tasks WHERE id = 2')",
+    "db.connection().execute('DELETE FROM tasks WHERE id = 2')",
+])
+def test_orphans_already_there_are_tolerated_but_new_ones_refused(scripts, db_path, db_url,
+                                                                   body):
+    conn = sqlite3.connect(db_path)
+    conn.executescript(ORPHAN_FILE)
+    conn.close()
+    scripts('0001_rebuild.py', REBUILD_TASKS)  # A rebuild: checked, finds the old orphan only.
+    Engine(open_database(db_url, mode='migrate'), scripts.dir).migrate()
+    assert query(db_path, 'SELECT task_id FROM experiments ORDER BY id') == [(1,), (2,), (99,)]
+    before = dump(db_url)
+    scripts('0002_orphan.py', 'def up(migrator, db):\n    %s\n' % body)
+    with pytest.raises(ScriptError, match=r'foreign key check failed: 1 row'):
+        Engine(open_database(db_url, mode='migrate'), scripts.dir).migrate()
+    assert dump(db_url) == before
+
+
+def test_adding_columns_and_indexes_never_scans_for_orphans(scripts, db_path, db_url):
+    """foreign_key_check reads every child row; a script that cannot orphan one skips it."""
+    conn = sqlite3.connect(db_path)
+    conn.executescript(ORPHAN_FILE)
+    conn.close()
+    scripts('0001_add.py', '''
+        from peewee import *
+        def up(migrator, db):
+            migrator.migrate(migrator.add_column('tasks', 'flag', BooleanField(
+                default=False, constraints=[SQL('DEFAULT FALSE')]), allow_not_null=True),
+                migrator.add_index('tasks', ('note',)))
+            db.execute_sql('CREATE TABLE extra (id INTEGER PRIMARY KEY)')
+    ''')
+    scripts('0002_references.py', '''
+        from peewee import *
+        def up(migrator, db):
+            db.execute_sql('ALTER TABLE experiments ADD COLUMN other INTEGER REFERENCES tasks (id)')
+    ''')
+    database = open_database(db_url, mode='migrate')
+    statements = []
+    database.query_hooks.append(lambda event: statements.append((event.sql, len(statements))))
+    Engine(database, scripts.dir).migrate(target='0001_add')
+    assert not [sql for sql, _ in statements if 'foreign_key_check' in sql]
+    Engine(database, scripts.dir).migrate()  # A column with REFERENCES is checked.
+    assert [sql for sql, _ in statements if 'foreign_key_check' in sql]
 
 
 def test_a_pwmigrate_history_table_is_upgraded_in_place(scripts, db_url):

@@ -12,7 +12,7 @@ from modelstore import Engine, FineTunedModel, Task, detect_drift
 from modelstore.db import mask_url, open_database
 from modelstore.loader import checksum, default_directory
 
-from conftest import SHIPPED, as_datetime, columns, dump, execute, history, tables
+from conftest import ON_POSTGRES, SHIPPED, as_datetime, columns, dump, execute, history, tables
 
 ADDED_COLUMNS = {
     '0002_add_is_custom_base_model': ('fine_tuned_models', ['is_custom_base_model']),
@@ -44,14 +44,17 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     code, out, _ = cli('migrate', '--database', db_url)
     assert code == 0
     ticks = [line.strip() for line in out.splitlines() if line.strip().startswith('✓')]
-    # 0001: two tables and three indexes; then 1 + 4 + 4 added columns.
-    assert len(ticks) == 5 + 1 + 4 + 4
+    # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
     assert ("✓ Added column 'is_custom_base_model' (BOOLEAN NOT NULL DEFAULT FALSE) to "
             "'fine_tuned_models'") in ticks
-    assert 'Applied 4 scripts (14 operations)' in out
+    listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
+               "is_custom_base_model, creation_date, model_name)")
+    assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
+    assert 'Applied 5 scripts (15 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -76,7 +79,7 @@ def test_second_migrate_changes_nothing_and_says_so(cli, db_url):
     snapshot = dump(db_url)
     code, out, _ = cli('migrate', '--database', db_url)
     assert code == 0
-    assert 'Nothing to migrate' in out and '4 scripts applied' in out
+    assert 'Nothing to migrate' in out and '%d scripts applied' % len(SHIPPED) in out
     assert dump(db_url) == snapshot
 
 
@@ -220,13 +223,18 @@ def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_url):
     assert 'note: extra column fine_tuned_models.owner (not in the model; left as it is)' in out
 
 
+# 0005's index, which the model declares.
+LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_model, '
+           'creation_date, model_name)')
+
+
 def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
     # Every insert modelstore makes would be refused, so this is not harmless.
     execute(db_url, '''
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
-            is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL)''')
+            is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL)''', LISTING)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert drift.lines == ['extra column fine_tuned_models.owner is NOT NULL without a '
                            'default: inserts that do not name it fail']
@@ -238,7 +246,7 @@ def test_drift_sees_types_nullability_and_database_defaults(db_url):
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
-            is_custom_base_model BOOLEAN)''')
+            is_custom_base_model BOOLEAN)''', LISTING)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
     assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
@@ -254,7 +262,7 @@ def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_u
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
             is_custom_base_model BOOLEAN DEFAULT 0);
-    ''')
+    ''' + LISTING)
     conn.close()
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert not drift, drift.lines

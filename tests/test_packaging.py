@@ -36,7 +36,7 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_migrate(tmp_path):
                              'sqlite:///%s' % db], capture_output=True, text=True, cwd=tmp_path,
                             env=env)
     assert result.returncode == 0, result.stderr
-    assert 'Applied 4 scripts' in result.stdout
+    assert 'Applied 5 scripts' in result.stdout
     check = subprocess.run([str(bin_dir / 'modelstore'), 'check', '--database',
                             'sqlite:///%s' % db], capture_output=True, text=True, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -16,7 +16,7 @@ from modelstore import detect_drift
 from modelstore.db import open_database
 from modelstore.lock import PostgresRunLock
 
-from conftest import SHIPPED, history, query
+from conftest import SHIPPED, execute, history, query
 
 pytestmark = pytest.mark.postgres_only
 
@@ -106,7 +106,7 @@ def test_eight_runners_at_once_apply_each_script_exactly_once(db_url):
     assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
     rows = history(db_url)
     assert sorted(r['name'] for r in rows) == SHIPPED
-    applied = [out for _, out, _ in results if 'Applied 4 scripts' in out]
+    applied = [out for _, out, _ in results if 'Applied %d scripts' % len(SHIPPED) in out]
     assert len(applied) == 1  # One ran them; the other seven waited and found nothing to do.
 
 
@@ -202,3 +202,41 @@ def test_the_password_never_appears_in_output_or_errors(cli, db_url):
     assert ':%s@' % password not in str(info.value) and ':***@' in info.value.command
     with modelstore.connect(db_url, auto_migrate=True) as store:
         assert ':%s@' % password not in repr(store)
+
+
+def test_a_concurrent_index_build_that_died_is_dropped_and_rebuilt(cli, db_url):
+    """CREATE INDEX CONCURRENTLY that fails halfway leaves an INVALID index under the name."""
+    assert cli('migrate', '--database', db_url, '--to', '0004_task_cluster_columns')[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+            "model_path) VALUES ('a', 'b', 't', '2026', '/p'), ('a', 'b', 't', '2026', '/p')")
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        conn.cursor().execute('CREATE UNIQUE INDEX CONCURRENTLY ix_fine_tuned_models_listing '
+                              'ON fine_tuned_models (task, is_custom_base_model, creation_date, '
+                              'model_name)')
+    conn.close()
+    assert query(db_url, "SELECT indisvalid FROM pg_index i JOIN pg_class c ON "
+                 "c.oid = i.indexrelid WHERE c.relname = 'ix_fine_tuned_models_listing'") \
+        == [(False,)]
+    code, out, _ = cli('check', '--database', db_url)
+    assert code == 1 and 'ix_fine_tuned_models_listing on fine_tuned_models is INVALID' in out
+    code, out, _ = cli('status', '--database', db_url)
+    assert '0005_index_model_listing' in out and 'will be adopted' not in out
+    code, out, err = cli('migrate', '--database', db_url)
+    assert code == 0, err
+    assert 'concurrently (writers are not blocked)' in out
+    assert query(db_url, "SELECT indisvalid, indisunique FROM pg_index i JOIN pg_class c ON "
+                 "c.oid = i.indexrelid WHERE c.relname = 'ix_fine_tuned_models_listing'") \
+        == [(True, False)]
+    assert cli('check', '--database', db_url)[0] == 0
+
+
+def test_an_index_built_without_its_history_row_is_adopted(cli, db_url):
+    """A run killed between CREATE INDEX CONCURRENTLY and its history row (two steps)."""
+    assert cli('migrate', '--database', db_url, '--to', '0004_task_cluster_columns')[0] == 0
+    execute(db_url, 'CREATE INDEX ix_fine_tuned_models_listing ON fine_tuned_models (task, '
+            'is_custom_base_model, creation_date, model_name)')
+    code, out, _ = cli('migrate', '--database', db_url)
+    assert code == 0 and '0005_index_model_listing  (adopted)' in out
+    assert cli('check', '--database', db_url)[0] == 0
