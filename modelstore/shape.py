@@ -13,8 +13,8 @@ from typing import Dict, FrozenSet, Optional, Tuple
 
 from peewee import PostgresqlDatabase
 
-__all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key', 'blocks_inserts',
-           'FIELD_KINDS']
+__all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key',
+           'blocks_inserts', 'FIELD_KINDS']
 
 _KINDS = {
     'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT', 'SERIAL',
