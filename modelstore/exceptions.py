@@ -18,6 +18,7 @@ class ValidationError(ModelStoreError, ValueError):
 
     def __init__(self, field, message):
         self.field = field
+        self.message = message
         super().__init__('%s: %s' % (field, message) if field else message)
 
 

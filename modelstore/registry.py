@@ -7,6 +7,7 @@ writes in one transaction that takes the write lock up front, and wraps database
 
 A ModelStore may be shared between threads: peewee gives each thread its own connection.
 """
+import datetime
 import re
 
 from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase, fn
@@ -14,8 +15,8 @@ from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 from .db import write_transaction
 from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from .models import bind_models
-from .validate import (MODEL_FIELDS, TASK_FIELDS, check_fields, check_flag, check_id, check_page,
-                       check_status, check_text)
+from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row,
+                       check_fields, check_flag, check_id, check_page, check_status, check_text)
 
 __all__ = ['ModelStore']
 
@@ -63,7 +64,7 @@ class ModelStore:
     def __repr__(self):
         return '<ModelStore %s>' % self.url
 
-    def _run(self, what, body, write=False):
+    def _run(self, what, body, write=False, retry=True):
         """Run ``body()``, in a write transaction if ``write``, and return its result.
 
         A database server may drop the connection (a restart, a failover, an idle timeout).
@@ -85,7 +86,7 @@ class ModelStore:
                         committing = True
                     return result
             except StorageError as exc:
-                if attempt == 2 or not self._connection_lost():
+                if attempt == 2 or not retry or not self._connection_lost():
                     raise
                 if committing:
                     raise StorageError(
@@ -139,6 +140,50 @@ class ModelStore:
         """
         values = check_fields(MODEL_FIELDS, fields)
         return self._run('add_model', lambda: self.FineTunedModel.create(**values), write=True)
+
+    def add_models(self, models):
+        """Record many fine-tuned models in one transaction; returns how many were stored.
+
+        ``models`` is any iterable of dicts with add_model's fields; it is consumed once, as it
+        is written, so a generator of millions of rows needs no memory for them. Every row is
+        validated as add_model validates it; a bad row raises ValidationError naming its index
+        and field, and then *no* row is stored. Rows without ``creation_date`` get the time of
+        the call. For importers: on SQLite this is one ``executemany`` of a prepared INSERT.
+        """
+        if isinstance(models, (dict, str, bytes)) or not hasattr(models, '__iter__'):
+            raise ValidationError('models', 'must be an iterable of dicts, got %s'
+                                  % type(models).__name__)
+        M = self.FineTunedModel
+        fields = [M._meta.fields[name] for name in BULK_MODEL_COLUMNS]
+        counted = [0]
+
+        def rows():
+            now = datetime.datetime.now()
+            for index, values in enumerate(models):
+                yield bulk_model_row(index, values, now)
+                counted[0] = index + 1
+
+        def write():
+            counted[0] = 0
+            if isinstance(self.database, SqliteDatabase):
+                db = self.database
+                q = db.quote[0]
+                sql = 'INSERT INTO %s (%s) VALUES (%s)' % (
+                    q + M._meta.table_name + q, ', '.join(q + f.column_name + q for f in fields),
+                    ', '.join([db.param] * len(fields)))
+                db.cursor().executemany(sql, rows())
+            else:  # Multi-row INSERTs: one round trip per 1000 rows, not per row.
+                batch = []
+                for row in rows():
+                    batch.append(row)
+                    if len(batch) == 1000:
+                        M.insert_many(batch, fields=fields).execute()
+                        batch = []
+                if batch:
+                    M.insert_many(batch, fields=fields).execute()
+            return counted[0]
+        # Never retried: the iterable has been (partly) consumed.
+        return self._run('add_models', write, write=True, retry=False)
 
     def _one(self, what, query, missing):
         row = self._run(what, query.get_or_none)

@@ -7,12 +7,12 @@ import datetime
 import math
 
 from .exceptions import ValidationError
-from .fields import dumps, parse_timestamp
+from .fields import IsoTimestampField, dumps, parse_timestamp
 from .models import TaskStatus
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
-           'check_text', 'check_flag', 'check_page', 'CLUSTER_BASE_MODEL_PRESETS',
-           'CLUSTER_SERVING_RUNTIME_PRESETS']
+           'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'BULK_MODEL_COLUMNS',
+           'CLUSTER_BASE_MODEL_PRESETS', 'CLUSTER_SERVING_RUNTIME_PRESETS']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
 PATH_LIMIT = 4096           # PATH_MAX on Linux.
@@ -292,6 +292,51 @@ def check_page(name, value, minimum):
     if value < minimum or value > 2 ** 62:
         raise ValidationError(name, 'must be at least %d, got %d' % (minimum, value))
     return value
+
+
+BULK_MODEL_COLUMNS = ('model_name', 'base_model', 'task', 'description', 'creation_date',
+                      'model_path', 'is_custom_base_model')
+_MODEL_KEYS = frozenset(MODEL_FIELDS)
+
+
+def bulk_model_row(index, values, now):
+    """One add_models row as a tuple in BULK_MODEL_COLUMNS order, stored values.
+
+    The common case -- ASCII text within the limits, a bool flag, a naive datetime or no date --
+    is checked inline; anything else goes through check_fields, which accepts exactly what
+    add_model accepts and names the problem. Errors name the row's index.
+    """
+    if type(values) is dict and values.keys() <= _MODEL_KEYS:
+        get = values.get
+        name, base, task, path = get('model_name'), get('base_model'), get('task'), \
+            get('model_path')
+        description = get('description', '')
+        flag = get('is_custom_base_model', False)
+        created = get('creation_date', now)
+        if type(name) is str and type(base) is str and type(task) is str \
+                and type(path) is str and type(description) is str \
+                and type(created) is datetime.datetime and (flag is True or flag is False):
+            text = name + base + task + path + description
+            if text.isascii() and '\x00' not in text and created.tzinfo is None \
+                    and 0 < len(name) <= NAME_LIMIT and 0 < len(base) <= NAME_LIMIT \
+                    and 0 < len(task) <= NAME_LIMIT and 0 < len(path) <= PATH_LIMIT \
+                    and len(description) <= TEXT_LIMIT and not name.isspace() \
+                    and not base.isspace() and not task.isspace() and not path.isspace():
+                stamp = created.isoformat()  # As IsoTimestampField writes it, faster.
+                return (name, base, task, description,
+                        stamp if created.microsecond else stamp + '.000000', path, flag)
+    if not isinstance(values, dict):
+        raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
+                              % _type_name(values))
+    try:
+        checked = check_fields(MODEL_FIELDS, values)
+    except ValidationError as exc:
+        raise ValidationError('models[%d].%s' % (index, exc.field) if exc.field else
+                              'models[%d]' % index, exc.message) from None
+    if values.get('creation_date') is None:
+        checked['creation_date'] = now
+    checked['creation_date'] = IsoTimestampField().db_value(checked['creation_date'])
+    return tuple(checked[name] for name in BULK_MODEL_COLUMNS)
 
 
 def check_id(name, value):
