@@ -1,0 +1,608 @@
+"""modelstore's performance benchmarks: every comparison side by side in one run.
+
+    .venv/bin/python bench/run.py [--smoke] [--sizes 1000,100000,1000000] [--database ADMIN_URL]
+
+Builds its own data in a temporary directory (and, with --database, in throwaway PostgreSQL
+databases), runs modelstore and its baselines alternately on identical copies, and prints a
+table of ratios with the raw medians. --smoke runs tiny sizes to prove the bench works (CI); the
+targets are judged on the full run (docs/performance.md).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, os.pardir, 'harness'), os.path.join(HERE, os.pardir, 'tests')]
+
+import legacy  # noqa: E402  (the legacy apps' exact DDL)
+from dbtools import _admin, create_database  # noqa: E402
+from peewee import BooleanField, SqliteDatabase  # noqa: E402
+from playhouse.migrate import SchemaMigrator  # noqa: E402
+
+import modelstore  # noqa: E402
+from modelstore.db import open_database  # noqa: E402
+from modelstore.engine import Engine  # noqa: E402
+from modelstore.loader import discover  # noqa: E402
+
+SCRIPTS = [s.name for s in discover()]
+COLUMN_SCRIPTS = SCRIPTS[1:4]  # 0002-0004: they add columns.
+INDEX_SCRIPT = SCRIPTS[4]      # 0005: it builds an index.
+RESULTS = []
+
+
+def result(section, what, ours, base, target=None, unit='s', note=''):
+    """Record one comparison; ``target`` is the highest acceptable ours/base ratio."""
+    print('  %s: %s: %s vs %s' % (section, what, _fmt(ours, unit), _fmt(base, unit)),
+          file=sys.stderr, flush=True)
+    ratio = ours / base if base else float('inf')
+    met = None if target is None else ratio <= target
+    RESULTS.append(dict(section=section, what=what, ours=ours, base=base, ratio=ratio,
+                        target=target, met=met, unit=unit, note=note))
+    return ratio
+
+
+def fact(section, what, value, target=None, unit='', note='', met=None):
+    """Record a single measured value, with its own pass/fail if it has a target."""
+    RESULTS.append(dict(section=section, what=what, ours=value, base=None, ratio=None,
+                        target=target, met=met, unit=unit, note=note))
+
+
+def median_time(fn, repeat, setup=None):
+    times = []
+    for _ in range(repeat):
+        state = setup() if setup else None
+        start = time.perf_counter()
+        fn(state) if setup else fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# -- 1. migrating a legacy database -------------------------------------------------------------
+
+def fill_sqlite(path, n):
+    """ModelForge v1.0 + the autotuner's original state, with n rows in each table."""
+    legacy.build(path, legacy.modelforge_v10, legacy.autotuner_original)
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+        'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
+        (('m-%d' % i, 'meta-llama/Llama-3.2-1B', 'task-%d' % (i % 20), 'row %d' % i,
+          '2025-11-%02dT%02d:%02d:%02d.%06d' % (1 + i % 28, i % 24, i % 60, i % 60, i % 999999),
+          '/models/m-%d' % i) for i in range(n)))
+    conn.executemany(
+        'INSERT INTO tasks (id, task_name, status, model_config, base_runtime, parameters, '
+        'optimization_config, benchmark_config, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ((1000 + i, 't-%d' % i, 'COMPLETED', '{"model_name": "m"}', 'sglang', '{"tp": [1]}',
+          '{"strategy": "grid"}', '{}', '2025-10-24 09:12:33.123456') for i in range(n)))
+    conn.executemany('INSERT INTO experiments (id, task_id, experiment_id, parameters, status) '
+                     'VALUES (?, ?, 1, ?, ?)',
+                     ((1000 + i, 1000 + i, '{}', 'SUCCESS') for i in range(n)))
+    conn.commit()
+    conn.close()
+
+
+def statements(template, workdir):
+    """The SQL each script runs on this database, from modelstore's own dry run."""
+    copy = os.path.join(workdir, 'dry.db')
+    shutil.copy(template, copy)
+    db = open_database('sqlite:///' + copy, mode='migrate')
+    result_ = Engine(db).migrate(dry_run=True)
+    db.close()
+    os.remove(copy)
+    return {run.name: [sql for step in run.steps for sql, _ in step.sql] for run in result_.runs}
+
+
+def size_of(path):
+    return sum(os.path.getsize(p) for p in (path, path + '-wal') if os.path.exists(p))
+
+
+def bench_migrate_sqlite(sizes, workdir, repeat):
+    column_times = {}
+    for n in sizes:
+        template = os.path.join(workdir, 'legacy-%d.db' % n)
+        fill_sqlite(template, n)
+        sql = statements(template, workdir)
+        copy = os.path.join(workdir, 'copy.db')
+
+        def fresh():
+            for suffix in ('', '-wal', '-shm'):
+                if os.path.exists(copy + suffix):
+                    os.remove(copy + suffix)
+            shutil.copy(template, copy)
+            return copy
+
+        def ours_columns(path):
+            db = open_database('sqlite:///' + path, mode='migrate')
+            Engine(db).migrate(COLUMN_SCRIPTS[-1])
+            db.close()
+
+        def floor_columns(path):
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute('BEGIN IMMEDIATE')
+            for name in COLUMN_SCRIPTS:
+                for statement in sql[name]:
+                    conn.execute(statement)
+            conn.execute('COMMIT')
+            conn.close()
+
+        def peewee_columns(path):
+            db = SqliteDatabase(path)
+            migrator = SchemaMigrator.from_database(db)
+            with db.atomic():  # peewee's default: nullable, UPDATE every row, then NOT NULL.
+                migrator.migrate(migrator.add_column('fine_tuned_models', 'is_custom_base_model',
+                                                     BooleanField(default=False)))
+                for name in COLUMN_SCRIPTS[1:]:
+                    for statement in sql[name]:
+                        db.execute_sql(statement)
+            db.close()
+
+        times = {}
+        for label, fn in (('ours', ours_columns), ('floor', floor_columns),
+                          ('peewee', peewee_columns)):
+            times[label] = median_time(fn, repeat, setup=fresh)
+        column_times[n] = times['ours']
+        before = os.path.getsize(fresh())
+        ours_columns(copy)
+        growth = size_of(copy) / before - 1
+        result('migrate SQLite', 'add columns (0002-0004), %s rows/table: modelstore vs floor'
+               % format(n, ','), times['ours'], times['floor'], 3.0)
+        result('migrate SQLite', 'add columns, %s rows: peewee default vs floor (for scale)'
+               % format(n, ','), times['peewee'], times['floor'])
+        fact('migrate SQLite', 'file growth after 0002-0004, %s rows' % format(n, ','),
+             growth * 100, 1.0, '%', met=growth <= 0.01)
+        # Peewee's default path rebuilds the table: its growth, for comparison.
+        fresh()
+        peewee_columns(copy)
+        fact('migrate SQLite', 'file growth with peewee default, %s rows' % format(n, ','),
+             (size_of(copy) / before - 1) * 100, unit='%')
+
+        def at_0004():
+            path = fresh()
+            floor_columns(path)
+            return path
+
+        def ours_index(path):
+            db = open_database('sqlite:///' + path, mode='migrate')
+            Engine(db).migrate(INDEX_SCRIPT)
+            db.close()
+
+        def floor_index(path):
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute('BEGIN IMMEDIATE')
+            for statement in sql[INDEX_SCRIPT]:
+                conn.execute(statement)
+            conn.execute('COMMIT')
+            conn.close()
+
+        ours = median_time(ours_index, repeat, setup=at_0004)
+        floor = median_time(floor_index, repeat, setup=at_0004)
+        result('migrate SQLite', 'create index (0005), %s rows: modelstore vs raw CREATE INDEX'
+               % format(n, ','), ours, floor, 1.2)
+        if n == max(sizes):
+            rss = peak_rss([sys.executable, '-m', 'modelstore', 'migrate', '--database',
+                            fresh()])
+            fact('migrate SQLite', 'peak RSS of `modelstore migrate` (backup on), %s rows'
+                 % format(n, ','), rss, 45, 'MB', met=rss <= 45)
+        os.remove(template)
+    small, large = min(sizes), max(sizes)
+    if large > small:
+        result('migrate SQLite', 'add columns: t(%s) / t(%s)' % (format(large, ','),
+                                                                format(small, ',')),
+               column_times[large], column_times[small], 1.3, note='O(1) in table size')
+
+
+def peak_rss(argv):
+    """Peak resident set size of a child process, in MB (its own, from wait4)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError('%s failed: %s' % (' '.join(argv[:4]), proc.stderr.read()))
+    return usage.ru_maxrss / 1024
+
+
+def bench_migrate_postgres(sizes, admin_url, repeat):
+    import psycopg2
+    from urllib.parse import urlsplit, urlunsplit
+    prefix = 'ms_bench_%d' % os.getpid()
+
+    def url(name):
+        return urlunsplit(urlsplit(admin_url)._replace(path='/' + name))
+
+    def admin(sql):
+        conn = _admin(admin_url)
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            conn.close()
+
+    column_times = {}
+    for n in sizes:
+        template = '%s_t%d' % (prefix, n)
+        admin('DROP DATABASE IF EXISTS %s WITH (FORCE)' % template)
+        create_database(admin_url, template)
+        db = open_database(url(template), mode='migrate')
+        Engine(db).migrate(SCRIPTS[0])
+        db.close()
+        conn = psycopg2.connect(url(template))
+        cur = conn.cursor()
+        cur.execute('DROP TABLE schema_migration')  # Tables without history: adopted.
+        cur.execute('CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL '
+                    'REFERENCES tasks (id), experiment_id INTEGER, parameters JSON, status '
+                    'VARCHAR(12))')
+        cur.execute("INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+                    "creation_date, model_path) SELECT 'm-' || i, 'meta-llama/Llama-3.2-1B', "
+                    "'task-' || mod(i, 20), 'row ' || i, '2025-11-01T00:00:00.' || "
+                    "lpad(mod(i, 999999)::text, 6, '0'), '/models/m-' || i "
+                    "FROM generate_series(1, %s) i",
+                    (n,))
+        cur.execute("INSERT INTO tasks (id, task_name, status, model_config, base_runtime, "
+                    "parameters, optimization_config, benchmark_config) SELECT i, 't-' || i, "
+                    "'COMPLETED', '{}', 'sglang', '{}', '{}', '{}' FROM generate_series(1, %s) i",
+                    (n,))
+        cur.execute("INSERT INTO experiments SELECT i, i, 1, '{}', 'SUCCESS' FROM "
+                    "generate_series(1, %s) i", (n,))
+        conn.commit()
+        conn.close()
+        copy_name = template + '_dry'
+        create_database(admin_url, copy_name, template)
+        dry = open_database(url(copy_name), mode='migrate')
+        sql = {r.name: [s for step in r.steps for s, _ in step.sql]
+               for r in Engine(dry).migrate(COLUMN_SCRIPTS[-1], dry_run=True).runs}
+        dry.close()
+        admin('DROP DATABASE %s WITH (FORCE)' % copy_name)
+        counter = [0]
+
+        def fresh():
+            counter[0] += 1
+            name = '%s_c%d' % (template, counter[0])
+            create_database(admin_url, name, template)
+            return name
+
+        def done(name):
+            admin('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+
+        def timed(fn, prepare=fresh):
+            times = []
+            for _ in range(repeat):
+                name = prepare()
+                start = time.perf_counter()
+                fn(name)
+                times.append(time.perf_counter() - start)
+                done(name)
+            return statistics.median(times)
+
+        def ours_columns(name):
+            db = open_database(url(name), mode='migrate')
+            Engine(db).migrate(COLUMN_SCRIPTS[-1])
+            db.close()
+
+        def floor_columns(name):
+            conn = psycopg2.connect(url(name))
+            cur = conn.cursor()
+            for script in COLUMN_SCRIPTS:
+                for statement in sql[script]:
+                    cur.execute(statement)
+            conn.commit()
+            conn.close()
+
+        def peewee_columns(name):
+            from peewee import PostgresqlDatabase
+            parts = urlsplit(url(name))
+            db = PostgresqlDatabase(name, user=parts.username, password=parts.password,
+                                    host=parts.hostname, port=parts.port)
+            migrator = SchemaMigrator.from_database(db)
+            with db.atomic():
+                migrator.migrate(migrator.add_column('fine_tuned_models', 'is_custom_base_model',
+                                                     BooleanField(default=False)))
+                for script in COLUMN_SCRIPTS[1:]:
+                    for statement in sql[script]:
+                        db.execute_sql(statement)
+            db.close()
+
+        times = {label: timed(fn) for label, fn in (('ours', ours_columns),
+                                                     ('floor', floor_columns),
+                                                     ('peewee', peewee_columns))}
+        column_times[n] = times['ours']
+        result('migrate PostgreSQL', 'add columns (0002-0004), %s rows/table: modelstore vs floor'
+               % format(n, ','), times['ours'], times['floor'], 3.0)
+        result('migrate PostgreSQL', 'add columns, %s rows: peewee default vs floor (for scale)'
+               % format(n, ','), times['peewee'], times['floor'])
+
+        def at_0004():
+            name = fresh()
+            floor_columns(name)
+            return name
+
+        def ours_index(name):
+            db = open_database(url(name), mode='migrate')
+            Engine(db).migrate(INDEX_SCRIPT)
+            db.close()
+
+        def raw_index(concurrently):
+            def run(name):
+                conn = psycopg2.connect(url(name))
+                conn.autocommit = True
+                conn.cursor().execute(
+                    'CREATE INDEX %s ix_fine_tuned_models_listing ON fine_tuned_models (task, '
+                    'is_custom_base_model, creation_date, model_name)'
+                    % ('CONCURRENTLY' if concurrently else ''))
+                conn.close()
+            return run
+
+        ours = timed(ours_index, at_0004)
+        concurrent = timed(raw_index(True), at_0004)
+        plain = timed(raw_index(False), at_0004)
+        result('migrate PostgreSQL', 'create index (0005, CONCURRENTLY), %s rows: modelstore vs '
+               'raw CREATE INDEX CONCURRENTLY' % format(n, ','), ours, concurrent, 1.2)
+        result('migrate PostgreSQL', 'create index, %s rows: raw CONCURRENTLY vs raw plain '
+               '(the price of not blocking writers)' % format(n, ','), concurrent, plain)
+        admin('DROP DATABASE %s WITH (FORCE)' % template)
+    small, large = min(sizes), max(sizes)
+    if large > small:
+        result('migrate PostgreSQL', 'add columns: t(%s) / t(%s)' % (format(large, ','),
+                                                                    format(small, ',')),
+               column_times[large], column_times[small], 1.3, note='O(1) in table size')
+
+
+# -- 2. concurrent writers ----------------------------------------------------------------------
+
+WRITER = '''
+import json, sys, time
+kind, url, who, count, start = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \\
+    float(sys.argv[5])
+errors = 0
+if kind == 'ours':
+    import modelstore
+    store = modelstore.connect(url)
+    def write(i):
+        store.add_model(model_name='%s-%d' % (who, i), base_model='b', task='t',
+                        model_path='/m/%s/%d' % (who, i))
+elif kind == 'sqlite':
+    import sqlite3, datetime
+    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
+    conn.execute('PRAGMA journal_mode=WAL'); conn.execute('PRAGMA synchronous=NORMAL')
+    conn.execute('PRAGMA foreign_keys=ON')
+    def write(i):
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, '
+                     'description, creation_date, model_path, is_custom_base_model) '
+                     'VALUES (?, ?, ?, ?, ?, ?, ?)',
+                     ('%s-%d' % (who, i), 'b', 't', '',
+                      datetime.datetime.now().isoformat(timespec='microseconds'),
+                      '/m/%s/%d' % (who, i), False))
+        conn.execute('COMMIT')
+else:
+    import psycopg2, datetime
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    def write(i):
+        cur.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                    'creation_date, model_path, is_custom_base_model) VALUES '
+                    '(%s, %s, %s, %s, %s, %s, %s)',
+                    ('%s-%d' % (who, i), 'b', 't', '',
+                     datetime.datetime.now().isoformat(timespec='microseconds'),
+                     '/m/%s/%d' % (who, i), False))
+time.sleep(max(0.0, start - time.time()))
+for i in range(count):
+    try:
+        write(i)
+    except Exception:
+        errors += 1
+print(json.dumps({'end': time.time(), 'errors': errors}))
+'''
+
+
+def writers_run(kind, url, processes, count):
+    start = time.time() + 1.5  # Every interpreter has started and connected by then.
+    procs = [subprocess.Popen([sys.executable, '-c', WRITER, kind, url, 'w%d' % p, str(count),
+                               repr(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for p in range(processes)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    return max(o['end'] for o in outs) - start, sum(o['errors'] for o in outs)
+
+
+def bench_writers(backend, new_url, processes, count, repeat):
+    for_kind = {'ours': [], 'raw': []}
+    lost = {'ours': 0, 'raw': 0}
+    errors = {'ours': 0, 'raw': 0}
+    raw_kind = 'sqlite' if backend == 'sqlite' else 'postgres'
+    from dbtools import query
+    for _ in range(repeat):
+        for kind in ('ours', 'raw'):
+            url = new_url()
+            modelstore.connect(url).close()
+            elapsed, errs = writers_run('ours' if kind == 'ours' else raw_kind, url, processes,
+                                        count)
+            stored = query(url, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
+            for_kind[kind].append(elapsed)
+            lost[kind] += processes * count - stored
+            errors[kind] += errs
+    label = '%d processes x %d add_model' % (processes, count)
+    result('writers %s' % backend, '%s: modelstore vs raw driver, same settings' % label,
+           statistics.median(for_kind['ours']), statistics.median(for_kind['raw']),
+           1.5 if backend == 'sqlite' else None)
+    fact('writers %s' % backend, '%s: rows lost / errors (all %d runs)' % (label, repeat),
+         '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0)
+
+
+# -- 3. queries, 4. connect, 5. bulk ------------------------------------------------------------
+
+def bench_queries(workdir, n, repeat):
+    path = os.path.join(workdir, 'query.db')
+    url = 'sqlite:///' + path
+    base = datetime.datetime(2025, 1, 1)
+    with modelstore.connect(url) as store:
+        store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i), base_model='b',
+                              task='task-%d' % (i % 20), model_path='/m/%d' % i,
+                              is_custom_base_model=i % 10 == 0,
+                              creation_date=base + datetime.timedelta(seconds=i * 7))
+                         for i in range(n))
+        filters = dict(task='task-3', is_custom_base_model=False, name_prefix='p43', limit=50)
+        seen = []
+        store.database.query_hooks.append(seen.append)
+        page = store.list_models(**filters)
+        store.database.query_hooks.remove(seen.append)
+        event = seen[-1]
+        ours = median_time(lambda: store.list_models(**filters), repeat)
+        plan = ' | '.join(r[-1] for r in store.database.execute_sql(
+            'EXPLAIN QUERY PLAN ' + event.sql, event.params))
+    conn = sqlite3.connect(path)
+    raw = median_time(lambda: conn.execute(event.sql, event.params).fetchall(), repeat)
+    conn.close()
+    result('queries SQLite', 'list_models(task, custom flag, name prefix), page of 50, %s models'
+           % format(n, ','), ours, raw, 1.5, note='%d rows; plan: %s' % (len(page), plan))
+    return path
+
+
+def bench_connect(path, repeat):
+    from peewee import SqliteDatabase as Bare
+
+    def bare():
+        db = Bare(path, pragmas={'foreign_keys': 1, 'busy_timeout': 5000})
+        db.connect()
+        db.get_tables()
+        db.close()
+
+    def ours():
+        modelstore.connect('sqlite:///' + path).close()
+    b = median_time(bare, repeat)
+    o = median_time(ours, repeat)
+    fact('connect SQLite', 'connect() + gate, minus a bare peewee connect', (o - b) * 1000, 5,
+         'ms', note='bare %.2f ms, modelstore %.2f ms' % (b * 1000, o * 1000), met=o - b <= 0.005)
+
+
+def bench_bulk(workdir, n, repeat):
+    rows = [dict(model_name='m-%d' % i, base_model='meta-llama/Llama-3.2-1B', task='task-%d'
+                 % (i % 20), model_path='/models/m-%d' % i, description='row %d' % i,
+                 is_custom_base_model=i % 10 == 0,
+                 creation_date=datetime.datetime(2025, 1, 1) + datetime.timedelta(seconds=i))
+            for i in range(n)]
+    counter = [0]
+
+    def fresh():
+        counter[0] += 1
+        path = os.path.join(workdir, 'bulk-%d.db' % counter[0])
+        modelstore.connect('sqlite:///' + path).close()
+        return path
+
+    def ours(path):
+        with modelstore.connect('sqlite:///' + path) as store:
+            store.add_models(rows)
+
+    sql = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+           'creation_date, model_path, is_custom_base_model) VALUES (?, ?, ?, ?, ?, ?, ?)')
+
+    def raw(path):  # A hand-written importer: the same dicts, no validation.
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute('BEGIN IMMEDIATE')
+        conn.executemany(sql, ((r['model_name'], r['base_model'], r['task'], r['description'],
+                                r['creation_date'].isoformat(timespec='microseconds'),
+                                r['model_path'], r['is_custom_base_model']) for r in rows))
+        conn.execute('COMMIT')
+        conn.close()
+
+    tuples = [(r['model_name'], r['base_model'], r['task'], r['description'],
+               r['creation_date'].isoformat(timespec='microseconds'), r['model_path'],
+               r['is_custom_base_model']) for r in rows]
+
+    def prebuilt(path):
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute('BEGIN IMMEDIATE')
+        conn.executemany(sql, tuples)
+        conn.execute('COMMIT')
+        conn.close()
+    times = {label: median_time(fn, repeat, setup=fresh)
+             for label, fn in (('ours', ours), ('raw', raw), ('prebuilt', prebuilt))}
+    # Throughput ratio: ours must reach 0.7x raw, i.e. take at most 1/0.7 of its time.
+    result('bulk SQLite', 'add_models(%s dicts) vs raw executemany of the same dicts'
+           % format(n, ','), times['ours'], times['raw'], round(1 / 0.7, 3),
+           note='throughput %.2fx raw' % (times['raw'] / times['ours']))
+    result('bulk SQLite', 'add_models(%s dicts) vs executemany of tuples built beforehand'
+           % format(n, ','), times['ours'], times['prebuilt'],
+           note='throughput %.2fx' % (times['prebuilt'] / times['ours']))
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+def _fmt(value, unit):
+    if isinstance(value, str):
+        return value
+    if unit == 's':
+        return '%.4g ms' % (value * 1000) if value < 1 else '%.3g s' % value
+    return '%.3g %s' % (value, unit)
+
+
+def table(out=sys.stdout):
+    print('| section | comparison | modelstore | baseline | ratio | target | met |', file=out)
+    print('|---|---|---|---|---|---|---|', file=out)
+    for r in RESULTS:
+        target = '' if r['target'] is None else ('<= %g' % r['target'] + (
+            '' if r['ratio'] is not None or not r['unit'] else ' ' + r['unit']))
+        met = '' if r['met'] is None else ('yes' if r['met'] else '**NO**')
+        print('| %s | %s%s | %s | %s | %s | %s | %s |' % (
+            r['section'], r['what'], (' — ' + r['note']) if r['note'] else '',
+            _fmt(r['ours'], r['unit']), '' if r['base'] is None else _fmt(r['base'], r['unit']),
+            '' if r['ratio'] is None else '%.2f' % r['ratio'], target, met), file=out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--smoke', action='store_true', help='tiny sizes: does the bench run?')
+    parser.add_argument('--sizes', help='rows per table for the migrate bench, comma-separated')
+    parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
+                        help='also run the PostgreSQL comparisons on this server')
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(',')] if args.sizes else (
+        [200, 2000] if args.smoke else [1000, 100000, 1000000])
+    repeat = 1 if args.smoke else 5
+    print('modelstore bench, %s: %s, %d cores, Python %s, SQLite %s' % (
+        datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        platform.platform(), os.cpu_count(), platform.python_version(), sqlite3.sqlite_version))
+    workdir = tempfile.mkdtemp(prefix='modelstore-bench-')
+    counter = [0]
+
+    def new_sqlite():
+        counter[0] += 1
+        return 'sqlite:///' + os.path.join(workdir, 'w%d.db' % counter[0])
+    drops = []
+    try:
+        bench_migrate_sqlite(sizes, workdir, repeat if max(sizes) < 1000000 else 3)
+        bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, repeat if not
+                      args.smoke else 1)
+        path = bench_queries(workdir, 2000 if args.smoke else 1000000, 20 if args.smoke else 200)
+        bench_connect(path, 20 if args.smoke else 300)
+        bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
+        if args.database:
+            from dbtools import new_postgres_database
+            bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 3)
+
+            def new_pg():
+                url, drop = new_postgres_database(args.database)
+                drops.append(drop)
+                return url
+            bench_writers('postgresql', new_pg, 8, 50 if args.smoke else 1000,
+                          1 if args.smoke else 3)
+    finally:
+        for drop in drops:
+            drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    table()
+    missed = [r for r in RESULTS if r['met'] is False]
+    print('\n%d comparisons, %d with a target, %d missed%s' % (
+        len(RESULTS), sum(r['met'] is not None for r in RESULTS), len(missed),
+        ' (smoke run: sizes too small to judge)' if args.smoke else ''))
+    return 0 if args.smoke or not missed else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
