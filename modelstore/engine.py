@@ -273,6 +273,7 @@ class Engine:
                 if entry.script is None:
                     raise MigrationError('cannot accept %s: its script file is missing' % name)
             with self.database.atomic():
+                self.history.forget()
                 self.history.ensure()
                 for name in names:
                     self.history.set_checksum(name, by_name[name].script.checksum)
@@ -292,6 +293,7 @@ class Engine:
         runs = []
         backup = None
         losses = []
+        self.history.forget()
         with run_lock(self.database, self.lock_timeout) as lock:
             status = self.status(analyse=analyse)
             todo = plan(status)
@@ -356,6 +358,7 @@ class Engine:
             # The script's savepoint is undone: read the violations that were already there
             # (a legacy file may hold orphans) and run it again, now able to tell new from old.
             lock.read_baseline()
+            self.history.forget()
             return self._attempt(lock, script, module, direction, method, kept)
 
     def _attempt(self, lock, script, module, direction, method, kept):

@@ -86,6 +86,8 @@ class History:
     def __init__(self, database):
         self.database = database
         self.model = _model(database)
+        self._insert = None
+        self._ensured = False  # Set once the table is known to be complete (cleared on error).
 
     def exists(self):
         return self.model.table_exists()
@@ -101,7 +103,14 @@ class History:
         return [Record(**{f.name: getattr(row, f.name) for f in wanted}) for row in query]
 
     def ensure(self):
-        """Create the table, or add the columns a pwmigrate-made table lacks."""
+        """Create the table, or add the columns a pwmigrate-made table lacks.
+
+        Called in every script's transaction; after the first success in a run the table is
+        known to be there (``forget()`` is called when a transaction is rolled back).
+        """
+        if self._ensured:
+            return
+        self._ensured = True
         if not self.exists():
             self.model.create_table(safe=False)
             return
@@ -110,10 +119,24 @@ class History:
         missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
         migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
 
+    def forget(self):
+        """The table may have been rolled back: check again at the next ensure()."""
+        self._ensured = False
+
     def record(self, name, *, checksum, method, duration, version):
-        self.model.create(name=name, checksum=checksum, method=method, duration=duration,
-                          applied_utc=datetime.datetime.now(datetime.timezone.utc),
-                          applied_by=who(), tool_version=version)
+        M = self.model
+        values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
+                      method=method, duration=duration,
+                      applied_utc=datetime.datetime.now(datetime.timezone.utc),
+                      applied_by=who(), tool_version=version)
+        if self._insert is None:
+            q = self.database.quote[0]
+            self._insert = 'INSERT INTO %s (%s) VALUES (%s)' % (
+                q + TABLE + q, ', '.join(q + M._meta.fields[n].column_name + q for n in values),
+                ', '.join([self.database.param] * len(values)))
+            self._order = list(values)
+        self.database.execute_sql(self._insert, [M._meta.fields[n].db_value(values[n])
+                                                 for n in self._order])
 
     def remove(self, name):
         self.model.delete().where(self.model.name == name).execute()

@@ -20,6 +20,7 @@ __all__ = ['Script', 'default_directory', 'discover', 'checksum']
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _checksums = {}  # (path, mtime_ns, size) -> checksum; scripts are re-hashed only when touched.
+_modules = {}  # (path, checksum) -> loaded module: a script is executed once per process.
 
 
 def default_directory():
@@ -54,19 +55,27 @@ class Script:
     checksum: str
 
     def load(self, need=('up',)):
-        """Execute the file and return the module; ScriptError names what is wrong."""
+        """Execute the file and return the module; ScriptError names what is wrong.
+
+        Modules are cached by path and checksum, so a file edited since is loaded afresh.
+        """
+        key = (self.path, self.checksum)
+        module = _modules.get(key) or self._execute()
+        for entry in need:
+            if not callable(getattr(module, entry, None)):
+                raise ScriptError(self.name, 'does not define %s(migrator, db)' % entry)
+        _modules[key] = module
+        return module
+
+    def _execute(self):
         try:
-            module = Migration(self.index, self.name, self.path, None).load()
+            return Migration(self.index, self.name, self.path, None).load()
         except SyntaxError as exc:
             raise ScriptError(self.name, 'syntax error at line %s: %s' % (exc.lineno, exc.msg)) \
                 from None
         except Exception as exc:
             raise ScriptError(self.name, 'failed to load: %s: %s'
                               % (type(exc).__name__, exc)) from exc
-        for entry in need:
-            if not callable(getattr(module, entry, None)):
-                raise ScriptError(self.name, 'does not define %s(migrator, db)' % entry)
-        return module
 
 
 def discover(directory=None):
