@@ -25,13 +25,13 @@ def create_database(admin_url, name, template=None):
     """
     import psycopg2
     sql = 'CREATE DATABASE %s' % name + (' TEMPLATE %s' % template if template else '')
-    for attempt in range(50):
+    for attempt in range(10):  # Each attempt itself waits up to 5 s for the template.
         conn = _admin(admin_url)
         try:
             conn.cursor().execute(sql)
             return
         except psycopg2.errors.ObjectInUse:
-            if attempt == 49:
+            if attempt == 9:
                 raise
         finally:
             conn.close()

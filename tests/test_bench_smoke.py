@@ -1,0 +1,22 @@
+"""The benchmark suite runs (tiny sizes). It asserts no timing: targets are judged on the full run
+(docs/performance.md); this only fails when the bench itself is broken."""
+import os
+import subprocess
+import sys
+
+from conftest import ON_POSTGRES, TEST_URL
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'bench', 'run.py')
+
+
+def test_the_bench_runs_and_prints_its_table():
+    argv = [sys.executable, BENCH, '--smoke'] + (['--database', TEST_URL] if ON_POSTGRES else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert '| section | comparison | modelstore | baseline | ratio | target | met |' in out
+    for section in ('migrate SQLite', 'writers sqlite', 'queries SQLite', 'connect SQLite',
+                    'bulk SQLite') + (('migrate PostgreSQL', 'writers postgresql')
+                                      if ON_POSTGRES else ()):
+        assert '| %s |' % section in out, section
+    assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
