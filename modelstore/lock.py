@@ -8,8 +8,9 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
   pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
   rows), and after each script no foreign-key violation may exist that was not there before.
   ``PRAGMA foreign_key_check`` reads every child row, so it runs only after a script that could
-  have created a violation: one that changed rows, dropped or replaced a table, or changed a
-  table's definition other than by appending a column without REFERENCES. Adding columns and
+  have created a violation: one that changed rows, dropped or rebuilt a table (a new root page),
+  or changed a table other than by adding columns without foreign keys (its old columns and
+  foreign keys compared before and after). Adding columns and
   indexes -- what schema changes mostly are -- then costs no scan at all. The violations that
   were there before (legacy files may hold orphans) are only read when one is found.
 * PostgreSQL: a session advisory lock (see PostgresRunLock); each script is its own transaction.
@@ -80,9 +81,9 @@ class SqliteRunLock(RunLock):
         return {row[:3] for row in self.database.execute_sql('PRAGMA foreign_key_check')}
 
     def _state(self):
-        schema = dict(self.database.execute_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
-        return self.database.connection().total_changes, schema
+        tables = {name: (root, sql) for name, root, sql in self.database.execute_sql(
+            "SELECT name, rootpage, sql FROM sqlite_master WHERE type = 'table'")}
+        return self.database.connection().total_changes, tables
 
     def mark(self):
         self._before = self._state()
@@ -92,16 +93,31 @@ class SqliteRunLock(RunLock):
         (changes, before), (changes_now, after) = self._before, self._state()
         if changes_now != changes:  # Rows were inserted, updated or deleted.
             return False
-        for name, sql in before.items():
-            new = after.get(name)
-            if new == sql:
+        for name, (root, sql) in before.items():
+            if after.get(name) == (root, sql):
                 continue
-            # ADD COLUMN appends the column's definition before the closing parenthesis.
-            head = (sql or '').rstrip()
-            if new is None or not head.endswith(')') or not new.startswith(head[:-1]) \
-                    or 'REFERENCES' in new[len(head) - 1:].upper():
+            if name not in after or after[name][0] != root:
+                return False  # Dropped, or rebuilt under the name.
+            if not self._only_columns_added(name, sql):
                 return False
         return True  # New tables start empty: rows in them would have counted as changes.
+
+    def _only_columns_added(self, table, old_sql):
+        """The table kept its columns and foreign keys and gained columns (ADD COLUMN)."""
+        quoted = table.replace('"', '""')
+        shadow = sqlite3.connect(':memory:')
+        try:
+            shadow.execute(old_sql)
+            old_columns = shadow.execute('PRAGMA table_info("%s")' % quoted).fetchall()
+            old_keys = shadow.execute('PRAGMA foreign_key_list("%s")' % quoted).fetchall()
+        except sqlite3.Error:
+            return False
+        finally:
+            shadow.close()
+        columns = self.database.execute_sql('PRAGMA table_info("%s")' % quoted).fetchall()
+        keys = self.database.execute_sql('PRAGMA foreign_key_list("%s")' % quoted).fetchall()
+        return (len(columns) > len(old_columns) and columns[:len(old_columns)] == old_columns
+                and sorted(keys) == sorted(old_keys))
 
     def check(self):
         if self._cannot_orphan():

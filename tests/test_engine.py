@@ -372,3 +372,16 @@ def test_a_script_without_down_cannot_be_rolled_back_and_nothing_changes(cli, sc
     code, _, err = cli('rollback', *args, '--to', '0001_create_a')
     assert code == 2 and '0002_up_only: does not define down' in err
     assert dump(db_url) == before
+
+
+def test_migrating_a_legacy_file_with_child_rows_never_scans_for_orphans(db_path, db_url):
+    """The autotuner's tasks (PRIMARY KEY as a table constraint, experiments referencing it):
+    the shipped scripts add columns and an index, which cannot orphan a row."""
+    from legacy import autotuner_original, build, modelforge_v10
+    build(db_path, modelforge_v10, autotuner_original)
+    database = open_database(db_url, mode='migrate')
+    statements = []
+    database.query_hooks.append(lambda event: statements.append(event.sql))
+    result = Engine(database).migrate()
+    assert result.by_method('ran')[-1] == '0005_index_model_listing'
+    assert not [sql for sql in statements if 'foreign_key_check' in sql]
