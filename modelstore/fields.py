@@ -44,7 +44,11 @@ def parse_timestamp(value):
 
 
 def _read_timestamp(value):
-    if isinstance(value, str):
+    if type(value) is str:
+        try:
+            return datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
         try:
             return parse_timestamp(value)
         except ValueError:

@@ -10,10 +10,11 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 import datetime
 import re
 
-from peewee import (DatabaseError, IntegrityError, InterfaceError, PostgresqlDatabase,
-                    SqliteDatabase, fn)
+from peewee import (CharField, DatabaseError, IntegerField, IntegrityError, InterfaceError,
+                    PostgresqlDatabase, SqliteDatabase, TextField)
 
 from .db import write_transaction
+from .fields import IsoTimestampField
 from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from .models import bind_models
 from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row,
@@ -231,21 +232,67 @@ class ModelStore:
         Served by 0005's index (task, is_custom_base_model, creation_date, model_name): a
         page of 50 reads about 50 rows at any table size.
         """
-        M = self.FineTunedModel
-        query = M.select().order_by(M.creation_date.desc(), M.id.desc())
+        where, params = [], []
         if task is not None:
-            query = query.where(M.task == check_text('task', task))
+            where.append('"task" = {p}')
+            params.append(check_text('task', task))
         if is_custom_base_model is not None:
-            query = query.where(M.is_custom_base_model == check_flag('is_custom_base_model',
-                                                                     is_custom_base_model))
+            where.append('"is_custom_base_model" = {p}')
+            params.append(check_flag('is_custom_base_model', is_custom_base_model))
         if name_prefix is not None:
             prefix = check_text('name_prefix', name_prefix)
-            query = query.where(fn.SUBSTR(M.model_name, 1, len(prefix)) == prefix)
-        if limit is not None:
-            query = query.limit(check_page('limit', limit, minimum=1))
-        if offset:
-            query = query.offset(check_page('offset', offset, minimum=0))
-        return self._run('list_models', lambda: list(query))
+            where.append('SUBSTR("model_name", 1, {p}) = {p}')
+            params += [len(prefix), prefix]
+        page = ''
+        if limit is not None or offset:
+            page = ' LIMIT {p} OFFSET {p}'
+            params += [-1 if limit is None else check_page('limit', limit, minimum=1),
+                       check_page('offset', offset, minimum=0)]
+        # The SQL is written out once per combination of filters rather than built by peewee on
+        # every call, and rows become models without peewee's per-field setattr: together
+        # they were 80 % of a page's cost (the query itself is ~0.1 ms at 1M rows).
+        key = ('list', tuple(where), page)
+        if key not in self._sql:
+            self._sql[key] = ('SELECT %s FROM "fine_tuned_models"%s ORDER BY "creation_date" '
+                              'DESC, "id" DESC%s' % (
+                                  ', '.join('"%s"' % c for c in self._model_columns()[0]),
+                                  ' WHERE ' + ' AND '.join(where) if where else '', page)
+                              ).replace('"', self.database.quote[0]).replace(
+                                  '{p}', self.database.param)
+        sql = self._sql[key]
+        if limit is None and offset and isinstance(self.database, PostgresqlDatabase):
+            sql = sql.replace(' LIMIT %s', ' LIMIT ALL', 1)
+            params.pop(-2)
+        return self._run('list_models', lambda: self._models(sql, params))
+
+    def _model_columns(self):
+        """fine_tuned_models' column names, its field names, and converters for the columns the
+        driver does not already return as Python wants them (the timestamp, the flag)."""
+        if 'columns' not in self._sql:
+            fields = self.FineTunedModel._meta.sorted_fields
+            plain = (IntegerField, TextField, CharField)
+            self._sql['columns'] = (
+                [f.column_name for f in fields], tuple(f.name for f in fields),
+                [(f.name, f.python_value) for f in fields
+                 if not isinstance(f, plain) or isinstance(f, IsoTimestampField)])
+        return self._sql['columns']
+
+    def _models(self, sql, params):
+        M = self.FineTunedModel
+        _, names, converters = self._model_columns()
+        new = M.__new__
+        out = []
+        for row in self.database.execute_sql(sql, params):
+            data = dict(zip(names, row))
+            for name, convert in converters:
+                if data[name] is not None:
+                    data[name] = convert(data[name])
+            # As Model(__no_default__=1) followed by peewee's own row handling, without the
+            # per-field setattr: a fetched row, nothing dirty.
+            model = new(M)
+            model.__data__, model._dirty, model.__rel__ = data, set(), {}
+            out.append(model)
+        return out
 
     def delete_model(self, model_id):
         """Delete the model's row (its files are left alone); NotFound if there is none."""
