@@ -240,3 +240,21 @@ def test_an_index_built_without_its_history_row_is_adopted(cli, db_url):
     code, out, _ = cli('migrate', '--database', db_url)
     assert code == 0 and '0005_index_model_listing  (adopted)' in out
     assert cli('check', '--database', db_url)[0] == 0
+
+
+def test_the_catalog_snapshot_agrees_with_peewees_introspection(cli, db_url):
+    """Adoption reads pg_catalog (fast); peewee reads information_schema (slow). Same answer."""
+    from modelstore.db import open_database
+    from modelstore.shape import kind, snapshot
+    assert cli('migrate', '--database', db_url)[0] == 0
+    db = open_database(db_url, mode='inspect')
+    for table in ('fine_tuned_models', 'tasks', 'schema_migration'):
+        shape = snapshot(db, table)
+        expected = {c.name: (kind(c.data_type), bool(c.null), c.default, bool(c.primary_key))
+                    for c in db.get_columns(table)}
+        assert {n: (c.kind, c.null, c.default, c.primary_key)
+                for n, c in shape.columns.items()} == expected, table
+        assert list(shape.columns) == [c.name for c in db.get_columns(table)]
+        pk = tuple(c.name for c in db.get_columns(table) if c.primary_key)
+        assert shape.indexes == {(tuple(i.columns), bool(i.unique)) for i in db.get_indexes(table)
+                                 if (tuple(i.columns), bool(i.unique)) != (pk, True)}, table
