@@ -89,6 +89,13 @@ class History:
         self._insert = None
         self._ensured = False  # Set once the table is known to be complete (cleared on error).
 
+    def _columns(self):
+        # From an empty result's description: PostgreSQL's information_schema (what
+        # get_columns reads) takes ~5 ms, and this runs on every status and migrate.
+        q = self.database.quote[0]
+        cursor = self.database.execute_sql('SELECT * FROM %s WHERE 1 = 0' % (q + TABLE + q))
+        return {d[0] for d in cursor.description}
+
     def exists(self):
         return self.model.table_exists()
 
@@ -96,7 +103,7 @@ class History:
         """Applied records in the order they were applied; [] when there is no table."""
         if not self.exists():
             return []
-        present = {c.name for c in self.database.get_columns(TABLE)}
+        present = self._columns()
         wanted = [f for f in self.model._meta.sorted_fields
                   if f.column_name in present and f.name != 'id']
         query = self.model.select(*wanted).order_by(self.model.id)
@@ -114,7 +121,7 @@ class History:
         if not self.exists():
             self.model.create_table(safe=False)
             return
-        present = {c.name for c in self.database.get_columns(TABLE)}
+        present = self._columns()
         migrator = SchemaMigrator.from_database(self.database)
         missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
         migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
