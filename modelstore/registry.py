@@ -153,6 +153,7 @@ class ModelStore:
             return cursor.fetchone()[0] if sql.endswith('RETURNING "id"') else cursor.lastrowid
         model = M(**values)
         model.id = self._run('add_model', insert, write=True)
+        model._dirty.clear()  # Stored: as Model.create() leaves it.
         return model
 
     def _model_insert_sql(self, returning=False):

@@ -70,3 +70,11 @@ def test_one_bad_row_stores_nothing_and_is_named(db_url, bad, message):
         with pytest.raises(ValidationError, match='must be an iterable of dicts, got dict'):
             store.add_models(ROW)
     assert dump(db_url) == before
+
+
+def test_the_model_add_model_returns_is_stored_and_clean(db_url):
+    with modelstore.connect(db_url) as store:
+        model = store.add_model(**ROW)
+        assert model.id == store.get_model(model.id).id and not model.is_dirty()
+        model.description = 'edited'
+        assert model.dirty_fields == [store.FineTunedModel.description]
