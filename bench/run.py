@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, os.pardir, 'harness'), os.path.join(HERE, os.pardir, 'tests')]
 
 import legacy  # noqa: E402  (the legacy apps' exact DDL)
-from dbtools import _admin, create_database  # noqa: E402
+from dbtools import create_database, drop_database  # noqa: E402
 from peewee import BooleanField, SqliteDatabase  # noqa: E402
 from playhouse.migrate import SchemaMigrator  # noqa: E402
 
@@ -220,17 +220,10 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
     def url(name):
         return urlunsplit(urlsplit(admin_url)._replace(path='/' + name))
 
-    def admin(sql):
-        conn = _admin(admin_url)
-        try:
-            conn.cursor().execute(sql)
-        finally:
-            conn.close()
-
     column_times = {}
     for n in sizes:
         template = '%s_t%d' % (prefix, n)
-        admin('DROP DATABASE IF EXISTS %s WITH (FORCE)' % template)
+        drop_database(admin_url, template)
         create_database(admin_url, template)
         db = open_database(url(template), mode='migrate')
         Engine(db).migrate(SCRIPTS[0])
@@ -261,7 +254,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
         sql = {r.name: [s for step in r.steps for s, _ in step.sql]
                for r in Engine(dry).migrate(COLUMN_SCRIPTS[-1], dry_run=True).runs}
         dry.close()
-        admin('DROP DATABASE %s WITH (FORCE)' % copy_name)
+        drop_database(admin_url, copy_name)
         counter = [0]
 
         def fresh():
@@ -271,7 +264,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
             return name
 
         def done(name):
-            admin('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+            drop_database(admin_url, name)
 
         def timed(fn, prepare=fresh):
             times = []
@@ -348,7 +341,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
                'raw CREATE INDEX CONCURRENTLY' % format(n, ','), ours, concurrent, 1.2)
         result('migrate PostgreSQL', 'create index, %s rows: raw CONCURRENTLY vs raw plain '
                '(the price of not blocking writers)' % format(n, ','), concurrent, plain)
-        admin('DROP DATABASE %s WITH (FORCE)' % template)
+        drop_database(admin_url, template)
     small, large = min(sizes), max(sizes)
     if large > small:
         result('migrate PostgreSQL', 'add columns: t(%s) / t(%s)' % (format(large, ','),

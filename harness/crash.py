@@ -40,7 +40,7 @@ import tempfile
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from dbtools import _admin, _query, create_database, query, schema, tables
+from dbtools import _query, create_database, drop_database, query, schema, tables
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests'))
@@ -133,19 +133,12 @@ class PostgresTarget:
         self.admin_url = admin_url
         self.prefix = 'ms_crash_%d' % os.getpid()
 
-    def _admin_sql(self, sql):
-        conn = _admin(self.admin_url)
-        try:
-            conn.cursor().execute(sql)
-        finally:
-            conn.close()
-
     def url(self, target):
         return urlunsplit(urlsplit(self.admin_url)._replace(path='/' + target))
 
     def template(self, rows):
         name = self.prefix + '_template'
-        self._admin_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+        drop_database(self.admin_url, name)
         create_database(self.admin_url, name)
         url = self.url(name)
         _cli(['migrate', '--database', url, '--to', SCRIPTS[0]])
@@ -171,7 +164,7 @@ class PostgresTarget:
         return target
 
     def discard(self, target):
-        self._admin_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
+        drop_database(self.admin_url, target)
 
     def health(self, target):
         query(self.url(target), 'SELECT 1')  # Opens: raises if it does not.

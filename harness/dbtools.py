@@ -38,6 +38,23 @@ def create_database(admin_url, name, template=None):
         time.sleep(0.1)
 
 
+def drop_database(admin_url, name):
+    """DROP DATABASE ... WITH (FORCE), retried while an autovacuum worker is in it (a role
+    without pg_signal_backend may not end that session)."""
+    import psycopg2
+    for attempt in range(50):
+        conn = _admin(admin_url)
+        try:
+            conn.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+            return
+        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+            if attempt == 49:
+                raise
+        finally:
+            conn.close()
+        time.sleep(0.1)
+
+
 def new_postgres_database(admin_url):
     """Create an empty database on the server of ``admin_url``; returns (url, drop)."""
     name = 'ms_test_%s' % uuid.uuid4().hex[:16]
@@ -45,11 +62,7 @@ def new_postgres_database(admin_url):
     parts = urlsplit(admin_url)
 
     def drop():
-        conn = _admin(admin_url)
-        try:
-            conn.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-        finally:
-            conn.close()
+        drop_database(admin_url, name)
     return urlunsplit(parts._replace(path='/' + name)), drop
 
 

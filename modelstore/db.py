@@ -18,6 +18,7 @@ Every SQLite connection gets a busy timeout and ``foreign_keys=ON``. Three modes
 import os
 import re
 import sqlite3
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
@@ -128,11 +129,24 @@ def use_for_app(database):
     """Switch an open database to the settings for many writers (SQLite: WAL, synchronous=NORMAL).
 
     ``journal_mode=wal`` is written into the file, so the startup gate calls this only after the
-    schema check passed: a refused file is left byte-identical. Every later connection of this
-    database (one per thread) gets the same settings.
+    schema check passed: a refused file is left byte-identical. Switching needs the file to
+    itself for an instant, and SQLite answers "database is locked" at once (no busy wait) while
+    another connection reads; so the switch is retried for up to the busy timeout, and skipped
+    when the file is in WAL already. ``synchronous`` is per connection: every later connection
+    of this database (one per thread) gets it too.
     """
     if isinstance(database, SqliteDatabase) and database.database != ':memory:':
-        database.pragma('journal_mode', 'wal', permanent=True)
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                if database.pragma('journal_mode').lower() != 'wal':
+                    database.pragma('journal_mode', 'wal')
+                break
+            except (DatabaseError, sqlite3.Error) as exc:
+                if 'locked' not in str(exc) and 'busy' not in str(exc) \
+                        or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         database.pragma('synchronous', 1, permanent=True)
     return database
 

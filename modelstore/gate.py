@@ -13,11 +13,14 @@ This is the check whose absence lost the seeds' data: a write against an old sch
 loudly at startup, not drop the row later.
 """
 import shlex
+import sqlite3
+
+from peewee import DatabaseError
 
 from .backup import Backups
 from .db import mask_url, open_database, resolve_url, sqlite_path, use_for_app
 from .engine import Engine
-from .exceptions import SchemaNewerThanCode, SchemaOutOfDate
+from .exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
 from .registry import ModelStore
 
 __all__ = ['connect', 'migrate_command']
@@ -52,6 +55,9 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False):
                     raise SchemaOutOfDate(shown, current.pending, migrate_command(url))
             engine.migrate(precondition=precondition)
         use_for_app(database)
+    except (DatabaseError, sqlite3.Error) as exc:
+        database.close()
+        raise StorageError('cannot open the registry at %s: %s' % (shown, exc)) from exc
     except BaseException:
         database.close()
         raise

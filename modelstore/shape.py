@@ -7,6 +7,7 @@ declared text (``VARCHAR(9)``, ``BOOLEAN``, ``JSON``), PostgreSQL reports its ow
 JSONField declares TEXT on SQLite, SQLAlchemy declares JSON), and so do boolean and integer columns
 (SQLite has no boolean type: peewee declares INTEGER, ModelForge declared BOOLEAN).
 """
+import functools
 import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
@@ -40,6 +41,7 @@ FIELD_KINDS = {'AUTO': 'integer', 'BIGAUTO': 'integer', 'INT': 'integer', 'BIGIN
                'DATETIME': 'datetime'}
 
 
+@functools.lru_cache(maxsize=1024)
 def kind(declared):
     """The kind of a declared column type: ``VARCHAR(9)`` -> text; unknown types keep a name."""
     base = re.sub(r'\s*\(.*\)\s*$', '', (declared or '').strip()).upper()
@@ -56,6 +58,7 @@ def blocks_inserts(column):
     return not column.null and column.default is None and not column.primary_key
 
 
+@functools.lru_cache(maxsize=1024)
 def default_key(text):
     """A DEFAULT clause's value, normalised: ``FALSE``, ``0`` and ``'0'`` compare equal."""
     if text is None:

@@ -133,3 +133,32 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
 def test_a_missing_directory_is_reported(tmp_path):
     with pytest.raises(modelstore.ConfigError, match='does not exist'):
         modelstore.connect('sqlite:///' + str(tmp_path / 'nope' / 'x.db'))
+
+
+CONNECT_AT = """
+import sys, time, modelstore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+with modelstore.connect(sys.argv[1]) as store:
+    store.add_model(model_name='m', base_model='b', task='t', model_path='/p')
+"""
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('round_', range(3))
+def test_processes_connecting_at_once_all_switch_the_file_to_wal(cli, tmp_path, round_):
+    """Switching to WAL takes the file's exclusive lock; two connections that both hold a read
+    lock and both want it deadlock, and SQLite fails one at once ("database is locked", no busy
+    wait). connect() retries the switch instead of failing."""
+    import subprocess
+    import sys
+    import time
+    path = str(tmp_path / 'fresh.db')
+    assert cli('migrate', '--database', path)[0] == 0  # migrate leaves the journal mode.
+    start = time.time() + 1.0
+    procs = [subprocess.Popen([sys.executable, '-c', CONNECT_AT, path, repr(start)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    with modelstore.connect(path) as store:
+        assert len(store.list_models()) == 8
+        assert store.database.pragma('journal_mode') == 'wal'
