@@ -6,10 +6,11 @@ about as many index entries as it skips plus 50 row reads, at any table size.
 
 On PostgreSQL the index is built with ``CREATE INDEX CONCURRENTLY``, so pipelines keep writing
 while it builds. That cannot run inside a transaction, hence ``atomic = False``: the build and
-the history row are then two steps. If the run dies in between, the index is there without its
-history row and the next ``migrate`` adopts it. If it dies during the build, PostgreSQL leaves an
-INVALID index under the name; modelstore ignores invalid indexes when it inspects a table, and
-this script drops one before building. (A dry run is a transaction: it shows the plain
+the history row cannot commit together. While it builds, the history row says ``running``; a
+run that dies leaves it so, and the next ``migrate`` runs the script again (or adopts the index
+if the build had finished). If it dies during the build, PostgreSQL leaves an INVALID index
+under the name; modelstore ignores invalid indexes when it inspects a table, and this script
+drops one before building. (A dry run is a transaction: it shows the plain
 ``CREATE INDEX``.) On SQLite the build holds the write lock like any script.
 """
 from peewee import PostgresqlDatabase
@@ -28,7 +29,8 @@ def up(migrator, db):
             'WHERE c.relname = %s AND NOT i.indisvalid', (NAME,)).fetchone()
         if invalid:
             db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % NAME)
-        db.execute_sql('CREATE INDEX CONCURRENTLY "%s" ON "%s" (%s)' % (
+        # IF NOT EXISTS: a build that completed in a run killed before its history row.
+        db.execute_sql('CREATE INDEX CONCURRENTLY IF NOT EXISTS "%s" ON "%s" (%s)' % (
             NAME, TABLE, ', '.join('"%s"' % c for c in COLUMNS)))
     else:
         migrator.migrate(migrator.add_index(TABLE, COLUMNS, False, name=NAME))

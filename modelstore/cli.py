@@ -206,6 +206,8 @@ def cmd_status(args, out):
             note = ''
             if entry.changed:
                 note = '  ' + out.paint('CHANGED since applied', '31')
+            elif entry.interrupted:
+                note = '  interrupted: a run died while it ran; migrate runs it again'
             elif state == 'missing':
                 note = '  (script file not found)'
             elif entry.plan:

@@ -26,7 +26,7 @@ from .adopt import ADOPT, PARTIAL, Adoption, analyse
 from .backup import schema_version
 from .exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
                          SchemaNewerThanCode, ScriptError)
-from .history import TABLE as HISTORY_TABLE, History, Record
+from .history import RUNNING, TABLE as HISTORY_TABLE, History, Record
 from .loader import Script, discover
 from .lock import DEFAULT_TIMEOUT, NeedBaseline, run_lock
 from .losses import count_losses, layout
@@ -52,9 +52,14 @@ class Entry:
     plan: Optional[str] = None  # pending only, when analysed: adopt | run | partial
 
     @property
+    def interrupted(self):
+        """A non-transactional script whose run died: history says ``running``."""
+        return self.record is not None and self.record.method == RUNNING
+
+    @property
     def state(self):
-        if self.record is None:
-            return 'pending'
+        if self.record is None or (self.interrupted and self.script is not None):
+            return 'pending'  # An interrupted script runs again (or is adopted).
         return 'applied' if self.script is not None else 'missing'
 
     @property
@@ -85,7 +90,7 @@ class Status:
 
     @property
     def applied(self):
-        return self._names(lambda e: e.record is not None)
+        return self._names(lambda e: e.state != 'pending')
 
     @property
     def pending(self):
@@ -242,7 +247,7 @@ class Engine:
         losses in ``RunResult.losses`` instead.
         """
         def plan(status):
-            applied = [e for e in status.entries if e.record is not None]
+            applied = [e for e in status.entries if e.state != 'pending']
             self._check_target(status, target, applied, verb='applied')
             todo = []
             for entry in reversed(applied):
@@ -268,7 +273,7 @@ class Engine:
             names = status.changed if names is None else list(names)
             for name in names:
                 entry = by_name.get(name)
-                if entry is None or entry.record is None:
+                if entry is None or entry.state == 'pending':
                     raise MigrationError('cannot accept %s: it is not an applied script' % name)
                 if entry.script is None:
                     raise MigrationError('cannot accept %s: its script file is missing' % name)
@@ -296,6 +301,7 @@ class Engine:
         self.history.forget()
         with run_lock(self.database, self.lock_timeout) as lock:
             status = self.status(analyse=analyse)
+            self._interrupted = {e.name for e in status.entries if e.interrupted}
             todo = plan(status)
             if not todo:
                 return RunResult([], dry_run, status.adoption)
@@ -368,20 +374,34 @@ class Engine:
         # Inside the SQLite lock (or a dry run) there is always an outer transaction, so even
         # an `atomic = False` script gets a savepoint and cannot leave half its work behind.
         atomic = getattr(module, 'atomic', True) or db.in_transaction()
-        start = time.perf_counter()
-        with migrator.migration_context(atomic):
-            if method in ('ran', 'reverted'):
-                lock.mark()
-                with recorder:
-                    getattr(module, direction)(migrator, db)
-                lock.check()
-            duration = time.perf_counter() - start
-            # Created (or upgraded) in the script's own transaction: a first script that fails
-            # must not leave an empty history table behind.
+        # Otherwise (PostgreSQL: CREATE INDEX CONCURRENTLY cannot run in a transaction) the
+        # history says `running` while it runs, so a run that dies halfway is never taken for
+        # done nor its effect for absent: the next migrate runs it again or adopts its effect.
+        exposed = not atomic and method in ('ran', 'reverted')
+        if exposed:
             self.history.ensure()
-            if direction == 'up':
-                self.history.record(script.name, checksum=script.checksum, method=method,
-                                    duration=duration, version=__version__)
-            else:
-                self.history.remove(script.name)
+            self.history.mark_running(script.name, checksum=script.checksum,
+                                      version=__version__)
+        start = time.perf_counter()
+        try:
+            with migrator.migration_context(atomic):
+                if method in ('ran', 'reverted'):
+                    lock.mark()
+                    with recorder:
+                        getattr(module, direction)(migrator, db)
+                    lock.check()
+                duration = time.perf_counter() - start
+                # Created (or upgraded) in the script's own transaction: a first script that
+                # fails must not leave an empty history table behind.
+                self.history.ensure()
+                if direction == 'up':
+                    self.history.record(script.name, checksum=script.checksum, method=method,
+                                        duration=duration, version=__version__,
+                                        replace=exposed or script.name in self._interrupted)
+                else:
+                    self.history.remove(script.name)
+        except BaseException:
+            if exposed and direction == 'up':
+                self.history.remove(script.name)  # Not applied; a half-built index is ignored.
+            raise  # (A failed down stays `running`: pending, so migrate restores it.)
         return ScriptRun(script.name, direction, method, duration, recorder.steps, kept)

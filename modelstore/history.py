@@ -9,7 +9,9 @@ applied_utc     when, in UTC (``applied`` keeps pwmigrate's local time)
 duration        seconds the script took
 applied_by      user@host
 tool_version    the modelstore version that applied it
-method          ``ran``, ``adopted`` (effect found already present) or ``faked``
+method          ``ran``, ``adopted`` (effect found already present) or ``faked``; ``running``
+                while a script that cannot run in a transaction (``atomic = False`` on
+                PostgreSQL) runs -- left behind if the run dies, it means "run me again"
 ==============  =========================================================
 
 A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLUMN`` only).
@@ -28,9 +30,10 @@ from playhouse.migrate import SchemaMigrator
 
 from .fields import UtcDateTimeField
 
-__all__ = ['TABLE', 'Record', 'History']
+__all__ = ['TABLE', 'RUNNING', 'Record', 'History']
 
 TABLE = 'schema_migration'
+RUNNING = 'running'  # method of a non-transactional script while (or if killed while) it runs
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,16 @@ class History:
         """The table may have been rolled back: check again at the next ensure()."""
         self._ensured = False
 
-    def record(self, name, *, checksum, method, duration, version):
+    def mark_running(self, name, *, checksum, version):
+        """Say, committed, that ``name`` is running outside a transaction."""
+        self.model.delete().where(self.model.name == name).execute()
+        self.record(name, checksum=checksum, method=RUNNING, duration=None, version=version)
+
+    def record(self, name, *, checksum, method, duration, version, replace=False):
+        """Insert the row for ``name``; ``replace``: first delete its ``running`` row."""
         M = self.model
+        if replace:
+            M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),

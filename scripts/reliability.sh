@@ -3,16 +3,15 @@
 # 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
 # runners, 8 writers x 1000 add_model through a migrate and a rollback, and the bad-input table.
 # Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
-# needed) and MODELSTORE_TEST_DATABASE_URL or a throwaway PostgreSQL server, as the tests do.
+# needed, and reinstalling this checkout into it) and MODELSTORE_TEST_DATABASE_URL or a throwaway
+# PostgreSQL server, as the tests do.
 # TRIALS=N and ROWS=N change the crash harness's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${TRIALS:-100}
 rows=${ROWS:-20000}
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
-fi
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
 url=${MODELSTORE_TEST_DATABASE_URL:-}
 if [ -z "$url" ]; then
     server_dir=$(mktemp -d /tmp/modelstore-pg.XXXXXX)

@@ -254,3 +254,26 @@ def test_the_catalog_snapshot_agrees_with_peewees_introspection(cli, db_url):
         pk = tuple(c.name for c in db.get_columns(table) if c.primary_key)
         assert shape.indexes == {(tuple(i.columns), bool(i.unique)) for i in db.get_indexes(table)
                                  if (tuple(i.columns), bool(i.unique)) != (pk, True)}, table
+
+
+@pytest.mark.parametrize('index_built', [False, True])
+def test_a_run_killed_during_the_concurrent_build_is_resumed(cli, db_url, index_built):
+    """0005 runs outside a transaction; history says `running` meanwhile. A run killed then
+    leaves that row: status shows the script as interrupted and pending, and migrate runs it
+    again -- or adopts the index if the build had finished -- leaving one row."""
+    assert cli('migrate', '--database', db_url, '--to', '0004_task_cluster_columns')[0] == 0
+    execute(db_url, "INSERT INTO schema_migration (name, applied, method) VALUES "
+            "('0005_index_model_listing', now(), 'running')")
+    if index_built:
+        execute(db_url, 'CREATE INDEX ix_fine_tuned_models_listing ON fine_tuned_models (task, '
+                'is_custom_base_model, creation_date, model_name)')
+    code, out, _ = cli('status', '--database', db_url)
+    assert code == 1 and 'interrupted: a run died while it ran' in out
+    with pytest.raises(modelstore.SchemaOutOfDate, match='0005_index_model_listing'):
+        modelstore.connect(db_url)
+    code, out, err = cli('migrate', '--database', db_url)
+    assert code == 0, err
+    assert ('(adopted)' in out) == index_built
+    assert query(db_url, "SELECT method FROM schema_migration WHERE name = "
+                 "'0005_index_model_listing'") == [('adopted' if index_built else 'ran',)]
+    assert cli('check', '--database', db_url)[0] == 0
