@@ -135,14 +135,22 @@ class History:
 
     def mark_running(self, name, *, checksum, version):
         """Say, committed, that ``name`` is running outside a transaction."""
-        self.model.delete().where(self.model.name == name).execute()
-        self.record(name, checksum=checksum, method=RUNNING, duration=None, version=version)
+        with self.database.atomic():
+            self.model.delete().where(self.model.name == name).execute()
+            self.record(name, checksum=checksum, method=RUNNING, duration=None,
+                        version=version)
 
     def record(self, name, *, checksum, method, duration, version, replace=False):
         """Insert the row for ``name``; ``replace``: first delete its ``running`` row."""
         M = self.model
         if replace:
-            M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
+            # One transaction (a savepoint inside the script's): outside one, a kill between
+            # the DELETE and the INSERT would leave the script's effect without any row.
+            with self.database.atomic():
+                M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
+                self.record(name, checksum=checksum, method=method, duration=duration,
+                            version=version)
+            return
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),
