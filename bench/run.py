@@ -573,21 +573,21 @@ def main(argv=None):
     drops = []
     try:
         bench_migrate_sqlite(sizes, workdir, repeat if max(sizes) < 1000000 else 3)
-        bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, repeat if not
-                      args.smoke else 1)
+        bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, 1 if args.smoke
+                      else 11)  # Contended runs vary most: more repetitions.
         path = bench_queries(workdir, 2000 if args.smoke else 1000000, 20 if args.smoke else 200)
         bench_connect(path, 20 if args.smoke else 300)
         bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
         if args.database:
             from dbtools import new_postgres_database
-            bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 3)
+            bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 5)
 
             def new_pg():
                 url, drop = new_postgres_database(args.database)
                 drops.append(drop)
                 return url
             bench_writers('postgresql', new_pg, 8, 50 if args.smoke else 1000,
-                          1 if args.smoke else 3)
+                          1 if args.smoke else 5)
     finally:
         for drop in drops:
             drop()
