@@ -9,6 +9,7 @@ targets are judged on the full run (docs/performance.md).
 """
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -57,12 +58,18 @@ def fact(section, what, value, target=None, unit='', note='', met=None):
 
 
 def median_time(fn, repeat, setup=None):
+    """Median wall time of ``fn``; the garbage collector is off while timing, as in timeit."""
     times = []
     for _ in range(repeat):
         state = setup() if setup else None
-        start = time.perf_counter()
-        fn(state) if setup else fn()
-        times.append(time.perf_counter() - start)
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            fn(state) if setup else fn()
+            times.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
     return statistics.median(times)
 
 
