@@ -60,9 +60,9 @@ def fact(section, what, value, target=None, unit='', note='', met=None):
 def median_time(fn, repeat, setup=None):
     """Median wall time of ``fn``; the garbage collector is off while timing, as in timeit."""
     times = []
+    gc.collect()  # Once: collecting before every call would also empty the CPU caches.
     for _ in range(repeat):
         state = setup() if setup else None
-        gc.collect()
         gc.disable()
         try:
             start = time.perf_counter()
