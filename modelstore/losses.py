@@ -14,6 +14,8 @@ import re
 
 from peewee import SQL, Table, fn
 
+from .shape import bare_default
+
 __all__ = ['layout', 'count_losses']
 
 _NUMBER = re.compile(r'^-?\d+(\.\d+)?$')
@@ -27,10 +29,7 @@ def layout(database):
 
 def _literal(default):
     """The Python value of a plain-literal DEFAULT, or raise ValueError."""
-    text = str(default).strip()
-    while text.startswith('(') and text.endswith(')'):
-        text = text[1:-1].strip()
-    text = re.sub(r"::[a-z ]+(\(\d+\))?$", '', text, flags=re.I)
+    text = bare_default(default)
     lowered = text.lower()
     if lowered in ('false', 'true'):
         return lowered == 'true'

@@ -15,7 +15,7 @@ from typing import Dict, FrozenSet, Optional, Tuple
 from peewee import PostgresqlDatabase
 
 __all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key',
-           'blocks_inserts', 'FIELD_KINDS']
+           'blocks_inserts', 'bare_default', 'FIELD_KINDS']
 
 _KINDS = {
     'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT', 'SERIAL',
@@ -58,15 +58,20 @@ def blocks_inserts(column):
     return not column.null and column.default is None and not column.primary_key
 
 
+def bare_default(text):
+    """A DEFAULT clause without its wrapping parentheses and PostgreSQL's ``::type`` cast."""
+    value = str(text).strip()
+    while value.startswith('(') and value.endswith(')'):
+        value = value[1:-1].strip()
+    return re.sub(r'::[a-z ]+(\(\d+\))?$', '', value, flags=re.I)
+
+
 @functools.lru_cache(maxsize=1024)
 def default_key(text):
     """A DEFAULT clause's value, normalised: ``FALSE``, ``0`` and ``'0'`` compare equal."""
     if text is None:
         return None
-    value = str(text).strip()
-    while value.startswith('(') and value.endswith(')'):
-        value = value[1:-1].strip()
-    value = re.sub(r'::[a-z ]+$', '', value, flags=re.I).strip("'\"").lower()
+    value = bare_default(text).strip("'\"").lower()
     return {'false': '0', 'true': '1'}.get(value, value)
 
 
