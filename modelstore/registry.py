@@ -144,20 +144,22 @@ class ModelStore:
         values = check_fields(MODEL_FIELDS, fields)
         M = self.FineTunedModel
         row = tuple(M._meta.fields[name].db_value(values[name]) for name in BULK_MODEL_COLUMNS)
-        sql = self._model_insert_sql(returning=True)
+        returning = isinstance(self.database, PostgresqlDatabase)
+        sql = self._model_insert_sql(returning)
 
         def insert():
             # A prepared statement rather than Model.create(): building peewee's query took
             # ~100 us, and it ran while holding the database's write lock.
             cursor = self.database.execute_sql(sql, row)
-            return cursor.fetchone()[0] if sql.endswith('RETURNING "id"') else cursor.lastrowid
+            return cursor.fetchone()[0] if returning else cursor.lastrowid
         model = M(**values)
         model.id = self._run('add_model', insert, write=True)
         model._dirty.clear()  # Stored: as Model.create() leaves it.
         return model
 
     def _model_insert_sql(self, returning=False):
-        """INSERT of BULK_MODEL_COLUMNS into fine_tuned_models, identifiers quoted."""
+        """INSERT of BULK_MODEL_COLUMNS into fine_tuned_models, identifiers quoted;
+        ``returning`` (PostgreSQL, where there is no lastrowid) adds RETURNING "id"."""
         key = ('insert', returning)
         if key not in self._sql:
             db = self.database
@@ -167,7 +169,7 @@ class ModelStore:
                 q + M._meta.table_name + q,
                 ', '.join(q + M._meta.fields[n].column_name + q for n in BULK_MODEL_COLUMNS),
                 ', '.join([db.param] * len(BULK_MODEL_COLUMNS)))
-            if returning and isinstance(db, PostgresqlDatabase):
+            if returning:
                 sql += ' RETURNING "id"'
             self._sql[key] = sql
         return self._sql[key]
