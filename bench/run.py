@@ -26,7 +26,8 @@ sys.path[:0] = [os.path.join(HERE, os.pardir, 'harness'), os.path.join(HERE, os.
 
 import legacy  # noqa: E402  (the legacy apps' exact DDL)
 from dbtools import create_database, drop_database  # noqa: E402
-from peewee import BooleanField, SqliteDatabase  # noqa: E402
+from peewee import BooleanField  # noqa: E402
+from playhouse import db_url  # noqa: E402
 from playhouse.migrate import SchemaMigrator  # noqa: E402
 
 import modelstore  # noqa: E402
@@ -74,6 +75,27 @@ def median_time(fn, repeat, setup=None):
 
 
 # -- 1. migrating a legacy database -------------------------------------------------------------
+
+def modelstore_migrate(url, target):
+    """modelstore's own run, in-process: open the database, migrate it to ``target``, close."""
+    db = open_database(url, mode='migrate')
+    Engine(db).migrate(target)
+    db.close()
+
+
+def peewee_default(url, sql):
+    """0002 the way peewee adds a defaulted column by default (nullable, UPDATE every row, then
+    NOT NULL: a table rebuild on SQLite < 3.53), then 0003/0004's own nullable adds."""
+    db = db_url.connect(url)
+    migrator = SchemaMigrator.from_database(db)
+    with db.atomic():
+        migrator.migrate(migrator.add_column('fine_tuned_models', 'is_custom_base_model',
+                                             BooleanField(default=False)))
+        for name in COLUMN_SCRIPTS[1:]:
+            for statement in sql[name]:
+                db.execute_sql(statement)
+    db.close()
+
 
 def fill_sqlite(path, n):
     """ModelForge v1.0 + the autotuner's original state, with n rows in each table."""
@@ -131,9 +153,7 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
             return copy
 
         def ours_columns(path):
-            db = open_database('sqlite:///' + path, mode='migrate')
-            Engine(db).migrate(COLUMN_SCRIPTS[-1])
-            db.close()
+            modelstore_migrate('sqlite:///' + path, COLUMN_SCRIPTS[-1])
 
         def floor_columns(path):
             conn = sqlite3.connect(path, isolation_level=None)
@@ -145,15 +165,7 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
             conn.close()
 
         def peewee_columns(path):
-            db = SqliteDatabase(path)
-            migrator = SchemaMigrator.from_database(db)
-            with db.atomic():  # peewee's default: nullable, UPDATE every row, then NOT NULL.
-                migrator.migrate(migrator.add_column('fine_tuned_models', 'is_custom_base_model',
-                                                     BooleanField(default=False)))
-                for name in COLUMN_SCRIPTS[1:]:
-                    for statement in sql[name]:
-                        db.execute_sql(statement)
-            db.close()
+            peewee_default('sqlite:///' + path, sql)
 
         times = {}
         for label, fn in (('ours', ours_columns), ('floor', floor_columns),
@@ -181,9 +193,7 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
             return path
 
         def ours_index(path):
-            db = open_database('sqlite:///' + path, mode='migrate')
-            Engine(db).migrate(INDEX_SCRIPT)
-            db.close()
+            modelstore_migrate('sqlite:///' + path, INDEX_SCRIPT)
 
         def floor_index(path):
             conn = sqlite3.connect(path, isolation_level=None)
@@ -284,9 +294,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
             return statistics.median(times)
 
         def ours_columns(name):
-            db = open_database(url(name), mode='migrate')
-            Engine(db).migrate(COLUMN_SCRIPTS[-1])
-            db.close()
+            modelstore_migrate(url(name), COLUMN_SCRIPTS[-1])
 
         def floor_columns(name):
             conn = psycopg2.connect(url(name))
@@ -298,18 +306,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
             conn.close()
 
         def peewee_columns(name):
-            from peewee import PostgresqlDatabase
-            parts = urlsplit(url(name))
-            db = PostgresqlDatabase(name, user=parts.username, password=parts.password,
-                                    host=parts.hostname, port=parts.port)
-            migrator = SchemaMigrator.from_database(db)
-            with db.atomic():
-                migrator.migrate(migrator.add_column('fine_tuned_models', 'is_custom_base_model',
-                                                     BooleanField(default=False)))
-                for script in COLUMN_SCRIPTS[1:]:
-                    for statement in sql[script]:
-                        db.execute_sql(statement)
-            db.close()
+            peewee_default(url(name), sql)
 
         times = {label: timed(fn) for label, fn in (('ours', ours_columns),
                                                      ('floor', floor_columns),
@@ -326,9 +323,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
             return name
 
         def ours_index(name):
-            db = open_database(url(name), mode='migrate')
-            Engine(db).migrate(INDEX_SCRIPT)
-            db.close()
+            modelstore_migrate(url(name), INDEX_SCRIPT)
 
         def raw_index(concurrently):
             def run(name):
