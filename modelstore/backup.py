@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from .exceptions import ConfigError, LockTimeout, MigrationError
 
-__all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore', 'schema_version']
+__all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore', 'restore_database',
+           'schema_version']
 
 KEEP = 5
 _NAME = re.compile(r'^(?P<base>.+)\.(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.schema-(?P<version>[\w-]+)'
@@ -219,3 +220,50 @@ def restore(backup, target, timeout=30.0):
     """
     create_private(target)
     _copy(backup, target, timeout, source_is_backup=True)
+
+
+def restore_database(backup, url=None, *, keep=KEEP, timeout=30.0, safety_backup=True,
+                     directory=None):
+    """Check ``backup`` and put it back into the SQLite database at ``url``.
+
+    ``url`` defaults to the file the backup was taken from (its name says which);
+    $MODELSTORE_DATABASE_URL is deliberately not consulted, so a restore never lands on a
+    database the backup did not come from by accident. Unless ``safety_backup`` is false, the
+    database as it is now is backed up first. Returns (url, that backup's path or None, the
+    restored tables); raises ConfigError, changing nothing, if anything is wrong.
+    """
+    from .db import mask_url, open_database, resolve_url, sqlite_path
+    from .engine import Engine
+    backup = os.path.abspath(os.path.expanduser(backup))
+    tables = check_backup(backup)
+    if url is not None:
+        url = resolve_url(url)
+    else:
+        described = Backup.parse(backup)
+        if described is None:
+            raise ConfigError('cannot tell which database %s is a backup of (its name is not '
+                              'DATABASE.TIME.schema-VERSION.bak); name it with --database'
+                              % backup)
+        url = 'sqlite:///' + described.source
+    path = sqlite_path(url)
+    if path is None or path == ':memory:':
+        raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not one '
+                          '(on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
+    path = os.path.abspath(path)
+    if path == backup:
+        raise ConfigError('%s is the backup itself; name the database to restore into' % path)
+    if os.path.isdir(path):
+        raise ConfigError('%s is a directory, not a SQLite database file' % path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise ConfigError('cannot restore into %s: directory %s does not exist'
+                          % (path, os.path.dirname(path)))
+    safety = None
+    if safety_backup and os.path.exists(path) and os.path.getsize(path) > 0:
+        database = open_database(url, mode='inspect')
+        try:
+            status = Engine(database, directory).status()
+        finally:
+            database.close()
+        safety = Backups(path, keep=keep, timeout=timeout).take(schema_version(status))
+    restore(backup, path, timeout=timeout)
+    return url, safety, tables

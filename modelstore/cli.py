@@ -15,11 +15,11 @@ import os
 import sys
 import traceback
 
-from .backup import KEEP, Backup, Backups, check_backup, restore, schema_version
+from .backup import KEEP, Backups, restore_database
 from .db import database_exists, mask_url, open_database, resolve_url, sqlite_path
 from .drift import detect_drift
 from .engine import Engine
-from .exceptions import AdoptionRefused, ConfigError, DataLossRefused, ModelStoreError
+from .exceptions import AdoptionRefused, DataLossRefused, ModelStoreError
 from .gate import migrate_command
 from .lock import DEFAULT_TIMEOUT
 from .version import __version__
@@ -307,41 +307,10 @@ def cmd_accept(args, out):
 
 
 def cmd_restore(args, out):
+    url, safety, tables = restore_database(
+        args.backup, args.database, keep=args.keep_backups, timeout=args.lock_timeout,
+        safety_backup=not args.no_backup, directory=args.migrations)
     backup = os.path.abspath(os.path.expanduser(args.backup))
-    tables = check_backup(backup)
-    # The file the backup was taken from, unless named: $MODELSTORE_DATABASE_URL is not
-    # consulted, so a restore never lands on a database the backup did not come from by accident.
-    if args.database is not None:
-        url = resolve_url(args.database)
-    else:
-        described = Backup.parse(backup)
-        if described is None:
-            raise ConfigError('cannot tell which database %s is a backup of (its name is not '
-                              'DATABASE.TIME.schema-VERSION.bak); name it with --database'
-                              % backup)
-        url = 'sqlite:///' + described.source
-    path = sqlite_path(url)
-    if path is None or path == ':memory:':
-        raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not one '
-                          '(on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
-    path = os.path.abspath(path)
-    if path == backup:
-        raise ConfigError('%s is the backup itself; name the database to restore into' % path)
-    if os.path.isdir(path):
-        raise ConfigError('%s is a directory, not a SQLite database file' % path)
-    if not os.path.isdir(os.path.dirname(path)):
-        raise ConfigError('cannot restore into %s: directory %s does not exist'
-                          % (path, os.path.dirname(path)))
-    safety = None
-    if os.path.exists(path) and os.path.getsize(path) > 0 and not args.no_backup:
-        database = open_database(url, mode='inspect')
-        try:
-            status = Engine(database, args.migrations).status()
-        finally:
-            database.close()
-        safety = Backups(path, keep=args.keep_backups, timeout=args.lock_timeout).take(
-            schema_version(status))
-    restore(backup, path, timeout=args.lock_timeout)
     database = open_database(url, mode='inspect')
     try:
         status = Engine(database, args.migrations).status()
