@@ -123,7 +123,7 @@ class SqliteTarget:
         return problems
 
     def backups(self, target):
-        return glob.glob(target + '.*.bak'), glob.glob(target + '.*.partial')
+        return glob.glob(target + '.*.bak'), glob.glob(target + '.*.partial*')
 
 
 class PostgresTarget:
@@ -290,6 +290,8 @@ class Harness:
                                                                   rerun.stderr.strip()))
             elif schema(url) != self.states[-1]:
                 problems.append('second migrate did not reach the head schema')
+            elif t.backups(clone)[1]:  # A partial backup or its -journal, left by the kill.
+                problems.append('second migrate left %s' % t.backups(clone)[1])
             lost += _lost(self.original, fingerprint(url, self.columns))
             problems += t.health(clone)
             check = subprocess.run([sys.executable, '-m', 'modelstore', 'check', '--database',

@@ -9,17 +9,32 @@ history::
     registry.db.20261121T101500.123456Z.schema-0002.bak
 
 It is written under a ``.partial`` name and renamed when complete, so a run killed halfway
-leaves no backup that looks whole; stale partials are removed by the next backup. Backups are
-created ``0600``. Only the newest ``KEEP`` backups of a database are kept.
+leaves no backup that looks whole; stale partials (and the ``-journal`` SQLite leaves beside one)
+are removed by the next backup. Backups are created ``0600``. Only the newest ``KEEP`` backups of a
+database are kept.
+
+A file a command is using is never deleted by retention: a backup being written or restored from
+is held under a shared ``flock`` for as long as it is used, and retention deletes only the files it
+can lock exclusively, without waiting (a lock dies with its process, so a killed command leaves
+nothing locked). ``restore`` also names its source explicitly, so it is kept even where advisory
+locks are not available.
 
 PostgreSQL is not backed up here: use ``pg_dump`` (the server's own tool) before a risky change.
 """
+import contextlib
 import datetime
+import math
 import os
 import re
 import sqlite3
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
+
+try:
+    import fcntl
+except ImportError:  # Not POSIX: retention relies on the explicit ``protect`` list alone.
+    fcntl = None
 
 from .exceptions import ConfigError, LockTimeout, MigrationError
 
@@ -73,16 +88,92 @@ def _sync_directory(directory):
 
 def create_private(path):
     """Create ``path`` empty with mode 0600 if it does not exist (SQLite then keeps the mode
-    for its -wal, -shm and -journal files)."""
+    for its -wal, -shm and -journal files).
+
+    A dangling symlink is followed: its target is created, privately (``O_EXCL`` on the link
+    itself would fail, and SQLite would then create the target with the umask's mode).
+    """
+    if os.path.islink(path) and not os.path.exists(path):
+        path = os.path.realpath(path)
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         pass
 
 
+@contextlib.contextmanager
+def in_use(path):
+    """Hold a shared advisory lock on ``path`` while it is read or written, so that retention
+    (``Backups.prune``) in this or another process leaves it alone."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # Not there (yet) or unreadable: the caller's own open reports it.
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
+def _remove_unused(path):
+    """Delete ``path`` unless a command holds it (see in_use); True if it is gone."""
+    if fcntl is None:
+        _remove(path)
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: in use; anything else: leave it alone too.
+            return False
+        _remove(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _has_wal(path):
+    """True when a ``-wal`` file with content lies beside the database ``path``."""
+    try:
+        return os.path.getsize(path + '-wal') > 0
+    except OSError:
+        return False
+
+
 def _open_backup(path):
-    # immutable: nobody writes a backup, so SQLite need not lock it or create -shm/-wal files.
-    return sqlite3.connect('file:%s?mode=ro&immutable=1' % _uri_path(path), uri=True)
+    """Open a backup (or any database named as a restore source) read-only, as a reader of it
+    sees it.
+
+    A file modelstore wrote as a backup has no ``-wal``: it is opened ``immutable``, so SQLite
+    need not lock it or create ``-shm``/``-wal`` files. A live database named as the source
+    may hold its newest commits in its ``-wal`` file, which ``immutable`` would ignore: it is
+    opened as an ordinary reader, which reads the WAL (and needs its ``-shm``).
+    """
+    if not _has_wal(path):
+        return sqlite3.connect('file:%s?mode=ro&immutable=1' % file_uri_path(path), uri=True)
+    conn = sqlite3.connect('file:%s?mode=ro' % file_uri_path(path), uri=True, timeout=5.0)
+    try:
+        conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+        return conn
+    except sqlite3.Error as exc:
+        conn.close()
+        if getattr(exc, 'sqlite_errorname', 'SQLITE_CANTOPEN').split('_')[1] not in (
+                'CANTOPEN', 'READONLY'):
+            return sqlite3.connect('file:%s?mode=ro' % file_uri_path(path), uri=True)  # Reported
+            # by the caller's first query, as for any other damaged file.
+        raise ConfigError('%s has committed changes in its write-ahead log %s-wal that cannot '
+                          'be read (%s): SQLite needs to read and create %s-shm in that '
+                          'directory. Open it once with write access (which checkpoints the '
+                          'log), or copy the file together with its -wal and -shm files'
+                          % (path, path, exc, path)) from None
 
 
 def _copy(source, target, timeout, *, source_is_backup=False):
@@ -98,7 +189,9 @@ def _copy(source, target, timeout, *, source_is_backup=False):
             raise LockTimeout('the database stayed locked for more than %g s' % timeout)
 
     src = _open_backup(source) if source_is_backup else sqlite3.connect(
-        'file:%s?mode=ro' % _uri_path(source), uri=True, timeout=timeout)
+        'file:%s?mode=ro' % file_uri_path(source), uri=True, timeout=timeout)
+    if source_is_backup:
+        src.execute('PRAGMA busy_timeout = %d' % busy_ms(timeout))
     try:
         dst = sqlite3.connect(target, timeout=timeout)
         try:
@@ -113,20 +206,47 @@ def _copy(source, target, timeout, *, source_is_backup=False):
         src.close()
 
 
-def _uri_path(path):
-    from urllib.parse import quote
+def file_uri_path(path):
+    """``path`` made absolute and escaped for a ``file:`` URI."""
     return quote(os.path.abspath(path))
+
+
+# SQLite's busy timeout is an int of milliseconds.
+MAX_TIMEOUT = (2 ** 31 - 1) // 1000
+
+
+def busy_ms(timeout):
+    """``timeout`` seconds as SQLite's busy-timeout milliseconds (validated by check_timeout)."""
+    return int(check_timeout(timeout) * 1000)
+
+
+def check_timeout(value, what='lock timeout'):
+    """A wait in seconds: a finite number from 0 to MAX_TIMEOUT; ConfigError otherwise.
+
+    The message starts with ``what`` (None: with the predicate, for a CLI option's error).
+    """
+    subject = what + ' ' if what else ''
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError('%smust be a number of seconds, got %s'
+                          % (subject, type(value).__name__))
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError('%smust be a finite number of seconds, at least 0, got %r'
+                          % (subject, value))
+    if value > MAX_TIMEOUT:
+        raise ConfigError('%smust be at most %d s (about 24 days, the longest SQLite can wait), '
+                          'got %g' % (subject, MAX_TIMEOUT, value))
+    return float(value)
 
 
 class Backups:
     """The backups of one SQLite database file."""
 
     def __init__(self, path, keep=KEEP, timeout=30.0):
-        if keep < 1:
-            raise ConfigError('keep must be at least 1, got %r' % keep)
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError('keep must be a whole number of at least 1, got %r' % (keep,))
         self.path = os.path.abspath(path)
         self.keep = keep
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
 
     def list(self):
         """This database's backups, oldest first."""
@@ -138,42 +258,64 @@ class Backups:
                 found.append(backup)
         return sorted(found, key=lambda b: b.taken)
 
-    def take(self, version):
-        """Copy the database now; returns the backup's path. Prunes older ones afterwards."""
-        self._remove_partials()
+    def take(self, version, protect=()):
+        """Copy the database now; returns the backup's path. Prunes older ones afterwards,
+        never deleting a path in ``protect`` (or one another command holds, see in_use)."""
+        self.remove_partials()
         now = datetime.datetime.now(datetime.timezone.utc)
         final = '%s.%s.schema-%s.bak' % (self.path, now.strftime('%Y%m%dT%H%M%S.%fZ'), version)
         partial = final + '.partial'
         try:
             create_private(partial)
-            _copy(self.path, partial, self.timeout)
-            with open(partial, 'rb+') as fh:
-                os.fsync(fh.fileno())
-            os.replace(partial, final)
+            with in_use(partial):  # Another run's _remove_partials leaves it alone.
+                _copy(self.path, partial, self.timeout)
+                with open(partial, 'rb+') as fh:
+                    os.fsync(fh.fileno())
+                os.replace(partial, final)
             _sync_directory(os.path.dirname(final))
         except BaseException as exc:
-            _remove(partial)
+            for leftover in _with_journals(partial):
+                _remove(leftover)
             if isinstance(exc, (OSError, sqlite3.Error, LockTimeout)):
                 raise MigrationError('could not back up %s to %s: %s; nothing was changed '
                                      '(--no-backup skips the backup)'
                                      % (self.path, final, exc)) from exc
             raise
-        self.prune()
+        self.prune(protect=protect)
         return final
 
-    def prune(self):
-        """Delete all but the newest ``keep`` backups; returns the deleted paths."""
-        old = self.list()[:-self.keep]
-        for backup in old:
-            _remove(backup.path)
-        return [b.path for b in old]
+    def prune(self, protect=()):
+        """Delete all but the newest ``keep`` backups; returns the deleted paths.
 
-    def _remove_partials(self):
-        # Left by a run killed while copying: the run lock is held, so no copy is in progress.
+        A path in ``protect``, or a backup another command is using (a restore reading it), is
+        kept and does not count against ``keep``.
+        """
+        protected = {os.path.abspath(p) for p in protect}
+        deleted = []
+        for backup in self.list()[:-self.keep]:
+            if backup.path not in protected and _remove_unused(backup.path):
+                deleted.append(backup.path)
+        return deleted
+
+    def remove_partials(self):
+        """Delete what a backup killed halfway left: the ``.partial`` file and its journal."""
+        # Left by a run killed while copying, with the rollback journal SQLite kept beside it
+        # while writing. One being written right now is held (in_use) and is skipped.
         directory, base = os.path.split(self.path)
         for name in os.listdir(directory):
             if name.startswith(base + '.') and name.endswith('.bak.partial'):
-                _remove(os.path.join(directory, name))
+                path = os.path.join(directory, name)
+                if _remove_unused(path):
+                    for leftover in _with_journals(path)[1:]:
+                        _remove(leftover)
+            elif name.startswith(base + '.') and re.search(r'\.bak\.partial-(journal|wal|shm)$',
+                                                           name):
+                if not os.path.exists(os.path.join(directory, name.rsplit('-', 1)[0])):
+                    _remove(os.path.join(directory, name))  # Its partial is gone already.
+
+
+def _with_journals(path):
+    return [path] + [path + suffix for suffix in ('-journal', '-wal', '-shm')]
 
 
 def _remove(path):
@@ -192,17 +334,16 @@ def check_backup(path):
         raise ConfigError('backup %s does not exist' % path)
     if not os.path.isfile(path):
         raise ConfigError('backup %s is not a file' % path)
+    conn = _open_backup(path)  # ConfigError if its write-ahead log cannot be read.
     try:
-        conn = _open_backup(path)
-        try:
-            result = [row[0] for row in conn.execute('PRAGMA integrity_check').fetchall()]
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
+        result = [row[0] for row in conn.execute('PRAGMA integrity_check').fetchall()]
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise ConfigError('backup %s is not a usable SQLite database: %s' % (path, exc)) \
             from None
+    finally:
+        conn.close()
     if result != ['ok']:
         raise ConfigError('backup %s is damaged (integrity_check: %s)'
                           % (path, '; '.join(result[:3])))
@@ -232,38 +373,42 @@ def restore_database(backup, url=None, *, keep=KEEP, timeout=30.0, safety_backup
     database as it is now is backed up first. Returns (url, that backup's path or None, the
     restored tables); raises ConfigError, changing nothing, if anything is wrong.
     """
-    from .db import mask_url, open_database, resolve_url, sqlite_path
+    from .db import mask_url, open_database, resolve_url, sqlite_path, sqlite_url
     from .engine import Engine
+    timeout = check_timeout(timeout)
     backup = os.path.abspath(os.path.expanduser(backup))
-    tables = check_backup(backup)
-    if url is not None:
-        url = resolve_url(url)
-    else:
-        described = Backup.parse(backup)
-        if described is None:
-            raise ConfigError('cannot tell which database %s is a backup of (its name is not '
-                              'DATABASE.TIME.schema-VERSION.bak); name it with --database'
-                              % backup)
-        url = 'sqlite:///' + described.source
-    path = sqlite_path(url)
-    if path is None or path == ':memory:':
-        raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not one '
-                          '(on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
-    path = os.path.abspath(path)
-    if path == backup:
-        raise ConfigError('%s is the backup itself; name the database to restore into' % path)
-    if os.path.isdir(path):
-        raise ConfigError('%s is a directory, not a SQLite database file' % path)
-    if not os.path.isdir(os.path.dirname(path)):
-        raise ConfigError('cannot restore into %s: directory %s does not exist'
-                          % (path, os.path.dirname(path)))
-    safety = None
-    if safety_backup and os.path.exists(path) and os.path.getsize(path) > 0:
-        database = open_database(url, mode='inspect')
-        try:
-            status = Engine(database, directory).status()
-        finally:
-            database.close()
-        safety = Backups(path, keep=keep, timeout=timeout).take(schema_version(status))
-    restore(backup, path, timeout=timeout)
+    with in_use(backup):  # Retention, here or in another process, must not delete it.
+        tables = check_backup(backup)
+        if url is not None:
+            url = resolve_url(url)
+        else:
+            described = Backup.parse(backup)
+            if described is None:
+                raise ConfigError('cannot tell which database %s is a backup of (its name is '
+                                  'not DATABASE.TIME.schema-VERSION.bak); name it with '
+                                  '--database' % backup)
+            url = sqlite_url(described.source)
+        path = sqlite_path(url)
+        if path is None or path == ':memory:':
+            raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not '
+                              'one (on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
+        path = os.path.abspath(path)
+        if path == backup:
+            raise ConfigError('%s is the backup itself; name the database to restore into'
+                              % path)
+        if os.path.isdir(path):
+            raise ConfigError('%s is a directory, not a SQLite database file' % path)
+        if not os.path.isdir(os.path.dirname(path)):
+            raise ConfigError('cannot restore into %s: directory %s does not exist'
+                              % (path, os.path.dirname(path)))
+        safety = None
+        if safety_backup and os.path.exists(path) and os.path.getsize(path) > 0:
+            database = open_database(url, mode='inspect')
+            try:
+                status = Engine(database, directory).status()
+            finally:
+                database.close()
+            safety = Backups(path, keep=keep, timeout=timeout).take(schema_version(status),
+                                                                   protect=[backup])
+        restore(backup, path, timeout=timeout)
     return url, safety, tables

@@ -292,3 +292,133 @@ def test_backup_waits_for_a_writer_at_most_the_timeout(db_path):
         blocker.close()
     assert Backups(db_path).list() == []
     assert not glob.glob(db_path + '*.partial')
+
+
+# -- restore never loses its source; retention never deletes a file in use (issue 11: B1) ------
+
+def _five_backups(cli, path):
+    """Five backups made the way an operator makes them: rollback --yes, then migrate."""
+    populated(path)
+    for _ in range(5):
+        assert cli('rollback', '--database', path, '--yes')[0] == 0
+        assert cli('migrate', '--database', path)[0] == 0
+    kept = backups_of(path)
+    assert len(kept) == 5
+    return kept
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('keep', [None, '1'])
+def test_restore_from_the_oldest_of_five_backups_keeps_it(cli, db_path, keep):
+    oldest = _five_backups(cli, db_path)[0]
+    expected = dump(oldest)[1]
+    code, out, err = cli('restore', oldest, *(['--keep-backups', keep] if keep else []))
+    assert code == 0, err
+    assert os.path.exists(oldest)  # The source survived its own safety backup's retention.
+    assert dump(db_path)[1] == expected
+    [safety] = [line.split(': ', 1)[1] for line in out.splitlines()
+                if line.startswith('Backup of the database as it was: ')]
+    assert os.path.exists(safety)
+    kept = backups_of(db_path)
+    # The newest N, and the source beside them (retention deletes it on a later run).
+    assert len(kept) == (2 if keep else 6) and oldest in kept and safety in kept
+
+
+@pytest.mark.sqlite_only
+def test_retention_skips_a_backup_another_command_is_using(db_path):
+    from modelstore.backup import in_use
+    populated(db_path)
+    backups = Backups(db_path, keep=1)
+    first = backups.take('0005')
+    with in_use(first):  # As restore holds its source while it reads it.
+        second = backups.take('0005')
+        third = backups.take('0005')
+        assert os.path.exists(first)  # In use: kept, though keep=1.
+        assert not os.path.exists(second)
+    assert backups.prune() == [first]  # Once released, retention applies to it again.
+    assert backups_of(db_path) == [third]
+
+
+@pytest.mark.sqlite_only
+def test_retention_keeps_a_backup_held_by_another_process(db_path):
+    import subprocess
+    import sys
+    populated(db_path)
+    backups = Backups(db_path, keep=1)
+    held = backups.take('0005')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import fcntl, os, sys, time\n'
+         'fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_SH)\n'
+         'print("held", flush=True); time.sleep(60)', held], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        backups.take('0005')
+        assert os.path.exists(held)
+    finally:
+        holder.kill()
+        holder.wait()
+    backups.take('0005')
+    assert not os.path.exists(held)  # Its holder died: the lock went with it.
+
+
+# -- restore reads what a reader of a live source sees (B7) ------------------------------------
+
+@pytest.mark.sqlite_only
+def test_restore_from_a_live_registry_includes_the_rows_still_in_its_wal(cli, tmp_path):
+    source = str(tmp_path / 'live.db')
+    target = str(tmp_path / 'target.db')
+    with modelstore.connect('sqlite:///' + source) as live:
+        live.add_models([dict(MODEL, model_name='m%d' % i) for i in range(50)])
+        assert os.path.getsize(source + '-wal') > 0  # The rows are in the log, not the file.
+        code, out, err = cli('restore', source, '--database', target)
+        assert code == 0, err
+        assert '5 scripts applied' in out or 'scripts applied' in out
+        assert query(target, 'SELECT count(*) FROM fine_tuned_models') == [(50,)]
+        assert query(target, 'PRAGMA integrity_check') == [('ok',)]
+
+
+# -- leftovers and modes (B9) ------------------------------------------------------------------
+
+@pytest.mark.sqlite_only
+def test_a_killed_backups_journal_is_removed_by_the_next_run(cli, db_path):
+    populated(db_path)
+    stale = db_path + '.20260101T000000.000000Z.schema-0004.bak.partial'
+    for leftover in (stale, stale + '-journal'):
+        with open(leftover, 'wb') as fh:
+            fh.write(b'half a copy')
+    orphan = db_path + '.20260102T000000.000000Z.schema-0004.bak.partial-journal'
+    with open(orphan, 'wb') as fh:  # Its partial was removed by an older modelstore.
+        fh.write(b'journal')
+    # Even a run with nothing to do (no backup taken) cleans up.
+    code, out, _ = cli('migrate', '--database', db_path)
+    assert code == 0 and 'Nothing to migrate' in out
+    assert not glob.glob(db_path + '*.partial*')
+
+
+@pytest.mark.sqlite_only
+def test_a_partial_being_written_by_another_run_is_left_alone(db_path):
+    from modelstore.backup import in_use
+    populated(db_path)
+    busy = db_path + '.20260101T000000.000000Z.schema-0004.bak.partial'
+    with open(busy, 'wb') as fh:
+        fh.write(b'being copied')
+    with in_use(busy):
+        Backups(db_path).take('0005')
+        assert os.path.exists(busy)
+    Backups(db_path).take('0005')
+    assert not os.path.exists(busy)
+
+
+@pytest.mark.sqlite_only
+def test_a_registry_created_through_a_dangling_symlink_is_private(tmp_path):
+    os.umask(0o022)
+    data = tmp_path / 'data'
+    data.mkdir()
+    link = tmp_path / 'registry.db'
+    link.symlink_to(data / 'real.db')
+    assert not link.exists()
+    with modelstore.connect('sqlite:///' + str(link)) as store:
+        store.add_model(**MODEL)
+    assert os.path.islink(link)  # The link is kept; its target was created.
+    assert stat.S_IMODE(os.stat(data / 'real.db').st_mode) == 0o600
+    assert query(str(data / 'real.db'), 'SELECT count(*) FROM fine_tuned_models') == [(1,)]
