@@ -1,9 +1,19 @@
 """Resolve a database URL and open it with the settings modelstore relies on.
 
-URL resolution: the explicit argument, then ``MODELSTORE_DATABASE_URL``, then a SQLite file at
-``${XDG_DATA_HOME:-~/.local/share}/modelstore/modelstore.db`` (its directory is created). URLs are
-``playhouse.db_url`` URLs (``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-``postgresql://user:pass@host:5432/db``); a bare path is taken as a SQLite file.
+URL resolution: the explicit argument, then ``MODELSTORE_DATABASE_URL`` (unset or empty: not
+used), then a SQLite file at ``${XDG_DATA_HOME:-~/.local/share}/modelstore/modelstore.db`` (its
+directory is created). An empty string given as the URL is an error, never "the default".
+URLs are ``playhouse.db_url`` URLs (``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
+``postgresql://user:pass@host:5432/db``) and follow URL rules: ``%XX`` escapes are decoded, and
+``?`` and ``#`` start the query and the fragment. A bare path (no ``://``) is a path, every
+character of it: it becomes a SQLite URL with ``%``, ``?`` and ``#`` escaped.
+
+Query parameters: a SQLite URL takes none (modelstore sets the busy timeout and pragmas
+itself); a PostgreSQL URL takes libpq's connection keywords (``sslmode``, ``connect_timeout``,
+``application_name``, ...), each checked by the driver before connecting. A URL with a
+fragment, or a parameter that is not understood, is refused before any file is created.
+PostgreSQL connections give up after ``connect_timeout`` seconds (default 10) when the server
+does not answer.
 
 Every SQLite connection gets a busy timeout and ``foreign_keys=ON``. Three modes:
 
@@ -18,20 +28,22 @@ Every SQLite connection gets a busy timeout and ``foreign_keys=ON``. Three modes
 import os
 import re
 import sqlite3
+import stat
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
 from playhouse import db_url
 
-from .backup import create_private
+from .backup import create_private, file_uri_path
 from .exceptions import ConfigError
 
-__all__ = ['ENV_VAR', 'default_url', 'resolve_url', 'mask_url', 'sqlite_path', 'open_database',
-           'write_transaction', 'database_exists']
+__all__ = ['ENV_VAR', 'default_url', 'resolve_url', 'mask_url', 'sqlite_path', 'sqlite_url',
+           'open_database', 'write_transaction', 'database_exists']
 
 ENV_VAR = 'MODELSTORE_DATABASE_URL'
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for SQLite's lock before "database is locked".
+CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connect waits for the server (URL: connect_timeout).
 _SECRET_KEYS = {'password', 'passwd', 'pass'}
 
 
@@ -43,19 +55,30 @@ def default_path():
 
 def default_url():
     """The embedded default: a SQLite file under the XDG data directory."""
-    return 'sqlite:///' + os.path.abspath(default_path())
+    return sqlite_url(default_path())
+
+
+def sqlite_url(path):
+    """The SQLite URL of the file ``path`` (made absolute), exactly that file: the characters
+    a URL gives a meaning to (``%``, ``?``, ``#``) are escaped."""
+    path = os.path.abspath(path)
+    return 'sqlite:///' + path.replace('%', '%25').replace('?', '%3F').replace('#', '%23')
 
 
 def resolve_url(url=None):
-    """Pick the URL: argument, then $MODELSTORE_DATABASE_URL, then the embedded default."""
-    if url is None or url == '':
+    """Pick the URL: argument, then $MODELSTORE_DATABASE_URL, then the embedded default.
+
+    A bare path (no ``://``) is a SQLite file path, taken literally; ``''`` is an error.
+    """
+    if url is None:
         url = os.environ.get(ENV_VAR) or default_url()
     if not isinstance(url, str):
         raise ConfigError('database URL must be a string, got %s' % type(url).__name__)
+    if url.strip() == '':
+        raise ConfigError('the database URL is empty; give a URL or a file path (or leave it '
+                          'out to use $%s or the default)' % ENV_VAR)
     if '://' not in url:
-        if url.strip() == '':
-            raise ConfigError('database URL is empty')
-        url = 'sqlite:///' + os.path.abspath(os.path.expanduser(url))  # A bare SQLite path.
+        url = sqlite_url(os.path.expanduser(url))  # A bare SQLite path.
     return url
 
 
@@ -79,11 +102,12 @@ def mask_url(url):
 
 
 def sqlite_path(url):
-    """The file path of a SQLite URL, ``':memory:'``, or None for other backends."""
+    """The file path of a SQLite URL (``%XX`` decoded), ``':memory:'``, or None for other
+    backends."""
     parts = urlsplit(url)
     if 'sqlite' not in parts.scheme:
         return None
-    path = parts.path[1:] if parts.path.startswith('/') else parts.path
+    path = unquote(parts.path[1:] if parts.path.startswith('/') else parts.path)
     return path or ':memory:'
 
 
@@ -101,13 +125,20 @@ def _check_sqlite_path(url, path, mode):
         return
     if os.path.isdir(path):
         raise ConfigError('%s is a directory, not a SQLite database file' % path)
-    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # /dev/null and the like: SQLite "writes" to it, and every commit then fails.
+        raise ConfigError('%s is not a regular file (a device, pipe or socket), so it cannot '
+                          'hold a SQLite database' % path)
+    # Through a dangling symlink, the file is created where the link points.
+    real = os.path.realpath(path) if os.path.islink(path) else path
+    parent = os.path.dirname(os.path.abspath(real))
     if not os.path.isdir(parent) and mode != 'inspect':
         if os.path.abspath(path) != os.path.abspath(default_path()):
             raise ConfigError('cannot create %s: directory %s does not exist'
                               % (mask_url(url), parent))
         os.makedirs(parent, mode=0o700, exist_ok=True)
     if mode != 'inspect' and os.path.exists(path):
+        parent = os.path.dirname(os.path.realpath(path))
         for what, target in (('file', path), ('directory', parent)):
             # SQLite writes the file, and a -journal or -wal file beside it.
             if not os.access(target, os.W_OK):
@@ -151,6 +182,116 @@ def use_for_app(database):
     return database
 
 
+class _SafeRollback:
+    """SQLite: roll back only what is still there, so the error that ended a transaction is the
+    one reported.
+
+    On SQLITE_FULL, IOERR, NOMEM or CORRUPT, SQLite may roll the whole transaction back by
+    itself. peewee's atomic() then sends ROLLBACK (or ROLLBACK TO SAVEPOINT), which fails with
+    "cannot rollback - no transaction is active" and replaces the real error ("database or disk
+    is full"). Here a rollback is skipped when the connection is no longer in a transaction.
+    """
+
+    def _in_transaction(self):
+        return not self.is_closed() and self.connection().in_transaction
+
+    def rollback(self):
+        if self._in_transaction():
+            super().rollback()
+
+    def savepoint(self):
+        return _Savepoint(self)
+
+
+class _Savepoint:
+    """A savepoint as peewee's atomic() nests one, whose rollback survives SQLite's own."""
+
+    def __init__(self, db):
+        self.db = db
+        self.quoted_sid = 's%s' % os.urandom(8).hex()
+
+    def _begin(self):
+        self.db.execute_sql('SAVEPOINT %s' % self.quoted_sid)
+
+    def commit(self, begin=True):
+        self.db.execute_sql('RELEASE SAVEPOINT %s' % self.quoted_sid)
+        if begin:
+            self._begin()
+
+    def rollback(self, begin=True):
+        if self.db._in_transaction():
+            self.db.execute_sql('ROLLBACK TO SAVEPOINT %s' % self.quoted_sid)
+        if begin:
+            self._begin()
+
+    def __enter__(self):
+        self._begin()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.rollback(False)
+            return False
+        try:
+            self.commit(False)
+        except Exception:
+            self.rollback(False)
+            raise
+        return False
+
+
+_SAFE = {}
+
+
+def _safe_class(cls):
+    """``cls`` (a SqliteDatabase class from playhouse.db_url) with _SafeRollback mixed in."""
+    if cls not in _SAFE:
+        _SAFE[cls] = type(cls.__name__, (_SafeRollback, cls), {'__module__': __name__})
+    return _SAFE[cls]
+
+
+def _check_query(url, shown, parts, cls):
+    """Refuse a fragment, and query parameters that would not be understood, before anything
+    is opened or created."""
+    if parts.fragment or url.endswith('#'):
+        raise ConfigError('database URL %s has a fragment (#%s), which means nothing here; a '
+                          '"#" in a file name is written %%23 in a URL (or give the bare path)'
+                          % (shown, parts.fragment))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not pairs and parts.query:
+        pairs = [(parts.query, '')]
+    if issubclass(cls, SqliteDatabase):
+        if pairs:
+            raise ConfigError('SQLite URL %s has query parameters (%s), which modelstore does '
+                              'not take: it sets the busy timeout and pragmas itself. A "?" in '
+                              'a file name is written %%3F in a URL (or give the bare path)'
+                              % (shown, ', '.join(repr(k) for k, _ in pairs)))
+        return
+    if 'postgres' in parts.scheme:
+        try:
+            from psycopg2.extensions import parse_dsn
+        except ImportError:  # Reported when connecting, with the install command.
+            return
+        for key, value in pairs:
+            try:
+                parse_dsn('%s=%s' % (key, _dsn_quote(value)))
+            except Exception as exc:
+                raise ConfigError('PostgreSQL URL %s has a query parameter libpq does not '
+                                  'understand: %s (%s)' % (shown, key, _one_line(exc))) from None
+        timeout = dict(pairs).get('connect_timeout')
+        if timeout is not None and not re.fullmatch(r'\s*\d+\s*', timeout):
+            raise ConfigError('PostgreSQL URL %s: connect_timeout must be a whole number of '
+                              'seconds, got %r' % (shown, timeout))
+
+
+def _dsn_quote(value):
+    return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def _one_line(exc):
+    return ' '.join(str(exc).split()) or type(exc).__name__
+
+
 def open_database(url, *, mode='app'):
     """Open (and verify) the database at ``url``; raise ConfigError saying what is wrong."""
     if mode not in MODES:
@@ -165,35 +306,114 @@ def open_database(url, *, mode='app'):
         raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
                           'postgresql://user:password@host/db or mysql://user:password@host/db'
                           % (parts.scheme, shown))
-    params = {}
+    _check_query(url, shown, parts, cls)
+    try:
+        kwargs = db_url.parseresult_to_dict(parts, unquote_password=True, unquote_user=True)
+    except ValueError as exc:  # A port that is not a number.
+        raise ConfigError('invalid database URL %s: %s' % (shown, exc)) from None
+    read_only = False
     if issubclass(cls, SqliteDatabase):
+        cls = _safe_class(cls)
         path = sqlite_path(url)
         _check_sqlite_path(url, path, mode)
         if mode == 'inspect' and path != ':memory:' and (
                 not os.path.exists(path) or os.path.getsize(path) == 0):
             # An empty database we must not create, or write a header into: stand in for it.
-            url = 'sqlite:///:memory:'
-        params['pragmas'] = _sqlite_pragmas()
-        params['timeout'] = BUSY_TIMEOUT
+            path = ':memory:'
+        read_only = mode == 'inspect' and path != ':memory:' and not _writable(path)
+        kwargs = {'database': path, 'pragmas': _sqlite_pragmas(), 'timeout': BUSY_TIMEOUT}
+    elif 'postgres' in parts.scheme:
+        kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
+    if not kwargs.get('database'):
+        raise ConfigError('invalid database URL %s: it names no database (local databases take '
+                          'three slashes, sqlite:///file.db; servers postgresql://host/db)'
+                          % shown)
     try:
-        database = db_url.connect(url, unquote_password=True, unquote_user=True, **params)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ConfigError('invalid database URL %s: %s' % (shown, _masked(exc, url, shown))) \
-            from None
-    try:
-        database.connect(reuse_if_open=True)
-        database.get_tables()  # A non-database file fails here, not on the first write.
+        database = _connect(cls, kwargs, read_only, url, shown)
     except ImproperlyConfigured as exc:
         extra = 'mysql' if 'mysql' in parts.scheme else 'postgres'
         raise ConfigError('cannot open %s: %s Install it with: pip install "modelstore[%s]"'
                           % (shown, str(exc).rstrip('.') + '.', extra)) from None
+    return use_for_app(database) if mode == 'app' else database
+
+
+def _writable(path):
+    """Can SQLite write the file and create its -journal/-wal/-shm beside it?"""
+    return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.realpath(path)),
+                                                  os.W_OK)
+
+
+def _connect(cls, kwargs, read_only, url, shown):
+    """Open ``cls(**kwargs)`` and read its table list (a non-database file fails here)."""
+    if read_only:
+        return _connect_read_only(cls, kwargs, url, shown)
+    try:
+        database = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError('invalid database URL %s: %s' % (shown, _masked(exc, url, shown))) \
+            from None
+    started = time.monotonic()
+    try:
+        database.connect(reuse_if_open=True)
+        database.get_tables()
+    except ImproperlyConfigured:
+        raise
     except (DatabaseError, sqlite3.Error) as exc:
         database.close()
-        raise ConfigError('cannot open %s: %s' % (shown, _masked(exc, url, shown))) from None
+        raise ConfigError('cannot open %s: %s%s' % (
+            shown, _masked(exc, url, shown), _timeout_hint(kwargs, started))) from None
     except Exception as exc:  # Driver errors (refused connection, bad password) vary by driver.
-        raise ConfigError('cannot connect to %s: %s' % (shown, _masked(exc, url, shown))) \
-            from None
-    return use_for_app(database) if mode == 'app' else database
+        raise ConfigError('cannot connect to %s: %s%s' % (
+            shown, _masked(exc, url, shown), _timeout_hint(kwargs, started))) from None
+    return database
+
+
+def _timeout_hint(kwargs, started):
+    """Why a connect that took its whole connect_timeout failed: the server never answered."""
+    timeout = kwargs.get('connect_timeout')
+    if timeout is None or time.monotonic() - started < max(int(timeout), 2) * 0.9:
+        return ''
+    return ' (no answer from %s:%s within %s s; connect_timeout=N in the URL changes the wait)' \
+        % (kwargs.get('host', 'localhost'), kwargs.get('port', 5432), timeout)
+
+
+def _connect_read_only(cls, kwargs, url, shown):
+    """Open a SQLite file this process cannot write, for reading (status, history, check).
+
+    An ordinary read-only reader sees the write-ahead log, but needs the -shm file; in a
+    read-only directory, where it cannot be created, SQLite refuses. When the log is absent or
+    empty there is nothing in it to miss -- and nobody can write the file in WAL mode without
+    creating it -- so the file is opened ``immutable``. A log with content that cannot be read
+    is reported, naming what is missing.
+    """
+    path = kwargs['database']
+    uri = 'file:%s?mode=ro' % file_uri_path(path)
+    attempts = [uri]
+    if not os.path.exists(path + '-wal') or os.path.getsize(path + '-wal') == 0:
+        attempts.append(uri + '&immutable=1')
+    error = None
+    for attempt in attempts:
+        database = cls(**dict(kwargs, database=attempt, uri=True))
+        try:
+            database.connect()
+            database.get_tables()
+            return database
+        except (DatabaseError, sqlite3.Error) as exc:
+            database.close()
+            error = error or exc
+    wal = path + '-wal'
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        shm = path + '-shm'
+        missing = ('%s is missing and cannot be created in the read-only directory %s'
+                   % (shm, os.path.dirname(os.path.realpath(path))) if not os.path.exists(shm)
+                   else '%s is not readable by this user' % shm if not os.access(shm, os.R_OK)
+                   else '%s is not readable by this user' % wal)
+        raise ConfigError('cannot read %s: it is in WAL mode and its write-ahead log holds '
+                          'committed changes, which SQLite reads only through the -shm file: '
+                          '%s. Run this as a user who may write the directory, or ask its '
+                          'owner to open the database once (that folds the log into the file)'
+                          % (shown, missing))
+    raise ConfigError('cannot open %s: %s' % (shown, _masked(error, url, shown)))
 
 
 def _masked(exc, url, shown):
