@@ -15,11 +15,12 @@ import os
 import sys
 import traceback
 
-from .backup import KEEP, Backups, restore_database
+from .backup import KEEP, Backups, check_timeout, restore_database
 from .db import database_exists, mask_url, open_database, resolve_url, sqlite_path
 from .drift import detect_drift
 from .engine import Engine
-from .exceptions import AdoptionRefused, DataLossRefused, ModelStoreError
+from .exceptions import (AdoptionRefused, ConfigError, DataLossRefused, ModelStoreError,
+                         ScriptError)
 from .gate import migrate_command
 from .lock import DEFAULT_TIMEOUT
 from .version import __version__
@@ -199,10 +200,8 @@ def cmd_status(args, out):
             state = entry.state
             when = method = ''
             if entry.record is not None:
-                stamp = entry.record.applied_utc or entry.record.applied
-                when = stamp.strftime('%Y-%m-%d %H:%M:%S') + (
-                    ' UTC' if entry.record.applied_utc else '') if stamp else ''
-                method = entry.record.method or ''
+                when = _when(entry.record, '')
+                method = _value(entry.record, 'method', entry.record.method or '')
             note = ''
             if entry.changed:
                 note = '  ' + out.paint('CHANGED since applied', '31')
@@ -222,6 +221,9 @@ def cmd_status(args, out):
             ', %d missing' % len(status.missing) if status.missing else ''))
         for note in adoption.notes if adoption else ():
             out.line('note: ' + note)
+        for problem in _history_problems(status.records):
+            out.line('damaged history: %s (modelstore check fails until it is fixed)'
+                     % problem)
         if adoption and adoption.problems:
             out.line(out.paint('migrate will refuse this database until it is fixed:', '31'))
             for line in adoption.problems:
@@ -251,13 +253,39 @@ def cmd_history(args, out):
         out.line('  (no scripts applied%s)' % ('' if database_exists(url) else
                                                  '; the database does not exist yet'))
     for r in records:
-        stamp = r.applied_utc or r.applied
-        out.line('  %-45s %s%s  %-7s %8s  %s  %s  %s' % (
-            r.name, stamp.strftime('%Y-%m-%d %H:%M:%S') if stamp else '-',
-            ' UTC' if r.applied_utc else '', r.method or '-',
-            '%.1f ms' % (r.duration * 1000) if r.duration is not None else '-',
-            r.applied_by or '-', r.tool_version or '-', (r.checksum or '-')[:12]))
+        out.line('  %-45s %s  %-7s %8s  %s  %s  %s' % (
+            r.name, _when(r, '-'), _value(r, 'method', r.method or '-'),
+            _value(r, 'duration', '%.1f ms' % (r.duration * 1000)
+                   if r.duration is not None else '-'),
+            _value(r, 'applied_by', r.applied_by or '-'),
+            _value(r, 'tool_version', r.tool_version or '-'),
+            _value(r, 'checksum', (r.checksum or '-')[:12])))
+    for problem in _history_problems(records):
+        out.line('  damaged: ' + problem)
     return OK
+
+
+def _when(record, empty):
+    """When a history record was applied, in UTC where known; unreadable text shown so."""
+    if record.applied_utc is not None:
+        return record.applied_utc.strftime('%Y-%m-%d %H:%M:%S') + ' UTC'
+    unreadable = dict(record.unreadable)
+    if 'applied_utc' in unreadable:
+        return 'unreadable: %s' % unreadable['applied_utc']
+    if record.applied is not None:
+        return record.applied.strftime('%Y-%m-%d %H:%M:%S')
+    if 'applied' in unreadable:
+        return 'unreadable: %s' % unreadable['applied']
+    return empty
+
+
+def _value(record, name, text):
+    unreadable = dict(record.unreadable)
+    return 'unreadable: %s' % unreadable[name] if name in unreadable else text
+
+
+def _history_problems(records):
+    return [problem for record in records for problem in record.problems()]
 
 
 def cmd_check(args, out):
@@ -269,10 +297,13 @@ def cmd_check(args, out):
     problems += ['missing script file for applied %s' % n for n in status.missing]
     problems += ['changed since applied: %s' % n for n in status.changed]
     problems += ['drift: %s' % line for line in drift.lines]
+    damaged = _history_problems(status.records)
+    problems += ['damaged history: %s' % line for line in damaged]
     if out.as_json:
         out.json({'database': shown, 'ok': not problems, 'pending': status.pending,
                   'missing': status.missing, 'changed': status.changed,
-                  'drift': drift.lines, 'notes': drift.notes, 'applied': status.applied})
+                  'drift': drift.lines, 'notes': drift.notes, 'applied': status.applied,
+                  'damaged_history': damaged})
         return PENDING if problems else OK
     if problems:
         out.line('%s %s' % (out.paint('✗', '31'), shown))
@@ -355,11 +386,11 @@ def _common_options(suppress):
 def _parser():
     common = _common_options(suppress=True)
     locking = argparse.ArgumentParser(add_help=False)
-    locking.add_argument('--lock-timeout', type=float, default=DEFAULT_TIMEOUT,
+    locking.add_argument('--lock-timeout', type=_seconds, default=DEFAULT_TIMEOUT,
                          metavar='SECONDS', help='wait this long for another run to finish '
                          '(default %(default)g)')
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='modelstore', description='Migrate and inspect a modelstore registry database.',
         parents=[_common_options(suppress=False)])
     parser.add_argument('--version', action='version', version='modelstore ' + __version__)
@@ -409,6 +440,17 @@ def _parser():
     return parser
 
 
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('invalid float value: %r' % text) from None
+    try:
+        return check_timeout(value, None)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text):
     try:
         value = int(text)
@@ -419,38 +461,63 @@ def _positive(text):
     return value
 
 
+class UsageError(ModelStoreError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises UsageError (after printing the usage) so that main()
+    reports it like any other error, also as JSON with --json."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise UsageError('%s: %s' % (self.prog, message))
+
+
 def main(argv=None):
     """Run the CLI; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error (already printed).
+    except SystemExit as exc:  # --help or --version.
         return exc.code if isinstance(exc.code, int) else ERROR
+    except UsageError as exc:
+        args = argparse.Namespace(verbose=False)
+        return _fail(args, Output(sys.stdout, '--json' in argv), exc, 'error: %s' % exc,
+                     trace=False)
     if args.verbose:
         import logging
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     out = Output(sys.stdout, args.json)
     if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
-        print('error: --dry-run and --fake cannot be combined', file=sys.stderr)
-        return ERROR
+        return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
+                     'error: --dry-run and --fake cannot be combined')
     try:
         return args.func(args, out)
     except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
-        if args.verbose:
-            traceback.print_exc()
-        print('error: %s' % exc.report(), file=sys.stderr)
-        return ERROR
+        return _fail(args, out, exc, 'error: %s' % exc.report())
     except ModelStoreError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print('error: %s' % _one_line(exc), file=sys.stderr)
-        return ERROR
-    except KeyboardInterrupt:
-        print('error: interrupted; the script that was running was rolled back',
-              file=sys.stderr)
-        return 130
+        return _fail(args, out, exc, 'error: %s' % _one_line(exc))
+    except KeyboardInterrupt as exc:
+        return _fail(args, out, exc, 'error: interrupted; the script that was running was '
+                                     'rolled back', code=130, trace=False)
     except Exception as exc:  # A bug or an unexpected driver error: still one line.
-        if args.verbose:
-            traceback.print_exc()
-        print('error: unexpected %s: %s (run with -v for the traceback)'
-              % (type(exc).__name__, _one_line(exc)), file=sys.stderr)
-        return ERROR
+        return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
+                     % (type(exc).__name__, _one_line(exc)))
+
+
+def _fail(args, out, exc, text, code=ERROR, trace=True):
+    """Report an error: one line (or a report) on stderr; with --json, also a JSON object on
+    stdout, so that a script reading stdout always gets one object."""
+    if args.verbose and trace:
+        traceback.print_exc()
+    print(text, file=sys.stderr)
+    if out.as_json:
+        error = {'type': type(exc).__name__, 'message': _one_line(exc), 'exit_code': code}
+        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown'):
+            if hasattr(exc, attribute):
+                error[attribute] = getattr(exc, attribute)
+        if isinstance(exc, ScriptError):
+            error['script'] = exc.name
+        out.json({'ok': False, 'error': error})
+    return code

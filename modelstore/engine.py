@@ -16,14 +16,15 @@ reports is exactly what would run, and nothing changes -- not even the history t
 """
 import contextlib
 import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
-from .backup import schema_version
+from .backup import check_timeout, schema_version
 from .exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
                          SchemaNewerThanCode, ScriptError)
 from .history import RUNNING, TABLE as HISTORY_TABLE, History, Record
@@ -105,6 +106,11 @@ class Status:
         return self._names(lambda e: e.changed)
 
     @property
+    def records(self):
+        """The history records, in script order."""
+        return [e.record for e in self.entries if e.record is not None]
+
+    @property
     def up_to_date(self):
         return not self.pending and not self.missing
 
@@ -112,6 +118,11 @@ class Status:
     def fresh(self):
         """Nothing of modelstore's here yet: no history and none of its tables."""
         return not self.applied and not (self.tables & OWNED_TABLES)
+
+    @property
+    def empty(self):
+        """No tables at all but the history's: nothing of anyone's is here yet."""
+        return not self.data_tables
 
     @property
     def data_tables(self):
@@ -167,7 +178,7 @@ class Engine:
         self.database = database
         self.directory = directory
         self.label = label or 'the database'
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = check_timeout(lock_timeout)
         self.backups = backups
         self.history = History(database)
 
@@ -294,14 +305,34 @@ class Engine:
 
     def _run(self, plan, direction, *, dry_run, on_script=None, on_backup=None, analyse=False,
              allow_data_loss=False):
+        try:
+            return self._run_locked(plan, direction, dry_run=dry_run, on_script=on_script,
+                                    on_backup=on_backup, analyse=analyse,
+                                    allow_data_loss=allow_data_loss)
+        except (DatabaseError, sqlite3.Error) as exc:
+            # Outside the scripts: reading the history, the backup's read, the final COMMIT
+            # (SQLITE_FULL, IOERR). Nothing of the run after the last commit is kept.
+            raise MigrationError('%s of %s failed: %s: %s; %s' % (
+                'migration' if direction == 'up' else 'rollback', self.label,
+                type(exc).__name__, exc, 'no script of this run was applied'
+                if isinstance(self.database, SqliteDatabase) else
+                'the scripts committed before it stay applied')) from exc
+
+    def _run_locked(self, plan, direction, *, dry_run, on_script, on_backup, analyse,
+                    allow_data_loss):
         failure = None
         runs = []
         backup = None
         losses = []
         self.history.forget()
         with run_lock(self.database, self.lock_timeout) as lock:
+            # Where the lock's transaction holds every script (SQLite), a script is committed
+            # only when the lock is released: report it then, never before.
+            report_now = None if lock.commits_at_exit and not dry_run else on_script
             status = self.status(analyse=analyse)
             self._interrupted = {e.name for e in status.entries if e.interrupted}
+            if self.backups is not None and not dry_run:
+                self.backups.remove_partials()  # Even when there is nothing to do.
             todo = plan(status)
             if not todo:
                 return RunResult([], dry_run, status.adoption)
@@ -327,12 +358,25 @@ class Engine:
                         failure = exc, script
                         break
                     runs.append(run)
-                    if on_script is not None:
-                        on_script(run)
+                    if report_now is not None:
+                        report_now(run)
                 if dry_run:
                     txn.rollback()
+            if lock.commits_at_exit and not dry_run and not lock.still_open():
+                # SQLite rolled the whole transaction back by itself (SQLITE_FULL, IOERR,
+                # CORRUPT): not even the scripts that succeeded are applied.
+                if failure is not None:
+                    exc, script = failure
+                    raise ScriptError(script.name, '%s failed: %s: %s; SQLite then rolled back '
+                                      'the whole run, so no script of it was applied'
+                                      % (direction, type(exc).__name__, exc)) from exc
+                raise MigrationError('SQLite rolled back the run on %s, so no script of it was '
+                                     'applied' % self.label)
             if dry_run:
                 lock.discard()
+        if on_script is not None and report_now is None:
+            for run in runs:  # Committed now.
+                on_script(run)
         if failure is not None:
             exc, script = failure
             if isinstance(exc, ScriptError):

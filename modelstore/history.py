@@ -15,15 +15,20 @@ method          ``ran``, ``adopted`` (effect found already present) or ``faked``
 ==============  =========================================================
 
 A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLUMN`` only).
-Reading never creates or alters the table; writing happens in the caller's transaction, the same
+A value that cannot be read back as its column's type (text edited by hand into a SQLite file:
+``applied_utc = 'garbage'``) is read as None and listed in ``Record.unreadable`` with the text
+that is there, so ``status`` and ``history`` show it as unreadable and ``check`` reports the
+damaged history instead of crashing or passing. Reading never creates or alters the table; writing happens in the caller's transaction, the same
 one as the script's own work.
 """
 import datetime
 import getpass
+import math
 import os
+import re
 import socket
 from dataclasses import dataclass, fields as dc_fields
-from typing import Optional
+from typing import Optional, Tuple
 
 from peewee import CharField, DateTimeField, FloatField, Model
 from playhouse.migrate import SchemaMigrator
@@ -46,13 +51,89 @@ class Record:
     applied_by: Optional[str] = None
     tool_version: Optional[str] = None
     method: Optional[str] = None
+    # (field, the stored value as text) for each value that could not be read as its type.
+    unreadable: Tuple[Tuple[str, str], ...] = ()
 
     def as_dict(self):
         out = {}
         for f in dc_fields(self):
             value = getattr(self, f.name)
             out[f.name] = value.isoformat() if isinstance(value, datetime.datetime) else value
+        out['unreadable'] = dict(self.unreadable)
         return out
+
+    def problems(self):
+        """One line per damaged value, for ``check``."""
+        return ['%s: %s holds %s, which is not %s' % (self.name, name, raw, _EXPECTED[name])
+                for name, raw in self.unreadable]
+
+
+METHODS = ('ran', 'adopted', 'faked', RUNNING)
+_EXPECTED = {'applied': 'a timestamp', 'applied_utc': 'a timestamp',
+             'duration': 'a number of seconds', 'checksum': 'a SHA-256 hex digest',
+             'method': 'one of %s' % ', '.join(METHODS), 'applied_by': 'text',
+             'tool_version': 'text'}
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _timestamp(value):
+    if isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise _Unreadable()
+
+
+def _seconds(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise _Unreadable()
+
+
+def _checksum(value):
+    if isinstance(value, str) and re.fullmatch(r'[0-9a-f]{64}', value):
+        return value
+    raise _Unreadable()
+
+
+def _method(value):
+    if value in METHODS:
+        return value
+    raise _Unreadable()
+
+
+def _text(value):
+    if isinstance(value, str):
+        return value
+    raise _Unreadable()
+
+
+_READERS = {'applied': _timestamp, 'applied_utc': _timestamp, 'duration': _seconds,
+            'checksum': _checksum, 'method': _method, 'applied_by': _text,
+            'tool_version': _text}
+
+
+def _record(names, row):
+    """A Record from one row of raw driver values; what does not read is set aside."""
+    values, unreadable = {}, []
+    for name, value in zip(names, row):
+        if name == 'name' or value is None:
+            values[name] = value if name != 'name' else str(value)
+            continue
+        try:
+            values[name] = _READERS[name](value)
+        except _Unreadable:
+            values[name] = None
+            text = repr(value)
+            unreadable.append((name, text if len(text) <= 80 else text[:77] + '...'))
+    return Record(unreadable=tuple(unreadable), **values)
 
 
 def _model(database):
@@ -109,8 +190,12 @@ class History:
         present = self._columns()
         wanted = [f for f in self.model._meta.sorted_fields
                   if f.column_name in present and f.name != 'id']
-        query = self.model.select(*wanted).order_by(self.model.id)
-        return [Record(**{f.name: getattr(row, f.name) for f in wanted}) for row in query]
+        # The driver's own values, not the fields' conversions, which hand back text they
+        # cannot parse as it is: each value is read, or set aside as unreadable, in _record.
+        cursor = self.database.execute_sql(
+            *self.model.select(*wanted).order_by(self.model.id).sql())
+        names = [f.name for f in wanted]
+        return [_record(names, row) for row in cursor]
 
     def ensure(self):
         """Create the table, or add the columns a pwmigrate-made table lacks.

@@ -21,6 +21,7 @@ import time
 
 from peewee import OperationalError, PostgresqlDatabase, SqliteDatabase
 
+from .backup import busy_ms, check_timeout
 from .db import BUSY_TIMEOUT
 from .exceptions import LockTimeout, MigrationError
 
@@ -36,9 +37,12 @@ class NeedBaseline(Exception):
 class RunLock:
     """Context manager: acquire on enter (or raise LockTimeout), release on exit."""
 
+    # True when every script of the run is committed only as the lock is released.
+    commits_at_exit = False
+
     def __init__(self, database, timeout=DEFAULT_TIMEOUT):
         self.database = database
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
 
     def mark(self):
         """Called before each script, inside its transaction."""
@@ -52,15 +56,21 @@ class RunLock:
     def discard(self):
         """Undo everything done under the lock (a dry run); the lock stays held."""
 
+    def still_open(self):
+        """SQLite: the lock's transaction was not rolled back by SQLite itself."""
+        return True
+
 
 class SqliteRunLock(RunLock):
+    commits_at_exit = True
+
     def __enter__(self):
         db = self.database
         if db.in_transaction():
             raise MigrationError('a migration run cannot start inside an open transaction')
         self._foreign_keys = db.pragma('foreign_keys')
         db.pragma('foreign_keys', 0)
-        db.pragma('busy_timeout', max(0, int(self.timeout * 1000)))
+        db.pragma('busy_timeout', busy_ms(self.timeout))
         self._txn = db.atomic('IMMEDIATE')
         try:
             self._inner = self._txn.__enter__()
@@ -138,6 +148,9 @@ class SqliteRunLock(RunLock):
     def read_baseline(self):
         """Record the violations that exist now (the script that found some was undone)."""
         self._known = self._violations()
+
+    def still_open(self):
+        return self.database.connection().in_transaction
 
     def discard(self):
         # Rolling back only a savepoint is not enough: committing the outer transaction would

@@ -12,7 +12,9 @@ import pytest
 from modelstore.cli import Output
 from modelstore.db import mask_url
 
-from conftest import SHIPPED
+import modelstore
+
+from conftest import SHIPPED, execute
 
 
 def test_status_json_has_the_documented_keys(cli, db_url):
@@ -117,3 +119,108 @@ def test_rollback_of_a_missing_file_does_not_create_it(cli, db_path, db_url):
     code, out, _ = cli('rollback', '--database', db_url)
     assert code == 0 and 'Nothing to roll back' in out
     assert not os.path.exists(db_path)
+
+
+# -- --lock-timeout is validated (issue 11: B6) ------------------------------------------------
+
+@pytest.mark.parametrize('value, message', [
+    ('nan', 'must be a finite number of seconds, at least 0, got nan'),
+    ('inf', 'must be a finite number of seconds, at least 0, got inf'),
+    ('-1', 'must be a finite number of seconds, at least 0, got -1.0'),
+    ('1e7', 'must be at most 2147483 s'),
+    ('soon', "invalid float value: 'soon'"),
+])
+@pytest.mark.parametrize('command', ['migrate', 'rollback', 'restore', 'accept'])
+def test_lock_timeout_must_be_a_sane_number_of_seconds(cli, db_path, tmp_path, command, value,
+                                                       message):
+    extra = {'restore': [str(tmp_path / 'x.bak')], 'accept': ['--all']}.get(command, [])
+    code, out, err = cli(command, *extra, '--database', db_path, '--lock-timeout', value)
+    assert code == 2 and '--lock-timeout: ' + message in err
+    assert not os.path.exists(db_path) and out == ''
+
+
+def test_the_api_refuses_a_lock_timeout_it_cannot_honour(db_url):
+    import math
+    from modelstore import ConfigError, Engine
+    from modelstore.backup import Backups
+    with modelstore.connect(db_url) as store:
+        for bad in (math.nan, math.inf, -0.5, 10 ** 7, '30', True):
+            with pytest.raises(ConfigError, match='lock timeout'):
+                Engine(store.database, lock_timeout=bad)
+            with pytest.raises(ConfigError, match='lock timeout'):
+                Backups('/tmp/x.db', timeout=bad)
+
+
+def test_a_zero_lock_timeout_is_allowed(cli, db_url):
+    assert cli('migrate', '--database', db_url, '--lock-timeout', '0')[0] == 0
+
+
+# -- a damaged history table is shown, and fails check (B4) ------------------------------------
+
+@pytest.mark.sqlite_only
+def test_garbage_in_the_history_is_shown_as_unreadable_and_fails_check(cli, db_path):
+    assert cli('migrate', '--database', db_path)[0] == 0
+    execute(db_path,
+            "UPDATE schema_migration SET applied_utc = 'garbage' WHERE name = '%s'" % SHIPPED[1],
+            "UPDATE schema_migration SET duration = 'slow', method = 'zzz' WHERE name = '%s'"
+            % SHIPPED[2],
+            "UPDATE schema_migration SET applied = 'x', applied_utc = NULL WHERE name = '%s'"
+            % SHIPPED[3])
+    code, out, err = cli('status', '--database', db_path)
+    assert code == 0, err  # Nothing is pending: the history is damaged, not behind.
+    assert "unreadable: 'garbage'" in out and "unreadable: 'zzz'" in out
+    assert 'damaged history: %s: applied_utc holds' % SHIPPED[1] in out
+    code, out, err = cli('history', '--database', db_path)
+    assert code == 0, err
+    assert "unreadable: 'slow'" in out and "unreadable: 'x'" in out
+    code, out, _ = cli('check', '--database', db_path)
+    assert code == 1
+    assert "damaged history: %s: applied_utc holds 'garbage', which is not a timestamp" \
+        % SHIPPED[1] in out
+    assert "duration holds 'slow', which is not a number of seconds" in out
+    assert "method holds 'zzz'" in out and "applied holds 'x'" in out
+    code, out, _ = cli('check', '--json', '--database', db_path)
+    data = json.loads(out)
+    assert code == 1 and not data['ok'] and len(data['damaged_history']) == 4
+    code, out, _ = cli('history', '--json', '--database', db_path)
+    rows = {r['name']: r for r in json.loads(out)['history']}
+    assert rows[SHIPPED[1]]['applied_utc'] is None
+    assert rows[SHIPPED[1]]['unreadable'] == {'applied_utc': "'garbage'"}
+    # The damage does not stop the engine: nothing is pending, so nothing runs.
+    code, out, _ = cli('migrate', '--database', db_path)
+    assert code == 0 and 'Nothing to migrate' in out
+
+
+@pytest.mark.sqlite_only
+def test_a_checksum_that_is_not_one_is_damage_too(cli, db_path):
+    assert cli('migrate', '--database', db_path)[0] == 0
+    execute(db_path, "UPDATE schema_migration SET checksum = 42 WHERE name = '%s'" % SHIPPED[0])
+    code, out, _ = cli('check', '--database', db_path)
+    assert code == 1 and "checksum holds '42', which is not a SHA-256 hex digest" in out
+
+
+# -- --json on an error: one JSON object on stdout too -----------------------------------------
+
+def test_json_errors_are_a_json_object_on_stdout(cli, db_url):
+    cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    code, out, err = cli('migrate', '--json', '--database', db_url, '--to', '9999_nope')
+    data = json.loads(out)
+    assert code == 2 and err.startswith('error: ')
+    assert data['ok'] is False and data['error']['type'] == 'MigrationError'
+    assert '9999_nope' in data['error']['message'] and data['error']['exit_code'] == 2
+    code, out, _ = cli('status', '--json', '--database', 'oracle://x/y')
+    assert code == 2 and json.loads(out)['error']['type'] == 'ConfigError'
+    code, out, err = cli('migrate', '--json', '--keep-backups', 'many')
+    data = json.loads(out)
+    assert code == 2 and data['error']['type'] == 'UsageError'
+    assert '--keep-backups' in data['error']['message'] and 'usage:' in err
+
+
+def test_json_error_of_a_refused_rollback_lists_the_losses(cli, db_url):
+    with modelstore.connect(db_url) as store:
+        store.add_model(model_name='m', base_model='b', task='t', model_path='/p',
+                        is_custom_base_model=True)
+    code, out, _ = cli('rollback', '--json', '--database', db_url, '--to', SHIPPED[1])
+    data = json.loads(out)
+    assert code == 2 and data['error']['type'] == 'DataLossRefused'
+    assert any('is_custom_base_model' in loss for loss in data['error']['losses'])
