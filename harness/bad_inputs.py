@@ -12,11 +12,13 @@ prints one line per case and the totals, and exits 1 if any case was not handled
 """
 import argparse
 import contextlib
+import datetime
 import hashlib
 import io
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,7 @@ import modelstore
 from modelstore.cli import main as cli_main
 from modelstore.exceptions import ConfigError, NotFound, ValidationError
 
-from dbtools import dump, new_postgres_database, query
+from dbtools import dump, execute, new_postgres_database, query
 
 BACKENDS = ('sqlite', 'postgresql')
 MB = 1024 * 1024
@@ -47,6 +49,7 @@ class Case:
     message: str            # a regular expression the message must match
     backends: Tuple[str, ...] = BACKENDS
     verbatim: Optional[Callable] = None  # For metacharacter cases: check(ctx) -> bool
+    setup: Optional[Callable] = None     # setup(ctx): done before the "before" snapshot
 
 
 class Context:
@@ -195,6 +198,46 @@ def _stored_verbatim(fields, table, columns):
     return check
 
 
+def _deep(levels):
+    value = {}
+    for _ in range(levels):
+        value = {'x': value}
+    return value
+
+
+def _cycle():
+    value = {'a': []}
+    value['a'].append(value)
+    return value
+
+
+PLUS5 = datetime.timezone(datetime.timedelta(hours=5))
+MINUS5 = datetime.timezone(datetime.timedelta(hours=-5))
+
+
+def _hand_made_unique_index(ctx):
+    execute(ctx.url, 'CREATE UNIQUE INDEX hand_made ON fine_tuned_models (model_name)')
+
+
+def _bulk(rows):
+    return api('add_models', models=rows)
+
+
+def _garbage_history(ctx):
+    execute(ctx.url, "UPDATE schema_migration SET applied_utc = 'garbage', duration = 'slow' "
+            "WHERE name LIKE '0002%'")
+
+
+def _silent_server(ctx):
+    """connect() to a server that accepts TCP and never answers (connect_timeout=2)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(4)
+        port = sock.getsockname()[1]
+        ctx.mark()
+        modelstore.connect('postgresql://u:secret@127.0.0.1:%d/db?connect_timeout=2' % port)
+
+
 CASES = [
     # -- the registry API: every field rule ----------------------------------------------------
     Case('empty model_name', model(model_name=''), ValidationError, r'model_name: must not be '
@@ -251,6 +294,41 @@ CASES = [
          NotFound, r'no task with id 999999'),
     Case('delete of a model that does not exist', api('delete_model', model_id=999999),
          NotFound, r'no fine-tuned model with id 999999'),
+    # Issue 11 (B10-B12): each used to escape as a raw OverflowError, RecursionError or
+    # driver error, or was stored wrong.
+    Case('aware timestamp at year 1 that overflows in UTC',
+         task(started_at=datetime.datetime(1, 1, 1, tzinfo=PLUS5)), ValidationError,
+         r'started_at: .*outside the years 1 to 9999 once converted to UTC'),
+    Case('aware timestamp at year 9999 that overflows in UTC (ISO text)',
+         task(completed_at='9999-12-31T23:00:00-05:00'), ValidationError,
+         r'completed_at: .*outside the years 1 to 9999'),
+    Case('update with an overflowing aware timestamp',
+         api('update_task', task_id=1, started_at=datetime.datetime(9999, 12, 31, 23,
+                                                                    tzinfo=MINUS5)),
+         ValidationError, r'started_at: .*outside the years'),
+    Case('model id of 2**63', api('get_model', model_id=2 ** 63), ValidationError,
+         r'model_id: must be a positive id of at most 2\*\*63-1'),
+    Case('delete of id 2**64', api('delete_model', model_id=2 ** 64), ValidationError,
+         r'model_id: must be a positive id'),
+    Case('task id of 2**63', api('get_task', task_id=2 ** 63), ValidationError,
+         r'task_id: must be a positive id'),
+    Case('update of task id 2**63', api('update_task', task_id=2 ** 63, status='RUNNING'),
+         ValidationError, r'task_id: must be a positive id'),
+    Case('negative id', api('get_model', model_id=-1), ValidationError,
+         r'model_id: must be a positive id'),
+    Case('JSON nested 5000 deep', task(parameters=_deep(5000)), ValidationError,
+         r'parameters: is nested more than 100 levels deep'),
+    Case('JSON that contains itself', task(slo_config=_cycle()), ValidationError,
+         r'slo_config: contains itself at .* \(a reference cycle\)'),
+    Case('JSON integer of 5001 digits', task(parameters={'n': 10 ** 5000}), ValidationError,
+         r'parameters: holds an integer of more than 4300 digits'),
+    Case('clearing a task status', api('update_task', task_id=1, status=None),
+         ValidationError, r'status: cannot be cleared'),
+    Case('duplicate under a hand-made unique index', model(), ValidationError,
+         r'model_name: the database refused the row', setup=_hand_made_unique_index),
+    Case('bulk duplicate under a hand-made unique index',
+         _bulk([dict(MODEL, model_name='fresh'), MODEL]), ValidationError,
+         r'model_name: the database refused the row', setup=_hand_made_unique_index),
     # -- SQL metacharacters: stored verbatim, nothing else touched ------------------------------
     ] + [
     Case('SQL metacharacters in every model string field (%d)' % i,
@@ -289,6 +367,18 @@ CASES = [
          _connect(lambda ctx: 'sqlite:///' + ctx.path('no/such/dir/r.db')), ConfigError,
          r'directory .* does not exist', ('sqlite',)),
     Case('a read-only file', _read_only, ConfigError, r'read-only \(mode 444\)', ('sqlite',)),
+    Case('SQLite URL with a # in the name', _connect(lambda ctx: 'sqlite:///' + ctx.path('r#2.db')),
+         ConfigError, r'has a fragment \(#2.db\)', ('sqlite',)),
+    Case('SQLite URL with a ? in the name', _connect(lambda ctx: 'sqlite:///' + ctx.path(
+        'r?x.db')), ConfigError, r"query parameters \('x.db'\)", ('sqlite',)),
+    Case('empty URL', _connect(lambda ctx: ''), ConfigError, r'the database URL is empty'),
+    Case('a device as the database', _connect(lambda ctx: '/dev/null'), ConfigError,
+         r'not a regular file', ('sqlite',)),
+    Case('PostgreSQL parameter libpq does not know',
+         _connect(lambda ctx: ctx.url + ('&' if '?' in ctx.url else '?') + 'bogus=1'),
+         ConfigError, r'does not understand: bogus', ('postgresql',)),
+    Case('a server that never answers', _silent_server, ConfigError,
+         r'127\.0\.0\.1.*within 2 s', ('postgresql',)),
     Case('wrong password', _connect(lambda ctx: re.sub(r':[^:@/]*@', ':not-the-password@',
                                                        ctx.url)), ConfigError,
          r'^(?!.*not-the-password)cannot (connect to|open) postgresql://[^:/]+:\*\*\*@',
@@ -322,6 +412,28 @@ CASES = [
     Case('CLI: --lock-timeout that is not a number', lambda ctx: [
         'migrate', '--database', ctx.url, '--lock-timeout', 'soon'], 2,
         r"--lock-timeout: invalid float value: 'soon'"),
+    Case('CLI: --lock-timeout nan', lambda ctx: [
+        'migrate', '--database', ctx.url, '--lock-timeout', 'nan'], 2,
+        r'--lock-timeout: must be a finite number of seconds'),
+    Case('CLI: --lock-timeout inf', lambda ctx: [
+        'rollback', '--database', ctx.url, '--lock-timeout', 'inf'], 2,
+        r'--lock-timeout: must be a finite number of seconds'),
+    Case('CLI: negative --lock-timeout', lambda ctx: [
+        'migrate', '--database', ctx.url, '--lock-timeout', '-3'], 2,
+        r'--lock-timeout: must be a finite number of seconds, at least 0'),
+    Case('CLI: --lock-timeout past what SQLite can wait', lambda ctx: [
+        'migrate', '--database', ctx.url, '--lock-timeout', '1e9'], 2,
+        r'--lock-timeout: must be at most 2147483 s'),
+    Case('CLI: restore --lock-timeout nan', lambda ctx: [
+        'restore', ctx.path('nope.bak'), '--database', ctx.url, '--lock-timeout', 'nan'], 2,
+        r'--lock-timeout: must be a finite number'),
+    Case('CLI: --database ""', lambda ctx: ['migrate', '--database', ''], 2,
+         r'the database URL is empty'),
+    Case('CLI: check on a damaged history', lambda ctx: ['check', '--database', ctx.url], 1,
+         r"damaged history: 0002_add_is_custom_base_model: applied_utc holds 'garbage'",
+         ('sqlite',), setup=_garbage_history),
+    Case('CLI: status on a damaged history', lambda ctx: ['status', '--database', ctx.url], 0,
+         r"unreadable: 'garbage'", ('sqlite',), setup=_garbage_history),
 ]
 
 
@@ -353,6 +465,8 @@ def prepare(url):
 def run_case(case, url, directory, backend):
     """Run one case on a prepared database; returns (handled, changed, detail)."""
     ctx = Context(url, directory, backend)
+    if case.setup is not None:
+        case.setup(ctx)
     ctx.mark()
     before = dump(url)
     detail = ''
@@ -364,8 +478,9 @@ def run_case(case, url, directory, backend):
             result = _cli(ctx, result)
         if isinstance(result, tuple):
             code, out, err = result
-            handled = code == case.expect and re.search(case.message, err) is not None
-            detail = 'exit %d: %s' % (code, (err.strip().splitlines() or [''])[-1][:200])
+            text = err if code == 2 else out + err  # An error on stderr; a finding on stdout.
+            handled = code == case.expect and re.search(case.message, text) is not None
+            detail = 'exit %d: %s' % (code, (text.strip().splitlines() or [''])[-1][:200])
         elif case.verbatim is not None:
             handled = case.verbatim(ctx)
             detail = 'stored verbatim' if handled else 'stored something else'

@@ -61,14 +61,16 @@ class LockTimeout(MigrationError):
 class SchemaOutOfDate(ModelStoreError):
     """The database is behind the code: scripts are pending. `command` fixes it."""
 
-    def __init__(self, url, pending, command):
+    def __init__(self, url, pending, command, reason=None):
         self.url = url
         self.pending = list(pending)
         self.command = command
+        self.reason = reason  # Set when the database holds no registry at all (others' tables).
         super().__init__(
-            'database %s is behind this code: %d pending migration script%s (%s). '
-            'Run: %s' % (url, len(self.pending), '' if len(self.pending) == 1 else 's',
-                         ', '.join(self.pending), command))
+            'database %s is behind this code%s: %d pending migration script%s (%s). '
+            'Run: %s' % (url, ' (%s)' % reason if reason else '', len(self.pending),
+                         '' if len(self.pending) == 1 else 's', ', '.join(self.pending),
+                         command))
 
 
 class SchemaNewerThanCode(ModelStoreError):

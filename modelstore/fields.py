@@ -74,7 +74,9 @@ class UtcDateTimeField(DateTimeField):
         if isinstance(value, datetime.datetime):
             if value.tzinfo is not None:
                 value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-            return value.strftime('%Y-%m-%d %H:%M:%S.%f')
+            # Not strftime('%Y'): it does not pad years before 1000 ('1-06-15'), which
+            # PostgreSQL reads as 2001 and SQLite's readers as text.
+            return value.isoformat(sep=' ', timespec='microseconds')
         return value
 
     def python_value(self, value):

@@ -1,12 +1,17 @@
 """The startup gate: ``connect()`` returns a ModelStore only when schema and code agree.
 
-* A fresh database (no history, none of modelstore's tables) is migrated to head.
+* An empty database (no tables at all) is migrated to head.
+* A database that holds other tables but no registry (another application's SQLite file, a
+  shared PostgreSQL database) raises SchemaOutOfDate saying so: adding the registry's tables to
+  it is the operator's decision (``modelstore migrate``, or ``auto_migrate=True``).
 * A database behind the code raises SchemaOutOfDate naming the pending scripts and the exact
   ``modelstore migrate --database ...`` command (password masked) -- unless
   ``auto_migrate=True``, which migrates it.
 * A database whose history names scripts this code does not have (migrated by a newer
   modelstore) raises SchemaNewerThanCode -- unless ``allow_newer=True``: the store then reads,
   and every write raises SchemaNewerThanCode (this code cannot know what the newer schema needs).
+  A database opened so is not switched to WAL: it is opened for reading, and the file is left
+  in the journal mode it has.
 * ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see modelstore.backup).
 
 This is the check whose absence lost the seeds' data: a write against an old schema must fail
@@ -19,7 +24,7 @@ from peewee import DatabaseError
 
 from .backup import Backups
 from .db import mask_url, open_database, resolve_url, sqlite_path, use_for_app
-from .engine import Engine
+from .engine import OWNED_TABLES, Engine
 from .exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
 from .registry import ModelStore
 
@@ -29,6 +34,17 @@ __all__ = ['connect', 'migrate_command']
 def migrate_command(url):
     """The command an operator runs to bring ``url`` up to date (password masked)."""
     return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
+
+
+def _foreign(status):
+    """Why a database with no registry is not simply created in: it holds others' tables."""
+    if status.applied or status.tables & OWNED_TABLES:
+        return None
+    others = sorted(status.data_tables)
+    return ('it holds %d table%s of another application (%s%s) and no modelstore registry; '
+            'adding the registry\'s tables to it is for an operator to decide'
+            % (len(others), '' if len(others) == 1 else 's', ', '.join(others[:5]),
+               ', ...' if len(others) > 5 else ''))
 
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False):
@@ -51,10 +67,12 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False):
         elif status.pending:
             def precondition(current):
                 # Re-checked under the lock: another process may have migrated meanwhile.
-                if current.pending and not (auto_migrate or current.fresh):
-                    raise SchemaOutOfDate(shown, current.pending, migrate_command(url))
+                if current.pending and not (auto_migrate or current.empty):
+                    raise SchemaOutOfDate(shown, current.pending, migrate_command(url),
+                                          _foreign(current))
             engine.migrate(precondition=precondition)
-        use_for_app(database)
+        if newer is None:  # allow_newer: reading only, so the journal mode is left alone.
+            use_for_app(database)
     except (DatabaseError, sqlite3.Error) as exc:
         database.close()
         raise StorageError('cannot open the registry at %s: %s' % (shown, exc)) from exc

@@ -9,6 +9,7 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 """
 import datetime
 import re
+import sqlite3
 
 from peewee import (CharField, DatabaseError, IntegerField, IntegrityError, InterfaceError,
                     PostgresqlDatabase, SqliteDatabase, TextField)
@@ -43,12 +44,35 @@ class _guard:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, (DatabaseError, InterfaceError)) \
-                and not issubclass(exc_type, IntegrityError):
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, (IntegrityError, sqlite3.IntegrityError)):
+            raise constraint_error(exc) from exc
+        # sqlite3's own errors: add_models' executemany runs on the driver's cursor.
+        if issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
             if _SCHEMA_MISSING.search(str(exc)):
                 self.store._raise_if_out_of_date()
             raise StorageError('%s failed: %s' % (self.what, exc)) from exc
         return False
+
+
+def constraint_error(exc):
+    """A ValidationError for a row the database refused (a UNIQUE, NOT NULL or CHECK
+    constraint, such as a unique index added by hand), naming the column where the database
+    says which. Nothing was written: the call's transaction is rolled back."""
+    original = getattr(exc, 'orig', exc)  # peewee keeps the driver's exception there.
+    diag = getattr(original, 'diag', None)  # psycopg2: the server's own fields.
+    column = getattr(diag, 'column_name', None)
+    if column is None:
+        # SQLite names table.column after the constraint's kind.
+        match = re.search(r'constraint failed: \w+\.(\w+)', str(original))
+        column = match.group(1) if match else None
+    if column is None and diag is not None:
+        # A unique violation's detail: Key (model_name)=(m) already exists.
+        detail = re.match(r'Key \((\w+)\)=', getattr(diag, 'message_detail', None) or '')
+        column = detail.group(1) if detail else None
+    text = ' '.join(str(original).split())
+    return ValidationError(column, 'the database refused the row: %s' % text)
 
 
 class ModelStore:
@@ -379,7 +403,8 @@ class ModelStore:
 
     @staticmethod
     def _integrity(exc, values):
-        if 'task_name' in str(exc):
+        error = constraint_error(exc)
+        if error.field == 'task_name':
             return ValidationError('task_name', 'a task named %r already exists'
                                    % values.get('task_name'))
-        return StorageError('the database refused the row: %s' % exc)
+        return error

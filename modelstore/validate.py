@@ -79,30 +79,92 @@ def seconds(name, value):
     return float(value)
 
 
-def moment(name, value):
-    if value is None:
-        return None
-    if isinstance(value, str):
+def moment(zone):
+    """A timestamp checker; aware values (and ISO text with an offset) are converted to the
+    naive time the column stores: ``'local'`` (creation_date, as ModelForge writes it) or
+    ``'utc'`` (task timestamps). A value that falls outside year 1..9999 once converted is
+    refused here, not left to overflow in the driver."""
+    def check(name, value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = parse_timestamp(value)
+            except ValueError:
+                raise ValidationError(name, 'is not an ISO-8601 timestamp: %r'
+                                      % value[:64]) from None
+        elif not isinstance(value, datetime.datetime):
+            raise ValidationError(name, 'must be a datetime or ISO-8601 text, got %s'
+                                  % _type_name(value))
+        if value.tzinfo is None:
+            return value
         try:
-            return parse_timestamp(value)
-        except ValueError:
-            raise ValidationError(name, 'is not an ISO-8601 timestamp: %r' % value[:64]) from None
-    if not isinstance(value, datetime.datetime):
-        raise ValidationError(name, 'must be a datetime or ISO-8601 text, got %s'
-                              % _type_name(value))
-    return value
+            if zone == 'utc':
+                return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return value.astimezone().replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            raise ValidationError(name, '%s is outside the years 1 to 9999 once converted to %s'
+                                  % (value.isoformat(), 'UTC' if zone == 'utc'
+                                     else 'local time')) from None
+    return check
 
 
-def _check_keys(name, value):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValidationError(name, 'JSON object keys must be strings, got %s key %r'
-                                      % (_type_name(key), key))
-            _check_keys(name, item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_keys(name, item)
+JSON_DEPTH = 100            # Levels of nested objects and arrays in one JSON column.
+JSON_DIGITS = 4300          # Digits of one JSON integer (Python's own str() limit).
+_JSON_BIG = 10 ** JSON_DIGITS
+_CLOSE = object()
+
+
+def _json_path(name, where):
+    parts = []
+    while where is not None:
+        where, key = where
+        parts.append('[%r]' % key)
+    return name + ''.join(reversed(parts))
+
+
+def _check_json(name, value):
+    """Walk a JSON value without recursion: string keys, finite numbers of sane size, no
+    reference cycles, at most JSON_DEPTH levels. Errors name the place (``parameters['lr']``)."""
+    open_ids = set()
+    opened = []
+    stack = [(value, None)]
+    while stack:
+        item = stack.pop()
+        if item is _CLOSE:
+            open_ids.discard(id(opened.pop()))
+            continue
+        obj, where = item
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in open_ids:
+                raise ValidationError(name, 'contains itself at %s (a reference cycle), which '
+                                            'JSON cannot represent' % _json_path(name, where))
+            if len(opened) >= JSON_DEPTH:
+                raise ValidationError(name, 'is nested more than %d levels deep (at %s)'
+                                      % (JSON_DEPTH, _json_path(name, where)))
+            opened.append(obj)
+            open_ids.add(id(obj))
+            stack.append(_CLOSE)
+            if isinstance(obj, dict):
+                for key, child in obj.items():
+                    if not isinstance(key, str):
+                        raise ValidationError(name, 'JSON object keys must be strings, got %s '
+                                                    'key %r at %s' % (_type_name(key), key,
+                                                                      _json_path(name, where)))
+                    stack.append((child, (where, key)))
+            else:
+                stack.extend((child, (where, i)) for i, child in enumerate(obj))
+        elif isinstance(obj, float):
+            if not math.isfinite(obj):
+                raise ValidationError(name, 'contains NaN or infinity at %s, which JSON cannot '
+                                            'represent' % _json_path(name, where))
+        elif isinstance(obj, int) and not isinstance(obj, bool):
+            if not -_JSON_BIG < obj < _JSON_BIG:
+                raise ValidationError(name, 'holds an integer of more than %d digits at %s'
+                                      % (JSON_DIGITS, _json_path(name, where)))
+        elif not (obj is None or isinstance(obj, (str, bool))):
+            raise ValidationError(name, 'is not JSON-serialisable: %s at %s is not a JSON value'
+                                  % (_type_name(obj), _json_path(name, where)))
 
 
 def json_object(name, value):
@@ -110,13 +172,10 @@ def json_object(name, value):
         return None
     if not isinstance(value, dict):
         raise ValidationError(name, 'must be a JSON object (dict), got %s' % _type_name(value))
-    _check_keys(name, value)
+    _check_json(name, value)
     try:
         encoded = dumps(value)
-    except ValueError:
-        raise ValidationError(name, 'contains NaN or infinity, which JSON cannot represent') \
-            from None
-    except (TypeError, RecursionError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # Subclasses with odd behaviour.
         raise ValidationError(name, 'is not JSON-serialisable: %s' % exc) from None
     if len(encoded) > JSON_LIMIT:
         raise ValidationError(name, 'serialises to %d bytes; the limit is %d'
@@ -198,10 +257,11 @@ def check_status(name, value):
 class Field:
     """One API field: its checker, whether it is required, and its default."""
 
-    def __init__(self, check, required=False, default=None):
+    def __init__(self, check, required=False, default=None, keep=False):
         self.check = check
         self.required = required
         self.default = default
+        self.keep = keep  # An update may change it but not set it to None (status).
 
 
 MODEL_FIELDS = {
@@ -210,7 +270,7 @@ MODEL_FIELDS = {
     'task': Field(text(NAME_LIMIT, True), required=True),
     'model_path': Field(text(PATH_LIMIT, True), required=True),
     'description': Field(text(TEXT_LIMIT), default=''),
-    'creation_date': Field(moment, default=datetime.datetime.now),
+    'creation_date': Field(moment('local'), default=datetime.datetime.now),
     'is_custom_base_model': Field(boolean, default=False),
 }
 
@@ -222,7 +282,7 @@ TASK_FIELDS = {
     'optimization_config': Field(json_object, required=True),
     'benchmark_config': Field(json_object, required=True),
     'description': Field(text(TEXT_LIMIT)),
-    'status': Field(check_status, default=TaskStatus.PENDING),
+    'status': Field(check_status, default=TaskStatus.PENDING, keep=True),
     'runtime_image_tag': Field(text(NAME_LIMIT)),
     'deployment_mode': Field(text(NAME_LIMIT)),
     'slo_config': Field(json_object),
@@ -239,10 +299,10 @@ TASK_FIELDS = {
     'successful_experiments': Field(count, default=0),
     'best_experiment_id': Field(count),
     # Naive UTC, as the autotuner's SQLAlchemy model writes it.
-    'created_at': Field(moment, default=lambda: datetime.datetime.now(datetime.timezone.utc)
-                        .replace(tzinfo=None)),
-    'started_at': Field(moment),
-    'completed_at': Field(moment),
+    'created_at': Field(moment('utc'), default=lambda: datetime.datetime.now(
+        datetime.timezone.utc).replace(tzinfo=None)),
+    'started_at': Field(moment('utc')),
+    'completed_at': Field(moment('utc')),
     'elapsed_time': Field(seconds),
 }
 
@@ -275,6 +335,9 @@ def check_fields(spec, values, *, partial=False):
         if value is None:
             if rule.required:
                 raise ValidationError(name, 'is required and must not be None')
+            if partial and rule.keep:
+                raise ValidationError(name, 'cannot be cleared (None); a row always has one: '
+                                            'give a value')
             if not partial and rule.default is not None:
                 value = rule.default() if callable(rule.default) else rule.default
         out[name] = value
@@ -339,8 +402,13 @@ def bulk_model_row(index, values, now):
     return tuple(checked[name] for name in BULK_MODEL_COLUMNS)
 
 
+ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, BIGINT).
+
+
 def check_id(name, value):
-    """A row id: a positive integer."""
+    """A row id: a positive integer that fits a 64-bit signed column."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, 'must be an integer id, got %s' % _type_name(value))
+    if not 1 <= value <= ID_LIMIT:
+        raise ValidationError(name, 'must be a positive id of at most 2**63-1, got %d' % value)
     return value

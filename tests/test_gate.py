@@ -162,3 +162,34 @@ def test_processes_connecting_at_once_all_switch_the_file_to_wal(cli, tmp_path, 
     with modelstore.connect(path) as store:
         assert len(store.list_models()) == 8
         assert store.database.pragma('journal_mode') == 'wal'
+
+
+# -- another application's database is not silently taken over (issue 11) ----------------------
+
+def test_connect_on_another_applications_database_asks_first(db_url):
+    execute(db_url, 'CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)',
+            'INSERT INTO invoices (total) VALUES (9.5)')
+    before = tables(db_url)
+    with pytest.raises(modelstore.SchemaOutOfDate) as info:
+        modelstore.connect(db_url)
+    message = str(info.value)
+    assert 'it holds 1 table of another application (invoices)' in message
+    assert 'modelstore migrate --database' in message and info.value.reason
+    assert tables(db_url) == before  # Nothing was added.
+    with modelstore.connect(db_url, auto_migrate=True) as store:  # The operator's decision.
+        store.add_model(model_name='m', base_model='b', task='t', model_path='/p')
+    assert {'invoices', 'fine_tuned_models', 'schema_migration'} <= tables(db_url)
+
+
+@pytest.mark.sqlite_only
+def test_allow_newer_reads_without_switching_the_file_to_wal(cli, db_path):
+    assert cli('migrate', '--database', db_path)[0] == 0  # migrate leaves the journal mode.
+    execute(db_path, "INSERT INTO schema_migration (name, applied) VALUES "
+            "('9999_from_the_future', '2030-01-01 00:00:00')")
+    with open(db_path, 'rb') as fh:
+        header = fh.read(100)
+    with modelstore.connect(db_path, allow_newer=True) as store:
+        assert store.list_models() == []
+    with open(db_path, 'rb') as fh:
+        assert fh.read(100)[18:20] == header[18:20] == b'\x01\x01'  # Not WAL (2, 2).
+    assert not os.path.exists(db_path + '-wal')

@@ -211,3 +211,148 @@ def test_two_stores_in_one_process_stay_separate(tmp_path):
             modelstore.connect('sqlite:///' + str(tmp_path / 'b.db')) as b:
         a.add_model(**MODEL)
         assert len(a.list_models()) == 1 and b.list_models() == []
+
+
+# -- every bad value is a ValidationError naming the field (issue 11: B10) ---------------------
+
+PLUS5 = datetime.timezone(datetime.timedelta(hours=5))
+MINUS5 = datetime.timezone(datetime.timedelta(hours=-5))
+
+
+@pytest.mark.parametrize('value', [
+    datetime.datetime(1, 1, 1, tzinfo=PLUS5), datetime.datetime(9999, 12, 31, 23, tzinfo=MINUS5),
+    '0001-01-01T00:00:00+05:00', '9999-12-31T23:00:00-05:00'])
+def test_aware_timestamps_that_overflow_once_converted_are_refused(store, db_url, value):
+    before = dump(db_url)
+    with pytest.raises(ValidationError, match='started_at: .* outside the years 1 to 9999 '
+                                              'once converted to UTC'):
+        store.add_task(**dict(TASK, started_at=value))
+    task = store.add_task(**TASK)
+    with pytest.raises(ValidationError, match='completed_at: .*outside the years'):
+        store.update_task(task.id, completed_at=value)
+    try:  # creation_date is stored in local time: the machine's zone decides if it fits.
+        store.add_model(**dict(MODEL, creation_date=value))
+    except ValidationError as exc:
+        assert exc.field == 'creation_date' and 'local time' in str(exc)
+    assert store.get_task(task.id).completed_at is None
+    assert len(dump(db_url)[1]['tasks']) == len(before[1]['tasks']) + 1
+
+
+@pytest.mark.parametrize('bad', [2 ** 63, 2 ** 64 + 5, 0, -1])
+def test_ids_outside_the_64_bit_range_are_refused(store, bad):
+    for call in (store.get_model, store.delete_model, store.get_task,
+                 lambda i: store.update_task(i, status='RUNNING')):
+        with pytest.raises(ValidationError, match=r'_id: must be a positive id of at most '
+                                                  r'2\*\*63-1, got %d' % bad):
+            call(bad)
+
+
+def test_the_largest_id_is_simply_not_found(store):
+    with pytest.raises(NotFound):
+        store.get_model(2 ** 63 - 1)
+
+
+def _deep(levels):
+    value = {}
+    for _ in range(levels):
+        value = {'x': value}
+    return value
+
+
+def test_json_nested_thousands_deep_is_refused_without_recursion(store):
+    with pytest.raises(ValidationError, match=r'parameters: is nested more than 100 levels '
+                                              r"deep \(at parameters\['x'\]"):
+        store.add_task(**dict(TASK, parameters=_deep(5000)))
+    deep_list = []
+    for _ in range(5000):
+        deep_list = [deep_list]
+    with pytest.raises(ValidationError, match='model_config: is nested more than 100'):
+        store.add_task(**dict(TASK, model_config={'l': deep_list}))
+    store.add_task(**dict(TASK, parameters=_deep(99)))  # Within the limit: stored.
+
+
+def test_json_that_contains_itself_is_refused(store):
+    cycle = {'a': [1, 2]}
+    cycle['a'].append(cycle)
+    with pytest.raises(ValidationError, match=r"slo_config: contains itself at "
+                                              r"slo_config\['a'\]\[2\] \(a reference cycle\)"):
+        store.add_task(**dict(TASK, slo_config=cycle))
+    shared = [1, 2]  # The same list twice is no cycle: JSON writes it twice.
+    task = store.add_task(**dict(TASK, slo_config={'a': shared, 'b': shared}))
+    assert store.get_task(task.id).slo_config == {'a': [1, 2], 'b': [1, 2]}
+
+
+def test_json_numbers_are_reported_for_what_is_wrong_with_them(store):
+    with pytest.raises(ValidationError, match=r"parameters: holds an integer of more than 4300 "
+                                              r"digits at parameters\['n'\]"):
+        store.add_task(**dict(TASK, parameters={'n': 10 ** 5000}))
+    with pytest.raises(ValidationError, match=r"parameters: contains NaN or infinity at "
+                                              r"parameters\['lr'\]\[1\]"):
+        store.add_task(**dict(TASK, parameters={'lr': [0.1, float('inf')]}))
+    with pytest.raises(ValidationError, match=r"is not JSON-serialisable: set at "
+                                              r"model_config\['s'\]"):
+        store.add_task(**dict(TASK, model_config={'s': {1, 2}}))
+    task = store.add_task(**dict(TASK, parameters={'n': 10 ** 40}))  # Big, but fine.
+    assert store.get_task(task.id).parameters == {'n': 10 ** 40}
+
+
+# -- constraint failures are ValidationErrors; the bulk path guards the schema (B11) -----------
+
+def test_a_hand_made_unique_index_refuses_a_duplicate_as_a_validation_error(store, db_url):
+    store.add_model(**MODEL)
+    execute(db_url, 'CREATE UNIQUE INDEX hand_made ON fine_tuned_models (model_name)')
+    before = dump(db_url)
+    with pytest.raises(ValidationError) as one:
+        store.add_model(**MODEL)
+    with pytest.raises(ValidationError) as bulk:
+        store.add_models([dict(MODEL, model_name='fresh'), MODEL])
+    for info in (one, bulk):
+        assert info.value.field == 'model_name'
+        assert 'the database refused the row' in str(info.value)
+    assert dump(db_url) == before  # The bulk call stored none of its rows.
+    store.add_model(**dict(MODEL, model_name='other'))  # The store is still usable.
+
+
+@pytest.mark.sqlite_only
+def test_add_models_on_a_database_behind_the_code_raises_schema_out_of_date(tmp_path):
+    from legacy import build, modelforge_v10
+    from modelstore import SchemaOutOfDate
+    from modelstore.db import open_database
+    path = str(tmp_path / 'forge.db')
+    build(path, modelforge_v10)
+    store = modelstore.ModelStore(open_database('sqlite:///' + path, mode='migrate'), path)
+    before = dump(path)
+    for call in (lambda: store.add_model(**MODEL), lambda: store.add_models([MODEL])):
+        with pytest.raises(SchemaOutOfDate, match='modelstore migrate --database'):
+            call()
+    store.close()
+    assert dump(path) == before
+
+
+# -- every representable task timestamp round-trips exactly (B12) ------------------------------
+
+@pytest.mark.parametrize('moment', [
+    datetime.datetime(1, 6, 15, 10, 30), datetime.datetime.min, datetime.datetime.max,
+    datetime.datetime(999, 12, 31, 23, 59, 59, 999999), datetime.datetime(1000, 1, 1),
+    datetime.datetime(2026, 12, 1, 8, 0, 0, 1)])
+def test_task_timestamps_of_every_year_round_trip(store, moment):
+    task = store.add_task(**dict(TASK, started_at=moment, completed_at=moment,
+                                 created_at=moment))
+    for got in (store.get_task(task.id), store.list_tasks()[0]):
+        assert (got.started_at, got.completed_at, got.created_at) == (moment,) * 3
+        assert type(got.started_at) is datetime.datetime
+    model = store.add_model(**dict(MODEL, creation_date=moment))
+    assert store.get_model(model.id).creation_date == moment
+    assert [m.creation_date for m in store.list_models()] == [moment]
+
+
+# -- an update cannot clear a task's status ----------------------------------------------------
+
+def test_update_task_refuses_to_clear_the_status(store, db_url):
+    task = store.add_task(**dict(TASK, status=None))
+    assert task.status is TaskStatus.PENDING  # add_task: None means the default.
+    before = dump(db_url)
+    with pytest.raises(ValidationError, match='status: cannot be cleared'):
+        store.update_task(task.id, status=None)
+    assert dump(db_url) == before
+    store.update_task(task.id, description=None)  # A nullable field may be cleared.
