@@ -168,7 +168,7 @@ def test_processes_connecting_at_once_all_switch_the_file_to_wal(cli, tmp_path, 
 
 def test_connect_on_another_applications_database_asks_first(db_url):
     execute(db_url, 'CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)',
-            'INSERT INTO invoices (total) VALUES (9.5)')
+            'INSERT INTO invoices (id, total) VALUES (1, 9.5)')
     before = tables(db_url)
     with pytest.raises(modelstore.SchemaOutOfDate) as info:
         modelstore.connect(db_url)
