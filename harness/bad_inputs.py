@@ -228,6 +228,13 @@ def _garbage_history(ctx):
             "WHERE name LIKE '0002%'")
 
 
+def _with_lock_timeout(command, value):
+    def argv(ctx):
+        target = [ctx.path('nope.bak')] if command == 'restore' else []
+        return [command] + target + ['--database', ctx.url, '--lock-timeout', value]
+    return argv
+
+
 def _silent_server(ctx):
     """connect() to a server that accepts TCP and never answers (connect_timeout=2)."""
     with socket.socket() as sock:
@@ -412,21 +419,15 @@ CASES = [
     Case('CLI: --lock-timeout that is not a number', lambda ctx: [
         'migrate', '--database', ctx.url, '--lock-timeout', 'soon'], 2,
         r"--lock-timeout: invalid float value: 'soon'"),
-    Case('CLI: --lock-timeout nan', lambda ctx: [
-        'migrate', '--database', ctx.url, '--lock-timeout', 'nan'], 2,
-        r'--lock-timeout: must be a finite number of seconds'),
-    Case('CLI: --lock-timeout inf', lambda ctx: [
-        'rollback', '--database', ctx.url, '--lock-timeout', 'inf'], 2,
-        r'--lock-timeout: must be a finite number of seconds'),
-    Case('CLI: negative --lock-timeout', lambda ctx: [
-        'migrate', '--database', ctx.url, '--lock-timeout', '-3'], 2,
-        r'--lock-timeout: must be a finite number of seconds, at least 0'),
-    Case('CLI: --lock-timeout past what SQLite can wait', lambda ctx: [
-        'migrate', '--database', ctx.url, '--lock-timeout', '1e9'], 2,
-        r'--lock-timeout: must be at most 2147483 s'),
-    Case('CLI: restore --lock-timeout nan', lambda ctx: [
-        'restore', ctx.path('nope.bak'), '--database', ctx.url, '--lock-timeout', 'nan'], 2,
-        r'--lock-timeout: must be a finite number'),
+    ] + [
+    Case('CLI: %s --lock-timeout %s' % (command, value), _with_lock_timeout(command, value), 2,
+         r'--lock-timeout: ' + message)
+    for command, value, message in (
+        ('migrate', 'nan', 'must be a finite number of seconds'),
+        ('rollback', 'inf', 'must be a finite number of seconds'),
+        ('migrate', '-3', 'must be a finite number of seconds, at least 0'),
+        ('migrate', '1e9', 'must be at most 2147483 s'),
+        ('restore', 'nan', 'must be a finite number'))] + [
     Case('CLI: --database ""', lambda ctx: ['migrate', '--database', ''], 2,
          r'the database URL is empty'),
     Case('CLI: check on a damaged history', lambda ctx: ['check', '--database', ctx.url], 1,

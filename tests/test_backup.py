@@ -161,12 +161,18 @@ def test_restore_refuses_postgresql_targets(cli, db_path):
     assert code == 2 and 'pg_dump' in err and 'secret' not in err
 
 
+def _partial(db_path, content, stamp='20260101T000000.000000Z', suffix=''):
+    """What a backup killed halfway leaves: the partial copy (or its -journal)."""
+    path = '%s.%s.schema-0004.bak.partial%s' % (db_path, stamp, suffix)
+    with open(path, 'wb') as fh:
+        fh.write(content)
+    return path
+
+
 @pytest.mark.sqlite_only
 def test_a_killed_backup_leaves_only_a_partial_that_the_next_backup_removes(db_path):
     populated(db_path)
-    stale = db_path + '.20260101T000000.000000Z.schema-0004.bak.partial'
-    with open(stale, 'wb') as fh:
-        fh.write(b'half a copy')
+    stale = _partial(db_path, b'half a copy')
     assert Backups(db_path).list() == []  # A partial is never taken for a backup.
     Backups(db_path).take('0004')
     assert not os.path.exists(stale)
@@ -382,13 +388,10 @@ def test_restore_from_a_live_registry_includes_the_rows_still_in_its_wal(cli, tm
 @pytest.mark.sqlite_only
 def test_a_killed_backups_journal_is_removed_by_the_next_run(cli, db_path):
     populated(db_path)
-    stale = db_path + '.20260101T000000.000000Z.schema-0004.bak.partial'
-    for leftover in (stale, stale + '-journal'):
-        with open(leftover, 'wb') as fh:
-            fh.write(b'half a copy')
-    orphan = db_path + '.20260102T000000.000000Z.schema-0004.bak.partial-journal'
-    with open(orphan, 'wb') as fh:  # Its partial was removed by an older modelstore.
-        fh.write(b'journal')
+    _partial(db_path, b'half a copy', suffix='-journal')
+    _partial(db_path, b'half a copy')
+    # A journal whose partial an older modelstore removed.
+    _partial(db_path, b'journal', stamp='20260102T000000.000000Z', suffix='-journal')
     # Even a run with nothing to do (no backup taken) cleans up.
     code, out, _ = cli('migrate', '--database', db_path)
     assert code == 0 and 'Nothing to migrate' in out
@@ -399,9 +402,7 @@ def test_a_killed_backups_journal_is_removed_by_the_next_run(cli, db_path):
 def test_a_partial_being_written_by_another_run_is_left_alone(db_path):
     from modelstore.backup import in_use
     populated(db_path)
-    busy = db_path + '.20260101T000000.000000Z.schema-0004.bak.partial'
-    with open(busy, 'wb') as fh:
-        fh.write(b'being copied')
+    busy = _partial(db_path, b'being copied')
     with in_use(busy):
         Backups(db_path).take('0005')
         assert os.path.exists(busy)
