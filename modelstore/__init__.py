@@ -8,14 +8,12 @@
 
 Schema changes are playhouse.migrations scripts, applied by hand with ``modelstore migrate``.
 """
-from .drift import Drift, detect_drift
-from .engine import Engine
+from .engine import Drift, Engine, detect_drift
 from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, LockTimeout,
                          MigrationError, ModelStoreError, NotFound, SchemaNewerThanCode,
                          SchemaOutOfDate, ScriptError, StorageError, ValidationError)
-from .gate import connect
-from .models import FineTunedModel, Task, TaskStatus
-from .registry import ModelStore
+from .registry import ModelStore, connect
+from .shared.models import FineTunedModel, Task, TaskStatus
 from .version import __version__
 
 __all__ = [

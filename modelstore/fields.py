@@ -1,7 +1,9 @@
 """Portable field types that keep the legacy apps' value formats.
 
-Migration scripts import these too, so a field's DDL must never change once a script uses it:
-add a new class instead of editing one.
+Migration scripts import these too (``from modelstore.fields import AutoIncrementField``, as
+0001 does), so this module keeps its path, outside the ``shared`` package it belongs to by
+layer: a shipped script's text -- and so its checksum -- cannot change. For the same reason a
+field's DDL must never change once a script uses it: add a new class instead of editing one.
 
 * ``AutoIncrementField``: ``INTEGER PRIMARY KEY AUTOINCREMENT`` on SQLite (ModelForge's ids are
   never reused after a delete), the backend's serial type elsewhere.

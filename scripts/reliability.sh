@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 trials=${TRIALS:-100}
 rows=${ROWS:-20000}
 python3 -m venv .venv
+# A stale build/ from an older layout would be copied into the install: start clean.
+rm -rf build
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
 url=${MODELSTORE_TEST_DATABASE_URL:-}
 if [ -z "$url" ]; then

@@ -15,6 +15,8 @@ given_url=${MODELSTORE_TEST_DATABASE_URL:-}
 unset MODELSTORE_TEST_DATABASE_URL
 
 python3 -m venv .venv
+# A stale build/ from an older layout would be copied into the install: start clean.
+rm -rf build
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
 
 # pytest, not `python -m pytest`: the latter puts the checkout on sys.path and would test it

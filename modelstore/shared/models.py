@@ -9,7 +9,7 @@ import enum
 from peewee import (AutoField, BooleanField, CharField, DoubleField, IntegerField, Model, SQL,
                     TextField)
 
-from .fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
+from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
                      UtcDateTimeField)
 
 __all__ = ['FineTunedModel', 'Task', 'TaskStatus', 'MODELS', 'bind_models']

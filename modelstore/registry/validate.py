@@ -1,4 +1,5 @@
-"""Validation rules for the registry API: each field's checker, and the cluster-config shapes.
+"""Validation rules for the registry API: each field's checker and the tables of fields (the
+JSON columns' rules are in modelstore.registry.documents).
 
 A checker takes the value and returns what to store, or raises ValidationError naming the field
 and the problem. Nothing here touches the database.
@@ -6,29 +7,19 @@ and the problem. Nothing here touches the database.
 import datetime
 import math
 
-from .exceptions import ValidationError
-from .fields import IsoTimestampField, dumps, parse_timestamp
-from .models import TaskStatus
+from ..exceptions import ValidationError
+from ..fields import IsoTimestampField, parse_timestamp
+from ..shared.models import TaskStatus
+from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRESETS,
+                        base_model_spec, cluster_config, json_object, serving_runtime_spec,
+                        type_name)
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
-           'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'BULK_MODEL_COLUMNS',
-           'CLUSTER_BASE_MODEL_PRESETS', 'CLUSTER_SERVING_RUNTIME_PRESETS']
+           'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'BULK_MODEL_COLUMNS']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
 PATH_LIMIT = 4096           # PATH_MAX on Linux.
 TEXT_LIMIT = 64 * 1024      # Descriptions.
-JSON_LIMIT = 256 * 1024     # Serialised size of one JSON column.
-
-CLUSTER_BASE_MODEL_PRESETS = (
-    'llama-3-2-1b-instruct', 'llama-3-2-3b-instruct', 'llama-3-1-70b-instruct',
-    'llama-3-3-70b-instruct', 'mistral-7b-instruct', 'mixtral-8x7b-instruct', 'deepseek-v3')
-CLUSTER_SERVING_RUNTIME_PRESETS = (
-    'sglang-llama-small', 'sglang-llama-large', 'vllm-llama-small', 'vllm-llama-large',
-    'sglang-mixtral-moe')
-
-
-def _type_name(value):
-    return type(value).__name__
 
 
 def text(limit, required=False):
@@ -36,7 +27,7 @@ def text(limit, required=False):
         if value is None:
             return None
         if not isinstance(value, str):
-            raise ValidationError(name, 'must be a string, got %s' % _type_name(value))
+            raise ValidationError(name, 'must be a string, got %s' % type_name(value))
         if required and not value.strip():
             raise ValidationError(name, 'must not be empty')
         if '\x00' in value:
@@ -55,7 +46,7 @@ def text(limit, required=False):
 
 def boolean(name, value):
     if not isinstance(value, bool):
-        raise ValidationError(name, 'must be True or False, got %s' % _type_name(value))
+        raise ValidationError(name, 'must be True or False, got %s' % type_name(value))
     return value
 
 
@@ -63,7 +54,7 @@ def count(name, value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, 'must be an integer, got %s' % _type_name(value))
+        raise ValidationError(name, 'must be an integer, got %s' % type_name(value))
     if value < 0 or value > 2 ** 63 - 1:
         raise ValidationError(name, 'must be between 0 and 2**63-1, got %d' % value)
     return value
@@ -73,7 +64,7 @@ def seconds(name, value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(name, 'must be a number of seconds, got %s' % _type_name(value))
+        raise ValidationError(name, 'must be a number of seconds, got %s' % type_name(value))
     if not math.isfinite(value) or value < 0:
         raise ValidationError(name, 'must be a finite, non-negative number, got %r' % value)
     return float(value)
@@ -95,7 +86,7 @@ def moment(zone):
                                       % value[:64]) from None
         elif not isinstance(value, datetime.datetime):
             raise ValidationError(name, 'must be a datetime or ISO-8601 text, got %s'
-                                  % _type_name(value))
+                                  % type_name(value))
         if value.tzinfo is None:
             return value
         try:
@@ -107,137 +98,6 @@ def moment(zone):
                                   % (value.isoformat(), 'UTC' if zone == 'utc'
                                      else 'local time')) from None
     return check
-
-
-JSON_DEPTH = 100            # Levels of nested objects and arrays in one JSON column.
-JSON_DIGITS = 4300          # Digits of one JSON integer (Python's own str() limit).
-_JSON_BIG = 10 ** JSON_DIGITS
-_CLOSE = object()
-
-
-def _json_path(name, where):
-    parts = []
-    while where is not None:
-        where, key = where
-        parts.append('[%r]' % key)
-    return name + ''.join(reversed(parts))
-
-
-def _check_json(name, value):
-    """Walk a JSON value without recursion: string keys, finite numbers of sane size, no
-    reference cycles, at most JSON_DEPTH levels. Errors name the place (``parameters['lr']``)."""
-    open_ids = set()
-    opened = []
-    stack = [(value, None)]
-    while stack:
-        item = stack.pop()
-        if item is _CLOSE:
-            open_ids.discard(id(opened.pop()))
-            continue
-        obj, where = item
-        if isinstance(obj, (dict, list, tuple)):
-            if id(obj) in open_ids:
-                raise ValidationError(name, 'contains itself at %s (a reference cycle), which '
-                                            'JSON cannot represent' % _json_path(name, where))
-            if len(opened) >= JSON_DEPTH:
-                raise ValidationError(name, 'is nested more than %d levels deep (at %s)'
-                                      % (JSON_DEPTH, _json_path(name, where)))
-            opened.append(obj)
-            open_ids.add(id(obj))
-            stack.append(_CLOSE)
-            if isinstance(obj, dict):
-                for key, child in obj.items():
-                    if not isinstance(key, str):
-                        raise ValidationError(name, 'JSON object keys must be strings, got %s '
-                                                    'key %r at %s' % (_type_name(key), key,
-                                                                      _json_path(name, where)))
-                    stack.append((child, (where, key)))
-            else:
-                stack.extend((child, (where, i)) for i, child in enumerate(obj))
-        elif isinstance(obj, float):
-            if not math.isfinite(obj):
-                raise ValidationError(name, 'contains NaN or infinity at %s, which JSON cannot '
-                                            'represent' % _json_path(name, where))
-        elif isinstance(obj, int) and not isinstance(obj, bool):
-            if not -_JSON_BIG < obj < _JSON_BIG:
-                raise ValidationError(name, 'holds an integer of more than %d digits at %s'
-                                      % (JSON_DIGITS, _json_path(name, where)))
-        elif not (obj is None or isinstance(obj, (str, bool))):
-            raise ValidationError(name, 'is not JSON-serialisable: %s at %s is not a JSON value'
-                                  % (_type_name(obj), _json_path(name, where)))
-
-
-def json_object(name, value):
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValidationError(name, 'must be a JSON object (dict), got %s' % _type_name(value))
-    _check_json(name, value)
-    try:
-        encoded = dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:  # Subclasses with odd behaviour.
-        raise ValidationError(name, 'is not JSON-serialisable: %s' % exc) from None
-    if len(encoded) > JSON_LIMIT:
-        raise ValidationError(name, 'serialises to %d bytes; the limit is %d'
-                              % (len(encoded), JSON_LIMIT))
-    try:
-        encoded.encode('utf-8')
-    except UnicodeEncodeError:
-        raise ValidationError(name, 'holds text that is not valid UTF-8') from None
-    return value
-
-
-def _require_keys(name, spec, keys, where='spec'):
-    missing = [k for k in keys if k not in spec]
-    if missing:
-        raise ValidationError(name, '%s is missing %s' % (where, ', '.join(repr(k)
-                                                                          for k in missing)))
-
-
-def _cluster_config(presets, spec_check):
-    def check(name, value):
-        value = json_object(name, value)
-        if value is None:
-            return None
-        if 'preset' in value:
-            extra = set(value) - {'preset', 'overrides', 'labels', 'annotations'}
-            if extra:
-                raise ValidationError(name, 'a preset config takes only preset, overrides, '
-                                            'labels and annotations; got %s'
-                                      % ', '.join(sorted(extra)))
-            if value['preset'] not in presets:
-                raise ValidationError(name, 'unknown preset %r; known presets: %s'
-                                      % (value['preset'], ', '.join(presets)))
-            for key in ('overrides', 'labels', 'annotations'):
-                if key in value and not isinstance(value[key], dict):
-                    raise ValidationError(name, '%s must be an object' % key)
-            return value
-        if 'name' in value and 'spec' in value:
-            if not isinstance(value['name'], str) or not value['name'].strip():
-                raise ValidationError(name, 'a custom config needs a non-empty "name"')
-            if not isinstance(value['spec'], dict):
-                raise ValidationError(name, 'a custom config\'s "spec" must be an object')
-            spec_check(name, value['spec'])
-            return value
-        raise ValidationError(name, 'must be a preset {"preset": NAME} or a custom spec '
-                                    '{"name": NAME, "spec": {...}}')
-    return check
-
-
-def _base_model_spec(name, spec):
-    _require_keys(name, spec, ('displayName', 'vendor', 'version', 'storage'))
-    if not isinstance(spec['storage'], dict):
-        raise ValidationError(name, 'spec.storage must be an object')
-    _require_keys(name, spec['storage'], ('storageUri', 'path'), 'spec.storage')
-
-
-def _serving_runtime_spec(name, spec):
-    _require_keys(name, spec, ('supportedModelFormats', 'protocolVersions', 'engineConfig'))
-    engine = spec['engineConfig']
-    if not isinstance(engine, dict) or not isinstance(engine.get('runner'), dict):
-        raise ValidationError(name, 'spec.engineConfig.runner must be an object')
-    _require_keys(name, engine['runner'], ('name', 'image', 'resources'),
-                  'spec.engineConfig.runner')
 
 
 def check_status(name, value):
@@ -288,10 +148,10 @@ TASK_FIELDS = {
     'slo_config': Field(json_object),
     'quant_config': Field(json_object),
     'parallel_config': Field(json_object),
-    'clusterbasemodel_config': Field(_cluster_config(CLUSTER_BASE_MODEL_PRESETS,
-                                                     _base_model_spec)),
-    'clusterservingruntime_config': Field(_cluster_config(CLUSTER_SERVING_RUNTIME_PRESETS,
-                                                          _serving_runtime_spec)),
+    'clusterbasemodel_config': Field(cluster_config(CLUSTER_BASE_MODEL_PRESETS,
+                                                     base_model_spec)),
+    'clusterservingruntime_config': Field(cluster_config(CLUSTER_SERVING_RUNTIME_PRESETS,
+                                                          serving_runtime_spec)),
     'created_clusterbasemodel': Field(text(NAME_LIMIT)),
     'created_clusterservingruntime': Field(text(NAME_LIMIT)),
     'task_metadata': Field(json_object),
@@ -351,7 +211,7 @@ check_flag = boolean
 def check_page(name, value, minimum):
     """``limit`` or ``offset``: a whole number of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, 'must be an integer, got %s' % _type_name(value))
+        raise ValidationError(name, 'must be an integer, got %s' % type_name(value))
     if value < minimum or value > 2 ** 62:
         raise ValidationError(name, 'must be at least %d, got %d' % (minimum, value))
     return value
@@ -390,7 +250,7 @@ def bulk_model_row(index, values, now):
                         stamp if created.microsecond else stamp + '.000000', path, flag)
     if not isinstance(values, dict):
         raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
-                              % _type_name(values))
+                              % type_name(values))
     try:
         checked = check_fields(MODEL_FIELDS, values)
     except ValidationError as exc:
@@ -408,7 +268,7 @@ ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, B
 def check_id(name, value):
     """A row id: a positive integer that fits a 64-bit signed column."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, 'must be an integer id, got %s' % _type_name(value))
+        raise ValidationError(name, 'must be an integer id, got %s' % type_name(value))
     if not 1 <= value <= ID_LIMIT:
         raise ValidationError(name, 'must be a positive id of at most 2**63-1, got %d' % value)
     return value

@@ -1,4 +1,4 @@
-"""Status, plan, apply, rollback and accept, composed from loader, history and lock.
+"""The Engine: status, migrate, rollback and accept, composed from scripts, history and lock.
 
 Every run follows the same order:
 
@@ -15,155 +15,26 @@ A dry run does all of this inside one transaction that is rolled back at the end
 reports is exactly what would run, and nothing changes -- not even the history table.
 """
 import contextlib
-import re
 import sqlite3
 import time
-from dataclasses import dataclass, field
-from typing import List, Optional
 
 from peewee import DatabaseError, SqliteDatabase
 
+from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
+                          SchemaNewerThanCode, ScriptError)
+from ..shared.database import check_timeout
+from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
-from .backup import check_timeout, schema_version
-from .exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
-                         SchemaNewerThanCode, ScriptError)
-from .history import RUNNING, TABLE as HISTORY_TABLE, History, Record
-from .loader import Script, discover
-from .lock import DEFAULT_TIMEOUT, NeedBaseline, run_lock
+from .history import TABLE as HISTORY_TABLE, History
+from .fkwatch import NeedBaseline
+from .lock import DEFAULT_TIMEOUT, run_lock
 from .losses import count_losses, layout
-from .steps import Recorder, Step
-from .version import __version__
+from .results import RunResult, ScriptRun
+from .scripts import discover
+from .status import Entry, Status, schema_version, script_number
+from .steps import Recorder
 
-__all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES']
-
-OWNED_TABLES = frozenset({'fine_tuned_models', 'tasks'})
-
-
-def _number(name):
-    match = re.match(r'\d+', name)
-    return int(match.group()) if match else -1
-
-
-@dataclass
-class Entry:
-    """A script file, its history record, or both; ``plan`` says what migrate would do."""
-    name: str
-    script: Optional[Script]
-    record: Optional[Record]
-    plan: Optional[str] = None  # pending only, when analysed: adopt | run | partial
-
-    @property
-    def interrupted(self):
-        """A non-transactional script whose run died: history says ``running``."""
-        return self.record is not None and self.record.method == RUNNING
-
-    @property
-    def state(self):
-        if self.record is None or (self.interrupted and self.script is not None):
-            return 'pending'  # An interrupted script runs again (or is adopted).
-        return 'applied' if self.script is not None else 'missing'
-
-    @property
-    def changed(self):
-        """True when the file differs from the text that was applied."""
-        return bool(self.script and self.record and self.record.checksum
-                    and self.record.checksum != self.script.checksum)
-
-    def as_dict(self):
-        out = {'name': self.name, 'state': self.state, 'changed': self.changed,
-               'checksum': self.script.checksum if self.script else None}
-        if self.record is not None:
-            out['history'] = self.record.as_dict()
-        if self.plan is not None:
-            out['plan'] = self.plan
-        return out
-
-
-@dataclass
-class Status:
-    entries: List[Entry]
-    history_table: bool
-    tables: frozenset
-    adoption: Optional[Adoption] = None  # set by status(analyse=True)
-
-    def _names(self, test):
-        return [e.name for e in self.entries if test(e)]
-
-    @property
-    def applied(self):
-        return self._names(lambda e: e.state != 'pending')
-
-    @property
-    def pending(self):
-        return self._names(lambda e: e.state == 'pending')
-
-    @property
-    def missing(self):
-        return self._names(lambda e: e.state == 'missing')
-
-    @property
-    def changed(self):
-        return self._names(lambda e: e.changed)
-
-    @property
-    def records(self):
-        """The history records, in script order."""
-        return [e.record for e in self.entries if e.record is not None]
-
-    @property
-    def up_to_date(self):
-        return not self.pending and not self.missing
-
-    @property
-    def fresh(self):
-        """Nothing of modelstore's here yet: no history and none of its tables."""
-        return not self.applied and not (self.tables & OWNED_TABLES)
-
-    @property
-    def empty(self):
-        """No tables at all but the history's: nothing of anyone's is here yet."""
-        return not self.data_tables
-
-    @property
-    def data_tables(self):
-        """Tables other than the history table and SQLite's own."""
-        return frozenset(t for t in self.tables
-                         if t != HISTORY_TABLE and not t.startswith('sqlite_'))
-
-    @property
-    def to_adopt(self):
-        return self._names(lambda e: e.state == 'pending' and e.plan == ADOPT)
-
-
-@dataclass
-class ScriptRun:
-    name: str
-    direction: str
-    method: str  # ran | adopted | faked | reverted
-    duration: float
-    steps: List[Step] = field(default_factory=list)
-    kept: List[str] = field(default_factory=list)  # tables already present, left as they were
-
-    def as_dict(self):
-        return {'name': self.name, 'direction': self.direction, 'method': self.method,
-                'duration': round(self.duration, 6), 'kept': list(self.kept),
-                'steps': [s.as_dict() for s in self.steps]}
-
-
-@dataclass
-class RunResult:
-    runs: List[ScriptRun]
-    dry_run: bool = False
-    adoption: Optional[Adoption] = None
-    backup: Optional[str] = None  # the backup taken before the run (SQLite)
-    losses: List[str] = field(default_factory=list)  # what a rollback destroys (allowed)
-
-    @property
-    def names(self):
-        return [r.name for r in self.runs]
-
-    def by_method(self, method):
-        return [r.name for r in self.runs if r.method == method]
+__all__ = ['Engine']
 
 
 class Engine:
@@ -197,7 +68,7 @@ class Engine:
         records = {r.name: r for r in self.history.read()} if HISTORY_TABLE in tables else {}
         entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
         entries.extend(Entry(name, None, rec) for name, rec in records.items())
-        entries.sort(key=lambda e: (_number(e.name), e.name))
+        entries.sort(key=lambda e: (script_number(e.name), e.name))
         status = Status(entries, HISTORY_TABLE in tables, tables)
         if analyse:
             self._analyse(status, scripts)
@@ -320,15 +191,14 @@ class Engine:
 
     def _run_locked(self, plan, direction, *, dry_run, on_script, on_backup, analyse,
                     allow_data_loss):
-        failure = None
-        runs = []
-        backup = None
+        """Lock, read, plan, guard against losses, back up, apply, report: in that order."""
         losses = []
+        backup = None
         self.history.forget()
         with run_lock(self.database, self.lock_timeout) as lock:
             # Where the lock's transaction holds every script (SQLite), a script is committed
-            # only when the lock is released: report it then, never before.
-            report_now = None if lock.commits_at_exit and not dry_run else on_script
+            # only when the lock is released: it is reported then, never before.
+            deferred = lock.commits_at_exit and not dry_run
             status = self.status(analyse=analyse)
             self._interrupted = {e.name for e in status.entries if e.interrupted}
             if self.backups is not None and not dry_run:
@@ -337,44 +207,18 @@ class Engine:
             if not todo:
                 return RunResult([], dry_run, status.adoption)
             if direction == 'down':
-                losses = self._losses(todo)
-                if losses and not (allow_data_loss or dry_run):
-                    raise DataLossRefused(self.label, losses)
-                if losses and not dry_run and self.backups is None \
-                        and isinstance(self.database, SqliteDatabase):
-                    raise MigrationError('a rollback that destroys data (%s) takes a backup '
-                                         'first; it cannot run without one (drop --no-backup)'
-                                         % '; '.join(losses))
+                losses = self._refuse_losses(todo, dry_run, allow_data_loss)
             if self.backups is not None and not dry_run and status.data_tables:
                 backup = self.backups.take(schema_version(status))
                 if on_backup is not None:
                     on_backup(backup)
-            outer = self.database.atomic() if dry_run else contextlib.nullcontext()
-            with outer as txn:
-                for script, module, method, kept in todo:
-                    try:
-                        run = self._run_script(lock, script, module, direction, method, kept)
-                    except Exception as exc:
-                        failure = exc, script
-                        break
-                    runs.append(run)
-                    if report_now is not None:
-                        report_now(run)
-                if dry_run:
-                    txn.rollback()
-            if lock.commits_at_exit and not dry_run and not lock.still_open():
-                # SQLite rolled the whole transaction back by itself (SQLITE_FULL, IOERR,
-                # CORRUPT): not even the scripts that succeeded are applied.
-                if failure is not None:
-                    exc, script = failure
-                    raise ScriptError(script.name, '%s failed: %s: %s; SQLite then rolled back '
-                                      'the whole run, so no script of it was applied'
-                                      % (direction, type(exc).__name__, exc)) from exc
-                raise MigrationError('SQLite rolled back the run on %s, so no script of it was '
-                                     'applied' % self.label)
+            runs, failure = self._apply(lock, todo, direction, dry_run,
+                                        None if deferred else on_script)
+            if deferred and not lock.still_open():
+                self._rolled_back_by_sqlite(direction, failure)
             if dry_run:
                 lock.discard()
-        if on_script is not None and report_now is None:
+        if deferred and on_script is not None:
             for run in runs:  # Committed now.
                 on_script(run)
         if failure is not None:
@@ -384,6 +228,47 @@ class Engine:
             raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
                               % (direction, type(exc).__name__, exc)) from exc
         return RunResult(runs, dry_run, status.adoption, backup, losses)
+
+    def _refuse_losses(self, todo, dry_run, allow_data_loss):
+        """What the rollback would destroy; raises unless allowed (and backed up on SQLite)."""
+        losses = self._losses(todo)
+        if losses and not (allow_data_loss or dry_run):
+            raise DataLossRefused(self.label, losses)
+        if losses and not dry_run and self.backups is None \
+                and isinstance(self.database, SqliteDatabase):
+            raise MigrationError('a rollback that destroys data (%s) takes a backup first; it '
+                                 'cannot run without one (drop --no-backup)' % '; '.join(losses))
+        return losses
+
+    def _apply(self, lock, todo, direction, dry_run, on_script):
+        """Run the scripts in order until one fails; returns (runs, (exception, script) or
+        None). A dry run does it all in a transaction that is rolled back."""
+        runs, failure = [], None
+        outer = self.database.atomic() if dry_run else contextlib.nullcontext()
+        with outer as txn:
+            for script, module, method, kept in todo:
+                try:
+                    run = self._run_script(lock, script, module, direction, method, kept)
+                except Exception as exc:
+                    failure = exc, script
+                    break
+                runs.append(run)
+                if on_script is not None:
+                    on_script(run)
+            if dry_run:
+                txn.rollback()
+        return runs, failure
+
+    def _rolled_back_by_sqlite(self, direction, failure):
+        """SQLite rolled the run's transaction back by itself (SQLITE_FULL, IOERR, CORRUPT):
+        not even the scripts that succeeded are applied."""
+        if failure is not None:
+            exc, script = failure
+            raise ScriptError(script.name, '%s failed: %s: %s; SQLite then rolled back the whole '
+                              'run, so no script of it was applied'
+                              % (direction, type(exc).__name__, exc)) from exc
+        raise MigrationError('SQLite rolled back the run on %s, so no script of it was applied'
+                             % self.label)
 
     def _losses(self, todo):
         """Run the down()s in a transaction that is rolled back; say what they would destroy."""
@@ -407,7 +292,7 @@ class Engine:
         except NeedBaseline:
             # The script's savepoint is undone: read the violations that were already there
             # (a legacy file may hold orphans) and run it again, now able to tell new from old.
-            lock.read_baseline()
+            lock.watch.read_baseline()
             self.history.forget()
             return self._attempt(lock, script, module, direction, method, kept)
 
@@ -430,10 +315,10 @@ class Engine:
         try:
             with migrator.migration_context(atomic):
                 if method in ('ran', 'reverted'):
-                    lock.mark()
+                    lock.watch.mark()
                     with recorder:
                         getattr(module, direction)(migrator, db)
-                    lock.check()
+                    lock.watch.check()
                 duration = time.perf_counter() - start
                 # Created (or upgraded) in the script's own transaction: a first script that
                 # fails must not leave an empty history table behind.

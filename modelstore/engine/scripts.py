@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from playhouse.migrations import Migration
 
-from .exceptions import MigrationError, ScriptError
+from ..exceptions import MigrationError, ScriptError
 
 __all__ = ['Script', 'default_directory', 'discover', 'checksum']
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # modelstore/
 _checksums = {}  # (path, mtime_ns, size) -> checksum; scripts are re-hashed only when touched.
 _modules = {}  # (path, checksum) -> loaded module: a script is executed once per process.
 

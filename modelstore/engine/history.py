@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 from peewee import CharField, DateTimeField, FloatField, Model
 from playhouse.migrate import SchemaMigrator
 
-from .fields import UtcDateTimeField
+from ..fields import UtcDateTimeField
 
 __all__ = ['TABLE', 'RUNNING', 'Record', 'History']
 
@@ -151,7 +151,7 @@ def _model(database):
             table_name = TABLE
             legacy_table_names = False
 
-    History._meta.set_database(database)
+    History.bind(database, bind_refs=False, bind_backrefs=False)
     return History
 
 

@@ -17,23 +17,17 @@
 This is the check whose absence lost the seeds' data: a write against an old schema must fail
 loudly at startup, not drop the row later.
 """
-import shlex
 import sqlite3
 
 from peewee import DatabaseError
 
-from .backup import Backups
-from .db import mask_url, open_database, resolve_url, sqlite_path, use_for_app
-from .engine import OWNED_TABLES, Engine
-from .exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
-from .registry import ModelStore
+from ..engine import OWNED_TABLES, Backups, Engine
+from ..exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
+from ..shared.database import open_database, use_for_app
+from ..shared.urls import mask_url, migrate_command, resolve_url, sqlite_path
+from .store import ModelStore
 
-__all__ = ['connect', 'migrate_command']
-
-
-def migrate_command(url):
-    """The command an operator runs to bring ``url`` up to date (password masked)."""
-    return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
+__all__ = ['connect']
 
 
 def _foreign(status):

@@ -11,13 +11,14 @@ import datetime
 import re
 import sqlite3
 
-from peewee import (CharField, DatabaseError, IntegerField, IntegrityError, InterfaceError,
-                    PostgresqlDatabase, SqliteDatabase, TextField)
+from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 
-from .db import write_transaction
-from .fields import IsoTimestampField
-from .exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
-from .models import bind_models
+from ..engine import Engine
+from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
+from ..shared.database import write_transaction
+from ..shared.models import bind_models
+from ..shared.urls import migrate_command
+from .fastpath import ModelQueries
 from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row,
                        check_fields, check_flag, check_id, check_page, check_status, check_text)
 
@@ -83,10 +84,10 @@ class ModelStore:
         self.url = url  # Masked: safe to print.
         # An exception every write raises (SchemaNewerThanCode from connect(allow_newer=True)).
         self.refuse_writes = refuse_writes
-        self._sql = {}
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
+        self.queries = ModelQueries(self.FineTunedModel, BULK_MODEL_COLUMNS)
 
     def __repr__(self):
         return '<ModelStore %s>' % self.url
@@ -126,18 +127,16 @@ class ModelStore:
         db = self.database
         if isinstance(db, SqliteDatabase):
             return False  # A file, not a server: there is no connection to lose.
-        conn = db._state.conn
-        return conn is not None and getattr(conn, 'closed', 0) != 0
+        # A server connection that died reports an unknown transaction status: not usable.
+        return not db.is_closed() and not db.is_connection_usable()
 
     def _drop_connection(self):
         try:
             self.database.close()
         except Exception:  # A broken connection may fail even to close: forget it.
-            self.database._state.reset()
+            self.database.dispose()
 
     def _raise_if_out_of_date(self):
-        from .engine import Engine  # The engine is only needed on this error path.
-        from .gate import migrate_command
         try:
             pending = Engine(self.database, label=self.url).status().pending
         except Exception:  # Reporting the original failure matters more.
@@ -168,35 +167,11 @@ class ModelStore:
         values = check_fields(MODEL_FIELDS, fields)
         M = self.FineTunedModel
         row = tuple(M._meta.fields[name].db_value(values[name]) for name in BULK_MODEL_COLUMNS)
-        returning = isinstance(self.database, PostgresqlDatabase)
-        sql = self._model_insert_sql(returning)
-
-        def insert():
-            # A prepared statement rather than Model.create(): building peewee's query took
-            # ~100 us, and it ran while holding the database's write lock.
-            cursor = self.database.execute_sql(sql, row)
-            return cursor.fetchone()[0] if returning else cursor.lastrowid
         model = M(**values)
-        model.id = self._run('add_model', insert, write=True)
-        model._dirty.clear()  # Stored: as Model.create() leaves it.
-        return model
-
-    def _model_insert_sql(self, returning=False):
-        """INSERT of BULK_MODEL_COLUMNS into fine_tuned_models, identifiers quoted;
-        ``returning`` (PostgreSQL, where there is no lastrowid) adds RETURNING "id"."""
-        key = ('insert', returning)
-        if key not in self._sql:
-            db = self.database
-            q = db.quote[0]
-            M = self.FineTunedModel
-            sql = 'INSERT INTO %s (%s) VALUES (%s)' % (
-                q + M._meta.table_name + q,
-                ', '.join(q + M._meta.fields[n].column_name + q for n in BULK_MODEL_COLUMNS),
-                ', '.join([db.param] * len(BULK_MODEL_COLUMNS)))
-            if returning:
-                sql += ' RETURNING "id"'
-            self._sql[key] = sql
-        return self._sql[key]
+        # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
+        # holding the database's write lock.
+        model.id = self._run('add_model', lambda: self.queries.insert(row), write=True)
+        return self.queries.clean(model)
 
     def add_models(self, models):
         """Record many fine-tuned models in one transaction; returns how many were stored.
@@ -210,8 +185,6 @@ class ModelStore:
         if isinstance(models, (dict, str, bytes)) or not hasattr(models, '__iter__'):
             raise ValidationError('models', 'must be an iterable of dicts, got %s'
                                   % type(models).__name__)
-        M = self.FineTunedModel
-        fields = [M._meta.fields[name] for name in BULK_MODEL_COLUMNS]
         counted = [0]
 
         def rows():
@@ -222,17 +195,7 @@ class ModelStore:
 
         def write():
             counted[0] = 0
-            if isinstance(self.database, SqliteDatabase):
-                self.database.cursor().executemany(self._model_insert_sql(), rows())
-            else:  # Multi-row INSERTs: one round trip per 1000 rows, not per row.
-                batch = []
-                for row in rows():
-                    batch.append(row)
-                    if len(batch) == 1000:
-                        M.insert_many(batch, fields=fields).execute()
-                        batch = []
-                if batch:
-                    M.insert_many(batch, fields=fields).execute()
+            self.queries.insert_many(rows())
             return counted[0]
         # Never retried: the iterable has been (partly) consumed.
         return self._run('add_models', write, write=True, retry=False)
@@ -259,67 +222,18 @@ class ModelStore:
         Served by 0005's index (task, is_custom_base_model, creation_date, model_name): a
         page of 50 reads about 50 rows at any table size.
         """
-        where, params = [], []
+        values = {}
         if task is not None:
-            where.append('"task" = {p}')
-            params.append(check_text('task', task))
+            values['task'] = check_text('task', task)
         if is_custom_base_model is not None:
-            where.append('"is_custom_base_model" = {p}')
-            params.append(check_flag('is_custom_base_model', is_custom_base_model))
+            values['is_custom_base_model'] = check_flag('is_custom_base_model',
+                                                        is_custom_base_model)
         if name_prefix is not None:
-            prefix = check_text('name_prefix', name_prefix)
-            where.append('SUBSTR("model_name", 1, {p}) = {p}')
-            params += [len(prefix), prefix]
-        page = ''
-        if limit is not None or offset:
-            page = ' LIMIT {p} OFFSET {p}'
-            params += [-1 if limit is None else check_page('limit', limit, minimum=1),
-                       check_page('offset', offset, minimum=0)]
-        # The SQL is written out once per combination of filters rather than built by peewee on
-        # every call, and rows become models without peewee's per-field setattr: together
-        # they were 80 % of a page's cost (the query itself is ~0.1 ms at 1M rows).
-        key = ('list', tuple(where), page)
-        if key not in self._sql:
-            self._sql[key] = ('SELECT %s FROM "fine_tuned_models"%s ORDER BY "creation_date" '
-                              'DESC, "id" DESC%s' % (
-                                  ', '.join('"%s"' % c for c in self._model_columns()[0]),
-                                  ' WHERE ' + ' AND '.join(where) if where else '', page)
-                              ).replace('"', self.database.quote[0]).replace(
-                                  '{p}', self.database.param)
-        sql = self._sql[key]
-        if limit is None and offset and isinstance(self.database, PostgresqlDatabase):
-            sql = sql.replace(' LIMIT %s', ' LIMIT ALL', 1)
-            params.pop(-2)
-        return self._run('list_models', lambda: self._models(sql, params))
-
-    def _model_columns(self):
-        """fine_tuned_models' column names, its field names, and converters for the columns the
-        driver does not already return as Python wants them (the timestamp, the flag)."""
-        if 'columns' not in self._sql:
-            fields = self.FineTunedModel._meta.sorted_fields
-            plain = (IntegerField, TextField, CharField)
-            self._sql['columns'] = (
-                [f.column_name for f in fields], tuple(f.name for f in fields),
-                [(f.name, f.python_value) for f in fields
-                 if not isinstance(f, plain) or isinstance(f, IsoTimestampField)])
-        return self._sql['columns']
-
-    def _models(self, sql, params):
-        M = self.FineTunedModel
-        _, names, converters = self._model_columns()
-        new = M.__new__
-        out = []
-        for row in self.database.execute_sql(sql, params):
-            data = dict(zip(names, row))
-            for name, convert in converters:
-                if data[name] is not None:
-                    data[name] = convert(data[name])
-            # As Model(__no_default__=1) followed by peewee's own row handling, without the
-            # per-field setattr: a fetched row, nothing dirty.
-            model = new(M)
-            model.__data__, model._dirty, model.__rel__ = data, set(), {}
-            out.append(model)
-        return out
+            values['name_prefix'] = check_text('name_prefix', name_prefix)
+        if limit is not None:
+            limit = check_page('limit', limit, minimum=1)
+        offset = check_page('offset', offset, minimum=0)
+        return self._run('list_models', lambda: self.queries.listing(values, limit, offset))
 
     def delete_model(self, model_id):
         """Delete the model's row (its files are left alone); NotFound if there is none."""

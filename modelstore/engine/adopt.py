@@ -30,14 +30,11 @@ from typing import Dict, List
 from peewee import SqliteDatabase
 from playhouse.migrate import SchemaMigrator
 
-from .exceptions import ScriptError
+from ..exceptions import ScriptError
+from ..shared.shape import LEGACY_NULLABLE, blocks_inserts, compatible, default_key, snapshot
 from .history import TABLE as HISTORY_TABLE
-from .shape import blocks_inserts, compatible, default_key, snapshot
 
-__all__ = ['Adoption', 'analyse', 'known_states', 'LEGACY_NULLABLE']
-
-# NOT NULL columns that a legacy app created nullable; modelstore always writes a value there.
-LEGACY_NULLABLE = frozenset({('fine_tuned_models', 'is_custom_base_model')})
+__all__ = ['Adoption', 'analyse', 'known_states']
 
 ADOPT, RUN, PARTIAL = 'adopt', 'run', 'partial'
 

@@ -19,9 +19,9 @@ from typing import List
 from peewee import SQL
 from playhouse.schema_diff import diff_models
 
-from .adopt import LEGACY_NULLABLE
-from .models import MODELS
-from .shape import FIELD_KINDS, blocks_inserts, compatible, default_key, invalid_indexes, kind
+from ..shared.models import MODELS
+from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
+                            invalid_indexes, kind)
 
 __all__ = ['Drift', 'detect_drift']
 
@@ -52,12 +52,21 @@ class Drift:
         return '\n'.join(self.lines) if self.lines else 'schema matches the models'
 
 
+def _index(diff):
+    """An index of a schema diff in words, from its own fields (table, name, columns,
+    unique)."""
+    if diff.columns is None:
+        return 'index %s.%s' % (diff.table, diff.name)
+    return 'index %s%s (%s)%s' % (diff.table, '.%s' % diff.name if diff.name else '',
+                                  ', '.join(diff.columns), ' unique' if diff.unique else '')
+
+
 def _schema_lines(database, diff):
     lines = ['missing table %s' % m._meta.table_name for m in diff.create_tables]
     lines += ['missing column %s.%s' % (f.model._meta.table_name, f.column_name)
               for f in diff.add_columns]
-    lines += ['missing %s' % idx.display('')[1:].strip() for idx in diff.add_indexes]
-    notes = ['extra %s (not in the model; left as it is)' % idx.display('')[1:].strip()
+    lines += ['missing %s' % _index(idx) for idx in diff.add_indexes]
+    notes = ['extra %s (not in the model; left as it is)' % _index(idx)
              for idx in diff.drop_indexes]
     for table, name in diff.drop_columns:
         col = {c.name: c for c in database.get_columns(table)}[name]

@@ -17,6 +17,10 @@ from peewee import PostgresqlDatabase
 __all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key',
            'blocks_inserts', 'bare_default', 'FIELD_KINDS']
 
+# NOT NULL columns that a legacy app created nullable (ModelForge v1.1's BOOLEAN DEFAULT 0
+# is_custom_base_model); adoption and drift accept them, and modelstore always writes a value.
+LEGACY_NULLABLE = frozenset({('fine_tuned_models', 'is_custom_base_model')})
+
 _KINDS = {
     'integer': {'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT', 'SERIAL',
                 'BIGSERIAL', 'INT2', 'INT4', 'INT8'},

@@ -1,4 +1,5 @@
-"""Online backups of a SQLite registry, taken before a run changes it, and restoring one.
+"""Online backups of a SQLite registry, taken before a run changes it (restoring one:
+modelstore.engine.restore).
 
 A backup is a full copy made with SQLite's online backup API from a connection of its own, so it
 holds exactly what was committed when it was taken (a run takes it while holding the run lock,
@@ -21,25 +22,19 @@ locks are not available.
 
 PostgreSQL is not backed up here: use ``pg_dump`` (the server's own tool) before a risky change.
 """
-import contextlib
 import datetime
-import math
 import os
 import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
 
-try:
-    import fcntl
-except ImportError:  # Not POSIX: retention relies on the explicit ``protect`` list alone.
-    fcntl = None
+from ..exceptions import ConfigError, LockTimeout, MigrationError
+from ..shared.database import busy_ms, check_timeout
+from ..shared.files import (create_private, file_uri_path, in_use, remove, remove_unused,
+                            sync_directory)
 
-from .exceptions import ConfigError, LockTimeout, MigrationError
-
-__all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore', 'restore_database',
-           'schema_version']
+__all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore']
 
 KEEP = 5
 _NAME = re.compile(r'^(?P<base>.+)\.(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.schema-(?P<version>[\w-]+)'
@@ -63,81 +58,6 @@ class Backup:
             tzinfo=datetime.timezone.utc)
         source = os.path.join(os.path.dirname(os.path.abspath(path)), match['base'])
         return cls(os.path.abspath(path), source, taken, match['version'])
-
-
-def schema_version(status):
-    """What a backup's name says about the schema: last applied number, legacy, or empty."""
-    if status.applied:
-        match = re.match(r'\d+', status.applied[-1])
-        return match.group() if match else re.sub(r'[^\w-]', '_', status.applied[-1])
-    return 'legacy' if status.data_tables else 'empty'
-
-
-def _sync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def create_private(path):
-    """Create ``path`` empty with mode 0600 if it does not exist (SQLite then keeps the mode
-    for its -wal, -shm and -journal files).
-
-    A dangling symlink is followed: its target is created, privately (``O_EXCL`` on the link
-    itself would fail, and SQLite would then create the target with the umask's mode).
-    """
-    if os.path.islink(path) and not os.path.exists(path):
-        path = os.path.realpath(path)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
-
-
-@contextlib.contextmanager
-def in_use(path):
-    """Hold a shared advisory lock on ``path`` while it is read or written, so that retention
-    (``Backups.prune``) in this or another process leaves it alone."""
-    if fcntl is None:
-        yield
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Not there (yet) or unreadable: the caller's own open reports it.
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # Releases the lock.
-
-
-def _remove_unused(path):
-    """Delete ``path`` unless a command holds it (see in_use); True if it is gone."""
-    if fcntl is None:
-        _remove(path)
-        return True
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: in use; anything else: leave it alone too.
-            return False
-        _remove(path)
-        return True
-    finally:
-        os.close(fd)
 
 
 def _has_wal(path):
@@ -206,38 +126,6 @@ def _copy(source, target, timeout, *, source_is_backup=False):
         src.close()
 
 
-def file_uri_path(path):
-    """``path`` made absolute and escaped for a ``file:`` URI."""
-    return quote(os.path.abspath(path))
-
-
-# SQLite's busy timeout is an int of milliseconds.
-MAX_TIMEOUT = (2 ** 31 - 1) // 1000
-
-
-def busy_ms(timeout):
-    """``timeout`` seconds as SQLite's busy-timeout milliseconds (validated by check_timeout)."""
-    return int(check_timeout(timeout) * 1000)
-
-
-def check_timeout(value, what='lock timeout'):
-    """A wait in seconds: a finite number from 0 to MAX_TIMEOUT; ConfigError otherwise.
-
-    The message starts with ``what`` (None: with the predicate, for a CLI option's error).
-    """
-    subject = what + ' ' if what else ''
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError('%smust be a number of seconds, got %s'
-                          % (subject, type(value).__name__))
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError('%smust be a finite number of seconds, at least 0, got %r'
-                          % (subject, value))
-    if value > MAX_TIMEOUT:
-        raise ConfigError('%smust be at most %d s (about 24 days, the longest SQLite can wait), '
-                          'got %g' % (subject, MAX_TIMEOUT, value))
-    return float(value)
-
-
 class Backups:
     """The backups of one SQLite database file."""
 
@@ -272,10 +160,10 @@ class Backups:
                 with open(partial, 'rb+') as fh:
                     os.fsync(fh.fileno())
                 os.replace(partial, final)
-            _sync_directory(os.path.dirname(final))
+            sync_directory(os.path.dirname(final))
         except BaseException as exc:
             for leftover in _with_journals(partial):
-                _remove(leftover)
+                remove(leftover)
             if isinstance(exc, (OSError, sqlite3.Error, LockTimeout)):
                 raise MigrationError('could not back up %s to %s: %s; nothing was changed '
                                      '(--no-backup skips the backup)'
@@ -293,7 +181,7 @@ class Backups:
         protected = {os.path.abspath(p) for p in protect}
         deleted = []
         for backup in self.list()[:-self.keep]:
-            if backup.path not in protected and _remove_unused(backup.path):
+            if backup.path not in protected and remove_unused(backup.path):
                 deleted.append(backup.path)
         return deleted
 
@@ -305,24 +193,17 @@ class Backups:
         for name in os.listdir(directory):
             if name.startswith(base + '.') and name.endswith('.bak.partial'):
                 path = os.path.join(directory, name)
-                if _remove_unused(path):
+                if remove_unused(path):
                     for leftover in _with_journals(path)[1:]:
-                        _remove(leftover)
+                        remove(leftover)
             elif name.startswith(base + '.') and re.search(r'\.bak\.partial-(journal|wal|shm)$',
                                                            name):
                 if not os.path.exists(os.path.join(directory, name.rsplit('-', 1)[0])):
-                    _remove(os.path.join(directory, name))  # Its partial is gone already.
+                    remove(os.path.join(directory, name))  # Its partial is gone already.
 
 
 def _with_journals(path):
     return [path] + [path + suffix for suffix in ('-journal', '-wal', '-shm')]
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def check_backup(path):
@@ -363,52 +244,3 @@ def restore(backup, target, timeout=30.0):
     _copy(backup, target, timeout, source_is_backup=True)
 
 
-def restore_database(backup, url=None, *, keep=KEEP, timeout=30.0, safety_backup=True,
-                     directory=None):
-    """Check ``backup`` and put it back into the SQLite database at ``url``.
-
-    ``url`` defaults to the file the backup was taken from (its name says which);
-    $MODELSTORE_DATABASE_URL is deliberately not consulted, so a restore never lands on a
-    database the backup did not come from by accident. Unless ``safety_backup`` is false, the
-    database as it is now is backed up first. Returns (url, that backup's path or None, the
-    restored tables); raises ConfigError, changing nothing, if anything is wrong.
-    """
-    from .db import mask_url, open_database, resolve_url, sqlite_path, sqlite_url
-    from .engine import Engine
-    timeout = check_timeout(timeout)
-    backup = os.path.abspath(os.path.expanduser(backup))
-    with in_use(backup):  # Retention, here or in another process, must not delete it.
-        tables = check_backup(backup)
-        if url is not None:
-            url = resolve_url(url)
-        else:
-            described = Backup.parse(backup)
-            if described is None:
-                raise ConfigError('cannot tell which database %s is a backup of (its name is '
-                                  'not DATABASE.TIME.schema-VERSION.bak); name it with '
-                                  '--database' % backup)
-            url = sqlite_url(described.source)
-        path = sqlite_path(url)
-        if path is None or path == ':memory:':
-            raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not '
-                              'one (on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
-        path = os.path.abspath(path)
-        if path == backup:
-            raise ConfigError('%s is the backup itself; name the database to restore into'
-                              % path)
-        if os.path.isdir(path):
-            raise ConfigError('%s is a directory, not a SQLite database file' % path)
-        if not os.path.isdir(os.path.dirname(path)):
-            raise ConfigError('cannot restore into %s: directory %s does not exist'
-                              % (path, os.path.dirname(path)))
-        safety = None
-        if safety_backup and os.path.exists(path) and os.path.getsize(path) > 0:
-            database = open_database(url, mode='inspect')
-            try:
-                status = Engine(database, directory).status()
-            finally:
-                database.close()
-            safety = Backups(path, keep=keep, timeout=timeout).take(schema_version(status),
-                                                                   protect=[backup])
-        restore(backup, path, timeout=timeout)
-    return url, safety, tables

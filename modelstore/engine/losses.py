@@ -14,7 +14,7 @@ import re
 
 from peewee import SQL, Table, fn
 
-from .shape import bare_default
+from ..shared.shape import bare_default
 
 __all__ = ['layout', 'count_losses']
 

@@ -1,0 +1,73 @@
+"""The ``modelstore`` command (also ``python -m modelstore``); the only package that prints.
+
+``parser`` holds the grammar, ``runs`` the commands that change a database (migrate, rollback,
+restore), ``reads`` those that read one (status, history, check) and accept, ``output`` the
+printing; this module runs one command and reports its error.
+
+    modelstore <command> [--database URL] [--json] [-v]
+
+Commands: migrate [--to NAME] [--dry-run] [--fake], status, history, check,
+rollback [--to NAME] [--dry-run], accept NAME... | --all.
+
+Exit codes: 0 ok; 1 something is pending, drifted, changed or missing (so ``check`` and
+``status`` can gate a deploy); 2 error -- one line on stderr, ``-v`` adds the traceback.
+``NO_COLOR`` (any value) turns colour off; colour is only used on a terminal.
+"""
+import argparse
+import logging
+import sys
+import traceback
+
+from ..exceptions import AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError
+from .output import ERROR, Output, one_line
+from .parser import UsageError, build_parser
+
+__all__ = ['main', 'Output']
+
+
+def main(argv=None):
+    """Run the CLI; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or --version.
+        return exc.code if isinstance(exc.code, int) else ERROR
+    except UsageError as exc:
+        args = argparse.Namespace(verbose=False)
+        return _fail(args, Output(sys.stdout, '--json' in argv), exc, 'error: %s' % exc,
+                     trace=False)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+    out = Output(sys.stdout, args.json)
+    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
+        return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
+                     'error: --dry-run and --fake cannot be combined')
+    try:
+        return args.func(args, out)
+    except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
+        return _fail(args, out, exc, 'error: %s' % exc.report())
+    except ModelStoreError as exc:
+        return _fail(args, out, exc, 'error: %s' % one_line(exc))
+    except KeyboardInterrupt as exc:
+        return _fail(args, out, exc, 'error: interrupted; the script that was running was '
+                                     'rolled back', code=130, trace=False)
+    except Exception as exc:  # A bug or an unexpected driver error: still one line.
+        return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
+                     % (type(exc).__name__, one_line(exc)))
+
+
+def _fail(args, out, exc, text, code=ERROR, trace=True):
+    """Report an error: one line (or a report) on stderr; with --json, also a JSON object on
+    stdout, so that a script reading stdout always gets one object."""
+    if args.verbose and trace:
+        traceback.print_exc()
+    print(text, file=sys.stderr)
+    if out.as_json:
+        error = {'type': type(exc).__name__, 'message': one_line(exc), 'exit_code': code}
+        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown'):
+            if hasattr(exc, attribute):
+                error[attribute] = getattr(exc, attribute)
+        if isinstance(exc, ScriptError):
+            error['script'] = exc.name
+        out.json({'ok': False, 'error': error})
+    return code

@@ -1,0 +1,121 @@
+"""The command line's grammar: commands, their options, and how a bad option is reported."""
+import argparse
+import sys
+
+from ..engine import KEEP
+from ..engine.lock import DEFAULT_TIMEOUT
+from ..exceptions import ConfigError, ModelStoreError
+from ..shared.database import check_timeout
+from ..version import __version__
+from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
+from .runs import cmd_migrate, cmd_restore, cmd_rollback
+
+__all__ = ['build_parser', 'UsageError']
+
+
+def _common_options(suppress):
+    # The same options are accepted before and after the command. After it, they default to
+    # SUPPRESS so that an option given before the command is not overwritten by a default.
+    common = argparse.ArgumentParser(add_help=False)
+    kw = {'default': argparse.SUPPRESS} if suppress else {}
+    common.add_argument('--database', metavar='URL', help='database URL (default: '
+                        '$MODELSTORE_DATABASE_URL, else the SQLite file under the XDG data '
+                        'directory)', **kw)
+    common.add_argument('--migrations', metavar='DIR', help='scripts directory (default: the '
+                        'scripts shipped with modelstore)', **kw)
+    flag = {'default': argparse.SUPPRESS} if suppress else {'default': False}
+    common.add_argument('--json', action='store_true', help='print one JSON object', **flag)
+    common.add_argument('-v', '--verbose', action='store_true',
+                        help='show tracebacks and log progress', **flag)
+    return common
+
+
+def build_parser():
+    common = _common_options(suppress=True)
+    locking = argparse.ArgumentParser(add_help=False)
+    locking.add_argument('--lock-timeout', type=_seconds, default=DEFAULT_TIMEOUT,
+                         metavar='SECONDS', help='wait this long for another run to finish '
+                         '(default %(default)g)')
+
+    parser = _Parser(
+        prog='modelstore', description='Migrate and inspect a modelstore registry database.',
+        parents=[_common_options(suppress=False)])
+    parser.add_argument('--version', action='version', version='modelstore ' + __version__)
+    sub = parser.add_subparsers(dest='command', metavar='command', required=True)
+
+    backups = argparse.ArgumentParser(add_help=False)
+    backups.add_argument('--no-backup', action='store_true',
+                         help='do not copy a SQLite file before changing it')
+    backups.add_argument('--keep-backups', type=_positive, default=KEEP, metavar='N',
+                         help='backups of the file to keep, newest first (default %(default)d)')
+
+    p = sub.add_parser('migrate', parents=[common, locking, backups],
+                       help='apply pending scripts')
+    p.add_argument('--to', metavar='NAME', help='stop after applying this script')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the SQL each script would run; change nothing')
+    p.add_argument('--fake', action='store_true',
+                   help='record pending scripts as applied without running them')
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser('rollback', parents=[common, locking, backups],
+                       help='revert the last script, or back through --to NAME')
+    p.add_argument('--to', metavar='NAME', help='revert every script back through this one')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the SQL each down() would run; change nothing')
+    p.add_argument('--yes', action='store_true',
+                   help='go ahead even if the rollback drops tables or columns holding data')
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser('restore', parents=[common, locking, backups],
+                       help='put a backup back, after checking it')
+    p.add_argument('backup', metavar='BACKUP', help='a backup file that migrate or rollback made')
+    p.set_defaults(func=cmd_restore, dry_run=False)
+
+    p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser('history', parents=[common], help='show the history table')
+    p.set_defaults(func=cmd_history)
+    p = sub.add_parser('check', parents=[common],
+                       help='exit 0 only if up to date, unchanged and without drift')
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser('accept', parents=[common, locking],
+                       help='record the new checksum of edited applied scripts')
+    p.add_argument('names', nargs='*', metavar='NAME')
+    p.add_argument('--all', action='store_true', help='accept every changed script')
+    p.set_defaults(func=cmd_accept)
+    return parser
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('invalid float value: %r' % text) from None
+    try:
+        return check_timeout(value, None)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be a whole number of at least 1, got %r' % text)
+    return value
+
+
+class UsageError(ModelStoreError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises UsageError (after printing the usage) so that main()
+    reports it like any other error, also as JSON with --json."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise UsageError('%s: %s' % (self.prog, message))

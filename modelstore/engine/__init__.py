@@ -1,0 +1,18 @@
+"""The migration engine: what an operator runs (``modelstore migrate`` and the other commands).
+
+Scripts are found and fingerprinted (``scripts``), their history kept (``history``), a run
+serialised (``lock``, with the foreign-key watch in ``fkwatch``), planned against the live schema
+(``status``, ``adopt``), applied or reverted (``runner``, ``steps``), its losses foreseen
+(``losses``), the database backed up first and restorable (``backup``, ``restore``), and the
+schema compared with the models (``drift``). It imports the shared layers only, never the
+registry.
+"""
+from .backup import KEEP, Backup, Backups
+from .drift import Drift, detect_drift
+from .restore import restore_database
+from .results import RunResult, ScriptRun
+from .runner import Engine
+from .status import OWNED_TABLES, Entry, Status
+
+__all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES', 'Backups',
+           'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift']

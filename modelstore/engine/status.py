@@ -1,0 +1,120 @@
+"""What a database's history and the script files say together: one Entry per script, and the
+Status of the whole (applied, pending, missing, changed, to adopt)."""
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .adopt import ADOPT, Adoption
+from .history import RUNNING, TABLE as HISTORY_TABLE, Record
+from .scripts import Script
+
+__all__ = ['Entry', 'Status', 'OWNED_TABLES', 'schema_version', 'script_number']
+
+OWNED_TABLES = frozenset({'fine_tuned_models', 'tasks'})
+
+
+def schema_version(status):
+    """What a backup's name says about the schema: last applied number, legacy, or empty."""
+    if status.applied:
+        match = re.match(r'\d+', status.applied[-1])
+        return match.group() if match else re.sub(r'[^\w-]', '_', status.applied[-1])
+    return 'legacy' if status.data_tables else 'empty'
+
+
+
+
+
+def script_number(name):
+    match = re.match(r'\d+', name)
+    return int(match.group()) if match else -1
+
+
+@dataclass
+class Entry:
+    """A script file, its history record, or both; ``plan`` says what migrate would do."""
+    name: str
+    script: Optional[Script]
+    record: Optional[Record]
+    plan: Optional[str] = None  # pending only, when analysed: adopt | run | partial
+
+    @property
+    def interrupted(self):
+        """A non-transactional script whose run died: history says ``running``."""
+        return self.record is not None and self.record.method == RUNNING
+
+    @property
+    def state(self):
+        if self.record is None or (self.interrupted and self.script is not None):
+            return 'pending'  # An interrupted script runs again (or is adopted).
+        return 'applied' if self.script is not None else 'missing'
+
+    @property
+    def changed(self):
+        """True when the file differs from the text that was applied."""
+        return bool(self.script and self.record and self.record.checksum
+                    and self.record.checksum != self.script.checksum)
+
+    def as_dict(self):
+        out = {'name': self.name, 'state': self.state, 'changed': self.changed,
+               'checksum': self.script.checksum if self.script else None}
+        if self.record is not None:
+            out['history'] = self.record.as_dict()
+        if self.plan is not None:
+            out['plan'] = self.plan
+        return out
+
+
+@dataclass
+class Status:
+    entries: List[Entry]
+    history_table: bool
+    tables: frozenset
+    adoption: Optional[Adoption] = None  # set by status(analyse=True)
+
+    def _names(self, test):
+        return [e.name for e in self.entries if test(e)]
+
+    @property
+    def applied(self):
+        return self._names(lambda e: e.state != 'pending')
+
+    @property
+    def pending(self):
+        return self._names(lambda e: e.state == 'pending')
+
+    @property
+    def missing(self):
+        return self._names(lambda e: e.state == 'missing')
+
+    @property
+    def changed(self):
+        return self._names(lambda e: e.changed)
+
+    @property
+    def records(self):
+        """The history records, in script order."""
+        return [e.record for e in self.entries if e.record is not None]
+
+    @property
+    def up_to_date(self):
+        return not self.pending and not self.missing
+
+    @property
+    def fresh(self):
+        """Nothing of modelstore's here yet: no history and none of its tables."""
+        return not self.applied and not (self.tables & OWNED_TABLES)
+
+    @property
+    def empty(self):
+        """No tables at all but the history's: nothing of anyone's is here yet."""
+        return not self.data_tables
+
+    @property
+    def data_tables(self):
+        """Tables other than the history table and SQLite's own."""
+        return frozenset(t for t in self.tables
+                         if t != HISTORY_TABLE and not t.startswith('sqlite_'))
+
+    @property
+    def to_adopt(self):
+        return self._names(lambda e: e.state == 'pending' and e.plan == ADOPT)

@@ -1,0 +1,181 @@
+"""The registry's hot paths: SQL that peewee builds once per shape of call, reused with new
+values, and rows made into models without peewee's per-field work.
+
+Building a peewee query costs ~100 us, more than the query itself at a page of 50 (~0.1 ms at
+1M rows), and ``add_model`` would pay it while holding SQLite's write lock. So for each shape of
+call -- which filters are given, whether a page is asked for -- peewee builds the query once,
+from the models (no table or column name is written here), with a distinct sentinel for each
+value; the sentinels' positions in peewee's parameter list say where each value goes. The SQL
+text is never edited: a shape peewee renders differently (``LIMIT ALL`` on PostgreSQL, ``LIMIT
+-1`` on SQLite) is simply another cache entry.
+
+Rows become models as peewee's own cursor wrapper makes them (every field's ``python_value``
+applied, nothing dirty), but without ``Model.__init__``'s setattr per field, and without calling
+a ``python_value`` that is peewee's own coercion on a value already of its type (a ``str`` from a
+TextField: derived from the field's class, so a field with a conversion of its own -- an enum, a
+timestamp -- is always converted). That, and the
+clean model ``add_model`` returns, use peewee's private ``__data__``, ``_dirty`` and ``__rel__``
+(and ``_StringField``, the base of its text fields);
+docs/architecture.md lists them, and tests/test_fastpath.py fails if a peewee upgrade changes
+what they mean (every listing equals the plain peewee query's models).
+"""
+import peewee
+from peewee import fn
+
+__all__ = ['ModelQueries', 'LISTING_FILTERS']
+
+# The filters list_models offers, in the order their conditions are added.
+LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix')
+# Sentinels: distinct from each other, and from the constants peewee adds (SUBSTR's 1, -1).
+_SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': '\x00' * 999,
+              'prefix_length': 1000, 'limit': 1000003, 'offset': 1000033}
+
+
+class ModelQueries:
+    """The cached statements of one store's bound FineTunedModel."""
+
+    def __init__(self, model, columns):
+        self.model = model
+        self.database = model._meta.database
+        self.columns = columns  # The INSERT's columns, in the order rows give them.
+        fields = model._meta.sorted_fields
+        self._names = tuple(f.name for f in fields)
+        self._converters = tuple((f.python_value, _already(f)) for f in fields)
+        self._plans = {}  # The types of a row's values -> the conversions it needs.
+        self._cache = {}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def insert_sql(self):
+        """The INSERT of one row of ``columns`` (PostgreSQL: with RETURNING the id)."""
+        if 'insert' not in self._cache:
+            fields = [self.model._meta.fields[name] for name in self.columns]
+            sql, _ = self.model.insert_many([tuple(range(len(fields)))], fields=fields).sql()
+            self._cache['insert'] = sql
+        return self._cache['insert']
+
+    def insert(self, row):
+        """Insert one row of stored values; returns its id."""
+        cursor = self.database.execute_sql(self.insert_sql(), row)
+        return cursor.fetchone()[0] if self.database.returning_clause else cursor.lastrowid
+
+    def insert_many(self, rows):
+        """Insert rows of stored values: one executemany on SQLite, multi-row INSERTs of 1000
+        (one round trip each) elsewhere. Returns how many."""
+        if not self.database.returning_clause:
+            self.database.cursor().executemany(self.insert_sql(), rows)
+            return None
+        fields = [self.model._meta.fields[name] for name in self.columns]
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == 1000:
+                self.model.insert_many(batch, fields=fields).execute()
+                batch = []
+        if batch:
+            self.model.insert_many(batch, fields=fields).execute()
+        return None
+
+    @staticmethod
+    def clean(model):
+        """A model just stored: nothing dirty, as Model.create() leaves it."""
+        model._dirty.clear()
+        return model
+
+    # -- the listing ---------------------------------------------------------------------
+
+    def listing_query(self, values, limit=None, offset=0):
+        """The plain peewee query of list_models: the oracle, and what the cache is built from.
+
+        ``values`` maps filter names (LISTING_FILTERS) to their checked values.
+        """
+        M = self.model
+        query = M.select()
+        if 'task' in values:
+            query = query.where(M.task == values['task'])
+        if 'is_custom_base_model' in values:
+            query = query.where(M.is_custom_base_model == values['is_custom_base_model'])
+        if 'name_prefix' in values:
+            prefix = values['name_prefix']
+            length = values.get('prefix_length', len(prefix))
+            query = query.where(fn.SUBSTR(M.model_name, 1, length) == prefix)
+        query = query.order_by(M.creation_date.desc(), M.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return query
+
+    def listing(self, values, limit=None, offset=0):
+        """The models list_models returns for these filters and page."""
+        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset))
+        given = dict(values, limit=limit, offset=offset)
+        if 'name_prefix' in values:
+            given['prefix_length'] = len(values['name_prefix'])
+        params = [given[slot] if kind == 'slot' else slot for kind, slot in slots]
+        return self.models(self.database.execute_sql(sql, params))
+
+    def _listing_sql(self, filters, paged, offset):
+        key = ('list', filters, paged, offset)
+        if key not in self._cache:
+            sample = {name: _SENTINELS[name] for name in filters}
+            if 'name_prefix' in filters:
+                sample['prefix_length'] = _SENTINELS['prefix_length']
+            sql, params = self.listing_query(
+                sample, _SENTINELS['limit'] if paged else None,
+                _SENTINELS['offset'] if offset else 0).sql()
+            wanted = dict(sample, limit=_SENTINELS['limit'], offset=_SENTINELS['offset'])
+            slots = []
+            for param in params:
+                names = [n for n, v in wanted.items() if type(v) is type(param) and v == param]
+                slots.append(('slot', names[0]) if len(names) == 1 else ('constant', param))
+            expected = set(sample) | ({'limit'} if paged else set()) | (
+                {'offset'} if offset else set())
+            found = [slot for kind, slot in slots if kind == 'slot']
+            if sorted(found) != sorted(expected):  # peewee rendered a value we cannot place.
+                raise RuntimeError('cannot place the values of list_models in %r (%r)'
+                                   % (sql, params))
+            self._cache[key] = (sql, slots)
+        return self._cache[key]
+
+    def models(self, cursor):
+        """Models from the rows of a SELECT of every column in field order."""
+        M = self.model
+        names = self._names
+        plans = self._plans
+        new = M.__new__
+        out = []
+        for row in cursor:
+            data = dict(zip(names, row))
+            kinds = tuple(map(type, row))
+            plan = plans.get(kinds)
+            if plan is None:
+                plan = plans[kinds] = self._plan(kinds)
+            for name, convert in plan:
+                data[name] = convert(data[name])
+            model = new(M)
+            # As peewee's ModelObjectCursorWrapper makes it: a fetched row, nothing dirty.
+            model.__data__, model._dirty, model.__rel__ = data, set(), {}
+            out.append(model)
+        return out
+
+    def _plan(self, kinds):
+        """For a row whose values have these types: the python_values to call. Every field's,
+        except peewee's own coercion of a value that already has its type (or is None)."""
+        return tuple((name, convert) for name, (convert, done), kind
+                     in zip(self._names, self._converters, kinds)
+                     if done is None or kind not in (done, type(None)))
+
+
+# peewee's own conversions that return a value of this type unchanged (Field.python_value:
+# None stays None, anything else goes through adapt).
+# (Not BooleanField: SQLite returns its values as 0 and 1, so bool() is always called.)
+_IDENTITY = {peewee.IntegerField.adapt: int, peewee._StringField.adapt: str}
+
+
+def _already(field):
+    """The type whose values ``field.python_value`` returns unchanged, or None when it must be
+    called on every value (a field with a conversion of its own: timestamps, enums, JSON)."""
+    if type(field).python_value is not peewee.Field.python_value:
+        return None
+    return _IDENTITY.get(type(field).adapt)

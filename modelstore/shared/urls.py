@@ -1,0 +1,101 @@
+"""Which database a URL, a path or the environment names, and how to show it safely.
+
+Resolution: the explicit argument, then ``MODELSTORE_DATABASE_URL`` (unset or empty: not used),
+then a SQLite file at ``${XDG_DATA_HOME:-~/.local/share}/modelstore/modelstore.db``. An empty
+string given as the URL is an error, never "the default". URLs are ``playhouse.db_url`` URLs
+(``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``postgresql://user:pass@host:5432/db``)
+and follow URL rules: ``%XX`` escapes are decoded, and ``?`` and ``#`` start the query and the
+fragment. A bare path (no ``://``) is a path, every character of it: it becomes a SQLite URL
+with ``%``, ``?`` and ``#`` escaped.
+
+Passwords (in the userinfo or the query) are shown as ``***`` wherever a URL is printed.
+"""
+import os
+import re
+import shlex
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from ..exceptions import ConfigError
+
+__all__ = ['ENV_VAR', 'default_path', 'default_url', 'sqlite_url', 'resolve_url', 'mask_url',
+           'sqlite_path', 'database_exists', 'migrate_command']
+
+ENV_VAR = 'MODELSTORE_DATABASE_URL'
+
+
+_SECRET_KEYS = {'password', 'passwd', 'pass'}
+
+
+def default_path():
+    base = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local',
+                                                           'share')
+    return os.path.join(base, 'modelstore', 'modelstore.db')
+
+
+def default_url():
+    """The embedded default: a SQLite file under the XDG data directory."""
+    return sqlite_url(default_path())
+
+
+def sqlite_url(path):
+    """The SQLite URL of the file ``path`` (made absolute), exactly that file: the characters
+    a URL gives a meaning to (``%``, ``?``, ``#``) are escaped."""
+    path = os.path.abspath(path)
+    return 'sqlite:///' + path.replace('%', '%25').replace('?', '%3F').replace('#', '%23')
+
+
+def resolve_url(url=None):
+    """Pick the URL: argument, then $MODELSTORE_DATABASE_URL, then the embedded default.
+
+    A bare path (no ``://``) is a SQLite file path, taken literally; ``''`` is an error.
+    """
+    if url is None:
+        url = os.environ.get(ENV_VAR) or default_url()
+    if not isinstance(url, str):
+        raise ConfigError('database URL must be a string, got %s' % type(url).__name__)
+    if url.strip() == '':
+        raise ConfigError('the database URL is empty; give a URL or a file path (or leave it '
+                          'out to use $%s or the default)' % ENV_VAR)
+    if '://' not in url:
+        url = sqlite_url(os.path.expanduser(url))  # A bare SQLite path.
+    return url
+
+
+def mask_url(url):
+    """Return the URL with any password (in the userinfo or the query) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        secret_query = any(k.lower() in _SECRET_KEYS for k, _ in pairs)
+        if parts.password is None and not secret_query:
+            return url  # urlunsplit would drop the empty netloc of sqlite:////abs/path.
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostport = netloc.rpartition('@')
+            netloc = '%s:***@%s' % (userinfo.split(':', 1)[0], hostport)
+        query = urlencode([(k, '***' if k.lower() in _SECRET_KEYS else v) for k, v in pairs],
+                          safe='*/:') if secret_query else parts.query
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # Unparseable (an unclosed [IPv6]): mask what looks like a password.
+        return re.sub(r'(://[^:/@]*:)[^@]*@', r'\1***@', url)
+
+
+def sqlite_path(url):
+    """The file path of a SQLite URL (``%XX`` decoded), ``':memory:'``, or None for other
+    backends."""
+    parts = urlsplit(url)
+    if 'sqlite' not in parts.scheme:
+        return None
+    path = unquote(parts.path[1:] if parts.path.startswith('/') else parts.path)
+    return path or ':memory:'
+
+
+def database_exists(url):
+    """False only for a SQLite file that is not there yet."""
+    path = sqlite_path(url)
+    return path is None or path == ':memory:' or os.path.exists(path)
+
+
+def migrate_command(url):
+    """The command an operator runs to bring ``url`` up to date (password masked)."""
+    return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
