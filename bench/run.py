@@ -31,9 +31,9 @@ from playhouse import db_url  # noqa: E402
 from playhouse.migrate import SchemaMigrator  # noqa: E402
 
 import modelstore  # noqa: E402
-from modelstore.db import open_database  # noqa: E402
+from modelstore.shared.database import open_database  # noqa: E402
 from modelstore.engine import Engine  # noqa: E402
-from modelstore.loader import discover  # noqa: E402
+from modelstore.engine.scripts import discover  # noqa: E402
 
 SCRIPTS = [s.name for s in discover()]
 COLUMN_SCRIPTS = SCRIPTS[1:4]  # 0002-0004: they add columns.

@@ -175,7 +175,7 @@ def _locked_cli(ctx):
 
 
 def _shipped():
-    from modelstore.loader import default_directory
+    from modelstore.engine.scripts import default_directory
     return default_directory()
 
 

@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests'))
 import legacy  # noqa: E402  (the exact legacy DDL lives with the tests)
 
-from modelstore.loader import discover  # noqa: E402
+from modelstore.engine.scripts import discover  # noqa: E402
 
 SCRIPTS = [s.name for s in discover()]
 DATA_TABLES = ('fine_tuned_models', 'tasks', 'experiments')

@@ -25,7 +25,7 @@ import time
 
 from dbtools import new_postgres_database, query
 
-from modelstore.loader import default_directory, discover
+from modelstore.engine.scripts import default_directory, discover
 
 SCRIPTS = [s.name for s in discover()]
 EXTRA = '''\

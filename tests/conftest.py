@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from modelstore.cli import main
-from modelstore.loader import default_directory
+from modelstore.engine.scripts import default_directory
 
 # The harnesses (harness/, run on their own for the full figures) share these helpers and run
 # in reduced sizes inside the suite.

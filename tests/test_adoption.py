@@ -11,8 +11,8 @@ import pytest
 
 import modelstore
 from modelstore import ModelStore, SchemaOutOfDate, TaskStatus, detect_drift
-from modelstore.db import open_database
-from modelstore.loader import checksum, default_directory
+from modelstore.shared.database import open_database
+from modelstore.engine.scripts import checksum, default_directory
 
 import legacy
 from conftest import SHIPPED, as_datetime, dump, history, tables

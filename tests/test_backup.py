@@ -7,7 +7,7 @@ import stat
 import pytest
 
 import modelstore
-from modelstore.backup import Backup, Backups
+from modelstore.engine.backup import Backup, Backups
 from modelstore.exceptions import DataLossRefused, SchemaNewerThanCode
 
 from conftest import SHIPPED, columns, dump, execute, query, tables
@@ -332,7 +332,7 @@ def test_restore_from_the_oldest_of_five_backups_keeps_it(cli, db_path, keep):
 
 @pytest.mark.sqlite_only
 def test_retention_skips_a_backup_another_command_is_using(db_path):
-    from modelstore.backup import in_use
+    from modelstore.shared.files import in_use
     populated(db_path)
     backups = Backups(db_path, keep=1)
     first = backups.take('0005')
@@ -400,7 +400,7 @@ def test_a_killed_backups_journal_is_removed_by_the_next_run(cli, db_path):
 
 @pytest.mark.sqlite_only
 def test_a_partial_being_written_by_another_run_is_left_alone(db_path):
-    from modelstore.backup import in_use
+    from modelstore.shared.files import in_use
     populated(db_path)
     busy = _partial(db_path, b'being copied')
     with in_use(busy):

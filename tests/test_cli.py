@@ -10,7 +10,7 @@ import sysconfig
 import pytest
 
 from modelstore.cli import Output
-from modelstore.db import mask_url
+from modelstore.shared.urls import mask_url
 
 import modelstore
 
@@ -142,7 +142,7 @@ def test_lock_timeout_must_be_a_sane_number_of_seconds(cli, db_path, tmp_path, c
 def test_the_api_refuses_a_lock_timeout_it_cannot_honour(db_url):
     import math
     from modelstore import ConfigError, Engine
-    from modelstore.backup import Backups
+    from modelstore.engine.backup import Backups
     with modelstore.connect(db_url) as store:
         for bad in (math.nan, math.inf, -0.5, 10 ** 7, '30', True):
             with pytest.raises(ConfigError, match='lock timeout'):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from modelstore import Engine, LockTimeout, MigrationError, ScriptError
-from modelstore.db import open_database
+from modelstore.shared.database import open_database
 
 from conftest import columns, dump, execute, history, query, tables
 

@@ -4,8 +4,8 @@ import os
 import pytest
 
 import modelstore
-from modelstore.db import mask_url
-from modelstore.gate import migrate_command
+from modelstore.shared.urls import mask_url
+from modelstore.shared.urls import migrate_command
 
 from conftest import SHIPPED, execute, history, tables
 

@@ -12,33 +12,44 @@ BASE = datetime.datetime(2026, 1, 1)
 
 
 @pytest.fixture
-def store(db_url):
+def added(db_url):
+    """A store holding 60 models, and what the test added: (id, name, task, flag, date)."""
+    rows = []
     with modelstore.connect(db_url) as store:
         for i in range(60):
-            store.add_model(model_name='%s-%02d' % ('llama' if i % 3 else 'mistral', i),
-                            base_model='b', task='summarization' if i % 2 else 'qa',
-                            model_path='/m/%d' % i, is_custom_base_model=i % 4 == 0,
-                            creation_date=BASE + datetime.timedelta(hours=i % 30))
-        yield store
+            fields = dict(model_name='%s-%02d' % ('llama' if i % 3 else 'mistral', i),
+                          base_model='b', task='summarization' if i % 2 else 'qa',
+                          model_path='/m/%d' % i, is_custom_base_model=i % 4 == 0,
+                          creation_date=BASE + datetime.timedelta(hours=i % 30))
+            model = store.add_model(**fields)
+            rows.append((model.id, fields['model_name'], fields['task'],
+                         fields['is_custom_base_model'], fields['creation_date']))
+        yield store, rows
 
 
-def expected(store, keep):
-    rows = [m for m in store.list_models() if keep(m)]
-    return [m.id for m in rows]
+@pytest.fixture
+def store(added):
+    return added[0]
 
 
-def test_filters_combine_and_keep_newest_first_with_id_breaking_ties(store):
+def expected(rows, keep):
+    """The ids the test's own records say a listing holds: newest first, id breaking ties."""
+    kept = [r for r in rows if keep(*r[1:4])]
+    return [r[0] for r in sorted(kept, key=lambda r: (r[4], r[0]), reverse=True)]
+
+
+def test_filters_combine_and_keep_newest_first_with_id_breaking_ties(added):
+    store, rows = added
     everything = store.list_models()
-    keys = [(m.creation_date, m.id) for m in everything]
-    assert keys == sorted(keys, reverse=True)
+    assert [m.id for m in everything] == expected(rows, lambda name, task, flag: True)
     got = store.list_models(task='summarization', is_custom_base_model=False,
                             name_prefix='llama')
     assert [m.id for m in got] == expected(
-        store, lambda m: m.task == 'summarization' and not m.is_custom_base_model
-        and m.model_name.startswith('llama'))
+        rows, lambda name, task, flag: task == 'summarization' and not flag
+        and name.startswith('llama'))
     assert got and all(m.model_name.startswith('llama') for m in got)
     assert [m.id for m in store.list_models(is_custom_base_model=True)] == expected(
-        store, lambda m: m.is_custom_base_model)
+        rows, lambda name, task, flag: flag)
     assert store.list_models(name_prefix='LLAMA') == []  # Case-sensitive.
     assert store.list_models(name_prefix='%') == []  # No wildcards.
 

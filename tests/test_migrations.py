@@ -9,8 +9,9 @@ import pytest
 
 import modelstore
 from modelstore import Engine, FineTunedModel, Task, detect_drift
-from modelstore.db import mask_url, open_database
-from modelstore.loader import checksum, default_directory
+from modelstore.shared.database import open_database
+from modelstore.shared.urls import mask_url
+from modelstore.engine.scripts import checksum, default_directory
 
 from conftest import ON_POSTGRES, SHIPPED, as_datetime, columns, dump, execute, history, tables
 

@@ -6,7 +6,7 @@ import venv
 import pytest
 
 import modelstore
-from modelstore.loader import default_directory
+from modelstore.engine.scripts import default_directory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

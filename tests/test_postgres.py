@@ -12,8 +12,8 @@ import pytest
 
 import modelstore
 from modelstore import detect_drift
-from modelstore.db import open_database
-from modelstore.lock import PostgresRunLock
+from modelstore.shared.database import open_database
+from modelstore.engine.lock import PostgresRunLock
 
 from conftest import SHIPPED, execute, history, query
 
@@ -240,8 +240,8 @@ def test_an_index_built_without_its_history_row_is_adopted(cli, db_url):
 
 def test_the_catalog_snapshot_agrees_with_peewees_introspection(cli, db_url):
     """Adoption reads pg_catalog (fast); peewee reads information_schema (slow). Same answer."""
-    from modelstore.db import open_database
-    from modelstore.shape import kind, snapshot
+    from modelstore.shared.database import open_database
+    from modelstore.shared.shape import kind, snapshot
     assert cli('migrate', '--database', db_url)[0] == 0
     db = open_database(db_url, mode='inspect')
     for table in ('fine_tuned_models', 'tasks', 'schema_migration'):

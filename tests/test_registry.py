@@ -317,7 +317,7 @@ def test_a_hand_made_unique_index_refuses_a_duplicate_as_a_validation_error(stor
 def test_add_models_on_a_database_behind_the_code_raises_schema_out_of_date(tmp_path):
     from legacy import build, modelforge_v10
     from modelstore import SchemaOutOfDate
-    from modelstore.db import open_database
+    from modelstore.shared.database import open_database
     path = str(tmp_path / 'forge.db')
     build(path, modelforge_v10)
     store = modelstore.ModelStore(open_database('sqlite:///' + path, mode='migrate'), path)

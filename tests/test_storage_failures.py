@@ -10,7 +10,7 @@ import pytest
 
 import modelstore
 from modelstore import MigrationError, ScriptError, StorageError
-from modelstore.db import open_database
+from modelstore.shared.database import open_database
 from modelstore.engine import Engine
 
 from conftest import dump, history

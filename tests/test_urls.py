@@ -13,7 +13,8 @@ import pytest
 
 import modelstore
 from modelstore import ConfigError
-from modelstore.db import open_database, resolve_url, sqlite_path
+from modelstore.shared.database import open_database
+from modelstore.shared.urls import resolve_url, sqlite_path
 
 from conftest import ON_POSTGRES, TEST_URL, query
 
@@ -134,7 +135,7 @@ def test_a_server_that_never_answers_times_out_naming_host_and_port(cli):
 
 def test_the_connect_timeout_defaults_to_ten_seconds_and_the_url_overrides_it(monkeypatch):
     pytest.importorskip('psycopg2')
-    from modelstore import db as dbmodule
+    from modelstore.shared import database as dbmodule
     assert dbmodule.CONNECT_TIMEOUT == 10
     seen = {}
 
