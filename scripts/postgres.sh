@@ -28,6 +28,16 @@ bindir() {
     echo "$dir"
 }
 
+german_locale() {
+    # A locale the server can switch its messages to; generated once, as root (Debian's
+    # `locales` package ships the definitions). Must exist before the server starts.
+    if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$' && [ "$(id -u)" = 0 ] \
+        && command -v localedef >/dev/null; then
+        localedef -i de_DE -f UTF-8 de_DE.UTF-8 >&2 \
+            || echo "postgres.sh: could not generate de_DE.UTF-8" >&2
+    fi
+}
+
 as_server_user() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -47,10 +57,16 @@ start)
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     echo "$port" >"$dir/port"
     echo "$bin" >"$dir/bindir"
+    german_locale
     "$0" restart "$dir" >/dev/null
     psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres)
     as_server_user "${psql[@]}" -c "CREATE ROLE modelstore LOGIN PASSWORD 'modelstore' CREATEDB" >&2
     as_server_user "${psql[@]}" -c "CREATE DATABASE modelstore OWNER modelstore" >&2
+    # The error-contract tests run sessions with German server messages (?options=-c
+    # lc_messages=de_DE.UTF-8): errors must be classified by SQLSTATE, not by English words.
+    # PostgreSQL 15 lets a role be granted that setting; older servers skip those tests.
+    as_server_user "${psql[@]}" -c "GRANT SET ON PARAMETER lc_messages TO modelstore" >&2 \
+        2>/dev/null || echo "postgres.sh: cannot grant lc_messages (PostgreSQL < 15)" >&2
     echo "postgresql://modelstore:modelstore@127.0.0.1:$port/modelstore"
     ;;
 restart)

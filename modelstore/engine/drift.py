@@ -19,6 +19,8 @@ from typing import List
 from peewee import SQL
 from playhouse.schema_diff import diff_models
 
+from ..exceptions import StorageError
+from ..shared.dberrors import raising
 from ..shared.models import MODELS
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
@@ -108,6 +110,11 @@ def _column_lines(database, model, notes):
 
 def detect_drift(database, models=MODELS):
     """Compare ``models`` with ``database``; returns a Drift (falsy when clean)."""
+    with raising(StorageError, 'comparing the schema with the models'):
+        return _drift(database, models)
+
+
+def _drift(database, models):
     diff = diff_models(database, list(models))
     lines, notes = _schema_lines(database, diff)
     missing = {m for m in diff.create_tables}

@@ -18,6 +18,7 @@ from peewee import OperationalError, PostgresqlDatabase, SqliteDatabase
 
 from ..exceptions import LockTimeout, MigrationError
 from ..shared.database import BUSY_TIMEOUT, busy_ms, check_timeout
+from ..shared.dberrors import is_busy
 from .fkwatch import ForeignKeyWatch, NoWatch
 
 __all__ = ['RunLock', 'run_lock']
@@ -60,7 +61,7 @@ class SqliteRunLock(RunLock):
             self._inner = self._txn.__enter__()
         except (OperationalError, sqlite3.OperationalError) as exc:
             self._restore()
-            if 'locked' in str(exc) or 'busy' in str(exc):
+            if is_busy(exc):
                 raise LockTimeout('another process is writing to the database and held its '
                                   'lock for more than %g s; try again when it has finished'
                                   % self.timeout) from None

@@ -21,8 +21,9 @@ import time
 from peewee import DatabaseError, SqliteDatabase
 
 from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
-                          SchemaNewerThanCode, ScriptError)
+                          SchemaNewerThanCode, ScriptError, StorageError)
 from ..shared.database import check_timeout
+from ..shared.dberrors import raising
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
 from .history import TABLE as HISTORY_TABLE, History
@@ -64,8 +65,10 @@ class Engine:
         it, and ``status.adoption`` holds what was found.
         """
         scripts = self.scripts()
-        tables = frozenset(self.database.get_tables())
-        records = {r.name: r for r in self.history.read()} if HISTORY_TABLE in tables else {}
+        with raising(StorageError, 'reading the migration status of %s' % self.label):
+            tables = frozenset(self.database.get_tables())
+            records = ({r.name: r for r in self.history.read()} if HISTORY_TABLE in tables
+                       else {})
         entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
         entries.extend(Entry(name, None, rec) for name, rec in records.items())
         entries.sort(key=lambda e: (script_number(e.name), e.name))
@@ -149,7 +152,8 @@ class Engine:
 
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""
-        with run_lock(self.database, self.lock_timeout):
+        with raising(MigrationError, 'accept on %s' % self.label), \
+                run_lock(self.database, self.lock_timeout):
             status = self.status()
             by_name = {e.name: e for e in status.entries}
             names = status.changed if names is None else list(names)

@@ -8,7 +8,6 @@ writes in one transaction that takes the write lock up front, and wraps database
 A ModelStore may be shared between threads: peewee gives each thread its own connection.
 """
 import datetime
-import re
 import sqlite3
 
 from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
@@ -16,6 +15,8 @@ from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from ..shared.database import write_transaction
+from ..shared.dberrors import (constraint_column, driver_error, is_constraint,
+                                is_schema_missing, raising)
 from ..shared.models import bind_models
 from ..shared.urls import migrate_command
 from .fastpath import ModelQueries
@@ -23,11 +24,6 @@ from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model
                        check_fields, check_flag, check_id, check_page, check_status, check_text)
 
 __all__ = ['ModelStore']
-
-
-# How SQLite and PostgreSQL say that a table or column the code uses is not there.
-_SCHEMA_MISSING = re.compile(r'no such (table|column)|has no column named|'
-                             r'(relation|column) "[^"]*"( of relation "[^"]*")? does not exist')
 
 
 class _guard:
@@ -47,31 +43,22 @@ class _guard:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             return False
-        if issubclass(exc_type, (IntegrityError, sqlite3.IntegrityError)):
+        # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
+        if not issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
+            return False
+        if is_constraint(exc):
             raise constraint_error(exc) from exc
-        # sqlite3's own errors: add_models' executemany runs on the driver's cursor.
-        if issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
-            if _SCHEMA_MISSING.search(str(exc)):
-                self.store._raise_if_out_of_date()
-            raise StorageError('%s failed: %s' % (self.what, exc)) from exc
-        return False
+        if is_schema_missing(exc):
+            self.store._raise_if_out_of_date()
+        raise StorageError('%s failed: %s' % (self.what, exc)) from exc
 
 
 def constraint_error(exc):
     """A ValidationError for a row the database refused (a UNIQUE, NOT NULL or CHECK
     constraint, such as a unique index added by hand), naming the column where the database
     says which. Nothing was written: the call's transaction is rolled back."""
-    original = getattr(exc, 'orig', exc)  # peewee keeps the driver's exception there.
-    diag = getattr(original, 'diag', None)  # psycopg2: the server's own fields.
-    column = getattr(diag, 'column_name', None)
-    if column is None:
-        # SQLite names table.column after the constraint's kind.
-        match = re.search(r'constraint failed: \w+\.(\w+)', str(original))
-        column = match.group(1) if match else None
-    if column is None and diag is not None:
-        # A unique violation's detail: Key (model_name)=(m) already exists.
-        detail = re.match(r'Key \((\w+)\)=', getattr(diag, 'message_detail', None) or '')
-        column = detail.group(1) if detail else None
+    original = driver_error(exc)
+    column = constraint_column(exc)
     text = ' '.join(str(original).split())
     return ValidationError(column, 'the database refused the row: %s' % text)
 
@@ -152,8 +139,9 @@ class ModelStore:
 
     def close(self):
         """Close this thread's connection (others close when their threads end)."""
-        if not self.database.is_closed():
-            self.database.close()
+        with raising(StorageError, 'close'):
+            if not self.database.is_closed():
+                self.database.close()
 
     # -- fine-tuned models -------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
 from playhouse import db_url
 
 from ..exceptions import ConfigError
+from .dberrors import is_busy
 from .files import create_private, file_uri_path
 from .urls import default_path, mask_url, sqlite_path
 
@@ -98,8 +99,7 @@ def use_for_app(database):
                     database.pragma('journal_mode', 'wal')
                 break
             except (DatabaseError, sqlite3.Error) as exc:
-                if 'locked' not in str(exc) and 'busy' not in str(exc) \
-                        or time.monotonic() > deadline:
+                if not is_busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
         database.pragma('synchronous', 1, permanent=True)

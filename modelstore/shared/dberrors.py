@@ -1,0 +1,111 @@
+"""What a driver's error means, read from its code, not from its message's words.
+
+PostgreSQL's messages follow the server's ``lc_messages`` (German: ``Relation »x« existiert
+nicht``), so they are classified by SQLSTATE. SQLite's messages are not translated, but its
+codes are still the contract: the primary result code (``sqlite_errorcode`` & 0xff, Python
+3.11+) where the driver gives it. SQLite reports a missing table or column with the generic
+SQLITE_ERROR, so for that one its (fixed, English) message is what distinguishes it; on Python
+before 3.11, which has no codes, its fixed messages are matched instead.
+"""
+import re
+import sqlite3
+
+from peewee import IntegrityError, PeeweeException
+
+__all__ = ['driver_error', 'sqlstate', 'is_busy', 'is_schema_missing', 'is_constraint',
+           'constraint_column', 'raising']
+
+SQLITE_ERROR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CONSTRAINT = 1, 5, 6, 19
+# SQLSTATE: undefined_table, undefined_column; lock_not_available; class 23: constraints.
+UNDEFINED = ('42P01', '42703')
+LOCK_NOT_AVAILABLE = '55P03'
+
+_SQLITE_MISSING = re.compile(r'^(no such (table|column)|table \S+ has no column named)\b')
+_SQLITE_BUSY = re.compile(r'^database (table )?is locked')
+
+
+def driver_error(exc):
+    """The driver's own exception under peewee's wrapper (peewee keeps it as ``orig``)."""
+    return getattr(exc, 'orig', None) or exc
+
+
+def sqlstate(exc):
+    """PostgreSQL's SQLSTATE of ``exc``, or None."""
+    return getattr(driver_error(exc), 'pgcode', None)
+
+
+def _sqlite(exc):
+    """(primary result code or None, message) of a SQLite error; None if it is not one."""
+    error = driver_error(exc)
+    if not isinstance(error, sqlite3.Error):
+        return None
+    code = getattr(error, 'sqlite_errorcode', None)
+    return (code & 0xff if code is not None else None), str(error)
+
+
+def is_busy(exc):
+    """Another connection holds the lock this one needed (SQLite BUSY/LOCKED, PostgreSQL
+    lock_not_available)."""
+    found = _sqlite(exc)
+    if found is not None:
+        code, message = found
+        if code is not None:
+            return code in (SQLITE_BUSY, SQLITE_LOCKED)
+        return bool(_SQLITE_BUSY.match(message))
+    return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+def is_schema_missing(exc):
+    """A table or column the statement names is not there: the schema is behind the code."""
+    found = _sqlite(exc)
+    if found is not None:
+        code, message = found
+        return code in (None, SQLITE_ERROR) and bool(_SQLITE_MISSING.match(message))
+    return sqlstate(exc) in UNDEFINED
+
+
+def is_constraint(exc):
+    """The database refused a row by a constraint (UNIQUE, NOT NULL, CHECK, FOREIGN KEY)."""
+    if isinstance(exc, (IntegrityError, sqlite3.IntegrityError)):
+        return True
+    found = _sqlite(exc)
+    if found is not None:
+        return found[0] == SQLITE_CONSTRAINT
+    state = sqlstate(exc)
+    return state is not None and state.startswith('23')
+
+
+def constraint_column(exc):
+    """The column a constraint failure names, where the database says which; else None.
+
+    PostgreSQL: the error's own ``column_name`` field (NOT NULL), or the key of a unique
+    violation's detail (``Key (model_name)=(m)``, also in translated messages). SQLite: the
+    ``table.column`` its constraint messages end with.
+    """
+    error = driver_error(exc)
+    diag = getattr(error, 'diag', None)
+    if diag is not None:
+        if getattr(diag, 'column_name', None):
+            return diag.column_name
+        match = re.search(r'\((\w+)\)=', getattr(diag, 'message_detail', None) or '')
+        return match.group(1) if match else None
+    match = re.search(r'constraint failed: \w+\.(\w+)', str(error))
+    return match.group(1) if match else None
+
+
+class raising:
+    """Context manager: a driver or peewee error inside becomes ``cls(what: error)``, so that a
+    public call raises only ModelStoreError subclasses."""
+
+    def __init__(self, cls, what):
+        self.cls = cls
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, (PeeweeException, sqlite3.Error)):
+            raise self.cls('%s failed: %s' % (self.what, ' '.join(str(exc).split())
+                                              or exc_type.__name__)) from exc
+        return False

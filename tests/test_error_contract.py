@@ -1,0 +1,206 @@
+"""The error contract, closed: every public call raises only ModelStoreError subclasses, on
+both backends, and PostgreSQL errors are classified by SQLSTATE -- proven with a session whose
+server messages are German as well as with the server's default.
+
+Each failure class is provoked for real: bad input, absent rows, a schema behind the code (for
+every read and write path), a constraint the database enforces, a lock held past the timeout.
+"""
+import contextlib
+import sqlite3
+from urllib.parse import quote
+
+import pytest
+
+import modelstore
+from modelstore import (ModelStoreError, NotFound, SchemaOutOfDate, StorageError,
+                        ValidationError)
+from modelstore.engine import Engine, detect_drift
+from modelstore.shared.database import open_database
+
+from conftest import ON_POSTGRES, SHIPPED, execute
+
+MODEL = dict(model_name='m', base_model='b', task='t', model_path='/p')
+TASK = dict(task_name='t1', base_runtime='sglang', model_config={}, parameters={},
+            optimization_config={}, benchmark_config={})
+GERMAN = '-c lc_messages=de_DE.UTF-8'
+
+
+def _with_options(url, options):
+    return url + ('&' if '?' in url else '?') + 'options=' + quote(options)
+
+
+@pytest.fixture(params=['default messages'] + (['German messages'] if ON_POSTGRES else []))
+def url(request, db_url):
+    if request.param == 'default messages':
+        return db_url
+    url = _with_options(db_url, GERMAN)
+    import psycopg2
+    from modelstore.shared.urls import mask_url  # noqa: F401  (the URL is ours: no secret)
+    try:
+        conn = psycopg2.connect(url.replace('postgresql://', 'postgres://', 1))
+    except psycopg2.Error as exc:
+        pytest.skip('this server cannot switch lc_messages to German (scripts/postgres.sh '
+                    'sets that up): %s' % str(exc).strip())
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.Error) as info:
+            cur.execute('SELECT * FROM no_such_table')
+        assert 'existiert nicht' in str(info.value)  # The server really speaks German.
+    finally:
+        conn.close()
+    return url
+
+
+@pytest.fixture
+def store(url):
+    with modelstore.connect(url) as s:
+        s.add_model(**MODEL)
+        s.add_task(**TASK)
+        yield s
+
+
+def calls(store):
+    """Every public registry call, with arguments that would otherwise succeed."""
+    return {
+        'add_model': lambda: store.add_model(**dict(MODEL, model_name='new')),
+        'add_models': lambda: store.add_models([dict(MODEL, model_name='bulk')]),
+        'get_model': lambda: store.get_model(1),
+        'list_models': lambda: store.list_models(task='t', limit=5),
+        'add_task': lambda: store.add_task(**dict(TASK, task_name='t2')),
+        'get_task': lambda: store.get_task(1),
+        'get_task_by_name': lambda: store.get_task_by_name('t1'),
+        'list_tasks': lambda: store.list_tasks(),
+        'update_task': lambda: store.update_task(1, status='RUNNING'),
+    }
+
+
+def test_every_call_works_before_it_is_made_to_fail(store):
+    for name, call in calls(store).items():
+        call()
+
+
+BAD = {
+    'add_model': lambda s: s.add_model(**dict(MODEL, model_name=7)),
+    'add_models': lambda s: s.add_models([dict(MODEL, task=None)]),
+    'get_model': lambda s: s.get_model(2 ** 64),
+    'list_models': lambda s: s.list_models(limit=0),
+    'delete_model': lambda s: s.delete_model(-3),
+    'add_task': lambda s: s.add_task(**dict(TASK, parameters=[1])),
+    'get_task': lambda s: s.get_task('1'),
+    'get_task_by_name': lambda s: s.get_task_by_name(None),
+    'list_tasks': lambda s: s.list_tasks(status='EXPLODED'),
+    'update_task': lambda s: s.update_task(1, elapsed_time=float('nan')),
+}
+
+
+@pytest.mark.parametrize('method', sorted(BAD))
+def test_bad_input_is_a_validation_error(store, method):
+    with pytest.raises(ValidationError):
+        BAD[method](store)
+
+
+ABSENT = {
+    'get_model': lambda s: s.get_model(999),
+    'delete_model': lambda s: s.delete_model(999),
+    'get_task': lambda s: s.get_task(999),
+    'get_task_by_name': lambda s: s.get_task_by_name('nobody'),
+    'update_task': lambda s: s.update_task(999, status='RUNNING'),
+}
+
+
+@pytest.mark.parametrize('method', sorted(ABSENT))
+def test_an_absent_row_is_not_found(store, method):
+    with pytest.raises(NotFound):
+        ABSENT[method](store)
+
+
+def test_a_schema_behind_the_code_is_schema_out_of_date_on_every_path(store, url):
+    # Another process rolls the database back past 0002 (is_custom_base_model) and 0003
+    # (tasks' slo_config, ...): a store opened before is now behind it.
+    database = open_database(url, mode='migrate')
+    try:
+        Engine(database).rollback(SHIPPED[1], allow_data_loss=True)
+    finally:
+        database.close()
+    wrong = {}
+    for name, call in calls(store).items():
+        try:
+            call()
+            wrong[name] = 'no error'
+        except SchemaOutOfDate as exc:
+            assert 'modelstore migrate --database' in str(exc)
+        except Exception as exc:  # noqa: BLE001 -- the point is which class it is.
+            wrong[name] = '%s: %s' % (type(exc).__name__, exc)
+    assert not wrong, wrong
+
+
+def test_a_constraint_failure_is_a_validation_error_naming_the_column(store, url):
+    execute(url, 'CREATE UNIQUE INDEX hand_made ON fine_tuned_models (model_name)')
+    for call in (lambda: store.add_model(**MODEL), lambda: store.add_models([MODEL])):
+        with pytest.raises(ValidationError) as info:
+            call()
+        assert info.value.field == 'model_name'
+
+
+@contextlib.contextmanager
+def locked(store, url):
+    """Another connection holds both tables (and the history) locked; the store waits 0.1 s."""
+    if ON_POSTGRES:
+        import psycopg2
+        other = psycopg2.connect(url.replace('postgresql://', 'postgres://', 1))
+        cur = other.cursor()
+        cur.execute('LOCK TABLE fine_tuned_models, tasks, schema_migration IN ACCESS '
+                    'EXCLUSIVE MODE')
+        store.database.execute_sql("SET lock_timeout = '100ms'")
+        try:
+            yield
+        finally:
+            other.rollback()
+            other.close()
+            store.database.execute_sql('RESET lock_timeout')
+    else:
+        other = sqlite3.connect(store.database.database, isolation_level=None)
+        other.execute('BEGIN EXCLUSIVE')
+        store.database.pragma('busy_timeout', 100)
+        try:
+            yield
+        finally:
+            other.execute('ROLLBACK')
+            other.close()
+            store.database.pragma('busy_timeout', 5000)
+
+
+WRITES = ('add_model', 'add_models', 'add_task', 'update_task')
+
+
+def test_a_lock_held_past_the_timeout_is_a_storage_error(store, url):
+    """PostgreSQL's ACCESS EXCLUSIVE lock blocks every call; SQLite's write lock blocks the
+    writes, while a WAL reader is never blocked (its reads must go on working)."""
+    with locked(store, url):
+        wrong = {}
+        for name, call in calls(store).items():
+            blocked = ON_POSTGRES or name in WRITES
+            try:
+                call()
+                if blocked:
+                    wrong[name] = 'no error'
+            except StorageError as exc:
+                if not blocked:
+                    wrong[name] = 'a reader was blocked: %s' % exc
+            except Exception as exc:  # noqa: BLE001
+                wrong[name] = '%s: %s' % (type(exc).__name__, exc)
+        assert not wrong, wrong
+    store.add_model(**dict(MODEL, model_name='after'))  # Released: the store carries on.
+
+
+def test_engine_calls_raise_modelstore_errors_when_the_database_fails(store, url):
+    engine = Engine(store.database, lock_timeout=0.1)
+    with locked(store, url):
+        if ON_POSTGRES:
+            with pytest.raises(StorageError):
+                engine.status()
+        else:
+            assert engine.status().up_to_date  # A WAL reader is not blocked.
+            assert not detect_drift(store.database)
+        for call in (engine.accept, engine.rollback, lambda: engine.migrate(dry_run=True)):
+            with pytest.raises(ModelStoreError):
+                call()
