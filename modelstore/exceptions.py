@@ -30,6 +30,30 @@ class StorageError(ModelStoreError):
     """The database failed a registry call (locked past the timeout, disk full, ...)."""
 
 
+class UnreadableValue(StorageError):
+    """A stored value cannot be read as its column's type (text edited by hand into a SQLite
+    file, an enum name this code does not know). Names the table, the row and the column, so
+    that the row can be fixed; it is never handed back as a value of another type."""
+
+    def __init__(self, table, column, value, expected, row_ids=()):
+        self.table = table
+        self.column = column
+        self.value = value
+        self.expected = expected
+        self.row_ids = list(row_ids)
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + '...'
+        rows = ('row%s %s' % ('s' if len(self.row_ids) > 1 else '',
+                              ', '.join(map(str, self.row_ids)))
+                if self.row_ids else 'a row')
+        super().__init__('%s %s: column %s holds %s, which is not %s; fix the row (the registry '
+                         'cannot read it)' % (table, rows, column, shown, expected))
+
+    def at(self, row_ids):
+        """The same error, naming the rows that hold the value."""
+        return UnreadableValue(self.table, self.column, self.value, self.expected, row_ids)
+
+
 class MigrationError(ModelStoreError):
     """A migration run was refused or failed; the database is as before the failing script."""
 

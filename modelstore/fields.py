@@ -22,6 +22,8 @@ import json
 from peewee import AutoField, CharField, DateTimeField, JSONField, NodeList, SQL, SqliteDatabase
 from peewee import TextField
 
+from .exceptions import UnreadableValue
+
 __all__ = ['AutoIncrementField', 'EnumNameField', 'IsoTimestampField', 'StrictJSONField',
            'UtcDateTimeField', 'parse_timestamp']
 
@@ -45,7 +47,7 @@ def parse_timestamp(value):
     return datetime.datetime.fromisoformat(value.strip())
 
 
-def _read_timestamp(value):
+def _read_timestamp(field, value):
     if type(value) is str:
         try:
             return datetime.datetime.fromisoformat(value)
@@ -54,8 +56,12 @@ def _read_timestamp(value):
         try:
             return parse_timestamp(value)
         except ValueError:
-            return value  # Hand-edited text: show it rather than hide the row.
+            raise _unreadable(field, value, 'a timestamp') from None
     return value
+
+
+def _unreadable(field, value, expected):
+    return UnreadableValue(field.model._meta.table_name, field.column_name, value, expected)
 
 
 class IsoTimestampField(TextField):
@@ -67,7 +73,7 @@ class IsoTimestampField(TextField):
         return value
 
     def python_value(self, value):
-        return _read_timestamp(value)
+        return _read_timestamp(self, value)
 
 
 class UtcDateTimeField(DateTimeField):
@@ -82,7 +88,7 @@ class UtcDateTimeField(DateTimeField):
         return value
 
     def python_value(self, value):
-        return _read_timestamp(value)
+        return _read_timestamp(self, value)
 
 
 class EnumNameField(CharField):
@@ -100,8 +106,9 @@ class EnumNameField(CharField):
             return None
         try:
             return self.enum_class[value]
-        except KeyError:
-            return value
+        except (KeyError, TypeError):
+            raise _unreadable(self, value, 'one of %s' % ', '.join(
+                m.name for m in self.enum_class)) from None
 
 
 class StrictJSONField(JSONField):

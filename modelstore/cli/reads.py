@@ -59,6 +59,8 @@ def cmd_status(args, out):
             ', %d missing' % len(status.missing) if status.missing else ''))
         for note in adoption.notes if adoption else ():
             out.line('note: ' + note)
+        for warning in adoption.warnings if adoption else ():
+            out.line(out.paint('warning: ' + warning, '33'))
         for problem in _history_problems(status.records):
             out.line('damaged history: %s (modelstore check fails until it is fixed)'
                      % problem)

@@ -56,12 +56,15 @@ def _run(args, out, direction):
         out.json({'database': shown, 'dry_run': args.dry_run, 'direction': direction,
                   'scripts': [r.as_dict() for r in result.runs], 'names': result.names,
                   'ran': result.by_method('ran'), 'adopted': result.by_method('adopted'),
-                  'notes': adoption.notes if adoption else [], 'backup': result.backup,
+                  'notes': adoption.notes if adoption else [],
+                  'warnings': adoption.warnings if adoption else [], 'backup': result.backup,
                   'data_lost': result.losses,
                   'applied': status.applied, 'pending': status.pending})
         return OK
     for note in adoption.notes if adoption else ():
         out.line('note: ' + note)
+    for warning in adoption.warnings if adoption else ():
+        out.line(out.paint('warning: ' + warning, '33'))
     for loss in result.losses:
         out.line(out.paint('%s: %s' % ('would destroy' if args.dry_run else 'destroyed', loss),
                            '31'))

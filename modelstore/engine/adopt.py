@@ -49,6 +49,8 @@ class Adoption:
     present: Dict[str, List[str]] = field(default_factory=dict)  # name -> tables already done
     problems: List[str] = field(default_factory=list)  # non-empty: the run is refused
     notes: List[str] = field(default_factory=list)  # kept as they are, reported
+    # Non-empty: the analysis could not run; every pending script runs instead (see analyse).
+    warnings: List[str] = field(default_factory=list)
 
     def names(self, verdict):
         return [n for n, v in self.verdicts.items() if v == verdict]
@@ -56,7 +58,8 @@ class Adoption:
     def as_dict(self):
         return {'adopt': self.names(ADOPT), 'run': self.names(RUN),
                 'partial': {n: self.present[n] for n in self.names(PARTIAL)},
-                'problems': list(self.problems), 'notes': list(self.notes)}
+                'problems': list(self.problems), 'notes': list(self.notes),
+                'warnings': list(self.warnings)}
 
 
 def known_states(scripts):
@@ -202,7 +205,10 @@ def analyse(database, scripts, pending):
         # cannot be replayed on an empty one. Nothing can be proven, so nothing is adopted:
         # every pending script runs, as it would without adoption, and fails safely if its
         # effect is already there.
-        adoption.notes.append('adoption skipped: %s' % exc)
+        adoption.warnings.append(
+            'adoption analysis is off: %s: %s. Nothing already in the database can be '
+            'recognised, so every pending script will run as written'
+            % (exc.name, str(exc).split(': ', 1)[1]))
         adoption.verdicts = {s.name: RUN for s in pending}
         return adoption
     tables = sorted(set().union(*(s.keys() for s in states))) if states else []

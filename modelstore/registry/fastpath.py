@@ -22,6 +22,8 @@ what they mean (every listing equals the plain peewee query's models).
 import peewee
 from peewee import fn
 
+from ..exceptions import UnreadableValue
+
 __all__ = ['ModelQueries', 'LISTING_FILTERS']
 
 # The filters list_models offers, in the order their conditions are added.
@@ -151,8 +153,11 @@ class ModelQueries:
             plan = plans.get(kinds)
             if plan is None:
                 plan = plans[kinds] = self._plan(kinds)
-            for name, convert in plan:
-                data[name] = convert(data[name])
+            try:
+                for name, convert in plan:
+                    data[name] = convert(data[name])
+            except UnreadableValue as exc:
+                raise exc.at([data.get('id')]) from None
             model = new(M)
             # As peewee's ModelObjectCursorWrapper makes it: a fetched row, nothing dirty.
             model.__data__, model._dirty, model.__rel__ = data, set(), {}

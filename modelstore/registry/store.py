@@ -13,7 +13,8 @@ import sqlite3
 from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 
 from ..engine import Engine
-from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
+from ..exceptions import (NotFound, SchemaOutOfDate, StorageError, UnreadableValue,
+                          ValidationError)
 from ..shared.database import write_transaction
 from ..shared.dberrors import (constraint_column, driver_error, is_constraint,
                                 is_schema_missing, raising)
@@ -43,6 +44,8 @@ class _guard:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             return False
+        if issubclass(exc_type, UnreadableValue) and not exc.row_ids:
+            raise exc.at(self.store._rows_holding(exc)) from None
         # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
         if not issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
             return False
@@ -122,6 +125,21 @@ class ModelStore:
             self.database.close()
         except Exception:  # A broken connection may fail even to close: forget it.
             self.database.dispose()
+
+    def _rows_holding(self, error, limit=5):
+        """The ids of the rows whose ``error.column`` holds ``error.value`` (peewee's own
+        queries convert values before a row is complete, so the error does not know them)."""
+        model = {m._meta.table_name: m for m in (self.FineTunedModel, self.Task)}.get(
+            error.table)
+        if model is None:
+            return []
+        column = model._meta.columns[error.column]
+        try:
+            query = (model.select(model._meta.primary_key).where(column == error.value)
+                     .order_by(model._meta.primary_key).limit(limit).tuples())
+            return [row[0] for row in query]
+        except Exception:  # Reporting the original problem matters more.
+            return []
 
     def _raise_if_out_of_date(self):
         try:
