@@ -22,7 +22,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, os.pardir, 'harness'), os.path.join(HERE, os.pardir, 'tests')]
+# Run as a script, beside the harness it shares helpers with (dbtools, legacy).
+sys.path.insert(0, os.path.join(HERE, os.pardir, 'harness'))
 
 import legacy  # noqa: E402  (the legacy apps' exact DDL)
 from dbtools import create_database, drop_database  # noqa: E402

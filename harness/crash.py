@@ -3,7 +3,7 @@
 The database is a populated legacy registry with a child table that references it:
 
 * SQLite: ModelForge v1.0 + the autotuner's original state (the exact legacy DDL of
-  tests/legacy.py, WAL, ``experiments.task_id -> tasks.id``), plus ``--rows`` generated rows in
+  harness/legacy.py, WAL, ``experiments.task_id -> tasks.id``), plus ``--rows`` generated rows in
   each of fine_tuned_models, tasks and experiments.
 * PostgreSQL: the tables of 0001 without any history (a registry modelstore has never seen, which
   it adopts), an ``experiments`` table with a real FOREIGN KEY to tasks, and the same rows.
@@ -42,11 +42,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dbtools import _query, create_database, drop_database, query, schema, tables
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, os.pardir, 'tests'))
-import legacy  # noqa: E402  (the exact legacy DDL lives with the tests)
+import legacy  # The legacy apps' exact DDL.
 
-from modelstore.engine.scripts import discover  # noqa: E402
+from modelstore.engine.scripts import discover
 
 SCRIPTS = [s.name for s in discover()]
 DATA_TABLES = ('fine_tuned_models', 'tasks', 'experiments')

@@ -7,7 +7,6 @@ that use ``db_path``, a SQLite file -- are deselected: they test SQLite itself (
 the legacy apps' SQLite files).
 """
 import os
-import sys
 import textwrap
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,8 +16,7 @@ from modelstore.cli import main
 from modelstore.engine.scripts import default_directory
 
 # The harnesses (harness/, run on their own for the full figures) share these helpers and run
-# in reduced sizes inside the suite.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'harness'))
+# in reduced sizes inside the suite; pyproject.toml puts harness/ on pytest's path.
 from dbtools import (as_datetime, columns, dump, execute, history, new_postgres_database,  # noqa
                      query, tables)
 

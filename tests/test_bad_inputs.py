@@ -12,11 +12,6 @@ from conftest import BACKEND
 SELECTED = [c for c in CASES if BACKEND in c.backends]
 
 
-def test_the_table_is_at_least_thirty_cases_on_every_backend():
-    for backend in ('sqlite', 'postgresql'):
-        assert len([c for c in CASES if backend in c.backends]) >= 30
-
-
 @pytest.mark.parametrize('case', SELECTED, ids=[c.name for c in SELECTED])
 def test_bad_input_is_refused_clearly_and_changes_nothing(case, db_url, tmp_path):
     prepare(db_url)

@@ -105,15 +105,18 @@ def test_passwords_are_masked_in_urls_and_commands():
 
 @pytest.mark.parametrize('url, message', [
     ('nosuch://x/y', "unsupported database URL scheme 'nosuch'"),
-    ('sqlite://', 'in-memory'),
+    ('postgresql://', 'names no database'),
 ])
 def test_bad_urls_raise_config_errors(url, message):
-    if message == 'in-memory':
-        # sqlite:// is a valid in-memory URL: it works, and is migrated like any fresh db.
-        modelstore.connect(url).close()
-        return
     with pytest.raises(modelstore.ConfigError, match=message):
         modelstore.connect(url)
+
+
+def test_sqlite_with_no_path_is_an_in_memory_registry_at_head():
+    with modelstore.connect('sqlite://') as store:
+        store.add_model(model_name='m', base_model='b', task='t', model_path='/p')
+        assert [m.model_name for m in store.list_models()] == ['m']
+        assert store.database.database == ':memory:'
 
 
 def test_a_directory_is_not_a_database(tmp_path):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 
-import psycopg2
 import pytest
 
 import modelstore
@@ -18,6 +17,7 @@ from modelstore.engine.lock import PostgresRunLock
 from conftest import SHIPPED, execute, history, query
 
 pytestmark = pytest.mark.postgres_only
+# Imported where used: the suite collects with only the [test] extras (no driver).
 
 POSTGRES_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts',
                            'postgres.sh')
@@ -61,6 +61,7 @@ def test_the_flag_column_is_added_in_one_metadata_only_statement(cli, db_url):
 
 def test_rows_written_before_a_column_add_read_its_default(cli, db_url):
     cli('migrate', '--database', db_url, '--to', SHIPPED[0])
+    import psycopg2
     with psycopg2.connect(db_url) as conn:
         conn.cursor().execute(
             "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
@@ -73,6 +74,7 @@ def test_rows_written_before_a_column_add_read_its_default(cli, db_url):
 
 
 def test_a_second_runner_waits_for_the_advisory_lock_then_times_out(cli, db_url):
+    import psycopg2
     holder = psycopg2.connect(db_url)
     holder.autocommit = True
     holder.cursor().execute('SELECT pg_advisory_lock(%s)', (PostgresRunLock.KEY,))
@@ -205,6 +207,7 @@ def test_a_concurrent_index_build_that_died_is_dropped_and_rebuilt(cli, db_url):
     assert cli('migrate', '--database', db_url, '--to', '0004_task_cluster_columns')[0] == 0
     execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
             "model_path) VALUES ('a', 'b', 't', '2026', '/p'), ('a', 'b', 't', '2026', '/p')")
+    import psycopg2
     conn = psycopg2.connect(db_url)
     conn.autocommit = True
     with pytest.raises(psycopg2.errors.UniqueViolation):
