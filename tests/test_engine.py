@@ -315,6 +315,11 @@ def _work(tmp_path, scripts_dir, children, target=None, setup=ORPHAN_FILE):
                      [(1 + i % 2,) for i in range(children)])
     conn.commit()
     conn.close()
+    return _steps(path, lambda database: Engine(database, scripts_dir).migrate(target=target))
+
+
+def _steps(path, run):
+    """SQLite VM instructions ``run(database)`` executes on the file (in steps of 100)."""
     database = open_database('sqlite:///' + path, mode='migrate')
     steps = [0]
 
@@ -322,8 +327,10 @@ def _work(tmp_path, scripts_dir, children, target=None, setup=ORPHAN_FILE):
         steps[0] += 1
         return 0
     database.connection().set_progress_handler(count, 100)
-    Engine(database, scripts_dir).migrate(target=target)
-    database.close()
+    try:
+        run(database)
+    finally:
+        database.close()
     return steps[0] * 100
 
 
@@ -411,15 +418,8 @@ def test_migrating_a_legacy_file_with_child_rows_never_scans_for_orphans(tmp_pat
                                                     for i in range(children)])
         conn.commit()
         conn.close()
-        database = open_database('sqlite:///' + path, mode='migrate')
-        steps = [0]
-
-        def count():
-            steps[0] += 1
-            return 0
-        database.connection().set_progress_handler(count, 100)
-        result = Engine(database).migrate()
-        database.close()
-        assert result.by_method('ran')[-1] == '0005_index_model_listing'
-        work[children] = steps[0] * 100
+        results = []
+        work[children] = _steps(path, lambda database: results.append(
+            Engine(database).migrate()))
+        assert results[0].by_method('ran')[-1] == '0005_index_model_listing'
     assert work[20000] - work[10] < 20000, work
