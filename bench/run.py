@@ -22,19 +22,21 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Run as a script, beside the harness it shares helpers with (dbtools, legacy).
-sys.path.insert(0, os.path.join(HERE, os.pardir, 'harness'))
 
-import legacy  # noqa: E402  (the legacy apps' exact DDL)
-from dbtools import create_database, drop_database  # noqa: E402
-from peewee import BooleanField  # noqa: E402
-from playhouse import db_url  # noqa: E402
-from playhouse.migrate import SchemaMigrator  # noqa: E402
+try:  # The helpers it shares with the fault harnesses: run it with PYTHONPATH=harness.
+    import legacy  # The legacy apps' exact DDL.
+    from dbtools import create_database, drop_database
+except ImportError:
+    sys.exit('bench/run.py uses harness/legacy.py and harness/dbtools.py: run it as '
+             'PYTHONPATH=harness .venv/bin/python bench/run.py ...')
+from peewee import BooleanField
+from playhouse import db_url
+from playhouse.migrate import SchemaMigrator
 
-import modelstore  # noqa: E402
-from modelstore.shared.database import open_database  # noqa: E402
-from modelstore.engine import Engine  # noqa: E402
-from modelstore.engine.scripts import discover  # noqa: E402
+import modelstore
+from modelstore.shared.database import open_database
+from modelstore.engine import Engine
+from modelstore.engine.scripts import discover
 
 SCRIPTS = [s.name for s in discover()]
 COLUMN_SCRIPTS = SCRIPTS[1:4]  # 0002-0004: they add columns.

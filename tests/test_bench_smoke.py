@@ -11,7 +11,9 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'ben
 
 def test_the_bench_runs_and_prints_its_table():
     argv = [sys.executable, BENCH, '--smoke'] + (['--database', TEST_URL] if ON_POSTGRES else [])
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    harness = os.path.join(os.path.dirname(BENCH), os.pardir, 'harness')
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=harness))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert '| section | comparison | modelstore | baseline | ratio | target | met |' in out
