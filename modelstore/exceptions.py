@@ -5,6 +5,17 @@ that failed) so that the CLI can print one line and a pipeline can branch on the
 """
 
 
+def one_line(exc):
+    """An error's message on one line (its class name if it has none)."""
+    return ' '.join(str(exc).split()) or type(exc).__name__
+
+
+def shown_value(value, limit=80):
+    """``repr(value)``, cut to ``limit`` characters, for messages about stored values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 class ModelStoreError(Exception):
     """Base class of every modelstore error."""
 
@@ -41,13 +52,12 @@ class UnreadableValue(StorageError):
         self.value = value
         self.expected = expected
         self.row_ids = list(row_ids)
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + '...'
         rows = ('row%s %s' % ('s' if len(self.row_ids) > 1 else '',
                               ', '.join(map(str, self.row_ids)))
                 if self.row_ids else 'a row')
         super().__init__('%s %s: column %s holds %s, which is not %s; fix the row (the registry '
-                         'cannot read it)' % (table, rows, column, shown, expected))
+                         'cannot read it)' % (table, rows, column, shown_value(value),
+                                              expected))
 
     def at(self, row_ids):
         """The same error, naming the rows that hold the value."""

@@ -2,6 +2,8 @@
 import json
 import os
 
+from ..exceptions import one_line
+
 __all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'plural', 'one_line']
 
 OK, PENDING, ERROR = 0, 1, 2
@@ -40,5 +42,3 @@ def plural(n, word):
     return '%d %s%s' % (n, word, '' if n == 1 else 's')
 
 
-def one_line(exc):
-    return ' '.join(str(exc).split()) or type(exc).__name__

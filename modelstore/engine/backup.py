@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 from ..exceptions import ConfigError, LockTimeout, MigrationError
 from ..shared.database import busy_ms, check_timeout
-from ..shared.files import (create_private, file_uri_path, in_use, remove, remove_unused,
-                            sync_directory)
+from ..shared.dberrors import cannot_open
+from ..shared.files import (create_private, file_uri_path, has_wal, in_use, remove,
+                            remove_unused, sync_directory)
 
 __all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore']
 
@@ -60,14 +61,6 @@ class Backup:
         return cls(os.path.abspath(path), source, taken, match['version'])
 
 
-def _has_wal(path):
-    """True when a ``-wal`` file with content lies beside the database ``path``."""
-    try:
-        return os.path.getsize(path + '-wal') > 0
-    except OSError:
-        return False
-
-
 def _open_backup(path):
     """Open a backup (or any database named as a restore source) read-only, as a reader of it
     sees it.
@@ -77,7 +70,7 @@ def _open_backup(path):
     may hold its newest commits in its ``-wal`` file, which ``immutable`` would ignore: it is
     opened as an ordinary reader, which reads the WAL (and needs its ``-shm``).
     """
-    if not _has_wal(path):
+    if not has_wal(path):
         return sqlite3.connect('file:%s?mode=ro&immutable=1' % file_uri_path(path), uri=True)
     conn = sqlite3.connect('file:%s?mode=ro' % file_uri_path(path), uri=True, timeout=5.0)
     try:
@@ -85,8 +78,7 @@ def _open_backup(path):
         return conn
     except sqlite3.Error as exc:
         conn.close()
-        if getattr(exc, 'sqlite_errorname', 'SQLITE_CANTOPEN').split('_')[1] not in (
-                'CANTOPEN', 'READONLY'):
+        if not cannot_open(exc):
             return sqlite3.connect('file:%s?mode=ro' % file_uri_path(path), uri=True)  # Reported
             # by the caller's first query, as for any other damaged file.
         raise ConfigError('%s has committed changes in its write-ahead log %s-wal that cannot '

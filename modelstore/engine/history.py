@@ -33,6 +33,7 @@ from typing import Optional, Tuple
 from peewee import CharField, DateTimeField, FloatField, Model
 from playhouse.migrate import SchemaMigrator
 
+from ..exceptions import shown_value
 from ..fields import UtcDateTimeField
 
 __all__ = ['TABLE', 'RUNNING', 'Record', 'History']
@@ -124,15 +125,16 @@ def _record(names, row):
     """A Record from one row of raw driver values; what does not read is set aside."""
     values, unreadable = {}, []
     for name, value in zip(names, row):
-        if name == 'name' or value is None:
-            values[name] = value if name != 'name' else str(value)
-            continue
-        try:
-            values[name] = _READERS[name](value)
-        except _Unreadable:
+        if name == 'name':
+            values[name] = str(value)
+        elif value is None:
             values[name] = None
-            text = repr(value)
-            unreadable.append((name, text if len(text) <= 80 else text[:77] + '...'))
+        else:
+            try:
+                values[name] = _READERS[name](value)
+            except _Unreadable:
+                values[name] = None
+                unreadable.append((name, shown_value(value)))
     return Record(unreadable=tuple(unreadable), **values)
 
 

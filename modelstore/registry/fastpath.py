@@ -63,10 +63,10 @@ class ModelQueries:
 
     def insert_many(self, rows):
         """Insert rows of stored values: one executemany on SQLite, multi-row INSERTs of 1000
-        (one round trip each) elsewhere. Returns how many."""
+        (one round trip each) elsewhere."""
         if not self.database.returning_clause:
             self.database.cursor().executemany(self.insert_sql(), rows)
-            return None
+            return
         fields = [self.model._meta.fields[name] for name in self.columns]
         batch = []
         for row in rows:
@@ -76,7 +76,6 @@ class ModelQueries:
                 batch = []
         if batch:
             self.model.insert_many(batch, fields=fields).execute()
-        return None
 
     @staticmethod
     def clean(model):

@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl, urlsplit
 from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
 from playhouse import db_url
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, one_line
 from .dberrors import is_busy
-from .files import create_private, file_uri_path
+from .files import create_private, file_uri_path, has_wal
 from .urls import default_path, mask_url, sqlite_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
@@ -54,16 +54,14 @@ def _check_sqlite_path(url, path, mode):
         # /dev/null and the like: SQLite "writes" to it, and every commit then fails.
         raise ConfigError('%s is not a regular file (a device, pipe or socket), so it cannot '
                           'hold a SQLite database' % path)
-    # Through a dangling symlink, the file is created where the link points.
-    real = os.path.realpath(path) if os.path.islink(path) else path
-    parent = os.path.dirname(os.path.abspath(real))
+    # Through a symlink (dangling or not), SQLite writes where the link points.
+    parent = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(parent) and mode != 'inspect':
         if os.path.abspath(path) != os.path.abspath(default_path()):
             raise ConfigError('cannot create %s: directory %s does not exist'
                               % (mask_url(url), parent))
         os.makedirs(parent, mode=0o700, exist_ok=True)
     if mode != 'inspect' and os.path.exists(path):
-        parent = os.path.dirname(os.path.realpath(path))
         for what, target in (('file', path), ('directory', parent)):
             # SQLite writes the file, and a -journal or -wal file beside it.
             if not os.access(target, os.W_OK):
@@ -193,27 +191,19 @@ def _check_query(url, shown, parts, cls):
         return
     if 'postgres' in parts.scheme:
         try:
-            from psycopg2.extensions import parse_dsn
+            from psycopg2.extensions import make_dsn
         except ImportError:  # Reported when connecting, with the install command.
             return
         for key, value in pairs:
             try:
-                parse_dsn('%s=%s' % (key, _dsn_quote(value)))
+                make_dsn(**{key: value})  # libpq's own check of the keyword.
             except Exception as exc:
                 raise ConfigError('PostgreSQL URL %s has a query parameter libpq does not '
-                                  'understand: %s (%s)' % (shown, key, _one_line(exc))) from None
+                                  'understand: %s (%s)' % (shown, key, one_line(exc))) from None
         timeout = dict(pairs).get('connect_timeout')
         if timeout is not None and not re.fullmatch(r'\s*\d+\s*', timeout):
             raise ConfigError('PostgreSQL URL %s: connect_timeout must be a whole number of '
                               'seconds, got %r' % (shown, timeout))
-
-
-def _dsn_quote(value):
-    return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
-
-
-def _one_line(exc):
-    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def open_database(url, *, mode='app'):
@@ -312,9 +302,7 @@ def _connect_read_only(cls, kwargs, url, shown):
     """
     path = kwargs['database']
     uri = 'file:%s?mode=ro' % file_uri_path(path)
-    attempts = [uri]
-    if not os.path.exists(path + '-wal') or os.path.getsize(path + '-wal') == 0:
-        attempts.append(uri + '&immutable=1')
+    attempts = [uri] if has_wal(path) else [uri, uri + '&immutable=1']
     error = None
     for attempt in attempts:
         database = cls(**dict(kwargs, database=attempt, uri=True))
@@ -325,9 +313,8 @@ def _connect_read_only(cls, kwargs, url, shown):
         except (DatabaseError, sqlite3.Error) as exc:
             database.close()
             error = error or exc
-    wal = path + '-wal'
-    if os.path.exists(wal) and os.path.getsize(wal) > 0:
-        shm = path + '-shm'
+    if has_wal(path):
+        wal, shm = path + '-wal', path + '-shm'
         missing = ('%s is missing and cannot be created in the read-only directory %s'
                    % (shm, os.path.dirname(os.path.realpath(path))) if not os.path.exists(shm)
                    else '%s is not readable by this user' % shm if not os.access(shm, os.R_OK)

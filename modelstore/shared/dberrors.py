@@ -12,10 +12,13 @@ import sqlite3
 
 from peewee import IntegrityError, PeeweeException
 
-__all__ = ['driver_error', 'sqlstate', 'is_busy', 'is_schema_missing', 'is_constraint',
-           'constraint_column', 'raising']
+from ..exceptions import one_line
 
-SQLITE_ERROR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CONSTRAINT = 1, 5, 6, 19
+__all__ = ['driver_error', 'sqlstate', 'is_busy', 'cannot_open', 'is_schema_missing',
+           'is_constraint', 'constraint_column', 'raising']
+
+SQLITE_ERROR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_CANTOPEN = 1, 5, 6, 8, 14
+SQLITE_CONSTRAINT = 19
 # SQLSTATE: undefined_table, undefined_column; lock_not_available; class 23: constraints.
 UNDEFINED = ('42P01', '42703')
 LOCK_NOT_AVAILABLE = '55P03'
@@ -53,6 +56,14 @@ def is_busy(exc):
             return code in (SQLITE_BUSY, SQLITE_LOCKED)
         return bool(_SQLITE_BUSY.match(message))
     return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+def cannot_open(exc):
+    """SQLite could not open, or not write, a file it needed (CANTOPEN, READONLY): a
+    permission or a missing -shm, not a damaged database. Without codes (Python < 3.11):
+    assumed."""
+    found = _sqlite(exc)
+    return found is not None and found[0] in (None, SQLITE_READONLY, SQLITE_CANTOPEN)
 
 
 def is_schema_missing(exc):
@@ -106,6 +117,5 @@ class raising:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and issubclass(exc_type, (PeeweeException, sqlite3.Error)):
-            raise self.cls('%s failed: %s' % (self.what, ' '.join(str(exc).split())
-                                              or exc_type.__name__)) from exc
+            raise self.cls('%s failed: %s' % (self.what, one_line(exc))) from exc
         return False

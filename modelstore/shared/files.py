@@ -16,8 +16,8 @@ try:
 except ImportError:  # Not POSIX: retention relies on the explicit ``protect`` list alone.
     fcntl = None
 
-__all__ = ['create_private', 'file_uri_path', 'in_use', 'remove', 'remove_unused',
-           'sync_directory']
+__all__ = ['create_private', 'file_uri_path', 'has_wal', 'in_use', 'remove',
+           'remove_unused', 'sync_directory']
 
 
 def sync_directory(directory):
@@ -97,3 +97,12 @@ def remove(path):
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+def has_wal(path):
+    """True when a ``-wal`` file with content lies beside the database ``path``: commits a
+    reader must see, and ``immutable=1`` would ignore."""
+    try:
+        return os.path.getsize(path + '-wal') > 0
+    except OSError:
+        return False
