@@ -27,12 +27,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from peewee import SqliteDatabase
-from playhouse.migrate import SchemaMigrator
-
 from ..exceptions import ScriptError
-from ..shared.shape import LEGACY_NULLABLE, blocks_inserts, compatible, default_key, snapshot
+from ..shared.shape import (LEGACY_NULLABLE, Shape, blocks_inserts, compatible, default_key,
+                            snapshot)
 from .history import TABLE as HISTORY_TABLE
+from .shadow import replay, shadow_database
 
 __all__ = ['Adoption', 'analyse', 'known_states']
 
@@ -68,26 +67,26 @@ def known_states(scripts):
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    shadow = SqliteDatabase(':memory:')
-    migrator = SchemaMigrator.from_database(shadow)
+    for script in scripts:  # A script that does not load is reported as such, not rewrapped.
+        script.load(('up',))
     states = []
-    try:
-        for script in scripts:
-            module = script.load(('up',))
-            try:
-                with shadow.atomic():
-                    module.up(migrator, shadow)
-            except Exception as exc:
-                raise ScriptError(script.name, 'cannot tell what this script changes: it fails '
-                                  'on an empty in-memory SQLite database (%s: %s)'
-                                  % (type(exc).__name__, exc)) from exc
+    with shadow_database() as shadow:
+        def take(script):
             states.append({t: snapshot(shadow, t) for t in shadow.get_tables()
                            if t != HISTORY_TABLE and not t.startswith('sqlite_')})
-    finally:
-        shadow.close()
+        try:
+            replay(scripts, shadow, after_each=take)
+        except ScriptError as exc:
+            raise ScriptError(exc.name, 'cannot tell what this script changes: it fails on an '
+                              'empty in-memory SQLite database (%s)' % _cause(exc)) from exc
     with _cache_lock:
         _cache[key] = states
     return states
+
+
+def _cause(exc):
+    cause = exc.__cause__
+    return '%s: %s' % (type(cause).__name__, cause) if cause is not None else str(exc)
 
 
 def _history(states, scripts, table):
@@ -182,6 +181,12 @@ def _table_progress(database, table, steps, adoption):
             if (table, name) in LEGACY_NULLABLE and live.columns[name].null
             and not state.columns[name].null)
     if not matches:
+        partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
+        if partway is not None:
+            adoption.notes.append('table %s is partway through %s (some of its indexes are '
+                                  'built, as by a non-transactional run that died): it runs '
+                                  'again' % (table, steps[partway + 1][0]))
+            return partway
         # Report against the nearest state (fewest differences; the later one on a tie).
         best = min(range(len(found)), key=lambda i: (found[i][1], -i))
         adoption.problems.append(
@@ -190,6 +195,25 @@ def _table_progress(database, table, steps, adoption):
         adoption.problems.extend('  ' + line for line in diffs[best])
         return None
     return matches[-1] + 1
+
+
+def _partway(table, shapes, live, vocabulary, index_vocabulary):
+    """The number of the table's scripts done when the live table stands between two states
+    that differ only in indexes -- a script building several indexes outside a transaction
+    (``atomic = False``, CONCURRENTLY) died after some: that script is not done, the ones
+    before it are. None otherwise."""
+    known = live.indexes & index_vocabulary
+    for i in range(len(shapes) - 1, 0, -1):
+        before, after = shapes[i - 1], shapes[i]
+        if before is None or after is None or not before.indexes < known < after.indexes:
+            continue
+        if not Shape(before.columns, frozenset()).same_as(Shape(after.columns, frozenset())):
+            continue
+        lines, _ = _differences(table, Shape(after.columns, known), live, vocabulary,
+                                index_vocabulary)
+        if not lines:
+            return i
+    return None
 
 
 def analyse(database, scripts, pending):

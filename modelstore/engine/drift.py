@@ -25,10 +25,11 @@ from ..shared.models import MODELS
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
 
-__all__ = ['Drift', 'detect_drift']
+__all__ = ['Drift', 'detect_drift', 'declared_default']
 
 
-def _declared_default(fld):
+def declared_default(fld):
+    """The value of a ``constraints=[SQL('DEFAULT ...')]`` on ``fld``, or None."""
     for constraint in fld.constraints or ():
         if isinstance(constraint, SQL):
             match = re.match(r'\s*DEFAULT\s+(.+)$', constraint.sql, re.I)
@@ -101,7 +102,7 @@ def _column_lines(database, model, notes):
                 lines.append('%s is %s, expected %s' % (
                     where, 'nullable' if col.null else 'NOT NULL',
                     'nullable' if fld.null else 'NOT NULL'))
-        default = _declared_default(fld)
+        default = declared_default(fld)
         if default is not None and default_key(col.default) != default_key(default):
             lines.append('%s has default %s, expected %s' % (where, col.default or 'none',
                                                              default))
