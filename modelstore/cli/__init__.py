@@ -6,8 +6,8 @@ printing; this module runs one command and reports its error.
 
     modelstore <command> [--database URL] [--json] [-v]
 
-Commands: migrate [--to NAME] [--dry-run] [--fake], status, history, check,
-rollback [--to NAME] [--dry-run], accept NAME... | --all.
+Commands: migrate [--to NAME] [--dry-run] [--fake], status, history, check [--models M],
+rollback [--to NAME] [--dry-run], accept NAME... | --all, new SLUG [--auto] [--models M].
 
 Exit codes: 0 ok; 1 something is pending, drifted, changed or missing (so ``check`` and
 ``status`` can gate a deploy); 2 error -- one line on stderr, ``-v`` adds the traceback.
@@ -39,6 +39,9 @@ def main(argv=None):
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     out = Output(sys.stdout, args.json)
+    if args.command == 'new' and not args.auto and (args.models or args.dry_run):
+        return _fail(args, out, UsageError('--models and --dry-run go with --auto'),
+                     'error: --models and --dry-run go with --auto')
     if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
         return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
                      'error: --dry-run and --fake cannot be combined')

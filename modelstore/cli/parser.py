@@ -7,6 +7,7 @@ from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, ModelStoreError
 from ..shared.database import check_timeout
 from ..version import __version__
+from .authoring import cmd_new
 from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
 from .runs import cmd_migrate, cmd_restore, cmd_rollback
 
@@ -72,12 +73,26 @@ def build_parser():
     p.add_argument('backup', metavar='BACKUP', help='a backup file that migrate or rollback made')
     p.set_defaults(func=cmd_restore, dry_run=False)
 
+    p = sub.add_parser('new', parents=[_new_options()],
+                       help='write the next script: empty, or from the models with --auto')
+    p.add_argument('slug', metavar='SLUG', help='the script\'s name after its number '
+                   '([a-z0-9_]+): NNNN_SLUG.py')
+    p.add_argument('--auto', action='store_true', help='generate it from the difference between '
+                   'the models and the schema the existing scripts produce')
+    p.add_argument('--models', metavar='MODULE', help='with --auto: the models, as '
+                   'package.module[:NAME] (default modelstore.models)')
+    p.add_argument('--dry-run', action='store_true',
+                   help='with --auto: print the script instead of writing it')
+    p.set_defaults(func=cmd_new)
+
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
     p.set_defaults(func=cmd_status)
     p = sub.add_parser('history', parents=[common], help='show the history table')
     p.set_defaults(func=cmd_history)
     p = sub.add_parser('check', parents=[common],
                        help='exit 0 only if up to date, unchanged and without drift')
+    p.add_argument('--models', metavar='MODULE', help='compare with these models, as '
+                   'package.module[:NAME] (default modelstore.models)')
     p.set_defaults(func=cmd_check)
     p = sub.add_parser('accept', parents=[common, locking],
                        help='record the new checksum of edited applied scripts')
@@ -85,6 +100,22 @@ def build_parser():
     p.add_argument('--all', action='store_true', help='accept every changed script')
     p.set_defaults(func=cmd_accept)
     return parser
+
+
+def _new_options():
+    # `new` writes into a project's directory and needs no database: its own defaults and help.
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument('--migrations', metavar='DIR', default=argparse.SUPPRESS,
+                         help='the scripts directory to write into (default: ./migrations)')
+    options.add_argument('--database', metavar='URL', default=argparse.SUPPRESS,
+                         help='with --auto: replay the scripts on this server\'s backend, in a '
+                         'transaction that is rolled back (default: SQLite in memory; no '
+                         'database is touched)')
+    options.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
+                         help='print one JSON object')
+    options.add_argument('-v', '--verbose', action='store_true', default=argparse.SUPPRESS,
+                         help='show tracebacks')
+    return options
 
 
 def _seconds(text):

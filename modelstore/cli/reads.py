@@ -1,5 +1,6 @@
 """The commands that read a database (status, history, check) and accept, which records a
 reviewed checksum."""
+from ..authoring.models import load_models
 from ..engine import Engine, detect_drift
 from ..exceptions import ModelStoreError
 from ..shared.database import open_database
@@ -132,7 +133,8 @@ def cmd_check(args, out):
     url, database = _open(args, 'inspect')
     shown = mask_url(url)
     status = Engine(database, args.migrations, label=shown).status()
-    drift = detect_drift(database)
+    drift = detect_drift(database, load_models(args.models)) if args.models \
+        else detect_drift(database)
     problems = ['pending: %s' % n for n in status.pending]
     problems += ['missing script file for applied %s' % n for n in status.missing]
     problems += ['changed since applied: %s' % n for n in status.changed]

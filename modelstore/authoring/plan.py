@@ -1,0 +1,263 @@
+"""What the next script must do: the models against the schema the scripts produce.
+
+``playhouse.schema_diff.diff_models`` finds the tables, columns and indexes to add and the
+columns and indexes the models no longer have; this module adds what it does not look at --
+types, nullability, database-side defaults, tables no model maps -- and sorts every difference
+into an operation that is safe to generate or a TODO a person must resolve:
+
+==============================================  =============================================
+generated                                       TODO (the script refuses to run until edited)
+==============================================  =============================================
+a table a model maps and the schema lacks       a table no model maps (a drop, or a rename)
+a nullable column                               a column no field maps (a drop, or a rename)
+a NOT NULL column with a constant default:      a NOT NULL column without a default, or with
+one ``ADD COLUMN ... NOT NULL DEFAULT <const>``  a callable or non-constant one
+an index the models declare (separate script)   a type change; nullable -> NOT NULL; a
+an index the models no longer declare           changed database default; a partial or
+NOT NULL -> nullable (``drop_not_null``)         expression index
+==============================================  =============================================
+
+The type of a column is compared as declared: the field's DDL type rendered for the shadow's
+backend against what that backend reports (``VARCHAR(100)`` is not ``VARCHAR(255)``; on
+PostgreSQL ``TEXT`` is not ``JSONB``).
+"""
+import decimal
+import enum
+import math
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from peewee import SQL, ForeignKeyField, PostgresqlDatabase, sort_models
+from playhouse.migrate import make_index_name
+from playhouse.schema_diff import diff_models
+
+from ..engine.drift import declared_default
+from ..engine.history import TABLE as HISTORY_TABLE
+from ..shared.shape import default_key, snapshot
+
+__all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
+
+
+@dataclass
+class AddColumn:
+    table: str
+    field: object  # the model's field
+    default_sql: Optional[str] = None  # NOT NULL: the constant DEFAULT of the one ADD COLUMN
+
+
+@dataclass(frozen=True)
+class Index:
+    table: str
+    name: str
+    columns: Tuple[str, ...]
+    unique: bool
+
+
+@dataclass
+class Plan:
+    """The operations to generate, in the order ``up()`` runs them, and the TODO items."""
+    create: list = field(default_factory=list)  # model classes, in dependency order
+    add_columns: List[AddColumn] = field(default_factory=list)
+    drop_not_null: List[Tuple[str, str]] = field(default_factory=list)
+    add_indexes: List[Index] = field(default_factory=list)  # on tables that exist already
+    drop_indexes: List[Index] = field(default_factory=list)
+    todos: List[str] = field(default_factory=list)
+
+    @property
+    def schema_changes(self):
+        """Anything for the transactional script (tables, columns, nullability)."""
+        return bool(self.create or self.add_columns or self.drop_not_null)
+
+    @property
+    def index_changes(self):
+        return bool(self.add_indexes or self.drop_indexes)
+
+    def __bool__(self):
+        return self.schema_changes or self.index_changes or bool(self.todos)
+
+    def summary(self):
+        """One line per generated operation, for the command's output."""
+        return self.schema_summary() + self.index_summary()
+
+    def schema_summary(self):
+        lines = ['create table %s' % m._meta.table_name for m in self.create]
+        lines += ['add column %s.%s%s' % (c.table, c.field.column_name,
+                                          ' NOT NULL DEFAULT %s' % c.default_sql
+                                          if c.default_sql else '') for c in self.add_columns]
+        return lines + ['drop NOT NULL on %s.%s' % tc for tc in self.drop_not_null]
+
+    def index_summary(self):
+        lines = ['drop index %s on %s' % (i.name, i.table) for i in self.drop_indexes]
+        lines += ['add %sindex %s on %s (%s)' % ('unique ' if i.unique else '', i.name, i.table,
+                                                 ', '.join(i.columns)) for i in self.add_indexes]
+        return lines
+
+
+def plan_changes(database, models):
+    """The Plan that takes ``database`` (the scripts' schema) to ``models``."""
+    models = sort_models(models)
+    diff = diff_models(database, models)
+    plan = Plan(create=list(diff.create_tables))
+    mapped = {m._meta.table_name for m in models}
+    gone = sorted(t for t in database.get_tables() if t not in mapped and t != HISTORY_TABLE
+                  and not t.startswith('sqlite_'))
+    new = [m._meta.table_name for m in diff.create_tables]
+    for table in gone:
+        hint = (' If it was renamed (to %s?), write migrator.rename_table(%r, NEW) instead of '
+                'creating the new table.' % (' or '.join(new), table)) if new else ''
+        plan.todos.append('table %s is in the schema but no model maps it: dropping a table '
+                          '(and its rows) is never generated; drop it by hand, or add its model '
+                          'back.%s' % (table, hint))
+
+    dropped = {}
+    for table, column in diff.drop_columns:
+        dropped.setdefault(table, []).append(column)
+    added = {}
+    for fld in diff.add_columns:
+        added.setdefault(fld.model._meta.table_name, []).append(fld.column_name)
+    for table, columns in sorted(dropped.items()):
+        for column in columns:
+            hint = (' If it was renamed (to %s?), write migrator.rename_column(%r, %r, NEW) '
+                    'instead of adding the new column.' % (' or '.join(added[table]), table,
+                                                            column)) if table in added else ''
+            plan.todos.append('column %s.%s is in the schema but no field maps it: dropping a '
+                              'column (and its values) is never generated; drop it by hand, or '
+                              'add the field back.%s' % (table, column, hint))
+
+    for fld in diff.add_columns:
+        _add_column(plan, fld)
+    created = {m._meta.table_name for m in plan.create}
+    for model in models:
+        if model._meta.table_name not in created:
+            _changed_columns(plan, database, model)
+    _indexes(plan, diff)
+    return plan
+
+
+def _add_column(plan, fld):
+    table = fld.model._meta.table_name
+    where = '%s.%s' % (table, fld.column_name)
+    if fld.primary_key:
+        plan.todos.append('%s: adding a primary key to an existing table is not generated'
+                          % where)
+        return
+    if fld.null:
+        plan.add_columns.append(AddColumn(table, fld))
+        return
+    if isinstance(fld, ForeignKeyField):
+        plan.todos.append('%s: a NOT NULL foreign key cannot be given to the existing rows in '
+                          'one statement; add it nullable, fill it, then make it NOT NULL'
+                          % where)
+        return
+    default = declared_default(fld)
+    if default is None:
+        default, problem = constant_sql(fld)
+        if problem:
+            plan.todos.append('%s is NOT NULL and %s: the existing rows need a value. Give the '
+                              'field a constant default (or constraints=[SQL(\'DEFAULT ...\')]), '
+                              'or add it nullable, fill it, then make it NOT NULL' % (where,
+                                                                                       problem))
+            return
+    plan.add_columns.append(AddColumn(table, fld, default))
+
+
+def constant_sql(fld):
+    """(SQL literal of the field's default, None) or (None, why there is none)."""
+    value = fld.default
+    if value is None:
+        return None, 'has no default'
+    if callable(value):
+        return None, 'its default %s is computed in Python (callable)' % getattr(
+            value, '__qualname__', repr(value))
+    stored = fld.db_value(value.value if isinstance(value, enum.Enum) and not hasattr(
+        fld, 'enum_class') else value)
+    if isinstance(stored, bool):
+        return ('TRUE' if stored else 'FALSE'), None
+    if isinstance(stored, int):
+        return str(stored), None
+    if isinstance(stored, float) and math.isfinite(stored):
+        return repr(stored), None
+    if isinstance(stored, decimal.Decimal) and stored.is_finite():
+        return str(stored), None
+    if isinstance(stored, str) and '\x00' not in stored:
+        return "'%s'" % stored.replace("'", "''"), None
+    return None, 'its default %r is not a constant SQL can hold' % (value,)
+
+
+# PostgreSQL's format_type() names -> the names peewee declares.
+_ALIASES = {'CHARACTER VARYING': 'VARCHAR', 'CHARACTER': 'CHAR', 'INT4': 'INTEGER',
+            'INT': 'INTEGER', 'SERIAL': 'INTEGER', 'INT8': 'BIGINT', 'BIGSERIAL': 'BIGINT',
+            'INT2': 'SMALLINT', 'BOOL': 'BOOLEAN', 'FLOAT8': 'DOUBLE PRECISION',
+            'FLOAT4': 'REAL', 'DECIMAL': 'NUMERIC', 'TIMESTAMP WITHOUT TIME ZONE': 'TIMESTAMP',
+            'TIMESTAMP WITH TIME ZONE': 'TIMESTAMPTZ', 'TIME WITHOUT TIME ZONE': 'TIME'}
+
+
+def normal_type(declared):
+    text = re.sub(r'\s+', ' ', (declared or '').strip().upper())
+    text = re.sub(r'\s*([(),])\s*', r'\1', text)
+    base, paren, rest = text.partition('(')
+    return _ALIASES.get(base, base) + paren + rest
+
+
+def declared_type(fld, database):
+    """The column type ``fld`` declares on ``database``'s backend, e.g. ``VARCHAR(255)``."""
+    ctx = database.get_sql_context()
+    node = fld.ddl_datatype(ctx)
+    if node is None and isinstance(fld, ForeignKeyField):
+        node = fld.rel_field.ddl_datatype(ctx)
+    if node is None:
+        return None
+    text = ctx.sql(node).query()[0]
+    if isinstance(database, PostgresqlDatabase) and text.upper() == 'SERIAL':
+        text = 'INTEGER'
+    return text
+
+
+def _changed_columns(plan, database, model):
+    table = model._meta.table_name
+    live = snapshot(database, table).columns
+    for fld in model._meta.sorted_fields:
+        col = live.get(fld.column_name)
+        if col is None or fld.primary_key:
+            continue
+        where = '%s.%s' % (table, fld.column_name)
+        want = declared_type(fld, database)
+        if want is not None and normal_type(want) != normal_type(col.declared):
+            plan.todos.append('%s changes type from %s to %s: not generated (a rebuild on '
+                              'SQLite, a rewrite that locks the table on PostgreSQL, and values '
+                              'may not convert); write it by hand' % (where, col.declared, want))
+        if fld.null and not col.null:
+            plan.drop_not_null.append((table, fld.column_name))
+        elif col.null and not fld.null:
+            plan.todos.append('%s becomes NOT NULL: not generated (existing rows may hold NULL); '
+                              'fill it, then migrator.add_not_null(%r, %r) by hand'
+                              % (where, table, fld.column_name))
+        default = declared_default(fld)
+        if default is not None and default_key(default) != default_key(col.default):
+            plan.todos.append('%s changes its database default from %s to %s: not generated; '
+                              'write it by hand' % (where, col.default or 'none', default))
+
+
+def _indexes(plan, diff):
+    for idx in diff.drop_indexes:
+        if idx.columns is None:
+            plan.todos.append('index %s on %s is in the schema but not in the models (partial or '
+                              'an expression): dropping it is not generated' % (idx.name,
+                                                                               idx.table))
+        else:
+            plan.drop_indexes.append(Index(idx.table, idx.name, tuple(idx.columns),
+                                           bool(idx.unique)))
+    for idx in diff.add_indexes:
+        if idx.columns is None:
+            plan.todos.append('index %s on %s (partial or an expression) is not generated: its '
+                              'definition cannot be read from the model' % (idx.name, idx.table))
+            continue
+        name = make_index_name(idx.table, idx.columns)
+        plan.add_indexes.append(Index(idx.table, name, tuple(idx.columns), bool(idx.unique)))
+    return plan
+
+
+def sql_text(constraint):
+    """The text of a ``SQL(...)`` column constraint, or None for anything else."""
+    return constraint.sql if isinstance(constraint, SQL) and not constraint.params else None

@@ -1,0 +1,335 @@
+"""A Plan as script text: plain playhouse.migrations scripts that also run under ``pwmigrate``.
+
+Two scripts when a change needs both: the schema changes in one transactional script, the index
+builds on existing tables in a second one marked ``atomic = False`` (as 0005 is), so on
+PostgreSQL they are built ``CONCURRENTLY`` while writers keep writing, and a run that dies
+mid-build leaves the first script committed and the second safe to run again.
+
+What the scripts hold, and why:
+
+* New tables are frozen model classes declared inside the script (``_models(db)``), never an
+  import of the application's models: the script must build the same tables forever. A table
+  that an existing one refers to is a stub (its name and key only).
+* A field is written as the peewee class that stores it (an ``EnumNameField`` as the
+  ``CharField`` it is in the database), unless its class changes the DDL itself
+  (``modelstore.fields.AutoIncrementField``); then the class is imported from its module, as
+  0001 does.
+* A NOT NULL column carries its constant as a database DEFAULT and is added with
+  ``allow_not_null=True``: one ``ADD COLUMN ... NOT NULL DEFAULT <constant>``, O(1) at any table
+  size, and writers that omit the column still insert. Never peewee's add / UPDATE / SET NOT NULL.
+* ``down()`` undoes every operation, in reverse order.
+* A script with TODO items starts ``up()`` with a ``raise``: it cannot be applied by accident
+  before a person has resolved them.
+"""
+import enum
+import textwrap
+
+from peewee import AutoField, CharField, DecimalField, ForeignKeyField
+
+from .plan import sql_text
+
+__all__ = ['render']
+
+_CORE = ('peewee', 'playhouse.')
+_DDL_HOOKS = ('ddl', 'ddl_datatype', 'get_modifiers')
+
+
+def _is_core(cls):
+    return cls.__module__ == 'peewee' or cls.__module__.startswith(_CORE[1])
+
+
+class _Source:
+    """Collects the imports and TODOs while fields are written."""
+
+    def __init__(self, models_module):
+        self.models_module = models_module
+        self.imports = set()
+        self.todos = []
+        self.names = {}  # model class -> its class name in the script
+
+    def field_class(self, fld):
+        cls = type(fld)
+        core = next(c for c in cls.__mro__ if _is_core(c))
+        between = cls.__mro__[:cls.__mro__.index(core)]
+        if core.field_type == cls.field_type and not any(
+                hook in vars(c) for c in between for hook in _DDL_HOOKS):
+            cls = core  # Stored exactly as the core class stores it.
+        if cls.__module__ == 'peewee':
+            return cls.__name__
+        if cls.__module__ in ('__main__', self.models_module):
+            self.todos.append('%s.%s: its field class %s is defined in the models module and '
+                              'changes the DDL; copy it into this script'
+                              % (fld.model._meta.table_name, fld.column_name, cls.__name__))
+            return core.__name__
+        self.imports.add('from %s import %s' % (cls.__module__, cls.__name__))
+        return cls.__name__
+
+    def field(self, fld, *, column=False, default_sql=None):
+        """``Class(args)`` for ``fld``. ``column``: for add_column (its index is built apart,
+        its name is add_column's argument); ``default_sql``: the DEFAULT it must carry."""
+        args = []
+        if isinstance(fld, ForeignKeyField):
+            args.append("'self'" if fld.rel_model is fld.model and not column
+                        else self.names[fld.rel_model])
+            args.append('field=%r' % fld.rel_field.name)
+            if fld.on_delete:
+                args.append('on_delete=%r' % fld.on_delete)
+            if fld.on_update:
+                args.append('on_update=%r' % fld.on_update)
+        if fld.primary_key and not isinstance(fld, AutoField):
+            args.append('primary_key=True')
+        if column:
+            if isinstance(fld, ForeignKeyField):
+                args.append('index=False')  # Built by the index script instead.
+        elif fld.unique:
+            args.append('unique=True')
+        elif fld.index and not isinstance(fld, ForeignKeyField):
+            args.append('index=True')
+        elif not fld.index and isinstance(fld, ForeignKeyField):
+            args.append('index=False')
+        if fld.null:
+            args.append('null=True')
+        if isinstance(fld, CharField):
+            args.append('max_length=%r' % fld.max_length)
+        if isinstance(fld, DecimalField):
+            args.append('max_digits=%r, decimal_places=%r' % (fld.max_digits,
+                                                             fld.decimal_places))
+        for attribute in ('collation', 'sequence', 'index_type'):
+            if getattr(fld, attribute, None):
+                args.append('%s=%r' % (attribute, getattr(fld, attribute)))
+        if not column and fld.column_name != _default_column(fld):
+            args.append('column_name=%r' % fld.column_name)
+        default = _constant(fld.default)
+        if default is not None:
+            args.append('default=%s' % default)
+        constraints = [sql_text(c) for c in fld.constraints or ()]
+        if None in constraints:
+            self.todos.append('%s.%s: a constraint that is not SQL(...) text; copy it by hand'
+                              % (fld.model._meta.table_name, fld.column_name))
+        constraints = [c for c in constraints if c is not None]
+        if default_sql is not None and not any(
+                c.strip().upper().startswith('DEFAULT') for c in constraints):
+            constraints.append('DEFAULT %s' % default_sql)
+        if constraints:
+            args.append('constraints=[%s]' % ', '.join('SQL(%r)' % c for c in constraints))
+        return '%s(%s)' % (self.field_class(fld), ', '.join(args))
+
+
+def _default_column(fld):
+    if isinstance(fld, ForeignKeyField):
+        return fld.name if fld.name.endswith('_id') else fld.name + '_id'
+    return fld.name
+
+
+def _constant(value):
+    """Python source of a constant default, or None for callables and other values."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, (bool, int, float, str)) and value == value:
+        return repr(value)
+    return None
+
+
+def _model_lines(src, model, stub):
+    meta = model._meta
+    lines = ['    class %s(Model):' % model.__name__]
+    fields = [meta.primary_key] if stub else meta.sorted_fields
+    for fld in fields:
+        if fld.name == 'id' and fld.column_name == 'id' and (
+                type(fld) is AutoField or (stub and isinstance(fld, AutoField))):
+            continue  # peewee's implicit key (a stub's key is only referred to).
+        if stub and isinstance(fld, ForeignKeyField):
+            lines.append('        %s = IntegerField(primary_key=True, column_name=%r)'
+                         % (fld.name, fld.column_name))
+            continue
+        lines.append('        %s = %s' % (fld.name, src.field(fld)))
+    lines += ([''] if len(lines) > 1 else []) + ['        class Meta:', '            database = db',
+              '            table_name = %r' % meta.table_name]
+    if not stub:
+        plain = []
+        for index in meta.indexes or ():
+            if isinstance(index, (list, tuple)):
+                plain.append((tuple(index[0]), bool(index[1])))
+            else:
+                src.todos.append('%s: index %s is not a (columns, unique) pair; add it by hand'
+                                 % (meta.table_name, getattr(index, '_name', index)))
+        if plain:
+            lines.append('            indexes = %r' % (tuple(plain),))
+        if not meta.primary_key:
+            lines.append('            primary_key = False')
+    return lines
+
+
+def _frozen(src, plan):
+    """Lines of ``_models(db)``, and the class names it returns (created, then stubs)."""
+    created = list(plan.create)
+    referred = []
+    for fld in [f for m in created for f in m._meta.sorted_fields] + \
+            [c.field for c in plan.add_columns]:
+        if isinstance(fld, ForeignKeyField) and fld.rel_model not in created \
+                and fld.rel_model not in referred:
+            referred.append(fld.rel_model)
+    if not created and not referred:
+        return [], []
+    classes = referred + created
+    for model in classes:
+        src.names[model] = model.__name__
+    lines = ['def _models(db):',
+             '    """Frozen copies of the tables this script creates%s, as they are here."""'
+             % (' or refers to' if referred else '')]
+    for model in classes:
+        if model in referred:
+            lines.append('    # %s exists already; declared for its foreign keys only.'
+                         % model._meta.table_name)
+        lines += _model_lines(src, model, stub=model in referred) + ['']
+    lines.append('    return %s' % ', '.join(m.__name__ for m in classes)
+                 + (',' if len(classes) == 1 else ''))
+    return lines, [m.__name__ for m in classes]
+
+
+def _block(name, lines):
+    body = ['    ' + line if line else '' for line in lines] or ['    pass']
+    return ['def %s(migrator, db):' % name] + body
+
+
+def _wrapped(head, *parts, width=88):
+    """``head`` and ``parts`` on one line, or when that is long, each part on a continuation
+    line aligned after ``head``'s "(" (the parts joined while they fit)."""
+    if len(head) + sum(map(len, parts)) <= width:
+        return head + ''.join(parts)
+    indent = ' ' * (head.index('(') + 1)
+    lines = [head.rstrip()]
+    current = indent
+    for part in parts:
+        if current.strip() and len(current) + len(part) > width:
+            lines.append(current.rstrip() + (',' if part.startswith(',') else ''))
+            current = indent
+            part = part.lstrip(', ')
+        current += part
+    return '\n'.join(lines + [current])
+
+
+def _ops(items):
+    """``migrator.migrate(...)`` of the operations (each may span lines)."""
+    if not items:
+        return []
+    if len(items) == 1 and '\n' not in items[0]:
+        return ['migrator.migrate(%s)' % items[0]]
+    lines = ['migrator.migrate(']
+    for item in items:
+        lines += ['    ' + line for line in (item + ',').split('\n')]
+    return lines + [')']
+
+
+def _schema_script(plan, docstring, src, name, todos):
+    frozen, classes = _frozen(src, plan)
+    up, down = [], []
+    if todos:
+        up += ['# Remove this line once every TODO above is resolved:',
+               'raise NotImplementedError(%r)' % ('%s has TODO items to resolve by hand' % name)]
+    if classes:
+        up.append('%s = _models(db)' % ', '.join(classes) + (',' if len(classes) == 1 else ''))
+    if plan.create:
+        up.append('db.create_tables([%s], safe=False)'
+                  % ', '.join(m.__name__ for m in plan.create))
+    adds = [_wrapped('migrator.add_column(%r, %r, ' % (a.table, a.field.column_name),
+                     src.field(a.field, column=True, default_sql=a.default_sql),
+                     ', allow_not_null=True)' if a.default_sql is not None else ')')
+            for a in plan.add_columns]
+    up += _ops(adds)
+    up += _ops(['migrator.drop_not_null(%r, %r)' % tc
+                                 for tc in plan.drop_not_null])
+    down += _ops(['migrator.add_not_null(%r, %r)' % tc
+                                  for tc in reversed(plan.drop_not_null)])
+    down += _ops(['migrator.drop_column(%r, %r)' % (a.table, a.field.column_name)
+                                 for a in reversed(plan.add_columns)])
+    down += _ops(['migrator.drop_table(%r)' % m._meta.table_name
+                                for m in reversed(plan.create)])
+    body = frozen + ([''] if frozen else []) + ['']
+    return _file(docstring, src, todos, body + _block('up', up) + ['', ''] + _block('down', down))
+
+
+_INDEX_HELPERS = '''
+def _create(migrator, db, table, name, columns, unique):
+    if isinstance(db, PostgresqlDatabase) and not db.in_transaction():
+        # CONCURRENTLY: writers keep writing while it builds. A build that died leaves an
+        # INVALID index under the name; drop it and build again. Each index is built once:
+        # a run that died after some of them builds the rest.
+        invalid = db.execute_sql(
+            'SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid '
+            'WHERE c.relname = %s AND NOT i.indisvalid', (name,)).fetchone()
+        if invalid:
+            db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name)
+        db.execute_sql('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS "%s" ON "%s" (%s)' % (
+            'UNIQUE ' if unique else '', name, table, ', '.join('"%s"' % c for c in columns)))
+    elif name not in [index.name for index in db.get_indexes(table)]:
+        migrator.migrate(migrator.add_index(table, columns, unique, name=name))
+
+
+def _drop(migrator, db, table, name):
+    if isinstance(db, PostgresqlDatabase) and not db.in_transaction():
+        db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name)
+    elif name in [index.name for index in db.get_indexes(table)]:
+        migrator.migrate(migrator.drop_index(table, name))
+'''.strip('\n').split('\n')
+
+
+def _rows(name, indexes):
+    if not indexes:
+        return ['%s = []' % name]
+    return ['%s = [' % name] + ['    (%r, %r, %r, %r),' % (i.table, i.name, i.columns, i.unique)
+                                for i in indexes] + [']']
+
+
+def _index_script(plan, docstring, src):
+    body = ['atomic = False', '', '# (table, index name, columns, unique)',
+            *_rows('ADD', plan.add_indexes), *_rows('DROP', plan.drop_indexes),
+            '', ''] + _INDEX_HELPERS + ['', '']
+    up = ['for table, name, columns, unique in DROP:',
+          '    _drop(migrator, db, table, name)',
+          'for table, name, columns, unique in ADD:',
+          '    _create(migrator, db, table, name, columns, unique)']
+    down = ['for table, name, columns, unique in reversed(ADD):',
+            '    _drop(migrator, db, table, name)',
+            'for table, name, columns, unique in reversed(DROP):',
+            '    _create(migrator, db, table, name, columns, unique)']
+    src.imports.add('from peewee import PostgresqlDatabase')
+    return _file(docstring, src, [], body + _block('up', up) + ['', ''] + _block('down', down),
+                 star=False)
+
+
+def _file(docstring, src, todos, body, star=True):
+    head = ['"""%s\n"""' % docstring.strip()]
+    imports = (['from peewee import *'] if star else []) + sorted(
+        i for i in src.imports if not (star and i.startswith('from peewee import ')))
+    lines = head + imports + ['']
+    if todos:
+        for todo in todos:
+            lines += textwrap.wrap(todo, 99, initial_indent='# TODO: ',
+                                   subsequent_indent='#       ', break_on_hyphens=False)
+        lines.append('')
+    while body and not body[0]:
+        body = body[1:]
+    return '\n'.join(lines + [''] + body) + '\n'
+
+
+def render(plan, names, docstrings, models_module=None):
+    """``[(file name, text)]`` for ``plan``: ``names`` gives one or two script names (schema
+    script first); ``docstrings`` the module docstring of each."""
+    src = _Source(models_module)
+    out = []
+    todos = list(plan.todos)
+    if plan.schema_changes or todos or not plan.index_changes:
+        # Field sources are written first, so TODOs they raise land in this file too.
+        text = _schema_script(plan, docstrings[0], src, names[0], todos)
+        if src.todos:
+            todos += src.todos
+            src.todos = []
+            src.imports.clear()
+            text = _schema_script(plan, docstrings[0], src, names[0], todos)
+        out.append((names[0], text))
+    if plan.index_changes:
+        index_src = _Source(models_module)
+        out.append((names[len(out)], _index_script(plan, docstrings[len(out)], index_src)))
+    plan.todos[:] = todos
+    return out

@@ -1,0 +1,50 @@
+"""``modelstore new SLUG`` and ``modelstore new --auto SLUG``: write the next script."""
+import sys
+
+from ..authoring import DEFAULT_DIRECTORY, generate, new_script
+from ..authoring.models import DEFAULT_MODELS
+from ..shared.urls import mask_url, resolve_url, sqlite_path
+from .output import OK, PENDING, plural
+
+__all__ = ['cmd_new']
+
+
+def cmd_new(args, out):
+    directory = args.migrations or DEFAULT_DIRECTORY
+    if not args.auto:
+        path = new_script(args.slug, directory)
+        if out.as_json:
+            out.json({'ok': True, 'paths': [path]})
+        else:
+            out.line(path)
+        return OK
+    url = resolve_url(args.database) if args.database else None
+    result = generate(args.slug, directory, args.models, url, write=not args.dry_run)
+    plan = result.plan
+    where = 'SQLite in memory' if url is None or sqlite_path(url) is not None else \
+        '%s, rolled back' % mask_url(url)
+    if out.as_json:
+        out.json({'ok': not plan.todos, 'changed': result.changed, 'paths': result.paths,
+                  'dry_run': args.dry_run, 'operations': plan.summary(), 'todos': plan.todos,
+                  'scripts': [{'name': name, 'text': text} for name, text in result.files]})
+        return PENDING if plan.todos else OK
+    if not result.changed:
+        out.line('Nothing to generate: %s match the schema the scripts in %s produce '
+                 '(replayed on %s).' % (args.models or DEFAULT_MODELS, directory, where))
+        return OK
+    if args.dry_run:
+        for name, text in result.files:
+            out.line('# --- %s.py (dry run: not written)' % name)
+            out.line(text)
+    for path in result.paths:
+        out.line(path)
+    for line in plan.summary():
+        out.line('  + %s' % line)
+    for todo in plan.todos:
+        print('todo: %s' % todo, file=sys.stderr)
+    if plan.todos:
+        print('error: %s not generated: resolve %s in %s; until then the script refuses to run'
+              % (plural(len(plan.todos), 'change'), 'it' if len(plan.todos) == 1 else 'them',
+                 result.paths[0] if result.paths else 'the script'), file=sys.stderr)
+        return PENDING
+    return OK

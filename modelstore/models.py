@@ -1,0 +1,9 @@
+"""The registry's models, by their public path: ``modelstore.models``.
+
+``modelstore new --auto`` compares these with the schema the scripts produce, by default (a
+project with its own models passes ``--models myapp.models``). They are defined in
+``modelstore.shared.models``; this module only names them.
+"""
+from .shared.models import MODELS, FineTunedModel, Task, TaskStatus, bind_models
+
+__all__ = ['FineTunedModel', 'Task', 'TaskStatus', 'MODELS', 'bind_models']

@@ -1,0 +1,395 @@
+"""`modelstore new --auto`: scripts generated from the models against the replayed schema.
+
+Each test writes a models module for a project whose scripts are copies of the shipped ones,
+generates, and then uses the result the way an operator would: migrate, check, rollback,
+migrate again, and (for the comparison with peewee's own tool) pwmigrate.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from modelstore.engine import detect_drift
+from modelstore.engine.scripts import discover
+from modelstore.shared.database import open_database
+from modelstore.testing import schema_of
+
+from conftest import ON_POSTGRES, SHIPPED, execute, query, tables
+
+HEAD = len(SHIPPED)
+BASE = '''
+import datetime
+from peewee import *
+from modelstore.models import FineTunedModel as _FineTunedModel, Task as _Task
+
+
+class FineTunedModel(_FineTunedModel):
+{fine_tuned}
+    class Meta:
+        table_name = 'fine_tuned_models'
+{fine_tuned_meta}
+
+
+class Task(_Task):
+{task}
+    class Meta:
+        table_name = 'tasks'
+{task_meta}
+
+{extra}
+MODELS = [FineTunedModel, Task{more}]
+'''
+# The bench's change: a nullable FloatField, a BooleanField(default=False), an indexed CharField.
+BENCH_CHANGE = dict(fine_tuned='''
+    training_seconds = FloatField(null=True)
+    is_archived = BooleanField(default=False)
+    run_tag = CharField(null=True, index=True)
+''')
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """project(**parts) writes a models module (BASE filled in) and returns its name;
+    project.dir is the migrations directory (copies of the shipped scripts)."""
+    directory = tmp_path / 'migrations'
+    directory.mkdir()
+    for script in discover():
+        (directory / os.path.basename(script.path)).write_bytes(open(script.path, 'rb').read())
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(source=None, **parts):
+        name = 'models_%s' % uuid.uuid4().hex[:8]
+        if source is None:
+            fill = {k: '' for k in ('fine_tuned', 'fine_tuned_meta', 'task', 'task_meta',
+                                    'extra', 'more')}
+            fill.update(parts)
+            fill = {k: textwrap.indent(textwrap.dedent(v), '    ') if k in (
+                'fine_tuned', 'task') else textwrap.dedent(v) for k, v in fill.items()}
+            for k in ('fine_tuned_meta', 'task_meta'):
+                fill[k] = textwrap.indent(fill[k], '        ')
+            source = BASE.format(**fill)
+        (tmp_path / (name + '.py')).write_text(textwrap.dedent(source))
+        return name
+    write.dir = directory
+    write.tmp = tmp_path
+    return write
+
+
+def generated(project):
+    return sorted(p for p in os.listdir(project.dir) if int(p[:4]) > HEAD)
+
+
+def read(project, index=0):
+    return (project.dir / generated(project)[index]).read_text()
+
+
+def todos_in(text):
+    """The TODO items of a script, unwrapped."""
+    items = []
+    for line in text.splitlines():
+        if line.startswith('# TODO: '):
+            items.append(line[len('# TODO: '):])
+        elif line.startswith('#       ') and items:
+            items[-1] += ' ' + line[len('#       '):]
+    return items
+
+
+def models_of(name):
+    return __import__(name).MODELS
+
+
+def test_no_difference_writes_nothing_and_exits_0(cli, project):
+    for models in ('modelstore.models', project()):
+        code, out, err = cli('new', '--auto', 'nothing', '--migrations', project.dir,
+                             '--models', models)
+        assert (code, err) == (0, '')
+        assert out.startswith('Nothing to generate: %s match the schema' % models)
+        assert generated(project) == []
+
+
+def test_the_bench_change_is_one_add_column_each_and_a_concurrent_index_script(cli, project):
+    models = project(**BENCH_CHANGE)
+    code, out, err = cli('new', '--auto', 'training', '--migrations', project.dir,
+                         '--models', models)
+    assert (code, err) == (0, '')
+    schema, indexes = generated(project)
+    assert schema == '%04d_training.py' % (HEAD + 1)
+    assert indexes == '%04d_training_indexes.py' % (HEAD + 2)
+    assert out.splitlines()[:2] == [str(project.dir / schema), str(project.dir / indexes)]
+    text = read(project)
+    assert "migrator.add_column('fine_tuned_models', 'training_seconds', FloatField(null=True))" \
+        in text
+    assert "BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])" in text
+    assert text.count('allow_not_null=True') == 1
+    assert "CharField(null=True, max_length=255)" in text  # Its index is the next script's.
+    assert 'add_not_null' not in text and 'UPDATE' not in text and 'apply_default' not in text
+    assert not [line for line in text.splitlines() if line.startswith(('import', 'from'))
+                and (models in line or 'modelstore.models' in line)]
+    index_text = read(project, 1)
+    assert 'atomic = False' in index_text and 'CONCURRENTLY' in index_text
+    assert "('fine_tuned_models', 'fine_tuned_models_run_tag', ('run_tag',), False)" in index_text
+
+
+def test_generated_scripts_migrate_check_roll_back_and_migrate_unchanged(cli, project, db_url):
+    models = project(**BENCH_CHANGE)
+    assert cli('migrate', '--database', db_url)[0] == 0  # The shipped head, with a row.
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+                    "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
+    assert cli('new', '--auto', 'training', '--migrations', project.dir, '--models', models)[0] \
+        == 0
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', project.dir,
+                         '--dry-run')
+    assert code == 0, err
+    sql = [line.strip() for line in out.splitlines() if line.startswith('      ')]
+    archived = [s for s in sql if 'is_archived' in s]
+    assert len(archived) == 1 and 'NOT NULL DEFAULT FALSE' in archived[0], sql
+    assert not [s for s in sql if s.upper().startswith('UPDATE')], sql
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert query(db_url, 'SELECT is_archived, training_seconds, run_tag FROM '
+                         'fine_tuned_models') in ([(0, None, None)], [(False, None, None)])
+    code, out, err = cli('check', '--database', db_url, '--migrations', project.dir,
+                         '--models', models)
+    assert code == 0, out + err
+    head = _schema(db_url)
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir, '--to',
+               generated(project)[0][:-3], '--yes')[0] == 0
+    assert 'run_tag' not in _schema(db_url)['fine_tuned_models'][0]
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert _schema(db_url) == head
+    code, out, _ = cli('new', '--auto', 'again', '--migrations', project.dir, '--models', models)
+    assert code == 0 and out.startswith('Nothing to generate')
+
+
+def _schema(url):
+    database = open_database(url, mode='inspect')
+    try:
+        return schema_of(database)
+    finally:
+        database.close()
+
+
+def test_generated_scripts_run_under_pwmigrate_unchanged(cli, project, db_url):
+    models = project(**BENCH_CHANGE)
+    assert cli('new', '--auto', 'training', '--migrations', project.dir, '--models', models)[0] \
+        == 0
+    for command in (['up'], ['down', SHIPPED[-1]], ['up']):
+        run = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_url] + command
+                             + ['-d', str(project.dir)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout + run.stderr
+    database = open_database(db_url, mode='inspect')
+    try:
+        assert not detect_drift(database, models_of(models))
+    finally:
+        database.close()
+
+
+TODO_CASES = {
+    'type change': (dict(task='base_runtime = TextField()'),
+                    'tasks.base_runtime changes type from VARCHAR(255) to TEXT'),
+    'longer varchar': (dict(task='runtime_image_tag = CharField(max_length=64, null=True)'),
+                       'tasks.runtime_image_tag changes type'),
+    'rename': (dict(fine_tuned='base_model = TextField(column_name="base")'),
+               "If it was renamed (to base?), write migrator.rename_column('fine_tuned_models', "
+               "'base_model', NEW)"),
+    'callable default': (dict(fine_tuned='archived_at = DateTimeField(default='
+                                         'datetime.datetime.now)'),
+                         'fine_tuned_models.archived_at is NOT NULL and its default '
+                         'datetime.now is computed in Python'),
+    'no default': (dict(fine_tuned='owner = TextField()'),
+                   'fine_tuned_models.owner is NOT NULL and has no default'),
+    'non-constant default': (dict(fine_tuned='since = DateTimeField(default=datetime.datetime('
+                                             '2020, 1, 1))'),
+                             'is not a constant SQL can hold'),
+    'becomes not null': (dict(task='description = TextField()'),
+                         'tasks.description becomes NOT NULL'),
+    'dropped table': (dict(more='][:1'), 'table tasks is in the schema but no model maps it'),
+    'changed database default': (dict(fine_tuned='is_custom_base_model = BooleanField('
+                                                 'default=True, constraints=[SQL("DEFAULT '
+                                                 'TRUE")])'),
+                                 'changes its database default from FALSE to TRUE'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(TODO_CASES))
+def test_what_cannot_be_generated_safely_is_a_todo_and_the_script_refuses_to_run(
+        cli, project, db_url, case):
+    parts, todo = TODO_CASES[case]
+    models = project(**parts)
+    code, out, err = cli('new', '--auto', 'change', '--migrations', project.dir, '--models',
+                         models)
+    assert code == 1, out + err
+    assert 'todo: ' in err and todo in err, err
+    text = read(project)
+    assert [t for t in todos_in(text) if todo in t]
+    assert 'drop_column' not in text.split('def down')[0]
+    assert 'drop_table' not in text.split('def down')[0]
+    assert cli('migrate', '--database', db_url)[0] == 0
+    before = _schema(db_url)
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', project.dir)
+    assert code == 2 and 'has TODO items to resolve by hand' in err, out + err
+    assert _schema(db_url) == before
+
+
+def test_a_dropped_column_is_a_todo_never_a_drop(cli, project):
+    models = project(source='''
+        from peewee import *
+        from modelstore.fields import AutoIncrementField
+        from modelstore.models import Task
+
+        class FineTunedModel(Model):  # description is gone
+            id = AutoIncrementField()
+            model_name = TextField()
+            base_model = TextField()
+            task = TextField()
+            creation_date = TextField()
+            model_path = TextField()
+            is_custom_base_model = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
+
+            class Meta:
+                table_name = 'fine_tuned_models'
+                indexes = ((('task', 'is_custom_base_model', 'creation_date', 'model_name'),
+                            False),)
+
+        MODELS = [FineTunedModel, Task]
+        ''')
+    code, _, err = cli('new', '--auto', 'drop', '--migrations', project.dir, '--models', models)
+    assert code == 1
+    assert 'todo: column fine_tuned_models.description is in the schema but no field maps it' \
+        in err
+    assert 'drop_column' not in read(project).split('def down')[0]
+
+
+NEW_TABLE = dict(extra='''
+    class ModelVersion(Model):
+        model = ForeignKeyField(FineTunedModel, on_delete='CASCADE')
+        version = IntegerField()
+        created = DateTimeField(default=datetime.datetime.now)
+        metrics = JSONField(null=True)
+
+        class Meta:
+            table_name = 'model_versions'
+            indexes = ((('model', 'version'), True),)
+    ''', more=', ModelVersion')
+
+
+def test_a_new_table_is_a_frozen_model_in_the_script_with_its_foreign_key(cli, project,
+                                                                          db_url):
+    models = project(**NEW_TABLE)
+    code, out, err = cli('new', '--auto', 'versions', '--migrations', project.dir, '--models',
+                         models)
+    assert (code, err) == (0, ''), out
+    [name] = generated(project)  # Indexes of a new table come with it: one script.
+    text = read(project)
+    assert 'def _models(db):' in text and 'class ModelVersion(Model):' in text
+    assert "ForeignKeyField(FineTunedModel, field='id', on_delete='CASCADE')" in text
+    assert not [line for line in text.splitlines() if line.startswith(('import', 'from'))
+                and (models in line or 'modelstore.models' in line)]
+    assert "migrator.drop_table('model_versions')" in text.split('def down')[1]
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+                    "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
+    execute(db_url, "INSERT INTO model_versions (model_id, version, created) VALUES "
+                    "(1, 1, '2026-01-01 00:00:00')")
+    with pytest.raises(Exception):  # The unique (model, version) index is there.
+        execute(db_url, "INSERT INTO model_versions (model_id, version, created) VALUES "
+                        "(1, 1, '2026-01-01 00:00:00')")
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir, '--yes')[0] == 0
+    assert 'model_versions' not in tables(db_url)
+
+
+def test_an_index_only_change_is_one_non_transactional_script(cli, project, db_url):
+    models = project(fine_tuned_meta='indexes = ((("task", "is_custom_base_model", '
+                                     '"creation_date", "model_name"), False), '
+                                     '(("base_model",), False))',
+                     task_meta='indexes = ()')  # ix_tasks_id is no longer declared.
+    code, out, err = cli('new', '--auto', 'indexes', '--migrations', project.dir, '--models',
+                         models)
+    assert (code, err) == (0, ''), out
+    [name] = generated(project)
+    text = read(project)
+    assert 'atomic = False' in text
+    assert "('fine_tuned_models', 'fine_tuned_models_base_model', ('base_model',), False)" in text
+    assert "('tasks', 'ix_tasks_id', ('id',), False)" in text
+    assert cli('migrate', '--database', db_url)[0] == 0
+    before = _schema(db_url)
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', project.dir)
+    assert code == 0, err
+    if ON_POSTGRES:
+        assert 'concurrently' in out.lower()
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert _schema(db_url) == before
+
+
+def test_an_index_script_that_died_after_some_indexes_runs_again(cli, project, db_url):
+    models = project(fine_tuned='''
+        run_tag = CharField(null=True, index=True)
+        owner = CharField(null=True, index=True)
+        ''')
+    assert cli('new', '--auto', 'tags', '--migrations', project.dir, '--models', models)[0] == 0
+    schema, indexes = generated(project)
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir, '--to',
+               schema[:-3])[0] == 0
+    # What a run killed between the two CONCURRENTLY builds leaves: one index of two.
+    execute(db_url, 'CREATE INDEX fine_tuned_models_owner ON fine_tuned_models (owner)')
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', project.dir)
+    assert code == 0, out + err
+    assert 'partway through %s' % indexes[:-3] in out
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+
+
+def test_dry_run_prints_the_script_and_writes_nothing(cli, project):
+    models = project(**BENCH_CHANGE)
+    code, out, _ = cli('new', '--auto', 'x', '--migrations', project.dir, '--models', models,
+                       '--dry-run')
+    assert code == 0 and generated(project) == []
+    assert '(dry run: not written)' in out and 'def up(migrator, db):' in out
+
+
+def test_json_lists_operations_todos_and_paths(cli, project):
+    models = project(fine_tuned='owner = TextField()\nnote = TextField(null=True)')
+    code, out, _ = cli('new', '--auto', 'x', '--migrations', project.dir, '--models', models,
+                       '--json')
+    import json
+    payload = json.loads(out)
+    assert code == 1 and payload['ok'] is False
+    assert payload['operations'] == ['add column fine_tuned_models.note']
+    assert len(payload['todos']) == 1 and 'owner' in payload['todos'][0]
+    assert len(payload['paths']) == 1
+
+
+@pytest.mark.parametrize('spec, message', [
+    ('no_such_module_here', "cannot import the models module 'no_such_module_here'"),
+    ('os', 'the module os defines no peewee models'),
+    ('not a module!', '--models must be a dotted module path'),
+    ('modelstore.models:NOPE', 'the models module modelstore.models has no NOPE'),
+])
+def test_a_bad_models_module_is_a_clear_error(cli, project, spec, message):
+    code, _, err = cli('new', '--auto', 'x', '--migrations', project.dir, '--models', spec)
+    assert code == 2 and message in err, err
+    assert generated(project) == []
+
+
+@pytest.mark.postgres_only
+def test_replaying_on_postgres_touches_nothing_and_gives_the_same_script(cli, project, db_url):
+    models = project(**BENCH_CHANGE)
+    assert cli('migrate', '--database', db_url)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+                    "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
+    before = _schema(db_url), query(db_url, 'SELECT * FROM fine_tuned_models')
+    code, sqlite_out, _ = cli('new', '--auto', 'x', '--migrations', project.dir, '--models',
+                              models, '--dry-run')
+    code, pg_out, err = cli('new', '--auto', 'x', '--migrations', project.dir, '--models',
+                            models, '--dry-run', '--database', db_url)
+    assert code == 0, err
+    assert pg_out.split('.py (dry run')[1:] == sqlite_out.split('.py (dry run')[1:]
+    assert (_schema(db_url), query(db_url, 'SELECT * FROM fine_tuned_models')) == before
+    assert query(db_url, "SELECT nspname FROM pg_namespace WHERE nspname LIKE "
+                         "'modelstore_shadow%%'") == []
