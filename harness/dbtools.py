@@ -6,54 +6,11 @@ or a PostgreSQL URL.
 """
 import datetime
 import sqlite3
-import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-def _admin(admin_url):
-    import psycopg2
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    return conn
-
-
-def create_database(admin_url, name, template=None):
-    """CREATE DATABASE, retried while the template is busy.
-
-    PostgreSQL refuses to copy a template another session is connected to, and autovacuum
-    visits template1 now and then ("source database is being accessed by other users").
-    """
-    import psycopg2
-    sql = 'CREATE DATABASE %s' % name + (' TEMPLATE %s' % template if template else '')
-    for attempt in range(10):  # Each attempt itself waits up to 5 s for the template.
-        conn = _admin(admin_url)
-        try:
-            conn.cursor().execute(sql)
-            return
-        except psycopg2.errors.ObjectInUse:
-            if attempt == 9:
-                raise
-        finally:
-            conn.close()
-        time.sleep(0.1)
-
-
-def drop_database(admin_url, name):
-    """DROP DATABASE ... WITH (FORCE), retried while an autovacuum worker is in it (a role
-    without pg_signal_backend may not end that session)."""
-    import psycopg2
-    deadline = time.monotonic() + 120  # Autovacuum of a 1M-row table (the bench) takes a while.
-    while True:
-        conn = _admin(admin_url)
-        try:
-            conn.cursor().execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-            return
-        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            conn.close()
-        time.sleep(0.1)
+# Creating and dropping throwaway databases is the pytest plugin's job too: one implementation.
+from modelstore.testing.postgres import create_database, drop_database  # noqa: E402,F401
 
 
 def new_postgres_database(admin_url):

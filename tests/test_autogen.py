@@ -15,7 +15,7 @@ import pytest
 from modelstore.engine import detect_drift
 from modelstore.engine.scripts import discover
 from modelstore.shared.database import open_database
-from modelstore.testing import schema_of
+from modelstore.testing import check_migrations, schema_of
 
 from conftest import ON_POSTGRES, SHIPPED, execute, query, tables
 
@@ -393,3 +393,11 @@ def test_replaying_on_postgres_touches_nothing_and_gives_the_same_script(cli, pr
     assert (_schema(db_url), query(db_url, 'SELECT * FROM fine_tuned_models')) == before
     assert query(db_url, "SELECT nspname FROM pg_namespace WHERE nspname LIKE "
                          "'modelstore_shadow%%'") == []
+
+
+@pytest.mark.parametrize('parts', [BENCH_CHANGE, NEW_TABLE], ids=['bench change', 'new table'])
+def test_generated_scripts_pass_check_migrations(cli, project, db_url, parts):
+    models = project(**parts)
+    assert cli('new', '--auto', 'change', '--migrations', project.dir, '--models', models)[0] == 0
+    check_migrations(str(project.dir), models=models)
+    check_migrations(str(project.dir), models=models, url=db_url)

@@ -31,9 +31,9 @@ def check_slug(slug):
     return slug
 
 
-def check_directory(directory):
+def check_directory(directory, writing=False):
     """The directory's scripts as ``[(number, slug)]``; ConfigError if it is not a migrations
-    directory."""
+    directory (or, ``writing``, if it is the installed package's own)."""
     if not os.path.exists(directory):
         raise ConfigError('the migrations directory %s does not exist; create it (mkdir) or '
                           'name another with --migrations DIR' % directory)
@@ -42,7 +42,7 @@ def check_directory(directory):
                           'scripts' % directory)
     installed = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              'migrations')
-    if os.path.realpath(directory) == os.path.realpath(installed) and \
+    if writing and os.path.realpath(directory) == os.path.realpath(installed) and \
             os.path.realpath(default_directory()) == os.path.realpath(installed):
         raise ConfigError('%s holds the scripts shipped inside the installed modelstore package; '
                           'a script written there is lost on upgrade. Write to your project\'s '
@@ -71,7 +71,7 @@ def _used_numbers(directory):
 def next_names(directory, slug, count=1):
     """The names of the next ``count`` scripts: ``[NNNN_slug, NNNN+1_slug_indexes]``."""
     check_slug(slug)
-    scripts = check_directory(directory)
+    scripts = check_directory(directory, writing=True)
     for number, existing in scripts:
         if existing == slug or (count > 1 and existing == slug + '_indexes'):
             raise ConfigError('a script named %s already exists (%04d_%s.py); choose another '

@@ -1,0 +1,58 @@
+"""The pytest plugin, loaded through the ``pytest11`` entry point wherever modelstore is
+installed (nothing to configure). Fixtures:
+
+* ``modelstore_url`` -- a fresh, empty database per test: a SQLite file in the test's
+  ``tmp_path``, or, when ``MODELSTORE_TEST_DATABASE_URL`` names a PostgreSQL server (a role that
+  may CREATE DATABASE), a throwaway database on it, dropped after the test.
+* ``modelstore_store`` -- a ``ModelStore`` connected to that database at head (the startup
+  gate migrates the empty database), closed after the test.
+
+``modelstore.testing.check_migrations`` tests a project's scripts in one line.
+"""
+import os
+
+import pytest
+
+from ..registry import connect
+from ..shared.urls import mask_url
+from .postgres import ENV, is_postgres_url, throwaway_database
+
+__all__ = ['modelstore_url', 'modelstore_store']
+
+
+def _server():
+    url = os.environ.get(ENV) or None
+    if url is not None and not is_postgres_url(url):
+        raise pytest.UsageError('%s must name a PostgreSQL server (postgresql://...), got %s; '
+                                'unset it for SQLite files' % (ENV, mask_url(url)))
+    return url
+
+
+def pytest_report_header(config):
+    server = os.environ.get(ENV) or None
+    return 'modelstore fixtures: %s' % ('a throwaway database per test on %s' % mask_url(server)
+                                        if server else 'a SQLite file per test')
+
+
+@pytest.fixture
+def modelstore_url(tmp_path):
+    """The URL of a fresh, empty database, thrown away after the test."""
+    server = _server()
+    if server is None:
+        yield 'sqlite:///' + str(tmp_path / 'modelstore.db')
+        return
+    url, drop = throwaway_database(server)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def modelstore_store(modelstore_url):
+    """A ModelStore at head on ``modelstore_url``, closed after the test."""
+    store = connect(modelstore_url)
+    try:
+        yield store
+    finally:
+        store.close()
