@@ -84,7 +84,18 @@ def test_the_engine_never_imports_the_registry_or_the_cli():
     for module, targets in edges.items():
         if module.startswith(('modelstore.engine', 'modelstore.shared')):
             assert not [t for t, _, _ in targets
-                        if t.startswith(('modelstore.registry', 'modelstore.cli'))], module
+                        if t.startswith(('modelstore.registry', 'modelstore.cli',
+                                         'modelstore.authoring', 'modelstore.testing'))], module
+
+
+def test_the_registry_and_the_authoring_tools_never_import_each_other():
+    # What a pipeline imports stays free of the code that writes scripts, and the reverse.
+    _, edges = graph()
+    for module, targets in edges.items():
+        for mine, theirs in (('modelstore.registry', 'modelstore.authoring'),
+                             ('modelstore.authoring', 'modelstore.registry')):
+            if module.startswith(mine):
+                assert not [t for t, _, _ in targets if t.startswith(theirs)], module
 
 
 def test_no_import_of_modelstore_inside_a_function():

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import decimal
 import uuid
 
 import pytest
 
 from modelstore.engine import detect_drift
 from modelstore.engine.scripts import discover
+from modelstore.models import TaskStatus
 from modelstore.shared.database import open_database
 from modelstore.testing import check_migrations, schema_of
 
@@ -201,7 +203,7 @@ TODO_CASES = {
     'no default': (dict(fine_tuned='owner = TextField()'),
                    'fine_tuned_models.owner is NOT NULL and has no default'),
     'non-constant default': (dict(fine_tuned='since = DateTimeField(default=datetime.datetime('
-                                             '2020, 1, 1))'),
+                                             '2020, 1, 1, tzinfo=datetime.timezone.utc))'),
                              'is not a constant SQL can hold'),
     'becomes not null': (dict(task='description = TextField()'),
                          'tasks.description becomes NOT NULL'),
@@ -401,3 +403,113 @@ def test_generated_scripts_pass_check_migrations(cli, project, db_url, parts):
     assert cli('new', '--auto', 'change', '--migrations', project.dir, '--models', models)[0] == 0
     check_migrations(str(project.dir), models=models)
     check_migrations(str(project.dir), models=models, url=db_url)
+
+
+EVERY_TYPE = dict(fine_tuned='''
+    a_uuid = UUIDField(null=True)
+    a_dec = DecimalField(null=True, max_digits=12, decimal_places=3)
+    a_date = DateField(null=True)
+    a_time = TimeField(null=True)
+    a_big = BigIntegerField(null=True)
+    a_small = SmallIntegerField(null=True)
+    a_blob = BlobField(null=True)
+    a_fixed = FixedCharField(max_length=7, null=True)
+    a_ip = IPField(null=True)
+    a_ts = TimestampField(null=True)
+    a_json = JSONField(null=True)
+    a_double = DoubleField(null=True)
+    n_int = IntegerField(default=-3)
+    n_float = FloatField(default=1e-05)
+    n_str = CharField(default="it's", max_length=20)
+    n_dec = DecimalField(default=decimal.Decimal('1.50'))
+    n_date = DateField(default=datetime.date(2020, 1, 2))
+    n_dt = DateTimeField(default=datetime.datetime(2020, 1, 2, 3, 4, 5))
+    n_uuid = UUIDField(default=uuid.UUID(int=5))
+    n_bool = BooleanField(default=True)
+    n_json = JSONField(default={'a': [1]})
+    n_enum = EnumNameField(TaskStatus, max_length=9, default=TaskStatus.RUNNING)
+    ''', extra='''
+    class Tree(Model):
+        name = CharField(primary_key=True)
+        parent = ForeignKeyField('self', null=True, field='name')
+
+        class Meta:
+            table_name = 'trees'
+
+
+    class Pair(Model):
+        a = IntegerField()
+        b = IntegerField()
+        tree = ForeignKeyField(Tree, null=True, on_delete='SET NULL')
+
+        class Meta:
+            table_name = 'pairs'
+            primary_key = CompositeKey('a', 'b')
+    ''', more=', Tree, Pair')
+
+
+def test_every_peewee_field_type_and_constant_default_round_trips(cli, project, db_url):
+    models = project(**EVERY_TYPE)
+    source = (project.tmp / (models + '.py')).read_text()
+    (project.tmp / (models + '.py')).write_text(
+        'import decimal, uuid\nfrom modelstore.fields import EnumNameField\n'
+        'from modelstore.models import TaskStatus\n' + source)
+    assert cli('migrate', '--database', db_url)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+                    "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
+    code, out, err = cli('new', '--auto', 'types', '--migrations', project.dir, '--models',
+                         models)
+    assert (code, err) == (0, ''), out
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    # The existing row got each constant, read back through the models as the value.
+    model = models_of(models)[0]
+    database = open_database(db_url, mode='inspect')
+    try:
+        with database.bind_ctx([model]):
+            row = model.select().get()
+        assert (row.n_int, row.n_float, row.n_str, row.n_dec, row.n_bool, row.n_json,
+                row.n_enum) == (-3, 1e-05, "it's", decimal.Decimal('1.50'), True, {'a': [1]},
+                                TaskStatus.RUNNING)
+        assert str(row.n_date) == '2020-01-02' and row.n_uuid == uuid.UUID(int=5)
+    finally:
+        database.close()
+    assert cli('new', '--auto', 'again', '--migrations', project.dir, '--models',
+               models)[1].startswith('Nothing to generate')
+    head = _schema(db_url)
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir, '--yes')[0] == 0
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert _schema(db_url) == head
+
+
+def test_a_new_tables_add_index_and_column_names_are_kept(cli, project, db_url):
+    models = project(extra='''
+    class Run(Model):
+        name = CharField(column_name='run_name')
+        step = IntegerField(index=True)
+        owner = TextField(null=True)
+
+        class Meta:
+            table_name = 'runs'
+
+
+    Run.add_index(Run.name, Run.owner, unique=True)
+    ''', more=', Run')
+    assert cli('new', '--auto', 'runs', '--migrations', project.dir, '--models', models)[0] == 0
+    text = read(project)
+    assert "column_name='run_name'" in text and "indexes = ((('name', 'owner'), True),)" in text
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    assert cli('new', '--auto', 'again', '--migrations', project.dir, '--models',
+               models)[1].startswith('Nothing to generate')
+
+
+def test_a_project_without_scripts_gets_its_initial_script(cli, project, tmp_path):
+    empty = tmp_path / 'fresh'
+    empty.mkdir()
+    models = project(**NEW_TABLE)
+    code, out, _ = cli('new', '--auto', 'initial', '--migrations', empty, '--models', models)
+    assert code == 0 and out.splitlines()[0] == str(empty / '0001_initial.py')
+    check_migrations(str(empty), models=models)

@@ -21,20 +21,23 @@ The type of a column is compared as declared: the field's DDL type rendered for 
 backend against what that backend reports (``VARCHAR(100)`` is not ``VARCHAR(255)``; on
 PostgreSQL ``TEXT`` is not ``JSONB``).
 """
+import datetime
 import decimal
 import enum
+import json
 import math
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from peewee import SQL, ForeignKeyField, PostgresqlDatabase, sort_models
+from peewee import SQL, ForeignKeyField, JSONField, PostgresqlDatabase, sort_models
 from playhouse.migrate import make_index_name
 from playhouse.schema_diff import diff_models
 
 from ..engine.drift import declared_default
 from ..engine.history import TABLE as HISTORY_TABLE
-from ..shared.shape import default_key, snapshot
+from ..shared.shape import compatible, default_key, kind, snapshot
 
 __all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
 
@@ -170,8 +173,15 @@ def constant_sql(fld):
     if callable(value):
         return None, 'its default %s is computed in Python (callable)' % getattr(
             value, '__qualname__', repr(value))
-    stored = fld.db_value(value.value if isinstance(value, enum.Enum) and not hasattr(
-        fld, 'enum_class') else value)
+    if isinstance(value, enum.Enum) and not hasattr(fld, 'enum_class'):
+        value = value.value
+    if isinstance(fld, JSONField):  # Its db_value depends on the database the model is bound to.
+        try:
+            stored = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            return None, 'its default %r is not a constant SQL can hold' % (value,)
+    else:
+        stored = fld.db_value(value)
     if isinstance(stored, bool):
         return ('TRUE' if stored else 'FALSE'), None
     if isinstance(stored, int):
@@ -180,6 +190,11 @@ def constant_sql(fld):
         return repr(stored), None
     if isinstance(stored, decimal.Decimal) and stored.is_finite():
         return str(stored), None
+    if isinstance(stored, (datetime.date, datetime.time)) and getattr(stored, 'tzinfo',
+                                                                      None) is None:
+        stored = str(stored)  # As the drivers write it: '2020-01-01 00:00:00'.
+    if isinstance(stored, uuid.UUID):
+        stored = str(stored)
     if isinstance(stored, str) and '\x00' not in stored:
         return "'%s'" % stored.replace("'", "''"), None
     return None, 'its default %r is not a constant SQL can hold' % (value,)
@@ -198,6 +213,22 @@ def normal_type(declared):
     text = re.sub(r'\s*([(),])\s*', r'\1', text)
     base, paren, rest = text.partition('(')
     return _ALIASES.get(base, base) + paren + rest
+
+
+def same_type(want, have, database):
+    """Whether declared types ``want`` and ``have`` are the same on ``database``'s backend.
+
+    PostgreSQL: the same name and modifiers. SQLite keeps the declared text but stores by
+    affinity, so ``BOOLEAN`` and ``INTEGER``, ``JSON`` and ``TEXT``, or ``DATETIME`` and
+    ``TIMESTAMP`` are the same there -- the modifiers must still agree (``VARCHAR(100)`` is a
+    change on PostgreSQL).
+    """
+    if normal_type(want) == normal_type(have):
+        return True
+    if isinstance(database, PostgresqlDatabase):
+        return False
+    params = lambda text: normal_type(text).partition('(')[2]  # noqa: E731
+    return compatible(kind(want), kind(have)) and params(want) == params(have)
 
 
 def declared_type(fld, database):
@@ -223,7 +254,7 @@ def _changed_columns(plan, database, model):
             continue
         where = '%s.%s' % (table, fld.column_name)
         want = declared_type(fld, database)
-        if want is not None and normal_type(want) != normal_type(col.declared):
+        if want is not None and not same_type(want, col.declared, database):
             plan.todos.append('%s changes type from %s to %s: not generated (a rebuild on '
                               'SQLite, a rewrite that locks the table on PostgreSQL, and values '
                               'may not convert); write it by hand' % (where, col.declared, want))

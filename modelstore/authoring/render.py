@@ -22,9 +22,11 @@ What the scripts hold, and why:
   before a person has resolved them.
 """
 import enum
+import math
 import textwrap
 
-from peewee import AutoField, CharField, DecimalField, ForeignKeyField
+from peewee import (AutoField, CharField, CompositeKey, DecimalField, Field, ForeignKeyField,
+                    ModelIndex)
 
 from .plan import sql_text
 
@@ -99,7 +101,7 @@ class _Source:
                 args.append('%s=%r' % (attribute, getattr(fld, attribute)))
         if not column and fld.column_name != _default_column(fld):
             args.append('column_name=%r' % fld.column_name)
-        default = _constant(fld.default)
+        default = _constant(fld)
         if default is not None:
             args.append('default=%s' % default)
         constraints = [sql_text(c) for c in fld.constraints or ()]
@@ -121,11 +123,15 @@ def _default_column(fld):
     return fld.name
 
 
-def _constant(value):
-    """Python source of a constant default, or None for callables and other values."""
+def _constant(fld):
+    """Python source of the field's constant default (an enum as the value it is stored as),
+    or None for callables and other values."""
+    value = fld.default
     if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, (bool, int, float, str)) and value == value:
+        value = fld.db_value(value) if hasattr(fld, 'enum_class') else value.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (bool, int, float, str)):
         return repr(value)
     return None
 
@@ -150,12 +156,20 @@ def _model_lines(src, model, stub):
         for index in meta.indexes or ():
             if isinstance(index, (list, tuple)):
                 plain.append((tuple(index[0]), bool(index[1])))
+            elif isinstance(index, ModelIndex) and index._where is None and all(
+                    isinstance(part, Field) for part in index._expressions):
+                # Model.add_index(Model.a, Model.b): a plain index in peewee's own terms.
+                plain.append((tuple(part.name for part in index._expressions),
+                              bool(index._unique)))
             else:
                 src.todos.append('%s: index %s is not a (columns, unique) pair; add it by hand'
                                  % (meta.table_name, getattr(index, '_name', index)))
         if plain:
             lines.append('            indexes = %r' % (tuple(plain),))
-        if not meta.primary_key:
+        if isinstance(meta.primary_key, CompositeKey):
+            lines.append('            primary_key = CompositeKey(%s)'
+                         % ', '.join(repr(name) for name in meta.primary_key.field_names))
+        elif not meta.primary_key:
             lines.append('            primary_key = False')
     return lines
 
@@ -228,7 +242,7 @@ def _schema_script(plan, docstring, src, name, todos):
         up += ['# Remove this line once every TODO above is resolved:',
                'raise NotImplementedError(%r)' % ('%s has TODO items to resolve by hand' % name)]
     if classes:
-        up.append('%s = _models(db)' % ', '.join(classes) + (',' if len(classes) == 1 else ''))
+        up.append('%s%s = _models(db)' % (', '.join(classes), ',' if len(classes) == 1 else ''))
     if plan.create:
         up.append('db.create_tables([%s], safe=False)'
                   % ', '.join(m.__name__ for m in plan.create))
