@@ -205,6 +205,10 @@ TODO_CASES = {
     'non-constant default': (dict(fine_tuned='since = DateTimeField(default=datetime.datetime('
                                              '2020, 1, 1, tzinfo=datetime.timezone.utc))'),
                              'is not a constant SQL can hold'),
+    'non-constant database default': (dict(fine_tuned='seen = DateTimeField(constraints=[SQL('
+                                                      '"DEFAULT CURRENT_TIMESTAMP")])'),
+                                      'database default CURRENT_TIMESTAMP, which is not a '
+                                      'constant'),
     'becomes not null': (dict(task='description = TextField()'),
                          'tasks.description becomes NOT NULL'),
     'dropped table': (dict(more='][:1'), 'table tasks is in the schema but no model maps it'),

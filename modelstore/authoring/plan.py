@@ -37,7 +37,7 @@ from playhouse.schema_diff import diff_models
 
 from ..engine.drift import declared_default
 from ..engine.history import TABLE as HISTORY_TABLE
-from ..shared.shape import compatible, default_key, kind, snapshot
+from ..shared.shape import bare_default, compatible, default_key, kind, snapshot
 
 __all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
 
@@ -154,6 +154,12 @@ def _add_column(plan, fld):
                           % where)
         return
     default = declared_default(fld)
+    if default is not None and not _LITERAL.match(bare_default(default)):
+        plan.todos.append('%s is NOT NULL with the database default %s, which is not a constant: '
+                          'SQLite refuses it in ADD COLUMN and PostgreSQL computes it for every '
+                          'existing row; add it nullable, fill it, then make it NOT NULL'
+                          % (where, default))
+        return
     if default is None:
         default, problem = constant_sql(fld)
         if problem:
@@ -163,6 +169,10 @@ def _add_column(plan, fld):
                                                                                        problem))
             return
     plan.add_columns.append(AddColumn(table, fld, default))
+
+
+# A constant SQL can put in ADD COLUMN ... DEFAULT: a number, a quoted string, TRUE/FALSE.
+_LITERAL = re.compile(r"""\s*(-?\d+(\.\d*)?([eE][-+]?\d+)?|'([^']|'')*'|TRUE|FALSE)\s*\Z""", re.I)
 
 
 def constant_sql(fld):
