@@ -517,3 +517,17 @@ def test_a_project_without_scripts_gets_its_initial_script(cli, project, tmp_pat
     code, out, _ = cli('new', '--auto', 'initial', '--migrations', empty, '--models', models)
     assert code == 0 and out.splitlines()[0] == str(empty / '0001_initial.py')
     check_migrations(str(empty), models=models)
+
+
+def test_check_writes_nothing_and_exits_1_when_a_script_is_missing(cli, project):
+    code, out, _ = cli('new', '--auto', '--check', '--migrations', project.dir)
+    assert code == 0 and out.startswith('Nothing to generate')
+    models = project(**BENCH_CHANGE)
+    code, out, _ = cli('new', '--auto', '--check', '--migrations', project.dir, '--models',
+                       models)
+    assert code == 1 and generated(project) == []
+    assert '  + add column fine_tuned_models.is_archived NOT NULL DEFAULT FALSE' in out
+    code, _, err = cli('new', '--migrations', project.dir)
+    assert code == 2 and 'new needs a SLUG' in err
+    code, _, err = cli('new', 'x', '--check', '--migrations', project.dir)
+    assert code == 2 and 'go with --auto' in err

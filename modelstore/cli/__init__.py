@@ -39,9 +39,10 @@ def main(argv=None):
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     out = Output(sys.stdout, args.json)
-    if args.command == 'new' and not args.auto and (args.models or args.dry_run):
-        return _fail(args, out, UsageError('--models and --dry-run go with --auto'),
-                     'error: --models and --dry-run go with --auto')
+    if args.command == 'new':
+        problem = _new_usage(args)
+        if problem:
+            return _fail(args, out, UsageError(problem), 'error: ' + problem)
     if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
         return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
                      'error: --dry-run and --fake cannot be combined')
@@ -57,6 +58,14 @@ def main(argv=None):
     except Exception as exc:  # A bug or an unexpected driver error: still one line.
         return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
                      % (type(exc).__name__, one_line(exc)))
+
+
+def _new_usage(args):
+    if not args.auto and (args.models or args.dry_run or args.check):
+        return '--models, --dry-run and --check go with --auto'
+    if args.slug is None and not args.check:
+        return 'new needs a SLUG (the script\'s name after its number)'
+    return None
 
 
 def _fail(args, out, exc, text, code=ERROR, trace=True):

@@ -1,7 +1,7 @@
 """``modelstore new SLUG`` and ``modelstore new --auto SLUG``: write the next script."""
 import sys
 
-from ..authoring import DEFAULT_DIRECTORY, generate, new_script
+from ..authoring import DEFAULT_DIRECTORY, diff_schema, generate, new_script
 from ..authoring.models import DEFAULT_MODELS
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
@@ -19,6 +19,8 @@ def cmd_new(args, out):
             out.line(path)
         return OK
     url = resolve_url(args.database) if args.database else None
+    if args.check:
+        return _check(out, diff_schema(directory, args.models, url), args, directory)
     result = generate(args.slug, directory, args.models, url, write=not args.dry_run)
     plan = result.plan
     where = 'SQLite in memory' if url is None or sqlite_path(url) is not None else \
@@ -48,3 +50,22 @@ def cmd_new(args, out):
                  result.paths[0] if result.paths else 'the script'), file=sys.stderr)
         return PENDING
     return OK
+
+
+def _check(out, plan, args, directory):
+    """``new --auto --check``: does the directory lack a script the models need?"""
+    models = args.models or DEFAULT_MODELS
+    if out.as_json:
+        out.json({'ok': not plan, 'changed': bool(plan), 'operations': plan.summary(),
+                  'todos': plan.todos})
+    elif not plan:
+        out.line('Nothing to generate: %s match the schema the scripts in %s produce.'
+                 % (models, directory))
+    else:
+        out.line('%s need a script that %s does not have (modelstore new --auto SLUG writes it):'
+                 % (models, directory))
+        for line in plan.summary():
+            out.line('  + %s' % line)
+        for todo in plan.todos:
+            out.line('  todo: %s' % todo)
+    return PENDING if plan else OK

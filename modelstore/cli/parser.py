@@ -75,14 +75,16 @@ def build_parser():
 
     p = sub.add_parser('new', parents=[_new_options()],
                        help='write the next script: empty, or from the models with --auto')
-    p.add_argument('slug', metavar='SLUG', help='the script\'s name after its number '
-                   '([a-z0-9_]+): NNNN_SLUG.py')
+    p.add_argument('slug', metavar='SLUG', nargs='?', help='the script\'s name after its '
+                   'number ([a-z0-9_]+): NNNN_SLUG.py')
     p.add_argument('--auto', action='store_true', help='generate it from the difference between '
                    'the models and the schema the existing scripts produce')
     p.add_argument('--models', metavar='MODULE', help='with --auto: the models, as '
                    'package.module[:NAME] (default modelstore.models)')
     p.add_argument('--dry-run', action='store_true',
                    help='with --auto: print the script instead of writing it')
+    p.add_argument('--check', action='store_true', help='with --auto: write nothing; exit 1 if '
+                   'the models need a script the directory does not have (for CI)')
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
