@@ -6,8 +6,10 @@ The autotuner is modelled here with SQLAlchemy from its DDL (``Enum`` stored as 
 import datetime
 import enum
 import sqlite3
+from typing import Optional
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, String, create_engine,
                         select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -73,6 +75,38 @@ class AutotunerExperiment(Base):
     error_message = mapped_column(String)
     metrics = mapped_column(JSON)
     objective_score = mapped_column(Float, index=True)
+
+
+class TaskResponse(BaseModel):
+    """The autotuner API's response schema for a task (GET /api/tasks/{id}), as the app declares
+    it: deployment_mode is a str and the counters ints, so a NULL there fails validation."""
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    id: int
+    task_name: str
+    description: Optional[str] = None
+    status: AutotunerStatus
+    # `model_config` is pydantic's own name: the app reads the column through an alias.
+    config: dict = Field(validation_alias='model_config')
+    base_runtime: str
+    runtime_image_tag: Optional[str] = None
+    parameters: dict
+    optimization_config: dict
+    benchmark_config: dict
+    slo_config: Optional[dict] = None
+    quant_config: Optional[dict] = None
+    parallel_config: Optional[dict] = None
+    clusterbasemodel_config: Optional[dict] = None
+    clusterservingruntime_config: Optional[dict] = None
+    created_clusterbasemodel: Optional[str] = None
+    created_clusterservingruntime: Optional[str] = None
+    deployment_mode: str
+    total_experiments: int
+    successful_experiments: int
+    best_experiment_id: Optional[int] = None
+    created_at: datetime.datetime
+    started_at: Optional[datetime.datetime] = None
+    completed_at: Optional[datetime.datetime] = None
+    elapsed_time: Optional[float] = None
 
 
 @pytest.fixture
@@ -177,6 +211,62 @@ def test_modelstore_loads_tasks_the_autotuner_writes(autotuner_file):
     with Session(engine) as session:
         assert session.get(AutotunerTask, task_id).status is AutotunerStatus.COMPLETED
     engine.dispose()
+
+
+def test_a_task_with_only_the_required_fields_is_one_the_autotuners_api_serves(autotuner_file):
+    before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    with modelstore.connect(autotuner_file) as store:
+        bare = store.add_task(task_name='minimal', base_runtime='sglang', model_config={},
+                              parameters={}, optimization_config={}, benchmark_config={})
+        again = store.get_task(bare.id)
+    after = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    for task in (bare, again):
+        assert (task.deployment_mode, task.total_experiments, task.successful_experiments,
+                task.status) == ('docker', 0, 0, TaskStatus.PENDING)
+        assert before <= task.created_at <= after  # The UTC time of the call.
+    engine = _engine(autotuner_file)
+    with Session(engine) as session:
+        response = TaskResponse.model_validate(session.get(AutotunerTask, bare.id))
+        assert (response.deployment_mode, response.total_experiments,
+                response.successful_experiments, response.status) == (
+            'docker', 0, 0, AutotunerStatus.PENDING)
+        assert before <= response.created_at <= after
+        assert response.config == {}
+    engine.dispose()
+
+
+def test_the_counters_and_deployment_mode_cannot_be_cleared(autotuner_file):
+    with modelstore.connect(autotuner_file) as store:
+        task = store.add_task(task_name='t', base_runtime='sglang', model_config={},
+                              parameters={}, optimization_config={}, benchmark_config={},
+                              deployment_mode=None, total_experiments=None)
+        assert (task.deployment_mode, task.total_experiments) == ('docker', 0)
+        for name in ('deployment_mode', 'total_experiments', 'successful_experiments',
+                     'created_at'):
+            with pytest.raises(modelstore.ValidationError, match=name):
+                store.update_task(task.id, **{name: None})
+        assert store.get_task(task.id).deployment_mode == 'docker'
+
+
+def test_a_json_column_the_autotuner_stored_as_null_text_reads_as_none(autotuner_file):
+    engine = _engine(autotuner_file)
+    with Session(engine) as session:
+        task = AutotunerTask(task_name='nulls', base_runtime='vllm', model_config={},
+                             parameters={}, optimization_config={}, benchmark_config={},
+                             slo_config=None, quant_config=None, task_metadata=None)
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    engine.dispose()
+    conn = sqlite3.connect(autotuner_file)
+    stored = conn.execute('SELECT slo_config, quant_config, metadata FROM tasks WHERE id = ?',
+                          (task_id,)).fetchone()
+    conn.close()
+    assert stored == ('null', 'null', 'null')  # SQLAlchemy's JSON None.
+    with modelstore.connect(autotuner_file) as store:
+        ours = store.get_task(task_id)
+        assert (ours.slo_config, ours.quant_config, ours.task_metadata) == (None, None, None)
+        assert [t for t in store.list_tasks() if t.id == task_id][0].slo_config is None
 
 
 # -- ModelForge ---------------------------------------------------------------------------------

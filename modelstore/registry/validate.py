@@ -144,7 +144,8 @@ TASK_FIELDS = {
     'description': Field(text(TEXT_LIMIT)),
     'status': Field(check_status, default=TaskStatus.PENDING, keep=True),
     'runtime_image_tag': Field(text(NAME_LIMIT)),
-    'deployment_mode': Field(text(NAME_LIMIT)),
+    # The autotuner's defaults, which its API's TaskResponse relies on (never NULL there).
+    'deployment_mode': Field(text(NAME_LIMIT), default='docker', keep=True),
     'slo_config': Field(json_object),
     'quant_config': Field(json_object),
     'parallel_config': Field(json_object),
@@ -155,12 +156,12 @@ TASK_FIELDS = {
     'created_clusterbasemodel': Field(text(NAME_LIMIT)),
     'created_clusterservingruntime': Field(text(NAME_LIMIT)),
     'task_metadata': Field(json_object),
-    'total_experiments': Field(count, default=0),
-    'successful_experiments': Field(count, default=0),
+    'total_experiments': Field(count, default=0, keep=True),
+    'successful_experiments': Field(count, default=0, keep=True),
     'best_experiment_id': Field(count),
     # Naive UTC, as the autotuner's SQLAlchemy model writes it.
     'created_at': Field(moment('utc'), default=lambda: datetime.datetime.now(
-        datetime.timezone.utc).replace(tzinfo=None)),
+        datetime.timezone.utc).replace(tzinfo=None), keep=True),
     'started_at': Field(moment('utc')),
     'completed_at': Field(moment('utc')),
     'elapsed_time': Field(seconds),

@@ -4,6 +4,7 @@ The classes here are unbound (no database): every ``ModelStore`` binds its own s
 ``bind_models()``, so two stores in one process never share state, and nothing mutates these
 classes' ``_meta`` at run time.
 """
+import datetime
 import enum
 
 from peewee import (AutoField, BooleanField, CharField, DoubleField, IntegerField, Model, SQL,
@@ -13,6 +14,10 @@ from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, Stri
                      UtcDateTimeField)
 
 __all__ = ['FineTunedModel', 'Task', 'TaskStatus', 'MODELS', 'bind_models']
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 class TaskStatus(str, enum.Enum):
@@ -65,14 +70,15 @@ class Task(Model):
     clusterservingruntime_config = StrictJSONField(null=True)
     created_clusterbasemodel = CharField(null=True)
     created_clusterservingruntime = CharField(null=True)
-    deployment_mode = CharField(null=True)
+    # The autotuner's Python-side defaults (not in the DDL: its own rows carry them).
+    deployment_mode = CharField(null=True, default='docker')
     # "metadata" clashes with SQLAlchemy's declarative attribute and reads ambiguously next to
     # peewee's _meta, so Python code calls it task_metadata; the column keeps its name.
     task_metadata = StrictJSONField(null=True, column_name='metadata')
-    total_experiments = IntegerField(null=True)
-    successful_experiments = IntegerField(null=True)
+    total_experiments = IntegerField(null=True, default=0)
+    successful_experiments = IntegerField(null=True, default=0)
     best_experiment_id = IntegerField(null=True)
-    created_at = UtcDateTimeField(null=True)
+    created_at = UtcDateTimeField(null=True, default=_utc_now)
     started_at = UtcDateTimeField(null=True)
     completed_at = UtcDateTimeField(null=True)
     elapsed_time = DoubleField(null=True)
