@@ -8,41 +8,61 @@ import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from peewee import BooleanField, SqliteDatabase, TextField, fn
+from peewee import BooleanField, SqliteDatabase, TextField
 
 import modelstore
 from modelstore.fields import EnumNameField, IsoTimestampField
 from modelstore.registry.fastpath import ModelQueries
 from modelstore.shared.models import TaskStatus
 
-NAMES = st.text(alphabet='ab%_-Z', min_size=1, max_size=4)
+NAMES = st.text(alphabet='aAb%_\\-Z', min_size=1, max_size=4)
+HOURS = st.integers(0, 5).map(lambda h: datetime.datetime(2026, 1, 1) + datetime.timedelta(hours=h))
 ROW = st.fixed_dictionaries({
-    'model_name': NAMES, 'base_model': st.just('b'), 'task': st.sampled_from(['qa', 'sum']),
+    'model_name': NAMES, 'base_model': st.sampled_from(['b', 'c']),
+    'task': st.sampled_from(['qa', 'sum']),
     'model_path': st.just('/p'), 'description': st.one_of(st.none(), st.just('d')),
     'is_custom_base_model': st.booleans(),
     # Few distinct times, so that ties (broken by id) are common.
-    'creation_date': st.integers(0, 5).map(
-        lambda h: datetime.datetime(2026, 1, 1) + datetime.timedelta(hours=h))})
+    'creation_date': HOURS})
 CALL = st.fixed_dictionaries({}, optional={
     'task': st.sampled_from(['qa', 'sum', 'none']), 'is_custom_base_model': st.booleans(),
-    'name_prefix': NAMES, 'limit': st.integers(1, 12), 'offset': st.integers(0, 12)})
+    'name_prefix': NAMES, 'base_model': st.sampled_from(['b', 'c', 'x']), 'model_name': NAMES,
+    'name_contains': NAMES, 'created_after': HOURS, 'created_before': HOURS,
+    'order': st.sampled_from(['newest', 'oldest', 'name']),
+    'limit': st.integers(1, 12), 'offset': st.integers(0, 12)})
 
 
-def oracle(store, task=None, is_custom_base_model=None, name_prefix=None, limit=None,
-           offset=0):
-    """list_models as the plain peewee query a reader would write."""
+def _ascii_lower(text):
+    # SQLite's LIKE ignores the case of ASCII letters only (the test server is --no-locale).
+    return text.translate(str.maketrans('ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                                        'abcdefghijklmnopqrstuvwxyz'))
+
+
+def oracle(store, task=None, is_custom_base_model=None, name_prefix=None, base_model=None,
+           model_name=None, name_contains=None, created_after=None, created_before=None,
+           order='newest', limit=None, offset=0):
+    """list_models as a reader would define it: plain peewee models, filtered and sorted in
+    Python."""
     M = store.FineTunedModel
-    query = M.select()
-    if task is not None:
-        query = query.where(M.task == task)
-    if is_custom_base_model is not None:
-        query = query.where(M.is_custom_base_model == is_custom_base_model)
-    if name_prefix is not None:
-        query = query.where(fn.SUBSTR(M.model_name, 1, len(name_prefix)) == name_prefix)
-    query = query.order_by(M.creation_date.desc(), M.id.desc())
-    if limit is not None or offset:
-        query = query.limit(limit).offset(offset)
-    return list(query)
+    rows = list(M.select())
+    keep = [m for m in rows
+            if (task is None or m.task == task)
+            and (is_custom_base_model is None or m.is_custom_base_model == is_custom_base_model)
+            and (name_prefix is None or m.model_name.startswith(name_prefix))
+            and (base_model is None or m.base_model == base_model)
+            and (model_name is None or m.model_name == model_name)
+            and (name_contains is None
+                 or _ascii_lower(name_contains) in _ascii_lower(m.model_name))
+            and (created_after is None or m.creation_date >= created_after)
+            and (created_before is None or m.creation_date < created_before)]
+    if order == 'name':
+        keep.sort(key=lambda m: (m.model_name, m.id))
+    elif order == 'oldest':
+        keep.sort(key=lambda m: (m.creation_date, m.id))
+    else:
+        keep.sort(key=lambda m: (m.creation_date, m.id), reverse=True)
+    keep = keep[offset:]
+    return keep if limit is None else keep[:limit]
 
 
 def same(got, want):
@@ -67,7 +87,14 @@ def test_every_listing_equals_the_plain_peewee_query(store, rows, calls):
     store.FineTunedModel.delete().execute()
     store.add_models(rows)
     for call in calls:
+        if call.get('created_after') and call.get('created_before') and \
+                call['created_after'] > call['created_before']:
+            with pytest.raises(modelstore.ValidationError, match='created_before'):
+                store.list_models(**call)
+            continue
         same(store.list_models(**call), oracle(store, **call))
+        filters = {k: v for k, v in call.items() if k not in ('order', 'limit', 'offset')}
+        assert store.count_models(**filters) == len(oracle(store, **filters))
 
 
 def test_a_listed_model_tracks_changes_and_saves(store):

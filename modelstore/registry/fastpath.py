@@ -24,13 +24,30 @@ from peewee import fn
 
 from ..exceptions import UnreadableValue
 
-__all__ = ['ModelQueries', 'LISTING_FILTERS']
+__all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS', 'contains', 'like_pattern']
 
 # The filters list_models offers, in the order their conditions are added.
-LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix')
+LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix', 'base_model', 'model_name',
+                   'name_contains', 'created_after', 'created_before')
 # Sentinels: distinct from each other, and from the constants peewee adds (SUBSTR's 1, -1).
 _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': '\x00' * 999,
-              'prefix_length': 1000, 'limit': 1000003, 'offset': 1000033}
+              'prefix_length': 1000, 'base_model': '\x00base_model', 'model_name': '\x00name',
+              'name_contains': '\x00contains', 'created_after': '\x00after',
+              'created_before': '\x00before', 'limit': 1000003, 'offset': 1000033}
+ORDERS = ('newest', 'oldest', 'name')
+
+
+def contains(field, pattern):
+    """``field`` holds the LIKE ``pattern`` (built by ``like_pattern``), ignoring case: ILIKE
+    on PostgreSQL, LIKE on SQLite (which ignores the case of ASCII letters)."""
+    database = field.model._meta.database
+    operator = 'ILIKE' if isinstance(database, peewee.PostgresqlDatabase) else 'LIKE'
+    return peewee.NodeList((field, peewee.SQL(operator), pattern, peewee.SQL("ESCAPE '\\'")))
+
+
+def like_pattern(needle):
+    """``%needle%`` with LIKE's wildcards in ``needle`` escaped, so they match themselves."""
+    return '%%%s%%' % needle.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
 
 
 class ModelQueries:
@@ -85,46 +102,61 @@ class ModelQueries:
 
     # -- the listing ---------------------------------------------------------------------
 
-    def listing_query(self, values, limit=None, offset=0):
+    def listing_query(self, values, limit=None, offset=0, order='newest'):
         """The plain peewee query of list_models: the oracle, and what the cache is built from.
 
-        ``values`` maps filter names (LISTING_FILTERS) to their checked values.
+        ``values`` maps filter names (LISTING_FILTERS) to their checked, stored values
+        (``name_contains`` as its LIKE pattern, the dates as the text they compare with).
         """
         M = self.model
         query = M.select()
-        if 'task' in values:
-            query = query.where(M.task == values['task'])
-        if 'is_custom_base_model' in values:
-            query = query.where(M.is_custom_base_model == values['is_custom_base_model'])
+        for name in ('task', 'is_custom_base_model', 'base_model', 'model_name'):
+            if name in values:
+                query = query.where(getattr(M, name) == values[name])
         if 'name_prefix' in values:
             prefix = values['name_prefix']
             length = values.get('prefix_length', len(prefix))
             query = query.where(fn.SUBSTR(M.model_name, 1, length) == prefix)
-        query = query.order_by(M.creation_date.desc(), M.id.desc())
+        if 'name_contains' in values:
+            query = query.where(contains(M.model_name, values['name_contains']))
+        # The bounds are compared as the stored text: IsoTimestampField's db_value would turn a
+        # sentinel into a timestamp.
+        if 'created_after' in values:
+            query = query.where(M.creation_date >= peewee.Value(values['created_after'],
+                                                                converter=False))
+        if 'created_before' in values:
+            query = query.where(M.creation_date < peewee.Value(values['created_before'],
+                                                               converter=False))
+        if order == 'name':
+            query = query.order_by(M.model_name, M.id)
+        elif order == 'oldest':
+            query = query.order_by(M.creation_date, M.id)
+        else:
+            query = query.order_by(M.creation_date.desc(), M.id.desc())
         if limit is not None:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
         return query
 
-    def listing(self, values, limit=None, offset=0):
+    def listing(self, values, limit=None, offset=0, order='newest'):
         """The models list_models returns for these filters and page."""
-        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset))
+        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset), order)
         given = dict(values, limit=limit, offset=offset)
         if 'name_prefix' in values:
             given['prefix_length'] = len(values['name_prefix'])
         params = [given[slot] if kind == 'slot' else slot for kind, slot in slots]
         return self.models(self.database.execute_sql(sql, params))
 
-    def _listing_sql(self, filters, paged, offset):
-        key = ('list', filters, paged, offset)
+    def _listing_sql(self, filters, paged, offset, order):
+        key = ('list', filters, paged, offset, order)
         if key not in self._cache:
             sample = {name: _SENTINELS[name] for name in filters}
             if 'name_prefix' in filters:
                 sample['prefix_length'] = _SENTINELS['prefix_length']
             sql, params = self.listing_query(
                 sample, _SENTINELS['limit'] if paged else None,
-                _SENTINELS['offset'] if offset else 0).sql()
+                _SENTINELS['offset'] if offset else 0, order).sql()
             wanted = dict(sample, limit=_SENTINELS['limit'], offset=_SENTINELS['offset'])
             slots = []
             for param in params:

@@ -20,9 +20,10 @@ from ..shared.dberrors import (constraint_column, driver_error, is_constraint,
                                 is_schema_missing, raising)
 from ..shared.models import bind_models
 from ..shared.urls import migrate_command
-from .fastpath import ModelQueries
-from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row,
-                       check_fields, check_flag, check_id, check_page, check_status, check_text)
+from .fastpath import ORDERS, ModelQueries, contains, like_pattern
+from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row, check_choice,
+                       check_fields, check_id, check_page, check_status, check_text,
+                       listing_filters)
 
 __all__ = ['ModelStore']
 
@@ -220,26 +221,37 @@ class ModelStore:
                          'no fine-tuned model with id %d' % model_id)
 
     def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
-                    limit=None, offset=0):
-        """Models newest first (by creation_date, as ModelForge orders them), optionally only
-        those of ``task``, with the given custom flag, or whose name starts with
-        ``name_prefix`` (case-sensitive); ``limit``/``offset`` page through them.
+                    base_model=None, model_name=None, name_contains=None, created_after=None,
+                    created_before=None, order='newest', limit=None, offset=0):
+        """Models matching every filter given, ``order``-ed: ``'newest'`` first (by
+        creation_date, as ModelForge orders them; the default), ``'oldest'`` first, or by
+        ``'name'``; ``limit``/``offset`` page through them.
 
-        Served by 0005's index (task, is_custom_base_model, creation_date, model_name): a
-        page of 50 reads about 50 rows at any table size.
+        Filters: ``task``, ``base_model`` and ``model_name`` (exact), ``is_custom_base_model``,
+        ``name_prefix`` (case-sensitive), ``name_contains`` (a substring, ignoring case),
+        ``created_after`` (inclusive) and ``created_before`` (exclusive): datetimes (aware ones
+        converted to local time, as creation_date is stored), dates, or ISO-8601 text.
+
+        Task, custom flag and name prefix are served by 0005's index (task,
+        is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
+        any table size.
         """
-        values = {}
-        if task is not None:
-            values['task'] = check_text('task', task)
-        if is_custom_base_model is not None:
-            values['is_custom_base_model'] = check_flag('is_custom_base_model',
-                                                        is_custom_base_model)
-        if name_prefix is not None:
-            values['name_prefix'] = check_text('name_prefix', name_prefix)
+        values = listing_filters(task=task, is_custom_base_model=is_custom_base_model,
+                                 name_prefix=name_prefix, base_model=base_model,
+                                 model_name=model_name, name_contains=name_contains,
+                                 created_after=created_after, created_before=created_before)
+        order = check_choice('order', order, ORDERS)
         if limit is not None:
             limit = check_page('limit', limit, minimum=1)
         offset = check_page('offset', offset, minimum=0)
-        return self._run('list_models', lambda: self.queries.listing(values, limit, offset))
+        return self._run('list_models',
+                         lambda: self.queries.listing(values, limit, offset, order))
+
+    def count_models(self, **filters):
+        """How many models list_models would return for these filters (without a page)."""
+        values = listing_filters(**filters)
+        query = self.queries.listing_query(values).order_by()
+        return self._run('count_models', query.count)
 
     def delete_model(self, model_id):
         """Delete the model's row (its files are left alone); NotFound if there is none."""
@@ -286,12 +298,35 @@ class ModelStore:
                          self.Task.select().where(self.Task.task_name == task_name),
                          'no task named %r' % task_name)
 
-    def list_tasks(self, status=None):
-        """Tasks in id order, optionally only those with ``status`` (member, NAME or value)."""
-        query = self.Task.select().order_by(self.Task.id)
-        if status is not None:
-            query = query.where(self.Task.status == check_status('status', status))
+    def list_tasks(self, status=None, *, base_runtime=None, name_contains=None, limit=None,
+                   offset=0):
+        """Tasks in id order, optionally only those with ``status`` (member, NAME or value),
+        ``base_runtime`` (exact) or a ``task_name`` containing ``name_contains`` (ignoring
+        case); ``limit``/``offset`` page through them."""
+        query = self._tasks_query(status, base_runtime, name_contains).order_by(self.Task.id)
+        if limit is not None:
+            query = query.limit(check_page('limit', limit, minimum=1))
+        offset = check_page('offset', offset, minimum=0)
+        if offset:
+            query = query.offset(offset)
         return self._run('list_tasks', lambda: list(query))
+
+    def count_tasks(self, status=None, *, base_runtime=None, name_contains=None):
+        """How many tasks list_tasks would return for these filters (without a page)."""
+        return self._run('count_tasks',
+                         self._tasks_query(status, base_runtime, name_contains).count)
+
+    def _tasks_query(self, status, base_runtime, name_contains):
+        T = self.Task
+        query = T.select()
+        if status is not None:
+            query = query.where(T.status == check_status('status', status))
+        if base_runtime is not None:
+            query = query.where(T.base_runtime == check_text('base_runtime', base_runtime))
+        if name_contains is not None:
+            query = query.where(contains(T.task_name, like_pattern(
+                check_text('name_contains', name_contains))))
+        return query
 
     def update_task(self, task_id, **fields):
         """Change the given fields of a task; returns the updated Task."""

@@ -13,6 +13,7 @@ from ..shared.models import TaskStatus
 from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRESETS,
                         base_model_spec, cluster_config, json_object, serving_runtime_spec,
                         type_name)
+from .fastpath import like_pattern
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
            'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'BULK_MODEL_COLUMNS']
@@ -207,6 +208,50 @@ def check_fields(spec, values, *, partial=False):
 
 check_text = text(NAME_LIMIT, required=True)  # A filter argument: a non-empty string.
 check_flag = boolean
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValidationError(name, 'must be one of %s, got %r' % (', '.join(map(repr, choices)),
+                                                                  value))
+    return value
+
+
+def _bound(name, value):
+    """A created_after/created_before bound as the creation_date text it compares with.
+
+    Whole seconds are written without a fraction: the stored text of a row created on that
+    second ('...T14:03:11', as isoformat() writes it, or '...T14:03:11.000000') then compares
+    at or after the bound, as the time it holds does.
+    """
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime.combine(value, datetime.time())
+    value = moment('local')(name, value)
+    return value.isoformat(timespec='microseconds' if value.microsecond else 'seconds')
+
+
+def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, base_model=None,
+                    model_name=None, name_contains=None, created_after=None,
+                    created_before=None):
+    """list_models' and count_models' filters, checked, as the listing query takes them."""
+    values = {}
+    for name, value in (('task', task), ('base_model', base_model),
+                        ('model_name', model_name), ('name_prefix', name_prefix)):
+        if value is not None:
+            values[name] = check_text(name, value)
+    if is_custom_base_model is not None:
+        values['is_custom_base_model'] = check_flag('is_custom_base_model',
+                                                    is_custom_base_model)
+    if name_contains is not None:
+        values['name_contains'] = like_pattern(check_text('name_contains', name_contains))
+    for name, value in (('created_after', created_after), ('created_before', created_before)):
+        if value is not None:
+            values[name] = _bound(name, value)
+    if 'created_after' in values and 'created_before' in values and \
+            values['created_after'] > values['created_before']:
+        raise ValidationError('created_before', 'is earlier than created_after (%s < %s)'
+                              % (values['created_before'], values['created_after']))
+    return values
 
 
 def check_page(name, value, minimum):
