@@ -9,6 +9,9 @@ written at each step in the app's own value formats.
 """
 import sqlite3
 
+from modelstore.engine.scripts import discover
+
+
 # -- ModelForge -------------------------------------------------------------------------------
 
 MODELFORGE_V10 = '''
@@ -290,9 +293,8 @@ def build(path, *parts):
 
 
 # name -> (builder parts, {script: how modelstore's history must record it})
-_ALL_RUN = ('0001_initial', '0002_add_is_custom_base_model',
-            '0003_task_slo_quant_parallel_metadata', '0004_task_cluster_columns',
-            '0005_index_model_listing')
+# Every shipped script: the legacy apps know nothing of those after 0004, so those always run.
+_ALL_RUN = tuple(script.name for script in discover())
 
 
 def _expect(*adopted):

@@ -46,7 +46,7 @@ MODELS = [FineTunedModel, Task{more}]
 '''
 # The bench's change: a nullable FloatField, a BooleanField(default=False), an indexed CharField.
 BENCH_CHANGE = dict(fine_tuned='''
-    training_seconds = FloatField(null=True)
+    eval_seconds = FloatField(null=True)
     is_archived = BooleanField(default=False)
     run_tag = CharField(null=True, index=True)
 ''')
@@ -122,7 +122,7 @@ def test_the_bench_change_is_one_add_column_each_and_a_concurrent_index_script(c
     assert indexes == '%04d_training_indexes.py' % (HEAD + 2)
     assert out.splitlines()[:2] == [str(project.dir / schema), str(project.dir / indexes)]
     text = read(project)
-    assert "migrator.add_column('fine_tuned_models', 'training_seconds', FloatField(null=True))" \
+    assert "migrator.add_column('fine_tuned_models', 'eval_seconds', FloatField(null=True))" \
         in text
     assert "BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])" in text
     assert text.count('allow_not_null=True') == 1
@@ -150,7 +150,7 @@ def test_generated_scripts_migrate_check_roll_back_and_migrate_unchanged(cli, pr
     assert len(archived) == 1 and 'NOT NULL DEFAULT FALSE' in archived[0], sql
     assert not [s for s in sql if s.upper().startswith('UPDATE')], sql
     assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
-    assert query(db_url, 'SELECT is_archived, training_seconds, run_tag FROM '
+    assert query(db_url, 'SELECT is_archived, eval_seconds, run_tag FROM '
                          'fine_tuned_models') in ([(0, None, None)], [(False, None, None)])
     code, out, err = cli('check', '--database', db_url, '--migrations', project.dir,
                          '--models', models)

@@ -45,8 +45,9 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     code, out, _ = cli('migrate', '--database', db_url)
     assert code == 0
     ticks = [line.strip() for line in out.splitlines() if line.strip().startswith('✓')]
-    # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index.
-    assert len(ticks) == 5 + 1 + 4 + 4 + 1
+    # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index; 0006's
+    # nine columns.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
@@ -55,7 +56,7 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
                "is_custom_base_model, creation_date, model_name)")
     assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
-    assert 'Applied 5 scripts (15 operations)' in out
+    assert 'Applied 6 scripts (24 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -229,13 +230,20 @@ LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_m
            'creation_date, model_name)')
 
 
+# 0006_training_metadata's columns, for the hand-made tables below.
+METADATA = (', training_seconds REAL, peak_vram_bytes BIGINT, dataset_rows BIGINT, '
+            'dataset_bytes BIGINT, metrics TEXT, hyperparameters TEXT, strategy VARCHAR(255), '
+            'provider VARCHAR(255), updated_at TEXT')
+
+
 def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
     # Every insert modelstore makes would be refused, so this is not harmless.
     execute(db_url, '''
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
-            is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL)''', LISTING)
+            is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL''' +
+            METADATA + ')', LISTING)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert drift.lines == ['extra column fine_tuned_models.owner is NOT NULL without a '
                            'default: inserts that do not name it fail']
@@ -247,7 +255,7 @@ def test_drift_sees_types_nullability_and_database_defaults(db_url):
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
-            is_custom_base_model BOOLEAN)''', LISTING)
+            is_custom_base_model BOOLEAN''' + METADATA + ')', LISTING)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
     assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
@@ -262,8 +270,7 @@ def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_u
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
-            is_custom_base_model BOOLEAN DEFAULT 0);
-    ''' + LISTING)
+            is_custom_base_model BOOLEAN DEFAULT 0''' + METADATA + ');' + LISTING)
     conn.close()
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert not drift, drift.lines

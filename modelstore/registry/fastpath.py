@@ -23,6 +23,7 @@ import peewee
 from peewee import fn
 
 from ..exceptions import UnreadableValue
+from ..fields import dumps
 
 __all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS', 'contains', 'like_pattern']
 
@@ -82,7 +83,7 @@ class ModelQueries:
         """Insert rows of stored values: one executemany on SQLite, multi-row INSERTs of 1000
         (one round trip each) elsewhere."""
         if not self.database.returning_clause:
-            self.database.cursor().executemany(self.insert_sql(), rows)
+            self.database.cursor().executemany(self.insert_sql(), self._encoded(rows))
             return
         fields = [self.model._meta.fields[name] for name in self.columns]
         batch = []
@@ -93,6 +94,34 @@ class ModelQueries:
                 batch = []
         if batch:
             self.model.insert_many(batch, fields=fields).execute()
+
+    def _json_encoder(self, field):
+        """A JSON column's value as the driver takes it in a plain statement: the JSON text on
+        SQLite (peewee's own db_value there is a ``json(?)`` SQL function), the driver's JSONB
+        adapter on PostgreSQL."""
+        if isinstance(self.database, peewee.SqliteDatabase):
+            return lambda value: None if value is None else dumps(value)
+        return field.db_value
+
+    def stored_row(self, values):
+        """``values`` (checked, by field name) as the row ``insert`` takes, in column order."""
+        fields = self.model._meta.fields
+        return tuple(self._json_encoder(fields[name])(values[name])
+                     if isinstance(fields[name], peewee.JSONField)
+                     else fields[name].db_value(values[name]) for name in self.columns)
+
+    def _encoded(self, rows):
+        """Rows with their JSON values encoded as the driver takes them (the other values are
+        stored values already); peewee's insert_many does this itself."""
+        fields = self.model._meta.fields
+        json = [(i, self._json_encoder(fields[name])) for i, name in enumerate(self.columns)
+                if isinstance(fields[name], peewee.JSONField)]
+        for row in rows:
+            if any(row[i] is not None for i, _ in json):
+                row = list(row)
+                for i, encode in json:
+                    row[i] = encode(row[i])
+            yield row
 
     @staticmethod
     def clean(model):

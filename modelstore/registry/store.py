@@ -15,6 +15,7 @@ from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 from ..engine import Engine
 from ..exceptions import (NotFound, SchemaOutOfDate, StorageError, UnreadableValue,
                           ValidationError)
+from ..fields import IsoTimestampField
 from ..shared.database import write_transaction
 from ..shared.dberrors import (constraint_column, driver_error, is_constraint,
                                 is_schema_missing, raising)
@@ -169,11 +170,14 @@ class ModelStore:
 
         Fields: model_name, base_model, task, model_path (required); description (default
         ''), creation_date (datetime or ISO text, default now), is_custom_base_model (bool,
-        default False).
+        default False); the training metadata (all optional): training_seconds,
+        peak_vram_bytes, dataset_rows, dataset_bytes (finite, >= 0), metrics (a JSON object of
+        name -> number or list of numbers), hyperparameters (a JSON object), strategy,
+        provider, updated_at (default now).
         """
         values = check_fields(MODEL_FIELDS, fields)
         M = self.FineTunedModel
-        row = tuple(M._meta.fields[name].db_value(values[name]) for name in BULK_MODEL_COLUMNS)
+        row = self.queries.stored_row(values)
         model = M(**values)
         # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
         # holding the database's write lock.
@@ -196,8 +200,9 @@ class ModelStore:
 
         def rows():
             now = datetime.datetime.now()
+            now_text = IsoTimestampField().db_value(now)
             for index, values in enumerate(models):
-                yield bulk_model_row(index, values, now)
+                yield bulk_model_row(index, values, now, now_text)
                 counted[0] = index + 1
 
         def write():
@@ -206,6 +211,24 @@ class ModelStore:
             return counted[0]
         # Never retried: the iterable has been (partly) consumed.
         return self._run('add_models', write, write=True, retry=False)
+
+    def update_model(self, model_id, **fields):
+        """Change the given fields of a model (training metadata arrives after training);
+        refreshes ``updated_at`` unless it is given. Returns the updated FineTunedModel."""
+        check_id('model_id', model_id)
+        values = check_fields(MODEL_FIELDS, fields, partial=True)
+        values.setdefault('updated_at', datetime.datetime.now())
+        M = self.FineTunedModel
+
+        def update():
+            try:
+                with self.database.atomic():
+                    if not M.update(**values).where(M.id == model_id).execute():
+                        raise NotFound('no fine-tuned model with id %d' % model_id)
+            except IntegrityError as exc:
+                raise constraint_error(exc) from None
+            return M.get_by_id(model_id)
+        return self._run('update_model', update, write=True)
 
     def _one(self, what, query, missing):
         row = self._run(what, query.get_or_none)

@@ -71,6 +71,21 @@ def seconds(name, value):
     return float(value)
 
 
+def metrics_object(name, value):
+    """Training metrics: a JSON object of name -> a finite number or a list of them (a loss
+    curve, one value per step)."""
+    value = json_object(name, value)
+    for key, metric in (value or {}).items():
+        where = '%s[%r]' % (name, key)
+        points = metric if isinstance(metric, list) else [metric]
+        for i, point in enumerate(points):
+            if isinstance(point, bool) or not isinstance(point, (int, float)):
+                raise ValidationError(where if points is not metric else '%s[%d]' % (where, i),
+                                      'must be a number or a list of numbers, got %s'
+                                      % type_name(point))
+    return value
+
+
 def moment(zone):
     """A timestamp checker; aware values (and ISO text with an offset) are converted to the
     naive time the column stores: ``'local'`` (creation_date, as ModelForge writes it) or
@@ -133,6 +148,16 @@ MODEL_FIELDS = {
     'description': Field(text(TEXT_LIMIT), default=''),
     'creation_date': Field(moment('local'), default=datetime.datetime.now),
     'is_custom_base_model': Field(boolean, default=False),
+    # 0006_training_metadata.
+    'training_seconds': Field(seconds),
+    'peak_vram_bytes': Field(count),
+    'dataset_rows': Field(count),
+    'dataset_bytes': Field(count),
+    'metrics': Field(metrics_object),
+    'hyperparameters': Field(json_object),
+    'strategy': Field(text(NAME_LIMIT)),
+    'provider': Field(text(NAME_LIMIT)),
+    'updated_at': Field(moment('local'), default=datetime.datetime.now, keep=True),
 }
 
 TASK_FIELDS = {
@@ -264,18 +289,24 @@ def check_page(name, value, minimum):
 
 
 BULK_MODEL_COLUMNS = ('model_name', 'base_model', 'task', 'description', 'creation_date',
-                      'model_path', 'is_custom_base_model')
-_MODEL_KEYS = frozenset(MODEL_FIELDS)
+                      'model_path', 'is_custom_base_model', 'training_seconds', 'peak_vram_bytes',
+                      'dataset_rows', 'dataset_bytes', 'metrics', 'hyperparameters', 'strategy',
+                      'provider', 'updated_at')
+# The columns the inline check of add_models covers; a row with any other field is checked by
+# check_fields.
+_INLINE_KEYS = frozenset(('model_name', 'base_model', 'task', 'model_path', 'description',
+                          'creation_date', 'is_custom_base_model'))
+_NO_METADATA = (None,) * 8  # training_seconds .. provider
 
 
-def bulk_model_row(index, values, now):
+def bulk_model_row(index, values, now, now_text):
     """One add_models row as a tuple in BULK_MODEL_COLUMNS order, stored values.
 
     The common case -- ASCII text within the limits, a bool flag, a naive datetime or no date --
     is checked inline; anything else goes through check_fields, which accepts exactly what
     add_model accepts and names the problem. Errors name the row's index.
     """
-    if type(values) is dict and values.keys() <= _MODEL_KEYS:
+    if type(values) is dict and values.keys() <= _INLINE_KEYS:
         get = values.get
         name, base, task, path = get('model_name'), get('base_model'), get('task'), \
             get('model_path')
@@ -293,7 +324,8 @@ def bulk_model_row(index, values, now):
                     and not base.isspace() and not task.isspace() and not path.isspace():
                 stamp = created.isoformat()  # As IsoTimestampField writes it, faster.
                 return (name, base, task, description,
-                        stamp if created.microsecond else stamp + '.000000', path, flag)
+                        stamp if created.microsecond else stamp + '.000000', path, flag) \
+                    + _NO_METADATA + (now_text,)
     if not isinstance(values, dict):
         raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
                               % type_name(values))
@@ -302,10 +334,19 @@ def bulk_model_row(index, values, now):
     except ValidationError as exc:
         raise ValidationError('models[%d].%s' % (index, exc.field) if exc.field else
                               'models[%d]' % index, exc.message) from None
-    if values.get('creation_date') is None:
-        checked['creation_date'] = now
-    checked['creation_date'] = IsoTimestampField().db_value(checked['creation_date'])
-    return tuple(checked[name] for name in BULK_MODEL_COLUMNS)
+    for stamp in ('creation_date', 'updated_at'):
+        if values.get(stamp) is None:
+            checked[stamp] = now
+    return tuple(_STORED.get(name, _same)(checked[name]) for name in BULK_MODEL_COLUMNS)
+
+
+def _same(value):
+    return value
+
+
+# How add_models stores the timestamps (JSON stays a Python value: ModelQueries.insert_many
+# encodes it for the backend).
+_STORED = {'creation_date': IsoTimestampField().db_value, 'updated_at': IsoTimestampField().db_value}
 
 
 ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, BIGINT).

@@ -7,8 +7,8 @@ classes' ``_meta`` at run time.
 import datetime
 import enum
 
-from peewee import (AutoField, BooleanField, CharField, DoubleField, IntegerField, Model, SQL,
-                    TextField)
+from peewee import (AutoField, BigIntegerField, BooleanField, CharField, DoubleField, IntegerField,
+                    Model, SQL, TextField)
 
 from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
                      UtcDateTimeField)
@@ -40,6 +40,16 @@ class FineTunedModel(Model):
     model_path = TextField()
     # The DEFAULT lives in the DDL so legacy writers that omit the column still insert rows.
     is_custom_base_model = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
+    # 0006_training_metadata: what the training run reports, all optional.
+    training_seconds = DoubleField(null=True)
+    peak_vram_bytes = BigIntegerField(null=True)
+    dataset_rows = BigIntegerField(null=True)
+    dataset_bytes = BigIntegerField(null=True)
+    metrics = StrictJSONField(null=True)  # name -> number or list of numbers (a loss curve)
+    hyperparameters = StrictJSONField(null=True)
+    strategy = CharField(null=True)  # e.g. 'sft'
+    provider = CharField(null=True)  # e.g. 'huggingface'
+    updated_at = IsoTimestampField(null=True)  # local time, as creation_date
 
     class Meta:
         table_name = 'fine_tuned_models'
