@@ -37,8 +37,10 @@ def test_add_model_records_the_metadata_and_reads_it_back(store):
 
 def test_add_models_records_the_metadata_on_both_paths(store):
     rows = [dict(MODEL, model_name='fast'),  # The inline check: no metadata.
-            dict(MODEL, model_name='full', **METADATA)]
-    assert store.add_models(rows) == 2
+            dict(MODEL, model_name='full', **METADATA),
+            dict(MODEL, model_name='fast2'), dict(MODEL, model_name='fast3')]
+    assert store.add_models(rows) == 4
+    assert store.count_models() == 4
     by_name = {m.model_name: m for m in store.list_models()}
     assert by_name['fast'].metrics is None and by_name['fast'].updated_at is not None
     for name, value in METADATA.items():

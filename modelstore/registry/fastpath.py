@@ -19,6 +19,8 @@ clean model ``add_model`` returns, use peewee's private ``__data__``, ``_dirty``
 docs/architecture.md lists them, and tests/test_fastpath.py fails if a peewee upgrade changes
 what they mean (every listing equals the plain peewee query's models).
 """
+import itertools
+
 import peewee
 from peewee import fn
 
@@ -66,13 +68,16 @@ class ModelQueries:
 
     # -- writes --------------------------------------------------------------------------
 
-    def insert_sql(self):
-        """The INSERT of one row of ``columns`` (PostgreSQL: with RETURNING the id)."""
-        if 'insert' not in self._cache:
-            fields = [self.model._meta.fields[name] for name in self.columns]
+    def insert_sql(self, width=None):
+        """The INSERT of one row of ``columns`` (PostgreSQL: with RETURNING the id), or of its
+        first ``width`` columns: a row that stops there leaves the rest to their defaults."""
+        columns = self.columns[:width]
+        key = ('insert', len(columns))
+        if key not in self._cache:
+            fields = [self.model._meta.fields[name] for name in columns]
             sql, _ = self.model.insert_many([tuple(range(len(fields)))], fields=fields).sql()
-            self._cache['insert'] = sql
-        return self._cache['insert']
+            self._cache[key] = sql
+        return self._cache[key]
 
     def insert(self, row):
         """Insert one row of stored values; returns its id."""
@@ -80,20 +85,28 @@ class ModelQueries:
         return cursor.fetchone()[0] if self.database.returning_clause else cursor.lastrowid
 
     def insert_many(self, rows):
-        """Insert rows of stored values: one executemany on SQLite, multi-row INSERTs of 1000
-        (one round trip each) elsewhere."""
+        """Insert rows of stored values: on SQLite one executemany per run of rows of the same
+        width (a row may stop before the optional columns: see ``insert_sql``), multi-row
+        INSERTs of 1000 (one round trip each) elsewhere."""
         if not self.database.returning_clause:
-            self.database.cursor().executemany(self.insert_sql(), self._encoded(rows))
+            cursor = self.database.cursor()
+            for width, group in itertools.groupby(rows, len):
+                if width < len(self.columns):
+                    cursor.executemany(self.insert_sql(width), group)
+                else:
+                    cursor.executemany(self.insert_sql(), self._encoded(group))
             return
-        fields = [self.model._meta.fields[name] for name in self.columns]
-        batch = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == 1000:
-                self.model.insert_many(batch, fields=fields).execute()
-                batch = []
-        if batch:
-            self.model.insert_many(batch, fields=fields).execute()
+        fields = self.model._meta.fields
+        for width, group in itertools.groupby(rows, len):
+            names = [fields[name] for name in self.columns[:width]]
+            batch = []
+            for row in group:
+                batch.append(row)
+                if len(batch) == 1000:
+                    self.model.insert_many(batch, fields=names).execute()
+                    batch = []
+            if batch:
+                self.model.insert_many(batch, fields=names).execute()
 
     def _json_encoder(self, field):
         """A JSON column's value as the driver takes it in a plain statement: the JSON text on

@@ -288,15 +288,16 @@ def check_page(name, value, minimum):
     return value
 
 
+# The first eight are what a row without training metadata fills (the inline check's rows stop
+# there; the optional columns are then left NULL, as their defaults).
 BULK_MODEL_COLUMNS = ('model_name', 'base_model', 'task', 'description', 'creation_date',
-                      'model_path', 'is_custom_base_model', 'training_seconds', 'peak_vram_bytes',
-                      'dataset_rows', 'dataset_bytes', 'metrics', 'hyperparameters', 'strategy',
-                      'provider', 'updated_at')
+                      'model_path', 'is_custom_base_model', 'updated_at', 'training_seconds',
+                      'peak_vram_bytes', 'dataset_rows', 'dataset_bytes', 'metrics',
+                      'hyperparameters', 'strategy', 'provider')
 # The columns the inline check of add_models covers; a row with any other field is checked by
 # check_fields.
 _INLINE_KEYS = frozenset(('model_name', 'base_model', 'task', 'model_path', 'description',
                           'creation_date', 'is_custom_base_model'))
-_NO_METADATA = (None,) * 8  # training_seconds .. provider
 
 
 def bulk_model_row(index, values, now, now_text):
@@ -324,8 +325,8 @@ def bulk_model_row(index, values, now, now_text):
                     and not base.isspace() and not task.isspace() and not path.isspace():
                 stamp = created.isoformat()  # As IsoTimestampField writes it, faster.
                 return (name, base, task, description,
-                        stamp if created.microsecond else stamp + '.000000', path, flag) \
-                    + _NO_METADATA + (now_text,)
+                        stamp if created.microsecond else stamp + '.000000', path, flag,
+                        now_text)
     if not isinstance(values, dict):
         raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
                               % type_name(values))
