@@ -440,30 +440,53 @@ def bench_writers(backend, new_url, processes, count, repeat):
 
 # -- 3. queries, 4. connect, 5. bulk ------------------------------------------------------------
 
+# The searches list_models offers, each measured as a page of 50 against its own SQL.
+SEARCHES = [
+    ('task, custom flag, name prefix', dict(task='task-3', is_custom_base_model=False,
+                                            name_prefix='p43')),
+    ('newest first, no filter', {}),
+    ('base model', dict(base_model='base-7')),
+    ('created in a one-day window', dict(created_after=datetime.datetime(2025, 1, 20),
+                                         created_before=datetime.datetime(2025, 1, 21))),
+    ('oldest first', dict(order='oldest')),
+    ('name contains (a scan)', dict(name_contains='MODEL-4242')),
+]
+
+
 def bench_queries(workdir, n, repeat):
     path = os.path.join(workdir, 'query.db')
     url = 'sqlite:///' + path
     base = datetime.datetime(2025, 1, 1)
     with modelstore.connect(url) as store:
-        store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i), base_model='b',
+        store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i),
+                              base_model='base-%d' % (i % 50),
                               task='task-%d' % (i % 20), model_path='/m/%d' % i,
                               is_custom_base_model=i % 10 == 0,
                               creation_date=base + datetime.timedelta(seconds=i * 7))
                          for i in range(n))
-        filters = dict(task='task-3', is_custom_base_model=False, name_prefix='p43', limit=50)
-        seen = []
-        store.database.query_hooks.append(seen.append)
-        page = store.list_models(**filters)
-        store.database.query_hooks.remove(seen.append)
-        event = seen[-1]
-        ours = median_time(lambda: store.list_models(**filters), repeat)
-        plan = ' | '.join(r[-1] for r in store.database.execute_sql(
-            'EXPLAIN QUERY PLAN ' + event.sql, event.params))
-    conn = sqlite3.connect(path)
-    raw = median_time(lambda: conn.execute(event.sql, event.params).fetchall(), repeat)
-    conn.close()
-    result('queries SQLite', 'list_models(task, custom flag, name prefix), page of 50, %s models'
-           % format(n, ','), ours, raw, 1.5, note='%d rows; plan: %s' % (len(page), plan))
+        conn = sqlite3.connect(path)
+        for label, filters in SEARCHES:
+            seen = []
+            store.database.query_hooks.append(seen.append)
+            page = store.list_models(limit=50, **filters)
+            store.database.query_hooks.remove(seen.append)
+            event = seen[-1]
+            ours = median_time(lambda: store.list_models(limit=50, **filters), repeat)
+            plan = ' | '.join(r[-1] for r in store.database.execute_sql(
+                'EXPLAIN QUERY PLAN ' + event.sql, event.params))
+            raw = median_time(lambda: conn.execute(event.sql, event.params).fetchall(), repeat)
+            result('queries SQLite', 'list_models(%s), page of 50, %s models'
+                   % (label, format(n, ',')), ours, raw,
+                   None if 'scan' in label else 1.5,
+                   note='%d rows; plan: %s' % (len(page), plan))
+        counting = dict(base_model='base-7')
+        ours = median_time(lambda: store.count_models(**counting), max(1, repeat // 10))
+        raw_sql = 'SELECT COUNT(*) FROM fine_tuned_models WHERE base_model = ?'
+        raw = median_time(lambda: conn.execute(raw_sql, ('base-7',)).fetchall(),
+                          max(1, repeat // 10))
+        result('queries SQLite', 'count_models(base model), %s models' % format(n, ','), ours,
+               raw, 1.5)
+        conn.close()
     return path
 
 

@@ -46,8 +46,8 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     assert code == 0
     ticks = [line.strip() for line in out.splitlines() if line.strip().startswith('✓')]
     # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index; 0006's
-    # nine columns.
-    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9
+    # nine columns; 0007's two indexes.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
@@ -56,7 +56,7 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
                "is_custom_base_model, creation_date, model_name)")
     assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
-    assert 'Applied 6 scripts (24 operations)' in out
+    assert 'Applied 7 scripts (26 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -228,6 +228,9 @@ def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_url):
 # 0005's index, which the model declares.
 LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_model, '
            'creation_date, model_name)')
+# 0007_search_indexes.
+SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
+          'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)')
 
 
 # 0006_training_metadata's columns, for the hand-made tables below.
@@ -243,7 +246,7 @@ def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
             is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL''' +
-            METADATA + ')', LISTING)
+            METADATA + ')', LISTING, *SEARCH)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert drift.lines == ['extra column fine_tuned_models.owner is NOT NULL without a '
                            'default: inserts that do not name it fail']
@@ -255,7 +258,7 @@ def test_drift_sees_types_nullability_and_database_defaults(db_url):
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
-            is_custom_base_model BOOLEAN''' + METADATA + ')', LISTING)
+            is_custom_base_model BOOLEAN''' + METADATA + ')', LISTING, *SEARCH)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
     assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
@@ -270,7 +273,8 @@ def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_u
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
-            is_custom_base_model BOOLEAN DEFAULT 0''' + METADATA + ');' + LISTING)
+            is_custom_base_model BOOLEAN DEFAULT 0''' + METADATA + ');' + LISTING + ';'
+                       + ';'.join(SEARCH))
     conn.close()
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert not drift, drift.lines

@@ -291,8 +291,13 @@ def _drop(migrator, db, table, name):
 def _rows(name, indexes):
     if not indexes:
         return ['%s = []' % name]
-    return ['%s = [' % name] + ['    (%r, %r, %r, %r),' % (i.table, i.name, i.columns, i.unique)
-                                for i in indexes] + [']']
+    lines = ['%s = [' % name]
+    for i in indexes:
+        row = '    (%r, %r, %r, %r),' % (i.table, i.name, i.columns, i.unique)
+        if len(row) > 99:
+            row = '    (%r, %r,\n     %r, %r),' % (i.table, i.name, i.columns, i.unique)
+        lines.append(row)
+    return lines + [']']
 
 
 def _index_script(plan, docstring, src):

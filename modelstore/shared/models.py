@@ -54,7 +54,10 @@ class FineTunedModel(Model):
     class Meta:
         table_name = 'fine_tuned_models'
         # 0005_index_model_listing: list_models(task, is_custom_base_model, name_prefix).
-        indexes = ((('task', 'is_custom_base_model', 'creation_date', 'model_name'), False),)
+        # 0007_search_indexes: newest/oldest first, a creation window; by base model.
+        indexes = ((('task', 'is_custom_base_model', 'creation_date', 'model_name'), False),
+                   (('creation_date', 'id'), False),
+                   (('base_model', 'creation_date', 'id'), False))
 
     def __repr__(self):
         return '<FineTunedModel %s %r>' % (self.id, self.model_name)
