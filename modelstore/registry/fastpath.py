@@ -63,6 +63,8 @@ class ModelQueries:
         fields = model._meta.sorted_fields
         self._names = tuple(f.name for f in fields)
         self._converters = tuple((f.python_value, _already(f)) for f in fields)
+        # Fields whose python_value gives None for None (asked once, here): a NULL needs no call.
+        self._keeps_none = tuple(_keeps_none(f) for f in fields)
         self._plans = {}  # The types of a row's values -> the conversions it needs.
         self._cache = {}
 
@@ -240,15 +242,25 @@ class ModelQueries:
     def _plan(self, kinds):
         """For a row whose values have these types: the python_values to call. Every field's,
         except peewee's own coercion of a value that already has its type (or is None)."""
-        return tuple((name, convert) for name, (convert, done), kind
-                     in zip(self._names, self._converters, kinds)
-                     if done is None or kind not in (done, type(None)))
+        none = type(None)
+        return tuple((name, convert) for name, (convert, done), keeps, kind
+                     in zip(self._names, self._converters, self._keeps_none, kinds)
+                     if not (kind is none and keeps)
+                     and (done is None or kind not in (done, none)))
 
 
 # peewee's own conversions that return a value of this type unchanged (Field.python_value:
 # None stays None, anything else goes through adapt).
 # (Not BooleanField: SQLite returns its values as 0 and 1, so bool() is always called.)
 _IDENTITY = {peewee.IntegerField.adapt: int, peewee._StringField.adapt: str}
+
+
+def _keeps_none(field):
+    """Whether ``field.python_value(None)`` is None (then a NULL is left as it is)."""
+    try:
+        return field.python_value(None) is None
+    except Exception:  # noqa: BLE001 -- a field that cannot take None is always called.
+        return False
 
 
 def _already(field):
