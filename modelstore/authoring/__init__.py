@@ -78,7 +78,7 @@ def diff_schema(directory=None, models=None, url=None):
     or a list of model classes), replayed on ``url``'s backend (default: in-memory SQLite)."""
     directory = directory or DEFAULT_DIRECTORY
     check_directory(directory)
-    classes = load_models(models) if models is None or isinstance(models, str) else list(models)
+    classes = load_models(models)
     scripts = discover(directory)
     with shadow_database(url) as shadow:
         replay(scripts, shadow)

@@ -10,7 +10,7 @@ with ``O_EXCL``, so two authors racing for a number cannot overwrite each other.
 import os
 import re
 
-from ..engine.scripts import default_directory
+from ..engine.scripts import installed_directory
 from ..exceptions import ConfigError
 
 __all__ = ['SLUG', 'check_slug', 'check_directory', 'next_names', 'write_new']
@@ -40,10 +40,8 @@ def check_directory(directory, writing=False):
     if not os.path.isdir(directory):
         raise ConfigError('%s is not a directory; --migrations names the directory of the '
                           'scripts' % directory)
-    installed = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             'migrations')
-    if writing and os.path.realpath(directory) == os.path.realpath(installed) and \
-            os.path.realpath(default_directory()) == os.path.realpath(installed):
+    installed = installed_directory()
+    if writing and installed and os.path.realpath(directory) == os.path.realpath(installed):
         raise ConfigError('%s holds the scripts shipped inside the installed modelstore package; '
                           'a script written there is lost on upgrade. Write to your project\'s '
                           'migrations directory with --migrations DIR' % directory)

@@ -45,7 +45,10 @@ def _import(name):
 
 
 def load_models(spec=None):
-    """The model classes ``spec`` names, in declaration order; ConfigError if there are none."""
+    """The model classes ``spec`` names, in declaration order; ConfigError if there are none.
+    ``spec`` may also be the model classes themselves (a list), returned as a list."""
+    if spec is not None and not isinstance(spec, str):
+        return list(spec)
     spec = spec or DEFAULT_MODELS
     name, _, attribute = spec.partition(':')
     if not name or not all(part.isidentifier() for part in name.split('.')):

@@ -149,8 +149,9 @@ def _model_lines(src, model, stub):
                          % (fld.name, fld.column_name))
             continue
         lines.append('        %s = %s' % (fld.name, src.field(fld)))
-    lines += ([''] if len(lines) > 1 else []) + ['        class Meta:', '            database = db',
-              '            table_name = %r' % meta.table_name]
+    lines += ([''] if len(lines) > 1 else []) + [
+        '        class Meta:', '            database = db',
+        '            table_name = %r' % meta.table_name]
     if not stub:
         plain = []
         for index in meta.indexes or ():
@@ -235,12 +236,11 @@ def _ops(items):
     return lines + [')']
 
 
-def _schema_script(plan, docstring, src, name, todos):
+def _schema_script(plan, docstring, src, name):
+    """The transactional script's text, and its TODO items: the plan's and those its fields
+    raised while written."""
     frozen, classes = _frozen(src, plan)
     up, down = [], []
-    if todos:
-        up += ['# Remove this line once every TODO above is resolved:',
-               'raise NotImplementedError(%r)' % ('%s has TODO items to resolve by hand' % name)]
     if classes:
         up.append('%s%s = _models(db)' % (', '.join(classes), ',' if len(classes) == 1 else ''))
     if plan.create:
@@ -251,16 +251,18 @@ def _schema_script(plan, docstring, src, name, todos):
                      ', allow_not_null=True)' if a.default_sql is not None else ')')
             for a in plan.add_columns]
     up += _ops(adds)
-    up += _ops(['migrator.drop_not_null(%r, %r)' % tc
-                                 for tc in plan.drop_not_null])
-    down += _ops(['migrator.add_not_null(%r, %r)' % tc
-                                  for tc in reversed(plan.drop_not_null)])
+    up += _ops(['migrator.drop_not_null(%r, %r)' % tc for tc in plan.drop_not_null])
+    down += _ops(['migrator.add_not_null(%r, %r)' % tc for tc in reversed(plan.drop_not_null)])
     down += _ops(['migrator.drop_column(%r, %r)' % (a.table, a.field.column_name)
-                                 for a in reversed(plan.add_columns)])
-    down += _ops(['migrator.drop_table(%r)' % m._meta.table_name
-                                for m in reversed(plan.create)])
-    body = frozen + ([''] if frozen else []) + ['']
-    return _file(docstring, src, todos, body + _block('up', up) + ['', ''] + _block('down', down))
+                  for a in reversed(plan.add_columns)])
+    down += _ops(['migrator.drop_table(%r)' % m._meta.table_name for m in reversed(plan.create)])
+    todos = plan.todos + src.todos
+    if todos:
+        guard = 'raise NotImplementedError(%r)' % ('%s has TODO items to resolve by hand' % name)
+        up = ['# Remove this line once every TODO above is resolved:', guard] + up
+    body = frozen + ([''] if frozen else []) + [''] + _block('up', up) + ['', ''] + \
+        _block('down', down)
+    return _file(docstring, src, todos, body), todos
 
 
 _INDEX_HELPERS = '''
@@ -337,18 +339,10 @@ def render(plan, names, docstrings, models_module=None):
     script first); ``docstrings`` the module docstring of each."""
     src = _Source(models_module)
     out = []
-    todos = list(plan.todos)
-    if plan.schema_changes or todos or not plan.index_changes:
-        # Field sources are written first, so TODOs they raise land in this file too.
-        text = _schema_script(plan, docstrings[0], src, names[0], todos)
-        if src.todos:
-            todos += src.todos
-            src.todos = []
-            src.imports.clear()
-            text = _schema_script(plan, docstrings[0], src, names[0], todos)
+    if plan.schema_changes or plan.todos or not plan.index_changes:
+        text, plan.todos[:] = _schema_script(plan, docstrings[0], src, names[0])
         out.append((names[0], text))
     if plan.index_changes:
         index_src = _Source(models_module)
         out.append((names[len(out)], _index_script(plan, docstrings[len(out)], index_src)))
-    plan.todos[:] = todos
     return out

@@ -31,8 +31,7 @@ def cmd_new(args, out):
                   'scripts': [{'name': name, 'text': text} for name, text in result.files]})
         return PENDING if plan.todos else OK
     if not result.changed:
-        out.line('Nothing to generate: %s match the schema the scripts in %s produce '
-                 '(replayed on %s).' % (args.models or DEFAULT_MODELS, directory, where))
+        out.line(_nothing(args, directory) + ' (replayed on %s).' % where)
         return OK
     if args.dry_run:
         for name, text in result.files:
@@ -59,8 +58,7 @@ def _check(out, plan, args, directory):
         out.json({'ok': not plan, 'changed': bool(plan), 'operations': plan.summary(),
                   'todos': plan.todos})
     elif not plan:
-        out.line('Nothing to generate: %s match the schema the scripts in %s produce.'
-                 % (models, directory))
+        out.line(_nothing(args, directory) + '.')
     else:
         out.line('%s need a script that %s does not have (modelstore new --auto SLUG writes it):'
                  % (models, directory))
@@ -69,3 +67,8 @@ def _check(out, plan, args, directory):
         for todo in plan.todos:
             out.line('  todo: %s' % todo)
     return PENDING if plan else OK
+
+
+def _nothing(args, directory):
+    return 'Nothing to generate: %s match the schema the scripts in %s produce' % (
+        args.models or DEFAULT_MODELS, directory)

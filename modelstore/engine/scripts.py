@@ -16,19 +16,22 @@ from playhouse.migrations import Migration
 
 from ..exceptions import MigrationError, ScriptError
 
-__all__ = ['Script', 'default_directory', 'discover', 'checksum']
+__all__ = ['Script', 'default_directory', 'installed_directory', 'discover', 'checksum']
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # modelstore/
 _checksums = {}  # (path, mtime_ns, size) -> checksum; scripts are re-hashed only when touched.
 _modules = {}  # (path, checksum) -> loaded module: a script is executed once per process.
 
 
+def installed_directory():
+    """The shipped scripts inside the installed package, or None (running from a checkout)."""
+    installed = os.path.join(_PACKAGE_DIR, 'migrations')
+    return installed if os.path.isdir(installed) else None
+
+
 def default_directory():
     """The shipped scripts: inside the installed package, else the checkout's migrations/."""
-    installed = os.path.join(_PACKAGE_DIR, 'migrations')
-    if os.path.isdir(installed):
-        return installed
-    return os.path.join(os.path.dirname(_PACKAGE_DIR), 'migrations')
+    return installed_directory() or os.path.join(os.path.dirname(_PACKAGE_DIR), 'migrations')
 
 
 def checksum(path):

@@ -347,7 +347,7 @@ def _same(value):
 
 # How add_models stores the timestamps (JSON stays a Python value: ModelQueries.insert_many
 # encodes it for the backend).
-_STORED = {'creation_date': IsoTimestampField().db_value, 'updated_at': IsoTimestampField().db_value}
+_STORED = dict.fromkeys(('creation_date', 'updated_at'), IsoTimestampField().db_value)
 
 
 ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, BIGINT).

@@ -136,8 +136,7 @@ def check_migrations(directory=None, url=None, models=None):
     directory = directory or 'migrations'
     problems = []
     try:
-        classes = load_models(models) if models is None or isinstance(models, str) \
-            else list(models)
+        classes = load_models(models)
         numbered = _numbering(directory, problems)
         scripts = discover(directory) if numbered else []
         if numbered and not scripts:
