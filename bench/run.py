@@ -563,7 +563,7 @@ def bench_bulk(workdir, n, repeat):
 # -- 6. generating the next script: `new --auto` against `pwmigrate generate` ------------------
 BENCH_MODELS = """
 from peewee import *
-from modelstore.models import FineTunedModel as _FineTunedModel, Task
+from modelstore.models import FineTunedModel as _FineTunedModel, ModelVersionCounter, Task
 
 
 class FineTunedModel(_FineTunedModel):
@@ -575,7 +575,7 @@ class FineTunedModel(_FineTunedModel):
         table_name = 'fine_tuned_models'
 
 
-MODELS = [FineTunedModel, Task]
+MODELS = [FineTunedModel, Task, ModelVersionCounter]
 """
 
 

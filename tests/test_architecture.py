@@ -9,7 +9,8 @@ ROOT = os.path.dirname(os.path.abspath(modelstore.__file__))
 # Lower layers never import higher ones. The registry asks the engine for the schema's status
 # (the gate applies scripts), so it stands above it; the engine never imports the registry.
 LAYERS = [('modelstore.exceptions', 0), ('modelstore.version', 0), ('modelstore.fields', 1),
-          ('modelstore.shared', 1), ('modelstore.models', 1), ('modelstore.engine', 2),
+          ('modelstore.shared', 1), ('modelstore.models', 1), ('modelstore.online', 1),
+          ('modelstore.engine', 2),
           ('modelstore.registry', 3), ('modelstore.authoring', 3), ('modelstore.testing', 4),
           ('modelstore.cli', 4), ('modelstore.__main__', 5), ('modelstore', 5)]
 MAX_LINES = 400

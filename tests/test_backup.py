@@ -225,12 +225,24 @@ def test_a_rollback_that_drops_values_refuses_and_lists_them(cli, db_url):
 
 
 def test_a_rollback_that_loses_nothing_needs_no_yes(cli, db_url):
-    assert cli('migrate', '--database', db_url)[0] == 0
+    # Before versions (0008): once a row is numbered, dropping the numbers is a loss.
+    assert cli('migrate', '--database', db_url, '--to', '0007_search_indexes')[0] == 0
     # A row as ModelForge writes it: nothing in the columns the rolled-back scripts add.
     execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
                     "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
     assert cli('rollback', '--database', db_url, '--to', SHIPPED[1])[0] == 0
     assert query(db_url, 'SELECT model_name FROM fine_tuned_models') == [('m',)]
+
+
+def test_rolling_back_versions_over_numbered_rows_is_refused(cli, db_url):
+    assert cli('migrate', '--database', db_url)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, creation_date, "
+                    "model_path) VALUES ('m', 'b', 't', '2026-01-01T00:00:00', '/p')")
+    # 0010 and 0009 only remove triggers and an index: nothing is lost.
+    assert cli('rollback', '--database', db_url, '--to', '0009_model_version_index')[0] == 0
+    code, _, err = cli('rollback', '--database', db_url, '--to', '0008_model_versions')
+    assert code == 2 and 'column fine_tuned_models.version' in err, err
+    assert 'table model_version_counters and its 1 row' in err, err
 
 
 def test_rolling_back_the_initial_script_over_rows_is_refused(cli, db_url):
@@ -243,7 +255,8 @@ def test_rolling_back_the_initial_script_over_rows_is_refused(cli, db_url):
     assert dump(db_url) == before
     with pytest.raises(DataLossRefused) as info:
         modelstore.Engine(modelstore.connect(db_url).database).rollback(SHIPPED[0])
-    assert info.value.losses == ['table fine_tuned_models and its 1 row']
+    assert info.value.losses == ['table fine_tuned_models and its 1 row',
+                                 'table model_version_counters and its 1 row']
 
 
 @pytest.mark.sqlite_only

@@ -46,8 +46,8 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     assert code == 0
     ticks = [line.strip() for line in out.splitlines() if line.strip().startswith('✓')]
     # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index; 0006's
-    # nine columns; 0007's two indexes.
-    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2
+    # nine columns; 0007's two indexes; 0008's table and column; 0009's index; 0010's batches.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2 + 2 + 1 + 1
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
@@ -56,7 +56,7 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
                "is_custom_base_model, creation_date, model_name)")
     assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
-    assert 'Applied 7 scripts (26 operations)' in out
+    assert 'Applied 10 scripts (30 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -228,15 +228,18 @@ def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_url):
 # 0005's index, which the model declares.
 LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_model, '
            'creation_date, model_name)')
-# 0007_search_indexes.
+# 0007_search_indexes and 0009_model_version_index.
 SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
-          'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)')
+          'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)',
+          'CREATE UNIQUE INDEX fine_tuned_models_model_name_version ON fine_tuned_models '
+          '(model_name, version) '
+          'WHERE version IS NOT NULL')
 
 
-# 0006_training_metadata's columns, for the hand-made tables below.
+# 0006_training_metadata's and 0008_model_versions' columns, for the hand-made tables below.
 METADATA = (', training_seconds REAL, peak_vram_bytes BIGINT, dataset_rows BIGINT, '
             'dataset_bytes BIGINT, metrics TEXT, hyperparameters TEXT, strategy VARCHAR(255), '
-            'provider VARCHAR(255), updated_at TEXT')
+            'provider VARCHAR(255), updated_at TEXT, version INTEGER')
 
 
 def test_a_hand_added_not_null_column_without_default_is_drift(db_url):

@@ -2,15 +2,20 @@
 
 The applied set is read *after* the lock is taken, so a runner that waited finds the work done.
 
-* SQLite: the lock is the run's own write transaction (``BEGIN IMMEDIATE``); scripts run inside
-  it as savepoints. The database holds it, so kill -9 releases it and rolls the run back -- a
-  lock row would outlive the process. Foreign-key enforcement is switched off *before* BEGIN (the
+* SQLite: two locks, both released by the kernel or the database when the process dies (a
+  lock row would outlive a kill -9). First ``flock`` on ``<file>.migrate-lock`` beside the
+  database (there only while a run holds it): one run at a time, even while an online script (modelstore.online) runs its batches
+  outside any transaction. Then the run's own write transaction (``BEGIN IMMEDIATE``); scripts
+  run inside it as savepoints, so a kill rolls the run back. An online script ends that
+  transaction first (``checkpoint``: the scripts before it are committed) and the scripts
+  after it get a new one (``resume``). Foreign-key enforcement is switched off *before* BEGIN (the
   pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
   rows), and the lock's ``watch`` (modelstore.engine.fkwatch) sees to it that no script leaves a
   foreign-key violation that was not there before.
 * PostgreSQL: a session advisory lock (see PostgresRunLock); each script is its own transaction.
 * MySQL (``GET_LOCK``) would slot in the same way; it is not supported yet.
 """
+import os
 import sqlite3
 import time
 
@@ -19,6 +24,12 @@ from peewee import OperationalError, PostgresqlDatabase, SqliteDatabase
 from ..exceptions import LockTimeout, MigrationError
 from ..shared.database import BUSY_TIMEOUT, busy_ms, check_timeout
 from ..shared.dberrors import is_busy
+from ..shared.files import create_private
+
+try:
+    import fcntl
+except ImportError:  # Not POSIX: the write transaction alone keeps runs apart.
+    fcntl = None
 from .fkwatch import ForeignKeyWatch, NoWatch
 
 __all__ = ['RunLock', 'run_lock']
@@ -45,22 +56,43 @@ class RunLock:
         """SQLite: the lock's transaction was not rolled back by SQLite itself."""
         return True
 
+    def checkpoint(self):
+        """Commit what the run did so far and hold the lock without a transaction (for an
+        online script's batches); True if that committed anything (SQLite)."""
+        return False
+
+    def resume(self):
+        """After ``checkpoint``: the next scripts' transaction (SQLite)."""
+
 
 class SqliteRunLock(RunLock):
     commits_at_exit = True
+    _txn = None
 
     def __enter__(self):
         db = self.database
         if db.in_transaction():
             raise MigrationError('a migration run cannot start inside an open transaction')
+        self._deadline = time.monotonic() + self.timeout
+        self._file = _RunFile(db, self.timeout)
         self._foreign_keys = db.pragma('foreign_keys')
         db.pragma('foreign_keys', 0)
-        db.pragma('busy_timeout', busy_ms(self.timeout))
-        self._txn = db.atomic('IMMEDIATE')
         try:
-            self._inner = self._txn.__enter__()
-        except (OperationalError, sqlite3.OperationalError) as exc:
+            self._begin()
+        except BaseException:
             self._restore()
+            raise
+        self.watch = ForeignKeyWatch(db)
+        return self
+
+    def _begin(self):
+        db = self.database
+        left = max(self._deadline - time.monotonic(), 0) if self._txn is None else self.timeout
+        db.pragma('busy_timeout', busy_ms(left))
+        txn = db.atomic('IMMEDIATE')
+        try:
+            self._inner = txn.__enter__()
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if is_busy(exc):
                 raise LockTimeout('another process is writing to the database and held its '
                                   'lock for more than %g s; try again when it has finished'
@@ -68,11 +100,20 @@ class SqliteRunLock(RunLock):
             raise
         finally:
             db.pragma('busy_timeout', int(BUSY_TIMEOUT * 1000))
-        self.watch = ForeignKeyWatch(db)
-        return self
+        self._txn = txn
+
+    def checkpoint(self):
+        txn, self._txn, self._inner = self._txn, None, None
+        txn.__exit__(None, None, None)  # COMMIT (rolled back and popped if that fails)
+        return True
+
+    def resume(self):
+        self._txn = False  # (Not None: _begin waits the full timeout, not what is left.)
+        self._begin()
 
     def still_open(self):
-        return self.database.connection().in_transaction
+        # (No transaction of the run's own after a checkpoint: nothing SQLite could undo.)
+        return not self._txn or self.database.connection().in_transaction
 
     def discard(self):
         # Rolling back only a savepoint is not enough: committing the outer transaction would
@@ -81,13 +122,87 @@ class SqliteRunLock(RunLock):
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            return self._txn.__exit__(exc_type, exc, tb)
+            if self._txn:
+                return self._txn.__exit__(exc_type, exc, tb)
+            return False
         finally:
             self._restore()
 
     def _restore(self):
-        if self._foreign_keys:
-            self.database.pragma('foreign_keys', 1)
+        try:
+            if self._foreign_keys:
+                self.database.pragma('foreign_keys', 1)
+        finally:
+            self._file.release()
+
+
+class _RunFile:
+    """``flock`` on ``<database>.migrate-lock``, polled until the timeout (nothing for an
+    in-memory database: no other process can open it).
+
+    The file exists only while a run holds it: the holder deletes it before unlocking, and a
+    runner that locked a file someone deleted meanwhile (its inode is no longer the path's)
+    tries again. A killed runner leaves the file behind, unlocked; the next run takes it.
+    """
+
+    def __init__(self, database, timeout):
+        self._fd = None
+        path = _main_file(database)
+        if fcntl is None or not path:
+            return
+        self._path = path + '.migrate-lock'
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while not self._try():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockTimeout('another modelstore migration on this database held its '
+                                  'lock (%s) for more than %g s; try again when it has '
+                                  'finished' % (self._path, timeout))
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.1)
+
+    def _try(self):
+        try:
+            create_private(self._path)
+            fd = os.open(self._path, os.O_RDWR)
+        except FileNotFoundError:  # Deleted by the holder just now.
+            return False
+        except OSError:
+            # A directory this process cannot write to: SQLite cannot write a journal there
+            # either, so the run's write transaction fails and reports it (or, with nothing to
+            # do, never writes); the transaction alone keeps such runs apart.
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.fstat(fd)
+            now = os.stat(self._path)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                self._fd, fd = fd, None
+                return True
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return False
+
+    def release(self):
+        if self._fd is not None:
+            try:
+                os.remove(self._path)
+            except OSError:
+                pass
+            os.close(self._fd)  # Releases the lock.
+            self._fd = None
+
+
+def _main_file(database):
+    """The main database file's path; '' for an in-memory or temporary database."""
+    for _, name, path in database.execute_sql('PRAGMA database_list').fetchall():
+        if name == 'main':
+            return path or ''
+    return ''
 
 
 class PostgresRunLock(RunLock):

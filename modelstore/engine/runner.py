@@ -29,11 +29,12 @@ from .adopt import ADOPT, PARTIAL, Adoption, analyse
 from .history import TABLE as HISTORY_TABLE, History
 from .fkwatch import NeedBaseline
 from .lock import DEFAULT_TIMEOUT, run_lock
+from .online import PacedBatches
 from .losses import count_losses, layout
 from .results import RunResult, ScriptRun
 from .scripts import discover
 from .status import Entry, Status, schema_version, script_number
-from .steps import Recorder
+from .steps import Recorder, Step
 
 __all__ = ['Engine']
 
@@ -53,6 +54,7 @@ class Engine:
         self.lock_timeout = check_timeout(lock_timeout)
         self.backups = backups
         self.history = History(database)
+        self._on_progress = None
 
     def scripts(self):
         return discover(self.directory)
@@ -89,8 +91,13 @@ class Engine:
     # -- runs -----------------------------------------------------------------------------
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
-                on_backup=None, precondition=None):
-        """Apply pending scripts in order (through ``target`` if given)."""
+                on_backup=None, precondition=None, on_progress=None):
+        """Apply pending scripts in order (through ``target`` if given).
+
+        An online script (modelstore.online) runs its batches outside the run's transaction;
+        ``on_progress(Progress)`` is called after each of them.
+        """
+        self._on_progress = on_progress
         def plan(status):
             if precondition is not None:
                 precondition(status)
@@ -216,14 +223,14 @@ class Engine:
                 backup = self.backups.take(schema_version(status))
                 if on_backup is not None:
                     on_backup(backup)
-            runs, failure = self._apply(lock, todo, direction, dry_run,
-                                        None if deferred else on_script)
+            runs, failure, reported = self._apply(lock, todo, direction, dry_run, on_script,
+                                                  deferred)
             if deferred and not lock.still_open():
-                self._rolled_back_by_sqlite(direction, failure)
+                self._rolled_back_by_sqlite(direction, failure, runs[:reported])
             if dry_run:
                 lock.discard()
         if deferred and on_script is not None:
-            for run in runs:  # Committed now.
+            for run in runs[reported:]:  # Committed now.
                 on_script(run)
         if failure is not None:
             exc, script = failure
@@ -244,35 +251,86 @@ class Engine:
                                  'cannot run without one (drop --no-backup)' % '; '.join(losses))
         return losses
 
-    def _apply(self, lock, todo, direction, dry_run, on_script):
+    def _apply(self, lock, todo, direction, dry_run, on_script, deferred):
         """Run the scripts in order until one fails; returns (runs, (exception, script) or
-        None). A dry run does it all in a transaction that is rolled back."""
-        runs, failure = [], None
+        None, how many runs were reported already). A dry run does it all in a transaction
+        that is rolled back. With ``deferred`` (the lock's transaction holds the scripts) a run
+        is reported once committed: at an online script's checkpoint, else by the caller."""
+        runs, failure, reported = [], None, 0
         outer = self.database.atomic() if dry_run else contextlib.nullcontext()
         with outer as txn:
             for script, module, method, kept in todo:
+                online = not dry_run and direction == 'up' and method == 'ran' \
+                    and callable(getattr(module, 'online', None))
+                if online:
+                    self._checkpoint(lock, script, runs[reported:], on_script)
+                    reported = len(runs)
                 try:
-                    run = self._run_script(lock, script, module, direction, method, kept)
+                    if online:
+                        run = self._run_online(lock, script, module)
+                    else:
+                        run = self._run_script(lock, script, module, direction, method, kept)
                 except Exception as exc:
                     failure = exc, script
                     break
                 runs.append(run)
-                if on_script is not None:
+                if on_script is not None and (online or not deferred):
                     on_script(run)
+                    reported = len(runs)
             if dry_run:
                 txn.rollback()
-        return runs, failure
+        return runs, failure, reported
 
-    def _rolled_back_by_sqlite(self, direction, failure):
+    def _checkpoint(self, lock, script, unreported, on_script):
+        """Commit the run so far (SQLite) before an online script, and report what it held."""
+        try:
+            committed = lock.checkpoint()
+        except (DatabaseError, sqlite3.Error) as exc:
+            raise MigrationError('committing the scripts before %s failed: %s: %s; no script '
+                                 'of this run was applied' % (script.name, type(exc).__name__,
+                                                              exc)) from exc
+        if committed and on_script is not None:
+            for run in unreported:
+                on_script(run)
+
+    def _run_online(self, lock, script, module):
+        """An online script: recorded ``running`` (committed), then its batches, each its own
+        transaction, then recorded applied. A run that dies between stays ``running``, so the
+        next migrate calls ``online`` again and it resumes where the data says it stopped."""
+        db = self.database
+        with db.atomic():
+            self.history.ensure()
+            self.history.mark_running(script.name, checksum=script.checksum,
+                                      version=__version__)
+        batches = PacedBatches(db, script.name, on_progress=self._on_progress,
+                               lock_timeout=self.lock_timeout)
+        start = time.perf_counter()
+        try:
+            module.online(db, batches)
+        except Exception as exc:
+            raise ScriptError(script.name, 'stopped after %d rows in %d batches: %s: %s; the '
+                              'batches that committed are kept, and the next migrate resumes '
+                              'it' % (batches.rows, batches.batches, type(exc).__name__, exc)
+                              ) from exc
+        duration = time.perf_counter() - start
+        with db.atomic():
+            self.history.record(script.name, checksum=script.checksum, method='ran',
+                                duration=duration, version=__version__, replace=True)
+        lock.resume()
+        step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
+        return ScriptRun(script.name, 'up', 'ran', duration, [step], [])
+
+    def _rolled_back_by_sqlite(self, direction, failure, committed):
         """SQLite rolled the run's transaction back by itself (SQLITE_FULL, IOERR, CORRUPT):
-        not even the scripts that succeeded are applied."""
+        not even the scripts that succeeded are applied (but those an online script's
+        checkpoint committed)."""
+        kept = ('only %s stayed applied' % ', '.join(r.name for r in committed) if committed
+                else 'no script of it was applied')
         if failure is not None:
             exc, script = failure
-            raise ScriptError(script.name, '%s failed: %s: %s; SQLite then rolled back the whole '
-                              'run, so no script of it was applied'
-                              % (direction, type(exc).__name__, exc)) from exc
-        raise MigrationError('SQLite rolled back the run on %s, so no script of it was applied'
-                             % self.label)
+            raise ScriptError(script.name, '%s failed: %s: %s; SQLite then rolled back the '
+                              'run, so %s' % (direction, type(exc).__name__, exc, kept)) from exc
+        raise MigrationError('SQLite rolled back the run on %s, so %s' % (self.label, kept))
 
     def _losses(self, todo):
         """Run the down()s in a transaction that is rolled back; say what they would destroy."""

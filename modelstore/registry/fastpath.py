@@ -70,21 +70,33 @@ class ModelQueries:
 
     # -- writes --------------------------------------------------------------------------
 
-    def insert_sql(self, width=None):
-        """The INSERT of one row of ``columns`` (PostgreSQL: with RETURNING the id), or of its
-        first ``width`` columns: a row that stops there leaves the rest to their defaults."""
+    def insert_sql(self, width=None, returning=False):
+        """The INSERT of one row of ``columns``, or of its first ``width`` columns: a row that
+        stops there leaves the rest to their defaults. ``returning`` (PostgreSQL): RETURNING the
+        id and the version the database's trigger gave the row."""
         columns = self.columns[:width]
-        key = ('insert', len(columns))
+        key = ('insert', len(columns), returning)
         if key not in self._cache:
-            fields = [self.model._meta.fields[name] for name in columns]
-            sql, _ = self.model.insert_many([tuple(range(len(fields)))], fields=fields).sql()
-            self._cache[key] = sql
+            M = self.model
+            fields = [M._meta.fields[name] for name in columns]
+            query = M.insert_many([tuple(range(len(fields)))], fields=fields)
+            if returning:
+                query = query.returning(M.id, M.version)
+            self._cache[key] = query.sql()[0]
         return self._cache[key]
 
     def insert(self, row):
-        """Insert one row of stored values; returns its id."""
-        cursor = self.database.execute_sql(self.insert_sql(), row)
-        return cursor.fetchone()[0] if self.database.returning_clause else cursor.lastrowid
+        """Insert one row of stored values; returns its (id, version). The version is the
+        database's (0010's triggers): on SQLite, whose triggers run after the row is written
+        and cannot change what an INSERT returns, it is read back."""
+        db = self.database
+        if db.returning_clause:
+            return tuple(db.execute_sql(self.insert_sql(returning=True), row).fetchone())
+        id_ = db.execute_sql(self.insert_sql(), row).lastrowid
+        if 'version' not in self._cache:
+            M = self.model
+            self._cache['version'] = M.select(M.version).where(M.id == 0).sql()[0]
+        return id_, db.execute_sql(self._cache['version'], (id_,)).fetchone()[0]
 
     def insert_many(self, rows):
         """Insert rows of stored values: on SQLite one executemany per run of rows of the same

@@ -181,7 +181,8 @@ class ModelStore:
         model = M(**values)
         # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
         # holding the database's write lock.
-        model.id = self._run('add_model', lambda: self.queries.insert(row), write=True)
+        model.id, model.version = self._run('add_model', lambda: self.queries.insert(row),
+                                            write=True)
         return self.queries.clean(model)
 
     def add_models(self, models):

@@ -13,7 +13,8 @@ from peewee import (AutoField, BigIntegerField, BooleanField, CharField, DoubleF
 from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
                      UtcDateTimeField)
 
-__all__ = ['FineTunedModel', 'Task', 'TaskStatus', 'MODELS', 'bind_models']
+__all__ = ['FineTunedModel', 'ModelVersionCounter', 'Task', 'TaskStatus', 'MODELS',
+           'bind_models']
 
 
 def _utc_now():
@@ -50,6 +51,10 @@ class FineTunedModel(Model):
     strategy = CharField(null=True)  # e.g. 'sft'
     provider = CharField(null=True)  # e.g. 'huggingface'
     updated_at = IsoTimestampField(null=True)  # local time, as creation_date
+    # 0008_model_versions: 1, 2, 3... per model_name, in creation order. The database numbers
+    # every inserted row (0010's triggers), whoever writes it; NULL only for a legacy row that
+    # 0010 has not numbered yet.
+    version = IntegerField(null=True)
 
     class Meta:
         table_name = 'fine_tuned_models'
@@ -60,7 +65,27 @@ class FineTunedModel(Model):
                    (('base_model', 'creation_date', 'id'), False))
 
     def __repr__(self):
-        return '<FineTunedModel %s %r>' % (self.id, self.model_name)
+        return '<FineTunedModel %s %r v%s>' % (self.id, self.model_name, self.version)
+
+
+# 0009_model_version_index: unique per name. Partial (numbered rows only), so that building it
+# on a legacy table, where every row is still unnumbered, writes nothing: 0010 fills it batch by
+# batch instead of one long build holding SQLite's write lock.
+FineTunedModel.add_index(FineTunedModel.index(
+    FineTunedModel.model_name, FineTunedModel.version, unique=True,
+    where=FineTunedModel.version.is_null(False), name='fine_tuned_models_model_name_version'))
+
+
+class ModelVersionCounter(Model):
+    """The last version given to each model_name (0008). Versions come from here, not from
+    MAX(version): a deleted or renamed model's number is never given again. Kept by the
+    database's own triggers (0010), so legacy apps' INSERTs are numbered too; modelstore's
+    code never writes it."""
+    model_name = TextField(primary_key=True)
+    last_version = IntegerField()
+
+    class Meta:
+        table_name = 'model_version_counters'
 
 
 class Task(Model):
@@ -105,7 +130,7 @@ class Task(Model):
         return '<Task %s %r>' % (self.id, self.task_name)
 
 
-MODELS = (FineTunedModel, Task)
+MODELS = (FineTunedModel, Task, ModelVersionCounter)
 
 
 def bind_models(database):

@@ -1,0 +1,103 @@
+"""How ``migrate`` runs an online script's batches (see modelstore.online for the protocol).
+
+* Sized by time: each batch aims at TARGET seconds (SQLite) and the next one's size follows the
+  last one's duration, so a slow disk gets smaller batches instead of longer lock holds.
+* Paced on SQLite: after each commit the runner sleeps as long as the batch took (at least
+  PAUSE), so writers waiting in SQLite's busy handler -- which polls, it is not a queue -- find
+  the lock free. A writer therefore waits at most about one batch. PostgreSQL batches take row
+  locks on rows no writer is adding, so they run back to back, with a longer target.
+* The final batch on PostgreSQL takes its table lock with ``lock_timeout`` 50 ms, retried: a
+  LOCK TABLE that waited behind a long transaction would queue every writer behind it.
+* Progress: ``on_progress(Progress)`` after each batch.
+"""
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from peewee import DatabaseError, SqliteDatabase
+
+from ..exceptions import LockTimeout
+from ..online import Batches
+from ..shared.dberrors import is_busy
+
+__all__ = ['PacedBatches', 'Progress']
+
+TARGET = {'sqlite': 0.02, 'postgres': 0.05}  # seconds a batch aims at
+PAUSE = 0.005  # the least a SQLite run sleeps between batches
+MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
+LOCK_WAIT = 0.05  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an online script stands after a batch."""
+    name: str
+    rows: int  # changed so far
+    total: Optional[int]  # the script's estimate (never below rows), or None
+    batches: int
+    elapsed: float  # seconds since it started
+
+    @property
+    def rate(self):
+        """Rows per second so far."""
+        return self.rows / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def left(self):
+        """Seconds left at the rate so far, or None when that cannot be told."""
+        if self.total is None or not self.rate:
+            return None
+        return max(self.total - self.rows, 0) / self.rate
+
+
+class PacedBatches(Batches):
+    """Batches as ``migrate`` runs them: timed, sized, paced, reported."""
+
+    def __init__(self, database, name, *, on_progress=None, lock_timeout=30.0, sleep=time.sleep):
+        super().__init__(database)
+        self.name = name
+        self.on_progress = on_progress
+        self.lock_timeout = lock_timeout
+        self._sleep = sleep
+        self._sqlite = isinstance(database, SqliteDatabase)
+        self.target = TARGET['sqlite' if self._sqlite else 'postgres']
+        self.size = FIRST_SIZE
+        self._started = time.perf_counter()
+        self._began = self._started
+
+    def _transaction(self):
+        self._began = time.perf_counter()
+        return super()._transaction()
+
+    def _committed(self):
+        took = time.perf_counter() - self._began
+        # The next size from this one's rate, changing by at most 2x a step.
+        factor = min(max(self.target / took, 0.5), 2.0) if took > 0 else 2.0
+        self.size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
+        if self.on_progress is not None:
+            total = None if self.total is None else max(self.total, self.rows)
+            self.on_progress(Progress(self.name, self.rows, total, self.batches,
+                                      time.perf_counter() - self._started))
+        if self._sqlite:
+            self._sleep(max(took, PAUSE))
+
+    def _lock_table(self, table):
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                with self.database.atomic():  # A savepoint: a timed-out LOCK is undone alone.
+                    self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
+                                              % int(LOCK_WAIT * 1000))
+                    super()._lock_table(table)
+                self.database.execute_sql('SET LOCAL lock_timeout = DEFAULT')
+                return
+            except DatabaseError as exc:
+                if not is_busy(exc):
+                    raise
+            if time.monotonic() + delay > deadline:
+                raise LockTimeout('%s could not lock %s for its last batch within %g s: '
+                                  'another transaction kept it; run migrate again to finish'
+                                  % (self.name, table, self.lock_timeout))
+            self._sleep(delay)
+            delay = min(delay * 2, 0.5)
