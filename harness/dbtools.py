@@ -52,7 +52,8 @@ def _query(target, sql, params=()):
 
 
 def execute(target, *statements):
-    """Run statements (raw SQL) in one transaction on a SQLite path or a database URL."""
+    """Run statements (raw SQL, or (SQL, parameters) pairs) in one transaction on a SQLite
+    path or a database URL."""
     if _is_sqlite(target):
         conn = sqlite3.connect(_sqlite_path(target))
     else:
@@ -61,7 +62,7 @@ def execute(target, *statements):
     try:
         cur = conn.cursor()
         for sql in statements:
-            cur.execute(sql)
+            cur.execute(*((sql,) if isinstance(sql, str) else sql))
         conn.commit()
     finally:
         conn.close()

@@ -183,7 +183,12 @@ class ModelQueries:
         if 'created_before' in values:
             query = query.where(M.creation_date < peewee.Value(values['created_before'],
                                                                converter=False))
-        if order == 'name':
+        if 'model_name' in values:
+            # A name's versions, by version: 0009's partial index (every row has a version
+            # once 0010 has run; the condition lets the planner use the index).
+            query = query.where(M.version.is_null(False)).order_by(
+                M.version.desc() if order == 'newest' else M.version)
+        elif order == 'name':
             query = query.order_by(M.model_name, M.id)
         elif order == 'oldest':
             query = query.order_by(M.creation_date, M.id)

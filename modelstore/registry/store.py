@@ -10,20 +10,20 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 import datetime
 import sqlite3
 
-from peewee import DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
+from peewee import Case, DatabaseError, IntegrityError, InterfaceError, SqliteDatabase
 
 from ..engine import Engine
 from ..exceptions import (NotFound, SchemaOutOfDate, StorageError, UnreadableValue,
                           ValidationError)
 from ..fields import IsoTimestampField
 from ..shared.database import write_transaction
-from ..shared.dberrors import (constraint_column, driver_error, is_constraint,
-                                is_schema_missing, raising)
+from ..shared.dberrors import constraint_error, is_constraint, is_schema_missing, raising
 from ..shared.models import bind_models
 from ..shared.urls import migrate_command
-from .fastpath import ORDERS, ModelQueries, contains, like_pattern
-from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, TASK_FIELDS, bulk_model_row, check_choice,
-                       check_fields, check_id, check_page, check_status, check_text,
+from .fastpath import ORDERS, ModelQueries
+from .tasks import TaskCalls
+from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, bulk_model_row, check_choice,
+                       check_fields, check_id, check_page, check_version,
                        listing_filters)
 
 __all__ = ['ModelStore']
@@ -58,17 +58,14 @@ class _guard:
         raise StorageError('%s failed: %s' % (self.what, exc)) from exc
 
 
-def constraint_error(exc):
-    """A ValidationError for a row the database refused (a UNIQUE, NOT NULL or CHECK
-    constraint, such as a unique index added by hand), naming the column where the database
-    says which. Nothing was written: the call's transaction is rolled back."""
-    original = driver_error(exc)
-    column = constraint_column(exc)
-    text = ' '.join(str(original).split())
-    return ValidationError(column, 'the database refused the row: %s' % text)
+def _model_name(value):
+    """A model_name to look up: as add_model checks it, and not None."""
+    if value is None:
+        raise ValidationError('model_name', 'is required, got None')
+    return MODEL_FIELDS['model_name'].check('model_name', value)
 
 
-class ModelStore:
+class ModelStore(TaskCalls):
     """A model registry on one database. Use ``modelstore.connect()`` to get one."""
 
     def __init__(self, database, url, refuse_writes=None):
@@ -215,11 +212,20 @@ class ModelStore:
 
     def update_model(self, model_id, **fields):
         """Change the given fields of a model (training metadata arrives after training);
-        refreshes ``updated_at`` unless it is given. Returns the updated FineTunedModel."""
+        refreshes ``updated_at`` unless it is given. Returns the updated FineTunedModel.
+
+        A new ``model_name`` makes it the next version of that name (its old number is not
+        given again). ``version`` itself is the database's to set.
+        """
         check_id('model_id', model_id)
         values = check_fields(MODEL_FIELDS, fields, partial=True)
         values.setdefault('updated_at', datetime.datetime.now())
         M = self.FineTunedModel
+        if 'model_name' in values:
+            # Renamed: the next version of its new name (the database's trigger numbers a row
+            # left without one; on SQLite the old number could collide under the new name).
+            values['version'] = Case(None, [(M.model_name == values['model_name'], M.version)],
+                                     None)
 
         def update():
             try:
@@ -244,6 +250,24 @@ class ModelStore:
         return self._one('get_model', M.select().where(M.id == model_id),
                          'no fine-tuned model with id %d' % model_id)
 
+    def get_model_version(self, model_name, version):
+        """Version ``version`` of ``model_name``, or NotFound."""
+        name = _model_name(model_name)
+        version = check_version('version', version)
+        M = self.FineTunedModel
+        return self._one('get_model_version',
+                         M.select().where((M.model_name == name) & (M.version == version)),
+                         'no version %d of a model named %r' % (version, name))
+
+    def get_latest_model(self, model_name):
+        """The highest version of ``model_name`` -- the one added (or renamed to it) last --
+        or NotFound."""
+        name = _model_name(model_name)
+        M = self.FineTunedModel
+        query = (M.select().where((M.model_name == name) & M.version.is_null(False))
+                 .order_by(M.version.desc()).limit(1))
+        return self._one('get_latest_model', query, 'no model named %r' % name)
+
     def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
                     base_model=None, model_name=None, name_contains=None, created_after=None,
                     created_before=None, order='newest', limit=None, offset=0):
@@ -255,6 +279,9 @@ class ModelStore:
         ``name_prefix`` (case-sensitive), ``name_contains`` (a substring, ignoring case),
         ``created_after`` (inclusive) and ``created_before`` (exclusive): datetimes (aware ones
         converted to local time, as creation_date is stored), dates, or ISO-8601 text.
+
+        With ``model_name`` it lists that name's versions: ``'newest'`` is the highest version
+        first, ``'oldest'`` and ``'name'`` version 1 first (0009's index serves it).
 
         Task, custom flag and name prefix are served by 0005's index (task,
         is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
@@ -286,104 +313,3 @@ class ModelStore:
             if not M.delete().where(M.id == model_id).execute():
                 raise NotFound('no fine-tuned model with id %d' % model_id)
         self._run('delete_model', delete, write=True)
-
-    # -- tasks -------------------------------------------------------------------------------
-
-    def add_task(self, **fields):
-        """Record an autotuning task; returns the stored Task.
-
-        Required: task_name (unique), base_runtime, model_config, parameters,
-        optimization_config, benchmark_config. See TASK_FIELDS for the rest; ``metadata`` is
-        accepted for ``task_metadata``.
-        """
-        values = check_fields(TASK_FIELDS, fields)
-
-        def add():
-            self._check_unique_name(values['task_name'])
-            try:
-                with self.database.atomic():
-                    return self.Task.create(**values)
-            except IntegrityError as exc:
-                raise self._integrity(exc, values) from None
-        return self._run('add_task', add, write=True)
-
-    def get_task(self, task_id):
-        """The task with this id, or NotFound."""
-        check_id('task_id', task_id)
-        return self._one('get_task', self.Task.select().where(self.Task.id == task_id),
-                         'no task with id %d' % task_id)
-
-    def get_task_by_name(self, task_name):
-        """The task with this name, or NotFound."""
-        if not isinstance(task_name, str):
-            raise ValidationError('task_name', 'must be a string, got %s'
-                                  % type(task_name).__name__)
-        return self._one('get_task_by_name',
-                         self.Task.select().where(self.Task.task_name == task_name),
-                         'no task named %r' % task_name)
-
-    def list_tasks(self, status=None, *, base_runtime=None, name_contains=None, limit=None,
-                   offset=0):
-        """Tasks in id order, optionally only those with ``status`` (member, NAME or value),
-        ``base_runtime`` (exact) or a ``task_name`` containing ``name_contains`` (ignoring
-        case); ``limit``/``offset`` page through them."""
-        query = self._tasks_query(status, base_runtime, name_contains).order_by(self.Task.id)
-        if limit is not None:
-            query = query.limit(check_page('limit', limit, minimum=1))
-        offset = check_page('offset', offset, minimum=0)
-        if offset:
-            query = query.offset(offset)
-        return self._run('list_tasks', lambda: list(query))
-
-    def count_tasks(self, status=None, *, base_runtime=None, name_contains=None):
-        """How many tasks list_tasks would return for these filters (without a page)."""
-        return self._run('count_tasks',
-                         self._tasks_query(status, base_runtime, name_contains).count)
-
-    def _tasks_query(self, status, base_runtime, name_contains):
-        T = self.Task
-        query = T.select()
-        if status is not None:
-            query = query.where(T.status == check_status('status', status))
-        if base_runtime is not None:
-            query = query.where(T.base_runtime == check_text('base_runtime', base_runtime))
-        if name_contains is not None:
-            query = query.where(contains(T.task_name, like_pattern(
-                check_text('name_contains', name_contains))))
-        return query
-
-    def update_task(self, task_id, **fields):
-        """Change the given fields of a task; returns the updated Task."""
-        check_id('task_id', task_id)
-        values = check_fields(TASK_FIELDS, fields, partial=True)
-        T = self.Task
-
-        def update():
-            if not T.select().where(T.id == task_id).exists():
-                raise NotFound('no task with id %d' % task_id)
-            if 'task_name' in values:
-                self._check_unique_name(values['task_name'], exclude=task_id)
-            if values:
-                try:
-                    with self.database.atomic():
-                        T.update(**values).where(T.id == task_id).execute()
-                except IntegrityError as exc:
-                    raise self._integrity(exc, values) from None
-            return T.get_by_id(task_id)
-        return self._run('update_task', update, write=True)
-
-    def _check_unique_name(self, name, exclude=None):
-        T = self.Task
-        query = T.select().where(T.task_name == name)
-        if exclude is not None:
-            query = query.where(T.id != exclude)
-        if query.exists():
-            raise ValidationError('task_name', 'a task named %r already exists' % name)
-
-    @staticmethod
-    def _integrity(exc, values):
-        error = constraint_error(exc)
-        if error.field == 'task_name':
-            return ValidationError('task_name', 'a task named %r already exists'
-                                   % values.get('task_name'))
-        return error

@@ -205,6 +205,9 @@ def check_fields(spec, values, *, partial=False):
                 raise ValidationError(alias, 'give %s or %s, not both' % (alias, real))
             values[real] = values.pop(alias)
     unknown = sorted(set(values) - set(spec))
+    if spec is MODEL_FIELDS and 'version' in values:
+        raise ValidationError('version', 'is numbered by the database: a model gets the next '
+                              'version of its model_name; it cannot be given')
     if unknown:
         raise ValidationError(None, 'unknown field%s %s; known fields: %s' % (
             's' if len(unknown) > 1 else '', ', '.join(repr(u) for u in unknown),
@@ -351,6 +354,18 @@ _STORED = dict.fromkeys(('creation_date', 'updated_at'), IsoTimestampField().db_
 
 
 ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, BIGINT).
+
+
+VERSION_LIMIT = 2 ** 31 - 1  # version is an INTEGER column (int4 on PostgreSQL).
+
+
+def check_version(name, value):
+    """A model version: a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, 'must be an integer version, got %s' % type_name(value))
+    if not 1 <= value <= VERSION_LIMIT:
+        raise ValidationError(name, 'must be a version from 1 to 2**31-1, got %d' % value)
+    return value
 
 
 def check_id(name, value):

@@ -12,10 +12,10 @@ import sqlite3
 
 from peewee import IntegrityError, PeeweeException
 
-from ..exceptions import one_line
+from ..exceptions import ValidationError, one_line
 
 __all__ = ['driver_error', 'sqlstate', 'is_busy', 'cannot_open', 'is_schema_missing',
-           'is_constraint', 'constraint_column', 'raising']
+           'is_constraint', 'constraint_column', 'constraint_error', 'raising']
 
 SQLITE_ERROR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_CANTOPEN = 1, 5, 6, 8, 14
 SQLITE_CONSTRAINT = 19
@@ -119,3 +119,13 @@ class raising:
         if exc_type is not None and issubclass(exc_type, (PeeweeException, sqlite3.Error)):
             raise self.cls('%s failed: %s' % (self.what, one_line(exc))) from exc
         return False
+
+
+def constraint_error(exc):
+    """A ValidationError for a row the database refused (a UNIQUE, NOT NULL or CHECK
+    constraint, such as a unique index added by hand), naming the column where the database
+    says which. Nothing was written: the call's transaction is rolled back."""
+    original = driver_error(exc)
+    column = constraint_column(exc)
+    text = ' '.join(str(original).split())
+    return ValidationError(column, 'the database refused the row: %s' % text)

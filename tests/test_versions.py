@@ -1,0 +1,339 @@
+"""Model versions (0008-0010): 1, 2, 3... per model_name, given by the database to every row
+whoever inserts it, and the legacy rows numbered by an online migration that resumes."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import modelstore
+from modelstore import NotFound, ScriptError, ValidationError
+from modelstore.engine import Engine
+from modelstore.shared.database import open_database
+
+from conftest import ON_POSTGRES, execute, history, query
+from legacy import build, modelforge_v10, modelforge_v11_altered
+
+MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation', model_path='/m')
+P = '%s' if ON_POSTGRES else '?'
+# ModelForge's own INSERTs (v1.0: six columns; v1.1: seven), as it runs them.
+FORGE_6 = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+           'creation_date, model_path) VALUES (%s)' % ', '.join([P] * 6))
+FORGE_7 = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+           'creation_date, model_path, is_custom_base_model) VALUES (%s)' % ', '.join([P] * 7))
+
+
+@pytest.fixture
+def store(db_url):
+    with modelstore.connect(db_url) as s:
+        yield s
+
+
+def versions(url, name=None):
+    """{model_name: [version, ...] in id order}."""
+    rows = query(url, 'SELECT model_name, version FROM fine_tuned_models ORDER BY id')
+    out = {}
+    for model_name, version in rows:
+        out.setdefault(model_name, []).append(version)
+    return out if name is None else out.get(name, [])
+
+
+def forge_row(name, i=0, custom=None):
+    row = (name, 'b', 'text-generation', '', '2025-10-30T14:03:%02d.512345' % (i % 60), '/p')
+    return row if custom is None else row + (custom,)
+
+
+def test_versions_count_per_name_in_creation_order(store):
+    added = [store.add_model(model_name=n, **MODEL) for n in ('a', 'b', 'a', 'a', 'b')]
+    assert [(m.model_name, m.version) for m in added] == [('a', 1), ('b', 1), ('a', 2),
+                                                          ('a', 3), ('b', 2)]
+    assert store.get_model(added[2].id).version == 2
+    assert store.get_model_version('a', 2).id == added[2].id
+    assert store.get_latest_model('a').id == added[3].id
+    assert store.get_latest_model('b').version == 2
+    assert [m.version for m in store.list_models(model_name='a')] == [3, 2, 1]
+    assert [m.version for m in store.list_models(model_name='a', order='oldest')] == [1, 2, 3]
+    assert [m.version for m in store.list_models(model_name='a', limit=1, offset=1)] == [2]
+    assert store.count_models(model_name='a') == 3
+
+
+def test_bulk_rows_are_numbered_in_order(store, db_url):
+    store.add_model(model_name='x', **MODEL)
+    assert store.add_models(dict(model_name='x' if i % 2 else 'y', **MODEL)
+                            for i in range(6)) == 6
+    assert versions(db_url, 'x') == [1, 2, 3, 4]
+    assert [m.version for m in store.list_models(model_name='y', order='oldest')] == [1, 2, 3]
+
+
+def test_absent_versions_are_not_found_and_bad_arguments_are_refused(store):
+    store.add_model(model_name='a', **MODEL)
+    with pytest.raises(NotFound, match="no version 2 of a model named 'a'"):
+        store.get_model_version('a', 2)
+    with pytest.raises(NotFound, match="no model named 'zzz'"):
+        store.get_latest_model('zzz')
+    for bad in (0, -1, True, '1', 1.0, 2 ** 31, None):
+        with pytest.raises(ValidationError) as info:
+            store.get_model_version('a', bad)
+        assert info.value.field == 'version'
+    for bad in ('', 5, None, 'x\x00'):
+        with pytest.raises(ValidationError) as info:
+            store.get_latest_model(bad)
+        assert info.value.field == 'model_name'
+
+
+def test_a_version_cannot_be_given(store, db_url):
+    with pytest.raises(ValidationError, match='numbered by the database') as info:
+        store.add_model(model_name='a', version=7, **MODEL)
+    assert info.value.field == 'version'
+    with pytest.raises(ValidationError, match='numbered by the database'):
+        store.add_models([dict(model_name='a', **MODEL), dict(model_name='a', version=2,
+                                                              **MODEL)])
+    with pytest.raises(ValidationError, match='numbered by the database'):
+        store.update_model(store.add_model(model_name='b', **MODEL).id, version=9)
+    assert versions(db_url) == {'b': [1]}
+
+
+def test_a_deleted_version_is_never_given_again(store):
+    first, second = (store.add_model(model_name='a', **MODEL) for _ in range(2))
+    store.delete_model(second.id)
+    assert store.add_model(model_name='a', **MODEL).version == 3
+    assert store.get_latest_model('a').version == 3
+    with pytest.raises(NotFound):
+        store.get_model_version('a', 2)
+
+
+def test_a_renamed_model_becomes_the_next_version_of_its_new_name(store):
+    a1, a2 = (store.add_model(model_name='a', **MODEL) for _ in range(2))
+    b1 = store.add_model(model_name='b', **MODEL)
+    # a2 has version 2, which 'b' has not got: without renumbering it would keep it; a1's 1
+    # would collide with b's 1.
+    for model, want in ((a1, 2), (a2, 3)):
+        renamed = store.update_model(model.id, model_name='b')
+        assert (renamed.model_name, renamed.version) == ('b', want)
+    assert [m.id for m in store.list_models(model_name='b', order='oldest')] == [b1.id, a1.id,
+                                                                                  a2.id]
+    # Same name again: nothing changes. The freed 'a' numbers are not reused.
+    assert store.update_model(a2.id, model_name='b').version == 3
+    assert store.add_model(model_name='a', **MODEL).version == 3
+
+
+def test_the_legacy_apps_own_inserts_get_versions(store, db_url):
+    store.add_model(model_name='m', **MODEL)
+    execute(db_url, (FORGE_6, forge_row('m')), (FORGE_7, forge_row('m', 1, True)),
+            (FORGE_6, forge_row('other')))
+    assert versions(db_url) == {'m': [1, 2, 3], 'other': [1]}
+    assert store.add_model(model_name='m', **MODEL).version == 4
+
+
+def test_a_row_inserted_with_a_version_keeps_it_and_the_counter_moves_past(store, db_url):
+    # An import or a restore by hand, naming the version.
+    execute(db_url, 'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                    "creation_date, model_path, version) VALUES ('m', 'b', 't', '', "
+                    "'2025-01-01T00:00:00', '/p', 5)")
+    assert store.add_model(model_name='m', **MODEL).version == 6
+    with pytest.raises(Exception, match='(?i)unique|duplicate'):  # Unique per name.
+        execute(db_url, 'INSERT INTO fine_tuned_models (model_name, base_model, task, '
+                        "description, creation_date, model_path, version) VALUES ('m', 'b', "
+                        "'t', '', '2025-01-01T00:00:00', '/p', 6)")
+
+
+WRITER = textwrap.dedent('''
+    import sys, time, modelstore
+    url, count, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    store = modelstore.connect(url)
+    time.sleep(max(0, start - time.time()))
+    for i in range(count):
+        store.add_model(model_name='shared', base_model='b', task='t', model_path='/p')
+    store.close()
+''')
+
+
+def test_eight_processes_adding_versions_of_one_name_get_no_duplicate_and_no_gap(db_url):
+    modelstore.connect(db_url).close()
+    start = time.time() + 2
+    procs = [subprocess.Popen([sys.executable, '-c', WRITER, db_url, '25', repr(start)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    assert sorted(versions(db_url, 'shared')) == list(range(1, 201))
+    if not ON_POSTGRES:  # Writers take turns: a later row (id) never has a lower version.
+        assert versions(db_url, 'shared') == sorted(versions(db_url, 'shared'))
+    # (PostgreSQL: an id is drawn before the name's counter is locked, so two inserts at the
+    # same moment may take versions in the other order than their ids. Either is "creation
+    # order"; the version is the order in which their inserts took the counter.)
+
+
+# -- the online numbering of legacy rows (0010) ----------------------------------------------
+
+def _forge_file(path, rows, names=7):
+    build(path, modelforge_v11_altered)
+    execute(path, *[(FORGE_7, forge_row('n%d' % (i % names), i, bool(i % 3)))
+                    for i in range(rows)])
+
+
+def _expected(path):
+    """What numbering in id order gives: {model_name: [1..k]}."""
+    out = {}
+    for (name,) in query(path, 'SELECT model_name FROM fine_tuned_models ORDER BY id'):
+        out.setdefault(name, []).append(len(out.get(name, [])) + 1)
+    return out
+
+
+@pytest.mark.sqlite_only
+def test_a_legacy_file_is_numbered_in_creation_order(db_path):
+    _forge_file(db_path, 3000)
+    expected = _expected(db_path)
+    events = []
+    result = Engine(open_database('sqlite:///' + db_path, mode='migrate')).migrate(
+        on_progress=events.append)
+    assert versions(db_path) == expected
+    assert len(events) > 3, 'the rows were numbered in one batch'
+    rows = sum(len(v) for v in expected.values())  # (The fixture's own rows, and ours.)
+    assert rows > 3000 and events[-1].rows == rows and events[-1].total == rows
+    assert all(a.rows <= b.rows for a, b in zip(events, events[1:]))
+    assert [r.name for r in result.runs][-1] == '0010_number_model_versions'
+    with modelstore.connect(db_path) as store:
+        assert store.add_model(model_name='n0', **MODEL).version == len(expected['n0']) + 1
+
+
+class Stop(Exception):
+    pass
+
+
+def _interrupt_after(batches):
+    def on_progress(progress):
+        if progress.batches == batches:
+            raise Stop('killed after batch %d' % batches)
+    return on_progress
+
+
+def _writer_during(url, after_batches):
+    """on_progress that inserts legacy rows from another connection between batches."""
+    def on_progress(progress):
+        if progress.batches in after_batches:
+            execute(url, (FORGE_6, forge_row('n1', progress.batches)),
+                    (FORGE_6, forge_row('late', progress.batches)))
+    return on_progress
+
+
+def test_an_interrupted_numbering_resumes_with_no_row_numbered_twice_or_skipped(db_url):
+    migrate_to(db_url, '0009_model_version_index')
+    execute(db_url, *[(FORGE_6, forge_row('n%d' % (i % 5), i)) for i in range(2500)])
+    database = open_database(db_url, mode='migrate')
+    with pytest.raises(ScriptError, match='the batches that committed are kept'):
+        Engine(database).migrate(on_progress=_interrupt_after(3))
+    numbered = [v for vs in versions(db_url).values() for v in vs if v is not None]
+    assert 0 < len(numbered) < 2500  # Partway.
+    assert [r['method'] for r in history(db_url) if r['name'] == '0010_number_model_versions'] == \
+        ['running']
+    # Rows a legacy app inserts while nothing numbers them, then a second run, with more
+    # rows arriving between its batches.
+    execute(db_url, (FORGE_6, forge_row('n1', 1)))
+    Engine(database).migrate(on_progress=_writer_during(db_url, {1, 2}))
+    assert versions(db_url) == _expected(db_url)
+    assert [r['method'] for r in history(db_url) if r['name'] == '0010_number_model_versions'] == ['ran']
+    assert Engine(database).status().pending == []
+    database.close()
+
+
+def migrate_to(url, target):
+    database = open_database(url, mode='migrate')
+    try:
+        Engine(database).migrate(target)
+    finally:
+        database.close()
+
+
+@pytest.mark.postgres_only
+def test_a_row_committed_behind_the_walk_is_numbered_by_the_last_batch(db_url):
+    """PostgreSQL: an INSERT that took its id before the walk passed it, and committed after."""
+    import psycopg2
+    migrate_to(db_url, '0009_model_version_index')
+    execute(db_url, *[(FORGE_6, forge_row('n%d' % (i % 3), i)) for i in range(1500)])
+    held = psycopg2.connect(db_url)
+    state = {}
+
+    def on_progress(progress):
+        if progress.batches == 1:
+            cur = held.cursor()
+            cur.execute(FORGE_6, forge_row('behind', 0))  # Its id is taken now...
+            execute(db_url, (FORGE_6, forge_row('ahead', 0)))
+            # ...and it commits while the last batch waits for its table lock.
+            state['timer'] = threading.Timer(0.5, held.commit)
+            state['timer'].start()
+    database = open_database(db_url, mode='migrate')
+    Engine(database).migrate(on_progress=on_progress)
+    state['timer'].join()
+    held.close()
+    assert versions(db_url) == _expected(db_url)
+    assert versions(db_url)['behind'] == [1]
+    assert query(db_url, "SELECT count(*) FROM pg_class WHERE relname = "
+                         "'fine_tuned_models_unnumbered'") == [(0,)]
+    database.close()
+
+
+def test_rolling_0010_back_and_forth_keeps_the_numbers(db_url, store):
+    store.add_model(model_name='a', **MODEL)
+    database = open_database(db_url, mode='migrate')
+    Engine(database).rollback('0010_number_model_versions')
+    execute(db_url, (FORGE_6, forge_row('a')))  # No trigger: left unnumbered.
+    assert versions(db_url) == {'a': [1, None]}
+    Engine(database).migrate()
+    assert versions(db_url) == {'a': [1, 2]}
+    database.close()
+
+
+# -- a worker of the previous release, during a rolling upgrade -----------------------------
+
+# The last commit before versions (stop 19): what a worker started before the upgrade runs.
+PREVIOUS_RELEASE = 'a4f79b9'
+OLD_WORKER = textwrap.dedent('''
+    import json, sys, time
+    import modelstore
+    url, until = sys.argv[1], float(sys.argv[2])
+    store = modelstore.connect(url)  # At 0007: this release's head.
+    print(json.dumps({'ready': True}), flush=True)
+    ids = []
+    while time.time() < until or len(ids) < 20:
+        ids.append(store.add_model(model_name='old-worker', base_model='b', task='t',
+                                   model_path='/p').id)
+        time.sleep(0.005)
+    print(json.dumps({'ids': ids}), flush=True)
+''')
+
+
+@pytest.fixture(scope='module')
+def previous_release(tmp_path_factory):
+    """The previous release's package, from this repository's history."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = tmp_path_factory.mktemp('previous')
+    archive = subprocess.run(['git', '-C', root, 'archive', PREVIOUS_RELEASE, 'modelstore',
+                              'migrations'], capture_output=True)
+    assert archive.returncode == 0, ('the rolling-upgrade test needs this repository\'s git '
+                                     'history (a clone, not an export): %s'
+                                     % archive.stderr.decode())
+    subprocess.run(['tar', '-x', '-C', str(target)], input=archive.stdout, check=True)
+    return str(target)
+
+
+def test_a_worker_of_the_previous_release_keeps_writing_and_its_rows_get_versions(
+        db_url, previous_release):
+    migrate_to(db_url, '0007_search_indexes')
+    execute(db_url, *[(FORGE_6, forge_row('old-worker', i)) for i in range(300)])
+    env = dict(os.environ, PYTHONPATH=previous_release)
+    worker = subprocess.Popen([sys.executable, '-c', OLD_WORKER, db_url, repr(time.time() + 4)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=previous_release)
+    assert json.loads(worker.stdout.readline()) == {'ready': True}, worker.stderr.read()
+    time.sleep(0.3)
+    migrate_to(db_url, None)  # While it writes.
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    ids = json.loads(out.splitlines()[-1])['ids']
+    assert len(ids) >= 20
+    assert versions(db_url) == _expected(db_url)
+    assert len(versions(db_url, 'old-worker')) == 300 + len(ids)
