@@ -660,6 +660,176 @@ def bench_generate(sizes, workdir, repeat):
     sys.path.remove(workdir)
 
 
+# -- 6. versions online: writers' waits while 0010 numbers the rows --------------------------
+
+LAG_WRITER = """
+import json, os, sys, time, datetime
+kind, url, who, stop = sys.argv[1:5]
+now = lambda: datetime.datetime.now().isoformat(timespec='microseconds')
+sql = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+       'creation_date, model_path, is_custom_base_model) VALUES (%s)')
+if kind == 'sqlite':  # As ModelForge writes, with modelstore's busy timeout.
+    import sqlite3
+    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
+    sql = sql % ', '.join('?' * 7)
+    def write(i):
+        start = time.perf_counter()
+        conn.execute('BEGIN IMMEDIATE')  # The wait for the write lock.
+        waited = time.perf_counter() - start
+        conn.execute(sql, (who, 'b', 't', '', now(), '/m/%d' % i, False))
+        conn.execute('COMMIT')
+        return waited
+else:
+    import psycopg2
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    sql = sql % ', '.join(['%s'] * 7)
+    def write(i):  # No explicit lock: the INSERT's own time holds any wait.
+        start = time.perf_counter()
+        cur.execute(sql, (who, 'b', 't', '', now(), '/m/%d' % i, False))
+        return time.perf_counter() - start
+waits = []
+i = 0
+while not os.path.exists(stop):
+    t = time.time()
+    waits.append((t, write(i)))
+    i += 1
+    time.sleep(0.005)  # A busy pipeline: ~150 models a second per writer.
+print(json.dumps(waits))
+"""
+
+
+def _lag_writers(kind, url, workdir, processes):
+    """Start the writers; returns stop() -> [(time, wait)] of all of them."""
+    stop = os.path.join(workdir, 'stop-writers')
+    if os.path.exists(stop):
+        os.remove(stop)
+    procs = [subprocess.Popen([sys.executable, '-c', LAG_WRITER, kind, url, 'writer-%d' % w,
+                               stop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for w in range(processes)]
+
+    def finish():
+        open(stop, 'w').close()
+        waits = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError('a writer failed: %s' % err.strip()[-500:])
+            waits.extend(json.loads(out))
+        os.remove(stop)
+        return waits
+    return finish
+
+
+def _p99(values):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * 0.99))] if values else 0.0
+
+
+def bench_online(backend, clone, workdir, rows, quiet_seconds, processes=8):
+    """8 writers insert as a legacy app does (their code knows nothing of versions) at a busy
+    pipeline's rate; their longest wait and p99, first with nothing else running, then while
+    ``migrate`` takes the database from 0007 to head -- the whole run, and 0010's numbering
+    alone (from the moment 0009 is reported committed)."""
+    kind = 'sqlite' if backend == 'sqlite' else 'postgres'
+    section = 'versions online %s' % backend
+    url = clone()
+    finish = _lag_writers(kind, url, workdir, processes)
+    time.sleep(quiet_seconds)
+    quiet = [w for _, w in finish()]
+    url = clone()
+    finish = _lag_writers(kind, url, workdir, processes)
+    time.sleep(1.0)
+    marks = {}
+
+    def on_script(run):
+        marks[run.name] = time.time()
+    db = open_database(url, mode='migrate')
+    began = time.time()
+    result_ = Engine(db).migrate(on_script=on_script)
+    ended = time.time()
+    time.sleep(0.5)
+    waits = finish()
+    numbered = [r for r in result_.runs if r.name == SCRIPTS[-1]][0]
+    numbering = marks.get(SCRIPTS[-2], began)
+    during = [w for t, w in waits if began <= t <= ended]
+    in_numbering = [w for t, w in waits if numbering <= t <= ended]
+    left = db.execute_sql('SELECT count(*) FROM fine_tuned_models WHERE version IS NULL'
+                          ).fetchone()[0]
+    db.close()
+    what = '%d writers, %s rows: write-lock wait' % (processes, format(rows, ','))
+    for label, values in (('nothing else running', quiet), ('during migrate 0008-0010',
+                                                            during),
+                          ('during 0010 numbering the rows', in_numbering)):
+        fact(section, '%s, %s: p99 / max' % (what, label),
+             '%.1f / %.1f ms' % (_p99(values) * 1000, max(values or [0]) * 1000),
+             target=100 if 'numbering' in label else None, unit='ms (max)',
+             met=(max(values or [0]) <= 0.1) if 'numbering' in label else None,
+             note='%d writes' % len(values))
+    fact(section, '0010 run, and rows left unnumbered',
+         '%.1f s (%s rows/s); %d left' % (
+             numbered.duration, format(int(rows / numbered.duration), ',')
+             if numbered.duration else '-', left),
+         target=0, met=left == 0, note='%s; migrate 0008-0010 took %.1f s'
+         % (numbered.steps[0].description, ended - began))
+
+
+def bench_online_sqlite(workdir, rows, quiet_seconds):
+    template = os.path.join(workdir, 'online.db')
+    fill_sqlite(template, rows)
+    modelstore_migrate('sqlite:///' + template, '0007_search_indexes')
+    conn = sqlite3.connect(template)
+    conn.execute('PRAGMA journal_mode=WAL')  # As connect() leaves a file modelstore opened.
+    conn.close()
+    counter = [0]
+
+    def clone():
+        counter[0] += 1
+        path = os.path.join(workdir, 'online-%d.db' % counter[0])
+        shutil.copy(template, path)
+        return 'sqlite:///' + path
+    bench_online('sqlite', clone, workdir, rows, quiet_seconds)
+
+
+def bench_online_postgres(admin_url, workdir, rows, quiet_seconds):
+    import psycopg2
+    from urllib.parse import urlsplit, urlunsplit
+    prefix = 'ms_online_%d' % os.getpid()
+
+    def url(name):
+        return urlunsplit(urlsplit(admin_url)._replace(path='/' + name))
+    template = prefix + '_t'
+    drop_database(admin_url, template)
+    create_database(admin_url, template)
+    modelstore_migrate(url(template), '0007_search_indexes')
+    conn = psycopg2.connect(url(template))
+    conn.autocommit = True
+    conn.cursor().execute(
+        "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+        "creation_date, model_path) SELECT 'm-' || (i %% 5000), 'meta-llama/Llama-3.2-1B', "
+        "'task-' || (i %% 20), 'row ' || i, '2025-11-01T00:00:00', '/models/m-' || i "
+        "FROM generate_series(1, %s) AS i", (rows,))
+    conn.cursor().execute('VACUUM ANALYZE fine_tuned_models')
+    conn.close()
+    clones = []
+
+    def clone():
+        name = '%s_c%d' % (prefix, len(clones))
+        drop_database(admin_url, name)
+        admin = psycopg2.connect(admin_url)
+        admin.autocommit = True
+        admin.cursor().execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, template))
+        admin.close()
+        clones.append(name)
+        return url(name)
+    try:
+        bench_online('postgresql', clone, workdir, rows, quiet_seconds)
+    finally:
+        for name in clones + [template]:
+            drop_database(admin_url, name)
+
+
 def _fmt(value, unit):
     if isinstance(value, str):
         return value
@@ -710,7 +880,10 @@ def main(argv=None):
         bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
         bench_generate(sizes[::len(sizes) - 1] if len(sizes) > 1 else sizes, workdir,
                        repeat if max(sizes) < 1000000 else 3)
+        online_rows, quiet = (3000, 1.0) if args.smoke else (1000000, 10.0)
+        bench_online_sqlite(workdir, online_rows, quiet)
         if args.database:
+            bench_online_postgres(args.database, workdir, online_rows, quiet)
             from dbtools import new_postgres_database
             bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 5)
 

@@ -54,7 +54,8 @@ DATA_TABLES = ('fine_tuned_models', 'tasks', 'experiments')
 
 def _generated_rows(rows):
     first_task = legacy.AUTOTUNER_ROWS_ORIGINAL[0]
-    models = [('gen-%d' % i, 'meta-llama/Llama-3.2-1B', 'text-generation', 'row %d' % i,
+    # Names repeat, so that 0010 numbers versions beyond 1.
+    models = [('gen-%d' % (i % 97), 'meta-llama/Llama-3.2-1B', 'text-generation', 'row %d' % i,
                '2025-11-%02dT%02d:%02d:%02d.%06d' % (1 + i % 28, i % 24, i % 60, i % 60, i),
                '/models/gen-%d' % i) for i in range(rows)]
     tasks = [(1000 + i, 'gen-task-%d' % i) + first_task[2:] for i in range(rows)]
@@ -201,12 +202,40 @@ def history_rows(url):
     return query(url, 'SELECT name, method FROM schema_migration ORDER BY id')
 
 
+# What an online script keeps while it runs: 0010's index of the unnumbered rows (PostgreSQL).
+ONLINE_LEFTOVERS = ('fine_tuned_models_unnumbered',)
+
+
 def _between(found, before, after):
-    """Whether schema ``found`` holds ``before`` and only indexes of ``after`` besides (some of
-    a non-transactional script's index builds done)."""
+    """Whether schema ``found`` holds ``before`` and only parts of ``after`` besides that a
+    script outside a transaction leaves: some of its index builds (PostgreSQL), or an online
+    script's last batch committed before its history row (0010's triggers on SQLite); and an
+    online script's temporary index."""
+    found = [row for row in found if not (len(row) == 3 and row[1] in ONLINE_LEFTOVERS)]
     extra = set(found) - set(before)
     return set(before) <= set(found) <= set(after) and all(
-        len(row) == 3 and 'INDEX' in str(row[-1]).upper() for row in extra)
+        (len(row) == 3 and 'INDEX' in str(row[-1]).upper()) or row[0] == 'trigger'
+        for row in extra)
+
+
+def numbering_problems(url, complete):
+    """Model versions (0010) as a batch boundary leaves them: for each model_name, its rows in
+    id order numbered 1, 2, 3... up to some row and none after it (``complete``: all of them).
+    A row numbered twice or skipped breaks that."""
+    if 'version' not in [c for c in _query(url, 'SELECT * FROM fine_tuned_models '
+                                               'WHERE 1 = 0')[0]]:
+        return []
+    names = {}
+    for name, version in query(url, 'SELECT model_name, version FROM fine_tuned_models '
+                                    'ORDER BY id'):
+        names.setdefault(name, []).append(version)
+    problems = []
+    for name, found in sorted(names.items()):
+        done = [v for v in found if v is not None]
+        if done != list(range(1, len(done) + 1)) or found[:len(done)] != done \
+                or (complete and len(done) != len(found)):
+            problems.append('versions of %s are %s' % (name, found[:12]))
+    return problems[:3]
 
 
 def _lost(expected, found):
@@ -270,10 +299,11 @@ class Harness:
             names = [name for name, method in rows if method != 'running']
             running = [name for name, method in rows if method == 'running']
             k = len(names)
-            # A script that cannot run in a transaction (0005, 0007 on PostgreSQL) is
-            # recorded as `running` while it runs: then its effect may be absent, half-built
-            # (an INVALID index, which has the same definition), some of its indexes built, or
-            # complete -- and the next migrate resolves it. Anything else must be exactly the
+            # A script that cannot run in a transaction (0005, 0007, 0009 on PostgreSQL; 0010,
+            # online, on both) is recorded as `running` while it runs: then its effect may be
+            # absent, half-built (an INVALID index, which has the same definition), some of its
+            # indexes built, its rows partly numbered, or complete -- and the next migrate
+            # resolves it. Anything else must be exactly the
             # state the history claims.
             found = schema(url)
             if names != SCRIPTS[:k] or running not in ([], SCRIPTS[k:k + 1]):
@@ -283,6 +313,7 @@ class Harness:
                 problems.append('schema differs from the state its history (%d scripts%s) '
                                 'claims' % (k, ', %s running' % running[0] if running else ''))
             interrupted = bool(running)
+            problems += numbering_problems(url, complete=False)
             lost = _lost(self.original, fingerprint(url, self.columns))
             complete, partial = t.backups(clone)
             for backup in complete:
@@ -300,6 +331,8 @@ class Harness:
                 problems.append('second migrate did not reach the head schema')
             elif t.backups(clone)[1]:  # A partial backup or its -journal, left by the kill.
                 problems.append('second migrate left %s' % t.backups(clone)[1])
+            else:
+                problems += numbering_problems(url, complete=True)
             lost += _lost(self.original, fingerprint(url, self.columns))
             problems += t.health(clone)
             check = subprocess.run([sys.executable, '-m', 'modelstore', 'check', '--database',

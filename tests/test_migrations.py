@@ -236,6 +236,12 @@ SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
           'WHERE version IS NOT NULL')
 
 
+def table_lines(drift):
+    """Drift but the line on 0010's triggers, which a table made by hand lacks (that line is
+    test_versions' business)."""
+    return [line for line in drift.lines if not line.startswith('trigger')]
+
+
 # 0006_training_metadata's and 0008_model_versions' columns, for the hand-made tables below.
 METADATA = (', training_seconds REAL, peak_vram_bytes BIGINT, dataset_rows BIGINT, '
             'dataset_bytes BIGINT, metrics TEXT, hyperparameters TEXT, strategy VARCHAR(255), '
@@ -251,7 +257,7 @@ def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
             is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL''' +
             METADATA + ')', LISTING, *SEARCH)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
-    assert drift.lines == ['extra column fine_tuned_models.owner is NOT NULL without a '
+    assert table_lines(drift) == ['extra column fine_tuned_models.owner is NOT NULL without a '
                            'default: inserts that do not name it fail']
 
 
@@ -267,7 +273,7 @@ def test_drift_sees_types_nullability_and_database_defaults(db_url):
     assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
     assert ('fine_tuned_models.is_custom_base_model has default none, expected FALSE'
             in drift.lines)
-    assert len(drift.lines) == 3, drift.lines
+    assert len(table_lines(drift)) == 3, drift.lines
 
 
 def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_url):
@@ -280,7 +286,7 @@ def test_modelforge_v11_nullable_flag_is_a_known_variant_not_drift(db_path, db_u
                        + ';'.join(SEARCH))
     conn.close()
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
-    assert not drift, drift.lines
+    assert not table_lines(drift), drift.lines
     assert drift.notes == ['fine_tuned_models.is_custom_base_model is nullable, as the legacy '
                            'app created it; modelstore always writes a value there']
 

@@ -2,6 +2,7 @@
 whoever inserts it, and the legacy rows numbered by an online migration that resumes."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -337,3 +338,60 @@ def test_a_worker_of_the_previous_release_keeps_writing_and_its_rows_get_version
     assert len(ids) >= 20
     assert versions(db_url) == _expected(db_url)
     assert len(versions(db_url, 'old-worker')) == 300 + len(ids)
+
+
+# -- progress: on a terminal only -------------------------------------------------------------
+
+def _migrate_output(path, *extra, terminal):
+    """migrate's stdout, through a pseudo-terminal or a pipe."""
+    import pty
+    argv = [sys.executable, '-m', 'modelstore', 'migrate', '--database', path, '--no-backup']
+    argv += list(extra)
+    if not terminal:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end.
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b''.join(chunks).decode()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('how', ['terminal', 'terminal --json', 'pipe'])
+def test_the_numbering_shows_progress_on_a_terminal_only(tmp_path, how):
+    path = str(tmp_path / 'forge.db')
+    _forge_file(path, 4000)
+    out = _migrate_output(path, *(['--json'] if '--json' in how else []),
+                          terminal=how.startswith('terminal'))
+    shown = '0010_number_model_versions: ' in out and ' rows/s' in out
+    assert shown == (how == 'terminal'), out[-2000:]
+    if how == 'terminal':
+        assert re.search(r'\r  0010_number_model_versions: [\d,]+ of 4,0\d\d rows \(\d+%\), '
+                         r'[\d,]+ rows/s, \d+ s left', out), out
+    assert versions(path) == _expected(path)
+
+
+def test_check_reports_missing_triggers_and_says_how_to_reinstall_them(cli, db_url):
+    assert cli('migrate', '--database', db_url)[0] == 0
+    assert cli('check', '--database', db_url)[0] == 0
+    name = 'fine_tuned_models_version' if ON_POSTGRES else 'fine_tuned_models_version_new'
+    execute(db_url, 'DROP TRIGGER %s%s' % (name, ' ON fine_tuned_models' if ON_POSTGRES
+                                           else ''))
+    execute(db_url, (FORGE_6, forge_row('lost')))  # Left unnumbered.
+    code, out, _ = cli('check', '--database', db_url)
+    assert code == 1 and 'trigger %s on fine_tuned_models is missing' % name in out, out
+    assert 'rollback --to 0010_number_model_versions' in out
+    assert cli('rollback', '--database', db_url, '--to', '0010_number_model_versions')[0] == 0
+    assert cli('migrate', '--database', db_url)[0] == 0
+    assert cli('check', '--database', db_url)[0] == 0
+    assert versions(db_url) == {'lost': [1]}

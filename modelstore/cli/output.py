@@ -1,10 +1,11 @@
 """How the CLI prints: lines or one JSON object, colour only on a terminal without NO_COLOR."""
 import json
 import os
+import time
 
 from ..exceptions import one_line
 
-__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'plural', 'one_line']
+__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'plural', 'progress_line', 'one_line']
 
 OK, PENDING, ERROR = 0, 1, 2
 
@@ -15,15 +16,42 @@ class Output:
     def __init__(self, stream, as_json):
         self.stream = stream
         self.as_json = as_json
+        terminal = hasattr(stream, 'isatty') and stream.isatty()
         self.color = (not as_json and not os.environ.get('NO_COLOR')
-                      and os.environ.get('TERM') != 'dumb'
-                      and hasattr(stream, 'isatty') and stream.isatty())
+                      and os.environ.get('TERM') != 'dumb' and terminal)
+        # A progress line, rewritten in place: only for a person watching (not --json, not a
+        # pipe or a file, where it would be noise).
+        self.live = terminal and not as_json
+        self._shown = 0  # Length of the progress line on screen (0: none).
+        self._last = 0.0
 
     def paint(self, text, code):
         return '\033[%sm%s\033[0m' % (code, text) if self.color else text
 
     def line(self, text=''):
+        self.clear_progress()
         self._write(text.rstrip())
+
+    def progress(self, text, final=False):
+        """Show ``text`` as the progress line (at most ten times a second, unless ``final``)."""
+        now = time.monotonic()
+        if not self.live or (not final and now - self._last < 0.1):
+            return
+        self._last = now
+        self._raw('\r%s%s' % (text, ' ' * max(self._shown - len(text), 0)))
+        self._shown = len(text)
+
+    def clear_progress(self):
+        if self._shown:
+            self._raw('\r%s\r' % (' ' * self._shown))
+            self._shown = 0
+
+    def _raw(self, text):
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            pass
 
     def json(self, payload):
         self._write(json.dumps(payload, indent=2, default=str))
@@ -36,6 +64,27 @@ class Output:
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
+
+
+def progress_line(progress):
+    """'0010_x: 412,000 of 1,000,000 rows (41%), 35,200 rows/s, 17 s left'."""
+    if progress.total:
+        done = '%s of %s rows (%d%%)' % (format(progress.rows, ','), format(progress.total, ','),
+                                          100 * progress.rows // progress.total)
+    else:
+        done = '%s rows' % format(progress.rows, ',')
+    left = progress.left
+    return '  %s: %s, %s rows/s%s' % (progress.name, done, format(int(progress.rate), ','),
+                                      '' if left is None else ', %s left' % _duration(left))
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return '%d s' % seconds
+    if seconds < 3600:
+        return '%d min %02d s' % divmod(seconds, 60)
+    return '%d h %02d min' % divmod(seconds // 60, 60)
 
 
 def plural(n, word):

@@ -4,7 +4,7 @@ import os
 from ..engine import Backups, Engine, restore_database
 from ..shared.database import open_database
 from ..shared.urls import database_exists, mask_url, migrate_command, resolve_url, sqlite_path
-from .output import OK, plural
+from .output import OK, plural, progress_line
 
 __all__ = ['cmd_migrate', 'cmd_rollback', 'cmd_restore']
 
@@ -45,8 +45,9 @@ def _run(args, out, direction):
     on_backup = None if out.as_json else (lambda path: out.line(
         'Backup: %s (the newest %d are kept; --no-backup skips this)' % (path, args.keep_backups)))
     if direction == 'up':
+        on_progress = (lambda p: out.progress(progress_line(p))) if out.live else None
         result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake,
-                                on_script=printer, on_backup=on_backup)
+                                on_script=printer, on_backup=on_backup, on_progress=on_progress)
     else:
         result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
                                  on_script=printer, on_backup=on_backup)

@@ -7,7 +7,9 @@ indexes), extended with what it does not look at:
   a BOOLEAN may be stored as INTEGER) -- an INTEGER where text is expected is drift;
 * nullability -- a NOT NULL field over a nullable column, or the reverse;
 * database-side defaults declared with ``constraints=[SQL('DEFAULT ...')]`` -- legacy writers
-  that omit the column depend on them.
+  that omit the column depend on them;
+* 0010's triggers, where a model has fine_tuned_models' ``version``: without them a new row
+  gets no version.
 
 Tables modelstore does not model are never reported. ``detect_drift()`` returns a Drift that is
 falsy when the database matches.
@@ -16,12 +18,12 @@ import re
 from dataclasses import dataclass, field
 from typing import List
 
-from peewee import SQL
+from peewee import SQL, PostgresqlDatabase
 from playhouse.schema_diff import diff_models
 
 from ..exceptions import StorageError
 from ..shared.dberrors import raising
-from ..shared.models import MODELS
+from ..shared.models import MODELS, VERSION_TRIGGERS
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
 
@@ -126,4 +128,26 @@ def _drift(database, models):
             lines.extend('index %s on %s is INVALID (a concurrent build died halfway); rebuild '
                          'it: REINDEX INDEX CONCURRENTLY %s' % (name, table, name)
                          for name in invalid_indexes(database, table))
+            if table == 'fine_tuned_models' and 'version' in model._meta.fields:
+                lines.extend(_trigger_lines(database))
     return Drift(lines, notes)
+
+
+def _trigger_lines(database):
+    if isinstance(database, PostgresqlDatabase):
+        expected = VERSION_TRIGGERS['postgresql']
+        found = {r[0] for r in database.execute_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'fine_tuned_models'::regclass "
+            'AND NOT tgisinternal')}
+    else:
+        expected = VERSION_TRIGGERS['sqlite']
+        found = {r[0] for r in database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+            "tbl_name = 'fine_tuned_models'")}
+    missing = [name for name in expected if name not in found]
+    if not missing:
+        return []
+    return ['trigger%s %s on fine_tuned_models %s missing: rows inserted now get no version; '
+            'reinstall with `modelstore rollback --to 0010_number_model_versions` then '
+            '`modelstore migrate`' % ('s' if len(missing) > 1 else '', ', '.join(missing),
+                                      'are' if len(missing) > 1 else 'is')]

@@ -14,7 +14,7 @@ from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, Stri
                      UtcDateTimeField)
 
 __all__ = ['FineTunedModel', 'ModelVersionCounter', 'Task', 'TaskStatus', 'MODELS',
-           'bind_models']
+           'VERSION_TRIGGERS', 'bind_models']
 
 
 def _utc_now():
@@ -131,6 +131,14 @@ class Task(Model):
 
 
 MODELS = (FineTunedModel, Task, ModelVersionCounter)
+
+# The triggers 0010 installs on fine_tuned_models to number every inserted row (check reports
+# them missing: a table rebuilt by hand, or by a script that copies the table, loses them).
+VERSION_TRIGGERS = {
+    'sqlite': ('fine_tuned_models_version_new', 'fine_tuned_models_version_given',
+               'fine_tuned_models_version_renamed', 'fine_tuned_models_version_set'),
+    'postgresql': ('fine_tuned_models_version',),
+}
 
 
 def bind_models(database):
