@@ -17,7 +17,7 @@ from modelstore.engine import Engine
 from modelstore.shared.database import open_database
 
 from conftest import ON_POSTGRES, execute, history, query
-from legacy import build, modelforge_v10, modelforge_v11_altered
+from legacy import build, modelforge_v11_altered
 
 MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation', model_path='/m')
 P = '%s' if ON_POSTGRES else '?'

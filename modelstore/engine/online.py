@@ -2,11 +2,17 @@
 
 * Sized by time: each batch aims at TARGET seconds (SQLite) and the next one's size follows the
   last one's duration, so a slow disk gets smaller batches instead of longer lock holds.
-* Paced on SQLite: after each commit the runner sleeps as long as the batch took (at least
-  PAUSE), so writers waiting in SQLite's busy handler -- which polls, it is not a queue -- find
-  the lock free. A writer therefore waits at most about one batch. PostgreSQL batches take row
-  locks on rows no writer is adding, so they run back to back, with a longer target.
-* The final batch on PostgreSQL takes its table lock with ``lock_timeout`` 50 ms, retried: a
+* Paced on SQLite: after each commit the runner sleeps twice as long as the batch took (at
+  least PAUSE), so writers waiting in SQLite's busy handler -- which polls at growing intervals,
+  it is not a queue -- find the lock free at their next poll: a writer waits about one batch.
+  PostgreSQL batches take row locks on rows no writer is adding, so they run back to back, with
+  a longer target.
+* ``synchronous=NORMAL`` on SQLite in WAL mode while the batches run: a commit then appends to
+  the WAL without an fsync. With FULL, a batch's commit fsyncs while it holds the write lock, and
+  on a disk busy with a checkpoint's flush that fsync took 250 ms, with every writer waiting
+  (bench/: "versions online"). The database stays consistent on power loss; the last batches
+  may be undone, and the next migrate redoes them (they are found from the data).
+* The final batch on PostgreSQL takes its table lock with ``lock_timeout`` 20 ms, retried: a
   LOCK TABLE that waited behind a long transaction would queue every writer behind it.
 * Progress: ``on_progress(Progress)`` after each batch.
 """
@@ -22,10 +28,10 @@ from ..shared.dberrors import is_busy
 
 __all__ = ['PacedBatches', 'Progress']
 
-TARGET = {'sqlite': 0.02, 'postgres': 0.05}  # seconds a batch aims at
-PAUSE = 0.005  # the least a SQLite run sleeps between batches
+TARGET = {'sqlite': 0.01, 'postgres': 0.05}  # seconds a batch aims at
+PAUSE = 0.02  # the least a SQLite run sleeps between batches
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
-LOCK_WAIT = 0.05  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
+LOCK_WAIT = 0.02  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,18 @@ class PacedBatches(Batches):
         self._started = time.perf_counter()
         self._began = self._started
 
+    def __enter__(self):
+        self._synchronous = None
+        if self._sqlite and self.database.pragma('journal_mode').lower() == 'wal':
+            self._synchronous = self.database.pragma('synchronous')
+            self.database.pragma('synchronous', 1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._synchronous is not None:
+            self.database.pragma('synchronous', self._synchronous)
+        return False
+
     def _transaction(self):
         self._began = time.perf_counter()
         return super()._transaction()
@@ -79,7 +97,7 @@ class PacedBatches(Batches):
             self.on_progress(Progress(self.name, self.rows, total, self.batches,
                                       time.perf_counter() - self._started))
         if self._sqlite:
-            self._sleep(max(took, PAUSE))
+            self._sleep(max(2 * took, PAUSE))
 
     def _lock_table(self, table):
         deadline = time.monotonic() + self.lock_timeout

@@ -306,7 +306,8 @@ class Engine:
                                lock_timeout=self.lock_timeout)
         start = time.perf_counter()
         try:
-            module.online(db, batches)
+            with batches:
+                module.online(db, batches)
         except Exception as exc:
             raise ScriptError(script.name, 'stopped after %d rows in %d batches: %s: %s; the '
                               'batches that committed are kept, and the next migrate resumes '
