@@ -24,10 +24,13 @@ from playhouse.schema_diff import diff_models
 from ..exceptions import StorageError
 from ..shared.dberrors import raising
 from ..shared.models import MODELS, VERSION_TRIGGERS
+from .history import RUNNING, TABLE as HISTORY_TABLE
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
 
 __all__ = ['Drift', 'detect_drift', 'declared_default']
+
+NUMBERING_SCRIPT = '0010_number_model_versions'  # The shipped script that installs them.
 
 
 def declared_default(fld):
@@ -128,9 +131,25 @@ def _drift(database, models):
             lines.extend('index %s on %s is INVALID (a concurrent build died halfway); rebuild '
                          'it: REINDEX INDEX CONCURRENTLY %s' % (name, table, name)
                          for name in invalid_indexes(database, table))
-            if table == 'fine_tuned_models' and 'version' in model._meta.fields:
+            if table == 'fine_tuned_models' and 'version' in model._meta.fields \
+                    and _numbering_installed(database):
                 lines.extend(_trigger_lines(database))
     return Drift(lines, notes)
+
+
+def _numbering_installed(database):
+    """Whether the history records 0010 applied (a project with scripts of its own has not
+    installed modelstore's triggers, and is not expected to)."""
+    if HISTORY_TABLE not in database.get_tables():
+        return False
+    # (pwmigrate's own history table has no `method`: every row of it is applied.)
+    has_method = 'method' in {c.name for c in database.get_columns(HISTORY_TABLE)}
+    return database.execute_sql(
+        'SELECT 1 FROM %s WHERE name = %s%s' % (
+            HISTORY_TABLE, database.param, ' AND method <> %s' % database.param
+            if has_method else ''),
+        (NUMBERING_SCRIPT, RUNNING) if has_method else (NUMBERING_SCRIPT,)).fetchone() \
+        is not None
 
 
 def _trigger_lines(database):
