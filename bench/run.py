@@ -450,44 +450,79 @@ SEARCHES = [
                                          created_before=datetime.datetime(2025, 1, 21))),
     ('oldest first', dict(order='oldest')),
     ('name contains (a scan)', dict(name_contains='MODEL-4242')),
+    ("a name's versions, highest first", dict(model_name='p07-model-versions')),
 ]
+
+
+def _fill_search(store, n):
+    base = datetime.datetime(2025, 1, 1)
+    store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i),
+                          base_model='base-%d' % (i % 50),
+                          task='task-%d' % (i % 20), model_path='/m/%d' % i,
+                          is_custom_base_model=i % 10 == 0,
+                          creation_date=base + datetime.timedelta(seconds=i * 7))
+                     for i in range(n))
+    # One name with 60 versions: a page of its versions.
+    store.add_models(dict(model_name='p07-model-versions', base_model='base-7',
+                          task='task-7', model_path='/m/v%d' % i) for i in range(60))
+
+
+def _searches(section, store, n, repeat, fetch, explain):
+    """Each search as a page of 50 against its own SQL run by the plain driver (``fetch(sql,
+    params)``), the plan (``explain``) in the row."""
+    for label, filters in SEARCHES:
+        seen = []
+        store.database.query_hooks.append(seen.append)
+        page = store.list_models(limit=50, **filters)
+        store.database.query_hooks.remove(seen.append)
+        event = seen[-1]
+        ours = median_time(lambda: store.list_models(limit=50, **filters), repeat)
+        plan = explain(event.sql, event.params)
+        raw = median_time(lambda: fetch(event.sql, event.params), repeat)
+        result(section, 'list_models(%s), page of 50, %s models' % (label, format(n, ',')),
+               ours, raw, None if 'scan' in label else 1.5,
+               note='%d rows; plan: %s' % (len(page), plan))
+    counting = dict(base_model='base-7')
+    ours = median_time(lambda: store.count_models(**counting), max(1, repeat // 10))
+    seen = []
+    store.database.query_hooks.append(seen.append)
+    store.count_models(**counting)
+    store.database.query_hooks.remove(seen.append)
+    raw = median_time(lambda: fetch(seen[-1].sql, seen[-1].params), max(1, repeat // 10))
+    result(section, 'count_models(base model), %s models' % format(n, ','), ours, raw, 1.5)
 
 
 def bench_queries(workdir, n, repeat):
     path = os.path.join(workdir, 'query.db')
     url = 'sqlite:///' + path
-    base = datetime.datetime(2025, 1, 1)
     with modelstore.connect(url) as store:
-        store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i),
-                              base_model='base-%d' % (i % 50),
-                              task='task-%d' % (i % 20), model_path='/m/%d' % i,
-                              is_custom_base_model=i % 10 == 0,
-                              creation_date=base + datetime.timedelta(seconds=i * 7))
-                         for i in range(n))
+        _fill_search(store, n)
         conn = sqlite3.connect(path)
-        for label, filters in SEARCHES:
-            seen = []
-            store.database.query_hooks.append(seen.append)
-            page = store.list_models(limit=50, **filters)
-            store.database.query_hooks.remove(seen.append)
-            event = seen[-1]
-            ours = median_time(lambda: store.list_models(limit=50, **filters), repeat)
-            plan = ' | '.join(r[-1] for r in store.database.execute_sql(
-                'EXPLAIN QUERY PLAN ' + event.sql, event.params))
-            raw = median_time(lambda: conn.execute(event.sql, event.params).fetchall(), repeat)
-            result('queries SQLite', 'list_models(%s), page of 50, %s models'
-                   % (label, format(n, ',')), ours, raw,
-                   None if 'scan' in label else 1.5,
-                   note='%d rows; plan: %s' % (len(page), plan))
-        counting = dict(base_model='base-7')
-        ours = median_time(lambda: store.count_models(**counting), max(1, repeat // 10))
-        raw_sql = 'SELECT COUNT(*) FROM fine_tuned_models WHERE base_model = ?'
-        raw = median_time(lambda: conn.execute(raw_sql, ('base-7',)).fetchall(),
-                          max(1, repeat // 10))
-        result('queries SQLite', 'count_models(base model), %s models' % format(n, ','), ours,
-               raw, 1.5)
+        _searches('queries SQLite', store, n, repeat,
+                  lambda sql, params: conn.execute(sql, params).fetchall(),
+                  lambda sql, params: ' | '.join(r[-1] for r in store.database.execute_sql(
+                      'EXPLAIN QUERY PLAN ' + sql, params)))
         conn.close()
     return path
+
+
+def bench_queries_postgres(url, n, repeat):
+    import psycopg2
+    with modelstore.connect(url) as store:
+        _fill_search(store, n)
+        store.database.execute_sql('VACUUM ANALYZE fine_tuned_models')
+        conn = psycopg2.connect(url)
+        cur = conn.cursor()
+
+        def fetch(sql, params):
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+        def explain(sql, params):
+            cur.execute('EXPLAIN (COSTS OFF) ' + sql, params)
+            return ' | '.join(r[0].strip() for r in cur.fetchall())
+        _searches('queries PostgreSQL', store, n, repeat, fetch, explain)
+        conn.close()
 
 
 def bench_connect(path, repeat):
@@ -896,6 +931,8 @@ def main(argv=None):
                 return url
             bench_writers('postgresql', new_pg, 8, 50 if args.smoke else 1000,
                           1 if args.smoke else 5)
+            bench_queries_postgres(new_pg(), 2000 if args.smoke else 1000000,
+                                   20 if args.smoke else 200)
     finally:
         for drop in drops:
             drop()

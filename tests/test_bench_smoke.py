@@ -18,7 +18,8 @@ def test_the_bench_runs_and_prints_its_table():
     out = proc.stdout
     assert '| section | comparison | modelstore | baseline | ratio | target | met |' in out
     for section in ('migrate SQLite', 'writers sqlite', 'queries SQLite', 'connect SQLite',
-                    'bulk SQLite', 'generate SQLite') + (('migrate PostgreSQL', 'writers postgresql')
-                                      if ON_POSTGRES else ()):
+                    'bulk SQLite', 'generate SQLite', 'versions online sqlite') + (
+                        ('migrate PostgreSQL', 'writers postgresql', 'queries PostgreSQL',
+                         'versions online postgresql') if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
