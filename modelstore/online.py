@@ -57,24 +57,21 @@ class Batches:
         """Count ``rows`` changed by the current batch (they count once it commits)."""
         self._pending += int(rows)
 
-    @contextlib.contextmanager
     def batch(self):
         """One batch: a write transaction (BEGIN IMMEDIATE on SQLite)."""
-        self._pending = 0
-        with self._transaction():
-            yield self
-        self.batches += 1
-        self.rows += self._pending
-        self._committed()
+        return self._counted(None)
 
-    @contextlib.contextmanager
     def final(self, table):
         """The last batch, in a transaction no other writer of ``table`` runs beside: SQLite's
         write lock; on PostgreSQL ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (readers go on;
         writers wait for this transaction, which should be short)."""
+        return self._counted(table)
+
+    @contextlib.contextmanager
+    def _counted(self, table):
         self._pending = 0
         with self._transaction():
-            if isinstance(self.database, PostgresqlDatabase):
+            if table is not None and isinstance(self.database, PostgresqlDatabase):
                 self._lock_table(table)
             yield self
         self.batches += 1

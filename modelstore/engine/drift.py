@@ -24,7 +24,7 @@ from playhouse.schema_diff import diff_models
 from ..exceptions import StorageError
 from ..shared.dberrors import raising
 from ..shared.models import MODELS, VERSION_TRIGGERS
-from .history import RUNNING, TABLE as HISTORY_TABLE
+from .history import RUNNING, History
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
 
@@ -140,16 +140,8 @@ def _drift(database, models):
 def _numbering_installed(database):
     """Whether the history records 0010 applied (a project with scripts of its own has not
     installed modelstore's triggers, and is not expected to)."""
-    if HISTORY_TABLE not in database.get_tables():
-        return False
-    # (pwmigrate's own history table has no `method`: every row of it is applied.)
-    has_method = 'method' in {c.name for c in database.get_columns(HISTORY_TABLE)}
-    return database.execute_sql(
-        'SELECT 1 FROM %s WHERE name = %s%s' % (
-            HISTORY_TABLE, database.param, ' AND method <> %s' % database.param
-            if has_method else ''),
-        (NUMBERING_SCRIPT, RUNNING) if has_method else (NUMBERING_SCRIPT,)).fetchone() \
-        is not None
+    return any(r.name == NUMBERING_SCRIPT and r.method != RUNNING
+               for r in History(database).read())
 
 
 def _trigger_lines(database):

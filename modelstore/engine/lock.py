@@ -73,22 +73,21 @@ class SqliteRunLock(RunLock):
         db = self.database
         if db.in_transaction():
             raise MigrationError('a migration run cannot start inside an open transaction')
-        self._deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.timeout
         self._file = _RunFile(db, self.timeout)
         self._foreign_keys = db.pragma('foreign_keys')
         db.pragma('foreign_keys', 0)
-        try:
-            self._begin()
+        try:  # (What is left of the timeout after waiting for the file.)
+            self._begin(max(deadline - time.monotonic(), 0))
         except BaseException:
             self._restore()
             raise
         self.watch = ForeignKeyWatch(db)
         return self
 
-    def _begin(self):
+    def _begin(self, wait):
         db = self.database
-        left = max(self._deadline - time.monotonic(), 0) if self._txn is None else self.timeout
-        db.pragma('busy_timeout', busy_ms(left))
+        db.pragma('busy_timeout', busy_ms(wait))
         txn = db.atomic('IMMEDIATE')
         try:
             self._inner = txn.__enter__()
@@ -108,8 +107,7 @@ class SqliteRunLock(RunLock):
         return True
 
     def resume(self):
-        self._txn = False  # (Not None: _begin waits the full timeout, not what is left.)
-        self._begin()
+        self._begin(self.timeout)
 
     def still_open(self):
         # (No transaction of the run's own after a checkpoint: nothing SQLite could undo.)

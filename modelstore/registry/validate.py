@@ -359,19 +359,19 @@ ID_LIMIT = 2 ** 63 - 1  # The largest id any backend stores (SQLite's INTEGER, B
 VERSION_LIMIT = 2 ** 31 - 1  # version is an INTEGER column (int4 on PostgreSQL).
 
 
+def _whole(name, value, what, limit, limit_text):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, 'must be an integer %s, got %s' % (what, type_name(value)))
+    if not 1 <= value <= limit:
+        raise ValidationError(name, 'must be a %s, got %d' % (limit_text, value))
+    return value
+
+
 def check_version(name, value):
     """A model version: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, 'must be an integer version, got %s' % type_name(value))
-    if not 1 <= value <= VERSION_LIMIT:
-        raise ValidationError(name, 'must be a version from 1 to 2**31-1, got %d' % value)
-    return value
+    return _whole(name, value, 'version', VERSION_LIMIT, 'version from 1 to 2**31-1')
 
 
 def check_id(name, value):
     """A row id: a positive integer that fits a 64-bit signed column."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, 'must be an integer id, got %s' % type_name(value))
-    if not 1 <= value <= ID_LIMIT:
-        raise ValidationError(name, 'must be a positive id of at most 2**63-1, got %d' % value)
-    return value
+    return _whole(name, value, 'id', ID_LIMIT, 'positive id of at most 2**63-1')
