@@ -137,3 +137,23 @@ def test_a_field_with_a_conversion_of_its_own_is_converted_in_listings():
     assert row.status is TaskStatus.RUNNING
     assert row.creation_date == datetime.datetime(2026, 1, 1)
     same([row], list(Listed.select()))
+
+
+@pytest.mark.sqlite_only
+def test_values_of_unexpected_types_are_read_as_peewee_reads_them(store, db_path):
+    """SQLite keeps whatever a legacy writer stored: a column is read value by value through
+    its field when its values are not all of the type the fast readers expect."""
+    from conftest import execute
+    for i in range(4):
+        store.add_model(model_name='m%d' % i, base_model='b', task='t', model_path='/p',
+                        training_seconds=1.5, creation_date='2026-01-0%dT00:00:00' % (i + 1))
+    execute(db_path, "UPDATE fine_tuned_models SET description = X'6869', "
+                     "is_custom_base_model = 'yes', training_seconds = 'slow', "
+                     "creation_date = '2026-01-02 03:04:05 ' WHERE id = 2")
+    execute(db_path, "UPDATE fine_tuned_models SET is_custom_base_model = 2, "
+                     "peak_vram_bytes = 7.0, updated_at = '2026-01-05T00:00:00' WHERE id = 3")
+    got = store.list_models(order='oldest')
+    same(got, list(store.FineTunedModel.select().order_by(store.FineTunedModel.creation_date)))
+    assert got[1].description == 'hi' and got[1].training_seconds == 'slow'
+    assert got[1].creation_date == datetime.datetime(2026, 1, 2, 3, 4, 5)
+    assert got[2].is_custom_base_model is True and got[0].is_custom_base_model is False

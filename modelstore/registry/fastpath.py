@@ -10,10 +10,11 @@ text is never edited: a shape peewee renders differently (``LIMIT ALL`` on Postg
 -1`` on SQLite) is simply another cache entry.
 
 Rows become models as peewee's own cursor wrapper makes them (every field's ``python_value``
-applied, nothing dirty), but without ``Model.__init__``'s setattr per field, and without calling
-a ``python_value`` that is peewee's own coercion on a value already of its type (a ``str`` from a
-TextField: derived from the field's class, so a field with a conversion of its own -- an enum, a
-timestamp -- is always converted). That, and the
+applied, nothing dirty), but without ``Model.__init__``'s setattr per field, and column by
+column: no call for a column whose values already have the type peewee's own coercion would
+give (a ``str`` from a TextField: derived from the field's class, so a field with a conversion
+of its own -- an enum, JSON -- is always converted), and a C function mapped over a column its
+field declares one for (``read_text``: ``fromisoformat`` for the timestamps). That, and the
 clean model ``add_model`` returns, use peewee's private ``__data__``, ``_dirty`` and ``__rel__``
 (and ``_StringField``, the base of its text fields);
 docs/architecture.md lists them, and tests/test_fastpath.py fails if a peewee upgrade changes
@@ -56,60 +57,107 @@ def like_pattern(needle):
 class ModelQueries:
     """The cached statements of one store's bound FineTunedModel."""
 
-    def __init__(self, model, columns):
+    def __init__(self, model, columns, counters=None):
         self.model = model
         self.database = model._meta.database
         self.columns = columns  # The INSERT's columns, in the order rows give them.
+        # SQLite: modelstore numbers its own rows (see _numbered), from the bound
+        # ModelVersionCounter; on PostgreSQL 0010's BEFORE trigger does, in the row itself.
+        self.counters = counters if not self.database.returning_clause else None
+        self._name_index = columns.index('model_name') if self.counters else None
         fields = model._meta.sorted_fields
         self._names = tuple(f.name for f in fields)
-        self._converters = tuple((f.python_value, _already(f)) for f in fields)
-        # Fields whose python_value gives None for None (asked once, here): a NULL needs no call.
-        self._keeps_none = tuple(_keeps_none(f) for f in fields)
-        self._plans = {}  # The types of a row's values -> the conversions it needs.
+        self._readers = tuple(enumerate(map(_Reader, fields)))  # Derived once, here.
         self._cache = {}
 
     # -- writes --------------------------------------------------------------------------
 
     def insert_sql(self, width=None, returning=False):
         """The INSERT of one row of ``columns``, or of its first ``width`` columns: a row that
-        stops there leaves the rest to their defaults. ``returning`` (PostgreSQL): RETURNING the
-        id and the version the database's trigger gave the row."""
+        stops there leaves the rest to their defaults. With ``counters`` (SQLite) the row ends
+        with its version (``_numbered``). ``returning`` (PostgreSQL): RETURNING the id and the
+        version the database's trigger gave the row."""
         columns = self.columns[:width]
         key = ('insert', len(columns), returning)
         if key not in self._cache:
             M = self.model
             fields = [M._meta.fields[name] for name in columns]
+            if self.counters is not None:
+                fields.append(M.version)
             query = M.insert_many([tuple(range(len(fields)))], fields=fields)
             if returning:
                 query = query.returning(M.id, M.version)
             self._cache[key] = query.sql()[0]
         return self._cache[key]
 
+    def _numbered(self, rows):
+        """SQLite: ``rows`` (a list, in order), each with its version appended -- the next of
+        its name -- after moving the names' counters on.
+
+        Inside the write transaction, so no other writer is between the read of a counter and
+        the rows. 0010's 'given' trigger fires only for a version past its name's counter, so
+        it does not fire for these rows: numbering by trigger cost ~10 us a row, and its
+        'new row' path wrote each row twice (add_models of 100,000 rows: 2.8 s -> 7.4 s).
+        """
+        i = self._name_index
+        names = list({row[i] for row in rows})
+        db = self.database
+        last = dict(db.execute_sql(self._counters_sql(len(names)), names).fetchall())
+        numbered = []
+        for row in rows:
+            name = row[i]
+            version = last[name] = last.get(name, 0) + 1
+            numbered.append(tuple(row) + (version,))
+        db.cursor().executemany(self._counters_sql(), list(last.items()))
+        return numbered
+
+    def _counters_sql(self, names=None):
+        """SQLite: the SELECT of ``names`` counters (name, last version), or with None the
+        upsert of one (name, last version) pair."""
+        key = ('counters', names)
+        if key not in self._cache:
+            C = self.counters
+            if names is None:
+                query = C.insert(model_name='', last_version=0).on_conflict(
+                    conflict_target=[C.model_name],
+                    update={C.last_version: peewee.EXCLUDED.last_version})
+            else:
+                query = C.select(C.model_name, C.last_version).where(
+                    C.model_name.in_([''] * names))
+            self._cache[key] = query.sql()[0]
+        return self._cache[key]
+
     def insert(self, row):
         """Insert one row of stored values; returns its (id, version). The version is the
-        database's (0010's triggers): on SQLite, whose triggers run after the row is written
-        and cannot change what an INSERT returns, it is read back."""
+        database's trigger's on PostgreSQL (returned by the INSERT), modelstore's own on
+        SQLite (``_numbered``)."""
         db = self.database
         if db.returning_clause:
             return tuple(db.execute_sql(self.insert_sql(returning=True), row).fetchone())
-        id_ = db.execute_sql(self.insert_sql(), row).lastrowid
-        if 'version' not in self._cache:
-            M = self.model
-            self._cache['version'] = M.select(M.version).where(M.id == 0).sql()[0]
-        return id_, db.execute_sql(self._cache['version'], (id_,)).fetchone()[0]
+        if self.counters is None:
+            return db.execute_sql(self.insert_sql(), row).lastrowid, None
+        [row] = self._numbered([row])
+        return db.execute_sql(self.insert_sql(), row).lastrowid, row[-1]
 
     def insert_many(self, rows):
-        """Insert rows of stored values: on SQLite one executemany per run of rows of the same
-        width (a row may stop before the optional columns: see ``insert_sql``), multi-row
-        INSERTs of 1000 (one round trip each) elsewhere."""
+        """Insert rows of stored values: on SQLite, numbered in chunks of 500 (``_numbered``;
+        its IN list stays within old SQLite's 999 parameters), one executemany per run of rows
+        of the same width (a row may stop before the optional columns: see ``insert_sql``);
+        multi-row INSERTs of 1000 (one round trip each) elsewhere."""
         if not self.database.returning_clause:
             cursor = self.database.cursor()
-            for width, group in itertools.groupby(rows, len):
-                if width < len(self.columns):
-                    cursor.executemany(self.insert_sql(width), group)
-                else:
-                    cursor.executemany(self.insert_sql(), self._encoded(group))
-            return
+            rows = iter(rows)
+            numbered = self._numbered if self.counters is not None else list
+            extra = 1 if self.counters is not None else 0
+            while True:
+                chunk = list(itertools.islice(rows, 500))
+                if not chunk:
+                    return
+                for width, group in itertools.groupby(numbered(chunk), len):
+                    if width - extra < len(self.columns):
+                        cursor.executemany(self.insert_sql(width - extra), group)
+                    else:
+                        cursor.executemany(self.insert_sql(), self._encoded(group))
         fields = self.model._meta.fields
         for width, group in itertools.groupby(rows, len):
             names = [fields[name] for name in self.columns[:width]]
@@ -233,37 +281,81 @@ class ModelQueries:
         return self._cache[key]
 
     def models(self, cursor):
-        """Models from the rows of a SELECT of every column in field order."""
-        M = self.model
-        names = self._names
-        plans = self._plans
-        new = M.__new__
-        out = []
-        for row in cursor:
-            data = dict(zip(names, row))
-            kinds = tuple(map(type, row))
-            plan = plans.get(kinds)
-            if plan is None:
-                plan = plans[kinds] = self._plan(kinds)
+        """Models from the rows of a SELECT of every column in field order.
+
+        Column by column: a column whose values all have the type its field returns (or are
+        NULLs it keeps) is taken as it is; one a C function reads (``fromisoformat`` for
+        timestamps, ``bool`` for SQLite's 0 and 1) is mapped through it; any other value goes
+        through its field's ``python_value``."""
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        for index, reader in self._readers:
+            column = columns[index]
+            kinds = set(map(type, column))
+            if kinds <= reader.skip:
+                continue
             try:
-                for name, convert in plan:
-                    data[name] = convert(data[name])
+                columns[index] = reader.read(column, kinds)
             except UnreadableValue as exc:
-                raise exc.at([data.get('id')]) from None
+                raise exc.at([self._unreadable_id(columns, reader, column)]) from None
+        M = self.model
+        new = M.__new__
+        names = self._names
+        out = []
+        append = out.append
+        for values in zip(*columns):
             model = new(M)
             # As peewee's ModelObjectCursorWrapper makes it: a fetched row, nothing dirty.
-            model.__data__, model._dirty, model.__rel__ = data, set(), {}
-            out.append(model)
+            model.__data__ = dict(zip(names, values))
+            model._dirty = set()
+            model.__rel__ = {}
+            append(model)
         return out
 
-    def _plan(self, kinds):
-        """For a row whose values have these types: the python_values to call. Every field's,
-        except peewee's own coercion of a value that already has its type (or is None)."""
+    def _unreadable_id(self, columns, reader, column):
+        """The id of the first row whose value in ``column`` its field cannot read."""
+        for id_, value in zip(columns[self._names.index('id')], column):
+            try:
+                reader.read((value,), {type(value)})
+            except UnreadableValue:
+                return id_
+        return None
+
+
+class _Reader:
+    """How one field's column of fetched values becomes its Python values, derived from the
+    field once: the types it takes as they are (``skip``), and a C function equal to
+    ``python_value`` on values of one type (``fast``: that type -> the function), which raises
+    ValueError on a value it cannot read (then ``python_value`` decides)."""
+
+    def __init__(self, field):
+        self.convert = field.python_value
         none = type(None)
-        return tuple((name, convert) for name, (convert, done), keeps, kind
-                     in zip(self._names, self._converters, self._keeps_none, kinds)
-                     if not (kind is none and keeps)
-                     and (done is None or kind not in (done, none)))
+        self.skip = frozenset(
+            ([_already(field)] if _already(field) else []) + ([none] if _keeps_none(field) else []))
+        self.fast = {}
+        text_reader = getattr(type(field), 'read_text', None)
+        if text_reader is not None:
+            self.fast[str] = text_reader
+        adapt = type(field).__dict__.get('adapt')
+        if type(field).python_value is peewee.Field.python_value and isinstance(adapt, type):
+            # peewee's python_value is adapt(value) here, adapt a builtin such as bool.
+            self.fast.update(dict.fromkeys((int, float, str, bool), adapt))
+
+    def read(self, column, kinds):
+        none = type(None)
+        convert = self.fast.get(next(iter(kinds - {none}))) if len(kinds - {none}) == 1 else None
+        if convert is not None and (none not in kinds or none in self.skip):
+            try:
+                if none in kinds:
+                    return [None if v is None else convert(v) for v in column]
+                return list(map(convert, column))
+            except ValueError:
+                pass
+        skip, python_value = self.skip, self.convert
+        return [v if type(v) in skip else python_value(v) for v in column]
 
 
 # peewee's own conversions that return a value of this type unchanged (Field.python_value:

@@ -76,7 +76,8 @@ class ModelStore(TaskCalls):
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
-        self.queries = ModelQueries(self.FineTunedModel, BULK_MODEL_COLUMNS)
+        self.queries = ModelQueries(self.FineTunedModel, BULK_MODEL_COLUMNS,
+                                    bound['ModelVersionCounter'])
 
     def __repr__(self):
         return '<ModelStore %s>' % self.url
