@@ -63,6 +63,24 @@ def fact(section, what, value, target=None, unit='', note='', met=None):
                         target=target, met=met, unit=unit, note=note))
 
 
+def paired_medians(fns, repeat):
+    """Median wall time of each of ``fns``, called in turn ``repeat`` times: on a machine whose
+    speed drifts (a shared VM), a ratio of two interleaved series is steadier than a ratio of
+    two series timed one after the other."""
+    times = [[] for _ in fns]
+    gc.collect()
+    for _ in range(repeat):
+        for fn, series in zip(fns, times):
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                fn()
+                series.append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+    return [statistics.median(series) for series in times]
+
+
 def median_time(fn, repeat, setup=None):
     """Median wall time of ``fn``; the garbage collector is off while timing, as in timeit."""
     times = []
@@ -476,19 +494,20 @@ def _searches(section, store, n, repeat, fetch, explain):
         page = store.list_models(limit=50, **filters)
         store.database.query_hooks.remove(seen.append)
         event = seen[-1]
-        ours = median_time(lambda: store.list_models(limit=50, **filters), repeat)
         plan = explain(event.sql, event.params)
-        raw = median_time(lambda: fetch(event.sql, event.params), repeat)
+        ours, raw = paired_medians([lambda: store.list_models(limit=50, **filters),
+                                    lambda: fetch(event.sql, event.params)], repeat)
         result(section, 'list_models(%s), page of 50, %s models' % (label, format(n, ',')),
                ours, raw, None if 'scan' in label else 1.5,
                note='%d rows; plan: %s' % (len(page), plan))
     counting = dict(base_model='base-7')
-    ours = median_time(lambda: store.count_models(**counting), max(1, repeat // 10))
     seen = []
     store.database.query_hooks.append(seen.append)
     store.count_models(**counting)
     store.database.query_hooks.remove(seen.append)
-    raw = median_time(lambda: fetch(seen[-1].sql, seen[-1].params), max(1, repeat // 10))
+    ours, raw = paired_medians([lambda: store.count_models(**counting),
+                                lambda: fetch(seen[-1].sql, seen[-1].params)],
+                               max(1, repeat // 10))
     result(section, 'count_models(base model), %s models' % format(n, ','), ours, raw, 1.5)
 
 
