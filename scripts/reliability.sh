@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full fault harnesses behind docs/reliability.md, on SQLite and then PostgreSQL:
 # 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
-# runners, 8 writers x 1000 add_model through a migrate and a rollback, and the bad-input table.
+# runners, 8 writers x 1000 add_model through a migrate and a rollback, 100 SIGKILL trials of
+# delete_model(files=True), and the bad-input table.
 # Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
 # needed, and reinstalling this checkout into it) and MODELSTORE_TEST_DATABASE_URL or a throwaway
 # PostgreSQL server, as the tests do.
@@ -25,6 +26,7 @@ failed=0
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -sr), $($py --version), SQLite $($py -c 'import sqlite3; print(sqlite3.sqlite_version)'), $($py -c 'import psycopg2, sys; cur = psycopg2.connect(sys.argv[1]).cursor(); cur.execute("SHOW server_version"); print("PostgreSQL", cur.fetchone()[0])' "$url")"
 for db in "" "--database $url"; do
     $py harness/crash.py --trials "$trials" --rows "$rows" $db || failed=1
+    $py harness/crash_delete.py --trials "$trials" $db || failed=1
     $py harness/race.py $db || failed=1
     $py harness/bad_inputs.py $db | grep -v '^ok ' || failed=1
 done

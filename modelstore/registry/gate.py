@@ -25,6 +25,7 @@ from ..engine import OWNED_TABLES, Backups, Engine
 from ..exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
 from ..shared.database import open_database, use_for_app
 from ..shared.urls import mask_url, migrate_command, resolve_url, sqlite_path
+from .modelfiles import resolve_root
 from .store import ModelStore
 
 __all__ = ['connect']
@@ -41,8 +42,12 @@ def _foreign(status):
                ', ...' if len(others) > 5 else ''))
 
 
-def connect(url=None, *, auto_migrate=False, allow_newer=False):
-    """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema."""
+def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None):
+    """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema.
+
+    ``models_root`` (else ``$MODELSTORE_MODELS_ROOT``): the folder model directories live
+    under; ``delete_model(id, files=True)`` removes only directories inside it."""
+    root = resolve_root(models_root)
     url = resolve_url(url)
     shown = mask_url(url)
     # Opened without the app's settings: journal_mode=wal writes to the file, and a refused
@@ -73,4 +78,4 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False):
     except BaseException:
         database.close()
         raise
-    return ModelStore(database, shown, refuse_writes=newer)
+    return ModelStore(database, shown, refuse_writes=newer, models_root=root)

@@ -21,6 +21,7 @@ from ..shared.dberrors import constraint_error, is_constraint, is_schema_missing
 from ..shared.models import bind_models
 from ..shared.urls import migrate_command
 from .fastpath import ORDERS, ModelQueries
+from .modelfiles import ENV_VAR as MODELS_ROOT_ENV
 from .tasks import TaskCalls
 from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, bulk_model_row, check_choice,
                        check_fields, check_id, check_page, check_version,
@@ -68,9 +69,11 @@ def _model_name(value):
 class ModelStore(TaskCalls):
     """A model registry on one database. Use ``modelstore.connect()`` to get one."""
 
-    def __init__(self, database, url, refuse_writes=None):
+    def __init__(self, database, url, refuse_writes=None, models_root=None):
         self.database = database
         self.url = url  # Masked: safe to print.
+        # The folder model directories live under (modelfiles.ModelsRoot), or None.
+        self.models_root = models_root
         # An exception every write raises (SchemaNewerThanCode from connect(allow_newer=True)).
         self.refuse_writes = refuse_writes
         bound = bind_models(database)
@@ -305,12 +308,45 @@ class ModelStore(TaskCalls):
         query = self.queries.listing_query(values).order_by()
         return self._run('count_models', query.count)
 
-    def delete_model(self, model_id):
-        """Delete the model's row (its files are left alone); NotFound if there is none."""
+    def delete_model(self, model_id, files=False):
+        """Delete the model's row; NotFound if there is none. With ``files=True`` its
+        directory (``model_path``) goes too -- only a directory strictly inside the models
+        root: anything else raises ValidationError and deletes nothing, row included. Crash-safe
+        (see modelstore.registry.modelfiles); returns the directory removed, or None."""
         check_id('model_id', model_id)
+        if not isinstance(files, bool):
+            raise ValidationError('files', 'must be True or False, got %r' % (files,))
+        M = self.FineTunedModel
+        if not files:
+            def delete():
+                if not M.delete().where(M.id == model_id).execute():
+                    raise NotFound('no fine-tuned model with id %d' % model_id)
+            return self._run('delete_model', delete, write=True)
+        root = self._root('delete_model(files=True)')
+        path = self.get_model(model_id).model_path
+
+        def delete_row():
+            def delete():
+                if not M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
+                    raise StorageError('delete_model: model %d changed or went while it was '
+                                       'being deleted; nothing was deleted' % model_id)
+            self._run('delete_model', delete, write=True, retry=False)
+        return root.delete(model_id, path, delete_row)
+
+    def empty_trash(self, dry_run=False):
+        """Finish the deletes with files that a crash interrupted (modelstore doctor
+        --empty-trash): a model still stored gets its files back, a deleted one's are removed.
+        Returns [(action, token, detail)]; ``dry_run`` only says what it would do."""
+        root = self._root('empty_trash')
         M = self.FineTunedModel
 
-        def delete():
-            if not M.delete().where(M.id == model_id).execute():
-                raise NotFound('no fine-tuned model with id %d' % model_id)
-        self._run('delete_model', delete, write=True)
+        def row_exists(model_id, path):
+            query = M.select().where((M.id == model_id) & (M.model_path == path))
+            return self._run('empty_trash', query.exists)
+        return root.recover(row_exists, dry_run=dry_run)
+
+    def _root(self, what):
+        if self.models_root is None:
+            raise ValidationError('models_root', '%s needs a models root: pass '
+                                  'connect(models_root=...) or set $%s' % (what, MODELS_ROOT_ENV))
+        return self.models_root.check()
