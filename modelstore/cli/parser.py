@@ -8,6 +8,7 @@ from ..exceptions import ConfigError, ModelStoreError
 from ..shared.database import check_timeout
 from ..version import __version__
 from .authoring import cmd_new
+from .doctor import cmd_doctor
 from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
 from .runs import cmd_migrate, cmd_restore, cmd_rollback
 
@@ -101,6 +102,20 @@ def build_parser():
     p.add_argument('names', nargs='*', metavar='NAME')
     p.add_argument('--all', action='store_true', help='accept every changed script')
     p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser('doctor', parents=[common], help='compare the rows with the model '
+                       'folders under the models root; exit 1 if they disagree')
+    p.add_argument('--models-root', metavar='DIR', help='the folder model directories live '
+                   'under (default: $MODELSTORE_MODELS_ROOT)')
+    p.add_argument('--register', action='store_true',
+                   help='record each orphan folder as a model')
+    p.add_argument('--forget-dangling', action='store_true',
+                   help='delete the rows whose model_path is missing (asks; --yes off a '
+                   'terminal)')
+    p.add_argument('--empty-trash', action='store_true',
+                   help='finish the deletes with files that a crash interrupted')
+    p.add_argument('--yes', action='store_true', help='do not ask before --forget-dangling')
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
