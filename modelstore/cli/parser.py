@@ -9,6 +9,8 @@ from ..shared.database import check_timeout
 from ..version import __version__
 from .authoring import cmd_new
 from .doctor import cmd_doctor
+from .registry import (cmd_import, cmd_models_delete, cmd_models_list, cmd_models_show,
+                       cmd_tasks_list, cmd_tasks_show)
 from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
 from .runs import cmd_migrate, cmd_restore, cmd_rollback
 
@@ -116,7 +118,63 @@ def build_parser():
                    help='finish the deletes with files that a crash interrupted')
     p.add_argument('--yes', action='store_true', help='do not ask before --forget-dangling')
     p.set_defaults(func=cmd_doctor)
+    _registry_commands(sub, common)
     return parser
+
+
+def _registry_commands(sub, common):
+    """models list|show|delete and tasks list|show (modelstore.cli.registry)."""
+    page = argparse.ArgumentParser(add_help=False)
+    page.add_argument('--limit', type=int, metavar='N', help='at most N rows')
+    page.add_argument('--offset', type=int, default=0, metavar='N', help='skip N rows')
+
+    models = sub.add_parser('models', help='list, show or delete fine-tuned models')
+    what = models.add_subparsers(dest='action', metavar='action', required=True)
+    p = what.add_parser('list', parents=[common, page], help='models matching the filters')
+    for name in ('task', 'base-model', 'model-name', 'name-prefix', 'name-contains'):
+        p.add_argument('--' + name, metavar='TEXT')
+    p.add_argument('--created-after', metavar='WHEN', help='ISO date or time (inclusive)')
+    p.add_argument('--created-before', metavar='WHEN', help='ISO date or time (exclusive)')
+    custom = p.add_mutually_exclusive_group()
+    custom.add_argument('--custom', dest='custom', action='store_true', default=None,
+                        help='only models of a custom base model')
+    custom.add_argument('--not-custom', dest='custom', action='store_false')
+    p.add_argument('--order', default='newest', metavar='ORDER',
+                   help="newest (default), oldest or name")
+    p.set_defaults(func=cmd_models_list)
+    p = what.add_parser('show', parents=[common], help='one model, every column')
+    p.add_argument('model', metavar='ID|NAME[@VERSION]',
+                   help='an id, a name (its latest version) or NAME@VERSION')
+    p.set_defaults(func=cmd_models_show)
+    p = what.add_parser('delete', parents=[common], help='delete a model (asks on a terminal)')
+    p.add_argument('id', metavar='ID')
+    p.add_argument('--files', action='store_true', help='remove its directory too (only '
+                   'inside the models root)')
+    p.add_argument('--models-root', metavar='DIR',
+                   help='the folder model directories live under (default: '
+                   '$MODELSTORE_MODELS_ROOT)')
+    p.add_argument('--yes', action='store_true', help='do not ask (needed off a terminal)')
+    p.set_defaults(func=cmd_models_delete)
+
+    tasks = sub.add_parser('tasks', help='list or show autotuning tasks')
+    what = tasks.add_subparsers(dest='action', metavar='action', required=True)
+    p = what.add_parser('list', parents=[common, page], help='tasks in id order')
+    p.add_argument('--status', metavar='STATUS', help='pending, running, completed, ...')
+    p.add_argument('--base-runtime', metavar='TEXT')
+    p.add_argument('--name-contains', metavar='TEXT')
+    p.set_defaults(func=cmd_tasks_list)
+    p = what.add_parser('show', parents=[common], help='one task, every column')
+    p.add_argument('task', metavar='ID|NAME')
+    p.set_defaults(func=cmd_tasks_show)
+
+    p = sub.add_parser('import', help="copy another app's models into the registry")
+    what = p.add_subparsers(dest='source', metavar='source', required=True)
+    p = what.add_parser('modelforge', parents=[common], help="ModelForge v2's `models` table "
+                        '(in the same database), each row once')
+    p.add_argument('--include-inactive', action='store_true',
+                   help='also the rows ModelForge soft-deleted (is_active false)')
+    p.add_argument('--dry-run', action='store_true', help='list what it would import')
+    p.set_defaults(func=cmd_import)
 
 
 def _new_options():
