@@ -4,8 +4,8 @@
 project with its own models passes ``--models myapp.models``). They are defined in
 ``modelstore.shared.models``; this module only names them.
 """
-from .shared.models import (MODELS, FineTunedModel, ModelVersionCounter, Task, TaskStatus,
-                            bind_models)
+from .shared.models import (MODELS, FineTunedModel, ModelImport, ModelVersionCounter, Task,
+                            TaskStatus, bind_models)
 
-__all__ = ['FineTunedModel', 'ModelVersionCounter', 'Task', 'TaskStatus', 'MODELS',
-           'bind_models']
+__all__ = ['FineTunedModel', 'ModelImport', 'ModelVersionCounter', 'Task', 'TaskStatus',
+           'MODELS', 'bind_models']

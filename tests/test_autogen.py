@@ -26,7 +26,7 @@ BASE = '''
 import datetime
 from peewee import *
 from modelstore.models import FineTunedModel as _FineTunedModel, Task as _Task
-from modelstore.models import ModelVersionCounter
+from modelstore.models import ModelImport, ModelVersionCounter
 
 
 class FineTunedModel(_FineTunedModel):
@@ -43,7 +43,7 @@ class Task(_Task):
 {task_meta}
 
 {extra}
-MODELS = [FineTunedModel, Task, ModelVersionCounter{more}]
+MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport{more}]
 '''
 # 0009's partial unique index, for a models module that declares its own Meta.indexes.
 PARTIAL_INDEX = '''

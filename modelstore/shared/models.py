@@ -88,6 +88,21 @@ class ModelVersionCounter(Model):
         table_name = 'model_version_counters'
 
 
+class ModelImport(Model):
+    """Each row ``modelstore import`` copied into fine_tuned_models (0011): the source (e.g.
+    ``'modelforge'``, ModelForge v2's ``models`` table) and its key there, so that an import
+    run again copies nothing twice -- not even a model deleted since."""
+    id = AutoField()
+    source = CharField(max_length=64)
+    source_id = CharField()
+    model_id = IntegerField()  # The fine_tuned_models row it became (it may be deleted since).
+    imported_at = IsoTimestampField()
+
+    class Meta:
+        table_name = 'model_imports'
+        indexes = ((('source', 'source_id'), True),)
+
+
 class Task(Model):
     """One autotuning task (the inference-autotuner's ``tasks``)."""
     id = AutoField()
@@ -130,7 +145,7 @@ class Task(Model):
         return '<Task %s %r>' % (self.id, self.task_name)
 
 
-MODELS = (FineTunedModel, Task, ModelVersionCounter)
+MODELS = (FineTunedModel, Task, ModelVersionCounter, ModelImport)
 
 # The triggers 0010 installs on fine_tuned_models to number every inserted row (check reports
 # them missing: a table rebuilt by hand, or by a script that copies the table, loses them).
