@@ -187,7 +187,10 @@ def _number(db, rows):
     names = sorted({name for _, name in rows})
     last = {}
     for i in range(0, len(names), 500):
+        # Always 500 names (the last repeated): one statement, where an IN list of each length
+        # would fill the driver's statement cache with large prepared statements (+10 MB RSS).
         chunk = names[i:i + 500]
+        chunk += chunk[-1:] * (500 - len(chunk))
         last.update(db.execute_sql(
             'SELECT model_name, last_version FROM model_version_counters '
             'WHERE model_name IN (%s)' % ', '.join([p] * len(chunk)), chunk).fetchall())

@@ -1,13 +1,15 @@
 """The ``modelstore`` command (also ``python -m modelstore``); the only package that prints.
 
 ``parser`` holds the grammar, ``runs`` the commands that change a database (migrate, rollback,
-restore), ``reads`` those that read one (status, history, check) and accept, ``output`` the
-printing; this module runs one command and reports its error.
+restore), ``reads`` those that read one (status, history, check) and accept, ``doctor`` and
+``registry`` (models, tasks, import) the registry's, ``output`` the printing; this module runs
+one command and reports its error.
 
     modelstore <command> [--database URL] [--json] [-v]
 
 Commands: migrate [--to NAME] [--dry-run] [--fake], status, history, check [--models M],
-rollback [--to NAME] [--dry-run], accept NAME... | --all, new SLUG [--auto] [--models M].
+rollback [--to NAME] [--dry-run], accept NAME... | --all, new SLUG [--auto] [--models M];
+doctor [--models-root DIR] [fixes], models list|show|delete, tasks list|show, import modelforge.
 
 Exit codes: 0 ok; 1 something is pending, drifted, changed or missing (so ``check`` and
 ``status`` can gate a deploy); 2 error -- one line on stderr, ``-v`` adds the traceback.

@@ -101,6 +101,9 @@ class ModelQueries:
         """
         i = self._name_index
         names = list({row[i] for row in rows})
+        # Padded to a power of two (the last name repeated): a few statements in the driver's
+        # cache, not one large IN list per length (0010 measured +10 MB RSS that way).
+        names += names[-1:] * ((1 << (len(names) - 1).bit_length()) - len(names))
         db = self.database
         last = dict(db.execute_sql(self._counters_sql(len(names)), names).fetchall())
         numbered = []
