@@ -130,10 +130,12 @@ def trial(workdir, n, models, rng, database=None):
     child.send_signal(signal.SIGKILL)
     child.wait()
     child.stdout.close()
+    caught = bool(os.path.isdir(os.path.join(root, TRASH)) and os.listdir(os.path.join(root,
+                                                                                    TRASH)))
     problems = check_crashed(root, url, expected)
     problems += check_repaired(root, url, expected)
     shutil.rmtree(base)
-    return problems
+    return problems, caught
 
 
 def run(trials, models=12, seed=None, database=None, out=sys.stdout):
@@ -142,17 +144,19 @@ def run(trials, models=12, seed=None, database=None, out=sys.stdout):
     seed = random.randrange(2 ** 32) if seed is None else seed
     rng = random.Random(seed)
     workdir = tempfile.mkdtemp(prefix='crash-delete-')
-    failed = 0
+    failed = caught = 0
     try:
         for n in range(trials):
-            problems = trial(workdir, n, models, rng, database)
+            problems, mid_delete = trial(workdir, n, models, rng, database)
+            caught += mid_delete
             if problems:
                 failed += 1
                 print('trial %d: %s' % (n, '; '.join(problems)), file=out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print('delete with files: %d/%d trials consistent (seed %d, %d models each, %s)'
-          % (trials - failed, trials, seed, models, 'server' if database else 'SQLite'),
+    print('delete with files: %d/%d trials consistent (seed %d, %d models each, %s; %d killed '
+          'in the middle of a delete, leaving trash)' % (
+              trials - failed, trials, seed, models, 'server' if database else 'SQLite', caught),
           file=out)
     return failed
 
