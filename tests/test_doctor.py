@@ -162,6 +162,15 @@ def test_forget_dangling_asks_for_yes_then_deletes_only_those_rows(cli, registry
     if url.startswith('sqlite'):
         [backup] = [f for f in report['fixes'] if f['fix'] == 'backup']
         assert os.path.exists(backup['path'])
+    with modelstore.connect(url) as store:
+        store.add_model(model_name='lost', base_model='b', task='t',
+                        model_path=os.path.join(root, 'lost_9'))
+    code, out, _ = cli('doctor', '--database', url, '--models-root', root, '--forget-dangling',
+                       '--yes')
+    assert 'forgot model 4 (lost)' in out
+    # Reversible: a SQLite file is backed up first; a server's row is printed in full.
+    assert ('backed up ' in out) if url.startswith('sqlite') else \
+        ('the row was: {"id": 4, "model_name": "lost"' in out)
 
 
 def test_empty_trash_finishes_an_interrupted_delete(cli, registry):

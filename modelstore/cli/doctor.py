@@ -8,6 +8,7 @@
 The report reads only (the database is opened for inspection, nothing is created). Each fix
 says what it changed; the exit code is that of the state after the fixes.
 """
+import json
 import sys
 
 from ..engine import Backups, Engine
@@ -19,6 +20,7 @@ from ..shared.database import open_database
 from ..shared.models import bind_models
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
+from .registry import columns
 
 __all__ = ['cmd_doctor']
 
@@ -119,20 +121,24 @@ def _forget(store, url, dangling):
         return []
     fixes = []
     path = sqlite_path(url)
-    if path not in (None, ':memory:'):
+    backed_up = path not in (None, ':memory:')
+    if backed_up:  # (Else each row is printed in full.)
         applied = Engine(store.database).status().applied
         backup = Backups(path).take(applied[-1] if applied else 'none')
         fixes.append({'fix': 'backup', 'path': backup,
                       'said': 'backed up %s to %s (modelstore restore puts it back)'
                       % (path, backup)})
     for row in dangling:
-        # The whole row, in the output: enough to add it again.
+        # The whole row, in the output: enough to add it again (a server has no backup here).
         model = store.get_model(row['id'])
         store.delete_model(row['id'])
+        data = columns(model)
+        said = 'forgot model %d (%s): %s does not exist' % (row['id'], row['model_name'],
+                                                          row['model_path'])
+        if not backed_up:
+            said += '; the row was: ' + json.dumps(data, default=str)
         fixes.append({'fix': 'forget', 'id': row['id'], 'model_path': row['model_path'],
-                      'row': {k: v for k, v in model.__data__.items()},
-                      'said': 'forgot model %d (%s): %s does not exist'
-                      % (row['id'], row['model_name'], row['model_path'])})
+                      'row': data, 'said': said})
     return fixes
 
 
