@@ -617,7 +617,8 @@ def bench_bulk(workdir, n, repeat):
 # -- 6. generating the next script: `new --auto` against `pwmigrate generate` ------------------
 BENCH_MODELS = """
 from peewee import *
-from modelstore.models import FineTunedModel as _FineTunedModel, ModelVersionCounter, Task
+from modelstore.models import FineTunedModel as _FineTunedModel, ModelImport, ModelVersionCounter
+from modelstore.models import Task
 
 
 class FineTunedModel(_FineTunedModel):
@@ -629,7 +630,7 @@ class FineTunedModel(_FineTunedModel):
         table_name = 'fine_tuned_models'
 
 
-MODELS = [FineTunedModel, Task, ModelVersionCounter]
+MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport]
 """
 
 

@@ -254,3 +254,15 @@ def _unreadable(base):
     assert orphan['base_model'] == 'x/y' and orphan['size'] == len('{"_name_or_path": "x/y"}')
     assert any('cannot read' in p and 'private' in p for p in orphan['problems'])
 
+
+
+def test_forget_dangling_asks_on_a_terminal(registry):
+    from test_registry_cli import _on_a_terminal
+    url, root, known, gone, far = registry
+    code, out, _ = _on_a_terminal(['doctor', '--database', url, '--models-root', root,
+                                   '--forget-dangling'], 'y')
+    assert '1 row whose files are gone:' in out and 'Delete them? [y/N]' in out
+    assert 'forgot model %d (gone)' % gone in out
+    with modelstore.connect(url) as store:
+        with pytest.raises(modelstore.NotFound):
+            store.get_model(gone)

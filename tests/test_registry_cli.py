@@ -126,3 +126,42 @@ def test_reading_commands_never_create_a_database(cli, tmp_path):
         code, _, err = cli(*argv, '--database', path)
         assert code == 2 and 'no registry at' in err
     assert not os.path.exists(path)
+
+
+def _on_a_terminal(argv, answer):
+    """Run the CLI with stdin and stdout on a pseudo-terminal, typing ``answer``."""
+    import pty
+    import subprocess
+    import sys
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, '-m', 'modelstore'] + argv, stdin=follower,
+                            stdout=follower, stderr=subprocess.PIPE, cwd='/')
+    os.close(follower)
+    seen = b''
+    while b'[y/N]' not in seen:
+        chunk = os.read(leader, 4096)  # EIO (OSError) if the child exits without asking.
+        seen += chunk
+    os.write(leader, answer.encode() + b'\n')
+    _, err = proc.communicate(timeout=60)
+    try:
+        while True:
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    except OSError:  # EIO: the child closed its end.
+        pass
+    os.close(leader)
+    return proc.returncode, seen.decode(), err.decode()
+
+
+@pytest.mark.parametrize('answer', ['n', 'y'])
+def test_models_delete_asks_on_a_terminal(url, answer):
+    code, out, err = _on_a_terminal(['models', 'delete', '1', '--database', url], answer)
+    assert 'Delete model 1 (short v1)? [y/N]' in out
+    with modelstore.connect(url) as store:
+        stored = store.count_models(model_name='short')
+    if answer == 'y':
+        assert code == 0 and 'Deleted model 1 (short v1).' in out and stored == 0
+    else:
+        assert code == 2 and 'not deleted' in err and stored == 1

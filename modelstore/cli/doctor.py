@@ -81,14 +81,10 @@ def cmd_doctor(args, out):
 
 
 def _confirm(out, found):
-    out.line('Delete these %s (the files are already gone)?' % plural(len(found.dangling),
-                                                                      'row'))
+    out.line('%s whose files are gone:' % plural(len(found.dangling), 'row'))
     for row in found.dangling:
         out.line('  #%d %s  %s' % (row['id'], row['model_name'], row['model_path']))
-    try:
-        return input('[y/N] ').strip().lower() in ('y', 'yes')
-    except EOFError:
-        return False
+    return out.ask('Delete them?')
 
 
 def _empty_trash(store):

@@ -1,6 +1,7 @@
 """How the CLI prints: lines or one JSON object, colour only on a terminal without NO_COLOR."""
 import json
 import os
+import sys
 import time
 
 from ..exceptions import one_line
@@ -52,6 +53,14 @@ class Output:
             self.stream.flush()
         except BrokenPipeError:
             pass
+
+    def ask(self, question):
+        """Ask a yes/no question on the terminal (stdout, not input()'s stderr); True for yes.
+        End of input is no."""
+        self.clear_progress()
+        self._raw('%s [y/N] ' % question)
+        answer = sys.stdin.readline()
+        return answer.strip().lower() in ('y', 'yes')
 
     def json(self, payload):
         self._write(json.dumps(payload, indent=2, default=str))

@@ -141,11 +141,7 @@ def cmd_models_delete(args, out):
         if not args.yes:
             if not sys.stdin.isatty() or out.as_json:
                 raise ModelStoreError('deleting %s needs --yes off a terminal' % what)
-            try:
-                answer = input('Delete %s? [y/N] ' % what).strip().lower()
-            except EOFError:
-                answer = ''
-            if answer not in ('y', 'yes'):
+            if not out.ask('Delete %s?' % what):
                 raise ModelStoreError('not deleted: %s' % what)
         removed = store.delete_model(model.id, files=args.files)
     if out.as_json:
