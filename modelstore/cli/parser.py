@@ -28,7 +28,8 @@ def _common_options(suppress):
     common.add_argument('--migrations', metavar='DIR', help='scripts directory (default: the '
                         'scripts shipped with modelstore)', **kw)
     flag = {'default': argparse.SUPPRESS} if suppress else {'default': False}
-    common.add_argument('--json', action='store_true', help='print one JSON object', **flag)
+    common.add_argument('--json', action='store_true', help='print JSON: one object (models and '
+                        'tasks: an array of rows)', **flag)
     common.add_argument('-v', '--verbose', action='store_true',
                         help='show tracebacks and log progress', **flag)
     return common
@@ -42,7 +43,7 @@ def build_parser():
                          '(default %(default)g)')
 
     parser = _Parser(
-        prog='modelstore', description='Migrate and inspect a modelstore registry database.',
+        prog='modelstore', description='Migrate, inspect and look after a modelstore registry.',
         parents=[_common_options(suppress=False)])
     parser.add_argument('--version', action='version', version='modelstore ' + __version__)
     sub = parser.add_subparsers(dest='command', metavar='command', required=True)
