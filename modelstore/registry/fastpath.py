@@ -335,21 +335,21 @@ class _Reader:
 
     def __init__(self, field):
         self.convert = field.python_value
-        none = type(None)
-        self.skip = frozenset(
-            ([_already(field)] if _already(field) else []) + ([none] if _keeps_none(field) else []))
+        kept = {_already(field), type(None) if _keeps_none(field) else None}
+        self.skip = frozenset(kept - {None})
         self.fast = {}
         text_reader = getattr(type(field), 'read_text', None)
         if text_reader is not None:
             self.fast[str] = text_reader
-        adapt = type(field).__dict__.get('adapt')
+        adapt = getattr(type(field), 'adapt', None)
         if type(field).python_value is peewee.Field.python_value and isinstance(adapt, type):
             # peewee's python_value is adapt(value) here, adapt a builtin such as bool.
             self.fast.update(dict.fromkeys((int, float, str, bool), adapt))
 
     def read(self, column, kinds):
         none = type(None)
-        convert = self.fast.get(next(iter(kinds - {none}))) if len(kinds - {none}) == 1 else None
+        values = kinds - {none}
+        convert = self.fast.get(next(iter(values))) if len(values) == 1 else None
         if convert is not None and (none not in kinds or none in self.skip):
             try:
                 if none in kinds:

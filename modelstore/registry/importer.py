@@ -28,7 +28,6 @@ from peewee import Table
 
 from ..exceptions import ModelStoreError, ValidationError
 from ..shared.database import write_transaction
-from ..shared.models import bind_models
 from .validate import MODEL_FIELDS, check_fields
 
 __all__ = ['SOURCE', 'Plan', 'plan_modelforge', 'import_modelforge']
@@ -103,7 +102,7 @@ def _source_rows(store):
 
 def plan_modelforge(store, include_inactive=False):
     """What ``import_modelforge`` would import and skip; reads only."""
-    Import = bind_models(store.database)['ModelImport']
+    Import = store.ModelImport
     done = {r[0] for r in Import.select(Import.source_id).where(Import.source == SOURCE)
             .tuples()}
     plan = Plan()
@@ -136,7 +135,7 @@ def plan_modelforge(store, include_inactive=False):
 def import_modelforge(store, include_inactive=False):
     """Import what ``plan_modelforge`` plans, in one transaction; returns the plan and the ids
     of the models made, in its order."""
-    Import = bind_models(store.database)['ModelImport']
+    Import = store.ModelImport
     ids = []
     with write_transaction(store.database):
         # Planned inside the write lock: another import may run at the same time.

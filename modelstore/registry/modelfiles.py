@@ -113,9 +113,7 @@ class ModelsRoot:
         if directory is None:
             delete_row()
             return None
-        os.makedirs(self.trash, exist_ok=True)
-        if os.stat(self.trash).st_dev != os.stat(os.path.dirname(directory)).st_dev:
-            self._tidy()
+        if os.stat(self.path).st_dev != os.stat(os.path.dirname(directory)).st_dev:
             raise ValidationError('model_path', '%r is on another filesystem than the models '
                                   'root, so it cannot be moved to the trash in one step'
                                   % model_path)
@@ -231,7 +229,6 @@ class ModelsRoot:
                         os.rename(trashed, entry['directory'])
                 if not dry_run:
                     os.unlink(os.path.join(self.trash, token + '.json'))
-                    self._tidy()
             else:
                 actions.append(('remove', token, 'model %d was deleted: its files %s' % (
                     entry['id'], 'are removed' if moved else 'were removed already')))

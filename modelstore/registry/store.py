@@ -79,6 +79,7 @@ class ModelStore(TaskCalls):
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
+        self.ModelImport = bound['ModelImport']  # What `modelstore import` copied (0011).
         self.queries = ModelQueries(self.FineTunedModel, BULK_MODEL_COLUMNS,
                                     bound['ModelVersionCounter'])
 
