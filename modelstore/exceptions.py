@@ -41,6 +41,18 @@ class StorageError(ModelStoreError):
     """The database failed a registry call (locked past the timeout, disk full, ...)."""
 
 
+class OutcomeUnknown(StorageError):
+    """The connection to the server was lost while a change was being committed: it may or may
+    not be stored. Never retried by modelstore (a retry could store it twice); look before
+    writing it again."""
+
+    def __init__(self, what):
+        self.what = what
+        super().__init__('%s: the connection to the database was lost while committing, so '
+                         'whether the change was stored is unknown; check before retrying'
+                         % what)
+
+
 class UnreadableValue(StorageError):
     """A stored value cannot be read as its column's type (text edited by hand into a SQLite
     file, an enum name this code does not know). Names the table, the row and the column, so

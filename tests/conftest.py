@@ -7,6 +7,8 @@ that use ``db_path``, a SQLite file -- are deselected: they test SQLite itself (
 the legacy apps' SQLite files).
 """
 import os
+import subprocess
+import tempfile
 import textwrap
 from urllib.parse import urlsplit, urlunsplit
 
@@ -111,3 +113,30 @@ def scripts(tmp_path):
 
     write.dir = str(directory)
     return write
+
+
+POSTGRES_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts',
+                           'postgres.sh')
+
+
+@pytest.fixture
+def private_server():
+    """A server of this test's own, so that killing it disturbs no other test."""
+    # Not under tmp_path: as root the server runs as `postgres`, which cannot enter it.
+    directory = tempfile.mkdtemp(prefix='modelstore-pg-')
+    url = subprocess.run(['bash', POSTGRES_SH, 'start', directory], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    yield url, _Control(directory)
+    _Control(directory)('stop')
+
+
+class _Control:
+    """``control('restart')``: scripts/postgres.sh on a private server; ``.directory`` is its
+    directory (its socket is there)."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def __call__(self, command):
+        subprocess.run(['bash', POSTGRES_SH, command, self.directory], check=True,
+                       capture_output=True)

@@ -2,10 +2,9 @@
 
 Run against the server MODELSTORE_TEST_DATABASE_URL names (scripts/test.sh starts one).
 """
-import os
 import subprocess
 import sys
-import tempfile
+import time
 
 import pytest
 
@@ -19,8 +18,6 @@ from conftest import SHIPPED, execute, history, query
 pytestmark = pytest.mark.postgres_only
 # Imported where used: the suite collects with only the [test] extras (no driver).
 
-POSTGRES_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts',
-                           'postgres.sh')
 MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation',
              model_path='/models/m')
 
@@ -132,31 +129,24 @@ def test_eight_writers_times_five_hundred_add_model_lose_nothing(db_url):
     assert names == {'w%d-%d' % (w, i) for w in range(8) for i in range(500)}
 
 
-@pytest.fixture
-def private_server():
-    """A server of this test's own, so that killing it disturbs no other test."""
-    # Not under tmp_path: as root the server runs as `postgres`, which cannot enter it.
-    directory = tempfile.mkdtemp(prefix='modelstore-pg-')
-    url = subprocess.run(['bash', POSTGRES_SH, 'start', directory], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    control = lambda command: subprocess.run(['bash', POSTGRES_SH, command, directory],  # noqa: E731
-                                             check=True, capture_output=True)
-    yield url, control
-    control('stop')
-
-
 def test_a_server_crash_and_restart_does_not_need_a_new_store(private_server):
     url, control = private_server
     stored, failed = [], []
-    with modelstore.connect(url) as store:
+    with modelstore.connect(url, reconnect_timeout=1) as store:
         store.add_model(model_name='before', **MODEL)
         stored.append('before')
         control('kill')  # SIGKILL: the server crashes with our connection open.
+        started = time.monotonic()
         try:
             store.add_model(model_name='while-down', **MODEL)
             stored.append('while-down')
         except modelstore.StorageError as exc:  # Down: the call raises, it does not vanish.
             failed.append(str(exc))
+            waited = time.monotonic() - started
+            assert not isinstance(exc, modelstore.OutcomeUnknown)  # Nothing was sent.
+            assert 'no server accepted a new one' in str(exc) and 'reconnect_timeout=1' \
+                in str(exc) and 'nothing of this call was stored' in str(exc)
+            assert 0.9 < waited < 5, waited  # The bounded wait, then the error.
         control('restart')
         store.add_model(model_name='after', **MODEL)  # The same store reconnects.
         stored.append('after')

@@ -23,8 +23,9 @@ from peewee import DatabaseError
 
 from ..engine import OWNED_TABLES, Backups, Engine
 from ..exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
-from ..shared.database import open_database, use_for_app
+from ..shared.database import check_timeout, open_database, use_for_app
 from ..shared.urls import mask_url, migrate_command, resolve_url, sqlite_path
+from .calls import RECONNECT_TIMEOUT
 from .modelfiles import resolve_root
 from .store import ModelStore
 
@@ -42,11 +43,17 @@ def _foreign(status):
                ', ...' if len(others) > 5 else ''))
 
 
-def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None):
+def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
+            reconnect_timeout=RECONNECT_TIMEOUT):
     """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema.
 
     ``models_root`` (else ``$MODELSTORE_MODELS_ROOT``): the folder model directories live
-    under; ``delete_model(id, files=True)`` removes only directories inside it."""
+    under; ``delete_model(id, files=True)`` removes only directories inside it.
+
+    ``reconnect_timeout`` (seconds, default 30): on a server, how long a call that lost its
+    connection keeps trying to reconnect -- through a restart or a failover -- before it raises
+    StorageError (see modelstore.registry.calls)."""
+    check_timeout(reconnect_timeout, 'reconnect_timeout')
     root = resolve_root(models_root)
     url = resolve_url(url)
     shown = mask_url(url)
@@ -78,4 +85,5 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
     except BaseException:
         database.close()
         raise
-    return ModelStore(database, shown, refuse_writes=newer, models_root=root)
+    return ModelStore(database, shown, refuse_writes=newer, models_root=root,
+                      reconnect_timeout=reconnect_timeout)

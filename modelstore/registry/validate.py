@@ -16,7 +16,8 @@ from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRES
 from .fastpath import like_pattern
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
-           'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'BULK_MODEL_COLUMNS']
+           'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'inline_model_row',
+           'BULK_MODEL_COLUMNS']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
 PATH_LIMIT = 4096           # PATH_MAX on Linux.
@@ -307,9 +308,30 @@ def bulk_model_row(index, values, now, now_text):
     """One add_models row as a tuple in BULK_MODEL_COLUMNS order, stored values.
 
     The common case -- ASCII text within the limits, a bool flag, a naive datetime or no date --
-    is checked inline; anything else goes through check_fields, which accepts exactly what
-    add_model accepts and names the problem. Errors name the row's index.
+    is checked inline (``inline_model_row``); anything else goes through check_fields, which
+    accepts exactly what add_model accepts and names the problem. Errors name the row's index.
     """
+    row = inline_model_row(values, now, now_text)
+    if row is not None:
+        return row
+    if not isinstance(values, dict):
+        raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
+                              % type_name(values))
+    try:
+        checked = check_fields(MODEL_FIELDS, values)
+    except ValidationError as exc:
+        raise ValidationError('models[%d].%s' % (index, exc.field) if exc.field else
+                              'models[%d]' % index, exc.message) from None
+    for stamp in ('creation_date', 'updated_at'):
+        if values.get(stamp) is None:
+            checked[stamp] = now
+    return tuple(_STORED.get(name, _same)(checked[name]) for name in BULK_MODEL_COLUMNS)
+
+
+def inline_model_row(values, now, now_text):
+    """The first eight BULK_MODEL_COLUMNS of a row in the common case (see bulk_model_row),
+    stored values, with ``now`` for a date not given; None when the row is anything else, for
+    check_fields to check (and name the problem)."""
     if type(values) is dict and values.keys() <= _INLINE_KEYS:
         get = values.get
         name, base, task, path = get('model_name'), get('base_model'), get('task'), \
@@ -330,18 +352,7 @@ def bulk_model_row(index, values, now, now_text):
                 return (name, base, task, description,
                         stamp if created.microsecond else stamp + '.000000', path, flag,
                         now_text)
-    if not isinstance(values, dict):
-        raise ValidationError('models[%d]' % index, 'must be a dict of add_model fields, got %s'
-                              % type_name(values))
-    try:
-        checked = check_fields(MODEL_FIELDS, values)
-    except ValidationError as exc:
-        raise ValidationError('models[%d].%s' % (index, exc.field) if exc.field else
-                              'models[%d]' % index, exc.message) from None
-    for stamp in ('creation_date', 'updated_at'):
-        if values.get(stamp) is None:
-            checked[stamp] = now
-    return tuple(_STORED.get(name, _same)(checked[name]) for name in BULK_MODEL_COLUMNS)
+    return None
 
 
 def _same(value):

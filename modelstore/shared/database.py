@@ -33,7 +33,7 @@ from playhouse import db_url
 from ..exceptions import ConfigError, one_line
 from .dberrors import is_busy
 from .files import create_private, file_uri_path, has_wal
-from .urls import default_path, mask_url, sqlite_path
+from .urls import default_path, mask_url, server_hosts, sqlite_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
            'use_for_app', 'write_transaction', 'check_timeout', 'busy_ms']
@@ -226,10 +226,21 @@ def open_database(url, *, mode='app'):
                           'postgresql://user:password@host/db or mysql://user:password@host/db'
                           % (parts.scheme, shown))
     _check_query(url, shown, parts, cls)
+    hosts = server_hosts(url) if ',' in parts.netloc.rpartition('@')[2] else None
+    if hosts and 'postgres' not in parts.scheme:
+        raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
+                          '(libpq tries them in order)' % shown)
     try:
-        kwargs = db_url.parseresult_to_dict(parts, unquote_password=True, unquote_user=True)
+        kwargs = db_url.parseresult_to_dict(
+            parts._replace(netloc=parts.netloc.split(',')[0]) if hosts else parts,
+            unquote_password=True, unquote_user=True)
     except ValueError as exc:  # A port that is not a number.
         raise ConfigError('invalid database URL %s: %s' % (shown, exc)) from None
+    if hosts:  # libpq's multi-host keywords: a list of hosts, and a port for each (or none).
+        kwargs['host'] = ','.join(host for host, _ in hosts)
+        kwargs.pop('port', None)
+        if any(port for _, port in hosts):
+            kwargs['port'] = ','.join(port for _, port in hosts)
     read_only = False
     if issubclass(cls, SqliteDatabase):
         cls = _safe_class(cls)
@@ -292,8 +303,12 @@ def _timeout_hint(kwargs, started):
     timeout = kwargs.get('connect_timeout')
     if timeout is None or time.monotonic() - started < max(int(timeout), 2) * 0.9:
         return ''
-    return ' (no answer from %s:%s within %s s; connect_timeout=N in the URL changes the wait)' \
-        % (kwargs.get('host', 'localhost'), kwargs.get('port', 5432), timeout)
+    hosts = str(kwargs.get('host', 'localhost')).split(',')
+    ports = str(kwargs.get('port', 5432)).split(',')
+    where = ', '.join('%s:%s' % (host, (ports[i] if len(ports) > 1 else ports[0]) or 5432)
+                      for i, host in enumerate(hosts))
+    return ' (no answer from %s within %s s; connect_timeout=N in the URL changes the wait)' \
+        % (where, timeout)
 
 
 def _connect_read_only(cls, kwargs, url, shown):
@@ -334,7 +349,10 @@ def _connect_read_only(cls, kwargs, url, shown):
 
 def _masked(exc, url, shown):
     password = urlsplit(url).password
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    # libpq reports each host of a multi-host URL on a line of its own: keep them all.
+    text = '; '.join([lines[0]] + [line for line in lines[1:]
+                                   if line.startswith('connection to server')])
     text = text.replace(url, shown)
     return text.replace(password, '***') if password else text
 

@@ -8,6 +8,13 @@ and follow URL rules: ``%XX`` escapes are decoded, and ``?`` and ``#`` start the
 fragment. A bare path (no ``://``) is a path, every character of it: it becomes a SQLite URL
 with ``%``, ``?`` and ``#`` escaped.
 
+A PostgreSQL URL may name several servers, as libpq does:
+``postgresql://u:p@10.0.0.1:5432,10.0.0.2:5432/db?target_session_attrs=read-write`` tries them in
+order and, with that parameter, takes the one that accepts writes (the primary). Python's URL
+parser (and so ``playhouse.db_url``) reads one host and fails on the port, so modelstore splits
+the host list itself (``server_hosts``) and hands libpq ``host=10.0.0.1,10.0.0.2
+port=5432,5432``: libpq's own multi-host connection keywords.
+
 Passwords (in the userinfo or the query) are shown as ``***`` wherever a URL is printed.
 """
 import os
@@ -18,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from ..exceptions import ConfigError
 
 __all__ = ['ENV_VAR', 'default_path', 'default_url', 'sqlite_url', 'resolve_url', 'mask_url',
-           'sqlite_path', 'database_exists', 'migrate_command']
+           'sqlite_path', 'database_exists', 'migrate_command', 'server_hosts']
 
 ENV_VAR = 'MODELSTORE_DATABASE_URL'
 
@@ -99,3 +106,25 @@ def database_exists(url):
 def migrate_command(url):
     """The command an operator runs to bring ``url`` up to date (password masked)."""
     return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
+
+
+_HOST = re.compile(r'(\[[^\]]*\]|[^:\[\]]*)(?::(\d*))?')
+
+
+def server_hosts(url):
+    """The (host, port) pairs a server URL names, in order: one for ``postgresql://h:5432/db``,
+    several for libpq's multi-host form ``postgresql://h1:p1,h2:p2/db``. A port not given is
+    ``''`` (libpq's default); ``[::1]`` brackets are removed. ConfigError for an item that is
+    not ``host[:port]``."""
+    netloc = urlsplit(url).netloc.rpartition('@')[2]
+    hosts = []
+    for item in netloc.split(','):
+        match = _HOST.fullmatch(item)
+        if match is None or (not match.group(1) and ',' in netloc):
+            raise ConfigError('database URL %s: %r in its host list is not host[:port] (hosts '
+                              'are separated by commas: host1:5432,host2:5432)'
+                              % (mask_url(url), item))
+        host = match.group(1)
+        hosts.append((unquote(host[1:-1] if host.startswith('[') else host),
+                      match.group(2) or ''))
+    return hosts

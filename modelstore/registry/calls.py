@@ -1,0 +1,193 @@
+"""How a registry call meets its database: one transaction, errors mapped, a lost server
+connection survived.
+
+Every call runs through ``Calls._run``. On SQLite that is the call's write transaction and the
+error mapping (``_guard``). On a server it is also what keeps a pipeline running through a
+restart or a failover:
+
+* Before a call, the idle connection's socket is looked at (``select``, no round trip): a
+  server that went away has closed it, and the call reconnects before sending anything.
+* A call whose connection is lost before anything could have been committed reconnects and
+  runs again. Reconnecting is retried with backoff (0.05 s doubling to 0.5 s) until
+  ``reconnect_timeout`` (default 30 s) has passed, then StorageError says that no server
+  accepted the connection. With a multi-host URL and ``target_session_attrs=read-write``, libpq
+  itself skips a standby, so the call lands on whichever server is the primary now.
+* A call whose connection is lost while its change may have been committed raises
+  OutcomeUnknown and is never retried: a retry could store the row twice.
+* ``add_model`` on PostgreSQL is a single INSERT sent without BEGIN/COMMIT: the statement is
+  its own transaction (atomic, and durable as the server's synchronous_commit makes it), so it
+  costs one round trip instead of three. Its connection lost mid-statement is OutcomeUnknown.
+"""
+import logging
+import select
+import sqlite3
+import time
+
+from peewee import DatabaseError, InterfaceError, SqliteDatabase
+
+from ..exceptions import OutcomeUnknown, StorageError, UnreadableValue
+from ..shared.database import check_timeout, write_transaction
+from ..shared.dberrors import constraint_error, is_constraint, is_schema_missing
+
+__all__ = ['Calls', 'RECONNECT_TIMEOUT']
+
+RECONNECT_TIMEOUT = 30.0  # seconds a call waits for a server to accept a new connection.
+_ATTEMPTS = 8  # runs of one call at most (each after a reconnect that succeeded).
+
+# Reconnects are logged as warnings; a library leaves where they go to the application.
+log = logging.getLogger('modelstore')
+log.addHandler(logging.NullHandler())
+
+
+class _guard:
+    """Turn a database failure into StorageError naming the operation.
+
+    A missing table or column means the schema is behind the code (the seeds' failure): that
+    becomes SchemaOutOfDate naming the pending scripts and the command, when scripts are pending.
+    """
+
+    def __init__(self, what, store):
+        self.what = what
+        self.store = store
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, UnreadableValue) and not exc.row_ids:
+            raise exc.at(self.store._rows_holding(exc)) from None
+        # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
+        if not issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
+            return False
+        if is_constraint(exc):
+            raise constraint_error(exc) from exc
+        if is_schema_missing(exc):
+            self.store._raise_if_out_of_date()
+        raise StorageError('%s failed: %s' % (self.what, exc)) from exc
+
+
+def _peer_closed(conn):
+    """Has the server closed this idle connection (or sent anything unasked, which an idle
+    connection of ours only gets as it is being terminated)? No round trip: a poll of the
+    socket."""
+    if getattr(conn, 'closed', False):
+        return True
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, AttributeError, InterfaceError):
+        return True
+
+
+class Calls:
+    """The part of ModelStore that runs calls (needs ``database``, ``url``, ``refuse_writes``,
+    ``_rows_holding`` and ``_raise_if_out_of_date``)."""
+
+    reconnect_timeout = RECONNECT_TIMEOUT
+    # How often this store reconnected after losing its server, and how many calls ran again.
+    reconnects = 0
+    retried_calls = 0
+
+    def _set_reconnect_timeout(self, seconds):
+        self.reconnect_timeout = check_timeout(seconds, 'reconnect_timeout')
+
+    def _run(self, what, body, write=False, retry=True, single=False):
+        """Run ``body()``, in a write transaction if ``write``, and return its result.
+
+        ``single``: ``body`` sends one statement, which on a server runs without BEGIN/COMMIT.
+        ``retry=False``: a call that cannot run again (its input was consumed) is not rerun
+        after a lost connection; it raises, saying nothing was stored.
+        """
+        if write and self.refuse_writes is not None:
+            raise self.refuse_writes.with_traceback(None)
+        server = not isinstance(self.database, SqliteDatabase)
+        deadline = None
+        for attempt in range(1, _ATTEMPTS + 1):
+            sent = False  # True once a statement that commits the change may have been sent.
+            try:
+                with _guard(what, self):
+                    if server and not self.database.in_transaction():
+                        self._ready(what)
+                    if not write:
+                        return body()
+                    if single and server and not self.database.in_transaction():
+                        sent = True
+                        return body()
+                    with write_transaction(self.database):
+                        result = body()
+                        sent = True  # The COMMIT is next.
+                    return result
+            except StorageError as exc:
+                if not server or not self._connection_lost():
+                    raise
+                cause = exc.__cause__
+                if sent:
+                    self._drop_connection()
+                    raise OutcomeUnknown(what) from cause
+                if not retry:
+                    self._drop_connection()
+                    raise StorageError(
+                        '%s failed: the connection to the database was lost before anything '
+                        'was committed, so nothing of it was stored (%s); the next call '
+                        'reconnects' % (what, _first_line(cause))) from cause
+                if attempt == _ATTEMPTS:
+                    raise
+                if deadline is None:
+                    deadline = time.monotonic() + self.reconnect_timeout
+                self._reconnect(what, deadline, cause)
+                self.retried_calls += 1
+
+    def _ready(self, what):
+        """Connect if there is no connection; reconnect first if the server closed it."""
+        db = self.database
+        if db.is_closed():
+            db.connect()
+        elif _peer_closed(db.connection()):
+            self._drop_connection()
+            db.connect()
+            self.reconnects += 1
+            log.warning('%s: %s had closed the connection; reconnected', what, self.url)
+
+    def _connection_lost(self):
+        """No usable connection after a failure: it died, or a (re)connect failed."""
+        db = self.database
+        return db.is_closed() or not db.is_connection_usable()
+
+    def _drop_connection(self):
+        try:
+            self.database.close()
+        except Exception:  # A broken connection may fail even to close: forget it.
+            self.database.dispose()
+
+    def _reconnect(self, what, deadline, cause):
+        """Connect again, with backoff, until ``deadline``; StorageError after that."""
+        started, delay, tries = time.monotonic(), 0.05, 0
+        while True:
+            self._drop_connection()
+            tries += 1
+            try:
+                self.database.connect()
+            except Exception as exc:  # Refused, a standby (read-write wanted), starting up.
+                cause = exc
+            else:
+                self.reconnects += 1
+                log.warning('%s: lost the connection to %s; reconnected after %.2f s (%d '
+                            'attempt%s)', what, self.url, time.monotonic() - started, tries,
+                            '' if tries == 1 else 's')
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StorageError(
+                    '%s failed: lost the connection to %s, and no server accepted a new one '
+                    'for %.1f s (%d attempts; reconnect_timeout=%g); nothing of this call was '
+                    'stored. Last error: %s' % (what, self.url, time.monotonic() - started,
+                                                tries, self.reconnect_timeout,
+                                                _first_line(cause))) from cause
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+
+
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
