@@ -11,8 +11,8 @@ Schema changes are playhouse.migrations scripts, applied by hand with ``modelsto
 from .engine import Drift, Engine, detect_drift
 from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, LockTimeout,
                          MigrationError, ModelStoreError, NotFound, OutcomeUnknown,
-                         SchemaNewerThanCode, SchemaOutOfDate, ScriptError, StorageError,
-                         UnreadableValue, ValidationError)
+                         SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked, ScriptError,
+                         StorageError, UnreadableValue, ValidationError)
 from .registry import ModelStore, connect
 from .shared.models import FineTunedModel, Task, TaskStatus
 from .version import __version__
@@ -20,6 +20,7 @@ from .version import __version__
 __all__ = [
     'connect', 'ModelStore', 'FineTunedModel', 'Task', 'TaskStatus', 'Engine', 'Drift',
     'detect_drift', 'ModelStoreError', 'ConfigError', 'ValidationError', 'NotFound',
-    'StorageError', 'OutcomeUnknown', 'UnreadableValue', 'MigrationError', 'ScriptError', 'ChecksumMismatch',
-    'LockTimeout', 'DataLossRefused', 'SchemaOutOfDate', 'SchemaNewerThanCode', '__version__',
+    'StorageError', 'OutcomeUnknown', 'UnreadableValue', 'MigrationError', 'ScriptError',
+    'ScriptBlocked', 'ChecksumMismatch', 'LockTimeout', 'DataLossRefused', 'SchemaOutOfDate',
+    'SchemaNewerThanCode', '__version__',
 ]

@@ -88,6 +88,24 @@ class ScriptError(MigrationError):
         super().__init__('%s: %s' % (name, message))
 
 
+class ScriptBlocked(ScriptError):
+    """PostgreSQL: a script could not take its locks within its tries (each ended by
+    ``lock_timeout``, so that writers never queue behind it) and was rolled back. ``blockers``:
+    the sessions that held them (pid, state, seconds, tables, query)."""
+
+    def __init__(self, name, attempts, timeout, seconds, described, blockers):
+        self.blockers = list(blockers)
+        pids = ', '.join(str(b['pid']) for b in self.blockers)
+        super().__init__(name, 'gave up taking its locks after %d attempts (lock_timeout %g s '
+                               'each, %.0f s in all) and was rolled back, so that the writers '
+                               'waiting behind it could go on. Blocking: %s. End %s, or allow '
+                               'more tries (--ddl-retries), and run migrate again'
+                         % (attempts, timeout, seconds, '; '.join(described) or
+                            'no session holds a lock on the schema\'s tables now',
+                            'that transaction (SELECT pg_terminate_backend(%s))' % pids
+                            if self.blockers else 'the long transactions'))
+
+
 class ChecksumMismatch(MigrationError):
     """Applied scripts were edited after they ran; `modelstore accept NAME` records the new text."""
 

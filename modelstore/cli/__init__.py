@@ -78,7 +78,8 @@ def _fail(args, out, exc, text, code=ERROR, trace=True):
     print(text, file=sys.stderr)
     if out.as_json:
         error = {'type': type(exc).__name__, 'message': one_line(exc), 'exit_code': code}
-        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown'):
+        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown',
+                          'blockers'):
             if hasattr(exc, attribute):
                 error[attribute] = getattr(exc, attribute)
         if isinstance(exc, ScriptError):

@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from ..engine import KEEP
+from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, ModelStoreError
 from ..shared.database import check_timeout
@@ -54,7 +55,16 @@ def build_parser():
     backups.add_argument('--keep-backups', type=_positive, default=KEEP, metavar='N',
                          help='backups of the file to keep, newest first (default %(default)d)')
 
-    p = sub.add_parser('migrate', parents=[common, locking, backups],
+    ddl = argparse.ArgumentParser(add_help=False)
+    ddl.add_argument('--ddl-lock-timeout', type=_wait, default=DDL_LOCK_TIMEOUT,
+                     metavar='SECONDS', help='PostgreSQL: a script waits at most this long for '
+                     'a table lock before it is rolled back and tried again, so that writers '
+                     'never queue behind it (default %(default)g)')
+    ddl.add_argument('--ddl-retries', type=_count, default=DDL_RETRIES, metavar='N',
+                     help='PostgreSQL: tries after the first, with backoff, before the script '
+                     'fails naming the sessions that held the locks (default %(default)d)')
+
+    p = sub.add_parser('migrate', parents=[common, locking, ddl, backups],
                        help='apply pending scripts')
     p.add_argument('--to', metavar='NAME', help='stop after applying this script')
     p.add_argument('--dry-run', action='store_true',
@@ -63,7 +73,7 @@ def build_parser():
                    help='record pending scripts as applied without running them')
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser('rollback', parents=[common, locking, backups],
+    p = sub.add_parser('rollback', parents=[common, locking, ddl, backups],
                        help='revert the last script, or back through --to NAME')
     p.add_argument('--to', metavar='NAME', help='revert every script back through this one')
     p.add_argument('--dry-run', action='store_true',
@@ -203,6 +213,24 @@ def _seconds(text):
         return check_timeout(value, None)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _wait(text):
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError('must be more than 0 seconds (0 would wait forever), '
+                                         'got %r' % text)
+    return value
+
+
+def _count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError('must be a whole number of at least 0, got %r' % text)
+    return value
 
 
 def _positive(text):

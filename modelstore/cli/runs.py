@@ -29,6 +29,13 @@ def _print_run(out, run, dry_run):
                 out.line('      ' + sql)
 
 
+def _wait_line(wait):
+    held = '; '.join(b.describe() for b in wait.blockers) or 'a session that has ended'
+    return ('%s: waited %.1f s for a table lock held by %s; rolled back so that writers can go '
+            'on, trying again in %g s (attempt %d of %d)'
+            % (wait.script, wait.waited, held, wait.retry_in, wait.attempt + 1, wait.attempts))
+
+
 def _run(args, out, direction):
     # Rolling back a file that does not exist must not create it.
     url = resolve_url(args.database)
@@ -36,7 +43,8 @@ def _run(args, out, direction):
     database = open_database(url, mode='inspect' if inspect else 'migrate')
     shown = mask_url(url)
     engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout,
-                    backups=_backups(args, url))
+                    backups=_backups(args, url), ddl_lock_timeout=args.ddl_lock_timeout,
+                    ddl_retries=args.ddl_retries)
     verb = 'Migrating' if direction == 'up' else 'Rolling back'
     if not out.as_json:
         out.line('%s database: %s%s' % (verb, shown, ' (dry run: nothing will be changed)'
@@ -44,13 +52,16 @@ def _run(args, out, direction):
     printer = None if out.as_json else (lambda run: _print_run(out, run, args.dry_run))
     on_backup = None if out.as_json else (lambda path: out.line(
         'Backup: %s (the newest %d are kept; --no-backup skips this)' % (path, args.keep_backups)))
+    # Each lock wait, as it happens (on stderr with --json, which keeps stdout one object).
+    on_wait = lambda wait: out.note(_wait_line(wait))  # noqa: E731
     if direction == 'up':
         on_progress = (lambda p: out.progress(progress_line(p))) if out.live else None
         result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake,
-                                on_script=printer, on_backup=on_backup, on_progress=on_progress)
+                                on_script=printer, on_backup=on_backup, on_progress=on_progress,
+                                on_wait=on_wait)
     else:
         result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
-                                 on_script=printer, on_backup=on_backup)
+                                 on_script=printer, on_backup=on_backup, on_wait=on_wait)
     status = engine.status()
     adoption = result.adoption
     if out.as_json:

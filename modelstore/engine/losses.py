@@ -14,9 +14,11 @@ import re
 
 from peewee import SQL, Table, fn
 
+from ..exceptions import ScriptError
 from ..shared.shape import bare_default
+from .steps import Recorder
 
-__all__ = ['layout', 'count_losses']
+__all__ = ['layout', 'count_losses', 'foresee_losses']
 
 _NUMBER = re.compile(r'^-?\d+(\.\d+)?$')
 
@@ -69,3 +71,20 @@ def count_losses(database, before, after):
                 lines.append('column %s.%s and the values of %s (neither NULL nor its default)'
                              % (table, column, _plural(rows, 'row')))
     return lines
+
+
+def foresee_losses(db, todo):
+    """Run the down()s of ``todo`` ((script, module, ...) tuples) in a transaction that is
+    rolled back; say what they would destroy."""
+    before = layout(db)
+    with db.atomic() as txn:
+        for script, module, *_ in todo:
+            try:
+                module.down(Recorder(db).migrator(), db)
+            except Exception as exc:
+                txn.rollback()
+                raise ScriptError(script.name, 'down failed and was rolled back: %s: %s'
+                                  % (type(exc).__name__, exc)) from exc
+        after = layout(db)
+        txn.rollback()
+    return count_losses(db, before, after)

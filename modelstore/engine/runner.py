@@ -26,11 +26,12 @@ from ..shared.database import check_timeout
 from ..shared.dberrors import raising
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
+from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
 from .fkwatch import NeedBaseline
 from .lock import DEFAULT_TIMEOUT, run_lock
 from .online import PacedBatches
-from .losses import count_losses, layout
+from .losses import foresee_losses
 from .results import RunResult, ScriptRun
 from .scripts import discover
 from .status import Entry, Status, schema_version, script_number
@@ -47,14 +48,16 @@ class Engine:
     """
 
     def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT,
-                 backups=None):
+                 backups=None, ddl_lock_timeout=DDL_LOCK_TIMEOUT, ddl_retries=DDL_RETRIES):
         self.database = database
         self.directory = directory
         self.label = label or 'the database'
         self.lock_timeout = check_timeout(lock_timeout)
         self.backups = backups
         self.history = History(database)
-        self._on_progress = None
+        # PostgreSQL: each script's lock_timeout and retries (modelstore.engine.ddlwait).
+        self.ddl = DdlLocks(database, ddl_lock_timeout, ddl_retries)
+        self._on_progress = self._on_wait = None
 
     def scripts(self):
         return discover(self.directory)
@@ -91,13 +94,14 @@ class Engine:
     # -- runs -----------------------------------------------------------------------------
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
-                on_backup=None, precondition=None, on_progress=None):
+                on_backup=None, precondition=None, on_progress=None, on_wait=None):
         """Apply pending scripts in order (through ``target`` if given).
 
         An online script (modelstore.online) runs its batches outside the run's transaction;
-        ``on_progress(Progress)`` is called after each of them.
+        ``on_progress(Progress)`` is called after each of them. ``on_wait(LockWait)``: after a
+        script timed out waiting for a lock, before it is tried again (PostgreSQL).
         """
-        self._on_progress = on_progress
+        self._on_progress, self._on_wait = on_progress, on_wait
         def plan(status):
             if precondition is not None:
                 precondition(status)
@@ -130,7 +134,7 @@ class Engine:
                          analyse=not fake)
 
     def rollback(self, target=None, *, dry_run=False, allow_data_loss=False, on_script=None,
-                 on_backup=None):
+                 on_backup=None, on_wait=None):
         """Revert the last applied script, or every one back through ``target``.
 
         A rollback that would drop a table holding rows, or a column holding values other than
@@ -138,6 +142,8 @@ class Engine:
         SQLite it then also requires ``backups`` and takes one first. A dry run reports the
         losses in ``RunResult.losses`` instead.
         """
+        self._on_wait = on_wait
+
         def plan(status):
             applied = [e for e in status.entries if e.state != 'pending']
             self._check_target(status, target, applied, verb='applied')
@@ -242,7 +248,7 @@ class Engine:
 
     def _refuse_losses(self, todo, dry_run, allow_data_loss):
         """What the rollback would destroy; raises unless allowed (and backed up on SQLite)."""
-        losses = self._losses(todo)
+        losses = foresee_losses(self.database, todo)
         if losses and not (allow_data_loss or dry_run):
             raise DataLossRefused(self.label, losses)
         if losses and not dry_run and self.backups is None \
@@ -333,31 +339,17 @@ class Engine:
                               'run, so %s' % (direction, type(exc).__name__, exc, kept)) from exc
         raise MigrationError('SQLite rolled back the run on %s, so %s' % (self.label, kept))
 
-    def _losses(self, todo):
-        """Run the down()s in a transaction that is rolled back; say what they would destroy."""
-        db = self.database
-        before = layout(db)
-        with db.atomic() as txn:
-            for script, module, _, _ in todo:
-                try:
-                    module.down(Recorder(db).migrator(), db)
-                except Exception as exc:
-                    txn.rollback()
-                    raise ScriptError(script.name, 'down failed and was rolled back: %s: %s'
-                                      % (type(exc).__name__, exc)) from exc
-            after = layout(db)
-            txn.rollback()
-        return count_losses(db, before, after)
-
     def _run_script(self, lock, script, module, direction, method, kept):
-        try:
-            return self._attempt(lock, script, module, direction, method, kept)
-        except NeedBaseline:
-            # The script's savepoint is undone: read the violations that were already there
-            # (a legacy file may hold orphans) and run it again, now able to tell new from old.
-            lock.watch.read_baseline()
-            self.history.forget()
-            return self._attempt(lock, script, module, direction, method, kept)
+        def attempt():
+            try:
+                return self._attempt(lock, script, module, direction, method, kept)
+            except NeedBaseline:
+                # The script's savepoint is undone: read the violations that were already there
+                # (a legacy file may hold orphans) and run it again, telling new from old.
+                lock.watch.read_baseline()
+                self.history.forget()
+                return self._attempt(lock, script, module, direction, method, kept)
+        return self.ddl.run(script.name, attempt, self._on_wait)  # Retried after lock waits.
 
     def _attempt(self, lock, script, module, direction, method, kept):
         db = self.database
@@ -377,6 +369,8 @@ class Engine:
         start = time.perf_counter()
         try:
             with migrator.migration_context(atomic):
+                if atomic:
+                    self.ddl.set_local()
                 if method in ('ran', 'reverted'):
                     lock.watch.mark()
                     with recorder:
