@@ -40,6 +40,8 @@ from modelstore.shared.database import open_database
 from modelstore.engine import Engine
 from modelstore.engine.scripts import discover
 
+from ddl_wait import bench_ddl_wait
+
 SCRIPTS = [s.name for s in discover()]
 COLUMN_SCRIPTS = SCRIPTS[1:4]  # 0002-0004: they add columns.
 INDEX_SCRIPT = SCRIPTS[4]      # 0005: it builds an index.
@@ -378,8 +380,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
 
 WRITER = '''
 import json, sys, time
-kind, url, who, count, start = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \\
-    float(sys.argv[5])
+kind, url, who, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 errors = 0
 if kind == 'ours':
     import modelstore
@@ -401,6 +402,20 @@ elif kind == 'sqlite':
                       datetime.datetime.now().isoformat(timespec='microseconds'),
                       '/m/%s/%d' % (who, i), False))
         conn.execute('COMMIT')
+elif kind == 'postgres-same':  # The very statement add_model sends, through the driver.
+    import psycopg2, datetime
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    SQL = ('INSERT INTO "fine_tuned_models" ("model_name", "base_model", "task", "description", '
+           '"creation_date", "model_path", "is_custom_base_model", "updated_at") VALUES '
+           '(%s, %s, %s, %s, %s, %s, %s, %s) RETURNING "fine_tuned_models"."id", '
+           '"fine_tuned_models"."version"')
+    def write(i):
+        now = datetime.datetime.now().isoformat(timespec='microseconds')
+        cur.execute(SQL, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
+                          now))
+        cur.fetchone()
 else:
     import psycopg2, datetime
     conn = psycopg2.connect(url)
@@ -413,6 +428,10 @@ else:
                     ('%s-%d' % (who, i), 'b', 't', '',
                      datetime.datetime.now().isoformat(timespec='microseconds'),
                      '/m/%s/%d' % (who, i), False))
+# Connected: say so, and start at the time the bench sends once every writer is ready (an
+# import and a connect under load must not count as writing time).
+print('ready', flush=True)
+start = float(sys.stdin.readline())
 time.sleep(max(0.0, start - time.time()))
 for i in range(count):
     try:
@@ -424,26 +443,35 @@ print(json.dumps({'end': time.time(), 'errors': errors}))
 
 
 def writers_run(kind, url, processes, count):
-    start = time.time() + 1.5  # Every interpreter has started and connected by then.
-    procs = [subprocess.Popen([sys.executable, '-c', WRITER, kind, url, 'w%d' % p, str(count),
-                               repr(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for p in range(processes)]
+    procs = [subprocess.Popen([sys.executable, '-c', WRITER, kind, url, 'w%d' % p, str(count)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for p in range(processes)]
+    for p in procs:
+        if p.stdout.readline().strip() != 'ready':
+            raise RuntimeError('a writer failed to start: %s' % p.stderr.read())
+    start = time.time() + 0.2
+    for p in procs:
+        p.stdin.write('%r\n' % start)
+        p.stdin.flush()
     outs = [json.loads(p.communicate()[0]) for p in procs]
     return max(o['end'] for o in outs) - start, sum(o['errors'] for o in outs)
 
 
 def bench_writers(backend, new_url, processes, count, repeat):
-    for_kind = {'ours': [], 'raw': []}
-    lost = {'ours': 0, 'raw': 0}
-    errors = {'ours': 0, 'raw': 0}
-    raw_kind = 'sqlite' if backend == 'sqlite' else 'postgres'
+    # PostgreSQL also against the exact statement add_model sends (it stores updated_at and
+    # returns id and version, which the bare 7-column INSERT does not).
+    kinds = {'ours': 'ours', 'raw': 'sqlite' if backend == 'sqlite' else 'postgres'}
+    if backend != 'sqlite':
+        kinds['same'] = 'postgres-same'
+    for_kind = {kind: [] for kind in kinds}
+    lost = dict.fromkeys(kinds, 0)
+    errors = dict.fromkeys(kinds, 0)
     from dbtools import query
     for _ in range(repeat):
-        for kind in ('ours', 'raw'):
+        for kind, writer in kinds.items():
             url = new_url()
             modelstore.connect(url).close()
-            elapsed, errs = writers_run('ours' if kind == 'ours' else raw_kind, url, processes,
-                                        count)
+            elapsed, errs = writers_run(writer, url, processes, count)
             stored = query(url, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
             for_kind[kind].append(elapsed)
             lost[kind] += processes * count - stored
@@ -451,7 +479,13 @@ def bench_writers(backend, new_url, processes, count, repeat):
     label = '%d processes x %d add_model' % (processes, count)
     result('writers %s' % backend, '%s: modelstore vs raw driver, same settings' % label,
            statistics.median(for_kind['ours']), statistics.median(for_kind['raw']),
-           1.5 if backend == 'sqlite' else None)
+           1.5 if backend == 'sqlite' else 1.3,
+           note='' if backend == 'sqlite' else 'the raw INSERT of 7 columns, returning nothing')
+    if 'same' in kinds:
+        result('writers %s' % backend, '%s: modelstore vs the same INSERT ... RETURNING through '
+               'the raw driver' % label, statistics.median(for_kind['ours']),
+               statistics.median(for_kind['same']), 1.3,
+               note='8 columns (with updated_at), returning id and version, as add_model')
     fact('writers %s' % backend, '%s: rows lost / errors (all %d runs)' % (label, repeat),
          '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0)
 
@@ -915,7 +949,13 @@ def main(argv=None):
     parser.add_argument('--sizes', help='rows per table for the migrate bench, comma-separated')
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='also run the PostgreSQL comparisons on this server')
+    parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
+                        'queries, connect, bulk, generate, online, ddl (default: all)')
     args = parser.parse_args(argv)
+    only = set(args.only.split(',')) if args.only else None
+
+    def want(section):
+        return only is None or section in only
     sizes = [int(s) for s in args.sizes.split(',')] if args.sizes else (
         [200, 2000] if args.smoke else [1000, 100000, 1000000])
     repeat = 1 if args.smoke else 5
@@ -930,29 +970,42 @@ def main(argv=None):
         return 'sqlite:///' + os.path.join(workdir, 'w%d.db' % counter[0])
     drops = []
     try:
-        bench_migrate_sqlite(sizes, workdir, repeat if max(sizes) < 1000000 else 3)
-        bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, 1 if args.smoke
-                      else 11)  # Contended runs vary most: more repetitions.
-        path = bench_queries(workdir, 2000 if args.smoke else 1000000, 20 if args.smoke else 200)
-        bench_connect(path, 20 if args.smoke else 300)
-        bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
-        bench_generate(sizes[::len(sizes) - 1] if len(sizes) > 1 else sizes, workdir,
-                       repeat if max(sizes) < 1000000 else 3)
+        if want('migrate'):
+            bench_migrate_sqlite(sizes, workdir, repeat if max(sizes) < 1000000 else 3)
+        if want('writers'):
+            bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, 1 if args.smoke
+                          else 11)  # Contended runs vary most: more repetitions.
+        if want('queries') or want('connect'):
+            path = bench_queries(workdir, 2000 if args.smoke else 1000000,
+                                 20 if args.smoke else 200)
+            bench_connect(path, 20 if args.smoke else 300)
+        if want('bulk'):
+            bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
+        if want('generate'):
+            bench_generate(sizes[::len(sizes) - 1] if len(sizes) > 1 else sizes, workdir,
+                           repeat if max(sizes) < 1000000 else 3)
         online_rows, quiet = (3000, 1.0) if args.smoke else (1000000, 10.0)
-        bench_online_sqlite(workdir, online_rows, quiet)
+        if want('online'):
+            bench_online_sqlite(workdir, online_rows, quiet)
         if args.database:
-            bench_online_postgres(args.database, workdir, online_rows, quiet)
+            if want('online'):
+                bench_online_postgres(args.database, workdir, online_rows, quiet)
             from dbtools import new_postgres_database
-            bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 5)
+            if want('migrate'):
+                bench_migrate_postgres(sizes, args.database, 1 if args.smoke else 5)
 
             def new_pg():
                 url, drop = new_postgres_database(args.database)
                 drops.append(drop)
                 return url
-            bench_writers('postgresql', new_pg, 8, 50 if args.smoke else 1000,
-                          1 if args.smoke else 5)
-            bench_queries_postgres(new_pg(), 2000 if args.smoke else 1000000,
-                                   20 if args.smoke else 200)
+            if want('writers'):
+                bench_writers('postgresql', new_pg, 8, 50 if args.smoke else 1000,
+                              1 if args.smoke else 5)
+            if want('queries'):
+                bench_queries_postgres(new_pg(), 2000 if args.smoke else 1000000,
+                                       20 if args.smoke else 200)
+            if want('ddl'):
+                bench_ddl_wait(new_pg, result, fact, hold=6.0 if args.smoke else 20.0)
     finally:
         for drop in drops:
             drop()

@@ -12,7 +12,8 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
   pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
   rows), and the lock's ``watch`` (modelstore.engine.fkwatch) sees to it that no script leaves a
   foreign-key violation that was not there before.
-* PostgreSQL: a session advisory lock (see PostgresRunLock); each script is its own transaction.
+* PostgreSQL: a transaction-scoped advisory lock on a connection of its own, correct behind
+  PgBouncer too (see PostgresRunLock); each script is its own transaction.
 * MySQL (``GET_LOCK``) would slot in the same way; it is not supported yet.
 """
 import os
@@ -63,6 +64,9 @@ class RunLock:
 
     def resume(self):
         """After ``checkpoint``: the next scripts' transaction (SQLite)."""
+
+    def verify(self):
+        """Before each script: the lock is still held (PostgreSQL), else MigrationError."""
 
 
 class SqliteRunLock(RunLock):
@@ -204,11 +208,18 @@ def _main_file(database):
 
 
 class PostgresRunLock(RunLock):
-    """A session advisory lock, polled with ``pg_try_advisory_lock`` until the timeout.
+    """A transaction-scoped advisory lock, held by a connection of its own in a transaction
+    that stays open for the whole run; polled with ``pg_try_advisory_xact_lock`` until the
+    timeout.
 
-    Advisory locks are scoped to the database, held by the session (a killed runner's lock goes
-    with its connection), and never block ordinary reads and writes. Scripts then run one
-    transaction each, with their history row.
+    Not a session lock: behind a pooler in transaction mode (PgBouncer), the statements of one
+    client session run on whichever server connection is free, so a session lock would be
+    taken on one and "released" on another -- it would protect nothing, and stay held. An open
+    transaction keeps its server connection, there as directly. The lock goes when the run
+    ends (ROLLBACK), when its process dies (the connection closes), or when the server ends its
+    session -- which ``verify`` notices before each script. Advisory locks never block ordinary
+    reads and writes, and the idle transaction holds no snapshot (READ COMMITTED). Scripts run
+    one transaction each, with their history row, on the run's own connection.
     """
     # Any fixed 64-bit key; this one spells "modelstr".
     KEY = 0x6D6F64656C737472
@@ -217,9 +228,27 @@ class PostgresRunLock(RunLock):
         db = self.database
         if db.in_transaction():
             raise MigrationError('a migration run cannot start inside an open transaction')
+        self._holder = type(db)(db.database, **db.connect_params)
+        try:
+            self._take()
+        except BaseException:
+            self._holder.close()
+            raise
+        return self
+
+    def _take(self):
+        holder = self._holder
         deadline = time.monotonic() + self.timeout
         delay = 0.01
-        while not db.execute_sql('SELECT pg_try_advisory_lock(%s)', (self.KEY,)).fetchone()[0]:
+        holder.connect()
+        while True:
+            holder.execute_sql('BEGIN ISOLATION LEVEL READ COMMITTED')
+            # Not ended by a server-wide idle-in-transaction timeout while scripts run.
+            holder.execute_sql('SET LOCAL idle_in_transaction_session_timeout = 0')
+            if holder.execute_sql('SELECT pg_try_advisory_xact_lock(%s)',
+                                  (self.KEY,)).fetchone()[0]:
+                return
+            holder.execute_sql('ROLLBACK')
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LockTimeout('another modelstore migration on this database held its '
@@ -227,14 +256,23 @@ class PostgresRunLock(RunLock):
                                   % self.timeout)
             time.sleep(min(delay, left))
             delay = min(delay * 2, 0.25)
-        return self
+
+    def verify(self):
+        try:
+            self._holder.execute_sql('SELECT 1')
+        except Exception as exc:
+            raise MigrationError('the migration lock was lost (its connection ended: %s); the '
+                                 'scripts committed before stay applied, run migrate again'
+                                 % ' '.join(str(exc).split())) from None
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            self.database.execute_sql('SELECT pg_advisory_unlock(%s)', (self.KEY,))
+            self._holder.execute_sql('ROLLBACK')  # Releases the lock.
         except Exception:
             if exc_type is None:  # A lost connection has released the lock already.
                 raise
+        finally:
+            self._holder.close()
         return False
 
 

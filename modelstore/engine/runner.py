@@ -268,6 +268,7 @@ class Engine:
             for script, module, method, kept in todo:
                 online = not dry_run and direction == 'up' and method == 'ran' \
                     and callable(getattr(module, 'online', None))
+                lock.verify()
                 if online:
                     self._checkpoint(lock, script, runs[reported:], on_script)
                     reported = len(runs)
