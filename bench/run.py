@@ -490,6 +490,42 @@ def bench_writers(backend, new_url, processes, count, repeat):
          '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0)
 
 
+def bench_pooler(new_url, processes, count, repeat, pool=8):
+    """add_model from many processes through PgBouncer (transaction pooling, ``pool`` server
+    connections) beside the same processes connected directly."""
+    from dbtools import query
+    pgbouncer = os.path.join(HERE, '..', 'scripts', 'pgbouncer.sh')
+    times = {'direct': [], 'pooled': []}
+    lost = errors = 0
+    for _ in range(repeat):
+        for how in ('direct', 'pooled'):
+            url = new_url()
+            modelstore.connect(url).close()
+            target, directory = url, None
+            if how == 'pooled':
+                directory = tempfile.mkdtemp(prefix='modelstore-pgbouncer-')
+                os.rmdir(directory)
+                target = subprocess.run(['bash', pgbouncer, 'start', directory, url, str(pool)],
+                                        check=True, capture_output=True,
+                                        text=True).stdout.strip()
+            try:
+                elapsed, errs = writers_run('ours', target, processes, count)
+            finally:
+                if directory:
+                    subprocess.run(['bash', pgbouncer, 'stop', directory], check=True)
+            times[how].append(elapsed)
+            errors += errs
+            lost += processes * count - query(url, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
+    label = '%d processes x %d add_model' % (processes, count)
+    pooled, direct = statistics.median(times['pooled']), statistics.median(times['direct'])
+    result('pooler PostgreSQL', '%s: through PgBouncer (transaction pooling, %d server '
+           'connections) vs each connected directly' % (label, pool), pooled, direct,
+           note='%.0f vs %.0f add_model/s' % (processes * count / pooled,
+                                              processes * count / direct))
+    fact('pooler PostgreSQL', '%s through PgBouncer: rows lost / errors (all %d runs, both '
+         'ways)' % (label, repeat), '%d / %d' % (lost, errors), 0, met=lost == errors == 0)
+
+
 # -- 3. queries, 4. connect, 5. bulk ------------------------------------------------------------
 
 # The searches list_models offers, each measured as a page of 50 against its own SQL.
@@ -950,7 +986,7 @@ def main(argv=None):
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='also run the PostgreSQL comparisons on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
-                        'queries, connect, bulk, generate, online, ddl (default: all)')
+                        'queries, connect, bulk, generate, online, pooler, ddl (default: all)')
     args = parser.parse_args(argv)
     only = set(args.only.split(',')) if args.only else None
 
@@ -1004,6 +1040,8 @@ def main(argv=None):
             if want('queries'):
                 bench_queries_postgres(new_pg(), 2000 if args.smoke else 1000000,
                                        20 if args.smoke else 200)
+            if want('pooler'):
+                bench_pooler(new_pg, 32, 20 if args.smoke else 1000, 1 if args.smoke else 3)
             if want('ddl'):
                 bench_ddl_wait(new_pg, result, fact, hold=6.0 if args.smoke else 20.0)
     finally:

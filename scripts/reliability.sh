@@ -2,7 +2,9 @@
 # The full fault harnesses behind docs/reliability.md, on SQLite and then PostgreSQL:
 # 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
 # runners, 8 writers x 1000 add_model through a migrate and a rollback, 100 SIGKILL trials of
-# delete_model(files=True), and the bad-input table.
+# delete_model(files=True), and the bad-input table; then FAILOVERS (default 10) PostgreSQL
+# failovers under 8 writers (a primary SIGKILLed, its synchronous standby promoted; servers of
+# its own).
 # Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
 # needed, and reinstalling this checkout into it) and MODELSTORE_TEST_DATABASE_URL or a throwaway
 # PostgreSQL server, as the tests do.
@@ -11,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${TRIALS:-100}
 rows=${ROWS:-20000}
+failovers=${FAILOVERS:-10}
 python3 -m venv .venv
 # A stale build/ from an older layout would be copied into the install: start clean.
 rm -rf build
@@ -30,4 +33,5 @@ for db in "" "--database $url"; do
     $py harness/race.py $db || failed=1
     $py harness/bad_inputs.py $db | grep -v '^ok ' || failed=1
 done
+$py harness/failover.py --trials "$failovers" || failed=1
 exit $failed

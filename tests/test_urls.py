@@ -248,3 +248,30 @@ def test_a_wal_it_cannot_read_is_reported_precisely(shared_dir):
     finally:
         os.chmod(shared_dir, 0o755)
         store.close()
+
+
+@pytest.mark.parametrize('url, message', [
+    ('sqlite://a,b/x.db', 'only PostgreSQL URLs may'),
+    ('postgresql://u:p@127.0.0.1:5432,,127.0.0.1:5433/db', "'' in its host list is not host[:port]"),
+    ('postgresql://u:p@127.0.0.1:5432,127.0.0.1:x/db', "'127.0.0.1:x' in its host list"),
+])
+def test_a_bad_host_list_is_refused_before_connecting(url, message):
+    with pytest.raises(ConfigError) as caught:
+        open_database(url)
+    assert message in str(caught.value) and 'u:p@' not in str(caught.value)
+
+
+def test_a_multi_host_url_maps_to_libpqs_host_and_port_lists():
+    from modelstore.shared.urls import mask_url, server_hosts
+    url = 'postgresql://u:s3cret@db1:5433,[::1],db3:6000/registry?target_session_attrs=read-write'
+    assert server_hosts(url) == [('db1', '5433'), ('::1', ''), ('db3', '6000')]
+    assert mask_url(url) == ('postgresql://u:***@db1:5433,[::1],db3:6000/registry'
+                             '?target_session_attrs=read-write')
+
+
+@pytest.mark.parametrize('value', [-1, float('nan'), 'soon', True])
+def test_a_bad_reconnect_timeout_is_refused(tmp_path, value):
+    with pytest.raises(ConfigError) as caught:
+        modelstore.connect(str(tmp_path / 'r.db'), reconnect_timeout=value)
+    assert 'reconnect_timeout' in str(caught.value)
+    assert not (tmp_path / 'r.db').exists()
