@@ -416,6 +416,29 @@ elif kind == 'postgres-same':  # The very statement add_model sends, through the
         cur.execute(SQL, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
                           now))
         cur.fetchone()
+elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_model's own
+    import datetime
+    from modelstore.testing.mysql import driver_connect
+    conn = driver_connect(url, autocommit=True)
+    cur = conn.cursor()
+    SAME = ('INSERT INTO `fine_tuned_models` (`model_name`, `base_model`, `task`, `description`, '
+            '`creation_date`, `model_path`, `is_custom_base_model`, `updated_at`) VALUES '
+            '(%s, %s, %s, %s, %s, %s, %s, %s)')
+    def write(i):
+        now = datetime.datetime.now().isoformat(timespec='microseconds')
+        if kind == 'mysql':
+            cur.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, '
+                        'description, creation_date, model_path, is_custom_base_model) VALUES '
+                        '(%s, %s, %s, %s, %s, %s, %s)',
+                        ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False))
+            return
+        conn.begin()  # mysql-same: add_model's statements, in its transaction.
+        cur.execute(SAME, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
+                           now))
+        cur.execute('SELECT `version` FROM `fine_tuned_models` WHERE `id` = %s',
+                    (cur.lastrowid,))
+        cur.fetchone()
+        conn.commit()
 else:
     import psycopg2, datetime
     conn = psycopg2.connect(url)
@@ -460,9 +483,10 @@ def writers_run(kind, url, processes, count):
 def bench_writers(backend, new_url, processes, count, repeat):
     # PostgreSQL also against the exact statement add_model sends (it stores updated_at and
     # returns id and version, which the bare 7-column INSERT does not).
-    kinds = {'ours': 'ours', 'raw': 'sqlite' if backend == 'sqlite' else 'postgres'}
+    kinds = {'ours': 'ours', 'raw': {'sqlite': 'sqlite', 'mysql': 'mysql'}.get(backend,
+                                                                          'postgres')}
     if backend != 'sqlite':
-        kinds['same'] = 'postgres-same'
+        kinds['same'] = 'mysql-same' if backend == 'mysql' else 'postgres-same'
     for_kind = {kind: [] for kind in kinds}
     lost = dict.fromkeys(kinds, 0)
     errors = dict.fromkeys(kinds, 0)
@@ -482,10 +506,11 @@ def bench_writers(backend, new_url, processes, count, repeat):
            1.5 if backend == 'sqlite' else 1.3,
            note='' if backend == 'sqlite' else 'the raw INSERT of 7 columns, returning nothing')
     if 'same' in kinds:
-        result('writers %s' % backend, '%s: modelstore vs the same INSERT ... RETURNING through '
-               'the raw driver' % label, statistics.median(for_kind['ours']),
+        result('writers %s' % backend, '%s: modelstore vs the same %s through the raw driver'
+               % (label, 'INSERT and SELECT of the version' if backend == 'mysql' else
+                  'INSERT ... RETURNING'), statistics.median(for_kind['ours']),
                statistics.median(for_kind['same']), 1.3,
-               note='8 columns (with updated_at), returning id and version, as add_model')
+               note='8 columns (with updated_at), and id and version back, as add_model')
     fact('writers %s' % backend, '%s: rows lost / errors (all %d runs)' % (label, repeat),
          '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0)
 
@@ -985,6 +1010,8 @@ def main(argv=None):
     parser.add_argument('--sizes', help='rows per table for the migrate bench, comma-separated')
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='also run the PostgreSQL comparisons on this server')
+    parser.add_argument('--mysql', metavar='MYSQL_ADMIN_URL',
+                        help='also run the MySQL/MariaDB comparisons (writers) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
                         'queries, connect, bulk, generate, online, pooler, ddl (default: all)')
     args = parser.parse_args(argv)
@@ -1044,6 +1071,14 @@ def main(argv=None):
                 bench_pooler(new_pg, 32, 20 if args.smoke else 1000, 1 if args.smoke else 3)
             if want('ddl'):
                 bench_ddl_wait(new_pg, result, fact, hold=6.0 if args.smoke else 20.0)
+        if args.mysql and want('writers'):
+            from modelstore.testing.mysql import throwaway_database
+
+            def new_my():
+                url, drop = throwaway_database(args.mysql, 'ms_bench')
+                drops.append(drop)
+                return url
+            bench_writers('mysql', new_my, 8, 50 if args.smoke else 1000, 1 if args.smoke else 5)
     finally:
         for drop in drops:
             drop()

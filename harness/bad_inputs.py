@@ -30,9 +30,9 @@ import modelstore
 from modelstore.cli import main as cli_main
 from modelstore.exceptions import ConfigError, NotFound, ValidationError
 
-from dbtools import dump, execute, new_postgres_database, query
+from dbtools import dump, execute, new_database, query
 
-BACKENDS = ('sqlite', 'postgresql')
+BACKENDS = ('sqlite', 'postgresql', 'mysql')
 MB = 1024 * 1024
 NASTY = ["'; DROP TABLE fine_tuned_models; --", 'Robert"); DELETE FROM tasks; --',
          "x' OR '1'='1", '%s %(x)s ? :name $1 \\', '`backtick` [bracket] /* c */']
@@ -160,8 +160,11 @@ def _locked_cli(ctx):
     ctx.mark()
     with modelstore.connect(ctx.url) as holder:
         db = holder.database
+        name = "CONCAT('modelstore:', SHA1(DATABASE()))"  # MySQL: the run lock's name.
         if ctx.backend == 'sqlite':
             db.execute_sql('BEGIN EXCLUSIVE')
+        elif ctx.backend == 'mysql':
+            db.execute_sql('SELECT GET_LOCK(%s, 0)' % name)
         else:
             db.execute_sql('SELECT pg_advisory_lock(%s)', (0x6D6F64656C737472,))
         try:
@@ -170,6 +173,8 @@ def _locked_cli(ctx):
         finally:
             if ctx.backend == 'sqlite':
                 db.execute_sql('ROLLBACK')
+            elif ctx.backend == 'mysql':
+                db.execute_sql('SELECT RELEASE_LOCK(%s)' % name)
             else:
                 db.execute_sql('SELECT pg_advisory_unlock(%s)', (0x6D6F64656C737472,))
 
@@ -384,6 +389,17 @@ CASES = [
     Case('PostgreSQL parameter libpq does not know',
          _connect(lambda ctx: ctx.url + ('&' if '?' in ctx.url else '?') + 'bogus=1'),
          ConfigError, r'does not understand: bogus', ('postgresql',)),
+    Case('MySQL parameter PyMySQL is not given', _connect(
+        lambda ctx: ctx.url + ('&' if '?' in ctx.url else '?') + 'bogus=1'),
+         ConfigError, r"query parameters modelstore does not take: 'bogus'", ('mysql',)),
+    Case('MySQL connect_timeout that is not a number', _connect(
+        lambda ctx: ctx.url + ('&' if '?' in ctx.url else '?') + 'connect_timeout=soon'),
+         ConfigError, r"connect_timeout must be a whole number of seconds, got 'soon'",
+         ('mysql',)),
+    Case('MySQL wrong password', _connect(lambda ctx: re.sub(r':[^:@/]*@', ':not-the-password@',
+                                                             ctx.url)), ConfigError,
+         r'^(?!.*not-the-password)cannot (connect to|open) mysql://[^:/]+:\*\*\*@.*Access denied',
+         ('mysql',)),
     Case('a server that never answers', _silent_server, ConfigError,
          r'127\.0\.0\.1.*within 2 s', ('postgresql',)),
     Case('wrong password', _connect(lambda ctx: re.sub(r':[^:@/]*@', ':not-the-password@',
@@ -520,7 +536,7 @@ def run_all(backend, admin_url=None, out=sys.stdout):
             if backend == 'sqlite':
                 url = 'sqlite:///' + os.path.join(directory, 'registry.db')
             else:
-                url, drop = new_postgres_database(admin_url)
+                url, drop = new_database(admin_url)
             prepare(url)
             ok, changed, detail = run_case(case, url, directory, backend)
         finally:
@@ -537,10 +553,12 @@ def run_all(backend, admin_url=None, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
-                        help='run on PostgreSQL: a role that may CREATE DATABASE')
+    parser.add_argument('--database', metavar='ADMIN_URL',
+                        help='run on PostgreSQL (a role that may CREATE DATABASE) or MySQL (a '
+                        'user that may CREATE and DROP databases)')
     args = parser.parse_args(argv)
-    backend = 'postgresql' if args.database else 'sqlite'
+    backend = ('mysql' if args.database.split(':')[0] in ('mysql', 'mariadb') else
+               'postgresql') if args.database else 'sqlite'
     tried, handled, changes = run_all(backend, args.database)
     print('bad inputs on %s: %d tried, %d handled, %d changed the database'
           % (backend, tried, handled, changes))

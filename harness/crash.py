@@ -7,6 +7,11 @@ The database is a populated legacy registry with a child table that references i
   each of fine_tuned_models, tasks and experiments.
 * PostgreSQL: the tables of 0001 without any history (a registry modelstore has never seen, which
   it adopts), an ``experiments`` table with a real FOREIGN KEY to tasks, and the same rows.
+* MySQL/MariaDB: the same as PostgreSQL (InnoDB, a real FOREIGN KEY). DDL commits there, so a
+  kill can leave a script partway: its history row says ``running`` with its operations log.
+  Such a database must be at a *recorded* state: ``status`` names the partial script, and
+  ``modelstore repair`` reverts exactly what the log says completed -- after it the schema is
+  exactly the state of the scripts before it -- and the second migrate goes on from there.
 
 Each trial copies that database, starts ``python -m modelstore migrate`` on it and kills it with
 SIGKILL: 20 % of trials at a uniform instant during interpreter start-up, the rest at a uniform
@@ -125,6 +130,20 @@ class SqliteTarget:
         return glob.glob(target + '.*.bak'), glob.glob(target + '.*.partial*')
 
 
+def _populate(conn, rows, *ddl):
+    """A server database at 0001: its history dropped (a registry to adopt), ``ddl`` (the
+    experiments table) run, the rows added; ``conn`` is closed."""
+    try:
+        cur = conn.cursor()
+        cur.execute('DROP TABLE schema_migration')
+        for sql in ddl:
+            cur.execute(sql)
+        _fill(conn, rows, placeholder='%s')
+        conn.commit()
+    finally:
+        conn.close()
+
+
 class PostgresTarget:
     backend = 'postgresql'
 
@@ -142,19 +161,12 @@ class PostgresTarget:
         url = self.url(name)
         _cli(['migrate', '--database', url, '--to', SCRIPTS[0]])
         import psycopg2
-        conn = psycopg2.connect(url)
-        try:
-            cur = conn.cursor()
-            cur.execute('DROP TABLE schema_migration')  # Tables without history: to adopt.
-            cur.execute('CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER NOT '
-                        'NULL REFERENCES tasks (id), experiment_id INTEGER NOT NULL, '
-                        'parameters JSON NOT NULL, status VARCHAR(12), error_message VARCHAR, '
-                        'metrics JSON, objective_score FLOAT)')
-            cur.execute('CREATE INDEX ix_experiments_task_id ON experiments (task_id)')
-            _fill(conn, rows, placeholder='%s')
-            conn.commit()
-        finally:
-            conn.close()
+        _populate(psycopg2.connect(url), rows,
+                  'CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL '
+                  'REFERENCES tasks (id), experiment_id INTEGER NOT NULL, parameters JSON NOT '
+                  'NULL, status VARCHAR(12), error_message VARCHAR, metrics JSON, '
+                  'objective_score FLOAT)',
+                  'CREATE INDEX ix_experiments_task_id ON experiments (task_id)')
         return name
 
     def clone(self, template, name):
@@ -173,6 +185,34 @@ class PostgresTarget:
 
     def backups(self, target):
         return [], []
+
+
+class MySQLTarget(PostgresTarget):
+    """MySQL/MariaDB: each database built afresh (there is no CREATE DATABASE ... TEMPLATE, and
+    CREATE TABLE ... LIKE drops foreign keys); the rows are the same every time."""
+    backend = 'mysql'
+
+    def template(self, rows):
+        self.rows = rows
+        return self.clone(None, 'template')
+
+    def clone(self, template, name):
+        from modelstore.testing import mysql
+        target = '%s_%s' % (self.prefix, name)
+        mysql.drop_database(self.admin_url, target)
+        mysql.create_database(self.admin_url, target)
+        url = self.url(target)
+        _cli(['migrate', '--database', url, '--to', SCRIPTS[0]])
+        _populate(mysql.driver_connect(url), self.rows,
+                  'CREATE TABLE experiments (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, '
+                  'experiment_id INTEGER NOT NULL, parameters JSON NOT NULL, status '
+                  'VARCHAR(12), error_message TEXT, metrics JSON, objective_score FLOAT, '
+                  'FOREIGN KEY (task_id) REFERENCES tasks (id)) ENGINE=InnoDB')
+        return target
+
+    def discard(self, target):
+        from modelstore.testing import mysql
+        mysql.drop_database(self.admin_url, target)
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -196,10 +236,17 @@ def fingerprint(target_url, columns):
 
 
 def history_rows(url):
-    """(name, method) of every history row, in order."""
+    """(name, method) of every history row, in order; a script that failed partway on MySQL
+    (``running`` with an operations log, or ``failed``) is ``partial``."""
     if 'schema_migration' not in tables(url):
         return []
-    return query(url, 'SELECT name, method FROM schema_migration ORDER BY id')
+    names = _query(url, 'SELECT * FROM schema_migration WHERE 1 = 0')[0]
+    if 'operations' not in names:
+        return query(url, 'SELECT name, method FROM schema_migration ORDER BY id')
+    return [(name, 'partial' if method == 'failed' or (method == 'running' and logged) else
+             method) for name, method, logged in query(
+        url, 'SELECT name, method, operations LIKE ? FROM schema_migration ORDER BY id',
+        ('{%',))]
 
 
 # What an online script keeps while it runs: 0010's index of the unnumbered rows (PostgreSQL).
@@ -296,8 +343,9 @@ class Harness:
             proc.communicate()
             problems = t.health(clone)
             rows = history_rows(url)
-            names = [name for name, method in rows if method != 'running']
+            names = [name for name, method in rows if method not in ('running', 'partial')]
             running = [name for name, method in rows if method == 'running']
+            partway = [name for name, method in rows if method == 'partial']
             k = len(names)
             # A script that cannot run in a transaction (0005, 0007, 0009 on PostgreSQL; 0010,
             # online, on both) is recorded as `running` while it runs: then its effect may be
@@ -305,14 +353,20 @@ class Harness:
             # indexes built, its rows partly numbered, or complete -- and the next migrate
             # resolves it. Anything else must be exactly the
             # state the history claims.
+            if partway:  # MySQL: status names it, and repair reverts exactly what was done.
+                problems += self._repaired(url, partway)
             found = schema(url)
-            if names != SCRIPTS[:k] or running not in ([], SCRIPTS[k:k + 1]):
+            if not rows and t.backend == 'mysql':
+                # Killed between creating the history table (DDL commits there) and its first
+                # row: an empty history table, which the next run takes as it is.
+                found = [row for row in found if row[0] != 'schema_migration']
+            if names != SCRIPTS[:k] or (running + partway) not in ([], SCRIPTS[k:k + 1]):
                 problems.append('history %s is not a prefix of the scripts' % rows)
             elif found != self.states[k] and not (
                     running and _between(found, self.states[k], self.states[k + 1])):
                 problems.append('schema differs from the state its history (%d scripts%s) '
                                 'claims' % (k, ', %s running' % running[0] if running else ''))
-            interrupted = bool(running)
+            interrupted = bool(running or partway)
             problems += numbering_problems(url, complete=False)
             lost = _lost(self.original, fingerprint(url, self.columns))
             complete, partial = t.backups(clone)
@@ -340,6 +394,7 @@ class Harness:
             if check.returncode != 0:
                 problems.append('check after the second migrate: %s' % check.stdout.strip())
             phase = 'exited before the kill' if finished else (
+                'killed partway through %s (recorded; repaired)' % SCRIPTS[k] if partway else
                 'killed while %s ran outside a transaction' % SCRIPTS[k] if interrupted else
                 'killed before any change' if k == 0 else
                 'killed after all scripts committed' if k == len(SCRIPTS) else
@@ -347,6 +402,21 @@ class Harness:
             return phase, problems, lost, len(complete), len(partial)
         finally:
             t.discard(clone)
+
+    def _repaired(self, url, partial):
+        """MySQL, a script killed partway: status must name it, repair must succeed (the
+        schema is then compared with the state of the scripts before it)."""
+        status = subprocess.run([sys.executable, '-m', 'modelstore', 'status', '--database',
+                                 url], capture_output=True, text=True, timeout=300)
+        if not any(line.split()[:2] == ['failed', partial[0]]
+                   for line in status.stdout.splitlines()):
+            return ['status does not name %s as failed partway: %s' % (partial[0],
+                                                                       status.stdout.strip())]
+        repair = subprocess.run([sys.executable, '-m', 'modelstore', 'repair', '--database',
+                                 url], capture_output=True, text=True, timeout=300)
+        if repair.returncode != 0:
+            return ['repair exited %d: %s' % (repair.returncode, repair.stderr.strip())]
+        return []
 
     def run(self, trials, out=sys.stdout):
         self.prepare()
@@ -371,8 +441,16 @@ class Harness:
                   % (backups, partials), file=out)
         print('kill trials: %d run, %d consistent, %d rows lost' % (trials, consistent,
                                                                     lost_total), file=out)
-        self.target.discard(self.template) if self.target.backend == 'postgresql' else None
+        self.target.discard(self.template) if self.target.backend != 'sqlite' else None
         return trials, consistent, lost_total
+
+
+def target_for(url, workdir):
+    """The target of a database URL (None: SQLite files in ``workdir``)."""
+    if not url:
+        return SqliteTarget(workdir)
+    return MySQLTarget(url) if urlsplit(url).scheme.split('+')[0] in ('mysql', 'mariadb') \
+        else PostgresTarget(url)
 
 
 def main(argv=None):
@@ -380,14 +458,15 @@ def main(argv=None):
     parser.add_argument('--trials', type=int, default=100)
     parser.add_argument('--rows', type=int, default=20000, help='generated rows per table')
     parser.add_argument('--seed', type=int, default=None)
-    parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
-                        help='run on PostgreSQL: a role that may CREATE DATABASE')
+    parser.add_argument('--database', metavar='ADMIN_URL',
+                        help='run on PostgreSQL (a role that may CREATE DATABASE) or MySQL/'
+                        'MariaDB (a user that may CREATE and DROP databases)')
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print('seed %d (--seed %d repeats this run)' % (seed, seed))
     workdir = tempfile.mkdtemp(prefix='modelstore-crash-')
     try:
-        target = PostgresTarget(args.database) if args.database else SqliteTarget(workdir)
+        target = target_for(args.database, workdir)
         trials, consistent, lost = Harness(target, args.rows, seed).run(args.trials)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

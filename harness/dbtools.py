@@ -1,8 +1,9 @@
 """Database helpers shared by the tests and the harnesses: plain-driver queries and dumps.
 
-Everything goes through the plain driver (sqlite3, psycopg2), never through modelstore, so a
-check cannot be fooled by the code it checks. ``target`` is a SQLite path, a ``sqlite:///`` URL
-or a PostgreSQL URL.
+Everything goes through the plain driver (sqlite3, psycopg2, PyMySQL), never through
+modelstore, so a check cannot be fooled by the code it checks. ``target`` is a SQLite path, a
+``sqlite:///`` URL, a PostgreSQL URL or a MySQL/MariaDB URL (its sessions with ANSI_QUOTES, so
+``"name"`` is an identifier on all three).
 """
 import datetime
 import sqlite3
@@ -11,6 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 # Creating and dropping throwaway databases is the pytest plugin's job too: one implementation.
 from modelstore.testing.postgres import create_database, drop_database  # noqa: E402,F401
+from modelstore.testing import mysql as _mysql
+from modelstore.testing.mysql import is_mysql_url
+
+
+def new_database(admin_url):
+    """An empty database on the server of ``admin_url`` (PostgreSQL or MySQL); (url, drop)."""
+    if is_mysql_url(admin_url):
+        return _mysql.throwaway_database(admin_url, 'ms_test')
+    return new_postgres_database(admin_url)
 
 
 def new_postgres_database(admin_url):
@@ -28,22 +38,31 @@ def _is_sqlite(target):
     return '://' not in target or target.startswith('sqlite:')
 
 
+def _connect(target):
+    """(connection, placeholder style) through the plain driver."""
+    if _is_sqlite(target):
+        return sqlite3.connect(_sqlite_path(target)), '?'
+    if is_mysql_url(target):
+        return _mysql.driver_connect(target), '%s'
+    import psycopg2
+    return psycopg2.connect(target), '%s'
+
+
 def _sqlite_path(target):
     return target[len('sqlite:///'):] if target.startswith('sqlite:') else target
 
 
 def _query(target, sql, params=()):
     """Rows of ``sql`` on a SQLite path or any database URL, through the plain driver."""
-    if _is_sqlite(target):
-        conn = sqlite3.connect(_sqlite_path(target))
-    else:
-        import psycopg2
-        conn = psycopg2.connect(target)
+    conn, style = _connect(target)
+    if style != '?':
         sql = sql.replace('?', '%s')
     try:
         cur = conn.cursor()
-        cur.execute(sql, params)
-        rows = cur.fetchall() if cur.description else []
+        # (PyMySQL formats the text with any parameters given, even none: () would read a LIKE
+        # pattern's % as a placeholder.)
+        cur.execute(sql, None if not params and is_mysql_url(target) else params)
+        rows = list(cur.fetchall()) if cur.description else []  # (PyMySQL: a tuple)
         names = [d[0] for d in cur.description] if cur.description else []
         conn.commit()
         return names, rows
@@ -54,15 +73,15 @@ def _query(target, sql, params=()):
 def execute(target, *statements):
     """Run statements (raw SQL, or (SQL, parameters) pairs) in one transaction on a SQLite
     path or a database URL."""
-    if _is_sqlite(target):
-        conn = sqlite3.connect(_sqlite_path(target))
-    else:
-        import psycopg2
-        conn = psycopg2.connect(target)
+    conn, style = _connect(target)
     try:
         cur = conn.cursor()
         for sql in statements:
-            cur.execute(*((sql,) if isinstance(sql, str) else sql))
+            sql, params = (sql, None) if isinstance(sql, str) else sql
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql if style == '?' else sql.replace('?', '%s'), params)
         conn.commit()
     finally:
         conn.close()
@@ -71,6 +90,9 @@ def execute(target, *statements):
 def tables(target):
     if _is_sqlite(target):
         sql = "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+    elif is_mysql_url(target):
+        sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+               "AND table_type = 'BASE TABLE'")
     else:
         sql = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
     return {r[0] for r in _query(target, sql)[1]}
@@ -79,9 +101,10 @@ def tables(target):
 def columns(target, table):
     if _is_sqlite(target):
         return [r[1] for r in _query(target, 'PRAGMA table_info("%s")' % table)[1]]
+    schema = 'DATABASE()' if is_mysql_url(target) else "'public'"
     return [r[0] for r in _query(target, 'SELECT column_name FROM information_schema.columns '
-                                 'WHERE table_schema = %s AND table_name = %s ORDER BY '
-                                 'ordinal_position', ('public', table))[1]]
+                                 'WHERE table_schema = %s AND table_name = %%s ORDER BY '
+                                 'ordinal_position' % schema, (table,))[1]]
 
 
 def schema(target):
@@ -89,6 +112,17 @@ def schema(target):
     if _is_sqlite(target):
         return _query(target, 'SELECT type, name, tbl_name, sql FROM sqlite_master '
                       'ORDER BY type, name')[1]
+    if is_mysql_url(target):
+        found = _query(target, 'SELECT table_name, column_name, column_type, is_nullable, '
+                       'column_default FROM information_schema.columns WHERE table_schema = '
+                       'DATABASE() ORDER BY table_name, column_name')[1]
+        return found + _query(target, 'SELECT table_name, index_name, non_unique, seq_in_index, '
+                              'column_name FROM information_schema.statistics WHERE '
+                              'table_schema = DATABASE() ORDER BY table_name, index_name, '
+                              'seq_in_index')[1] + _query(
+            target, "SELECT 'trigger', trigger_name, action_statement FROM "
+            'information_schema.triggers WHERE trigger_schema = DATABASE() ORDER BY '
+            'trigger_name')[1]
     found = _query(target, 'SELECT table_name, column_name, data_type, is_nullable, '
                    'column_default FROM information_schema.columns WHERE table_schema = '
                    "'public' ORDER BY table_name, column_name")[1]
@@ -117,7 +151,7 @@ def history(target):
 
 
 def as_datetime(value):
-    """A history timestamp as a datetime: SQLite returns text, PostgreSQL a datetime."""
+    """A history timestamp as a datetime: SQLite returns text, the servers a datetime."""
     return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 

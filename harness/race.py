@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from dbtools import new_postgres_database, query
+from dbtools import new_database, query
 
 from modelstore.engine.scripts import default_directory, discover
 
@@ -160,7 +160,7 @@ def run(backend, admin_url=None, n_runners=8, n_writers=8, writes=1000, out=sys.
         if backend == 'sqlite':
             drops.append(None)
             return 'sqlite:///' + os.path.join(workdir, 'r%d.db' % len(drops))
-        url, drop = new_postgres_database(admin_url)
+        url, drop = new_database(admin_url)
         drops.append(drop)
         return url
     try:
@@ -195,7 +195,8 @@ def main(argv=None):
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='run on PostgreSQL: a role that may CREATE DATABASE')
     args = parser.parse_args(argv)
-    backend = 'postgresql' if args.database else 'sqlite'
+    backend = ('mysql' if args.database.split(':')[0] in ('mysql', 'mariadb') else
+               'postgresql') if args.database else 'sqlite'
     _, problems = run(backend, args.database, args.runners, args.writers, args.writes)
     return 1 if problems else 0
 

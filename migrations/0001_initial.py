@@ -4,20 +4,29 @@ Frozen copies of the tables as they were then (18 columns for tasks), deliberate
 of modelstore.models. The indexes keep the autotuner's names so a fresh database and an adopted
 legacy file look the same. The autotuner's FOREIGN KEY (best_experiment_id) REFERENCES
 experiments is not created: modelstore does not own `experiments`.
+
+On MySQL and MariaDB the text columns that are indexed later (0005, 0007, 0009) are VARCHAR(255)
+(creation_date VARCHAR(64)): a TEXT column cannot be indexed there without a prefix length, and a
+prefix index can neither order by the whole value nor keep it unique.
 """
 from peewee import *
 
 from modelstore.fields import AutoIncrementField
 
 
+def _key_text(db, max_length=255):
+    """TEXT; VARCHAR on MySQL/MariaDB, where TEXT cannot be indexed."""
+    return CharField(max_length=max_length) if isinstance(db, MySQLDatabase) else TextField()
+
+
 def _tables(db):
     class FineTunedModel(Model):
         id = AutoIncrementField()
-        model_name = TextField()
-        base_model = TextField()
-        task = TextField()
+        model_name = _key_text(db)
+        base_model = _key_text(db)
+        task = _key_text(db)
         description = TextField(null=True)
-        creation_date = TextField()
+        creation_date = _key_text(db, 64)
         model_path = TextField()
 
         class Meta:

@@ -13,6 +13,9 @@ index it cannot generate is 0009):
 
 * create table model_version_counters
 * add column fine_tuned_models.version
+
+On MySQL and MariaDB the counters' key is VARCHAR(255), as fine_tuned_models.model_name is there
+(0001): TEXT cannot be a key.
 """
 from peewee import *
 
@@ -20,7 +23,8 @@ from peewee import *
 def _models(db):
     """Frozen copies of the tables this script creates, as they are here."""
     class ModelVersionCounter(Model):
-        model_name = TextField(primary_key=True)
+        model_name = (CharField if isinstance(db, MySQLDatabase) else TextField)(
+            primary_key=True)
         last_version = IntegerField()
 
         class Meta:

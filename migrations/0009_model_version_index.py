@@ -9,9 +9,13 @@ Queries by name say `version IS NOT NULL` (or `version = ?`), so they use it.
 Built CONCURRENTLY on PostgreSQL (atomic = False): writers keep writing while it builds; a build
 that died leaves an INVALID index, dropped and built again.
 
+MySQL and MariaDB have no partial indexes, and need none here: their unique indexes never
+compare NULLs, so a plain unique index on (model_name, version) lets any number of unnumbered
+rows share a name, exactly as the partial one does.
+
 Written by hand: `new --auto` does not generate partial indexes.
 """
-from peewee import PostgresqlDatabase
+from peewee import MySQLDatabase, PostgresqlDatabase
 
 
 atomic = False
@@ -26,6 +30,11 @@ def _concurrently(db):
 
 
 def up(migrator, db):
+    if isinstance(db, MySQLDatabase):
+        if NAME not in [index.name for index in db.get_indexes(TABLE)]:
+            migrator.migrate(migrator.add_index(TABLE, ('model_name', 'version'), True,
+                                                name=NAME))
+        return
     how = _concurrently(db)
     if how:
         invalid = db.execute_sql(
@@ -38,4 +47,8 @@ def up(migrator, db):
 
 
 def down(migrator, db):
+    if isinstance(db, MySQLDatabase):
+        if NAME in [index.name for index in db.get_indexes(TABLE)]:
+            migrator.migrate(migrator.drop_index(TABLE, NAME))
+        return
     db.execute_sql('DROP INDEX %sIF EXISTS "%s"' % (_concurrently(db), NAME))

@@ -25,9 +25,17 @@ modelstore, by ModelForge's own 6- and 7-column INSERTs, by an older modelstore 
 during a rolling upgrade -- from model_version_counters, and renumbers a row renamed to another
 model_name. A row inserted with a version keeps it, and the counter moves past it.
 
+* MySQL and MariaDB: as PostgreSQL, ids can commit out of order; there is no partial index, so
+  the last two reads of the unnumbered rows read the table. The last batch holds
+  ``LOCK TABLES fine_tuned_models WRITE, model_version_counters WRITE`` (DDL commits there, so a
+  transaction cannot hold writers off while the triggers are created); readers wait for it too.
+  Two BEFORE triggers (INSERT, UPDATE) set NEW.version from the counters, as PostgreSQL's does;
+  creating triggers needs the TRIGGER privilege (and, with binary logging on, SUPER or
+  ``log_bin_trust_function_creators``).
+
 down() removes the triggers and leaves the numbers (0008's down drops the column).
 """
-from peewee import PostgresqlDatabase
+from peewee import MySQLDatabase, PostgresqlDatabase
 
 from modelstore.online import Batches
 
@@ -94,6 +102,29 @@ BEGIN
 END $$'''
 PG_TRIGGER = 'fine_tuned_models_version'
 
+# MySQL/MariaDB: BEFORE triggers, as PostgreSQL's function (the counter row's lock orders
+# concurrent inserts of one name). No trigger fires only for some columns there: the UPDATE one
+# looks at what changed.
+_MY_NEXT = """
+        INSERT INTO model_version_counters (model_name, last_version)
+            VALUES (NEW.model_name, 1)
+            ON DUPLICATE KEY UPDATE last_version = last_version + 1;
+        SET NEW.version = (SELECT last_version FROM model_version_counters
+                           WHERE model_name = NEW.model_name);"""
+_MY_KEEP = """
+        INSERT INTO model_version_counters (model_name, last_version)
+            VALUES (NEW.model_name, NEW.version)
+            ON DUPLICATE KEY UPDATE last_version = GREATEST(last_version, NEW.version);"""
+MYSQL_TRIGGERS = {
+    'fine_tuned_models_version_insert': (
+        'BEFORE INSERT', 'IF NEW.version IS NULL THEN%s\n    ELSE%s\n    END IF;'
+        % (_MY_NEXT, _MY_KEEP)),
+    'fine_tuned_models_version_update': (
+        'BEFORE UPDATE', 'IF NEW.version IS NULL OR NOT (NEW.model_name <=> OLD.model_name) '
+        'THEN%s\n    ELSEIF NOT (NEW.version <=> OLD.version) THEN%s\n    END IF;'
+        % (_MY_NEXT, _MY_KEEP)),
+}
+
 
 def up(migrator, db):
     online(db, Batches(db))
@@ -101,6 +132,7 @@ def up(migrator, db):
 
 def online(db, batches):
     postgres = isinstance(db, PostgresqlDatabase)
+    mysql = isinstance(db, MySQLDatabase)
     if postgres:
         _index_unnumbered(db)
     batches.expect(_unnumbered(db, postgres))
@@ -116,6 +148,13 @@ def online(db, batches):
         if len(rows) < size:
             break
         after = rows[-1][0]
+    if mysql:  # Behind the walk (a read of the table, without the lock), then under it.
+        with batches.batch() as batch:
+            batch.done(_number(db, _unnumbered_rows(db)))
+        with batches.final(TABLE, COUNTERS) as batch:
+            batch.done(_number(db, _unnumbered_rows(db)))
+            _install(db, 'mysql')
+        return
     if postgres:
         # The statistics still say every row is unnumbered, so the planner would read the
         # whole table for `version IS NULL` -- 0.3 s at 1M rows under the lock below, with
@@ -135,13 +174,16 @@ def online(db, batches):
                                   'WHERE id > ? AND version IS NULL ORDER BY id',
                                   (after,)).fetchall()
         batch.done(_number(db, left))
-        _install(db, postgres)
+        _install(db, 'postgresql' if postgres else 'sqlite')
         if postgres:
             db.execute_sql('DROP INDEX IF EXISTS "%s"' % UNNUMBERED)
 
 
 def down(migrator, db):
-    if isinstance(db, PostgresqlDatabase):
+    if isinstance(db, MySQLDatabase):
+        for name in MYSQL_TRIGGERS:
+            db.execute_sql('DROP TRIGGER IF EXISTS `%s`' % name)
+    elif isinstance(db, PostgresqlDatabase):
         db.execute_sql('DROP TRIGGER IF EXISTS "%s" ON "%s"' % (PG_TRIGGER, TABLE))
         db.execute_sql('DROP FUNCTION IF EXISTS modelstore_model_version()')
         db.execute_sql('DROP INDEX IF EXISTS "%s"' % UNNUMBERED)
@@ -201,7 +243,17 @@ def _number(db, rows):
     counters = [(name, last[name]) for name in names]
     upsert = ('INSERT INTO model_version_counters (model_name, last_version) VALUES %s '
               'ON CONFLICT (model_name) DO UPDATE SET last_version = excluded.last_version')
-    if isinstance(db, PostgresqlDatabase):  # One statement each: a round trip per row is slow.
+    if isinstance(db, MySQLDatabase):  # One statement each, as on PostgreSQL.
+        db.execute_sql('UPDATE fine_tuned_models AS f JOIN (%s) AS v ON f.id = v.id '
+                       'SET f.version = v.version'
+                       % ' UNION ALL '.join(['SELECT %s AS version, %s AS id']
+                                            + ['SELECT %s, %s'] * (len(numbered) - 1)),
+                       [value for pair in numbered for value in pair])
+        db.execute_sql('INSERT INTO model_version_counters (model_name, last_version) VALUES %s '
+                       'ON DUPLICATE KEY UPDATE last_version = VALUES(last_version)'
+                       % ', '.join(['(%s, %s)'] * len(counters)),
+                       [value for pair in counters for value in pair])
+    elif isinstance(db, PostgresqlDatabase):  # One statement each: a round trip per row is slow.
         db.execute_sql('UPDATE fine_tuned_models AS f SET version = v.version FROM (VALUES %s) '
                        'AS v (version, id) WHERE f.id = v.id'
                        % ', '.join(['(%s, %s)'] * len(numbered)),
@@ -215,9 +267,15 @@ def _number(db, rows):
     return len(rows)
 
 
-def _install(db, postgres):
+def _install(db, backend):
     """The triggers that number every row inserted from now on (idempotent)."""
-    if postgres:
+    if backend == 'mysql':
+        for name, (event, body) in MYSQL_TRIGGERS.items():
+            db.execute_sql('DROP TRIGGER IF EXISTS `%s`' % name)
+            db.execute_sql('CREATE TRIGGER `%s` %s ON `%s` FOR EACH ROW BEGIN\n    %s\nEND'
+                           % (name, event, TABLE, body))
+        return
+    if backend == 'postgresql':
         db.execute_sql(PG_FUNCTION)
         db.execute_sql('DROP TRIGGER IF EXISTS "%s" ON "%s"' % (PG_TRIGGER, TABLE))
         db.execute_sql('CREATE TRIGGER "%s" BEFORE INSERT OR UPDATE OF model_name, version '

@@ -106,6 +106,17 @@ class ScriptBlocked(ScriptError):
                             if self.blockers else 'the long transactions'))
 
 
+class ScriptFailedPartway(ScriptError):
+    """MySQL/MariaDB: a script failed (or its run died) after some of its operations had
+    completed. DDL commits there, so they stay applied; the history row says ``failed`` and
+    lists them. ``migrate`` refuses to go on until ``modelstore repair`` has reverted them (or
+    recorded a manual fix). ``completed``: the descriptions of the operations that completed."""
+
+    def __init__(self, name, message, completed=()):
+        self.completed = list(completed)
+        super().__init__(name, message)
+
+
 class ChecksumMismatch(MigrationError):
     """Applied scripts were edited after they ran; `modelstore accept NAME` records the new text."""
 

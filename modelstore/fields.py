@@ -14,6 +14,9 @@ field's DDL must never change once a script uses it: add a new class instead of 
 * ``EnumNameField``: the enum member's NAME (``COMPLETED``), as SQLAlchemy's ``Enum`` stores it.
 * ``StrictJSONField``: core ``JSONField`` (TEXT on SQLite, JSONB on PostgreSQL) that refuses NaN
   and infinities, which neither JSON nor PostgreSQL accept.
+* ``KeyTextField``, ``IsoTimestampKeyField``: TextField and IsoTimestampField, but
+  ``VARCHAR(max_length)`` on MySQL/MariaDB, where TEXT cannot be indexed: the columns 0001 and
+  0008 create so there (model_name, base_model, task, creation_date), as the models declare them.
 """
 import datetime
 import functools
@@ -25,7 +28,7 @@ from peewee import TextField
 from .exceptions import UnreadableValue
 
 __all__ = ['AutoIncrementField', 'EnumNameField', 'IsoTimestampField', 'StrictJSONField',
-           'UtcDateTimeField', 'parse_timestamp']
+           'UtcDateTimeField', 'KeyTextField', 'IsoTimestampKeyField', 'parse_timestamp']
 
 dumps = functools.partial(json.dumps, allow_nan=False)
 
@@ -80,6 +83,23 @@ class IsoTimestampField(TextField):
         return _read_timestamp(self, value)
 
 
+class _KeyText:
+    """TEXT, but VARCHAR(max_length) on MySQL (whose DDL context quotes with backticks)."""
+
+    def __init__(self, *args, max_length=255, **kwargs):
+        self.max_length = max_length
+        super().__init__(*args, **kwargs)
+
+    def ddl_datatype(self, ctx):
+        if ctx is not None and ctx.state.quote == '``':
+            return SQL('VARCHAR(%d)' % self.max_length)
+        return super().ddl_datatype(ctx)
+
+
+class KeyTextField(_KeyText, TextField):
+    pass
+
+
 class UtcDateTimeField(DateTimeField):
     read_text = IsoTimestampField.read_text  # As IsoTimestampField's.
 
@@ -95,6 +115,10 @@ class UtcDateTimeField(DateTimeField):
 
     def python_value(self, value):
         return _read_timestamp(self, value)
+
+
+class IsoTimestampKeyField(_KeyText, IsoTimestampField):
+    pass
 
 
 class EnumNameField(CharField):

@@ -32,7 +32,7 @@ scripts import it and a shipped script's text cannot change.
 """
 import contextlib
 
-from peewee import PostgresqlDatabase, SqliteDatabase
+from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
 
 __all__ = ['Batches']
 
@@ -61,19 +61,30 @@ class Batches:
         """One batch: a write transaction (BEGIN IMMEDIATE on SQLite)."""
         return self._counted(None)
 
-    def final(self, table):
+    def final(self, table, *also):
         """The last batch, in a transaction no other writer of ``table`` runs beside: SQLite's
         write lock; on PostgreSQL ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (readers go on;
-        writers wait for this transaction, which should be short)."""
-        return self._counted(table)
+        writers wait for this transaction, which should be short).
+
+        On MySQL/MariaDB, where DDL (such as CREATE TRIGGER) commits, it is no transaction but
+        ``LOCK TABLES table WRITE`` and each of ``also`` (the other tables it uses: under
+        LOCK TABLES no other can be read); each statement commits as it runs."""
+        return self._counted(table, also)
 
     @contextlib.contextmanager
-    def _counted(self, table):
+    def _counted(self, table, also=()):
         self._pending = 0
-        with self._transaction():
-            if table is not None and isinstance(self.database, PostgresqlDatabase):
-                self._lock_table(table)
-            yield self
+        if table is not None and isinstance(self.database, MySQLDatabase):
+            self._lock_tables((table,) + tuple(also))
+            try:
+                yield self
+            finally:
+                self.database.execute_sql('UNLOCK TABLES')
+        else:
+            with self._transaction():
+                if table is not None and isinstance(self.database, PostgresqlDatabase):
+                    self._lock_table(table)
+                yield self
         self.batches += 1
         self.rows += self._pending
         self._committed()
@@ -87,6 +98,11 @@ class Batches:
 
     def _lock_table(self, table):
         self.database.execute_sql('LOCK TABLE "%s" IN SHARE ROW EXCLUSIVE MODE' % table)
+
+    def _lock_tables(self, tables):
+        q = self.database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)
+        self.database.execute_sql('LOCK TABLES %s' % ', '.join('%s%s%s WRITE' % (q, t, q)
+                                                               for t in tables))
 
     def _committed(self):
         """Called after each batch commits."""

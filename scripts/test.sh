@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Install modelstore with its test and postgres extras into ./.venv -- non-editable, as users get
-# it, so the suite tests the installed package and its shipped scripts -- and run the whole test
-# suite twice: on SQLite, then on PostgreSQL.
+# Install modelstore with its test, postgres and mysql extras into ./.venv -- non-editable, as
+# users get it, so the suite tests the installed package and its shipped scripts -- and run the
+# whole test suite three times: on SQLite, on PostgreSQL, then on MariaDB.
 #
 # PostgreSQL: the server MODELSTORE_TEST_DATABASE_URL names (a role that may CREATE DATABASE),
 # else a throwaway one that scripts/postgres.sh starts on 127.0.0.1 (installing Debian's
 # `postgresql` package first if needed, as root) and stops at the end.
-# MODELSTORE_TEST_BACKENDS=sqlite (or =postgresql) runs one backend only.
+# MariaDB/MySQL: the server MODELSTORE_TEST_MYSQL_URL names (a user that may CREATE and DROP
+# databases), else a throwaway MariaDB that scripts/mariadb.sh starts on 127.0.0.1 (installing
+# Debian's `mariadb-server` first if needed, as root) and stops at the end.
+# MODELSTORE_TEST_BACKENDS=sqlite (or =postgresql, =mysql, or a list) runs those only.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k gate -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-backends=${MODELSTORE_TEST_BACKENDS:-sqlite postgresql}
+backends=${MODELSTORE_TEST_BACKENDS:-sqlite postgresql mysql}
 given_url=${MODELSTORE_TEST_DATABASE_URL:-}
-unset MODELSTORE_TEST_DATABASE_URL
+given_mysql=${MODELSTORE_TEST_MYSQL_URL:-}
+unset MODELSTORE_TEST_DATABASE_URL MODELSTORE_TEST_MYSQL_URL
 
 python3 -m venv .venv
 # A stale build/ from an older layout would be copied into the install: start clean.
 rm -rf build
-.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test,postgres,mysql]'
 
 # pytest, not `python -m pytest`: the latter puts the checkout on sys.path and would test it
 # instead of the installed package.
@@ -30,6 +34,8 @@ run() {
 }
 
 failed=()
+stops=()
+trap 'for stop in "${stops[@]}"; do eval "$stop"; done' EXIT
 for backend in $backends; do
     case "$backend" in
     sqlite)
@@ -40,15 +46,26 @@ for backend in $backends; do
         url=$given_url
         if [ -z "$url" ]; then
             server_dir=$(mktemp -d /tmp/modelstore-pg.XXXXXX)
-            trap 'bash scripts/postgres.sh stop "$server_dir"' EXIT
+            stops+=("bash scripts/postgres.sh stop '$server_dir'")
             url=$(bash scripts/postgres.sh start "$server_dir")
             echo "== started a throwaway PostgreSQL server in $server_dir"
         fi
         echo "== tests on PostgreSQL"
         MODELSTORE_TEST_DATABASE_URL=$url run "$@" || failed+=(postgresql)
         ;;
+    mysql)
+        url=$given_mysql
+        if [ -z "$url" ]; then
+            my_dir=$(mktemp -d /tmp/modelstore-my.XXXXXX)
+            stops+=("bash scripts/mariadb.sh stop '$my_dir'")
+            url=$(bash scripts/mariadb.sh start "$my_dir")
+            echo "== started a throwaway MariaDB server in $my_dir"
+        fi
+        echo "== tests on MariaDB/MySQL"
+        MODELSTORE_TEST_DATABASE_URL=$url run "$@" || failed+=(mysql)
+        ;;
     *)
-        echo "unknown backend '$backend' in MODELSTORE_TEST_BACKENDS (use sqlite, postgresql)" >&2
+        echo "unknown backend '$backend' in MODELSTORE_TEST_BACKENDS (use sqlite, postgresql, mysql)" >&2
         exit 2
         ;;
     esac

@@ -1,10 +1,13 @@
 """Fixtures: a fresh database per test, the CLI run through main(), throwaway scripts.
 
-The suite runs on SQLite by default. With MODELSTORE_TEST_DATABASE_URL set to a PostgreSQL URL
-(scripts/test.sh starts a throwaway server and sets it), ``db_url`` is a fresh database on that
-server instead, created for the test and dropped after it, and tests marked ``sqlite_only`` -- or
-that use ``db_path``, a SQLite file -- are deselected: they test SQLite itself (files, pragmas,
-the legacy apps' SQLite files).
+The suite runs on SQLite by default. With MODELSTORE_TEST_DATABASE_URL set to a PostgreSQL or a
+MySQL/MariaDB URL (scripts/test.sh starts throwaway servers and sets it), ``db_url`` is a fresh
+database on that server instead, created for the test and dropped after it, and tests marked
+``sqlite_only`` -- or that use ``db_path``, a SQLite file -- are deselected: they test SQLite
+itself (files, pragmas, the legacy apps' SQLite files). ``postgres_only`` tests run on
+PostgreSQL only, ``mysql_only`` ones on MySQL only, ``server_only`` ones on either server, and
+``transactional_ddl`` ones (a failed script leaves nothing behind) everywhere but MySQL, whose
+DDL commits (tests/test_mysql.py has that case there).
 """
 import os
 import subprocess
@@ -19,28 +22,37 @@ from modelstore.engine.scripts import default_directory
 
 # The harnesses (harness/, run on their own for the full figures) share these helpers and run
 # in reduced sizes inside the suite; pyproject.toml puts harness/ on pytest's path.
-from dbtools import (as_datetime, columns, dump, execute, history, new_postgres_database,  # noqa
-                     query, tables)
+from dbtools import (as_datetime, columns, dump, execute, history, new_database,  # noqa
+                     new_postgres_database, query, tables)
 
 SHIPPED = [os.path.basename(p)[:-3] for p in sorted(os.listdir(default_directory()))
            if p[0].isdigit() and p.endswith('.py')]
 
 TEST_URL = os.environ.get('MODELSTORE_TEST_DATABASE_URL') or None
 ON_POSTGRES = bool(TEST_URL) and urlsplit(TEST_URL).scheme.startswith('postgres')
-BACKEND = 'postgresql' if ON_POSTGRES else 'sqlite'
-if TEST_URL and not ON_POSTGRES:
-    raise RuntimeError('MODELSTORE_TEST_DATABASE_URL must be a postgresql:// URL, got %r'
-                       % urlsplit(TEST_URL).scheme)
+ON_MYSQL = bool(TEST_URL) and urlsplit(TEST_URL).scheme.split('+')[0] in ('mysql', 'mariadb')
+ON_SERVER = ON_POSTGRES or ON_MYSQL
+BACKEND = 'postgresql' if ON_POSTGRES else 'mysql' if ON_MYSQL else 'sqlite'
+if TEST_URL and not ON_SERVER:
+    raise RuntimeError('MODELSTORE_TEST_DATABASE_URL must be a postgresql:// or mysql:// URL, '
+                       'got %r' % urlsplit(TEST_URL).scheme)
 
 
 def pytest_configure(config):
-    config.addinivalue_line('markers', 'sqlite_only: tests SQLite itself; not run on PostgreSQL')
+    config.addinivalue_line('markers', 'sqlite_only: tests SQLite itself; not run on a server')
     config.addinivalue_line('markers', 'postgres_only: needs a PostgreSQL server')
+    config.addinivalue_line('markers', 'mysql_only: needs a MySQL/MariaDB server')
+    config.addinivalue_line('markers', 'server_only: needs a PostgreSQL or MySQL server')
+    config.addinivalue_line('markers', 'not_mysql(why): does not apply to MySQL, for the reason '
+                            'given')
+    config.addinivalue_line('markers', 'transactional_ddl: relies on DDL rolling back (SQLite, '
+                            'PostgreSQL); MySQL has its own tests of the same cases '
+                            '(test_mysql.py: failed scripts, repair)')
 
 
 def pytest_report_header(config):
     return 'modelstore test backend: %s' % (
-        BACKEND if not ON_POSTGRES else 'postgresql (%s)' % _masked(TEST_URL))
+        BACKEND if not ON_SERVER else '%s (%s)' % (BACKEND, _masked(TEST_URL)))
 
 
 def _masked(url):
@@ -56,7 +68,13 @@ def pytest_collection_modifyitems(config, items):
         sqlite_only = item.get_closest_marker('sqlite_only') or 'db_path' in getattr(
             item, 'fixturenames', ())
         postgres_only = item.get_closest_marker('postgres_only')
-        if (ON_POSTGRES and sqlite_only) or (not ON_POSTGRES and postgres_only):
+        mysql_only = item.get_closest_marker('mysql_only')
+        server_only = item.get_closest_marker('server_only')
+        transactional = item.get_closest_marker('transactional_ddl') or \
+            item.get_closest_marker('not_mysql')
+        if (ON_SERVER and sqlite_only) or (not ON_POSTGRES and postgres_only) or (
+                not ON_MYSQL and mysql_only) or (not ON_SERVER and server_only) or (
+                ON_MYSQL and transactional):
             drop.append(item)
         else:
             keep.append(item)
@@ -82,10 +100,10 @@ def db_path(tmp_path):
 @pytest.fixture
 def db_url(tmp_path):
     """A fresh, empty database of the backend under test."""
-    if not ON_POSTGRES:
+    if not ON_SERVER:
         yield 'sqlite:///' + str(tmp_path / 'registry.db')
         return
-    url, drop = new_postgres_database(TEST_URL)
+    url, drop = new_database(TEST_URL)
     yield url
     drop()
 

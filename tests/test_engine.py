@@ -51,6 +51,7 @@ def engine(url, directory, **kw):
     return Engine(open_database(url, mode='migrate'), directory, **kw)
 
 
+@pytest.mark.transactional_ddl
 def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     assert cli('migrate', '--database', db_url, '--migrations', scripts.dir)[0] == 0
@@ -63,6 +64,7 @@ def test_a_script_that_raises_halfway_leaves_schema_and_history_as_before(cli, s
     assert dump(db_url) == before
 
 
+@pytest.mark.transactional_ddl
 def test_a_failing_first_script_does_not_even_create_the_history_table(cli, scripts, db_url):
     execute(db_url, 'CREATE TABLE z (id INTEGER PRIMARY KEY)')
     before = dump(db_url)
@@ -84,6 +86,7 @@ def test_a_table_in_a_shape_no_script_produces_is_refused_not_adopted(cli, scrip
     assert dump(db_url) == before
 
 
+@pytest.mark.transactional_ddl
 def test_scripts_before_the_failing_one_stay_applied(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_add_b.py', ADD_B)

@@ -6,7 +6,7 @@ import pytest
 import modelstore
 from modelstore.exceptions import ValidationError
 
-from conftest import ON_POSTGRES
+from conftest import ON_MYSQL, ON_POSTGRES, ON_SERVER
 
 BASE = datetime.datetime(2026, 1, 1)
 
@@ -89,6 +89,13 @@ def plan_of_list_models(store, **filters):
         store.database.execute_sql('SET enable_seqscan = off')
         rows = store.database.execute_sql('EXPLAIN ' + event.sql, event.params)
         return ' '.join(r[0] for r in rows)
+    if ON_MYSQL:  # (table, type, possible_keys, key, ..., Extra)
+        # 60 rows: MySQL would rightly scan the table; ask what it does when it cannot.
+        sql = event.sql.replace('AS `t1`', 'AS `t1` FORCE INDEX (ix_fine_tuned_models_listing)', 1)
+        cursor = store.database.execute_sql('EXPLAIN ' + sql, event.params)
+        names = [d[0].lower() for d in cursor.description]
+        return ' | '.join('key=%s extra=%s' % (row[names.index('key')], row[names.index('extra')])
+                          for row in cursor.fetchall())
     rows = store.database.execute_sql('EXPLAIN QUERY PLAN ' + event.sql, event.params)
     return ' | '.join(str(r[-1]) for r in rows)
 
@@ -100,5 +107,7 @@ def plan_of_list_models(store, **filters):
 def test_a_filtered_page_is_served_by_the_listing_index(store, filters):
     plan = plan_of_list_models(store, **filters)
     assert 'ix_fine_tuned_models_listing' in plan, plan
-    if not ON_POSTGRES:  # The index gives the order; at most ties on creation_date are sorted.
+    if not ON_SERVER:  # The index gives the order; at most ties on creation_date are sorted.
         assert 'USE TEMP B-TREE FOR ORDER BY' not in plan, plan
+    # (MySQL sorts the index's matches by (creation_date, id): its secondary index ends with
+    # model_name before the primary key. docs/performance.md, issue 17.)

@@ -13,7 +13,7 @@ from modelstore.shared.database import open_database
 from modelstore.shared.urls import mask_url
 from modelstore.engine.scripts import checksum, default_directory
 
-from conftest import ON_POSTGRES, SHIPPED, as_datetime, columns, dump, execute, history, tables
+from conftest import ON_MYSQL, ON_POSTGRES, SHIPPED, as_datetime, columns, dump, execute, history, tables
 
 ADDED_COLUMNS = {
     '0002_add_is_custom_base_model': ('fine_tuned_models', ['is_custom_base_model']),
@@ -125,7 +125,9 @@ def test_column_adds_are_one_alter_each_with_no_update_or_rebuild(db_url):
         statements = [sql for step in runs[name].steps for sql, _ in step.sql]
         assert len(statements) == len(added), statements
         for sql, column in zip(statements, added):
-            assert sql.startswith('ALTER TABLE "%s" ADD COLUMN "%s"' % (table, column))
+            q = '`' if ON_MYSQL else '"'
+            assert sql.startswith('ALTER TABLE {q}%s{q} ADD COLUMN {q}%s{q}'.format(q=q)
+                                  % (table, column))
     (flag_sql,) = [sql for s in runs['0002_add_is_custom_base_model'].steps for sql, _ in s.sql]
     assert flag_sql.endswith('NOT NULL DEFAULT FALSE')
 
@@ -233,8 +235,17 @@ LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_m
 SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
           'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)',
           'CREATE UNIQUE INDEX fine_tuned_models_model_name_version ON fine_tuned_models '
-          '(model_name, version) '
-          'WHERE version IS NOT NULL')
+          '(model_name, version)' + ('' if ON_MYSQL else ' WHERE version IS NOT NULL'))
+
+
+def hand_made(sql):
+    """A hand-made table's DDL for this backend: on MySQL the indexed text columns are
+    VARCHAR, as 0001 makes them (TEXT cannot be indexed there)."""
+    if not ON_MYSQL:
+        return sql
+    for column in ('model_name', 'base_model', 'task', 'creation_date'):
+        sql = sql.replace('%s TEXT' % column, '%s VARCHAR(255)' % column)
+    return sql
 
 
 def table_lines(drift):
@@ -251,12 +262,12 @@ METADATA = (', training_seconds REAL, peak_vram_bytes BIGINT, dataset_rows BIGIN
 
 def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
     # Every insert modelstore makes would be refused, so this is not harmless.
-    execute(db_url, '''
+    execute(db_url, hand_made('''
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path TEXT NOT NULL,
             is_custom_base_model BOOLEAN NOT NULL DEFAULT FALSE, owner TEXT NOT NULL''' +
-            METADATA + ')', LISTING, *SEARCH)
+            METADATA + ')'), LISTING, *SEARCH)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
     assert table_lines(drift) == ['extra column fine_tuned_models.owner is NOT NULL without a '
                            'default: inserts that do not name it fail']
@@ -264,13 +275,14 @@ def test_a_hand_added_not_null_column_without_default_is_drift(db_url):
 
 def test_drift_sees_types_nullability_and_database_defaults(db_url):
     # A hand-made table may get types, nullability and defaults wrong.
-    execute(db_url, '''
+    execute(db_url, hand_made('''
         CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY,
             model_name TEXT NOT NULL, base_model TEXT, task TEXT NOT NULL,
             description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL,
-            is_custom_base_model BOOLEAN''' + METADATA + ')', LISTING, *SEARCH)
+            is_custom_base_model BOOLEAN''' + METADATA + ')'), LISTING, *SEARCH)
     drift = detect_drift(open_database(db_url, mode='inspect'), [FineTunedModel])
-    assert 'fine_tuned_models.model_path has type INTEGER, expected TEXT' in drift.lines
+    assert 'fine_tuned_models.model_path has type %s, expected TEXT' % (
+        'INT' if ON_MYSQL else 'INTEGER') in drift.lines
     assert 'fine_tuned_models.base_model is nullable, expected NOT NULL' in drift.lines
     assert ('fine_tuned_models.is_custom_base_model has default none, expected FALSE'
             in drift.lines)

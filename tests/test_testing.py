@@ -11,7 +11,7 @@ import pytest
 from modelstore.engine.scripts import default_directory
 from modelstore.testing import check_migrations
 
-from conftest import ON_POSTGRES, TEST_URL, query
+from conftest import ON_MYSQL, ON_POSTGRES, TEST_URL, query
 
 APP_MODELS = '''
 from peewee import *
@@ -228,14 +228,18 @@ def test_the_plugin_gives_a_users_suite_fixtures_and_check_migrations(tmp_path):
     if ON_POSTGRES:  # The throwaway database was dropped after the test.
         name = url.rsplit('/', 1)[1].split('?')[0]
         assert query(TEST_URL, 'SELECT 1 FROM pg_database WHERE datname = %s', (name,)) == []
+    if ON_MYSQL:
+        name = url.rsplit('/', 1)[1].split('?')[0]
+        assert query(TEST_URL, 'SELECT 1 FROM information_schema.schemata WHERE schema_name = '
+                     '%s', (name,)) == []
 
 
-def test_a_non_postgres_server_url_is_a_usage_error(tmp_path):
+def test_a_server_url_of_another_kind_is_a_usage_error(tmp_path):
     write(tmp_path / 'tests', {'test_x.py': 'def test_x(modelstore_url):\n    pass\n'})
-    env = dict(os.environ, MODELSTORE_TEST_DATABASE_URL='mysql://u@127.0.0.1/x')
+    env = dict(os.environ, MODELSTORE_TEST_DATABASE_URL='oracle://u@127.0.0.1/x')
     run = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-q',
                           'tests'], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode != 0
-    assert 'MODELSTORE_TEST_DATABASE_URL must name a PostgreSQL server' in run.stdout + \
-        run.stderr
+    assert 'MODELSTORE_TEST_DATABASE_URL must name a PostgreSQL server (postgresql://...) or ' \
+        'a MySQL/MariaDB one' in ' '.join((run.stdout + run.stderr).split())

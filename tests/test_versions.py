@@ -17,11 +17,11 @@ from modelstore import NotFound, ScriptError, ValidationError
 from modelstore.engine import Engine
 from modelstore.shared.database import open_database
 
-from conftest import ON_POSTGRES, execute, history, query
+from conftest import BACKEND, ON_POSTGRES, ON_SERVER, execute, history, query
 from legacy import build, modelforge_v11_altered
 
 MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation', model_path='/m')
-P = '%s' if ON_POSTGRES else '?'
+P = '%s' if ON_SERVER else '?'
 # ModelForge's own INSERTs (v1.0: six columns; v1.1: seven), as it runs them.
 FORGE_6 = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
            'creation_date, model_path) VALUES (%s)' % ', '.join([P] * 6))
@@ -162,7 +162,7 @@ def test_eight_processes_adding_versions_of_one_name_get_no_duplicate_and_no_gap
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, errors
     assert sorted(versions(db_url, 'shared')) == list(range(1, 201))
-    if not ON_POSTGRES:  # Writers take turns: a later row (id) never has a lower version.
+    if not ON_SERVER:  # Writers take turns: a later row (id) never has a lower version.
         assert versions(db_url, 'shared') == sorted(versions(db_url, 'shared'))
     # (PostgreSQL: an id is drawn before the name's counter is locked, so two inserts at the
     # same moment may take versions in the other order than their ids. Either is "creation
@@ -323,6 +323,7 @@ def previous_release(tmp_path_factory):
     return str(target)
 
 
+@pytest.mark.not_mysql('the previous release did not support MySQL')
 def test_a_worker_of_the_previous_release_keeps_writing_and_its_rows_get_versions(
         db_url, previous_release):
     migrate_to(db_url, '0007_search_indexes')
@@ -386,7 +387,8 @@ def test_the_numbering_shows_progress_on_a_terminal_only(tmp_path, how):
 def test_check_reports_missing_triggers_and_says_how_to_reinstall_them(cli, db_url):
     assert cli('migrate', '--database', db_url)[0] == 0
     assert cli('check', '--database', db_url)[0] == 0
-    name = 'fine_tuned_models_version' if ON_POSTGRES else 'fine_tuned_models_version_new'
+    name = {'postgresql': 'fine_tuned_models_version', 'sqlite': 'fine_tuned_models_version_new',
+            'mysql': 'fine_tuned_models_version_insert'}[BACKEND]
     execute(db_url, 'DROP TRIGGER %s%s' % (name, ' ON fine_tuned_models' if ON_POSTGRES
                                            else ''))
     execute(db_url, (FORGE_6, forge_row('lost')))  # Left unnumbered.

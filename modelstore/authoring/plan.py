@@ -31,13 +31,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from peewee import SQL, ForeignKeyField, JSONField, PostgresqlDatabase, sort_models
+from peewee import SQL, ForeignKeyField, JSONField, MySQLDatabase, PostgresqlDatabase, sort_models
 from playhouse.migrate import make_index_name
 from playhouse.schema_diff import diff_models
 
 from ..engine.drift import declared_default
 from ..engine.history import TABLE as HISTORY_TABLE
-from ..shared.shape import bare_default, compatible, default_key, kind, snapshot
+from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
 
 __all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
 
@@ -237,6 +237,8 @@ def same_type(want, have, database):
         return True
     if isinstance(database, PostgresqlDatabase):
         return False
+    if isinstance(database, MySQLDatabase):  # MySQL reports its own spelling (int(11)).
+        return mysql_type(want) == mysql_type(have)
     params = lambda text: normal_type(text).partition('(')[2]  # noqa: E731
     return compatible(kind(want), kind(have)) and params(want) == params(have)
 

@@ -13,7 +13,7 @@ from .doctor import cmd_doctor
 from .registry import (cmd_import, cmd_models_delete, cmd_models_list, cmd_models_show,
                        cmd_tasks_list, cmd_tasks_show)
 from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
-from .runs import cmd_migrate, cmd_restore, cmd_rollback
+from .runs import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
 
 __all__ = ['build_parser', 'UsageError']
 
@@ -115,6 +115,15 @@ def build_parser():
     p.add_argument('names', nargs='*', metavar='NAME')
     p.add_argument('--all', action='store_true', help='accept every changed script')
     p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser('repair', parents=[common, locking], help='MySQL: revert what a script '
+                       'that failed partway did (or record a manual fix)')
+    mark = p.add_mutually_exclusive_group()
+    mark.add_argument('--mark-applied', dest='mark', action='store_const', const='applied',
+                      help='record the failed script as applied: you finished it by hand')
+    mark.add_argument('--mark-reverted', dest='mark', action='store_const', const='reverted',
+                      help='record it as not applied: you undid its operations by hand')
+    p.set_defaults(func=cmd_repair, mark=None)
 
     p = sub.add_parser('doctor', parents=[common], help='compare the rows with the model '
                        'folders under the models root; exit 1 if they disagree')

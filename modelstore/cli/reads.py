@@ -2,6 +2,7 @@
 reviewed checksum."""
 from ..authoring.models import load_models
 from ..engine import Engine, detect_drift
+from ..engine.nontx import failure_note
 from ..exceptions import ModelStoreError
 from ..shared.database import open_database
 from ..shared.urls import database_exists, mask_url, migrate_command, resolve_url
@@ -24,6 +25,7 @@ def cmd_status(args, out):
     if out.as_json:
         out.json({'database': shown, 'exists': exists, 'applied': status.applied,
                   'pending': status.pending, 'missing': status.missing,
+                  'failed': status.failed,
                   'changed': status.changed, 'history_table': status.history_table,
                   'up_to_date': status.up_to_date, 'to_adopt': status.to_adopt,
                   'adoption': adoption.as_dict() if adoption else None,
@@ -34,7 +36,7 @@ def cmd_status(args, out):
             out.line('It has tables but no modelstore history (a ModelForge or autotuner '
                      'file?): migrate records what is already there as adopted and runs the '
                      'rest.')
-        colors = {'applied': '32', 'pending': '33', 'missing': '31'}
+        colors = {'applied': '32', 'pending': '33', 'missing': '31', 'failed': '31'}
         for entry in status.entries:
             state = entry.state
             when = method = ''
@@ -42,7 +44,9 @@ def cmd_status(args, out):
                 when = _when(entry.record, '')
                 method = _value(entry.record, 'method', entry.record.method or '')
             note = ''
-            if entry.changed:
+            if entry.failed:
+                note = '  ' + out.paint(failure_note(entry), '31')
+            elif entry.changed:
                 note = '  ' + out.paint('CHANGED since applied', '31')
             elif entry.interrupted:
                 note = '  interrupted: a run died while it ran; migrate runs it again'
@@ -54,10 +58,15 @@ def cmd_status(args, out):
             out.line('  %s  %-45s %s %s%s' % (out.paint('%-7s' % state, colors[state]),
                                                entry.name, when, method, note))
         to_adopt = len(status.to_adopt)
-        out.line('%d applied, %d pending%s%s.' % (
+        out.line('%d applied, %d pending%s%s%s.' % (
             len(status.applied), len(status.pending),
             ' (%d already in the database, to adopt)' % to_adopt if to_adopt else '',
-            ', %d missing' % len(status.missing) if status.missing else ''))
+            ', %d missing' % len(status.missing) if status.missing else '',
+            ', %d failed partway' % len(status.failed) if status.failed else ''))
+        if status.failed:
+            out.line(out.paint('migrate refuses to go on: run `modelstore repair` (it reverts '
+                               'what the failed script did; see --mark-applied and '
+                               '--mark-reverted for a manual fix)', '31'))
         for note in adoption.notes if adoption else ():
             out.line('note: ' + note)
         for warning in adoption.warnings if adoption else ():
@@ -138,12 +147,15 @@ def cmd_check(args, out):
     problems = ['pending: %s' % n for n in status.pending]
     problems += ['missing script file for applied %s' % n for n in status.missing]
     problems += ['changed since applied: %s' % n for n in status.changed]
+    problems += ['failed partway: %s (%s); run modelstore repair' % (e.name, failure_note(e))
+                 for e in status.entries if e.failed]
     problems += ['drift: %s' % line for line in drift.lines]
     damaged = _history_problems(status.records)
     problems += ['damaged history: %s' % line for line in damaged]
     if out.as_json:
         out.json({'database': shown, 'ok': not problems, 'pending': status.pending,
                   'missing': status.missing, 'changed': status.changed,
+                  'failed': status.failed,
                   'drift': drift.lines, 'notes': drift.notes, 'applied': status.applied,
                   'damaged_history': damaged})
         return PENDING if problems else OK

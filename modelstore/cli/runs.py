@@ -132,6 +132,32 @@ def cmd_rollback(args, out):
     return _run(args, out, 'down')
 
 
+def cmd_repair(args, out):
+    url = resolve_url(args.database)
+    shown = mask_url(url)
+    database = open_database(url, mode='migrate')
+    try:
+        done = Engine(database, args.migrations, label=shown,
+                      lock_timeout=args.lock_timeout).repair(args.mark)
+    finally:
+        database.close()
+    if out.as_json:
+        out.json({'database': shown, 'repaired': [
+            {'name': name, 'direction': direction, 'action': action,
+             'steps': [step.as_dict() for step in steps]}
+            for name, direction, action, steps in done]})
+        return OK
+    if not done:
+        out.line('Nothing to repair: no script of %s failed partway.' % shown)
+    for name, direction, action, steps in done:
+        out.line('%s %s (%s): %s' % (out.paint('✓', '32'), name, direction, action))
+        for step in steps:
+            out.line('    %s' % step.description)
+    if done:
+        out.line('Run: %s' % migrate_command(url))
+    return OK
+
+
 def cmd_restore(args, out):
     url, safety, tables = restore_database(
         args.backup, args.database, keep=args.keep_backups, timeout=args.lock_timeout,

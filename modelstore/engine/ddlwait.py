@@ -15,16 +15,22 @@ before it stay applied.
 Scripts with ``atomic = False`` (``CREATE INDEX CONCURRENTLY``) run outside a transaction and
 take no lock that writers wait for; online scripts pace their own locks (modelstore.online).
 SQLite has no such queue: a run holds the database's write lock from the start.
+
+MySQL/MariaDB queue the same way behind an ALTER's metadata lock. There the wait is
+``lock_wait_timeout`` (whole seconds: the timeout rounded up), set for the script's statements;
+a script whose first statement timed out changed nothing and is tried again like this, while one
+that times out after some of its operations completed is a script that failed partway
+(modelstore.engine.nontx).
 """
 import collections
 import math
 import time
 
-from peewee import PostgresqlDatabase
+from peewee import MySQLDatabase, PostgresqlDatabase
 
-from ..exceptions import ConfigError, ScriptBlocked
+from ..exceptions import ConfigError, ScriptBlocked, ScriptFailedPartway
 from ..shared.database import check_timeout
-from ..shared.dberrors import LOCK_NOT_AVAILABLE, sqlstate
+from ..shared.dberrors import LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, mysql_errno, sqlstate
 
 __all__ = ['DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LockWait', 'Blocker', 'DdlLocks',
            'check_retries']
@@ -63,7 +69,7 @@ def _timed_out(exc):
     """The statement failed on lock_timeout (SQLSTATE 55P03), here or in what caused it."""
     seen = 0
     while exc is not None and seen < 8:
-        if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+        if sqlstate(exc) == LOCK_NOT_AVAILABLE or mysql_errno(exc) == MYSQL_LOCK_WAIT:
             return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
@@ -84,10 +90,25 @@ ORDER BY a.xact_start
 """
 
 
+# MySQL/MariaDB: the transactions open in other sessions of this database since before the wait.
+_MYSQL_BLOCKERS = """
+SELECT p.id, p.command, TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) / 1e6,
+       DATABASE(), p.info
+FROM information_schema.innodb_trx t
+JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id
+WHERE p.id <> CONNECTION_ID() AND t.trx_started <= NOW(6) - INTERVAL %s SECOND
+ORDER BY t.trx_started
+"""
+
+
 def find_blockers(database, waited):
     """Sessions holding locks on the schema's tables whose transaction is older than the wait
     (the ones it waited for); [] if that cannot be read."""
     try:
+        if isinstance(database, MySQLDatabase):
+            return [Blocker(pid, state, float(seconds or 0), [where], query)
+                    for pid, state, seconds, where, query in database.execute_sql(
+                        _MYSQL_BLOCKERS, (max(waited - 0.05, 0),)).fetchall()]
         rows = database.execute_sql(_BLOCKERS, (max(waited - 0.05, 0),)).fetchall()
     except Exception:  # Naming them is a courtesy; the failure itself is what matters.
         return []
@@ -105,14 +126,27 @@ class DdlLocks:
         if self.timeout <= 0:  # 0 is PostgreSQL's "wait forever": the queue this prevents.
             raise ConfigError('ddl_lock_timeout must be more than 0 s, got %r' % (timeout,))
         self.retries = check_retries(retries)
-        self.active = isinstance(database, PostgresqlDatabase)
+        self.active = isinstance(database, (PostgresqlDatabase, MySQLDatabase))
+        self._mysql = isinstance(database, MySQLDatabase)
         self._sleep = sleep
 
     def set_local(self):
-        """In a script's transaction: fail a lock wait after ``timeout``."""
-        if self.active:
+        """In a script's transaction: fail a lock wait after ``timeout``. (MySQL: for the
+        session, until ``reset``.)"""
+        if self._mysql:
+            self.database.execute_sql('SET SESSION lock_wait_timeout = %d'
+                                      % max(1, math.ceil(self.timeout)))
+        elif self.active:
             self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
                                       % max(1, math.ceil(self.timeout * 1000)))
+
+    def reset(self):
+        """MySQL: the session's lock_wait_timeout back to the server's."""
+        if self._mysql:
+            try:
+                self.database.execute_sql('SET SESSION lock_wait_timeout = DEFAULT')
+            except Exception:  # A connection that is gone takes its session with it.
+                pass
 
     def run(self, name, attempt, on_wait=None):
         """``attempt()`` (one try of script ``name``), tried again after a lock wait."""
@@ -122,7 +156,8 @@ class DdlLocks:
             try:
                 return attempt()
             except Exception as exc:
-                if not self.active or not _timed_out(exc):
+                if not self.active or not _timed_out(exc) or isinstance(exc,
+                                                                        ScriptFailedPartway):
                     raise
                 waited = time.monotonic() - began
                 blockers = find_blockers(self.database, waited)

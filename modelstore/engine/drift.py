@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import List
 
-from peewee import SQL, PostgresqlDatabase
+from peewee import SQL, MySQLDatabase, PostgresqlDatabase
 from playhouse.schema_diff import diff_models
 
 from ..exceptions import StorageError
@@ -150,6 +150,11 @@ def _trigger_lines(database):
         found = {r[0] for r in database.execute_sql(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'fine_tuned_models'::regclass "
             'AND NOT tgisinternal')}
+    elif isinstance(database, MySQLDatabase):
+        expected = VERSION_TRIGGERS['mysql']
+        found = {r[0] for r in database.execute_sql(
+            'SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = '
+            "DATABASE() AND event_object_table = 'fine_tuned_models'")}
     else:
         expected = VERSION_TRIGGERS['sqlite']
         found = {r[0] for r in database.execute_sql(

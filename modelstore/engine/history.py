@@ -11,7 +11,12 @@ applied_by      user@host
 tool_version    the modelstore version that applied it
 method          ``ran``, ``adopted`` (effect found already present) or ``faked``; ``running``
                 while a script that cannot run in a transaction (``atomic = False`` on
-                PostgreSQL) runs -- left behind if the run dies, it means "run me again"
+                PostgreSQL) runs -- left behind if the run dies, it means "run me again";
+                ``failed`` (MySQL) for a script that failed partway; ``repaired`` for one an
+                operator finished by hand (``modelstore repair --mark-applied``)
+operations      MySQL/MariaDB, where DDL commits: the script's operations, each recorded as
+                it completes (JSON; modelstore.engine.nontx). NULL elsewhere
+error           why a ``failed`` script failed
 ==============  =========================================================
 
 A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLUMN`` only).
@@ -30,13 +35,13 @@ import socket
 from dataclasses import dataclass, fields as dc_fields
 from typing import Optional, Tuple
 
-from peewee import CharField, DateTimeField, FloatField, Model
+from peewee import CharField, DateTimeField, FloatField, Model, TextField
 from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import shown_value
 from ..fields import UtcDateTimeField
 
-__all__ = ['TABLE', 'RUNNING', 'Record', 'History']
+__all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History']
 
 TABLE = 'schema_migration'
 RUNNING = 'running'  # method of a non-transactional script while (or if killed while) it runs
@@ -52,6 +57,8 @@ class Record:
     applied_by: Optional[str] = None
     tool_version: Optional[str] = None
     method: Optional[str] = None
+    operations: Optional[str] = None  # JSON text (MySQL: modelstore.engine.nontx)
+    error: Optional[str] = None
     # (field, the stored value as text) for each value that could not be read as its type.
     unreadable: Tuple[Tuple[str, str], ...] = ()
 
@@ -69,11 +76,13 @@ class Record:
                 for name, raw in self.unreadable]
 
 
-METHODS = ('ran', 'adopted', 'faked', RUNNING)
+FAILED = 'failed'  # MySQL: a script that failed (or died) partway; see modelstore.engine.nontx
+REPAIRED = 'repaired'  # finished by hand, recorded by `modelstore repair --mark-applied`
+METHODS = ('ran', 'adopted', 'faked', RUNNING, FAILED, REPAIRED)
 _EXPECTED = {'applied': 'a timestamp', 'applied_utc': 'a timestamp',
              'duration': 'a number of seconds', 'checksum': 'a SHA-256 hex digest',
              'method': 'one of %s' % ', '.join(METHODS), 'applied_by': 'text',
-             'tool_version': 'text'}
+             'tool_version': 'text', 'operations': 'text', 'error': 'text'}
 
 
 class _Unreadable(Exception):
@@ -118,7 +127,7 @@ def _text(value):
 
 _READERS = {'applied': _timestamp, 'applied_utc': _timestamp, 'duration': _seconds,
             'checksum': _checksum, 'method': _method, 'applied_by': _text,
-            'tool_version': _text}
+            'tool_version': _text, 'operations': _text, 'error': _text}
 
 
 def _record(names, row):
@@ -148,6 +157,8 @@ def _model(database):
         applied_by = CharField(null=True)
         tool_version = CharField(max_length=32, null=True)
         method = CharField(max_length=16, null=True)
+        operations = TextField(null=True)
+        error = TextField(null=True)
 
         class Meta:
             table_name = TABLE
@@ -209,7 +220,7 @@ class History:
             return
         self._ensured = True
         if not self.exists():
-            self.model.create_table(safe=False)
+            self.database.create_tables([self.model], safe=False)  # (MySQL: InnoDB)
             return
         present = self._columns()
         migrator = SchemaMigrator.from_database(self.database)
@@ -220,14 +231,22 @@ class History:
         """The table may have been rolled back: check again at the next ensure()."""
         self._ensured = False
 
-    def mark_running(self, name, *, checksum, version):
+    def mark_running(self, name, *, checksum, version, operations=None):
         """Say, committed, that ``name`` is running outside a transaction."""
         with self.database.atomic():
             self.model.delete().where(self.model.name == name).execute()
             self.record(name, checksum=checksum, method=RUNNING, duration=None,
-                        version=version)
+                        version=version, operations=operations)
 
-    def record(self, name, *, checksum, method, duration, version, replace=False):
+    def set_operations(self, name, operations, *, method=None, error=None):
+        """MySQL: the operations log of ``name``'s row (and its method and error, if given)."""
+        values = {'operations': operations}
+        if method is not None:
+            values.update(method=method, error=error)
+        self.model.update(**values).where(self.model.name == name).execute()
+
+    def record(self, name, *, checksum, method, duration, version, replace=False,
+               operations=None):
         """Insert the row for ``name``; ``replace``: first delete its ``running`` row."""
         M = self.model
         if replace:
@@ -236,12 +255,15 @@ class History:
             with self.database.atomic():
                 M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
                 self.record(name, checksum=checksum, method=method, duration=duration,
-                            version=version)
+                            version=version, operations=operations)
             return
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),
                       applied_by=who(), tool_version=version)
+        if operations is not None:
+            M.insert(operations=operations, **values).execute()
+            return
         if self._insert is None:
             q = self.database.quote[0]
             self._insert = 'INSERT INTO %s (%s) VALUES (%s)' % (

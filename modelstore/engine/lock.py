@@ -14,13 +14,16 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
   foreign-key violation that was not there before.
 * PostgreSQL: a transaction-scoped advisory lock on a connection of its own, correct behind
   PgBouncer too (see PostgresRunLock); each script is its own transaction.
-* MySQL (``GET_LOCK``) would slot in the same way; it is not supported yet.
+* MySQL and MariaDB: a named lock (``GET_LOCK``) on the run's own connection, named after the
+  database (named locks are server-wide); the server releases it when the connection ends --
+  a killed runner's too. DDL commits there, so each script runs outside any transaction, its
+  operations recorded one by one (modelstore.engine.nontx).
 """
 import os
 import sqlite3
 import time
 
-from peewee import OperationalError, PostgresqlDatabase, SqliteDatabase
+from peewee import MySQLDatabase, OperationalError, PostgresqlDatabase, SqliteDatabase
 
 from ..exceptions import LockTimeout, MigrationError
 from ..shared.database import BUSY_TIMEOUT, busy_ms, check_timeout
@@ -276,7 +279,58 @@ class PostgresRunLock(RunLock):
         return False
 
 
-_LOCKS = ((SqliteDatabase, SqliteRunLock), (PostgresqlDatabase, PostgresRunLock))
+class MySQLRunLock(RunLock):
+    """``GET_LOCK('modelstore:<sha1 of the database name>', 0)``, polled until the timeout, on
+    the run's connection; ``verify`` checks it is still that connection's (a reconnect would
+    have lost it)."""
+
+    def __enter__(self):
+        db = self.database
+        if db.in_transaction():
+            raise MigrationError('a migration run cannot start inside an open transaction')
+        db.connect(reuse_if_open=True)
+        # At most 64 characters; the same for every client of this database.
+        self._name = db.execute_sql("SELECT CONCAT('modelstore:', SHA1(DATABASE()))"
+                                    ).fetchone()[0]
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while db.execute_sql('SELECT GET_LOCK(%s, 0)', (self._name,)).fetchone()[0] != 1:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                holder = db.execute_sql('SELECT IS_USED_LOCK(%s)', (self._name,)).fetchone()[0]
+                raise LockTimeout('another modelstore migration on this database held its '
+                                  'lock for more than %g s%s; try again when it has finished'
+                                  % (self.timeout, ' (connection id %s)' % holder
+                                     if holder else ''))
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.25)
+        self._connection = db.connection()
+        return self
+
+    def verify(self):
+        try:
+            mine = self.database.connection() is self._connection and self.database.execute_sql(
+                'SELECT IS_USED_LOCK(%s) = CONNECTION_ID()', (self._name,)).fetchone()[0]
+        except Exception as exc:
+            mine, why = False, ' '.join(str(exc).split())
+        else:
+            why = 'its connection was replaced'
+        if not mine:
+            raise MigrationError('the migration lock was lost (%s); what was recorded before '
+                                 'stays recorded, run migrate again' % why)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self.database.connection() is self._connection:
+                self.database.execute_sql('DO RELEASE_LOCK(%s)', (self._name,))
+        except Exception:
+            if exc_type is None:  # A lost connection has released the lock already.
+                raise
+        return False
+
+
+_LOCKS = ((SqliteDatabase, SqliteRunLock), (PostgresqlDatabase, PostgresRunLock),
+          (MySQLDatabase, MySQLRunLock))
 
 
 def run_lock(database, timeout=DEFAULT_TIMEOUT):
@@ -284,5 +338,5 @@ def run_lock(database, timeout=DEFAULT_TIMEOUT):
     for cls, lock in _LOCKS:
         if isinstance(database, cls):
             return lock(database, timeout)
-    raise MigrationError('migrations are not yet supported on %s; SQLite and PostgreSQL are'
-                         % type(database).__name__)
+    raise MigrationError('migrations are not supported on %s; SQLite, PostgreSQL and '
+                         'MySQL/MariaDB are' % type(database).__name__)

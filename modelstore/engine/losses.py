@@ -2,7 +2,9 @@
 
 The engine finds out by running the ``down()`` functions inside a transaction that it rolls back
 (DDL is transactional on SQLite and PostgreSQL), comparing the tables and columns before and
-after. Then, on the untouched database:
+after. On MySQL/MariaDB, where DDL commits, the downs run instead on a shadow (an in-memory
+SQLite database) that the applied scripts have been replayed on: what disappears there is what
+the rollback drops. Then, on the untouched database:
 
 * a table that disappears loses every row it holds;
 * a column that disappears from a surviving table loses every value that is neither NULL nor
@@ -15,7 +17,9 @@ import re
 from peewee import SQL, Table, fn
 
 from ..exceptions import ScriptError
+from ..shared.mysql import is_mysql
 from ..shared.shape import bare_default
+from .shadow import apply, replay, shadow_database
 from .steps import Recorder
 
 __all__ = ['layout', 'count_losses', 'foresee_losses']
@@ -73,9 +77,12 @@ def count_losses(database, before, after):
     return lines
 
 
-def foresee_losses(db, todo):
+def foresee_losses(db, todo, applied=()):
     """Run the down()s of ``todo`` ((script, module, ...) tuples) in a transaction that is
-    rolled back; say what they would destroy."""
+    rolled back; say what they would destroy. ``applied``: the applied scripts, in order (for
+    the shadow, on MySQL)."""
+    if is_mysql(db):
+        return _foresee_on_shadow(db, todo, applied)
     before = layout(db)
     with db.atomic() as txn:
         for script, module, *_ in todo:
@@ -87,4 +94,25 @@ def foresee_losses(db, todo):
                                   % (type(exc).__name__, exc)) from exc
         after = layout(db)
         txn.rollback()
+    return count_losses(db, before, after)
+
+
+def _foresee_on_shadow(db, todo, applied):
+    """MySQL: the tables and columns the downs drop on a shadow at the same scripts, counted on
+    ``db``."""
+    with shadow_database() as shadow:
+        replay(applied, shadow)
+        shadow_before = layout(shadow)
+        for script, *_ in todo:
+            apply(script, shadow, direction='down')
+        shadow_after = layout(shadow)
+    live = layout(db)
+    before, after = {}, {}
+    for table, columns in live.items():
+        if table in shadow_before and table not in shadow_after:
+            before[table] = columns  # Dropped: every row counts.
+            continue
+        gone = set(shadow_before.get(table, ())) - set(shadow_after.get(table, ()))
+        before[table] = columns
+        after[table] = {c: d for c, d in columns.items() if c not in gone}
     return count_losses(db, before, after)

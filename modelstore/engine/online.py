@@ -22,11 +22,14 @@ from typing import Optional
 
 from peewee import DatabaseError, SqliteDatabase
 
-from ..exceptions import LockTimeout
+from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.dberrors import is_busy
+from ..version import __version__
+from .results import ScriptRun
+from .steps import Step
 
-__all__ = ['PacedBatches', 'Progress']
+__all__ = ['PacedBatches', 'Progress', 'run_online']
 
 TARGET = {'sqlite': 0.01, 'postgres': 0.05}  # seconds a batch aims at
 PAUSE = 0.02  # the least a SQLite run sleeps between batches
@@ -100,15 +103,32 @@ class PacedBatches(Batches):
             self._sleep(max(2 * took, PAUSE))
 
     def _lock_table(self, table):
+        def attempt():
+            with self.database.atomic():  # A savepoint: a timed-out LOCK is undone alone.
+                self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
+                                          % int(LOCK_WAIT * 1000))
+                super(PacedBatches, self)._lock_table(table)
+            self.database.execute_sql('SET LOCAL lock_timeout = DEFAULT')
+        self._retry_lock(table, attempt)
+
+    def _lock_tables(self, tables):
+        """MySQL/MariaDB: LOCK TABLES waits at most a second (the shortest lock_wait_timeout
+        there is) before it is tried again: a LOCK waiting behind a long transaction queues the
+        writers behind it."""
+        db = self.database
+        old = db.execute_sql('SELECT @@SESSION.lock_wait_timeout').fetchone()[0]
+        db.execute_sql('SET SESSION lock_wait_timeout = 1')
+        try:
+            self._retry_lock(tables[0], lambda: super(PacedBatches, self)._lock_tables(tables))
+        finally:
+            db.execute_sql('SET SESSION lock_wait_timeout = %s', (old,))
+
+    def _retry_lock(self, table, attempt):
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         while True:
             try:
-                with self.database.atomic():  # A savepoint: a timed-out LOCK is undone alone.
-                    self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
-                                              % int(LOCK_WAIT * 1000))
-                    super()._lock_table(table)
-                self.database.execute_sql('SET LOCAL lock_timeout = DEFAULT')
+                attempt()
                 return
             except DatabaseError as exc:
                 if not is_busy(exc):
@@ -119,3 +139,32 @@ class PacedBatches(Batches):
                                   % (self.name, table, self.lock_timeout))
             self._sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def run_online(engine, lock, script, module):
+    """An online script: recorded ``running`` (committed), then its batches, each its own
+    transaction, then recorded applied. A run that dies between stays ``running``, so the
+    next migrate calls ``online`` again and it resumes where the data says it stopped."""
+    db = engine.database
+    with db.atomic():
+        engine.history.ensure()
+        engine.history.mark_running(script.name, checksum=script.checksum,
+                                    version=__version__)
+    batches = PacedBatches(db, script.name, on_progress=engine._on_progress,
+                           lock_timeout=engine.lock_timeout)
+    start = time.perf_counter()
+    try:
+        with batches:
+            module.online(db, batches)
+    except Exception as exc:
+        raise ScriptError(script.name, 'stopped after %d rows in %d batches: %s: %s; the '
+                          'batches that committed are kept, and the next migrate resumes '
+                          'it' % (batches.rows, batches.batches, type(exc).__name__, exc)
+                          ) from exc
+    duration = time.perf_counter() - start
+    with db.atomic():
+        engine.history.record(script.name, checksum=script.checksum, method='ran',
+                              duration=duration, version=__version__, replace=True)
+    lock.resume()
+    step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
+    return ScriptRun(script.name, 'up', 'ran', duration, [step], [])

@@ -24,18 +24,21 @@ from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, Mi
                           SchemaNewerThanCode, ScriptError, StorageError)
 from ..shared.database import check_timeout
 from ..shared.dberrors import raising
+from ..shared.mysql import is_mysql
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
 from .fkwatch import NeedBaseline
 from .lock import DEFAULT_TIMEOUT, run_lock
-from .online import PacedBatches
+from .online import run_online
 from .losses import foresee_losses
+from .nontx import attempt_logged, dry_run_on_shadow, refuse_failed
+from .repair import repair
 from .results import RunResult, ScriptRun
 from .scripts import discover
 from .status import Entry, Status, schema_version, script_number
-from .steps import Recorder, Step
+from .steps import Recorder
 
 __all__ = ['Engine']
 
@@ -57,6 +60,8 @@ class Engine:
         self.history = History(database)
         # PostgreSQL: each script's lock_timeout and retries (modelstore.engine.ddlwait).
         self.ddl = DdlLocks(database, ddl_lock_timeout, ddl_retries)
+        # MySQL/MariaDB: DDL commits, so each script's operations are logged as they run.
+        self.logged = is_mysql(database)
         self._on_progress = self._on_wait = None
 
     def scripts(self):
@@ -102,9 +107,11 @@ class Engine:
         script timed out waiting for a lock, before it is tried again (PostgreSQL).
         """
         self._on_progress, self._on_wait = on_progress, on_wait
+
         def plan(status):
             if precondition is not None:
                 precondition(status)
+            refuse_failed(status)
             if status.missing:
                 raise SchemaNewerThanCode(self.label, status.missing)
             if status.changed:
@@ -145,7 +152,8 @@ class Engine:
         self._on_wait = on_wait
 
         def plan(status):
-            applied = [e for e in status.entries if e.state != 'pending']
+            refuse_failed(status)
+            applied = [e for e in status.entries if e.state not in ('pending', 'failed')]
             self._check_target(status, target, applied, verb='applied')
             todo = []
             for entry in reversed(applied):
@@ -162,6 +170,13 @@ class Engine:
 
         return self._run(plan, 'down', dry_run=dry_run, on_script=on_script,
                          on_backup=on_backup, allow_data_loss=allow_data_loss)
+
+    def repair(self, mode=None, on_script=None):
+        """MySQL/MariaDB: deal with the scripts that failed partway (modelstore.engine.nontx):
+        revert their completed operations, or (``mode`` 'applied' / 'reverted') record an
+        operator's manual fix. Returns [(name, direction, action, steps)]."""
+        with raising(MigrationError, 'repair on %s' % self.label):
+            return repair(self, mode, on_script)
 
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""
@@ -224,7 +239,7 @@ class Engine:
             if not todo:
                 return RunResult([], dry_run, status.adoption)
             if direction == 'down':
-                losses = self._refuse_losses(todo, dry_run, allow_data_loss)
+                losses = self._refuse_losses(todo, dry_run, allow_data_loss, status)
             if self.backups is not None and not dry_run and status.data_tables:
                 backup = self.backups.take(schema_version(status))
                 if on_backup is not None:
@@ -246,9 +261,10 @@ class Engine:
                               % (direction, type(exc).__name__, exc)) from exc
         return RunResult(runs, dry_run, status.adoption, backup, losses)
 
-    def _refuse_losses(self, todo, dry_run, allow_data_loss):
+    def _refuse_losses(self, todo, dry_run, allow_data_loss, status):
         """What the rollback would destroy; raises unless allowed (and backed up on SQLite)."""
-        losses = foresee_losses(self.database, todo)
+        losses = foresee_losses(self.database, todo, [e.script for e in status.entries
+                                                      if e.state == 'applied'])
         if losses and not (allow_data_loss or dry_run):
             raise DataLossRefused(self.label, losses)
         if losses and not dry_run and self.backups is None \
@@ -262,6 +278,8 @@ class Engine:
         None, how many runs were reported already). A dry run does it all in a transaction
         that is rolled back. With ``deferred`` (the lock's transaction holds the scripts) a run
         is reported once committed: at an online script's checkpoint, else by the caller."""
+        if dry_run and self.logged:  # MySQL: DDL cannot be rolled back.
+            return dry_run_on_shadow(self, todo, direction, on_script)
         runs, failure, reported = [], None, 0
         outer = self.database.atomic() if dry_run else contextlib.nullcontext()
         with outer as txn:
@@ -274,7 +292,7 @@ class Engine:
                     reported = len(runs)
                 try:
                     if online:
-                        run = self._run_online(lock, script, module)
+                        run = run_online(self, lock, script, module)
                     else:
                         run = self._run_script(lock, script, module, direction, method, kept)
                 except Exception as exc:
@@ -299,34 +317,6 @@ class Engine:
         if committed and on_script is not None:
             for run in unreported:
                 on_script(run)
-
-    def _run_online(self, lock, script, module):
-        """An online script: recorded ``running`` (committed), then its batches, each its own
-        transaction, then recorded applied. A run that dies between stays ``running``, so the
-        next migrate calls ``online`` again and it resumes where the data says it stopped."""
-        db = self.database
-        with db.atomic():
-            self.history.ensure()
-            self.history.mark_running(script.name, checksum=script.checksum,
-                                      version=__version__)
-        batches = PacedBatches(db, script.name, on_progress=self._on_progress,
-                               lock_timeout=self.lock_timeout)
-        start = time.perf_counter()
-        try:
-            with batches:
-                module.online(db, batches)
-        except Exception as exc:
-            raise ScriptError(script.name, 'stopped after %d rows in %d batches: %s: %s; the '
-                              'batches that committed are kept, and the next migrate resumes '
-                              'it' % (batches.rows, batches.batches, type(exc).__name__, exc)
-                              ) from exc
-        duration = time.perf_counter() - start
-        with db.atomic():
-            self.history.record(script.name, checksum=script.checksum, method='ran',
-                                duration=duration, version=__version__, replace=True)
-        lock.resume()
-        step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
-        return ScriptRun(script.name, 'up', 'ran', duration, [step], [])
 
     def _rolled_back_by_sqlite(self, direction, failure, committed):
         """SQLite rolled the run's transaction back by itself (SQLITE_FULL, IOERR, CORRUPT):
@@ -353,6 +343,8 @@ class Engine:
         return self.ddl.run(script.name, attempt, self._on_wait)  # Retried after lock waits.
 
     def _attempt(self, lock, script, module, direction, method, kept):
+        if self.logged:
+            return attempt_logged(self, script, module, direction, method, kept)
         db = self.database
         recorder = Recorder(db)
         migrator = recorder.migrator()

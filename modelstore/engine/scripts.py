@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from playhouse.migrations import Migration
 
 from ..exceptions import MigrationError, ScriptError
+from .revisions import EARLIER
 
 __all__ = ['Script', 'default_directory', 'installed_directory', 'discover', 'checksum']
 
@@ -56,6 +57,12 @@ class Script:
     name: str
     path: str
     checksum: str
+    # Checksums of earlier texts that count as this one (shipped scripts: engine.revisions).
+    earlier: frozenset = frozenset()
+
+    def matches(self, applied):
+        """Whether ``applied`` (a history checksum) is this text's, or an earlier equivalent."""
+        return applied == self.checksum or applied in self.earlier
 
     def load(self, need=('up',)):
         """Execute the file and return the module; ScriptError names what is wrong.
@@ -86,7 +93,9 @@ def discover(directory=None):
     directory = directory or default_directory()
     if not os.path.isdir(directory):
         raise MigrationError('migrations directory %s does not exist' % directory)
-    scripts = [Script(m.idx, m.name, m.path, _cached_checksum(m.path))
+    shipped = os.path.realpath(directory) == os.path.realpath(default_directory())
+    scripts = [Script(m.idx, m.name, m.path, _cached_checksum(m.path),
+                      frozenset(EARLIER.get(m.name, ())) if shipped else frozenset())
                for m in Migration.load_directory(directory)]
     seen = {}
     for script in scripts:

@@ -5,6 +5,9 @@ Adoption compares a live table with the states the scripts produce; ``new --auto
 empty database:
 
 * ``sqlite`` (the default, and for any ``sqlite://`` URL): a fresh in-memory database;
+* a MySQL/MariaDB URL: a database of its own on that server (``modelstore_shadow_<random>``),
+  dropped at the end (DDL commits there, so no transaction can hold it; a run killed meanwhile
+  leaves it behind, recognisable by its name). The user needs CREATE and DROP;
 * a PostgreSQL URL: one transaction on that server, inside it a schema of its own
   (``modelstore_shadow_<random>``) first on the ``search_path``; everything the scripts create
   lands there, and the transaction is rolled back at the end -- the database's own tables are
@@ -25,8 +28,9 @@ from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import ConfigError, MigrationError, ScriptError
 from ..shared.database import open_database
+from ..shared.mysql import MYSQL_SCHEMES, is_mysql
 
-__all__ = ['shadow_database', 'apply', 'replay']
+__all__ = ['shadow_database', 'mysql_shadow', 'apply', 'replay']
 
 
 @contextlib.contextmanager
@@ -40,9 +44,17 @@ def shadow_database(url=None):
         finally:
             database.close()
         return
+    if scheme.split('+')[0] in MYSQL_SCHEMES:
+        database = open_database(url, mode='migrate')
+        try:
+            with mysql_shadow(database) as shadow:
+                yield shadow
+        finally:
+            database.close()
+        return
     if not scheme.startswith('postgres'):
-        raise ConfigError('cannot replay the scripts on %s: modelstore runs migrations on SQLite '
-                          'and PostgreSQL only' % scheme)
+        raise ConfigError('cannot replay the scripts on %s: modelstore runs migrations on SQLite, '
+                          'PostgreSQL and MySQL/MariaDB only' % scheme)
     database = open_database(url, mode='migrate')
     name = 'modelstore_shadow_%s' % uuid.uuid4().hex[:12]
     try:
@@ -62,6 +74,24 @@ def shadow_database(url=None):
         database.close()
 
 
+@contextlib.contextmanager
+def mysql_shadow(database):
+    """An empty database beside ``database`` (MySQL) on its server, dropped afterwards."""
+    name = 'modelstore_shadow_%s' % uuid.uuid4().hex[:12]
+    try:
+        database.execute_sql('CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
+    except DatabaseError as exc:
+        raise ConfigError('cannot replay the scripts on this server: creating a throwaway '
+                          'database failed (%s); the user needs CREATE and DROP on databases '
+                          'named modelstore_shadow_*' % str(exc).strip()) from None
+    shadow = type(database)(name, **database.connect_params)
+    try:
+        yield shadow
+    finally:
+        shadow.close()
+        database.execute_sql('DROP DATABASE IF EXISTS `%s`' % name)
+
+
 def apply(script, database, migrator=None, direction='up'):
     """Run one script's ``up`` (or ``down``) on a shadow database, as the engine would."""
     module = script.load((direction,))
@@ -73,6 +103,7 @@ def apply(script, database, migrator=None, direction='up'):
         raise
     except Exception as exc:
         backend = 'PostgreSQL' if isinstance(database, PostgresqlDatabase) else \
+            'a throwaway MySQL database' if is_mysql(database) else \
             'an empty in-memory SQLite database'
         raise ScriptError(script.name, '%s() fails on %s (%s: %s)' % (
             direction, backend, type(exc).__name__, str(exc).strip())) from exc

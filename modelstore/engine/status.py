@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from .adopt import ADOPT, Adoption
-from .history import RUNNING, TABLE as HISTORY_TABLE, Record
+from .history import FAILED, RUNNING, TABLE as HISTORY_TABLE, Record
+from .nontx import is_log
 from .scripts import Script
 
 __all__ = ['Entry', 'Status', 'OWNED_TABLES', 'schema_version', 'script_number']
@@ -39,11 +40,22 @@ class Entry:
 
     @property
     def interrupted(self):
-        """A non-transactional script whose run died: history says ``running``."""
-        return self.record is not None and self.record.method == RUNNING
+        """A non-transactional script whose run died: history says ``running`` (and it keeps
+        no operations log: it runs again, or is adopted)."""
+        return self.record is not None and self.record.method == RUNNING and not self.failed
+
+    @property
+    def failed(self):
+        """MySQL: the script failed partway, or its run died with its log saying how far it
+        got (modelstore.engine.nontx); ``modelstore repair`` deals with it."""
+        record = self.record
+        return record is not None and (record.method == FAILED or (
+            record.method == RUNNING and is_log(record.operations)))
 
     @property
     def state(self):
+        if self.failed:
+            return 'failed'
         if self.record is None or (self.interrupted and self.script is not None):
             return 'pending'  # An interrupted script runs again (or is adopted).
         return 'applied' if self.script is not None else 'missing'
@@ -52,7 +64,7 @@ class Entry:
     def changed(self):
         """True when the file differs from the text that was applied."""
         return bool(self.script and self.record and self.record.checksum
-                    and self.record.checksum != self.script.checksum)
+                    and not self.script.matches(self.record.checksum))
 
     def as_dict(self):
         out = {'name': self.name, 'state': self.state, 'changed': self.changed,
@@ -76,7 +88,12 @@ class Status:
 
     @property
     def applied(self):
-        return self._names(lambda e: e.state != 'pending')
+        return self._names(lambda e: e.state not in ('pending', 'failed'))
+
+    @property
+    def failed(self):
+        """MySQL: scripts that failed (or whose run died) partway; see modelstore.engine.nontx."""
+        return self._names(lambda e: e.state == 'failed')
 
     @property
     def pending(self):
@@ -97,7 +114,7 @@ class Status:
 
     @property
     def up_to_date(self):
-        return not self.pending and not self.missing
+        return not self.pending and not self.missing and not self.failed
 
     @property
     def fresh(self):

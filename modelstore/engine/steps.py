@@ -41,7 +41,7 @@ def _render(sql, params):
 
 def _is_change(sql):
     head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ''
-    if head in _CONTROL or head == 'SELECT':
+    if head in _CONTROL or head in ('SELECT', 'SHOW', 'DESCRIBE', 'EXPLAIN'):
         return False
     if head == 'PRAGMA':
         return '=' in sql  # Setting a pragma is a change; reading one is introspection.
@@ -125,40 +125,74 @@ def _first_line(sql):
 
 
 class Recorder:
-    """Collect the steps of one script run on this thread."""
+    """Collect the steps of one script run on this thread.
 
-    def __init__(self, database):
+    ``log`` (MySQL, where DDL commits: a modelstore.engine.nontx.OperationLog) is told of each
+    operation and change statement before it runs and after it completed; what it writes
+    itself is not a step.
+    """
+
+    def __init__(self, database, log=None):
         self.database = database
         self.steps = []
+        self.log = log
         self._current = None
         self._thread = threading.get_ident()
+        self._quiet = False  # While the log writes.
 
     def __enter__(self):
         self.database.query_hooks.append(self._hook)
+        if self.log is not None:
+            self.database.before_hooks.append(self._before)
         return self
 
     def __exit__(self, *exc):
         self.database.query_hooks.remove(self._hook)
+        if self.log is not None:
+            self.database.before_hooks.remove(self._before)
+
+    def _mine(self, sql):
+        return threading.get_ident() == self._thread and not self._quiet and _is_change(sql)
+
+    @contextmanager
+    def _logging(self):
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
+    def _before(self, sql):
+        if self._mine(sql):
+            with self._logging():
+                self.log.before_statement(sql, describe_sql(sql))
 
     def _hook(self, event):
-        if threading.get_ident() != self._thread or event.exception is not None:
-            return
-        if not _is_change(event.sql):
+        if event.exception is not None or not self._mine(event.sql):
             return
         statement = (event.sql, tuple(event.params or ()))
         if self._current is not None:
             self._current.sql.append(statement)
         else:
             self.steps.append(Step(describe_sql(event.sql), [statement]))
+        if self.log is not None:
+            with self._logging():
+                self.log.after_statement(event.sql)
 
     @contextmanager
     def operation(self, op):
         self._current = Step(describe_operation(op))
+        if self.log is not None:
+            with self._logging():
+                self.log.begin_operation(self._current.description, op)
         try:
             yield
         finally:
             step, self._current = self._current, None
         self.steps.append(step)
+        if self.log is not None:
+            with self._logging():
+                self.log.end_operation()
 
     def migrator(self):
         """A migrator for this database that reports each operation to this recorder."""

@@ -20,14 +20,13 @@ restart or a failover:
 """
 import logging
 import select
-import sqlite3
 import time
 
 from peewee import DatabaseError, InterfaceError, SqliteDatabase
 
 from ..exceptions import OutcomeUnknown, StorageError, UnreadableValue
 from ..shared.database import check_timeout, write_transaction
-from ..shared.dberrors import constraint_error, is_constraint, is_schema_missing
+from ..shared.dberrors import DRIVER_ERRORS, constraint_error, is_constraint, is_schema_missing
 
 __all__ = ['Calls', 'RECONNECT_TIMEOUT']
 
@@ -59,10 +58,10 @@ class _guard:
         if issubclass(exc_type, UnreadableValue) and not exc.row_ids:
             raise exc.at(self.store._rows_holding(exc)) from None
         # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
-        if not issubclass(exc_type, (DatabaseError, InterfaceError, sqlite3.Error)):
+        if not issubclass(exc_type, (DatabaseError, InterfaceError) + DRIVER_ERRORS):
             return False
         if is_constraint(exc):
-            raise constraint_error(exc) from exc
+            raise constraint_error(exc, self.store.database) from exc
         if is_schema_missing(exc):
             self.store._raise_if_out_of_date()
         raise StorageError('%s failed: %s' % (self.what, exc)) from exc
@@ -74,8 +73,12 @@ def _peer_closed(conn):
     socket."""
     if getattr(conn, 'closed', False):
         return True
+    # psycopg2's connection has fileno(); PyMySQL's keeps its socket (None once closed).
+    sock = conn if hasattr(conn, 'fileno') else getattr(conn, '_sock', None)
+    if sock is None:
+        return True
     try:
-        return bool(select.select([conn.fileno()], [], [], 0)[0])
+        return bool(select.select([sock.fileno()], [], [], 0)[0])
     except (OSError, ValueError, AttributeError, InterfaceError):
         return True
 

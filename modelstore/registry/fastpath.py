@@ -27,8 +27,9 @@ from peewee import fn
 
 from ..exceptions import UnreadableValue
 from ..fields import dumps
+from .likes import contains
 
-__all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS', 'contains', 'like_pattern']
+__all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS']
 
 # The filters list_models offers, in the order their conditions are added.
 LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix', 'base_model', 'model_name',
@@ -41,19 +42,6 @@ _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': 
 ORDERS = ('newest', 'oldest', 'name')
 
 
-def contains(field, pattern):
-    """``field`` holds the LIKE ``pattern`` (built by ``like_pattern``), ignoring case: ILIKE
-    on PostgreSQL, LIKE on SQLite (which ignores the case of ASCII letters)."""
-    database = field.model._meta.database
-    operator = 'ILIKE' if isinstance(database, peewee.PostgresqlDatabase) else 'LIKE'
-    return peewee.NodeList((field, peewee.SQL(operator), pattern, peewee.SQL("ESCAPE '\\'")))
-
-
-def like_pattern(needle):
-    """``%needle%`` with LIKE's wildcards in ``needle`` escaped, so they match themselves."""
-    return '%%%s%%' % needle.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
-
-
 class ModelQueries:
     """The cached statements of one store's bound FineTunedModel."""
 
@@ -62,8 +50,14 @@ class ModelQueries:
         self.database = model._meta.database
         self.columns = columns  # The INSERT's columns, in the order rows give them.
         # SQLite: modelstore numbers its own rows (see _numbered), from the bound
-        # ModelVersionCounter; on PostgreSQL 0010's BEFORE trigger does, in the row itself.
-        self.counters = counters if not self.database.returning_clause else None
+        # ModelVersionCounter; on PostgreSQL and MySQL 0010's BEFORE trigger does, in the row
+        # itself.
+        sqlite = isinstance(self.database, peewee.SqliteDatabase)
+        self.counters = counters if sqlite else None
+        # MySQL has no RETURNING: the version the trigger gave is read back in the INSERT's
+        # transaction, so add_model there is two statements, not one (``single``).
+        self._read_version = not sqlite and not self.database.returning_clause
+        self.single = not self._read_version
         self._name_index = columns.index('model_name') if self.counters else None
         # The columns from here on are optional, NULL by default (validate.BULK_MODEL_COLUMNS).
         self._optional = columns.index('training_seconds') if 'training_seconds' in columns \
@@ -133,6 +127,13 @@ class ModelQueries:
             self._cache[key] = query.sql()[0]
         return self._cache[key]
 
+    def _version_sql(self):
+        """MySQL: the SELECT of one row's version, by id."""
+        if 'version' not in self._cache:
+            M = self.model
+            self._cache['version'] = M.select(M.version).where(M.id == 0).sql()[0]
+        return self._cache['version']
+
     def insert(self, row):
         """Insert one row of stored values; returns its (id, version). The version is the
         database's trigger's on PostgreSQL (returned by the INSERT), modelstore's own on
@@ -146,6 +147,9 @@ class ModelQueries:
         row = row[:width]
         if db.returning_clause:
             return tuple(db.execute_sql(self.insert_sql(width, returning=True), row).fetchone())
+        if self._read_version:
+            id_ = db.execute_sql(self.insert_sql(width), row).lastrowid
+            return id_, db.execute_sql(self._version_sql(), (id_,)).fetchone()[0]
         if self.counters is None:
             return db.execute_sql(self.insert_sql(width), row).lastrowid, None
         [row] = self._numbered([row])
@@ -186,7 +190,7 @@ class ModelQueries:
         """A JSON column's value as the driver takes it in a plain statement: the JSON text on
         SQLite (peewee's own db_value there is a ``json(?)`` SQL function), the driver's JSONB
         adapter on PostgreSQL."""
-        if isinstance(self.database, peewee.SqliteDatabase):
+        if not isinstance(self.database, peewee.PostgresqlDatabase):  # (MySQL: the text too)
             return lambda value: None if value is None else dumps(value)
         return field.db_value
 

@@ -122,7 +122,8 @@ class ModelStore(Calls, TaskCalls):
         # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
         # holding the database's write lock. On a server it is one statement, no BEGIN/COMMIT.
         values['id'], values['version'] = self._run(
-            'add_model', lambda: self.queries.insert(row), write=True, single=True)
+            'add_model', lambda: self.queries.insert(row), write=True,
+            single=self.queries.single)
         return self.queries.stored_model(values)
 
     def add_models(self, models):
@@ -176,7 +177,7 @@ class ModelStore(Calls, TaskCalls):
                     if not M.update(**values).where(M.id == model_id).execute():
                         raise NotFound('no fine-tuned model with id %d' % model_id)
             except IntegrityError as exc:
-                raise constraint_error(exc) from None
+                raise constraint_error(exc, self.database) from None
             return M.get_by_id(model_id)
         return self._run('update_model', update, write=True)
 

@@ -4,7 +4,7 @@ from peewee import IntegrityError
 
 from ..exceptions import NotFound, ValidationError
 from ..shared.dberrors import constraint_error
-from .fastpath import contains, like_pattern
+from .likes import contains, like_pattern
 from .validate import TASK_FIELDS, check_fields, check_id, check_page, check_status, check_text
 
 __all__ = ['TaskCalls']
@@ -26,7 +26,7 @@ class TaskCalls:
                 with self.database.atomic():
                     return self.Task.create(**values)
             except IntegrityError as exc:
-                raise self._integrity(exc, values) from None
+                raise self._integrity(exc, values, self.database) from None
         return self._run('add_task', add, write=True)
 
     def get_task(self, task_id):
@@ -90,7 +90,7 @@ class TaskCalls:
                     with self.database.atomic():
                         T.update(**values).where(T.id == task_id).execute()
                 except IntegrityError as exc:
-                    raise self._integrity(exc, values) from None
+                    raise self._integrity(exc, values, self.database) from None
             return T.get_by_id(task_id)
         return self._run('update_task', update, write=True)
 
@@ -103,8 +103,8 @@ class TaskCalls:
             raise ValidationError('task_name', 'a task named %r already exists' % name)
 
     @staticmethod
-    def _integrity(exc, values):
-        error = constraint_error(exc)
+    def _integrity(exc, values, database):
+        error = constraint_error(exc, database)
         if error.field == 'task_name':
             return ValidationError('task_name', 'a task named %r already exists'
                                    % values.get('task_name'))

@@ -13,7 +13,7 @@ from ..shared.models import TaskStatus
 from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRESETS,
                         base_model_spec, cluster_config, json_object, serving_runtime_spec,
                         type_name)
-from .fastpath import like_pattern
+from .likes import like_pattern
 
 __all__ = ['Field', 'MODEL_FIELDS', 'TASK_FIELDS', 'check_fields', 'check_id', 'check_status',
            'check_text', 'check_flag', 'check_page', 'bulk_model_row', 'inline_model_row',

@@ -1,11 +1,10 @@
-"""Open a database with the settings modelstore relies on (URLs: see modelstore.shared.urls).
+"""Open a database with the settings modelstore relies on (URLs: modelstore.shared.urls).
 
-Query parameters: a SQLite URL takes none (modelstore sets the busy timeout and pragmas
-itself); a PostgreSQL URL takes libpq's connection keywords (``sslmode``, ``connect_timeout``,
-``application_name``, ...), each checked by the driver before connecting. A URL with a
-fragment, or a parameter that is not understood, is refused before any file is created.
-PostgreSQL connections give up after ``connect_timeout`` seconds (default 10) when the server
-does not answer.
+Query parameters: a SQLite URL takes none (modelstore sets the busy timeout and pragmas); a
+PostgreSQL URL libpq's connection keywords (``sslmode``, ``connect_timeout``...), each checked
+by the driver before connecting; a MySQL/MariaDB URL the few PyMySQL takes (see
+modelstore.shared.mysql, which sets its session too). Anything else, or a fragment, is refused
+before any file is created. Servers are given up on after ``connect_timeout`` s (default 10).
 
 Every SQLite connection gets a busy timeout and ``foreign_keys=ON``, and a rollback that is
 skipped when SQLite already rolled the transaction back by itself (see ``_SafeRollback``).
@@ -33,6 +32,7 @@ from playhouse import db_url
 from ..exceptions import ConfigError, one_line
 from .dberrors import is_busy
 from .files import create_private, file_uri_path, has_wal
+from .mysql import MYSQL_SCHEMES, check_mysql_query, mysql_class, mysql_kwargs
 from .urls import default_path, mask_url, server_hosts, sqlite_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
@@ -209,6 +209,8 @@ def _check_query(url, shown, parts, cls):
         if timeout is not None and not re.fullmatch(r'\s*\d+\s*', timeout):
             raise ConfigError('PostgreSQL URL %s: connect_timeout must be a whole number of '
                               'seconds, got %r' % (shown, timeout))
+    elif parts.scheme.split('+')[0] in MYSQL_SCHEMES:
+        check_mysql_query(shown, pairs)
 
 
 def open_database(url, *, mode='app'):
@@ -220,10 +222,11 @@ def open_database(url, *, mode='app'):
         parts = urlsplit(url)
     except ValueError as exc:
         raise ConfigError('malformed database URL %s: %s' % (shown, exc)) from None
-    cls = db_url.schemes.get(parts.scheme)
+    cls = db_url.schemes.get('mysql' if parts.scheme == 'mariadb' else parts.scheme)
     if cls is None:
         raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
-                          'postgresql://user:password@host/db or mysql://user:password@host/db'
+                          'postgresql://user:password@host/db or mysql://user:password@host/db '
+                          '(mariadb://... is the same)'
                           % (parts.scheme, shown))
     _check_query(url, shown, parts, cls)
     hosts = server_hosts(url) if ',' in parts.netloc.rpartition('@')[2] else None
@@ -254,6 +257,8 @@ def open_database(url, *, mode='app'):
         kwargs = {'database': path, 'pragmas': _sqlite_pragmas(), 'timeout': BUSY_TIMEOUT}
     elif 'postgres' in parts.scheme:
         kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
+    elif parts.scheme.split('+')[0] in MYSQL_SCHEMES:
+        cls, kwargs = mysql_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
     if not kwargs.get('database'):
         raise ConfigError('invalid database URL %s: it names no database (local databases take '
                           'three slashes, sqlite:///file.db; servers postgresql://host/db)'

@@ -10,8 +10,8 @@ import enum
 from peewee import (AutoField, BigIntegerField, BooleanField, CharField, DoubleField, IntegerField,
                     Model, SQL, TextField)
 
-from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField, StrictJSONField,
-                     UtcDateTimeField)
+from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField,
+                      IsoTimestampKeyField, KeyTextField, StrictJSONField, UtcDateTimeField)
 
 __all__ = ['FineTunedModel', 'ModelVersionCounter', 'Task', 'TaskStatus', 'MODELS',
            'VERSION_TRIGGERS', 'bind_models']
@@ -33,11 +33,12 @@ class TaskStatus(str, enum.Enum):
 class FineTunedModel(Model):
     """One fine-tuned model (ModelForge's ``fine_tuned_models``)."""
     id = AutoIncrementField()
-    model_name = TextField()
-    base_model = TextField()
-    task = TextField()
+    # (Key text: VARCHAR on MySQL, where TEXT cannot be indexed -- see 0001.)
+    model_name = KeyTextField()
+    base_model = KeyTextField()
+    task = KeyTextField()
     description = TextField(null=True)
-    creation_date = IsoTimestampField()
+    creation_date = IsoTimestampKeyField(max_length=64)
     model_path = TextField()
     # The DEFAULT lives in the DDL so legacy writers that omit the column still insert rows.
     is_custom_base_model = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
@@ -81,7 +82,7 @@ class ModelVersionCounter(Model):
     MAX(version): a deleted or renamed model's number is never given again. Kept by the
     database's own triggers (0010), so legacy apps' INSERTs are numbered too; modelstore's
     code never writes it."""
-    model_name = TextField(primary_key=True)
+    model_name = KeyTextField(primary_key=True)
     last_version = IntegerField()
 
     class Meta:
@@ -153,6 +154,7 @@ VERSION_TRIGGERS = {
     'sqlite': ('fine_tuned_models_version_new', 'fine_tuned_models_version_given',
                'fine_tuned_models_version_renamed', 'fine_tuned_models_version_set'),
     'postgresql': ('fine_tuned_models_version',),
+    'mysql': ('fine_tuned_models_version_insert', 'fine_tuned_models_version_update'),
 }
 
 

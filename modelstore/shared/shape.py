@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
-from peewee import PostgresqlDatabase
+from peewee import MySQLDatabase, PostgresqlDatabase
 
 __all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key',
-           'blocks_inserts', 'bare_default', 'FIELD_KINDS']
+           'blocks_inserts', 'bare_default', 'FIELD_KINDS', 'mysql_type']
 
 # NOT NULL columns that a legacy app created nullable (ModelForge v1.1's BOOLEAN DEFAULT 0
 # is_custom_base_model); adoption and drift accept them, and modelstore always writes a value.
@@ -26,7 +26,8 @@ _KINDS = {
                 'BIGSERIAL', 'INT2', 'INT4', 'INT8'},
     'boolean': {'BOOLEAN', 'BOOL'},
     'text': {'TEXT', 'VARCHAR', 'CHARACTER VARYING', 'CHAR', 'CHARACTER', 'CLOB', 'NVARCHAR',
-             'NCHAR', 'VARYING CHARACTER', 'NATIVE CHARACTER', 'STRING'},
+             'NCHAR', 'VARYING CHARACTER', 'NATIVE CHARACTER', 'STRING', 'TINYTEXT',
+             'MEDIUMTEXT', 'LONGTEXT'},
     'json': {'JSON', 'JSONB'},
     'real': {'REAL', 'FLOAT', 'DOUBLE', 'DOUBLE PRECISION', 'NUMERIC', 'DECIMAL', 'FLOAT4',
              'FLOAT8'},
@@ -153,11 +154,30 @@ def _postgres_snapshot(database, table):
     return Shape(columns, indexes)
 
 
+# MySQL: the full column type (``varchar(255)``, ``tinyint(1)``), which peewee's get_columns
+# reduces to its name.
+_MYSQL_TYPES = """
+SELECT column_name, column_type FROM information_schema.columns
+WHERE table_schema = DATABASE() AND table_name = %s"""
+
+
+def mysql_type(declared):
+    """A MySQL column type as a comparable name: ``int(11)`` and ``INTEGER`` are ``int``,
+    ``tinyint(1)`` and ``BOOL`` are ``bool``, MariaDB's JSON (``longtext``) is ``json``."""
+    text = re.sub(r'\s+', ' ', (declared or '').strip().lower())
+    text = re.sub(r'^(int|integer|bigint|smallint|mediumint)\(\d+\)', r'\1', text)
+    return {'integer': 'int', 'tinyint(1)': 'bool', 'boolean': 'bool',
+            'double precision': 'double', 'real': 'double', 'longtext': 'json'}.get(text, text)
+
+
 def snapshot(database, table):
     """The shape of ``table`` in ``database`` (which must have it)."""
     if isinstance(database, PostgresqlDatabase):
         return _postgres_snapshot(database, table)
-    columns = {c.name: Column(c.name, c.data_type, bool(c.null), c.default, bool(c.primary_key))
+    full = dict(database.execute_sql(_MYSQL_TYPES, (table,)).fetchall()) \
+        if isinstance(database, MySQLDatabase) else {}
+    columns = {c.name: Column(c.name, full.get(c.name, c.data_type), bool(c.null), c.default,
+                              bool(c.primary_key))
                for c in database.get_columns(table)}
     pk = tuple(n for n, c in columns.items() if c.primary_key)
     indexes = set()

@@ -3,7 +3,8 @@ installed (nothing to configure). Fixtures:
 
 * ``modelstore_url`` -- a fresh, empty database per test: a SQLite file in the test's
   ``tmp_path``, or, when ``MODELSTORE_TEST_DATABASE_URL`` names a PostgreSQL server (a role that
-  may CREATE DATABASE), a throwaway database on it, dropped after the test.
+  may CREATE DATABASE) or a MySQL/MariaDB one (a user that may CREATE and DROP databases), a
+  throwaway database on it, dropped after the test.
 * ``modelstore_store`` -- a ``ModelStore`` connected to that database at head (the startup
   gate migrates the empty database), closed after the test.
 
@@ -15,16 +16,19 @@ import pytest
 
 from ..registry import connect
 from ..shared.urls import mask_url
-from .postgres import ENV, is_postgres_url, throwaway_database
+from . import mysql, postgres
+from .postgres import ENV, is_postgres_url
+from .mysql import is_mysql_url
 
 __all__ = ['modelstore_url', 'modelstore_store']
 
 
 def _server():
     url = os.environ.get(ENV) or None
-    if url is not None and not is_postgres_url(url):
-        raise pytest.UsageError('%s must name a PostgreSQL server (postgresql://...), got %s; '
-                                'unset it for SQLite files' % (ENV, mask_url(url)))
+    if url is not None and not (is_postgres_url(url) or is_mysql_url(url)):
+        raise pytest.UsageError('%s must name a PostgreSQL server (postgresql://...) or a '
+                                'MySQL/MariaDB one (mysql://...), got %s; unset it for SQLite '
+                                'files' % (ENV, mask_url(url)))
     return url
 
 
@@ -41,7 +45,7 @@ def modelstore_url(tmp_path):
     if server is None:
         yield 'sqlite:///' + str(tmp_path / 'modelstore.db')
         return
-    url, drop = throwaway_database(server)
+    url, drop = (mysql if is_mysql_url(server) else postgres).throwaway_database(server)
     try:
         yield url
     finally:

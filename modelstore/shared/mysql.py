@@ -1,0 +1,138 @@
+"""MySQL and MariaDB as modelstore opens them (``mysql://`` and ``mariadb://`` URLs, PyMySQL).
+
+Every connection gets the same session, whatever the server's configuration:
+
+* ``sql_mode`` strict (``STRICT_ALL_TABLES``: a value too long or of the wrong type is an error,
+  never truncated or coerced -- the silent change this project exists to prevent), no zero
+  dates, and ``ANSI_QUOTES``: ``"name"`` is an identifier, as on SQLite and PostgreSQL, so a
+  migration script's raw SQL reads the same on all three (strings are single-quoted anyway);
+* ``utf8mb4`` (all of Unicode; MySQL's ``utf8`` is three bytes and refuses emoji) and
+  ``time_zone = '+00:00'`` (``DATETIME`` holds no zone; modelstore's are UTC already);
+* tables are InnoDB (transactions, row locks, foreign keys; ``ENGINE=InnoDB`` is said in every
+  CREATE TABLE rather than trusted to the server's default), in utf8mb4 with a binary NO PAD
+  collation (``Bot``, ``bot`` and ``bot `` are three names, as on the other backends);
+  ``DATETIME(6)``: microseconds, as the other backends keep them (MySQL's bare DATETIME drops
+  them); text is MEDIUMTEXT (TEXT holds only 64 KB), and the indexed text columns VARCHAR
+  (modelstore.fields.KeyTextField).
+
+JSON columns are declared ``JSON``: MySQL's binary JSON type; on MariaDB an alias of
+``LONGTEXT`` with a ``CHECK (json_valid(...))``, so a value that is not JSON is refused there too.
+"""
+import re
+
+from peewee import MySQLDatabase
+
+from ..exceptions import ConfigError
+
+__all__ = ['SQL_MODE', 'MYSQL_SCHEMES', 'is_mysql', 'mysql_class', 'mysql_kwargs',
+           'check_mysql_query', 'server_flavour']
+
+SQL_MODE = ('ANSI_QUOTES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,'
+            'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION')
+MYSQL_SCHEMES = ('mysql', 'mariadb')
+
+
+# PyMySQL's connect() keywords that make sense in a URL (the session is modelstore's), and how
+# each is read from the URL's text.
+_PARAMETERS = {'connect_timeout': int, 'read_timeout': int, 'write_timeout': int,
+               'ssl_ca': str, 'ssl_cert': str, 'ssl_key': str, 'unix_socket': str,
+               'ssl_verify_cert': lambda v: str(v).lower() in ('1', 'true', 'yes'),
+               'ssl_verify_identity': lambda v: str(v).lower() in ('1', 'true', 'yes')}
+
+
+def check_mysql_query(shown, pairs):
+    """Refuse query parameters of a MySQL URL that would not be understood."""
+    unknown = [key for key, _ in pairs if key not in _PARAMETERS]
+    if unknown:
+        raise ConfigError('MySQL URL %s has query parameters modelstore does not take: %s (it '
+                          'takes %s)' % (shown, ', '.join(map(repr, unknown)),
+                                         ', '.join(sorted(_PARAMETERS))))
+    for key, value in pairs:
+        if _PARAMETERS[key] is int and not re.fullmatch(r'\s*\d+\s*', value):
+            raise ConfigError('MySQL URL %s: %s must be a whole number of seconds, got %r'
+                              % (shown, key, value))
+
+
+def mysql_kwargs(kwargs, connect_timeout):
+    """playhouse.db_url's keywords for a MySQL URL, each of the driver's type (connect_timeout
+    by default ``connect_timeout``)."""
+    kwargs = dict(kwargs)
+    kwargs.setdefault('connect_timeout', connect_timeout)
+    return {key: _PARAMETERS[key](value) if key in _PARAMETERS else value
+            for key, value in kwargs.items()}
+
+
+def is_mysql(database):
+    return isinstance(getattr(database, 'obj', database), MySQLDatabase)
+
+
+class _Session:
+    """Mixed into the URL's MySQLDatabase class: the session settings above."""
+    # MEDIUMTEXT: MySQL's TEXT holds 65,535 bytes, fewer than the 64 Ki characters of utf8mb4
+    # text the registry takes in a description (modelstore.registry.validate).
+    field_types = dict(MySQLDatabase.field_types, DATETIME='DATETIME(6)', TEXT='MEDIUMTEXT')
+    sql_mode = SQL_MODE
+
+    def init(self, database, **kwargs):
+        kwargs.setdefault('charset', 'utf8mb4')
+        kwargs.setdefault('init_command', "SET time_zone = '+00:00'")
+        super().init(database, **kwargs)
+        # Called with each statement's text before it is sent (peewee's query_hooks run after
+        # it): the migration engine logs a statement before DDL that commits by itself runs.
+        self.before_hooks = []
+
+    def execute_sql(self, sql, params=None):
+        for hook in self.before_hooks:
+            hook(sql)
+        return super().execute_sql(sql, params)
+
+    def _set_server_version(self, conn):
+        super()._set_server_version(conn)
+        # peewee's JSON values: JSON_COMPACT on MariaDB, CAST(... AS JSON) on MySQL.
+        self.mariadb = 'mariadb' in str(conn.get_server_info()).lower()
+
+    def create_tables(self, models, **options):
+        for model in models:
+            table_settings(self, model)
+        return super().create_tables(models, **options)
+
+
+def binary_collation(database):
+    """The utf8mb4 collation that compares as SQLite and PostgreSQL do: by code point, case and
+    trailing spaces counting (MariaDB's and MySQL 8's ``_bin`` collations ignore trailing
+    spaces; their NO PAD ones do not)."""
+    version = getattr(database, 'server_version', None) or (0,)
+    if version >= (10, 2):
+        return 'utf8mb4_nopad_bin'  # MariaDB
+    if version >= (8, 0, 17):
+        return 'utf8mb4_0900_bin'
+    return 'utf8mb4_bin'
+
+
+def table_settings(database, model):
+    """``ENGINE=InnoDB`` and utf8mb4 with the binary collation on ``model``'s CREATE TABLE
+    (peewee's table_settings): a name is unique, and found, exactly as it was written --
+    ``Bot`` is not ``bot`` -- as on the other backends."""
+    settings = list(model._meta.table_settings or ())
+    if not any('ENGINE' in str(s).upper() for s in settings):
+        database.connect(reuse_if_open=True)  # (server_version)
+        model._meta.table_settings = settings + [
+            'ENGINE=InnoDB', 'DEFAULT CHARSET=utf8mb4', 'COLLATE=%s' % binary_collation(database)]
+
+
+_CLASSES = {}
+
+
+def mysql_class(cls):
+    """``cls`` (playhouse.db_url's MySQLDatabase class for the scheme) with modelstore's
+    session."""
+    if cls not in _CLASSES:
+        _CLASSES[cls] = type(cls.__name__, (_Session, cls), {'__module__': __name__})
+    return _CLASSES[cls]
+
+
+def server_flavour(database):
+    """('mariadb' or 'mysql', version tuple) of an open MySQL database."""
+    version = database.execute_sql('SELECT VERSION()').fetchone()[0]
+    numbers = tuple(int(n) for n in version.split('-')[0].split('.')[:3] if n.isdigit())
+    return ('mariadb' if 'mariadb' in version.lower() else 'mysql'), numbers
