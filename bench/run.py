@@ -432,13 +432,12 @@ elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_m
                         '(%s, %s, %s, %s, %s, %s, %s)',
                         ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False))
             return
-        conn.begin()  # mysql-same: add_model's statements, in its transaction.
+        # mysql-same: add_model's two statements (autocommit).
         cur.execute(SAME, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
                            now))
         cur.execute('SELECT `version` FROM `fine_tuned_models` WHERE `id` = %s',
                     (cur.lastrowid,))
         cur.fetchone()
-        conn.commit()
 else:
     import psycopg2, datetime
     conn = psycopg2.connect(url)

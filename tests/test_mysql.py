@@ -330,3 +330,24 @@ def test_every_shipped_column_add_is_one_instant_alter(db_url):
             database.execute_sql('ALTER TABLE `%s` DROP COLUMN `%s`' % (table, column))
             database.execute_sql(sql + ', ALGORITHM=INSTANT')  # Refused if not instant.
     database.close()
+
+
+def test_add_model_is_an_autocommit_insert_and_a_read_of_its_version(db_url):
+    """No BEGIN/COMMIT round trips (the server's own counters say so), and the version is the
+    one the trigger gave."""
+    with modelstore.connect(db_url) as store:
+        store.add_model(model_name='warm', base_model='b', task='t', model_path='/0')
+
+        def counters():
+            return dict(store.database.execute_sql(
+                "SHOW SESSION STATUS WHERE Variable_name IN ('Com_begin', 'Com_commit', "
+                "'Com_insert', 'Com_select')").fetchall())
+        before = counters()
+        models = [store.add_model(model_name='m', base_model='b', task='t', model_path='/%d' % i)
+                  for i in range(3)]
+        after = counters()
+        delta = {k: int(after[k]) - int(before[k]) for k in after}
+        assert delta['Com_begin'] == 0 and delta['Com_commit'] == 0, delta
+        # Each INSERT counts twice: its own and the trigger's upsert of the name's counter.
+        assert delta['Com_insert'] == 6 and delta['Com_select'] == 3, delta
+        assert [m.version for m in models] == [1, 2, 3]

@@ -54,10 +54,11 @@ class ModelQueries:
         # itself.
         sqlite = isinstance(self.database, peewee.SqliteDatabase)
         self.counters = counters if sqlite else None
-        # MySQL has no RETURNING: the version the trigger gave is read back in the INSERT's
-        # transaction, so add_model there is two statements, not one (``single``).
+        # MySQL has no RETURNING: the version the trigger gave is read back by id after the
+        # INSERT, which commits by itself (autocommit) as PostgreSQL's does: two round trips,
+        # no BEGIN/COMMIT. (Lost between the two, the call is OutcomeUnknown: it was stored.)
         self._read_version = not sqlite and not self.database.returning_clause
-        self.single = not self._read_version
+        self.single = True
         self._name_index = columns.index('model_name') if self.counters else None
         # The columns from here on are optional, NULL by default (validate.BULK_MODEL_COLUMNS).
         self._optional = columns.index('training_seconds') if 'training_seconds' in columns \
