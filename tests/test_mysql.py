@@ -351,3 +351,16 @@ def test_add_model_is_an_autocommit_insert_and_a_read_of_its_version(db_url):
         # Each INSERT counts twice: its own and the trigger's upsert of the name's counter.
         assert delta['Com_insert'] == 6 and delta['Com_select'] == 3, delta
         assert [m.version for m in models] == [1, 2, 3]
+
+
+def test_a_history_table_a_kill_left_without_its_unique_index_gets_it(db_url):
+    """DDL commits on MySQL: a run killed between the history table's CREATE TABLE and its
+    CREATE UNIQUE INDEX (the crash harness found it) leaves the table without it; the next run
+    adds it."""
+    execute(db_url, 'CREATE TABLE schema_migration (id INTEGER AUTO_INCREMENT PRIMARY KEY, '
+                    'name VARCHAR(255) NOT NULL, applied DATETIME(6) NOT NULL)')
+    Engine(open_database(db_url, mode='migrate')).migrate()
+    assert query(db_url, "SELECT non_unique, column_name FROM information_schema.statistics "
+                 "WHERE table_schema = DATABASE() AND table_name = 'schema_migration' AND "
+                 "index_name = 'schema_migration_name'") == [(0, 'name')]
+    assert sorted(r['name'] for r in history(db_url)) == SHIPPED

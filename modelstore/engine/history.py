@@ -40,6 +40,7 @@ from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import shown_value
 from ..fields import UtcDateTimeField
+from ..shared.mysql import is_mysql
 
 __all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History']
 
@@ -226,6 +227,11 @@ class History:
         migrator = SchemaMigrator.from_database(self.database)
         missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
         migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
+        if is_mysql(self.database) and not any(
+                i.unique and i.columns == ['name'] for i in self.database.get_indexes(TABLE)):
+            # DDL commits on MySQL: a run killed between the CREATE TABLE and its CREATE UNIQUE
+            # INDEX left the table without it. (Elsewhere both were one transaction.)
+            migrator.migrate(migrator.add_index(TABLE, ('name',), True))
 
     def forget(self):
         """The table may have been rolled back: check again at the next ensure()."""
