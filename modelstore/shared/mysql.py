@@ -58,6 +58,8 @@ def mysql_kwargs(kwargs, connect_timeout):
     by default ``connect_timeout``)."""
     kwargs = dict(kwargs)
     kwargs.setdefault('connect_timeout', connect_timeout)
+    if 'passwd' in kwargs:  # playhouse.db_url's name for it, which PyMySQL deprecates.
+        kwargs['password'] = kwargs.pop('passwd')
     return {key: _PARAMETERS[key](value) if key in _PARAMETERS else value
             for key, value in kwargs.items()}
 
