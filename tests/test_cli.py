@@ -224,3 +224,12 @@ def test_json_error_of_a_refused_rollback_lists_the_losses(cli, db_url):
     data = json.loads(out)
     assert code == 2 and data['error']['type'] == 'DataLossRefused'
     assert any('is_custom_base_model' in loss for loss in data['error']['losses'])
+
+
+def test_repair_with_nothing_to_repair_says_so_and_creates_no_file(cli, tmp_path, db_url):
+    missing = tmp_path / 'nope.db'
+    code, out, _ = cli('repair', '--database', str(missing))
+    assert code == 0 and out.startswith('Nothing to repair') and not missing.exists()
+    assert cli('migrate', '--database', db_url)[0] == 0
+    code, out, _ = cli('repair', '--database', db_url, '--json')
+    assert code == 0 and json.loads(out)['repaired'] == []

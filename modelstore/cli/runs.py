@@ -135,12 +135,14 @@ def cmd_rollback(args, out):
 def cmd_repair(args, out):
     url = resolve_url(args.database)
     shown = mask_url(url)
-    database = open_database(url, mode='migrate')
-    try:
-        done = Engine(database, args.migrations, label=shown,
-                      lock_timeout=args.lock_timeout).repair(args.mark)
-    finally:
-        database.close()
+    done = []
+    if database_exists(url):  # (A SQLite file that is not there is not created for this.)
+        database = open_database(url, mode='migrate')
+        try:
+            done = Engine(database, args.migrations, label=shown,
+                          lock_timeout=args.lock_timeout).repair(args.mark)
+        finally:
+            database.close()
     if out.as_json:
         out.json({'database': shown, 'repaired': [
             {'name': name, 'direction': direction, 'action': action,
