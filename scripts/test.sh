@@ -33,6 +33,21 @@ run() {
     return "$rc"
 }
 
+# on_server BACKEND GIVEN_URL SCRIPT NAME [pytest args]: the suite on GIVEN_URL's server, else on
+# a throwaway one that scripts/SCRIPT starts (and the EXIT trap stops).
+on_server() {
+    local backend=$1 url=$2 script=$3 name=$4 dir
+    shift 4
+    if [ -z "$url" ]; then
+        dir=$(mktemp -d "/tmp/modelstore-$backend.XXXXXX")
+        stops+=("bash scripts/$script stop '$dir'")
+        url=$(bash "scripts/$script" start "$dir")
+        echo "== started a throwaway $name server in $dir"
+    fi
+    echo "== tests on $name"
+    MODELSTORE_TEST_DATABASE_URL=$url run "$@" || failed+=("$backend")
+}
+
 failed=()
 stops=()
 trap 'for stop in "${stops[@]}"; do eval "$stop"; done' EXIT
@@ -43,26 +58,10 @@ for backend in $backends; do
         run "$@" || failed+=(sqlite)
         ;;
     postgresql)
-        url=$given_url
-        if [ -z "$url" ]; then
-            server_dir=$(mktemp -d /tmp/modelstore-pg.XXXXXX)
-            stops+=("bash scripts/postgres.sh stop '$server_dir'")
-            url=$(bash scripts/postgres.sh start "$server_dir")
-            echo "== started a throwaway PostgreSQL server in $server_dir"
-        fi
-        echo "== tests on PostgreSQL"
-        MODELSTORE_TEST_DATABASE_URL=$url run "$@" || failed+=(postgresql)
+        on_server postgresql "$given_url" postgres.sh PostgreSQL "$@"
         ;;
     mysql)
-        url=$given_mysql
-        if [ -z "$url" ]; then
-            my_dir=$(mktemp -d /tmp/modelstore-my.XXXXXX)
-            stops+=("bash scripts/mariadb.sh stop '$my_dir'")
-            url=$(bash scripts/mariadb.sh start "$my_dir")
-            echo "== started a throwaway MariaDB server in $my_dir"
-        fi
-        echo "== tests on MariaDB/MySQL"
-        MODELSTORE_TEST_DATABASE_URL=$url run "$@" || failed+=(mysql)
+        on_server mysql "$given_mysql" mariadb.sh MariaDB "$@"
         ;;
     *)
         echo "unknown backend '$backend' in MODELSTORE_TEST_BACKENDS (use sqlite, postgresql, mysql)" >&2

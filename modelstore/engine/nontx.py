@@ -26,6 +26,8 @@ import json
 import re
 import time
 
+from playhouse.migrate import make_index_name
+
 from ..exceptions import MigrationError, ScriptError, ScriptFailedPartway, one_line
 from ..version import __version__
 from .history import FAILED, RUNNING
@@ -75,7 +77,6 @@ def undo_of_operation(op):
         table, columns = args[0], list(args[1])
         index = op.kwargs.get('name') or (args[3] if len(args) > 3 else None)
         if index is None:  # The name playhouse.migrate gives it.
-            from playhouse.migrate import make_index_name
             index = make_index_name(table, columns)
         return {'op': 'drop_index', 'args': [table, index]}
     return None
