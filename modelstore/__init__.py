@@ -9,7 +9,8 @@
 Schema changes are playhouse.migrations scripts, applied by hand with ``modelstore migrate``.
 """
 from .engine import Drift, Engine, detect_drift
-from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, LockTimeout,
+from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, FilesLeft,
+                         LockTimeout,
                          MigrationError, ModelStoreError, NotFound, OutcomeUnknown,
                          SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked, ScriptError,
                          StorageError, UnreadableValue, ValidationError)
@@ -20,7 +21,7 @@ from .version import __version__
 __all__ = [
     'connect', 'ModelStore', 'FineTunedModel', 'Task', 'TaskStatus', 'Engine', 'Drift',
     'detect_drift', 'ModelStoreError', 'ConfigError', 'ValidationError', 'NotFound',
-    'StorageError', 'OutcomeUnknown', 'UnreadableValue', 'MigrationError', 'ScriptError',
+    'StorageError', 'FilesLeft', 'OutcomeUnknown', 'UnreadableValue', 'MigrationError', 'ScriptError',
     'ScriptBlocked', 'ChecksumMismatch', 'LockTimeout', 'DataLossRefused', 'SchemaOutOfDate',
     'SchemaNewerThanCode', '__version__',
 ]

@@ -53,6 +53,22 @@ class OutcomeUnknown(StorageError):
                          % what)
 
 
+class FilesLeft(StorageError):
+    """A model's row was deleted and its folder moved to the trash, but some of what it held
+    could not be removed: ``left`` lists each thing left, ``'<path>: <why>'``, and ``entry`` is
+    the trash entry holding it (``modelstore doctor --empty-trash`` tries again)."""
+
+    def __init__(self, what, entry, left):
+        self.entry = entry
+        self.left = list(left)
+        shown = '; '.join(self.left[:5]) + ('; ... %d more' % (len(self.left) - 5)
+                                             if len(self.left) > 5 else '')
+        super().__init__('%s, but %d %s could not be removed and %s still in the trash %s: %s '
+                         '(modelstore doctor --empty-trash tries again)' % (
+                             what, len(self.left), 'thing' if len(self.left) == 1 else 'things',
+                             'is' if len(self.left) == 1 else 'are', entry, shown))
+
+
 class UnreadableValue(StorageError):
     """A stored value cannot be read as its column's type (text edited by hand into a SQLite
     file, an enum name this code does not know). Names the table, the row and the column, so

@@ -82,7 +82,7 @@ def test_a_path_not_strictly_inside_the_root_is_refused_and_nothing_is_deleted(
         'dotdot': (os.path.join(root, '..', 'elsewhere', 'victim'), "'..'"),
         'symlink': (os.path.join(root, 'alias'), 'is a symlink'),
         'through-symlink': (os.path.join(root, 'link', 'victim'),
-                            'leads outside the models root through a symlink'),
+                            "is refused: '%s' is a symlink" % os.path.join(root, 'link')),
         'relative': ('models/real_1', 'is not an absolute path'),
         'file': (os.path.join(root, 'notes.txt'), 'is not a directory'),
         'trash': (os.path.join(root, TRASH, 'x'), 'trash'),
@@ -174,7 +174,7 @@ def test_a_failed_row_delete_puts_the_files_back(store, root, monkeypatch):
     real = store._run
 
     def run(what, body, **kwargs):
-        if what == 'delete_model':  # The row's DELETE, after the move into the trash.
+        if what == 'delete_model' and kwargs.get('write'):  # The row's DELETE, after the move.
             assert os.path.isdir(os.path.join(root, TRASH))
             raise modelstore.StorageError('disk full')
         return real(what, body, **kwargs)

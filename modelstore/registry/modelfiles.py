@@ -1,37 +1,52 @@
 """Model directories under the models root, deleted with their rows so that no crash leaves one
-without the other.
+without the other, and nothing outside the root is ever touched.
 
 The models root (``connect(models_root=...)``, ``$MODELSTORE_MODELS_ROOT``, ``--models-root``) is
 the folder model directories live under (ModelForge: ``~/.local/share/ModelForge/models``, one
-``<name>_<uuid4>`` directory per model). Only a directory strictly inside it is ever removed: not
-the root, not a path outside it, not one with a ``..`` component, not a symlink, and not one
-reached through a symlink that leads outside (``directory_of`` says which, as ValidationError).
+``<name>_<uuid4>`` directory per model). ``/``, a system directory and the home directory are
+refused as roots. Only a directory strictly inside the root is ever removed, and only as
+``modelstore.shared.confine`` does it: the root is opened once and the model's folder is reached
+one component at a time through open directory handles, never following a link or entering
+another filesystem, so that what was checked is what is moved and removed (docs/architecture.md).
 
 ``delete_model(id, files=True)`` runs in an order that kill -9 at any instant cannot break:
 
 1. a manifest ``<root>/.modelstore-trash/<token>.json`` names the row (id and model_path) and
-   where its directory was (written under a temporary name, synced, then renamed);
-2. the directory is renamed to ``<root>/.modelstore-trash/<token>`` (one ``rename``);
+   where its directory was (written under a temporary name, synced, then renamed). Its writer
+   holds an exclusive ``flock`` on it until the delete is over, so that ``recover`` in another
+   process leaves a delete in progress alone;
+2. the directory is renamed into the trash as ``<token>`` (one ``rename`` between two open
+   handles), and checked to be the directory that was examined;
 3. the row is deleted (committed);
 4. the trash directory is removed, then the manifest.
 
 Killed before 3, the row is there and its files are whole, in place or in the trash; killed
 after, the row is gone and whatever is left of its files is in the trash, named by a manifest.
 ``recover`` (``modelstore doctor --empty-trash``) finishes each: files whose row is still there go
-back where they were, files whose row is gone are removed. Nothing else in the root is touched.
+back where they were (only to a place strictly inside the root that is free), files whose row is
+gone are removed. It trusts no manifest it reads. Nothing else in the root is touched.
 """
-import json
+import contextlib
 import os
-import shutil
+import stat
 import uuid
 
 from ..exceptions import StorageError, ValidationError
-from ..shared.files import sync_directory
+from ..shared import confine
+from ..shared.confine import Refused, entry_stat
+from . import trash as _trash
+from .trash import TRASH
 
 __all__ = ['ENV_VAR', 'TRASH', 'ModelsRoot', 'resolve_root']
 
 ENV_VAR = 'MODELSTORE_MODELS_ROOT'
-TRASH = '.modelstore-trash'
+# Never a models root: what `rm --preserve-root` protects, and the directories a system is made of.
+SYSTEM_DIRECTORIES = frozenset([
+    '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32',
+    '/media', '/mnt', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr',
+    '/var', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/local', '/usr/sbin', '/usr/share',
+    '/usr/src', '/usr/include', '/var/lib', '/var/log', '/var/tmp', '/var/cache', '/var/spool',
+    '/Users', '/System', '/Library', '/Applications', '/private', '/private/tmp', '/private/var'])
 
 
 def resolve_root(value):
@@ -48,19 +63,29 @@ def resolve_root(value):
     return ModelsRoot(os.fspath(value))
 
 
-def _inside(path, directory):
-    """``path`` is ``directory`` or below it (both absolute and normalised)."""
-    return os.path.commonpath([path, directory]) == directory
+def _parts(path):
+    return [p for p in path.split('/') if p not in ('', '.')]
 
 
 class ModelsRoot:
     """The folder model directories live under."""
 
     def __init__(self, path):
+        if not isinstance(path, str):
+            raise ValidationError('models_root', 'must be a text path, got %r' % (path,))
+        if '\0' in path:
+            raise ValidationError('models_root', '%r contains a NUL byte' % path)
         self.given = path
         self.lexical = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
         self.path = os.path.realpath(self.lexical)
+        home = os.path.realpath(os.path.expanduser('~'))
+        if self.path in SYSTEM_DIRECTORIES or self.path == home:
+            raise ValidationError('models_root', '%s is %s: a models root is a folder of its own '
+                                  'that only model directories live in' % (
+                                      path, 'the home directory' if self.path == home
+                                      else 'a system directory'))
         self.trash = os.path.join(self.path, TRASH)
+        self._bases = [_parts(self.path), _parts(self.lexical)]
 
     def __repr__(self):
         return '<ModelsRoot %s>' % self.path
@@ -71,171 +96,160 @@ class ModelsRoot:
             raise ValidationError('models_root', '%s is not a directory' % self.given)
         return self
 
-    def directory_of(self, model_path):
-        """The real path of ``model_path``'s directory, strictly inside the root; None when
-        nothing is there. ValidationError (naming why) for anything else."""
-        self.check()
+    def _refuse(self, model_path, why):
+        return ValidationError('model_path', '%r %s; only a directory inside the models root %s '
+                               'is ever removed' % (model_path, why, self.given))
 
-        def refuse(why):
-            return ValidationError('model_path', '%r %s; only a directory inside the models '
-                                   'root %s is ever removed' % (model_path, why, self.given))
+    def relative(self, model_path):
+        """The components of ``model_path`` below the root (a tuple, never empty), judged by its
+        spelling alone: ValidationError naming why for a path that is not absolute, has a NUL
+        byte or a '..' component, is not below the root (as given or as resolved), is the root,
+        or is in the trash. What is on disk there is the business of ``delete``."""
         if not isinstance(model_path, str) or not model_path:
-            raise refuse('is not a path')
-        if not os.path.isabs(model_path):
-            raise refuse('is not an absolute path')
-        if '..' in model_path.replace('\\', '/').split('/'):
-            raise refuse("has a '..' component")
-        if os.path.islink(model_path):
-            raise refuse('is a symlink')
-        real = os.path.realpath(model_path)
-        if real == self.path:
-            raise refuse('is the models root itself')
-        if not _inside(real, self.path):
-            lexical = os.path.normpath(model_path)
-            if _inside(lexical, self.path) or _inside(lexical, self.lexical):
-                raise refuse('leads outside the models root through a symlink')
-            raise refuse('is outside the models root')
-        if _inside(real, self.trash):
-            raise refuse("is in the models root's trash")
-        if not os.path.lexists(real):
+            raise self._refuse(model_path, 'is not a path')
+        if '\0' in model_path:
+            raise self._refuse(model_path, 'contains a NUL byte')
+        if not model_path.startswith('/'):
+            raise self._refuse(model_path, 'is not an absolute path')
+        parts = _parts(model_path)
+        if '..' in parts:
+            raise self._refuse(model_path, "has a '..' component")
+        for base in self._bases:
+            if parts[:len(base)] == base:
+                rest = tuple(parts[len(base):])
+                break
+        else:
+            raise self._refuse(model_path, 'is outside the models root')
+        if not rest:
+            raise self._refuse(model_path, 'is the models root itself')
+        if rest[0] == TRASH:
+            raise self._refuse(model_path, "is in the models root's trash")
+        return rest
+
+    def components(self, path):
+        """``relative(path)``, () for the root itself, or None for any other path it refuses."""
+        try:
+            return self.relative(path)
+        except ValidationError:
+            if isinstance(path, str) and '\0' not in path and path.startswith('/') \
+                    and _parts(path) in self._bases:
+                return ()
             return None
-        if not os.path.isdir(real):
-            raise refuse('is not a directory')
-        return real
+
+    def shown(self, parts):
+        return os.path.join(self.path, *parts)
+
+    @contextlib.contextmanager
+    def opened(self, what):
+        """(handle, device) of the root, opened once for one whole operation."""
+        self.check()
+        try:
+            fd = confine.open_top(self.path)
+        except OSError as exc:
+            raise StorageError('%s: cannot open the models root %s: %s'
+                               % (what, self.path, exc.strerror)) from None
+        try:
+            yield fd, os.fstat(fd).st_dev
+        finally:
+            os.close(fd)
 
     # -- deleting ------------------------------------------------------------------------
 
     def delete(self, model_id, model_path, delete_row):
         """Delete the row (``delete_row()``, which commits it) and the directory of
         ``model_path``, in the order the module describes. Returns the directory removed, or
-        None when there was none (then only the row goes)."""
-        directory = self.directory_of(model_path)
-        if directory is None:
-            delete_row()
-            return None
-        if os.stat(self.path).st_dev != os.stat(os.path.dirname(directory)).st_dev:
-            raise ValidationError('model_path', '%r is on another filesystem than the models '
-                                  'root, so it cannot be moved to the trash in one step'
-                                  % model_path)
-        token = '%d-%s' % (model_id, uuid.uuid4().hex[:12])
-        trashed = os.path.join(self.trash, token)
-        manifest = self._write_manifest(token, {'id': model_id, 'model_path': model_path,
-                                                'directory': directory})
-        try:
-            os.rename(directory, trashed)
-        except OSError as exc:
-            os.unlink(manifest)
-            self._tidy()
-            raise StorageError('delete_model: cannot move %s to the trash: %s'
-                               % (directory, exc)) from exc
-        sync_directory(self.trash)
-        try:
-            delete_row()
-        except BaseException:
-            os.rename(trashed, directory)  # The row stays: so do its files, where they were.
-            os.unlink(manifest)
-            self._tidy()
-            raise
-        self._purge(token)
-        return directory
+        None when there was none (then only the row goes). ValidationError (nothing deleted)
+        for anything but a real directory strictly inside the root on the root's filesystem;
+        FilesLeft when the row is gone but some of its files could not be removed."""
+        parts = self.relative(model_path)
+        directory = self.shown(parts)
+        done = []
 
-    def _write_manifest(self, token, entry):
-        path = os.path.join(self.trash, token + '.json')
-        partial = path + '.partial'
-        for attempt in range(5):  # Another delete may remove the trash once it is empty.
-            os.makedirs(self.trash, exist_ok=True)
+        def row_deleted():
+            delete_row()
+            done.append(True)
+        try:
+            return self._walk_and_delete(model_id, model_path, parts, directory, row_deleted)
+        except OSError as exc:  # (What each step expects is handled where it happens.)
+            raise StorageError('delete_model: %s: %s; %s' % (
+                exc.filename or directory, exc.strerror or exc,
+                'the row was deleted and what is left of the folder is in the trash %s '
+                '(modelstore doctor --empty-trash finishes it)' % self.trash if done
+                else 'nothing was deleted')) from None
+
+    def _walk_and_delete(self, model_id, model_path, parts, directory, delete_row):
+        with self.opened('delete_model') as (top, dev):
             try:
-                f = open(partial, 'w')
-                break
-            except FileNotFoundError:
-                if attempt == 4:
-                    raise
-        with f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(partial, path)
-        sync_directory(self.trash)
-        return path
+                parent = confine.walk(top, parts[:-1], dev,
+                                      lambda i: repr(self.shown(parts[:i + 1])))
+            except Refused as refused:
+                raise self._refuse(model_path, 'is refused: %s' % refused.why) from None
+            except OSError as exc:
+                raise StorageError('delete_model: cannot open %s: %s; nothing was deleted'
+                                   % (exc.filename or directory, exc.strerror)) from None
+            if parent is None:
+                delete_row()
+                return None
+            try:
+                st = entry_stat(parts[-1], parent)
+                if st is None:
+                    delete_row()
+                    return None
+                if stat.S_ISLNK(st.st_mode):
+                    raise self._refuse(model_path, 'is a symlink')
+                if not stat.S_ISDIR(st.st_mode):
+                    raise self._refuse(model_path, 'is not a directory')
+                if st.st_dev != dev:
+                    raise self._refuse(model_path, 'is a mount point of another filesystem')
+                self._delete(model_id, model_path, directory, top, dev, parent, parts[-1], st,
+                             delete_row)
+                return directory
+            finally:
+                os.close(parent)
 
-    def _purge(self, token):
-        """Remove a trashed directory whose row is gone, then its manifest; the errors of what
-        could not be removed (an unreadable folder), else []."""
-        errors = []
-        trashed = os.path.join(self.trash, token)
-        if os.path.lexists(trashed):
-            shutil.rmtree(trashed, onerror=lambda f, p, e: errors.append('%s: %s' % (p, e[1])))
-        if not errors:
-            os.unlink(os.path.join(self.trash, token + '.json'))
-            self._tidy()
-        return errors
-
-    def _tidy(self):
+    def _delete(self, model_id, model_path, directory, top, dev, parent, name, st, delete_row):
+        token = '%d-%s' % (model_id, uuid.uuid4().hex[:12])
+        entry = {'id': model_id, 'model_path': model_path, 'directory': directory}
+        trash, manifest = _trash.begin(self, top, dev, token, entry)
         try:
-            os.rmdir(self.trash)  # Only when empty: the root is left as it was found.
-        except OSError:
-            pass
+            try:
+                os.rename(name, token, src_dir_fd=parent, dst_dir_fd=trash)
+            except OSError as exc:
+                _trash.abandon(trash, token)
+                raise StorageError('delete_model: cannot move %s to the trash %s: %s; nothing '
+                                   'was deleted' % (directory, self.trash, exc.strerror)) from None
+            moved = entry_stat(token, trash)
+            if moved is None or not confine.same(moved, st):
+                # Swapped between the look and the move: put back whatever was moved.
+                if moved is not None and entry_stat(name, parent) is None:
+                    os.rename(token, name, src_dir_fd=trash, dst_dir_fd=parent)
+                _trash.abandon(trash, token)
+                raise StorageError('delete_model: %s changed while it was being deleted; nothing '
+                                   'was deleted' % directory)
+            confine.sync(trash)
+            try:
+                delete_row()
+            except BaseException:
+                os.rename(token, name, src_dir_fd=trash, dst_dir_fd=parent)  # The row stays,
+                _trash.abandon(trash, token)                                  # so do its files.
+                raise
+            _trash.finish(self, trash, token, dev, 'delete_model: model %d was deleted and '
+                          'its folder %s moved to the trash' % (model_id, directory))
+        finally:
+            os.close(manifest)  # Releases the lock.
+            os.close(trash)
+            _trash.tidy(top)
 
     # -- what a crash left ---------------------------------------------------------------
 
     def trash_entries(self):
-        """[(token, manifest entry or None)] of what is in the trash: a manifest and its
-        directory share a token; a directory with no manifest has entry None."""
-        if not os.path.isdir(self.trash):
-            return []
-        names = sorted(os.listdir(self.trash))
-        out = []
-        for name in names:
-            if name.endswith('.json'):
-                try:
-                    with open(os.path.join(self.trash, name)) as f:
-                        out.append((name[:-5], json.load(f)))
-                except (OSError, ValueError):
-                    out.append((name[:-5], None))
-            elif not name.endswith('.partial') and name + '.json' not in names:
-                out.append((name, None))
-        return out
+        """[(token, manifest entry or None)] of what is in the trash (see trash.entries)."""
+        return _trash.entries(self)
 
     def recover(self, row_exists, dry_run=False):
-        """Finish every delete a crash interrupted; returns [(action, token, detail)].
+        """Finish every delete a crash interrupted; [(action, token, detail)] (trash.recover)."""
+        return _trash.recover(self, row_exists, dry_run)
 
-        ``row_exists(id, model_path)`` says whether the manifest's row is still stored. Its
-        files go back where they were (the delete never committed), or are removed (it did).
-        A half-written manifest means nothing was moved: it is removed. With ``dry_run`` only
-        the actions are returned."""
-        actions = []
-        for name in (sorted(os.listdir(self.trash)) if os.path.isdir(self.trash) else []):
-            if name.endswith('.partial'):
-                actions.append(('discard', name, 'a manifest a crash left half written'))
-                if not dry_run:
-                    os.unlink(os.path.join(self.trash, name))
-        for token, entry in self.trash_entries():
-            trashed = os.path.join(self.trash, token)
-            if entry is None:
-                actions.append(('keep', token, 'no manifest says whose it is; left alone'))
-                continue
-            moved = os.path.lexists(trashed)
-            if row_exists(entry['id'], entry['model_path']):
-                if not moved:
-                    actions.append(('discard', token, 'model %d was never moved' % entry['id']))
-                elif os.path.lexists(entry['directory']):
-                    actions.append(('keep', token, 'model %d is still stored but %s is taken; '
-                                    'move it back by hand' % (entry['id'], entry['directory'])))
-                    continue
-                else:
-                    actions.append(('restore', token, 'model %d is still stored: its files go '
-                                    'back to %s' % (entry['id'], entry['directory'])))
-                    if not dry_run:
-                        os.rename(trashed, entry['directory'])
-                if not dry_run:
-                    os.unlink(os.path.join(self.trash, token + '.json'))
-            else:
-                actions.append(('remove', token, 'model %d was deleted: its files %s' % (
-                    entry['id'], 'are removed' if moved else 'were removed already')))
-                if not dry_run:
-                    errors = self._purge(token)
-                    if errors:
-                        actions[-1] = ('keep', token, 'cannot remove: ' + '; '.join(errors[:3]))
-        if not dry_run:
-            self._tidy()
-        return actions
+
+def _inside(path, directory):  # TEMPORARY until registry/doctor.py moves to ModelsRoot.relative
+    return os.path.commonpath([path, directory]) == directory

@@ -19,6 +19,7 @@ from ..shared.models import bind_models
 from ..shared.urls import migrate_command
 from .calls import RECONNECT_TIMEOUT, Calls
 from .fastpath import ORDERS, ModelQueries
+from .likes import contains, like_pattern
 from .modelfiles import ENV_VAR as MODELS_ROOT_ENV
 from .tasks import TaskCalls
 from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, bulk_model_row, check_choice,
@@ -264,6 +265,13 @@ class ModelStore(Calls, TaskCalls):
             return self._run('delete_model', delete, write=True)
         root = self._root('delete_model(files=True)')
         path = self.get_model(model_id).model_path
+        sharing = self._sharing(root, model_id, root.relative(path))
+        if sharing:
+            raise ValidationError('model_path', '%r is also the folder of %s, or holds or is '
+                                  'inside it: deleting it would leave %s pointing at nothing; '
+                                  'nothing was deleted' % (path, ', '.join(
+                                      'model %d (%s)' % row for row in sharing[:5]),
+                                      'them' if len(sharing) > 1 else 'it'))
 
         def delete_row():
             def delete():
@@ -272,6 +280,24 @@ class ModelStore(Calls, TaskCalls):
                                        'being deleted; nothing was deleted' % model_id)
             self._run('delete_model', delete, write=True, retry=False)
         return root.delete(model_id, path, delete_row)
+
+    def _sharing(self, root, model_id, parts):
+        """[(id, model_path)] of the other rows whose folder is the one at ``parts`` below the
+        root, is inside it, or holds it. Each shares the first component below the root (or is
+        the root): the query finds those by substring, the comparison is of components."""
+        M = self.FineTunedModel
+        roots = {root.path, root.lexical}
+        query = (M.select(M.id, M.model_path)
+                 .where((M.id != model_id)
+                        & (contains(M.model_path, like_pattern(parts[0]))
+                           | M.model_path.in_(sorted(roots | {r + '/' for r in roots}))))
+                 .order_by(M.id).tuples())
+        found = []
+        for other_id, other in self._run('delete_model', lambda: list(query)):
+            theirs = root.components(other)
+            if theirs is not None and theirs[:len(parts)] == parts[:len(theirs)]:
+                found.append((other_id, other))
+        return found
 
     def empty_trash(self, dry_run=False):
         """Finish the deletes with files that a crash interrupted (modelstore doctor
