@@ -14,6 +14,17 @@ from modelstore.registry.doctor import examine
 from modelstore.registry.modelfiles import TRASH, ModelsRoot
 
 UUID = '3f2a9c1e-1b2c-4d3e-8f40-123456789abc'
+# Older than doctor's default --min-age (60 minutes): what the fixes may act on.
+OLD = datetime.datetime.now() - datetime.timedelta(hours=3)
+
+
+def age(top, when=OLD):
+    """Give ``top`` and everything in it the mtime ``when`` (a folder written long ago)."""
+    stamp = when.timestamp()
+    for base, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.utime(os.path.join(base, name), (stamp, stamp), follow_symlinks=False)
+    os.utime(top, (stamp, stamp), follow_symlinks=False)
 
 
 def write(path, data):
@@ -49,19 +60,21 @@ def tree(tmp_path):
     write(os.path.join(r, 'stray.txt'), 'a file is not a model')
     os.makedirs(str(tmp_path / 'elsewhere'))
     os.symlink(str(tmp_path / 'elsewhere'), os.path.join(r, 'linked'))
+    age(r)
     return r, sizes
 
 
 @pytest.fixture
 def registry(db_url, tree, tmp_path):
     root, _ = tree
+    old = dict(creation_date=OLD, updated_at=OLD)
     with modelstore.connect(db_url) as store:
         known = store.add_model(model_name='known', base_model='b', task='t',
-                                model_path=os.path.join(root, 'known_1'))
+                                model_path=os.path.join(root, 'known_1'), **old)
         gone = store.add_model(model_name='gone', base_model='b', task='t',
-                               model_path=os.path.join(root, 'gone_2'))
+                               model_path=os.path.join(root, 'gone_2'), **old)
         far = store.add_model(model_name='far', base_model='b', task='t',
-                              model_path=str(tmp_path / 'elsewhere'))
+                              model_path=str(tmp_path / 'elsewhere'), **old)
     return db_url, root, known.id, gone.id, far.id
 
 
@@ -108,7 +121,7 @@ def test_the_report_finds_orphans_dangling_rows_and_rows_outside_the_root(cli, r
     assert (plain['name'], plain['base_model'], plain['size']) == ('notes-folder', None, 5)
     assert 'adapter_config.json unreadable' in orphans['broken_1']['problems'][0]
     when = datetime.datetime.fromisoformat(adapter['modified'])
-    assert abs((datetime.datetime.now() - when).total_seconds()) < 600
+    assert abs((OLD - when).total_seconds()) < 1 and adapter['too_recent'] is False
     assert [r['id'] for r in report['dangling']] == [gone]
     assert [r['id'] for r in report['outside']] == [far]
     assert report['skipped'] == [{'path': os.path.join(root, 'linked'),
@@ -166,7 +179,7 @@ def test_forget_dangling_asks_for_yes_then_deletes_only_those_rows(cli, registry
         store.add_model(model_name='lost', base_model='b', task='t',
                         model_path=os.path.join(root, 'lost_9'))
     code, out, _ = cli('doctor', '--database', url, '--models-root', root, '--forget-dangling',
-                       '--yes')
+                       '--yes', '--min-age', '0')  # A row added just now: no minimum age.
     assert 'forgot model 4 (lost)' in out
     # Reversible: a SQLite file is backed up first; a server's row is printed in full.
     assert ('backed up ' in out) if url.startswith('sqlite') else \

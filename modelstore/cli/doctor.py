@@ -4,20 +4,25 @@
         --empty-trash            finish deletes a crash interrupted
         --register               record orphan folders as models
         --forget-dangling --yes  delete rows whose model_path is missing (SQLite: backed up)
+        --min-age MINUTES        the fixes leave alone anything younger (default 60; 0: none)
 
 The report reads only (the database is opened for inspection, nothing is created). Each fix
-says what it changed; the exit code is that of the state after the fixes.
+says what it changed, or what it left alone and why; the exit code is that of the state after
+the fixes. A fix never races the pipeline it serves: what is younger than --min-age is left
+alone, and right before each row it adds, --register asks again whether a row names the folder.
 """
+import datetime
 import json
+import os
 import sys
 
 from ..engine import Backups, Engine
-from ..exceptions import ModelStoreError, ValidationError
+from ..exceptions import ModelStoreError, NotFound, ValidationError
 from ..registry import connect
-from ..registry.doctor import examine, orphan_model
+from ..registry.doctor import (changed_at, examine, forge_present, orphan_model, read_forge,
+                               read_rows, rows_naming, shown)
 from ..registry.modelfiles import ENV_VAR, resolve_root
 from ..shared.database import open_database
-from ..shared.models import bind_models
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
 from .registry import columns
@@ -36,42 +41,55 @@ def _root(args):
         raise ModelStoreError('models root: %s' % exc.message) from None
 
 
-def _read(url, root):
+def _read(url, root, min_age):
     """Findings from a database opened for inspection only."""
     database = open_database(url, mode='inspect')
     try:
-        if 'fine_tuned_models' not in database.get_tables():
+        tables = database.get_tables()
+        if 'fine_tuned_models' not in tables:
             raise ModelStoreError('%s holds no fine_tuned_models table: no registry to compare '
                                   'with the models root' % mask_url(url))
-        M = bind_models(database)['FineTunedModel']
-        rows = list(M.select(M.id, M.model_name, M.model_path).order_by(M.id).tuples())
-        paths = {(i, p) for i, _, p in rows}
-        return examine(rows, root, lambda model_id, path: (model_id, path) in paths)
+        rows = read_rows(database)
+        forge = read_forge(database, tables)
+        paths = {(r[0], p) for r in rows for p in [_text(r[2])] if p is not None}
+        return examine(rows, root, lambda model_id, path: (model_id, path) in paths, min_age,
+                       forge)
     finally:
         database.close()
+
+
+def _text(value):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode('utf-8')
+        except UnicodeDecodeError:
+            return None
+    return value
 
 
 def cmd_doctor(args, out):
     url = resolve_url(args.database)
     root = _root(args)
-    found = _read(url, root)
+    min_age = args.min_age
+    found = _read(url, root, min_age)
     fixes = []
-    if args.forget_dangling and found.dangling and not args.yes:
-        if not (sys.stdin.isatty() and not out.as_json and _confirm(out, found)):
+    forgettable = [r for r in found.dangling if not r['too_recent']]
+    if args.forget_dangling and forgettable and not args.yes:
+        if not (sys.stdin.isatty() and not out.as_json and _confirm(out, forgettable)):
             raise ModelStoreError('--forget-dangling deletes %s; add --yes to do it'
-                                  % plural(len(found.dangling), 'row'))
+                                  % plural(len(forgettable), 'row'))
     if args.empty_trash or args.register or args.forget_dangling:
         _report(out, found, final=False)
         with connect(url, models_root=root.path) as store:
             if args.empty_trash:
                 fixes += _empty_trash(store)
             if args.register:
-                fixes += _register(store, _read(url, root).orphans)
+                fixes += _register(store, root, _read(url, root, min_age).orphans, min_age)
             if args.forget_dangling:
-                fixes += _forget(store, url, _read(url, root).dangling)
+                fixes += _forget(store, url, _read(url, root, min_age).dangling, min_age)
         for fix in fixes if not out.as_json else ():
             out.line(fix['said'])
-        found = _read(url, root)
+        found = _read(url, root, min_age)
     if out.as_json:
         out.json(dict(found.as_dict(), database=mask_url(url),
                       fixes=[{k: v for k, v in f.items() if k != 'said'} for f in fixes]))
@@ -80,9 +98,9 @@ def cmd_doctor(args, out):
     return OK if found.clean else PENDING
 
 
-def _confirm(out, found):
-    out.line('%s whose files are gone:' % plural(len(found.dangling), 'row'))
-    for row in found.dangling:
+def _confirm(out, rows):
+    out.line('%s whose files are gone:' % plural(len(rows), 'row'))
+    for row in rows:
         out.line('  #%d %s  %s' % (row['id'], row['model_name'], row['model_path']))
     return out.ask('Delete them?')
 
@@ -93,29 +111,62 @@ def _empty_trash(store):
             for action, token, detail in store.empty_trash()]
 
 
-def _register(store, orphans):
+def _too_recent(min_age):
+    return 'too recent for a fix (younger than %s min)' % ('%g' % min_age)
+
+
+def _left_alone(fix, what, why, **fields):
+    return dict(fields, fix=fix, id=None, left_alone=why,
+                said='left alone: %s: %s' % (what, why))
+
+
+def _register(store, root, orphans, min_age):
     fixes = []
+    forge = forge_present(store.database)
     for orphan in orphans:
+        path = orphan.path
+        if orphan.too_recent:
+            fixes.append(_left_alone('register', shown(path), _too_recent(min_age), path=path))
+            continue
+        if shown(path) != path:
+            fixes.append(_left_alone('register', shown(path), 'its name is not valid UTF-8, '
+                                     'so it cannot be a model_path', path=path))
+            continue
+        # Asked again right before the row is added: a pipeline that wrote the folder may have
+        # added its row since the report.
+        naming = rows_naming(store.database, root, os.path.basename(path), forge)
+        if naming:
+            fixes.append(_left_alone('register', path, 'a row names it now (%s)' % ', '.join(
+                '%s #%s: %s' % (table, key, p) for table, key, p in naming[:3]) + (
+                    ', ...' if len(naming) > 3 else ''), path=path))
+            continue
         fields = orphan_model(orphan)
         try:
             model = store.add_model(**fields)
         except ValidationError as exc:
-            fixes.append({'fix': 'register', 'path': orphan.path, 'id': None,
-                          'error': str(exc), 'said': 'not registered: %s: %s'
-                          % (orphan.path, exc)})
+            fixes.append({'fix': 'register', 'path': path, 'id': None,
+                          'error': str(exc), 'said': 'not registered: %s: %s' % (path, exc)})
             continue
-        fixes.append({'fix': 'register', 'path': orphan.path, 'id': model.id,
+        fixes.append({'fix': 'register', 'path': path, 'id': model.id,
                       'model_name': model.model_name, 'version': model.version,
+                      'task': fields['task'], 'task_from': orphan.task_from,
                       'said': 'registered %s as model %d (%s v%s, base %s, task %s)' % (
-                          orphan.path, model.id, model.model_name, model.version,
+                          path, model.id, model.model_name, model.version,
                           fields['base_model'], fields['task'])})
     return fixes
 
 
-def _forget(store, url, dangling):
-    if not dangling:
-        return []
+def _forget(store, url, dangling, min_age):
     fixes = []
+    rows = []
+    for row in dangling:
+        if row['too_recent']:
+            fixes.append(_left_alone('forget', '#%d %s' % (row['id'], row['model_path']),
+                                     _too_recent(min_age), model_path=row['model_path']))
+        else:
+            rows.append(row)
+    if not rows:
+        return fixes
     path = sqlite_path(url)
     backed_up = path not in (None, ':memory:')
     if backed_up:  # (Else each row is printed in full.)
@@ -124,9 +175,28 @@ def _forget(store, url, dangling):
         fixes.append({'fix': 'backup', 'path': backup,
                       'said': 'backed up %s to %s (modelstore restore puts it back)'
                       % (path, backup)})
-    for row in dangling:
+    cutoff = datetime.datetime.now() - datetime.timedelta(minutes=min_age)
+    for row in rows:
+        what = '#%d %s' % (row['id'], row['model_path'])
+        try:
+            model = store.get_model(row['id'])
+        except NotFound:
+            continue  # Gone since the report: nothing to forget.
+        except ModelStoreError as exc:
+            fixes.append(_left_alone('forget', what, 'cannot read it: %s' % exc,
+                                     model_path=row['model_path']))
+            continue
+        # Judged again as the row is now: a pipeline may have touched it since the report.
+        changed = changed_at(model.creation_date, getattr(model, 'updated_at', None))
+        if min_age and (changed is None or changed > cutoff):
+            fixes.append(_left_alone('forget', what, _too_recent(min_age),
+                                     model_path=row['model_path']))
+            continue
+        if model.model_path != row['model_path'] or os.path.lexists(model.model_path):
+            fixes.append(_left_alone('forget', what, 'its files are there now: %s'
+                                     % model.model_path, model_path=row['model_path']))
+            continue
         # The whole row, in the output: enough to add it again (a server has no backup here).
-        model = store.get_model(row['id'])
         store.delete_model(row['id'])
         data = columns(model)
         said = 'forgot model %d (%s): %s does not exist' % (row['id'], row['model_name'],
@@ -138,6 +208,12 @@ def _forget(store, url, dangling):
     return fixes
 
 
+def _rows(out, rows, note=None):
+    for row in rows:
+        out.line('  #%d %s  %s%s' % (row['id'], row['model_name'], row['model_path'],
+                                     note(row) if note else ''))
+
+
 def _report(out, found, final):
     if out.as_json:
         return
@@ -145,39 +221,64 @@ def _report(out, found, final):
         out.line('Models root: %s (%s)' % (found.root.path, plural(found.rows, 'row')))
     else:
         out.line('Before the fixes:')
+    recent = ' — ' + _too_recent(found.min_age)
     if found.orphans:
         out.line('Orphan folders (%d): files with no row' % len(found.orphans))
         for o in found.orphans:
-            out.line('  %s  base %s, task %s, %s, %s%s' % (
-                o.path, o.base_model or '?', o.task or '?', _size(o.size),
-                o.modified.strftime('%Y-%m-%d %H:%M'),
-                ''.join('; ' + p for p in o.problems)))
+            out.line('  %s  base %s, task %s, %s, %s%s%s' % (
+                shown(o.path), o.base_model or '?', o.task or '?', _size(o.size),
+                o.modified.strftime('%Y-%m-%d %H:%M') if o.modified else '?',
+                ''.join('; ' + p for p in o.problems), recent if o.too_recent else ''))
+    if found.awaiting_import:
+        out.line('Waiting for `modelstore import modelforge` (%d): folders that ModelForge\'s '
+                 'models table names' % len(found.awaiting_import))
+        for folder in found.awaiting_import:
+            out.line('  %s  %s' % (shown(folder['path']), ', '.join(
+                'models.id %s %s%s' % (m['id'], m['name'], '' if m['active'] else
+                                       ' (inactive: --include-inactive imports it)')
+                for m in folder['models'])))
     if found.dangling:
         out.line('Dangling rows (%d): model_path missing' % len(found.dangling))
-        for row in found.dangling:
-            out.line('  #%d %s  %s' % (row['id'], row['model_name'], row['model_path']))
+        _rows(out, found.dangling, lambda r: recent if r['too_recent'] else '')
     if found.outside:
         out.line('Rows outside the models root (%d)' % len(found.outside))
-        for row in found.outside:
-            out.line('  #%d %s  %s' % (row['id'], row['model_name'], row['model_path']))
+        _rows(out, found.outside)
+    if found.relative:
+        out.line('Rows with a relative model_path (%d): cannot be judged: not an absolute path'
+                 % len(found.relative))
+        _rows(out, found.relative)
+    if found.invalid:
+        out.line('Rows that cannot be read (%d)' % len(found.invalid))
+        for row in found.invalid:
+            out.line('  %s #%s: %s' % (row['table'], row['id'], row['why']))
     if found.trash:
         out.line('Trash left by interrupted deletes (%d)' % len(found.trash))
         for action, token, detail in found.trash:
-            out.line('  %s: would %s: %s' % (token, action, detail))
+            out.line('  %s: %s: %s' % (token, action if action == 'busy' else
+                                       'would ' + action, detail))
     for path, why in found.skipped:
-        out.line('  skipped %s: %s' % (path, why))
+        out.line('  skipped %s: %s' % (shown(path), why))
     if not final:
         return
     if found.clean:
         out.line('%s Rows and folders agree.' % out.paint('✓', '32'))
         return
     hints = []
-    if found.orphans:
+    if any(not o.too_recent for o in found.orphans):
         hints.append('--register records the orphans')
-    if found.dangling:
+    elif found.orphans:
+        hints.append('the orphans are too recent for --register (--min-age)')
+    if found.awaiting_import:
+        hints.append('`modelstore import modelforge` records the folders waiting for it')
+    if any(not r['too_recent'] for r in found.dangling):
         hints.append('--forget-dangling --yes deletes the dangling rows')
-    if found.trash:
+    elif found.dangling:
+        hints.append('the dangling rows are too recent for --forget-dangling (--min-age)')
+    if found.trash_to_fix:
         hints.append('--empty-trash finishes the deletes')
+    if found.relative or found.invalid:
+        hints.append('rows with a relative or unreadable model_path need a hand (update_model '
+                     'or models delete)')
     if hints:
         out.line('Fix: ' + '; '.join(hints) + '.')
 
@@ -188,4 +289,3 @@ def _size(n):
             return ('%d %s' if unit == 'B' else '%.1f %s') % (n, unit)
         n /= 1024.0
     return str(n)
-

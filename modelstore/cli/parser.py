@@ -1,11 +1,13 @@
 """The command line's grammar: commands, their options, and how a bad option is reported."""
 import argparse
+import math
 import sys
 
 from ..engine import KEEP
 from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, ModelStoreError
+from ..registry.doctor import MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .authoring import cmd_new
@@ -137,6 +139,10 @@ def build_parser():
     p.add_argument('--empty-trash', action='store_true',
                    help='finish the deletes with files that a crash interrupted')
     p.add_argument('--yes', action='store_true', help='do not ask before --forget-dangling')
+    p.add_argument('--min-age', type=_minutes, default=MIN_AGE, metavar='MINUTES',
+                   help='--register and --forget-dangling leave alone a folder or row changed '
+                   'less than this long ago: a pipeline writing its folder and adding its row '
+                   'must not be raced (default %(default)g; 0: no minimum)')
     p.set_defaults(func=cmd_doctor)
     _registry_commands(sub, common)
     return parser
@@ -229,6 +235,17 @@ def _wait(text):
     if value <= 0:
         raise argparse.ArgumentTypeError('must be more than 0 seconds (0 would wait forever), '
                                          'got %r' % text)
+    return value
+
+
+def _minutes(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError('must be a number of minutes of at least 0, got %r'
+                                         % text)
     return value
 
 

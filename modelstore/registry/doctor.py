@@ -1,57 +1,186 @@
 """Do the registry's rows and the models root agree? (``modelstore doctor``)
 
-``examine(rows, root)`` compares rows -- (id, model_name, model_path) -- with the folders
-directly under the root and reports:
+``examine(rows, root, row_exists)`` compares rows -- (id, model_name, model_path[, timestamps])
+-- with the folders directly under the root and reports:
 
 * **orphans**: folders under the root that no row points at or into (seed 000's lost models:
   files on disk whose row was never written), with what they hold -- the base model from
   ``adapter_config.json``'s ``base_model_name_or_path`` or ``config.json``'s ``_name_or_path``,
-  the adapter's ``task_type``, the size, the folder's time;
+  the task from ``modelforge_config.json``'s ``pipeline_task`` (else the adapter's
+  ``task_type``), the size, the folder's time and the newest time of anything in it;
+* **awaiting_import**: folders that ModelForge's own ``models`` table names, in a row not
+  imported yet (waiting for ``modelstore import modelforge``): never orphans;
 * **dangling** rows, whose ``model_path`` does not exist;
 * rows **outside** the root (their path exists but is not strictly inside it);
-* **trash** a crash left (``modelfiles``), with what ``empty_trash`` would do with it.
+* **relative** rows, whose ``model_path`` is not absolute: they cannot be judged (relative to
+  what?), so they are neither dangling nor forgotten;
+* **invalid** rows, whose ``model_path`` or ``model_name`` cannot be read as text (not a string,
+  a NUL byte, bytes that are not UTF-8), each named by table and id;
+* **trash** a crash left (``modelfiles``), with what ``empty_trash`` would do with it ('busy':
+  a delete in progress holds it; listed, nothing to fix).
+
+A folder is claimed iff some row's path, taken relative to the root (``ModelsRoot.relative``,
+by its spelling), has that folder as its first component: one set, so the report is
+O(rows + folders). A path spelled another way (through a link, with '..') is resolved only if
+it exists and its spelling is not under the root.
+
+Orphans and dangling rows younger than ``min_age`` minutes (a folder by the newest mtime of
+anything in it, a row by the later of its ``creation_date`` and ``updated_at``) are marked
+``too_recent``: a pipeline writes its folder and then adds its row, or adds the row and then
+writes the folder while it trains, and a fix must never race it.
 
 Hidden entries (a name starting with '.') are not models and are not reported; a symlink is
-never followed (it is listed as skipped); a folder that cannot be read is reported with what
-could be read. Examining writes nothing.
+never followed (it is listed as skipped); config files are read at most ``READ_LIMIT`` bytes,
+never through a link; a folder that cannot be read is reported with what could be read; one
+bad row or folder is reported and the rest of the report goes on. Examining writes nothing.
 """
 import datetime
+import errno
 import json
 import os
 import re
+import stat
+import time
 
-from .modelfiles import _inside
+from peewee import Cast, SqliteDatabase, Table
 
-__all__ = ['Findings', 'Orphan', 'examine', 'orphan_model']
+from ..exceptions import ValidationError
+
+__all__ = ['MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'Findings', 'Orphan', 'examine',
+           'orphan_model', 'read_rows', 'read_forge', 'forge_present', 'rows_naming',
+           'changed_at', 'as_text', 'shown']
+
+MIN_AGE = 60  # minutes: see the module's docstring and README's `modelstore doctor`.
+READ_LIMIT = 1 << 20  # bytes of a config file read at most (1 MiB).
+FORGE_TABLE = 'models'  # ModelForge v2's own table (modelstore.registry.importer).
+FORGE_SOURCE = 'modelforge'
 
 # ModelForge names a model's folder <name>_<uuid4>.
 _FOLDER = re.compile(r'^(?P<name>.+)_[0-9a-f]{8}-?[0-9a-f]{4}-?4[0-9a-f]{3}-?[89ab][0-9a-f]{3}'
                      r'-?[0-9a-f]{12}$', re.IGNORECASE)
 
 
+def shown(text):
+    """``text`` printable: a name that is not UTF-8 (surrogate-escaped) with its bytes as \\x.."""
+    try:
+        text.encode('utf-8')
+        return text
+    except UnicodeEncodeError:
+        return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
+def as_text(value, column):
+    """(text, None), or (None, why) for a value that is not text: None, another type, bytes
+    that are not UTF-8 (SQLite hands back anything), or text with a NUL byte."""
+    if isinstance(value, memoryview):
+        value = bytes(value)
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode('utf-8')
+        except UnicodeDecodeError as exc:
+            return None, '%s is not valid UTF-8 (byte 0x%02x at offset %d of %r)' % (
+                column, value[exc.start], exc.start, bytes(value[:200]))
+    if value is None:
+        return None, '%s is NULL' % column
+    if not isinstance(value, str):
+        return None, '%s is not text but %s (%r)' % (column, type(value).__name__, value)
+    if '\0' in value:
+        return None, '%s contains a NUL byte: %r' % (column, value)
+    return value, None
+
+
+def _key(value):
+    """A key as read (SQLite: bytes of its text) as the value it is."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode('utf-8', 'backslashreplace')
+    return value
+
+
+def _timestamp(value):
+    """A stored timestamp (ISO text, bytes of it, or a datetime) as naive local time; None for
+    NULL or anything unreadable (a hand-edited value is not this report's business)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode('utf-8')
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, datetime.datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone().replace(tzinfo=None)
+    return value
+
+
+def changed_at(*values):
+    """The latest of the readable timestamps among ``values`` (creation_date, updated_at), or
+    None if none is readable."""
+    stamps = [t for t in map(_timestamp, values) if t is not None]
+    return max(stamps) if stamps else None
+
+
 class Orphan:
     """A folder under the root with no row."""
 
-    def __init__(self, path):
+    def __init__(self, path, min_age=0, now=None):
         self.path = path
         folder = os.path.basename(path)
         match = _FOLDER.match(folder)
         self.name = match.group('name') if match else folder
         self.problems = []
-        self.base_model, self.task = self._config()
-        self.size = self._size()
-        self.modified = datetime.datetime.fromtimestamp(os.lstat(path).st_mtime)
+        if shown(path) != path:
+            self.problems.append('its name is not valid UTF-8: it cannot be a model_path')
+        self.base_model, self.task, self.task_from = self._config()
+        try:
+            top = os.lstat(path)
+        except OSError as exc:
+            self.problems.append('cannot read %s: %s' % (shown(path), exc.strerror))
+            top = None
+        self.modified = datetime.datetime.fromtimestamp(top.st_mtime) if top else None
+        self.size, newest = self._walk(top.st_mtime if top else None)
+        self.newest = datetime.datetime.fromtimestamp(newest) if newest is not None else None
+        # Unknown age is too recent: a fix must never race a pipeline.
+        self.too_recent = bool(min_age) and (
+            newest is None or newest > (now if now is not None else time.time()) - min_age * 60)
 
     def _read(self, name):
+        """The JSON object in ``name`` inside the folder, read through no link and at most
+        READ_LIMIT bytes; {} (with a problem said) for anything else."""
         path = os.path.join(self.path, name)
-        if not os.path.isfile(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self.problems.append('%s is a symlink: not followed' % name)
+            elif exc.errno not in (errno.ENOTDIR,):
+                self.problems.append('%s unreadable: %s' % (name, exc.strerror))
             return {}
         try:
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-        except (OSError, ValueError) as exc:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.problems.append('%s is not a regular file: not read' % name)
+                return {}
+            if st.st_size > READ_LIMIT:
+                self.problems.append('%s is %d bytes, more than %d: not read' % (
+                    name, st.st_size, READ_LIMIT))
+                return {}
+            with os.fdopen(os.dup(fd), 'rb') as f:
+                data = f.read(READ_LIMIT + 1)
+            if len(data) > READ_LIMIT:  # It grew after the fstat.
+                self.problems.append('%s is more than %d bytes: not read' % (name, READ_LIMIT))
+                return {}
+            data = json.loads(data.decode('utf-8'))
+        except (OSError, ValueError, RecursionError) as exc:
             self.problems.append('%s unreadable: %s' % (name, exc))
             return {}
+        finally:
+            os.close(fd)
         return data if isinstance(data, dict) else {}
 
     def _config(self):
@@ -59,91 +188,259 @@ class Orphan:
         base = adapter.get('base_model_name_or_path')
         if not isinstance(base, str) or not base:
             base = self._read('config.json').get('_name_or_path')
-        task = adapter.get('task_type')
-        return (base if isinstance(base, str) and base else None,
-                task if isinstance(task, str) and task else None)
+        task, source = self._read('modelforge_config.json').get('pipeline_task'), \
+            'modelforge_config.json'
+        if not isinstance(task, str) or not task.strip():
+            task, source = adapter.get('task_type'), 'adapter_config.json'
+        if not isinstance(task, str) or not task.strip():
+            task, source = None, None
+        return (base if isinstance(base, str) and base else None, task, source)
 
-    def _size(self):
+    def _walk(self, newest):
+        """(total size of the files, newest mtime of the folder and everything in it)."""
         total = 0
 
         def unreadable(exc):
-            self.problems.append('cannot read %s: %s' % (exc.filename, exc.strerror))
-        for base, _, files in os.walk(self.path, onerror=unreadable):
-            for name in files:
+            self.problems.append('cannot read %s: %s' % (shown(exc.filename or self.path),
+                                                        exc.strerror))
+        for base, dirs, files in os.walk(self.path, onerror=unreadable):
+            for index, name in enumerate(dirs + files):
                 try:
-                    total += os.lstat(os.path.join(base, name)).st_size
+                    st = os.lstat(os.path.join(base, name))
                 except OSError as exc:
                     unreadable(exc)
-        return total
+                    continue
+                newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+                if index >= len(dirs):
+                    total += st.st_size
+        return total, newest
 
     def as_dict(self):
         return {'path': self.path, 'name': self.name, 'base_model': self.base_model,
-                'task': self.task, 'size': self.size, 'modified': self.modified.isoformat(),
-                'problems': self.problems}
+                'task': self.task, 'task_from': self.task_from, 'size': self.size,
+                'modified': self.modified.isoformat() if self.modified else None,
+                'newest': self.newest.isoformat() if self.newest else None,
+                'too_recent': self.too_recent, 'problems': self.problems}
 
 
 def orphan_model(orphan):
     """The add_model fields ``doctor --register`` records for an orphan folder."""
     return dict(model_name=orphan.name, base_model=orphan.base_model or 'unknown',
                 task=orphan.task or 'unknown', model_path=orphan.path,
-                creation_date=orphan.modified,
+                creation_date=orphan.modified or datetime.datetime.now(),
                 description='registered by modelstore doctor from a folder with no row')
 
 
 class Findings:
-    def __init__(self, root, rows):
+    def __init__(self, root, rows, min_age):
         self.root = root
         self.rows = rows
+        self.min_age = min_age
         self.orphans = []
-        self.dangling = []   # {'id', 'model_name', 'model_path', 'inside'}
+        self.awaiting_import = []  # {'path', 'models': [{'id', 'name', 'active'}]}
+        self.dangling = []   # {'id', 'model_name', 'model_path', 'inside', 'changed', 'too_recent'}
         self.outside = []    # {'id', 'model_name', 'model_path'}
+        self.relative = []   # {'id', 'model_name', 'model_path', 'why'}
+        self.invalid = []    # {'table', 'id', 'why'}
         self.trash = []      # (action, token, detail), as empty_trash would do it
         self.skipped = []    # (path, why)
 
     @property
+    def trash_to_fix(self):
+        return [t for t in self.trash if t[0] != 'busy']
+
+    @property
     def clean(self):
-        return not (self.orphans or self.dangling or self.outside or self.trash)
+        return not (self.orphans or self.awaiting_import or self.dangling or self.outside
+                    or self.relative or self.invalid or self.trash_to_fix)
 
     def as_dict(self):
         return {'models_root': self.root.path, 'rows': self.rows, 'clean': self.clean,
-                'orphans': [o.as_dict() for o in self.orphans], 'dangling': self.dangling,
-                'outside': self.outside,
+                'min_age_minutes': self.min_age,
+                'orphans': [o.as_dict() for o in self.orphans],
+                'awaiting_import': self.awaiting_import,
+                'dangling': [dict(r, changed=r['changed'] and r['changed'].isoformat())
+                             for r in self.dangling],
+                'outside': self.outside, 'relative': self.relative, 'invalid': self.invalid,
                 'trash': [{'action': a, 'entry': t, 'detail': d} for a, t, d in self.trash],
                 'skipped': [{'path': p, 'why': w} for p, w in self.skipped]}
 
 
-def examine(rows, root, row_exists):
-    """Findings for ``rows`` ((id, model_name, model_path), all of them) under ``root`` (a
-    checked ModelsRoot); ``row_exists(id, path)`` is what ``empty_trash`` asks."""
-    rows = list(rows)
-    found = Findings(root, len(rows))
-    claimed = []
-    for model_id, name, path in rows:
-        row = {'id': model_id, 'model_name': name, 'model_path': path}
-        absolute = isinstance(path, str) and os.path.isabs(path)
-        real = os.path.realpath(path) if absolute else None
-        inside = real is not None and real != root.path and _inside(real, root.path)
-        if not absolute or not os.path.lexists(path):
-            found.dangling.append(dict(row, inside=inside))
-        elif not inside:
-            found.outside.append(row)
-        else:
-            claimed.append(real)
+def _first(root, path, entries):
+    """The folder directly under the root that ``path`` (absolute, text) names or is inside,
+    or None if it names none. By spelling first (``root.relative``); a path spelled otherwise,
+    or through a link directly under the root, is resolved if it exists."""
     try:
-        entries = sorted(os.scandir(root.path), key=lambda e: e.name)
+        parts = root.relative(path)
+    except ValidationError:
+        parts = None
+    if parts is not None:
+        entry = entries.get(parts[0])
+        if entry is None or not entry[1]:
+            return parts[0]
+    # Not under the root by its spelling (another spelling of it, '..', the trash, the root
+    # itself), or through a symlink in the root: where it really is, if it is anywhere.
+    if not os.path.lexists(path):
+        return None
+    parts = root.components(os.path.realpath(path))
+    return parts[0] if parts else None
+
+
+def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
+    """Findings for ``rows`` -- (id, model_name, model_path, *timestamps), all of them; the
+    texts may be bytes (SQLite's, read as BLOB) and are decoded row by row -- under ``root`` (a
+    checked ModelsRoot); ``row_exists(id, path)`` is what ``empty_trash`` asks. ``forge``: the
+    rows of ModelForge's ``models`` table not imported yet, (id, name, path, is_active).
+    ``min_age`` (minutes) marks what is too recent for a fix."""
+    rows = list(rows)
+    now = now if now is not None else time.time()
+    cutoff = datetime.datetime.fromtimestamp(now - min_age * 60)
+    found = Findings(root, len(rows), min_age)
+    try:
+        listed = sorted(os.scandir(root.path), key=lambda e: e.name)
     except OSError as exc:
         raise OSError('cannot list the models root %s: %s' % (root.path, exc.strerror)) from exc
-    for entry in entries:
-        if entry.name.startswith('.'):
+    entries = {}  # name -> (entry, is a symlink)
+    for entry in listed:
+        try:
+            entries[entry.name] = (entry, entry.is_symlink())
+        except OSError:
+            entries[entry.name] = (entry, False)
+    claimed = set()
+    for model_id, name, path, *stamps in rows:
+        name, bad_name = as_text(name, 'model_name')
+        path, bad_path = as_text(path, 'model_path')
+        if bad_path or bad_name:
+            found.invalid.append({'table': 'fine_tuned_models', 'id': model_id,
+                                  'why': '; '.join(w for w in (bad_path, bad_name) if w)})
+            if path is not None and path.startswith('/'):
+                folder = _first(root, path, entries)  # Still: its folder is no orphan.
+                if folder is not None:
+                    claimed.add(folder)
             continue
-        if entry.is_symlink():
+        row = {'id': model_id, 'model_name': name, 'model_path': path}
+        if not path.startswith('/'):
+            found.relative.append(dict(row, why='cannot be judged: not an absolute path'))
+            continue
+        folder = _first(root, path, entries)
+        if folder is not None:
+            claimed.add(folder)
+        if not os.path.lexists(path):
+            changed = changed_at(*stamps)
+            found.dangling.append(dict(row, inside=folder is not None, changed=changed,
+                                       too_recent=bool(min_age) and (
+                                           changed is None or changed > cutoff)))
+        elif folder is None:
+            found.outside.append(row)
+    waiting = {}
+    for source_id, name, path, active in forge:
+        source_id = _key(source_id)
+        name, _ = as_text(name, 'name')
+        path, bad_path = as_text(path, 'path')
+        if bad_path:
+            found.invalid.append({'table': FORGE_TABLE, 'id': source_id, 'why': bad_path})
+            continue
+        folder = _first(root, path, entries) if path.startswith('/') else None
+        if folder is not None and folder not in claimed:
+            waiting.setdefault(folder, []).append(
+                {'id': source_id, 'name': name, 'active': active not in (0, False, '0', 'false')})
+    for name, (entry, link) in entries.items():
+        if name.startswith('.'):
+            continue
+        if link:
             found.skipped.append((entry.path, 'a symlink: not followed'))
             continue
-        if not entry.is_dir(follow_symlinks=False):
-            continue  # A file beside the model folders is not a model.
-        real = os.path.realpath(entry.path)
-        if any(_inside(c, real) or _inside(real, c) for c in claimed):
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue  # A file beside the model folders is not a model.
+        except OSError as exc:
+            found.skipped.append((entry.path, 'cannot tell what it is: %s' % exc.strerror))
             continue
-        found.orphans.append(Orphan(entry.path))
+        if name in claimed:
+            continue
+        if name in waiting:
+            found.awaiting_import.append({'path': entry.path, 'models': waiting[name]})
+            continue
+        found.orphans.append(Orphan(entry.path, min_age, now))
     found.trash = root.recover(row_exists, dry_run=True)
+    return found
+
+
+# -- reading the database ----------------------------------------------------------------------
+
+def _columns(database, table, names, text):
+    """``table``'s columns ``names`` as the driver returns them. On SQLite, the ``text`` ones are
+    read as BLOB (bytes): sqlite3 decodes each fetched value and one that is not UTF-8 fails
+    the whole query without naming its row; ``as_text`` decodes them row by row instead."""
+    t = Table(table).bind(database)
+    blob = isinstance(database, SqliteDatabase)
+    return t, [Cast(t.c[n], 'BLOB') if blob and n in text else t.c[n] for n in names]
+
+
+def read_rows(database):
+    """Every fine_tuned_models row as (id, model_name, model_path, creation_date[, updated_at]),
+    raw, in id order (for ``examine``)."""
+    have = {c.name for c in database.get_columns('fine_tuned_models')}
+    names = ['id', 'model_name', 'model_path'] + [
+        c for c in ('creation_date', 'updated_at') if c in have]
+    t, columns = _columns(database, 'fine_tuned_models', names, set(names) - {'id'})
+    return list(t.select(*columns).order_by(t.c.id).tuples())
+
+
+def forge_present(database, tables=None):
+    """Does the database hold ModelForge v2's ``models`` table (with its ``path`` column)?"""
+    tables = database.get_tables() if tables is None else tables
+    return FORGE_TABLE in tables and {'id', 'name', 'path'} <= {
+        c.name for c in database.get_columns(FORGE_TABLE)}
+
+
+def _imported(database, keys=None):
+    """The ``models`` ids that ``import modelforge`` has copied (recorded in model_imports)."""
+    if 'model_imports' not in database.get_tables():
+        return set()
+    t, columns = _columns(database, 'model_imports', ['source_id'], {'source_id'})
+    query = t.select(*columns).where(t.c.source == FORGE_SOURCE)
+    if keys is not None:
+        query = query.where(t.c.source_id.in_([str(k) for k in keys]))
+    return {_key(r[0]) for r in query.tuples()}
+
+
+def read_forge(database, tables=None):
+    """The rows of ModelForge's ``models`` table that ``modelstore import modelforge`` has not
+    imported yet, as (id, name, path, is_active); [] when there is no such table (or it is not
+    ModelForge's: no ``path`` column)."""
+    if not forge_present(database, tables):
+        return []
+    have = {c.name for c in database.get_columns(FORGE_TABLE)}
+    names = ['id', 'name', 'path'] + (['is_active'] if 'is_active' in have else [])
+    t, columns = _columns(database, FORGE_TABLE, names, {'id', 'name', 'path'})
+    done = _imported(database)
+    rows = []
+    for row in t.select(*columns).tuples():
+        row = (_key(row[0]),) + tuple(row[1:]) + ((True,) if len(row) == 3 else ())
+        if str(row[0]) not in done:
+            rows.append(row)
+    return rows
+
+
+def rows_naming(database, root, folder, forge=False):
+    """The stored rows that name ``folder`` (a name directly under the root): the folder or a
+    path inside it (nothing under the root contains it), however spelled; [(table, id, path)]
+    -- ModelForge's ``models`` rows not imported yet too when ``forge``. One query per table,
+    of the rows whose path holds the name: asked right before ``--register`` adds a row, so
+    that a row added since the report counts."""
+    found = []
+    tables = [('fine_tuned_models', 'model_path')] + ([(FORGE_TABLE, 'path')] if forge else [])
+    for table, column in tables:
+        t, columns = _columns(database, table, ['id', column], {'id', column} - (
+            {'id'} if table == 'fine_tuned_models' else set()))
+        hits = []
+        for key, path in t.select(*columns).where(t.c[column].contains(folder)).tuples():
+            path, _ = as_text(path, column)
+            if path is not None and path.startswith('/') and _first(root, path, {}) == folder:
+                hits.append((table, _key(key), path))
+        if table == FORGE_TABLE and hits:
+            done = _imported(database, [h[1] for h in hits])
+            hits = [h for h in hits if str(h[1]) not in done]
+        found += hits
     return found
