@@ -21,8 +21,9 @@
 
 A folder is claimed iff some row's path, taken relative to the root (``ModelsRoot.relative``,
 by its spelling), has that folder as its first component: one set, so the report is
-O(rows + folders). A path spelled another way (through a link, with '..') is resolved only if
-it exists and its spelling is not under the root.
+O(rows + folders). A path whose spelling is not under the root (another spelling of it,
+through a link, with '..') or that goes through a link in the root is resolved, as far as it
+exists.
 
 Orphans and dangling rows younger than ``min_age`` minutes (a folder by the newest mtime of
 anything in it, a row by the later of its ``creation_date`` and ``updated_at``) are marked
@@ -42,7 +43,7 @@ import re
 import stat
 import time
 
-from peewee import Cast, SqliteDatabase, Table
+from peewee import Case, Cast, SqliteDatabase, Table, fn
 
 from ..exceptions import ValidationError
 
@@ -72,6 +73,8 @@ def shown(text):
 def as_text(value, column):
     """(text, None), or (None, why) for a value that is not text: None, another type, bytes
     that are not UTF-8 (SQLite hands back anything), or text with a NUL byte."""
+    if isinstance(value, NotText):
+        return None, '%s is not text but %s' % (column, value)
     if isinstance(value, memoryview):
         value = bytes(value)
     if isinstance(value, (bytes, bytearray)):
@@ -90,7 +93,7 @@ def as_text(value, column):
 
 
 def _key(value):
-    """A key as read (SQLite: bytes of its text) as the value it is."""
+    """A key as read (SQLite: the bytes of its value) as text."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode('utf-8', 'backslashreplace')
     return value
@@ -269,21 +272,23 @@ class Findings:
 def _first(root, path, entries):
     """The folder directly under the root that ``path`` (absolute, text) names or is inside,
     or None if it names none. By spelling first (``root.relative``); a path spelled otherwise,
-    or through a link directly under the root, is resolved if it exists."""
-    try:
-        parts = root.relative(path)
-    except ValidationError:
-        parts = None
+    or through a link directly under the root, is resolved as far as it exists."""
+    parts = _relative(root, path)
     if parts is not None:
         entry = entries.get(parts[0])
         if entry is None or not entry[1]:
             return parts[0]
     # Not under the root by its spelling (another spelling of it, '..', the trash, the root
-    # itself), or through a symlink in the root: where it really is, if it is anywhere.
-    if not os.path.lexists(path):
-        return None
-    parts = root.components(os.path.realpath(path))
+    # itself), or through a symlink in the root: where it really is, as far as it exists.
+    parts = _relative(root, os.path.realpath(path))
     return parts[0] if parts else None
+
+
+def _relative(root, path):
+    try:
+        return root.relative(path)
+    except ValidationError:
+        return None
 
 
 def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
@@ -368,13 +373,30 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
 
 # -- reading the database ----------------------------------------------------------------------
 
-def _columns(database, table, names, text):
-    """``table``'s columns ``names`` as the driver returns them. On SQLite, the ``text`` ones are
-    read as BLOB (bytes): sqlite3 decodes each fetched value and one that is not UTF-8 fails
-    the whole query without naming its row; ``as_text`` decodes them row by row instead."""
+class NotText(str):
+    """What SQLite holds in a text column that is not text: its type ('integer', 'blob')."""
+
+
+def _columns(database, table, names, text=(), keys=()):
+    """``table`` and its columns ``names``, read raw. The one place the backend matters: on
+    SQLite, sqlite3 decodes every fetched text value, and one that is not UTF-8 fails the whole
+    query without naming its row; so a ``text`` column comes back as the bytes of its text (a
+    value of another type as its type name, made a NotText by ``_raw``) and a ``keys`` column
+    as the bytes of its value; ``as_text`` and ``_key`` decode them row by row."""
     t = Table(table).bind(database)
-    blob = isinstance(database, SqliteDatabase)
-    return t, [Cast(t.c[n], 'BLOB') if blob and n in text else t.c[n] for n in names]
+    if not isinstance(database, SqliteDatabase):
+        return t, [t.c[n] for n in names]
+
+    def column(name):
+        c = t.c[name]
+        if name in text:
+            return Case(None, [(fn.typeof(c) == 'text', Cast(c, 'BLOB'))], fn.typeof(c))
+        return Cast(c, 'BLOB') if name in keys else c
+    return t, [column(n) for n in names]
+
+
+def _raw(value):
+    return NotText(value) if isinstance(value, str) else value
 
 
 def read_rows(database):
@@ -383,8 +405,11 @@ def read_rows(database):
     have = {c.name for c in database.get_columns('fine_tuned_models')}
     names = ['id', 'model_name', 'model_path'] + [
         c for c in ('creation_date', 'updated_at') if c in have]
-    t, columns = _columns(database, 'fine_tuned_models', names, set(names) - {'id'})
-    return list(t.select(*columns).order_by(t.c.id).tuples())
+    t, columns = _columns(database, 'fine_tuned_models', names, text=names[1:])
+    rows = t.select(*columns).order_by(t.c.id).tuples()
+    if not isinstance(database, SqliteDatabase):
+        return list(rows)
+    return [(i, _raw(name), _raw(path)) + tuple(stamps) for i, name, path, *stamps in rows]
 
 
 def forge_present(database, tables=None):
@@ -398,7 +423,7 @@ def _imported(database, keys=None):
     """The ``models`` ids that ``import modelforge`` has copied (recorded in model_imports)."""
     if 'model_imports' not in database.get_tables():
         return set()
-    t, columns = _columns(database, 'model_imports', ['source_id'], {'source_id'})
+    t, columns = _columns(database, 'model_imports', ['source_id'], keys=['source_id'])
     query = t.select(*columns).where(t.c.source == FORGE_SOURCE)
     if keys is not None:
         query = query.where(t.c.source_id.in_([str(k) for k in keys]))
@@ -413,13 +438,16 @@ def read_forge(database, tables=None):
         return []
     have = {c.name for c in database.get_columns(FORGE_TABLE)}
     names = ['id', 'name', 'path'] + (['is_active'] if 'is_active' in have else [])
-    t, columns = _columns(database, FORGE_TABLE, names, {'id', 'name', 'path'})
+    t, columns = _columns(database, FORGE_TABLE, names, text=['name', 'path'], keys=['id'])
+    sqlite = isinstance(database, SqliteDatabase)
     done = _imported(database)
     rows = []
     for row in t.select(*columns).tuples():
-        row = (_key(row[0]),) + tuple(row[1:]) + ((True,) if len(row) == 3 else ())
-        if str(row[0]) not in done:
-            rows.append(row)
+        key, name, path = _key(row[0]), row[1], row[2]
+        if sqlite:
+            name, path = _raw(name), _raw(path)
+        if str(key) not in done:
+            rows.append((key, name, path, row[3] if len(row) > 3 else True))
     return rows
 
 
@@ -432,8 +460,7 @@ def rows_naming(database, root, folder, forge=False):
     found = []
     tables = [('fine_tuned_models', 'model_path')] + ([(FORGE_TABLE, 'path')] if forge else [])
     for table, column in tables:
-        t, columns = _columns(database, table, ['id', column], {'id', column} - (
-            {'id'} if table == 'fine_tuned_models' else set()))
+        t, columns = _columns(database, table, ['id', column], text=[column], keys=['id'])
         hits = []
         for key, path in t.select(*columns).where(t.c[column].contains(folder)).tuples():
             path, _ = as_text(path, column)
