@@ -706,6 +706,73 @@ def bench_bulk(workdir, n, repeat):
            note='throughput %.2fx' % (times['prebuilt'] / times['ours']))
 
 
+# -- doctor: rows against the folders under the models root -------------------------------------
+
+def bench_doctor(workdir, n, repeat):
+    """``modelstore doctor`` on n rows and n folders (ModelForge's ``<name>_<uuid4>``, each with
+    an adapter_config.json and a weights file), SQLite: every row naming its folder (the case
+    that took 13 s at 2,000 rows when each row was compared with each folder), then none of
+    them (every folder an orphan whose files are walked and configs read, every row dangling)."""
+    import io
+    import uuid
+    from contextlib import redirect_stdout
+    from modelstore.cli import main as cli
+
+    root = os.path.join(workdir, 'doctor-models')
+    os.makedirs(root)
+    folders = []
+    for i in range(n):
+        folder = os.path.join(root, 'model-%d_%s' % (i, uuid.UUID(int=i, version=4)))
+        os.makedirs(folder)
+        with open(os.path.join(folder, 'adapter_config.json'), 'w') as f:
+            json.dump({'base_model_name_or_path': 'meta-llama/Llama-3.2-1B',
+                       'task_type': 'CAUSAL_LM', 'r': 16}, f)
+        with open(os.path.join(folder, 'adapter_model.safetensors'), 'wb') as f:
+            f.write(b'0' * 64)
+        folders.append(folder)
+    old = datetime.datetime(2025, 1, 1)
+
+    def registry(name, paths):
+        url = 'sqlite:///' + os.path.join(workdir, name)
+        with modelstore.connect(url) as store:
+            store.add_models(dict(model_name='model-%d' % i, base_model='b', task='t',
+                                  model_path=p, creation_date=old, updated_at=old)
+                             for i, p in enumerate(paths))
+        return url
+
+    def doctor(url, expect):
+        def run():
+            out = io.StringIO()
+            with redirect_stdout(out):
+                code = cli(['doctor', '--database', url, '--models-root', root, '--json'])
+            report = json.loads(out.getvalue())
+            assert code == expect, (code, out.getvalue()[-2000:])
+            return report
+        return run
+    agree = registry('doctor-agree.db', folders)
+    report = doctor(agree, 0)()
+    assert report['rows'] == n and report['clean'], report
+    took = median_time(doctor(agree, 0), repeat)
+    fact('doctor SQLite', '`modelstore doctor --json`, %s rows naming %s folders (all agree)'
+         % (format(n, ','), format(n, ',')), took, 2, 's', met=took <= 2)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, '-m', 'modelstore', 'doctor', '--database', agree,
+                           '--models-root', root], capture_output=True, text=True)
+    whole = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    fact('doctor SQLite', 'the same as a command, interpreter start included (one run)', whole,
+         unit='s')
+    apart = registry('doctor-apart.db', [os.path.join(workdir, 'elsewhere', 'm-%d' % i)
+                                         for i in range(n)])
+    report = doctor(apart, 1)()
+    assert len(report['orphans']) == n and len(report['outside']) + len(report['dangling']) \
+        == n, report
+    took = median_time(doctor(apart, 1), repeat)
+    fact('doctor SQLite', '`modelstore doctor --json`, %s rows and %s folders, none agreeing: '
+         'every folder an orphan (walked, its configs read), every row dangling'
+         % (format(n, ','), format(n, ',')), took, 2, 's', met=took <= 2)
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 # -- 6. generating the next script: `new --auto` against `pwmigrate generate` ------------------
@@ -1012,7 +1079,8 @@ def main(argv=None):
     parser.add_argument('--mysql', metavar='MYSQL_ADMIN_URL',
                         help='also run the MySQL/MariaDB comparisons (writers) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
-                        'queries, connect, bulk, generate, online, pooler, ddl (default: all)')
+                        'queries, connect, bulk, generate, online, pooler, ddl, doctor '
+                        '(default: all)')
     args = parser.parse_args(argv)
     only = set(args.only.split(',')) if args.only else None
 
@@ -1043,6 +1111,8 @@ def main(argv=None):
             bench_connect(path, 20 if args.smoke else 300)
         if want('bulk'):
             bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
+        if want('doctor'):
+            bench_doctor(workdir, 200 if args.smoke else 10000, 1 if args.smoke else 5)
         if want('generate'):
             bench_generate(sizes[::len(sizes) - 1] if len(sizes) > 1 else sizes, workdir,
                            repeat if max(sizes) < 1000000 else 3)
