@@ -628,3 +628,21 @@ def test_a_delete_in_progress_is_listed_and_not_a_problem(cli, db_url, tmp_path)
         code, out, _ = cli('doctor', '--database', db_url, '--models-root', root)
         assert '%d-abc: busy: a delete in progress holds it; left alone' % doomed.id in out
         assert 'Rows and folders agree' in out
+
+
+def test_a_folder_of_any_depth_is_walked_without_recursion(tmp_path):
+    """A tree 1,100 levels deep (deeper than Python's recursion limit, which os.walk hit)."""
+    root = str(tmp_path / 'models')
+    levels = [os.path.join(root, 'deep_1')]
+    os.makedirs(levels[0])
+    for _ in range(1100):  # (os.makedirs and shutil.rmtree recurse too.)
+        levels.append(os.path.join(levels[-1], 'd'))
+        os.mkdir(levels[-1])
+    write(os.path.join(levels[-1], 'w.bin'), b'0' * 7)
+    try:
+        [orphan] = examine([], ModelsRoot(root).check(), lambda *a: False, min_age=0).orphans
+        assert (orphan.size, orphan.problems) == (7, [])
+    finally:
+        os.unlink(os.path.join(levels[-1], 'w.bin'))
+        for level in reversed(levels):
+            os.rmdir(level)

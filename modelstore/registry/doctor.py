@@ -200,21 +200,30 @@ class Orphan:
         return (base if isinstance(base, str) and base else None, task, source)
 
     def _walk(self, newest):
-        """(total size of the files, newest mtime of the folder and everything in it)."""
+        """(total size of the files, newest mtime of the folder and everything in it), with a
+        list of folders still to read rather than recursion: a tree of any depth is walked.
+        Links are not followed (their own size and time count); a directory is its time only."""
         total = 0
-
-        def unreadable(exc):
-            self.problems.append('cannot read %s: %s' % (shown(exc.filename or self.path),
-                                                        exc.strerror))
-        for base, dirs, files in os.walk(self.path, onerror=unreadable):
-            for index, name in enumerate(dirs + files):
+        pending = [self.path]
+        while pending:
+            base = pending.pop()
+            try:
+                with os.scandir(base) as listing:
+                    entries = list(listing)
+            except OSError as exc:
+                self.problems.append('cannot read %s: %s' % (shown(base), exc.strerror))
+                continue
+            for entry in entries:
                 try:
-                    st = os.lstat(os.path.join(base, name))
+                    st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    unreadable(exc)
+                    self.problems.append('cannot read %s: %s' % (shown(entry.path),
+                                                                exc.strerror))
                     continue
                 newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-                if index >= len(dirs):
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
+                else:
                     total += st.st_size
         return total, newest
 
