@@ -19,8 +19,8 @@ import sys
 from ..engine import Backups, Engine
 from ..exceptions import ModelStoreError, NotFound, ValidationError
 from ..registry import connect
-from ..registry.doctor import (changed_at, examine, forge_present, orphan_model, read_forge,
-                               read_rows, rows_naming, shown)
+from ..registry.doctor import changed_at, examine, orphan_model, shown
+from ..registry.doctordb import forge_present, read_forge, read_rows, rows_naming
 from ..registry.modelfiles import ENV_VAR, resolve_root
 from ..shared.database import open_database
 from ..shared.urls import mask_url, resolve_url, sqlite_path
@@ -116,7 +116,8 @@ def _too_recent(min_age):
 
 
 def _left_alone(fix, what, why, **fields):
-    return dict(fields, fix=fix, id=None, left_alone=why,
+    """A fix not done, and why: {'fix': 'left_alone', 'would': 'register'|'forget', 'why'}."""
+    return dict(fields, fix='left_alone', would=fix, why=why,
                 said='left alone: %s: %s' % (what, why))
 
 
@@ -162,7 +163,8 @@ def _forget(store, url, dangling, min_age):
     for row in dangling:
         if row['too_recent']:
             fixes.append(_left_alone('forget', '#%d %s' % (row['id'], row['model_path']),
-                                     _too_recent(min_age), model_path=row['model_path']))
+                                     _too_recent(min_age), id=row['id'],
+                                     model_path=row['model_path']))
         else:
             rows.append(row)
     if not rows:
@@ -184,17 +186,18 @@ def _forget(store, url, dangling, min_age):
             continue  # Gone since the report: nothing to forget.
         except ModelStoreError as exc:
             fixes.append(_left_alone('forget', what, 'cannot read it: %s' % exc,
-                                     model_path=row['model_path']))
+                                     id=row['id'], model_path=row['model_path']))
             continue
         # Judged again as the row is now: a pipeline may have touched it since the report.
         changed = changed_at(model.creation_date, getattr(model, 'updated_at', None))
         if min_age and (changed is None or changed > cutoff):
-            fixes.append(_left_alone('forget', what, _too_recent(min_age),
+            fixes.append(_left_alone('forget', what, _too_recent(min_age), id=row['id'],
                                      model_path=row['model_path']))
             continue
         if model.model_path != row['model_path'] or os.path.lexists(model.model_path):
             fixes.append(_left_alone('forget', what, 'its files are there now: %s'
-                                     % model.model_path, model_path=row['model_path']))
+                                     % model.model_path, id=row['id'],
+                                     model_path=row['model_path']))
             continue
         # The whole row, in the output: enough to add it again (a server has no backup here).
         store.delete_model(row['id'])

@@ -43,13 +43,11 @@ import re
 import stat
 import time
 
-from peewee import Case, Cast, SqliteDatabase, Table, fn
-
 from ..exceptions import ValidationError
 
-__all__ = ['MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'Findings', 'Orphan', 'examine',
-           'orphan_model', 'read_rows', 'read_forge', 'forge_present', 'rows_naming',
-           'changed_at', 'as_text', 'shown']
+__all__ = ['MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings', 'NotText',
+           'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
+           'orphan_model', 'shown']
 
 MIN_AGE = 60  # minutes: see the module's docstring and README's `modelstore doctor`.
 READ_LIMIT = 1 << 20  # bytes of a config file read at most (1 MiB).
@@ -59,6 +57,10 @@ FORGE_SOURCE = 'modelforge'
 # ModelForge names a model's folder <name>_<uuid4>.
 _FOLDER = re.compile(r'^(?P<name>.+)_[0-9a-f]{8}-?[0-9a-f]{4}-?4[0-9a-f]{3}-?[89ab][0-9a-f]{3}'
                      r'-?[0-9a-f]{12}$', re.IGNORECASE)
+
+
+class NotText(str):
+    """What SQLite holds in a text column that is not text: its type ('integer', 'blob')."""
 
 
 def shown(text):
@@ -92,7 +94,7 @@ def as_text(value, column):
     return value, None
 
 
-def _key(value):
+def key_text(value):
     """A key as read (SQLite: the bytes of its value) as text."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode('utf-8', 'backslashreplace')
@@ -278,10 +280,11 @@ class Findings:
                 'skipped': [{'path': p, 'why': w} for p, w in self.skipped]}
 
 
-def _first(root, path, entries):
+def first_folder(root, path, entries=None):
     """The folder directly under the root that ``path`` (absolute, text) names or is inside,
     or None if it names none. By spelling first (``root.relative``); a path spelled otherwise,
     or through a link directly under the root, is resolved as far as it exists."""
+    entries = entries or {}
     parts = _relative(root, path)
     if parts is not None:
         entry = entries.get(parts[0])
@@ -328,7 +331,7 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
             found.invalid.append({'table': 'fine_tuned_models', 'id': model_id,
                                   'why': '; '.join(w for w in (bad_path, bad_name) if w)})
             if path is not None and path.startswith('/'):
-                folder = _first(root, path, entries)  # Still: its folder is no orphan.
+                folder = first_folder(root, path, entries)  # Still: its folder is no orphan.
                 if folder is not None:
                     claimed.add(folder)
             continue
@@ -336,7 +339,7 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
         if not path.startswith('/'):
             found.relative.append(dict(row, why='cannot be judged: not an absolute path'))
             continue
-        folder = _first(root, path, entries)
+        folder = first_folder(root, path, entries)
         if folder is not None:
             claimed.add(folder)
         if not os.path.lexists(path):
@@ -348,13 +351,13 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
             found.outside.append(row)
     waiting = {}
     for source_id, name, path, active in forge:
-        source_id = _key(source_id)
+        source_id = key_text(source_id)
         name, _ = as_text(name, 'name')
         path, bad_path = as_text(path, 'path')
         if bad_path:
             found.invalid.append({'table': FORGE_TABLE, 'id': source_id, 'why': bad_path})
             continue
-        folder = _first(root, path, entries) if path.startswith('/') else None
+        folder = first_folder(root, path, entries) if path.startswith('/') else None
         if folder is not None and folder not in claimed:
             waiting.setdefault(folder, []).append(
                 {'id': source_id, 'name': name, 'active': active not in (0, False, '0', 'false')})
@@ -377,106 +380,4 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
             continue
         found.orphans.append(Orphan(entry.path, min_age, now))
     found.trash = root.recover(row_exists, dry_run=True)
-    return found
-
-
-# -- reading the database ----------------------------------------------------------------------
-
-class NotText(str):
-    """What SQLite holds in a text column that is not text: its type ('integer', 'blob')."""
-
-
-def _columns(database, table, names, text=(), keys=()):
-    """``table`` and its columns ``names``, read raw. The one place the backend matters: on
-    SQLite, sqlite3 decodes every fetched text value, and one that is not UTF-8 fails the whole
-    query without naming its row; so a ``text`` column comes back as the bytes of its text (a
-    value of another type as its type name, made a NotText by ``_raw``) and a ``keys`` column
-    as the bytes of its value; ``as_text`` and ``_key`` decode them row by row."""
-    t = Table(table).bind(database)
-    if not isinstance(database, SqliteDatabase):
-        return t, [t.c[n] for n in names]
-
-    def column(name):
-        c = t.c[name]
-        if name in text:
-            return Case(None, [(fn.typeof(c) == 'text', Cast(c, 'BLOB'))], fn.typeof(c))
-        return Cast(c, 'BLOB') if name in keys else c
-    return t, [column(n) for n in names]
-
-
-def _raw(value):
-    return NotText(value) if isinstance(value, str) else value
-
-
-def read_rows(database):
-    """Every fine_tuned_models row as (id, model_name, model_path, creation_date[, updated_at]),
-    raw, in id order (for ``examine``)."""
-    have = {c.name for c in database.get_columns('fine_tuned_models')}
-    names = ['id', 'model_name', 'model_path'] + [
-        c for c in ('creation_date', 'updated_at') if c in have]
-    t, columns = _columns(database, 'fine_tuned_models', names, text=names[1:])
-    rows = t.select(*columns).order_by(t.c.id).tuples()
-    if not isinstance(database, SqliteDatabase):
-        return list(rows)
-    return [(i, _raw(name), _raw(path)) + tuple(stamps) for i, name, path, *stamps in rows]
-
-
-def forge_present(database, tables=None):
-    """Does the database hold ModelForge v2's ``models`` table (with its ``path`` column)?"""
-    tables = database.get_tables() if tables is None else tables
-    return FORGE_TABLE in tables and {'id', 'name', 'path'} <= {
-        c.name for c in database.get_columns(FORGE_TABLE)}
-
-
-def _imported(database, keys=None):
-    """The ``models`` ids that ``import modelforge`` has copied (recorded in model_imports)."""
-    if 'model_imports' not in database.get_tables():
-        return set()
-    t, columns = _columns(database, 'model_imports', ['source_id'], keys=['source_id'])
-    query = t.select(*columns).where(t.c.source == FORGE_SOURCE)
-    if keys is not None:
-        query = query.where(t.c.source_id.in_([str(k) for k in keys]))
-    return {_key(r[0]) for r in query.tuples()}
-
-
-def read_forge(database, tables=None):
-    """The rows of ModelForge's ``models`` table that ``modelstore import modelforge`` has not
-    imported yet, as (id, name, path, is_active); [] when there is no such table (or it is not
-    ModelForge's: no ``path`` column)."""
-    if not forge_present(database, tables):
-        return []
-    have = {c.name for c in database.get_columns(FORGE_TABLE)}
-    names = ['id', 'name', 'path'] + (['is_active'] if 'is_active' in have else [])
-    t, columns = _columns(database, FORGE_TABLE, names, text=['name', 'path'], keys=['id'])
-    sqlite = isinstance(database, SqliteDatabase)
-    done = _imported(database)
-    rows = []
-    for row in t.select(*columns).tuples():
-        key, name, path = _key(row[0]), row[1], row[2]
-        if sqlite:
-            name, path = _raw(name), _raw(path)
-        if str(key) not in done:
-            rows.append((key, name, path, row[3] if len(row) > 3 else True))
-    return rows
-
-
-def rows_naming(database, root, folder, forge=False):
-    """The stored rows that name ``folder`` (a name directly under the root): the folder or a
-    path inside it (nothing under the root contains it), however spelled; [(table, id, path)]
-    -- ModelForge's ``models`` rows not imported yet too when ``forge``. One query per table,
-    of the rows whose path holds the name: asked right before ``--register`` adds a row, so
-    that a row added since the report counts."""
-    found = []
-    tables = [('fine_tuned_models', 'model_path')] + ([(FORGE_TABLE, 'path')] if forge else [])
-    for table, column in tables:
-        t, columns = _columns(database, table, ['id', column], text=[column], keys=['id'])
-        hits = []
-        for key, path in t.select(*columns).where(t.c[column].contains(folder)).tuples():
-            path, _ = as_text(path, column)
-            if path is not None and path.startswith('/') and _first(root, path, {}) == folder:
-                hits.append((table, _key(key), path))
-        if table == FORGE_TABLE and hits:
-            done = _imported(database, [h[1] for h in hits])
-            hits = [h for h in hits if str(h[1]) not in done]
-        found += hits
     return found
