@@ -482,13 +482,13 @@ def test_forget_dangling_leaves_a_young_row_alone(cli, registry):
         training, os.path.join(root, 'training_2')) in out
 
 
-@pytest.mark.parametrize('value', ['-1', 'abc', 'nan', 'inf', ''])
+@pytest.mark.parametrize('value', ['-1', 'abc', 'nan', 'inf', '', '1e12'])
 def test_min_age_must_be_minutes_of_at_least_0(cli, registry, value):
     url, root, known, gone, far = registry
     code, out, err = cli('doctor', '--database', url, '--models-root', root,
                          '--forget-dangling', '--yes', '--register', '--min-age', value)
-    assert code == 2 and "--min-age: must be a number of minutes of at least 0, got %r" % value \
-        in err and out == ''
+    assert code == 2 and out == '' and "--min-age: must be a number of minutes from 0 to " \
+        "5256000 (ten years), got %r" % value in err
     with modelstore.connect(url) as store:
         assert store.get_model(gone) and store.count_models() == 3  # Nothing changed.
 
@@ -646,3 +646,17 @@ def test_a_folder_of_any_depth_is_walked_without_recursion(tmp_path):
         os.unlink(os.path.join(levels[-1], 'w.bin'))
         for level in reversed(levels):
             os.rmdir(level)
+
+
+def test_a_folder_name_that_is_not_utf8_is_reported_and_not_registered(cli, registry):
+    url, root, *_ = registry
+    odd = os.path.join(root, os.fsdecode(b'caf\xe9_1'))
+    write(os.path.join(odd, 'config.json'), json.dumps({'_name_or_path': 'x/y'}))
+    age(odd)
+    code, out, _ = cli('doctor', '--database', url, '--models-root', root)
+    assert code == 1 and 'caf\\xe9_1  base x/y' in out
+    code, report, _ = doctor(cli, url, root, '--register')
+    [left] = [f for f in report['fixes'] if f['fix'] == 'left_alone']
+    assert left['path'] == odd and left['why'] == (
+        'its name is not valid UTF-8, so it cannot be a model_path')
+    assert [o['path'] for o in report['orphans']] == [odd]

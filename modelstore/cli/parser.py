@@ -7,7 +7,7 @@ from ..engine import KEEP
 from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, ModelStoreError
-from ..registry.doctor import MIN_AGE
+from ..registry.doctor import MAX_MIN_AGE, MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .authoring import cmd_new
@@ -243,9 +243,9 @@ def _minutes(text):
         value = float(text)
     except ValueError:
         value = None
-    if value is None or not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError('must be a number of minutes of at least 0, got %r'
-                                         % text)
+    if value is None or not math.isfinite(value) or value < 0 or value > MAX_MIN_AGE:
+        raise argparse.ArgumentTypeError('must be a number of minutes from 0 to %d (ten '
+                                         'years), got %r' % (MAX_MIN_AGE, text))
     return value
 
 

@@ -45,11 +45,12 @@ import time
 
 from ..exceptions import ValidationError
 
-__all__ = ['MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings', 'NotText',
-           'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
+__all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings',
+           'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
            'orphan_model', 'shown']
 
 MIN_AGE = 60  # minutes: see the module's docstring and README's `modelstore doctor`.
+MAX_MIN_AGE = 10 * 365 * 24 * 60  # ten years: more is a typo (and can overflow a datetime).
 READ_LIMIT = 1 << 20  # bytes of a config file read at most (1 MiB).
 FORGE_TABLE = 'models'  # ModelForge v2's own table (modelstore.registry.importer).
 FORGE_SOURCE = 'modelforge'
@@ -117,8 +118,19 @@ def _timestamp(value):
     if not isinstance(value, datetime.datetime):
         return None
     if value.tzinfo is not None:
-        value = value.astimezone().replace(tzinfo=None)
+        try:
+            value = value.astimezone().replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            return None
     return value
+
+
+def _when(seconds):
+    """A file time as local time; None for one no datetime holds (a clock set to year 30000)."""
+    try:
+        return datetime.datetime.fromtimestamp(seconds)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def changed_at(*values):
@@ -145,9 +157,9 @@ class Orphan:
         except OSError as exc:
             self.problems.append('cannot read %s: %s' % (shown(path), exc.strerror))
             top = None
-        self.modified = datetime.datetime.fromtimestamp(top.st_mtime) if top else None
+        self.modified = _when(top.st_mtime) if top else None
         self.size, newest = self._walk(top.st_mtime if top else None)
-        self.newest = datetime.datetime.fromtimestamp(newest) if newest is not None else None
+        self.newest = _when(newest) if newest is not None else None
         # Unknown age is too recent: a fix must never race a pipeline.
         self.too_recent = bool(min_age) and (
             newest is None or newest > (now if now is not None else time.time()) - min_age * 60)
@@ -311,7 +323,7 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
     ``min_age`` (minutes) marks what is too recent for a fix."""
     rows = list(rows)
     now = now if now is not None else time.time()
-    cutoff = datetime.datetime.fromtimestamp(now - min_age * 60)
+    cutoff = _when(now - min_age * 60) or datetime.datetime.min
     found = Findings(root, len(rows), min_age)
     try:
         listed = sorted(os.scandir(root.path), key=lambda e: e.name)
