@@ -29,6 +29,7 @@ gone are removed. It trusts no manifest it reads. Nothing else in the root is to
 import contextlib
 import os
 import stat
+import time
 import uuid
 
 from ..exceptions import StorageError, ValidationError
@@ -47,6 +48,11 @@ SYSTEM_DIRECTORIES = frozenset([
     '/var', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/local', '/usr/sbin', '/usr/share',
     '/usr/src', '/usr/include', '/var/lib', '/var/log', '/var/tmp', '/var/cache', '/var/spool',
     '/Users', '/System', '/Library', '/Applications', '/private', '/private/tmp', '/private/var'])
+
+
+# ... and every directory inside these.
+SYSTEM_TREES = ('/bin/', '/boot/', '/dev/', '/etc/', '/lib/', '/lib32/', '/lib64/', '/libx32/',
+                '/proc/', '/sbin/', '/sys/', '/usr/', '/System/', '/Library/')
 
 
 def resolve_root(value):
@@ -78,22 +84,45 @@ class ModelsRoot:
         self.given = path
         self.lexical = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
         self.path = os.path.realpath(self.lexical)
-        home = os.path.realpath(os.path.expanduser('~'))
-        if self.path in SYSTEM_DIRECTORIES or self.path == home:
-            raise ValidationError('models_root', '%s is %s: a models root is a folder of its own '
-                                  'that only model directories live in' % (
-                                      path, 'the home directory' if self.path == home
-                                      else 'a system directory'))
+        self._refuse_system()
         self.trash = os.path.join(self.path, TRASH)
         self._bases = [_parts(self.path), _parts(self.lexical)]
+
+    def _refuse_system(self):
+        """ValidationError for ``/``, a system directory or one inside a system tree, a home
+        directory, or (by identity, when it exists) another path to one of them: a bind
+        mount of ``/`` is ``/`` for what a delete may reach."""
+        path = self.path
+        why = None
+        if path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_TREES):
+            why = 'a system directory'
+        elif path == os.path.realpath(os.path.expanduser('~')) or (
+                os.path.dirname(path) == '/home'):
+            why = 'a home directory'
+        else:
+            try:
+                mine = os.stat(path)
+            except OSError:
+                mine = None  # Not there (yet): check() says so when it is used.
+            for system in SYSTEM_DIRECTORIES if mine is not None else ():
+                try:
+                    if confine.same(mine, os.stat(system)):
+                        why = 'the system directory %s by another name' % system
+                        break
+                except OSError:
+                    continue
+        if why:
+            raise ValidationError('models_root', '%s is %s: a models root is a folder of its own '
+                                  'that only model directories live in' % (self.given, why))
 
     def __repr__(self):
         return '<ModelsRoot %s>' % self.path
 
     def check(self):
-        """The root exists and is a directory (ValidationError otherwise)."""
+        """The root exists and is a directory, not a system one (ValidationError otherwise)."""
         if not os.path.isdir(self.path):
             raise ValidationError('models_root', '%s is not a directory' % self.given)
+        self._refuse_system()
         return self
 
     def _refuse(self, model_path, why):
@@ -136,6 +165,34 @@ class ModelsRoot:
                 return ()
             return None
 
+    def overlaps(self, parts, path):
+        """``path`` (another row's model_path) is, holds, or is inside the folder at ``parts``:
+        by its components as spelled (after '.' and '..' are resolved by name), or as resolved
+        through links."""
+        if not isinstance(path, str) or '\0' in path or not path.startswith('/'):
+            return False
+        for spelling in {os.path.normpath(path), _resolved(path)}:
+            theirs = self.components(spelling) if spelling else None
+            if theirs is not None and theirs[:len(parts)] == parts[:len(theirs)]:
+                return True
+        return False
+
+    def needles(self, parts):
+        """What another row's model_path that overlaps the folder at ``parts`` must contain:
+        the folder's first component below the root, or the name of a link, in the root or in
+        a folder on the way down, that leads to it, into it or above it."""
+        found = {parts[0]}
+        for depth in range(len(parts)):
+            here = self.shown(parts[:depth])
+            try:
+                entries = list(os.scandir(here))
+            except OSError:
+                break
+            for entry in entries:
+                if entry.is_symlink() and self.overlaps(parts, _resolved(entry.path) or '/'):
+                    found.add(entry.name)
+        return sorted(found)
+
     def shown(self, parts):
         return os.path.join(self.path, *parts)
 
@@ -149,7 +206,7 @@ class ModelsRoot:
             raise StorageError('%s: cannot open the models root %s: %s'
                                % (what, self.path, exc.strerror)) from None
         try:
-            yield fd, os.fstat(fd).st_dev
+            yield fd, confine.where(fd)
         finally:
             os.close(fd)
 
@@ -178,20 +235,16 @@ class ModelsRoot:
                 else 'nothing was deleted')) from None
 
     def _walk_and_delete(self, model_id, model_path, parts, directory, delete_row):
-        with self.opened('delete_model') as (top, dev):
+        with self.opened('delete_model') as (top, fs):
+            parent, st = self._locate(model_path, parts, directory, top, fs)
+            if st is None:
+                # Seen missing twice, a moment apart (a folder being renamed is missing for an
+                # instant): only the row goes.
+                if parent is not None:
+                    os.close(parent)
+                time.sleep(0.01)
+                parent, st = self._locate(model_path, parts, directory, top, fs)
             try:
-                parent = confine.walk(top, parts[:-1], dev,
-                                      lambda i: repr(self.shown(parts[:i + 1])))
-            except Refused as refused:
-                raise self._refuse(model_path, 'is refused: %s' % refused.why) from None
-            except OSError as exc:
-                raise StorageError('delete_model: cannot open %s: %s; nothing was deleted'
-                                   % (exc.filename or directory, exc.strerror)) from None
-            if parent is None:
-                delete_row()
-                return None
-            try:
-                st = entry_stat(parts[-1], parent)
                 if st is None:
                     delete_row()
                     return None
@@ -199,18 +252,53 @@ class ModelsRoot:
                     raise self._refuse(model_path, 'is a symlink')
                 if not stat.S_ISDIR(st.st_mode):
                     raise self._refuse(model_path, 'is not a directory')
-                if st.st_dev != dev:
-                    raise self._refuse(model_path, 'is a mount point of another filesystem')
-                self._delete(model_id, model_path, directory, top, dev, parent, parts[-1], st,
+                if st.st_dev != fs[0] or self._is_mount(parts[-1], parent, fs):
+                    raise self._refuse(model_path, 'is a mount point')
+                mounts = confine.mounts_below(directory)
+                if mounts:
+                    raise self._refuse(model_path, 'holds the mount point%s %s, and nothing on '
+                                       'another mount is ever removed' % (
+                                           's' if len(mounts) > 1 else '',
+                                           ', '.join(mounts[:3])))
+                self._delete(model_id, model_path, directory, top, fs, parent, parts[-1], st,
                              delete_row)
                 return directory
             finally:
-                os.close(parent)
+                if parent is not None:
+                    os.close(parent)
 
-    def _delete(self, model_id, model_path, directory, top, dev, parent, name, st, delete_row):
+    def _locate(self, model_path, parts, directory, top, fs):
+        """(handle of the folder's parent or None, lstat of the folder or None)."""
+        try:
+            parent = confine.walk(top, parts[:-1], fs, lambda i: repr(self.shown(parts[:i + 1])))
+        except Refused as refused:
+            raise self._refuse(model_path, 'is refused: %s' % refused.why) from None
+        except OSError as exc:
+            raise StorageError('delete_model: cannot open %s: %s; nothing was deleted'
+                               % (exc.filename or directory, exc.strerror)) from None
+        if parent is None:
+            return None, None
+        try:
+            return parent, entry_stat(parts[-1], parent)
+        except BaseException:
+            os.close(parent)
+            raise
+
+    @staticmethod
+    def _is_mount(name, parent, fs):
+        try:
+            fd = os.open(name, confine.DIR_FLAGS, dir_fd=parent)
+        except OSError:
+            return False  # (Gone or swapped: the move and its check below will tell.)
+        try:
+            return confine.where(fd) != fs
+        finally:
+            os.close(fd)
+
+    def _delete(self, model_id, model_path, directory, top, fs, parent, name, st, delete_row):
         token = '%d-%s' % (model_id, uuid.uuid4().hex[:12])
         entry = {'id': model_id, 'model_path': model_path, 'directory': directory}
-        trash, manifest = _trash.begin(self, top, dev, token, entry)
+        trash, manifest = _trash.begin(self, top, fs, token, entry)
         try:
             try:
                 os.rename(name, token, src_dir_fd=parent, dst_dir_fd=trash)
@@ -220,9 +308,13 @@ class ModelsRoot:
                                    'was deleted' % (directory, self.trash, exc.strerror)) from None
             moved = entry_stat(token, trash)
             if moved is None or not confine.same(moved, st):
-                # Swapped between the look and the move: put back whatever was moved.
+                # Swapped between the look and the move: put back whatever was moved, or, if
+                # its place is taken meanwhile and it is a link, remove the link (never what it
+                # points at).
                 if moved is not None and entry_stat(name, parent) is None:
                     os.rename(token, name, src_dir_fd=trash, dst_dir_fd=parent)
+                elif moved is not None and stat.S_ISLNK(moved.st_mode):
+                    os.unlink(token, dir_fd=trash)
                 _trash.abandon(trash, token)
                 raise StorageError('delete_model: %s changed while it was being deleted; nothing '
                                    'was deleted' % directory)
@@ -233,7 +325,7 @@ class ModelsRoot:
                 os.rename(token, name, src_dir_fd=trash, dst_dir_fd=parent)  # The row stays,
                 _trash.abandon(trash, token)                                  # so do its files.
                 raise
-            _trash.finish(self, trash, token, dev, 'delete_model: model %d was deleted and '
+            _trash.finish(self, trash, token, fs, 'delete_model: model %d was deleted and '
                           'its folder %s moved to the trash' % (model_id, directory))
         finally:
             os.close(manifest)  # Releases the lock.
@@ -251,5 +343,9 @@ class ModelsRoot:
         return _trash.recover(self, row_exists, dry_run)
 
 
-def _inside(path, directory):  # TEMPORARY until registry/doctor.py moves to ModelsRoot.relative
-    return os.path.commonpath([path, directory]) == directory
+def _resolved(path):
+    """``path`` with every link resolved, or None where that fails."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return None

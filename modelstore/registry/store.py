@@ -9,7 +9,7 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 """
 import datetime
 
-from peewee import Case, IntegrityError
+from peewee import Case, IntegrityError, fn
 
 from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
@@ -275,29 +275,30 @@ class ModelStore(Calls, TaskCalls):
 
         def delete_row():
             def delete():
-                if not M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
-                    raise StorageError('delete_model: model %d changed or went while it was '
-                                       'being deleted; nothing was deleted' % model_id)
+                if M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
+                    return
+                if M.select().where(M.id == model_id).exists():
+                    raise StorageError('delete_model: model %d changed while it was being '
+                                       'deleted; nothing was deleted' % model_id)
+                # Gone already (another delete of it): its files belong to no row, and go.
             self._run('delete_model', delete, write=True, retry=False)
         return root.delete(model_id, path, delete_row)
 
     def _sharing(self, root, model_id, parts):
         """[(id, model_path)] of the other rows whose folder is the one at ``parts`` below the
-        root, is inside it, or holds it. Each shares the first component below the root (or is
-        the root): the query finds those by substring, the comparison is of components."""
+        root, is inside it, or holds it, however spelled (see ModelsRoot.overlaps). Such a row
+        names the folder's first component below the root, or a link found to lead to it, or
+        is a spelling of the root (a short path): the query finds those by substring."""
         M = self.FineTunedModel
-        roots = {root.path, root.lexical}
-        query = (M.select(M.id, M.model_path)
-                 .where((M.id != model_id)
-                        & (contains(M.model_path, like_pattern(parts[0]))
-                           | M.model_path.in_(sorted(roots | {r + '/' for r in roots}))))
+        longest = max(len(r.encode()) for r in (root.path, root.lexical)) + 3
+        where = fn.LENGTH(M.model_path) <= longest
+        for needle in root.needles(parts):
+            where |= contains(M.model_path, like_pattern(needle))
+        query = (M.select(M.id, M.model_path).where((M.id != model_id) & where)
                  .order_by(M.id).tuples())
-        found = []
-        for other_id, other in self._run('delete_model', lambda: list(query)):
-            theirs = root.components(other)
-            if theirs is not None and theirs[:len(parts)] == parts[:len(theirs)]:
-                found.append((other_id, other))
-        return found
+        return [(other_id, other)
+                for other_id, other in self._run('delete_model', lambda: list(query))
+                if root.overlaps(parts, other)]
 
     def empty_trash(self, dry_run=False):
         """Finish the deletes with files that a crash interrupted (modelstore doctor

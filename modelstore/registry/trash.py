@@ -26,20 +26,23 @@ TRASH = '.modelstore-trash'
 MANIFEST_LIMIT = 64 * 1024
 
 
-def begin(root, top, dev, token, entry):
+def begin(root, top, fs, token, entry):
     """(trash handle, locked manifest handle) with the manifest written and renamed into
-    place. Another delete may remove the trash once it is empty: then try again."""
+    place. While its name exists unlocked (created, not yet locked) the delete holds the trash
+    directory's lock shared, so that ``recover``, which discards a half-written manifest only
+    under that lock held exclusively, never takes it for a crash's. Another delete may remove
+    the trash once it is empty: then try again."""
     data = json.dumps(entry).encode()
-    for attempt in range(5):
-        trash = open_trash(root, top, dev, create=True)
+    for _ in range(5):
+        trash = open_trash(root, top, fs, create=True)
+        if trash is None:  # Tidied away between the mkdir and the open.
+            continue
+        confine.lock(trash, exclusive=False, wait=True)
         try:
             fd = os.open(token + '.json.partial', os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600, dir_fd=trash)
         except FileNotFoundError:
             os.close(trash)
-            if attempt == 4:
-                raise StorageError('delete_model: the trash %s keeps disappearing'
-                                   % root.trash) from None
             continue
         except OSError as exc:
             os.close(trash)
@@ -47,20 +50,24 @@ def begin(root, top, dev, token, entry):
                                'deleted' % (root.trash, exc.strerror)) from None
         try:
             confine.lock(fd, wait=True)
+            confine.unlock(trash)
             os.write(fd, data)
             os.fsync(fd)
             os.rename(token + '.json.partial', token + '.json', src_dir_fd=trash,
                       dst_dir_fd=trash)
             confine.sync(trash)
         except OSError as exc:
+            abandon(trash, token)
             os.close(fd)
             os.close(trash)
             raise StorageError('delete_model: cannot write in the trash %s: %s; nothing was '
                                'deleted' % (root.trash, exc.strerror)) from None
         return trash, fd
+    raise StorageError('delete_model: the trash %s keeps disappearing; nothing was deleted'
+                       % root.trash)
 
 
-def open_trash(root, top, dev, create=False):
+def open_trash(root, top, fs, create=False):
     """The trash's handle (None if there is none and ``create`` is off); StorageError if it
     is a link, not a directory, or on another filesystem."""
     if create:
@@ -72,10 +79,13 @@ def open_trash(root, top, dev, create=False):
             raise StorageError('cannot create the trash %s: %s; nothing was deleted'
                                % (root.trash, exc.strerror)) from None
     try:
-        return confine.open_dir(TRASH, top, dev, root.trash)
+        return confine.open_dir(TRASH, top, fs, root.trash)
     except Refused as refused:
-        raise StorageError('the trash %s; it is not used and nothing was deleted'
-                           % refused.why) from None
+        raise StorageError('the trash %s; it is not used%s' % (
+            refused.why, '; nothing was deleted' if create else '')) from None
+    except OSError as exc:
+        raise StorageError('cannot open the trash %s: %s%s' % (
+            root.trash, exc.strerror, '; nothing was deleted' if create else '')) from None
 
 
 def abandon(trash, token):
@@ -84,12 +94,12 @@ def abandon(trash, token):
             os.unlink(name, dir_fd=trash)
 
 
-def finish(root, trash, token, dev, what):
+def finish(root, trash, token, fs, what):
     """Remove a trashed directory whose row is gone, then its manifest; FilesLeft (the
     manifest kept) if anything could not be removed."""
     shown = os.path.join(root.trash, token)
     try:
-        left = confine.remove_tree(trash, token, dev, shown)
+        left = confine.remove_tree(trash, token, fs, shown)
     except OSError as exc:
         left = ['%s: %s' % (shown, exc.strerror or exc)]
     if left:
@@ -111,8 +121,8 @@ def entries(root):
     directory share a token; a directory with no manifest, or a manifest that is not valid,
     has entry None. Reads only."""
     out = []
-    with root.opened('trash') as (top, dev):
-        trash = open_trash(root, top, dev)
+    with root.opened('trash') as (top, fs):
+        trash = open_trash(root, top, fs)
         if trash is None:
             return out
         try:
@@ -149,18 +159,22 @@ def _read_manifest(root, trash, token, fd=None):
         return None, 'is larger than %d bytes' % MANIFEST_LIMIT
     try:
         entry = json.loads(data.decode('utf-8'))
-    except ValueError:
-        return None, 'is not JSON'
+    except (ValueError, RecursionError):
+        return None, 'is not JSON (or nests too deep)'
     if not isinstance(entry, dict):
         return None, 'is not a JSON object'
     model_id = entry.get('id')
-    if type(model_id) is not int or model_id < 1:
+    if type(model_id) is not int or not 0 < model_id < 2 ** 63:
         return None, "has no positive integer 'id'"
     if not token.startswith('%d-' % model_id):
         return None, 'names model %d, not the one its name says' % model_id
     for key in ('model_path', 'directory'):
         if not isinstance(entry.get(key), str):
             return None, "has no text %r" % key
+        try:
+            entry[key].encode('utf-8')
+        except UnicodeError:
+            return None, '%r is not valid text' % key
     try:
         entry = dict(entry, parts=root.relative(entry['directory']))
     except ValidationError as exc:
@@ -178,17 +192,31 @@ def recover(root, row_exists, dry_run=False):
     (its owner holds the manifest's lock) is 'busy' and left alone; a manifest that is not
     valid is 'keep', named with why. With ``dry_run`` only the actions are returned."""
     actions = []
-    with root.opened('empty_trash') as (top, dev):
-        trash = open_trash(root, top, dev)
+    with root.opened('empty_trash') as (top, fs):
+        try:
+            trash = open_trash(root, top, fs)
+        except StorageError as exc:
+            if not dry_run:
+                raise
+            return [('keep', TRASH, str(exc))]  # (What doctor reports; the fix raises it.)
         if trash is None:
             return actions
         try:
             names = sorted(os.listdir(trash))
+            # No delete is between creating a manifest and locking it while this is held.
+            quiet = confine.lock(trash)
+            try:
+                for name in names:
+                    if name.endswith('.json.partial'):
+                        actions.append(_partial(trash, name, dry_run, quiet))
+                actions = [a for a in actions if a is not None]
+            finally:
+                confine.unlock(trash)
             for name in names:
                 if name.endswith('.json.partial'):
-                    action = _partial(root, trash, name, dry_run)
-                elif name.endswith('.json'):
-                    action = _recover_one(root, top, dev, trash, name[:-5], row_exists,
+                    continue
+                if name.endswith('.json'):
+                    action = _recover_one(root, top, fs, trash, name[:-5], row_exists,
                                           dry_run)
                 elif name + '.json' not in names:
                     action = ('keep', name, 'no manifest says whose it is; left alone')
@@ -203,25 +231,35 @@ def recover(root, row_exists, dry_run=False):
     return actions
 
 
-def _partial(root, trash, name, dry_run):
+def _partial(trash, name, dry_run, quiet):
+    """A half-written manifest: discarded when no delete can be writing it (``quiet``: the
+    trash's lock is held) and nobody holds it; no file was moved for it."""
+    if not quiet:
+        return ('busy', name, 'a delete in progress may be writing it; left alone')
     try:
         fd = _open_manifest(name, trash)
     except FileNotFoundError:
-        return None  # Renamed into place meanwhile.
+        return None  # Renamed into place by its delete meanwhile.
     except OSError as exc:
         return ('keep', name, 'cannot be opened: %s; left alone' % exc.strerror)
     try:
-        if not confine.lock(fd, exclusive=not dry_run):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ('keep', name, 'is not a regular file; left alone')
+        if not confine.lock(fd, not dry_run):
             return ('busy', name, 'a delete in progress is writing it; left alone')
         if not dry_run:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(name, dir_fd=trash)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                return ('keep', name, 'cannot be removed: %s' % exc.strerror)
         return ('discard', name, 'a manifest a crash left half written')
     finally:
         os.close(fd)
 
 
-def _recover_one(root, top, dev, trash, token, row_exists, dry_run):
+def _recover_one(root, top, fs, trash, token, row_exists, dry_run):
     try:
         fd = _open_manifest(token + '.json', trash)
     except FileNotFoundError:
@@ -238,7 +276,7 @@ def _recover_one(root, top, dev, trash, token, row_exists, dry_run):
         if entry is None:
             return ('keep', token, 'manifest %s; left alone' % why)
         try:
-            return _settle(root, top, dev, trash, token, entry, row_exists, dry_run)
+            return _settle(root, top, fs, trash, token, entry, row_exists, dry_run)
         except OSError as exc:
             return ('keep', token, 'stopped: %s: %s' % (exc.filename or token,
                                                         exc.strerror or exc))
@@ -246,13 +284,13 @@ def _recover_one(root, top, dev, trash, token, row_exists, dry_run):
         os.close(fd)
 
 
-def _settle(root, top, dev, trash, token, entry, row_exists, dry_run):
+def _settle(root, top, fs, trash, token, entry, row_exists, dry_run):
     model_id, parts = entry['id'], entry['parts']
     moved = entry_stat(token, trash)
     if not row_exists(model_id, entry['model_path']):
         if not dry_run:
             try:
-                finish(root, trash, token, dev, 'model %d was deleted' % model_id)
+                finish(root, trash, token, fs, 'model %d was deleted' % model_id)
             except FilesLeft as exc:
                 return ('keep', token, 'cannot remove: ' + '; '.join(exc.left[:3]))
         return ('remove', token, 'model %d was deleted: its files %s' % (
@@ -266,7 +304,7 @@ def _settle(root, top, dev, trash, token, entry, row_exists, dry_run):
         return ('keep', token, 'model %d is still stored, but what is in the trash is not a '
                 'directory; left alone' % model_id)
     try:
-        parent = confine.walk(top, parts[:-1], dev, lambda i: root.shown(parts[:i + 1]))
+        parent = confine.walk(top, parts[:-1], fs, lambda i: root.shown(parts[:i + 1]))
     except Refused as refused:
         return ('keep', token, 'model %d is still stored, but the way back to %s leads '
                 'through %s; move it back by hand' % (model_id, directory, refused.why))

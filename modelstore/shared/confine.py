@@ -16,6 +16,7 @@ device and inode when it climbs back up and then stops).
 """
 import errno
 import os
+import re
 import stat
 
 try:
@@ -23,8 +24,8 @@ try:
 except ImportError:  # Not POSIX: no lock, and no handle-relative calls either.
     fcntl = None
 
-__all__ = ['Refused', 'DIR_FLAGS', 'open_dir', 'open_top', 'walk', 'entry_stat', 'remove_tree',
-           'lock', 'same', 'sync']
+__all__ = ['Refused', 'DIR_FLAGS', 'entry_stat', 'lock', 'mounts_below', 'open_dir', 'open_top',
+           'remove_tree', 'same', 'sync', 'unlock', 'walk', 'where']
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
@@ -37,6 +38,47 @@ class Refused(Exception):
         self.why = why
 
 
+def _handle(fd):
+    """Refuse to go on without a directory handle: ``dir_fd=None`` means the current directory."""
+    if type(fd) is not int:
+        raise TypeError('a directory handle is needed, got %r' % (fd,))
+
+
+def where(fd):
+    """(device, mount id) of an open handle. A bind mount of a directory of the same
+    filesystem has the same device but its own mount id, which Linux shows in
+    /proc/self/fdinfo; without it (another system, no /proc), the device alone."""
+    device = os.fstat(fd).st_dev
+    try:
+        with open('/proc/self/fdinfo/%d' % fd, 'rb') as f:
+            for line in f:
+                if line.startswith(b'mnt_id:'):
+                    return device, int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return device, None
+
+
+def mounts_below(path):
+    """The mount points at or below ``path`` (from /proc/self/mountinfo; [] without it)."""
+    found = []
+    try:
+        with open('/proc/self/mountinfo', 'rb') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    prefix = path.rstrip('/') + '/'
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        point = re.sub(rb'\\([0-7]{3})', lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        point = os.fsdecode(point)
+        if point == path or point.startswith(prefix):
+            found.append(point)
+    return found
+
+
 def same(a, b):
     """Two stat results are of one file (device and inode)."""
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
@@ -47,10 +89,12 @@ def open_top(path):
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
 
 
-def open_dir(name, dir_fd, dev, shown):
-    """Open the directory ``name`` in ``dir_fd`` without following a link, on device ``dev``.
+def open_dir(name, dir_fd, fs, shown):
+    """Open the directory ``name`` in ``dir_fd`` without following a link, on the mount ``fs``
+    (``where``).
     Returns its handle, or None if nothing is there; Refused if it is a link, not a directory,
     or on another filesystem (``shown`` names it in the message)."""
+    _handle(dir_fd)
     try:
         fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -64,19 +108,19 @@ def open_dir(name, dir_fd, dev, shown):
             return None
         raise Refused('%s is %s' % (shown, 'a symlink' if stat.S_ISLNK(st.st_mode)
                                     else 'not a directory')) from None
-    if os.fstat(fd).st_dev != dev:
+    if where(fd) != fs:
         os.close(fd)
         raise Refused('%s is on another filesystem (a mount point)' % shown)
     return fd
 
 
-def walk(top_fd, parts, dev, shown):
+def walk(top_fd, parts, fs, shown):
     """Open ``parts`` below ``top_fd`` one component at a time; the last one's handle, or None
     when a component is missing. ``shown(i)`` names ``parts[:i + 1]`` for messages."""
     fd = os.dup(top_fd)
     for i, part in enumerate(parts):
         try:
-            child = open_dir(part, fd, dev, shown(i))
+            child = open_dir(part, fd, fs, shown(i))
         finally:
             os.close(fd)
         if child is None:
@@ -87,6 +131,7 @@ def walk(top_fd, parts, dev, shown):
 
 def entry_stat(name, dir_fd):
     """``lstat`` of ``name`` in ``dir_fd``, or None when nothing is there."""
+    _handle(dir_fd)
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -113,6 +158,11 @@ def lock(fd, exclusive=True, wait=False):
     return True
 
 
+def unlock(fd):
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class _Level:
     """A directory being emptied: its name in the one above, identity, and what is left."""
 
@@ -126,7 +176,7 @@ class _Level:
         self.relisted = 0
 
 
-def remove_tree(parent_fd, name, dev, shown):
+def remove_tree(parent_fd, name, fs, shown):
     """Remove the directory ``name`` in ``parent_fd`` and everything below it, iteratively, one
     open handle at a time: no link is followed (a link is removed, never its target), no other
     filesystem is entered (a mount point and what is on it stay), and no depth is too deep.
@@ -141,17 +191,19 @@ def remove_tree(parent_fd, name, dev, shown):
     if not stat.S_ISDIR(st.st_mode):
         _unlink(name, parent_fd, shown, left)
         return left
-    if st.st_dev != dev:
+    if st.st_dev != fs[0]:
         return ['%s: on another filesystem (a mount point): not entered' % shown]
     fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     try:
         if not same(os.fstat(fd), st):
             raise OSError(errno.ESTALE, '%s was replaced while it was being removed' % shown)
+        if where(fd) != fs:
+            return ['%s: a mount point: not entered' % shown]
         stack = [_Level(name, st, os.listdir(fd))]
         while stack:
             level = stack[-1]
             here = shown + ''.join('/' + lv.name for lv in stack[1:])
-            child = _next_directory(fd, level, dev, here, left)
+            child = _next_directory(fd, level, fs, here, left)
             if child is not None:
                 child_fd, child_level = child
                 os.close(fd)
@@ -175,7 +227,7 @@ def remove_tree(parent_fd, name, dev, shown):
     return left
 
 
-def _next_directory(fd, level, dev, here, left):
+def _next_directory(fd, level, fs, here, left):
     """Remove the files of ``level`` (open as ``fd``) until a subdirectory to enter comes up:
     (its handle, its _Level); None when the level is done."""
     while True:
@@ -192,7 +244,7 @@ def _next_directory(fd, level, dev, here, left):
                 level.skipped.add(entry)
                 continue
             level.skipped.add(entry)
-            if st.st_dev != dev:
+            if st.st_dev != fs[0]:
                 left.append('%s: on another filesystem (a mount point): not entered' % shown)
                 continue
             try:
@@ -211,6 +263,10 @@ def _next_directory(fd, level, dev, here, left):
                 os.close(child)
                 level.skipped.discard(entry)
                 level.pending.append(entry)
+                continue
+            if where(child) != fs:  # A bind mount of the same filesystem: same device.
+                os.close(child)
+                left.append('%s: a mount point: not entered' % shown)
                 continue
             try:
                 names = os.listdir(child)
