@@ -50,6 +50,8 @@ def snapshot(top):
                 out[rel] = 'link -> ' + os.readlink(path)
             elif os.path.isdir(path):
                 out[rel] = 'dir'
+            elif not os.path.isfile(path):  # A FIFO, a socket: never opened.
+                out[rel] = 'special'
             else:
                 with open(path, 'rb') as f:
                     out[rel] = hashlib.sha256(f.read()).hexdigest()
