@@ -2,7 +2,8 @@
 # The full fault harnesses behind docs/reliability.md, on SQLite, PostgreSQL and MariaDB:
 # 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
 # runners, 8 writers x 1000 add_model through a migrate and a rollback, 100 SIGKILL trials of
-# delete_model(files=True), and the bad-input table; then FAILOVERS (default 10) PostgreSQL
+# delete_model(files=True), RACE_MODELS (default 2000) deletes racing a symlink swapper and an
+# empty_trash loop, and the bad-input table; then FAILOVERS (default 10) PostgreSQL
 # failovers under 8 writers (a primary SIGKILLed, its synchronous standby promoted; servers of
 # its own).
 # Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 trials=${TRIALS:-100}
 rows=${ROWS:-20000}
 failovers=${FAILOVERS:-10}
+race_models=${RACE_MODELS:-2000}
 python3 -m venv .venv
 # A stale build/ from an older layout would be copied into the install: start clean.
 rm -rf build
@@ -39,7 +41,8 @@ for db in "" "--database $url" "--database $my_url"; do
     $py harness/crash.py --trials "$trials" --rows "$rows" $db || failed=1
     case "$db" in
     *mysql:*) ;;  # (crash_delete: files and rows, the same on every server)
-    *) $py harness/crash_delete.py --trials "$trials" $db || failed=1 ;;
+    *) $py harness/crash_delete.py --trials "$trials" $db || failed=1
+       $py harness/race_delete.py --models "$race_models" $db || failed=1 ;;
     esac
     $py harness/race.py $db || failed=1
     $py harness/bad_inputs.py $db | grep -v '^ok ' || failed=1

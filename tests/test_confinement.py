@@ -20,29 +20,16 @@ from modelstore.shared import confine
 
 import race_delete
 
-from test_modelfiles import MODEL, add, make_dir
+from test_modelfiles import MODEL, add, make_dir, root, store  # noqa: F401 (fixtures)
 
 AS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not AS_ROOT, reason='needs root (mount, chattr, another uid)')
 
 
 @pytest.fixture
-def root(tmp_path):
-    path = tmp_path / 'models'
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
 def outside(tmp_path):
     """A directory beside the root, with files a wrong delete would remove."""
     return make_dir(str(tmp_path / 'outside' / 'victim'))
-
-
-@pytest.fixture
-def store(db_url, root):
-    with modelstore.connect(db_url, models_root=root) as s:
-        yield s
 
 
 def everything(top):
@@ -305,6 +292,23 @@ def test_files_that_cannot_be_removed_are_named_never_reported_removed(store, ro
                 subprocess.run(['chattr', '-i', os.path.join(base, name)], check=True)
     assert [a for a, _, _ in store.empty_trash()] == ['remove']
     assert os.listdir(root) == []
+
+
+@needs_root
+def test_models_delete_files_exits_non_zero_naming_what_is_left(store, root, cli, db_url):
+    model = add(store, make_dir(os.path.join(root, 'm_1')))
+    stuck = os.path.join(model.model_path, 'adapter_config.json')
+    subprocess.run(['chattr', '+i', stuck], check=True)
+    try:
+        code, out, err = cli('models', 'delete', str(model.id), '--files', '--yes',
+                             '--models-root', root, '--database', db_url)
+        assert code != 0 and 'removed' not in out
+        assert 'model %d was deleted' % model.id in err and 'adapter_config.json' in err
+    finally:
+        for base, _, files in os.walk(os.path.join(root, TRASH)):
+            for name in files:
+                subprocess.run(['chattr', '-i', os.path.join(base, name)], check=True)
+    store.empty_trash()
 
 
 def test_a_trash_that_cannot_be_used_is_a_storage_error_and_nothing_is_deleted(store, root):
