@@ -19,17 +19,23 @@ Then it stops the swapper (everything put back), runs ``empty_trash()`` once mor
 the outside directory is byte for byte as it was; every model whose row is gone has no folder,
 and every model whose row is stored has its folder whole; the trash is gone.
 
+Every process is bounded: one still running after its time dumps its stack to stderr
+(faulthandler, SIGUSR1), is killed and reported, as is one that died. Code that hangs or crashes
+fails the run; it does not hang the harness.
+
     PYTHONPATH=harness .venv/bin/python harness/race_delete.py --models 1000 [--database URL]
 """
 import argparse
 import contextlib
 import ctypes
+import faulthandler
 import hashlib
 import multiprocessing
 import os
 import queue
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +43,7 @@ import time
 import modelstore
 
 FILES = 3
+GRACE = 20  # Seconds a process gets beyond its own limit before it is called hung.
 
 
 def snapshot(top):
@@ -114,29 +121,45 @@ def swapper(root, outside, names, stop, seed):
     return swaps
 
 
+def put_back(root, names):
+    """Undo the swap a killed swapper was in the middle of (the team first)."""
+    team = os.path.join(root, 'team')
+    for real in [team] + [os.path.join(team, name) for name in names]:
+        link = real + '.link'
+        with contextlib.suppress(OSError):
+            if os.path.islink(real) and os.path.isdir(link) and not os.path.islink(link):
+                exchange(real, link)
+            if os.path.islink(link):
+                os.unlink(link)
+
+
 def _swapper_main(root, outside, names, stop, seed, out):
-    out.put(('swapper', swapper(root, outside, names, stop, seed)))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    out.put(('swapper', swapper(root, outside, names, stop, seed), []))
 
 
-def _recovery_main(url, root, stop, out):
+def _recovery_main(url, root, stop, out, kind='recovery'):
+    """``empty_trash()`` until ``stop``, once at least (the final pass: ``stop`` already set)."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rounds = busy = 0
     errors = []
     with modelstore.connect(url, models_root=root) as store:
-        while not stop.is_set():
+        while rounds == 0 or not stop.is_set():
             try:
                 busy += sum(1 for action, _, _ in store.empty_trash() if action == 'busy')
             except Exception as exc:  # A raw exception is a finding; a ModelStoreError too.
-                errors.append('empty_trash: %s: %s' % (type(exc).__name__, exc))
+                errors.append('%s: empty_trash: %s: %s' % (kind, type(exc).__name__, exc))
             rounds += 1
-    out.put(('recovery', (rounds, busy, errors[:10])))
+    out.put((kind, (rounds, busy), errors[:10]))
 
 
-def _deleter_main(url, root, ids, out):
+def _deleter_main(url, root, ids, limit, out):
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     refused = 0
     errors = []
     with modelstore.connect(url, models_root=root) as store:
         pending = list(ids)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + limit
         while pending and time.monotonic() < deadline:
             model_id = pending.pop(0)
             try:
@@ -147,11 +170,38 @@ def _deleter_main(url, root, ids, out):
             except Exception as exc:  # A raw exception is a finding.
                 errors.append('%d: %s: %s' % (model_id, type(exc).__name__, exc))
                 pending.append(model_id)
-    out.put(('deleter', (refused, errors, pending)))
+    found = ['raw exception: ' + e for e in errors[:10]]
+    found += ['... %d raw exceptions in all' % len(errors)] if len(errors) > 10 else []
+    found += ['%d models were never deleted' % len(pending)] if pending else []
+    out.put(('deleter', refused, found))
 
 
-def run(models=1000, deleters=2, seed=None, database=None, out=sys.stdout):
-    """Returns the list of problems found (each printed to ``out``)."""
+def bounded(procs, seconds, results, found, problems):
+    """Wait up to ``seconds`` for ``procs``, moving what they send (one small ``(kind, counts,
+    [problems])`` each) to ``found`` meanwhile: a child whose message fills the pipe cannot exit
+    until it is read, so joining first can deadlock. Then kill each one still running."""
+    deadline = time.monotonic() + seconds
+    while True:
+        done = not any(p.is_alive() for p in procs) or time.monotonic() > deadline
+        with contextlib.suppress(queue.Empty):
+            while True:  # (Once they are done, all they sent is in the pipe.)
+                found.append(results.get(timeout=0.1))
+        if done:
+            break
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, signal.SIGUSR1)  # Where it is stuck, to stderr.
+                time.sleep(0.5)
+            p.kill()
+            p.join(5)
+            problems.append('%s hung: still running after %d s, killed' % (p.name, seconds))
+        elif p.exitcode != 0:
+            problems.append('%s died (exit code %s)' % (p.name, p.exitcode))
+
+
+def run(models=1000, deleters=2, seed=None, database=None, out=sys.stdout, limit=120):
+    """The problems found (each printed to ``out``); deleters give up after ``limit`` s."""
     seed = random.randrange(2 ** 32) if seed is None else seed
     rng = random.Random(seed)
     work = tempfile.mkdtemp(prefix='race-delete-')
@@ -172,63 +222,51 @@ def run(models=1000, deleters=2, seed=None, database=None, out=sys.stdout):
                                    model_path=os.path.join(root, 'team', name)).id
                    for name in names]
         expected = {i: snapshot(os.path.join(root, 'team', n)) for i, n in zip(ids, names)}
-        paths = dict(zip(ids, names))
         before = snapshot(outside)
-        stop = ctx.Event()
-        results = ctx.Queue()
+        stop, results, found = ctx.Event(), ctx.Queue(), []
         started = time.monotonic()
-        helpers = [ctx.Process(target=_swapper_main, args=(root, outside, names, stop, seed,
-                                                           results)),
-                   ctx.Process(target=_recovery_main, args=(url, root, stop, results))]
-        workers = [ctx.Process(target=_deleter_main, args=(url, root, ids[k::deleters], results))
+        helpers = [ctx.Process(target=_swapper_main, name='swapper',
+                               args=(root, outside, names, stop, seed, results)),
+                   ctx.Process(target=_recovery_main, name='recovery loop',
+                               args=(url, root, stop, results))]
+        workers = [ctx.Process(target=_deleter_main, name='deleter %d' % k,
+                               args=(url, root, ids[k::deleters], limit, results))
                    for k in range(deleters)]
         for p in helpers + workers:
             p.start()
-        for p in workers:
-            p.join()
+        bounded(workers, limit + GRACE, results, found, problems)
         stop.set()
-        for p in helpers:
-            p.join()
+        bounded(helpers, GRACE, results, found, problems)
         elapsed = time.monotonic() - started
-        found = []
-        for p in helpers + workers:
-            if p.exitcode:
-                problems.append('a harness process died (exit code %s)' % p.exitcode)
-        while True:
-            try:
-                found.append(results.get(timeout=2))
-            except queue.Empty:
-                break
-        swaps = sum(data for kind, data in found if kind == 'swapper')
-        rounds = sum(data[0] for kind, data in found if kind == 'recovery')
-        busy = sum(data[1] for kind, data in found if kind == 'recovery')
-        refused = 0
-        for kind, data in found:
-            if kind == 'recovery':
-                problems += data[2]
-            if kind == 'deleter':
-                refused += data[0]
-                problems += ['raw exception: ' + e for e in data[1][:10]]
-                if data[2]:
-                    problems.append('%d models were never deleted' % len(data[2]))
+        put_back(root, names)  # (Needed only if the swapper was stopped mid-swap.)
+        final = ctx.Process(target=_recovery_main, name='final empty_trash',
+                            args=(url, root, stop, results, 'final'))
+        final.start()
+        bounded([final], GRACE, results, found, problems)
+        swaps = sum(n for kind, n, _ in found if kind == 'swapper')
+        refused = sum(n for kind, n, _ in found if kind == 'deleter')
+        rounds = sum(n[0] for kind, n, _ in found if kind == 'recovery')
+        busy = sum(n[1] for kind, n, _ in found if kind == 'recovery')
+        for _, _, reported in found:
+            problems += reported
         with modelstore.connect(url, models_root=root) as store:
-            store.empty_trash()
             stored = {m.id for m in store.list_models(limit=None)}
         after = snapshot(outside)
         if after != before:
             changed = sorted(set(before.items()) ^ set(after.items()))
             problems.append('%d files outside the models root changed, e.g. %s'
                             % (len(changed), changed[:3]))
-        for model_id, name in paths.items():
+        for model_id, name in zip(ids, names):
             path = os.path.join(root, 'team', name)
             here = snapshot(path) if os.path.lexists(path) else None
             if model_id in stored and here != expected[model_id]:
                 problems.append('model %d is stored without its files whole' % model_id)
             if model_id not in stored and here is not None:
                 problems.append('model %d was deleted but %s is still there' % (model_id, path))
-        left = sorted(os.listdir(root))
-        if left != ['team'] or os.listdir(os.path.join(root, 'team')):
-            problems.append('the models root is not empty after every delete: %s' % left)
+        left = snapshot(root)
+        if left != {'team': 'dir'}:
+            problems.append('the models root is not empty after every delete: %s'
+                            % sorted(left.items())[:5])
         for problem in problems:
             print(problem, file=out)
         print('race delete: %d deletes of %d, %d refused and retried during %d swaps; %d '
@@ -248,10 +286,11 @@ def main(argv=None):
     parser.add_argument('--models', type=int, default=1000)
     parser.add_argument('--deleters', type=int, default=2)
     parser.add_argument('--seed', type=int, default=None)
+    parser.add_argument('--limit', type=int, default=120, help='seconds the deleters get')
     parser.add_argument('--database', metavar='URL',
                         help='a registry on a server (its models are deleted), not a SQLite file')
     args = parser.parse_args(argv)
-    return 1 if run(args.models, args.deleters, args.seed, args.database) else 0
+    return 1 if run(args.models, args.deleters, args.seed, args.database, limit=args.limit) else 0
 
 
 if __name__ == '__main__':
