@@ -88,6 +88,7 @@ def test_a_delete_in_progress_is_left_alone_by_empty_trash(store, root):
     model = add(store, make_dir(os.path.join(root, 'm_1')))
     trash = os.path.join(root, TRASH)
     os.makedirs(trash)
+    os.chmod(trash, 0o700)  # (A trash is private, or unused.)
     token = '%d-0123456789ab' % model.id
     manifest = os.path.join(trash, token + '.json')
     with open(manifest, 'w') as f:
@@ -111,6 +112,7 @@ def test_a_delete_in_progress_is_left_alone_by_empty_trash(store, root):
 def _forge(root, outside, kind):
     trash = os.path.join(root, TRASH)
     os.makedirs(os.path.join(trash, '7-forged', 'checkpoint'))
+    os.chmod(trash, 0o700)
     good = {'id': 7, 'model_path': '/x', 'directory': os.path.join(root, 'back')}
     path = os.path.join(trash, '7-forged.json')
     content = {
@@ -120,6 +122,8 @@ def _forge(root, outside, kind):
         'id-huge': dict(good, id=10 ** 40), 'no-directory': {'id': 7, 'model_path': '/x'},
         'trash': dict(good, directory=os.path.join(root, TRASH, 'x')),
         'other-id': dict(good, id=8), 'surrogate': dict(good, directory=root + '/\ud800'),
+        'other-folder': dict(good, model_path=os.path.join(root, 'm2'),
+                             directory=os.path.join(root, 'm2', 'planted')),
     }.get(kind)
     if kind == 'nested':
         content = '[' * 60000
@@ -140,6 +144,7 @@ def _forge(root, outside, kind):
 
 @pytest.mark.parametrize('kind', ['outside', 'dotdot', 'list', 'id-text', 'id-bool', 'id-huge',
                                   'no-directory', 'trash', 'other-id', 'surrogate', 'nested',
+                                  'other-folder',
                                   'huge', 'fifo', 'link', 'directory'])
 def test_a_forged_manifest_moves_nothing_and_is_reported_by_name(store, root, outside, kind,
                                                                  cli, db_url):
@@ -219,6 +224,50 @@ def test_a_folder_another_row_uses_is_refused_naming_the_row(store, root, other)
     assert everything(root) == before and store.get_model(model.id)
 
 
+@pytest.mark.parametrize('where', ['outside', 'sibling'])
+def test_a_row_reaching_the_folder_through_a_link_anywhere_refuses_the_delete(
+        store, root, tmp_path, where):
+    """A 'current -> model' link, outside the root or in another folder of it."""
+    path = make_dir(os.path.join(root, 'victim_1'))
+    model = add(store, path)
+    links = str(tmp_path / 'deployments') if where == 'outside' else os.path.join(root,
+                                                                              'serving', 'prod')
+    os.makedirs(links)
+    os.symlink(path, os.path.join(links, 'current'))
+    other = store.add_model(model_name='serving', model_path=os.path.join(links, 'current'),
+                            **MODEL)
+    with pytest.raises(modelstore.ValidationError, match='model %d' % other.id):
+        store.delete_model(model.id, files=True)
+    assert os.path.isdir(os.path.join(path, 'checkpoint'))
+
+
+def test_a_row_for_the_folder_added_during_the_delete_keeps_the_files(store, root,
+                                                                      monkeypatch):
+    """The check runs again in the row delete's transaction; the files go back."""
+    model = add(store, make_dir(os.path.join(root, 'm_1')))
+    real = store._run
+
+    def run(what, body, **kwargs):
+        if what == 'delete_model' and kwargs.get('write'):
+            monkeypatch.undo()
+            add(store, model.model_path)  # Registered again meanwhile.
+        return real(what, body, **kwargs)
+    monkeypatch.setattr(store, '_run', run)
+    with pytest.raises(modelstore.ValidationError, match='also the folder of'):
+        store.delete_model(model.id, files=True)
+    assert os.path.isdir(os.path.join(model.model_path, 'checkpoint'))
+    assert store.get_model(model.id) and os.listdir(root) == ['m_1']
+
+
+def test_a_folder_above_that_is_missing_deletes_nothing(store, root):
+    """A parent renamed away for an instant looks like a tree that is gone: refused."""
+    model = store.add_model(model_name='m', model_path=os.path.join(root, 'team', 'm_1'),
+                            **MODEL)
+    with pytest.raises(modelstore.StorageError, match='a folder above .* is missing'):
+        store.delete_model(model.id, files=True)
+    assert store.get_model(model.id)
+
+
 def test_a_second_delete_of_the_same_model_removes_the_files_it_holds(store, root,
                                                                      monkeypatch):
     """Two deletes of one model: the one that finds the row gone after moving the folder does
@@ -238,6 +287,7 @@ def test_a_second_delete_of_the_same_model_removes_the_files_it_holds(store, roo
 # -- 6. roots ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('bad', ['/', '//', '/usr', '/usr/local/lib', '/etc/ssl', '/var/lib',
+                                 '/var/lib/dpkg', '/var/mail', '/run/user',
                                  '/home/someone', '~', '/tmp/a\0b', '/proc/self/root'])
 def test_a_system_directory_or_a_home_is_never_a_models_root(db_url, bad):
     with pytest.raises(modelstore.ValidationError, match='models_root'):
@@ -311,6 +361,19 @@ def test_models_delete_files_exits_non_zero_naming_what_is_left(store, root, cli
     store.empty_trash()
 
 
+def test_a_trash_others_can_write_in_is_not_trusted(store, root, outside):
+    model = add(store, make_dir(os.path.join(root, 'm_1')))
+    _forge(root, outside, 'outside')
+    os.chmod(os.path.join(root, TRASH), 0o777)  # Anyone could have planted its manifests.
+    before = everything(root), everything(os.path.dirname(outside))
+    with pytest.raises(modelstore.StorageError, match='mode 777'):
+        store.delete_model(model.id, files=True)
+    with pytest.raises(modelstore.StorageError, match='mode 777'):
+        store.empty_trash()
+    assert [a for a, _, _ in store.empty_trash(dry_run=True)] == ['keep']
+    assert (everything(root), everything(os.path.dirname(outside))) == before
+
+
 def test_a_trash_that_cannot_be_used_is_a_storage_error_and_nothing_is_deleted(store, root):
     model = add(store, make_dir(os.path.join(root, 'm_1')))
     with open(os.path.join(root, TRASH), 'w') as f:
@@ -356,3 +419,13 @@ def test_a_nul_byte_is_refused_by_name(store, root):
     with pytest.raises(modelstore.ValidationError, match='NUL byte'):
         store.delete_model(model.id, files=True)
     assert os.path.isdir(os.path.join(root, 'm_1'))
+
+
+def test_doctor_prints_control_characters_escaped(cli, db_url, root):
+    """A folder name carrying terminal escapes cannot retitle the terminal or rewrite lines."""
+    evil = 'evil\x1b]0;pwned\x07\x1b[2K_1'
+    make_dir(os.path.join(root, evil))
+    modelstore.connect(db_url).close()  # (A registry to compare with.)
+    code, out, err = cli('doctor', '--database', db_url, '--models-root', root, '--min-age', '0')
+    assert code == 1 and '\x1b' not in out and '\x07' not in out, out
+    assert 'evil\\x1b]0;pwned\\x07\\x1b[2K_1' in out

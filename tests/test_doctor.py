@@ -191,6 +191,7 @@ def test_empty_trash_finishes_an_interrupted_delete(cli, registry):
     url, root, known, *_ = registry
     trash = os.path.join(root, TRASH)
     os.makedirs(trash)
+    os.chmod(trash, 0o700)  # (A trash is private, or unused.)
     with open(os.path.join(trash, '%d-abc.json' % known), 'w') as f:
         json.dump({'id': known, 'model_path': os.path.join(root, 'known_1'),
                    'directory': os.path.join(root, 'known_1')}, f)
@@ -618,6 +619,7 @@ def test_a_delete_in_progress_is_listed_and_not_a_problem(cli, db_url, tmp_path)
     write(os.path.join(trash, '%d-abc' % doomed.id, 'w.bin'), b'0')
     write(os.path.join(trash, '%d-abc.json' % doomed.id), json.dumps(
         {'id': doomed.id, 'model_path': doomed.model_path, 'directory': doomed.model_path}))
+    os.chmod(trash, 0o700)
     with open(os.path.join(trash, '%d-abc.json' % doomed.id)) as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with modelstore.connect(db_url) as store:

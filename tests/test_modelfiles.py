@@ -138,6 +138,7 @@ def interrupted(store, root, model, row_deleted):
     delete): the directory in the trash under a manifest."""
     trash = os.path.join(root, TRASH)
     os.makedirs(trash, exist_ok=True)
+    os.chmod(trash, 0o700)  # (A trash is private, or unused.)
     token = '%d-feedbeef' % model.id
     with open(os.path.join(trash, token + '.json'), 'w') as f:
         json.dump({'id': model.id, 'model_path': model.model_path,

@@ -19,10 +19,11 @@ import sys
 from ..engine import Backups, Engine
 from ..exceptions import ModelStoreError, NotFound, ValidationError
 from ..registry import connect
-from ..registry.doctor import changed_at, examine, orphan_model, shown
+from ..registry.doctor import changed_at, examine, orphan_model
 from ..registry.doctordb import forge_present, read_forge, read_rows, rows_naming
 from ..registry.modelfiles import ENV_VAR, resolve_root
 from ..shared.database import open_database
+from ..shared.text import shown, utf8
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
 from .registry import columns
@@ -129,7 +130,7 @@ def _register(store, root, orphans, min_age):
         if orphan.too_recent:
             fixes.append(_left_alone('register', shown(path), _too_recent(min_age), path=path))
             continue
-        if shown(path) != path:
+        if not utf8(path):
             fixes.append(_left_alone('register', shown(path), 'its name is not valid UTF-8, '
                                      'so it cannot be a model_path', path=path))
             continue
@@ -213,8 +214,8 @@ def _forget(store, url, dangling, min_age):
 
 def _rows(out, rows, note=None):
     for row in rows:
-        out.line('  #%d %s  %s%s' % (row['id'], row['model_name'], row['model_path'],
-                                     note(row) if note else ''))
+        out.line('  #%d %s  %s%s' % (row['id'], shown(row['model_name']),
+                                     shown(row['model_path']), note(row) if note else ''))
 
 
 def _report(out, found, final):
@@ -229,15 +230,15 @@ def _report(out, found, final):
         out.line('Orphan folders (%d): files with no row' % len(found.orphans))
         for o in found.orphans:
             out.line('  %s  base %s, task %s, %s, %s%s%s' % (
-                shown(o.path), o.base_model or '?', o.task or '?', _size(o.size),
+                shown(o.path), shown(o.base_model or '?'), shown(o.task or '?'), _size(o.size),
                 o.modified.strftime('%Y-%m-%d %H:%M') if o.modified else '?',
-                ''.join('; ' + p for p in o.problems), recent if o.too_recent else ''))
+                ''.join('; ' + shown(p) for p in o.problems), recent if o.too_recent else ''))
     if found.awaiting_import:
         out.line('Waiting for `modelstore import modelforge` (%d): folders that ModelForge\'s '
                  'models table names' % len(found.awaiting_import))
         for folder in found.awaiting_import:
             out.line('  %s  %s' % (shown(folder['path']), ', '.join(
-                'models.id %s %s%s' % (m['id'], m['name'], '' if m['active'] else
+                'models.id %s %s%s' % (shown(m['id']), shown(m['name']), '' if m['active'] else
                                        ' (inactive: --include-inactive imports it)')
                 for m in folder['models'])))
     if found.dangling:
@@ -253,12 +254,12 @@ def _report(out, found, final):
     if found.invalid:
         out.line('Rows that cannot be read (%d)' % len(found.invalid))
         for row in found.invalid:
-            out.line('  %s #%s: %s' % (row['table'], row['id'], row['why']))
+            out.line('  %s #%s: %s' % (row['table'], row['id'], shown(row['why'])))
     if found.trash:
         out.line('Trash left by interrupted deletes (%d)' % len(found.trash))
         for action, token, detail in found.trash:
-            out.line('  %s: %s: %s' % (token, action if action == 'busy' else
-                                       'would ' + action, detail))
+            out.line('  %s: %s: %s' % (shown(token), action if action == 'busy' else
+                                       'would ' + action, shown(detail)))
     for path, why in found.skipped:
         out.line('  skipped %s: %s' % (shown(path), why))
     if not final:

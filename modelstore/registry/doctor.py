@@ -44,10 +44,11 @@ import stat
 import time
 
 from ..exceptions import ValidationError
+from ..shared.text import shown, utf8
 
 __all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings',
            'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
-           'orphan_model', 'shown']
+           'orphan_model']
 
 MIN_AGE = 60  # minutes: see the module's docstring and README's `modelstore doctor`.
 MAX_MIN_AGE = 10 * 365 * 24 * 60  # ten years: more is a typo (and can overflow a datetime).
@@ -62,15 +63,6 @@ _FOLDER = re.compile(r'^(?P<name>.+)_[0-9a-f]{8}-?[0-9a-f]{4}-?4[0-9a-f]{3}-?[89
 
 class NotText(str):
     """What SQLite holds in a text column that is not text: its type ('integer', 'blob')."""
-
-
-def shown(text):
-    """``text`` printable: a name that is not UTF-8 (surrogate-escaped) with its bytes as \\x.."""
-    try:
-        text.encode('utf-8')
-        return text
-    except UnicodeEncodeError:
-        return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
 
 
 def as_text(value, column):
@@ -149,7 +141,7 @@ class Orphan:
         match = _FOLDER.match(folder)
         self.name = match.group('name') if match else folder
         self.problems = []
-        if shown(path) != path:
+        if not utf8(path):
             self.problems.append('its name is not valid UTF-8: it cannot be a model_path')
         self.base_model, self.task, self.task_from = self._config()
         try:

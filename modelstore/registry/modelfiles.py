@@ -32,6 +32,11 @@ import stat
 import time
 import uuid
 
+try:
+    import pwd
+except ImportError:  # Not POSIX: $HOME alone.
+    pwd = None
+
 from ..exceptions import StorageError, ValidationError
 from ..shared import confine
 from ..shared.confine import Refused, entry_stat
@@ -50,6 +55,9 @@ SYSTEM_DIRECTORIES = frozenset([
     '/Users', '/System', '/Library', '/Applications', '/private', '/private/tmp', '/private/var'])
 
 
+# ... every directory directly in these (a service's data: /var/lib/dpkg, /var/mail) ...
+SYSTEM_PARENTS = frozenset(['/var', '/var/lib', '/var/cache', '/var/spool', '/var/log', '/run',
+                            '/run/user', '/var/backups'])
 # ... and every directory inside these.
 SYSTEM_TREES = ('/bin/', '/boot/', '/dev/', '/etc/', '/lib/', '/lib32/', '/lib64/', '/libx32/',
                 '/proc/', '/sbin/', '/sys/', '/usr/', '/System/', '/Library/')
@@ -83,28 +91,34 @@ class ModelsRoot:
             raise ValidationError('models_root', '%r contains a NUL byte' % path)
         self.given = path
         self.lexical = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
-        self.path = os.path.realpath(self.lexical)
+        try:
+            self.path = os.path.realpath(self.lexical)
+        except OSError as exc:
+            raise ValidationError('models_root', '%s cannot be resolved: %s'
+                                  % (path, exc.strerror)) from None
         self._refuse_system()
         self.trash = os.path.join(self.path, TRASH)
         self._bases = [_parts(self.path), _parts(self.lexical)]
 
     def _refuse_system(self):
-        """ValidationError for ``/``, a system directory or one inside a system tree, a home
-        directory, or (by identity, when it exists) another path to one of them: a bind
-        mount of ``/`` is ``/`` for what a delete may reach."""
+        """ValidationError for ``/``, a system directory, one inside a system tree or directly
+        in a system folder of data (``/var/lib/dpkg``), a home directory (any user's), or (by
+        identity, when it exists) another path to one of them: a bind mount of ``/`` is ``/``
+        for what a delete may reach."""
         path = self.path
+        homes = _homes()
         why = None
-        if path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_TREES):
+        if path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_TREES) or \
+                os.path.dirname(path) in SYSTEM_PARENTS:
             why = 'a system directory'
-        elif path == os.path.realpath(os.path.expanduser('~')) or (
-                os.path.dirname(path) == '/home'):
+        elif path in homes or os.path.dirname(path) == '/home':
             why = 'a home directory'
         else:
             try:
                 mine = os.stat(path)
             except OSError:
                 mine = None  # Not there (yet): check() says so when it is used.
-            for system in SYSTEM_DIRECTORIES if mine is not None else ():
+            for system in sorted(SYSTEM_DIRECTORIES | homes) if mine is not None else ():
                 try:
                     if confine.same(mine, os.stat(system)):
                         why = 'the system directory %s by another name' % system
@@ -165,33 +179,24 @@ class ModelsRoot:
                 return ()
             return None
 
-    def overlaps(self, parts, path):
+    def overlaps(self, parts, path, resolve=None):
         """``path`` (another row's model_path) is, holds, or is inside the folder at ``parts``:
         by its components as spelled (after '.' and '..' are resolved by name), or as resolved
-        through links."""
+        through links (``resolve``: a _Resolver shared by many calls)."""
         if not isinstance(path, str) or '\0' in path or not path.startswith('/'):
             return False
-        for spelling in {os.path.normpath(path), _resolved(path)}:
+        for spelling in {os.path.normpath(path), (resolve or _Resolver())(path)}:
             theirs = self.components(spelling) if spelling else None
             if theirs is not None and theirs[:len(parts)] == parts[:len(theirs)]:
                 return True
         return False
 
-    def needles(self, parts):
-        """What another row's model_path that overlaps the folder at ``parts`` must contain:
-        the folder's first component below the root, or the name of a link, in the root or in
-        a folder on the way down, that leads to it, into it or above it."""
-        found = {parts[0]}
-        for depth in range(len(parts)):
-            here = self.shown(parts[:depth])
-            try:
-                entries = list(os.scandir(here))
-            except OSError:
-                break
-            for entry in entries:
-                if entry.is_symlink() and self.overlaps(parts, _resolved(entry.path) or '/'):
-                    found.add(entry.name)
-        return sorted(found)
+    def sharing(self, parts, rows):
+        """[(id, model_path)] of ``rows`` whose folder overlaps the one at ``parts``, however
+        spelled, a link anywhere included: every row is resolved (one lstat a row, its folder's
+        parent resolved once)."""
+        resolve = _Resolver()
+        return [(i, p) for i, p in rows if self.overlaps(parts, p, resolve)]
 
     def shown(self, parts):
         return os.path.join(self.path, *parts)
@@ -268,7 +273,7 @@ class ModelsRoot:
                     os.close(parent)
 
     def _locate(self, model_path, parts, directory, top, fs):
-        """(handle of the folder's parent or None, lstat of the folder or None)."""
+        """(handle of the folder's parent, lstat of the folder or None)."""
         try:
             parent = confine.walk(top, parts[:-1], fs, lambda i: repr(self.shown(parts[:i + 1])))
         except Refused as refused:
@@ -277,7 +282,11 @@ class ModelsRoot:
             raise StorageError('delete_model: cannot open %s: %s; nothing was deleted'
                                % (exc.filename or directory, exc.strerror)) from None
         if parent is None:
-            return None, None
+            # A folder above it is missing: a folder renamed away for an instant, or a tree
+            # gone. Either way not a judgement to delete the row on.
+            raise StorageError('delete_model: a folder above %s is missing; nothing was deleted '
+                               '(delete_model(id) without files deletes the row alone)'
+                               % directory)
         try:
             return parent, entry_stat(parts[-1], parent)
         except BaseException:
@@ -343,9 +352,27 @@ class ModelsRoot:
         return _trash.recover(self, row_exists, dry_run)
 
 
-def _resolved(path):
-    """``path`` with every link resolved, or None where that fails."""
-    try:
-        return os.path.realpath(path)
-    except (OSError, ValueError):
-        return None
+class _Resolver:
+    """``realpath`` of many paths, each parent folder resolved once; None where that fails."""
+
+    def __init__(self):
+        self.parents = {}
+
+    def __call__(self, path):
+        try:
+            parent, name = os.path.split(os.path.normpath(path))
+            real = self.parents.get(parent)
+            if real is None:
+                real = self.parents[parent] = os.path.realpath(parent)
+            full = os.path.join(real, name)
+            return os.path.realpath(full) if os.path.islink(full) else full
+        except (OSError, ValueError):
+            return None
+
+
+def _homes():
+    """Every user's home directory (the password database), and $HOME's."""
+    homes = {os.path.realpath(os.path.expanduser('~'))}
+    if pwd is not None:
+        homes.update(entry.pw_dir for entry in pwd.getpwall() if entry.pw_dir.startswith('/'))
+    return homes

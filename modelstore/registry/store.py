@@ -9,7 +9,7 @@ A ModelStore may be shared between threads: peewee gives each thread its own con
 """
 import datetime
 
-from peewee import Case, IntegrityError, fn
+from peewee import Case, IntegrityError
 
 from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
@@ -19,7 +19,6 @@ from ..shared.models import bind_models
 from ..shared.urls import migrate_command
 from .calls import RECONNECT_TIMEOUT, Calls
 from .fastpath import ORDERS, ModelQueries
-from .likes import contains, like_pattern
 from .modelfiles import ENV_VAR as MODELS_ROOT_ENV
 from .tasks import TaskCalls
 from .validate import (BULK_MODEL_COLUMNS, MODEL_FIELDS, bulk_model_row, check_choice,
@@ -265,16 +264,14 @@ class ModelStore(Calls, TaskCalls):
             return self._run('delete_model', delete, write=True)
         root = self._root('delete_model(files=True)')
         path = self.get_model(model_id).model_path
-        sharing = self._sharing(root, model_id, root.relative(path))
-        if sharing:
-            raise ValidationError('model_path', '%r is also the folder of %s, or holds or is '
-                                  'inside it: deleting it would leave %s pointing at nothing; '
-                                  'nothing was deleted' % (path, ', '.join(
-                                      'model %d (%s)' % row for row in sharing[:5]),
-                                      'them' if len(sharing) > 1 else 'it'))
+        parts = root.relative(path)
+        self._run('delete_model', lambda: self._sharing(root, model_id, parts, path))
 
         def delete_row():
             def delete():
+                # Again, in the delete's transaction: a row naming the folder may have come
+                # since (the files then go back).
+                self._sharing(root, model_id, parts, path)
                 if M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
                     return
                 if M.select().where(M.id == model_id).exists():
@@ -284,21 +281,19 @@ class ModelStore(Calls, TaskCalls):
             self._run('delete_model', delete, write=True, retry=False)
         return root.delete(model_id, path, delete_row)
 
-    def _sharing(self, root, model_id, parts):
-        """[(id, model_path)] of the other rows whose folder is the one at ``parts`` below the
-        root, is inside it, or holds it, however spelled (see ModelsRoot.overlaps). Such a row
-        names the folder's first component below the root, or a link found to lead to it, or
-        is a spelling of the root (a short path): the query finds those by substring."""
+    def _sharing(self, root, model_id, parts, path):
+        """ValidationError if another row's folder is the one at ``parts``, is inside it, or
+        holds it, however spelled (ModelsRoot.sharing). Every row's path is read: a link to
+        the folder may be anywhere. Run inside the call's transaction."""
         M = self.FineTunedModel
-        longest = max(len(r.encode()) for r in (root.path, root.lexical)) + 3
-        where = fn.LENGTH(M.model_path) <= longest
-        for needle in root.needles(parts):
-            where |= contains(M.model_path, like_pattern(needle))
-        query = (M.select(M.id, M.model_path).where((M.id != model_id) & where)
-                 .order_by(M.id).tuples())
-        return [(other_id, other)
-                for other_id, other in self._run('delete_model', lambda: list(query))
-                if root.overlaps(parts, other)]
+        sharing = root.sharing(parts, M.select(M.id, M.model_path)
+                               .where(M.id != model_id).order_by(M.id).tuples())
+        if sharing:
+            raise ValidationError('model_path', '%r is also the folder of %s, or holds or is '
+                                  'inside it: deleting it would leave %s pointing at nothing; '
+                                  'nothing was deleted' % (path, ', '.join(
+                                      'model %d (%s)' % row for row in sharing[:5]),
+                                      'them' if len(sharing) > 1 else 'it'))
 
     def empty_trash(self, dry_run=False):
         """Finish the deletes with files that a crash interrupted (modelstore doctor

@@ -12,6 +12,7 @@ entry: a locked entry is 'busy' and left alone, so that a recovery running besid
 finishes only the ones whose process is gone (a lock dies with its process).
 """
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -24,6 +25,7 @@ __all__ = ['TRASH', 'abandon', 'begin', 'entries', 'finish', 'open_trash', 'reco
 
 TRASH = '.modelstore-trash'
 MANIFEST_LIMIT = 64 * 1024
+LOCK_WAIT = 30  # seconds a delete waits for the trash's lock (held briefly by empty_trash)
 
 
 def begin(root, top, fs, token, entry):
@@ -37,7 +39,11 @@ def begin(root, top, fs, token, entry):
         trash = open_trash(root, top, fs, create=True)
         if trash is None:  # Tidied away between the mkdir and the open.
             continue
-        confine.lock(trash, exclusive=False, wait=True)
+        if not confine.lock(trash, exclusive=False, wait=LOCK_WAIT):
+            os.close(trash)
+            raise StorageError('delete_model: the trash %s stayed locked for %d s (an '
+                               'empty_trash holding it?); nothing was deleted'
+                               % (root.trash, LOCK_WAIT))
         try:
             fd = os.open(token + '.json.partial', os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600, dir_fd=trash)
@@ -49,7 +55,8 @@ def begin(root, top, fs, token, entry):
             raise StorageError('delete_model: cannot write in the trash %s: %s; nothing was '
                                'deleted' % (root.trash, exc.strerror)) from None
         try:
-            confine.lock(fd, wait=True)
+            if not confine.lock(fd, wait=LOCK_WAIT):  # (Just made: nobody else should.)
+                raise OSError(errno.EAGAIN, 'its new manifest is locked by another process')
             confine.unlock(trash)
             os.write(fd, data)
             os.fsync(fd)
@@ -78,14 +85,25 @@ def open_trash(root, top, fs, create=False):
         except OSError as exc:
             raise StorageError('cannot create the trash %s: %s; nothing was deleted'
                                % (root.trash, exc.strerror)) from None
+    tail = '; nothing was deleted' if create else ''
     try:
-        return confine.open_dir(TRASH, top, fs, root.trash)
+        fd = confine.open_dir(TRASH, top, fs, root.trash)
     except Refused as refused:
-        raise StorageError('the trash %s; it is not used%s' % (
-            refused.why, '; nothing was deleted' if create else '')) from None
+        raise StorageError('the trash %s; it is not used%s' % (refused.why, tail)) from None
     except OSError as exc:
         raise StorageError('cannot open the trash %s: %s%s' % (
-            root.trash, exc.strerror, '; nothing was deleted' if create else '')) from None
+            root.trash, exc.strerror, tail)) from None
+    if fd is None:
+        return None
+    # Only a trash its user, or the root's owner, made private is trusted: a manifest planted by
+    # anyone else could otherwise steer what recover moves.
+    mine, owner = os.fstat(fd), os.fstat(top).st_uid
+    if mine.st_uid not in (os.geteuid(), owner) or mine.st_mode & 0o077:
+        os.close(fd)
+        raise StorageError('the trash %s belongs to uid %d with mode %o, not to you or the '
+                           "models root's owner with mode 700; it is not used%s" % (
+                               root.trash, mine.st_uid, stat.S_IMODE(mine.st_mode), tail))
+    return fd
 
 
 def abandon(trash, token):
@@ -180,6 +198,8 @@ def _read_manifest(root, trash, token, fd=None):
     except ValidationError as exc:
         return None, 'names a place that is not strictly inside the models root: %s' % (
             exc.message if hasattr(exc, 'message') else exc)
+    if root.components(entry['model_path']) != entry['parts']:
+        return None, "names a directory that is not its model_path's folder"
     return entry, None
 
 

@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import stat
+import time
 
 try:
     import fcntl
@@ -146,16 +147,21 @@ def sync(fd):
         pass
 
 
-def lock(fd, exclusive=True, wait=False):
-    """Take a flock on ``fd``; False if another holds a conflicting one and ``wait`` is off."""
+def lock(fd, exclusive=True, wait=0):
+    """Take a flock on ``fd``; False if another holds a conflicting one for longer than
+    ``wait`` seconds (0: do not wait)."""
     if fcntl is None:
         return True
-    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
-    try:
-        fcntl.flock(fd, mode)
-    except BlockingIOError:
-        return False
-    return True
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
 
 
 def unlock(fd):
