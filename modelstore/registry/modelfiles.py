@@ -185,7 +185,9 @@ class ModelsRoot:
         through links (``resolve``: a _Resolver shared by many calls)."""
         if not isinstance(path, str) or '\0' in path or not path.startswith('/'):
             return False
-        for spelling in {os.path.normpath(path), (resolve or _Resolver())(path)}:
+        spelled = os.path.normpath(path)
+        resolved = (resolve or _Resolver())(spelled)
+        for spelling in (spelled, resolved) if resolved != spelled else (spelled,):
             theirs = self.components(spelling) if spelling else None
             if theirs is not None and theirs[:len(parts)] == parts[:len(theirs)]:
                 return True
@@ -353,14 +355,15 @@ class ModelsRoot:
 
 
 class _Resolver:
-    """``realpath`` of many paths, each parent folder resolved once; None where that fails."""
+    """``realpath`` of many normalised paths, each parent folder resolved once; None where
+    that fails."""
 
     def __init__(self):
         self.parents = {}
 
     def __call__(self, path):
         try:
-            parent, name = os.path.split(os.path.normpath(path))
+            parent, name = os.path.split(path)
             real = self.parents.get(parent)
             if real is None:
                 real = self.parents[parent] = os.path.realpath(parent)

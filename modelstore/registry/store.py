@@ -265,13 +265,13 @@ class ModelStore(Calls, TaskCalls):
         root = self._root('delete_model(files=True)')
         path = self.get_model(model_id).model_path
         parts = root.relative(path)
-        self._run('delete_model', lambda: self._sharing(root, model_id, parts, path))
+        seen = self._run('delete_model', lambda: self._sharing(root, model_id, parts, path))
 
         def delete_row():
             def delete():
-                # Again, in the delete's transaction: a row naming the folder may have come
-                # since (the files then go back).
-                self._sharing(root, model_id, parts, path)
+                # Again, in the delete's transaction, for the rows added since (a pipeline
+                # registering the folder again): the files then go back.
+                self._sharing(root, model_id, parts, path, after=seen)
                 if M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
                     return
                 if M.select().where(M.id == model_id).exists():
@@ -281,19 +281,21 @@ class ModelStore(Calls, TaskCalls):
             self._run('delete_model', delete, write=True, retry=False)
         return root.delete(model_id, path, delete_row)
 
-    def _sharing(self, root, model_id, parts, path):
+    def _sharing(self, root, model_id, parts, path, after=0):
         """ValidationError if another row's folder is the one at ``parts``, is inside it, or
-        holds it, however spelled (ModelsRoot.sharing). Every row's path is read: a link to
-        the folder may be anywhere. Run inside the call's transaction."""
+        holds it, however spelled (ModelsRoot.sharing); else the highest id read. Every row's
+        path (with an id above ``after``) is read: a link to the folder may be anywhere."""
         M = self.FineTunedModel
-        sharing = root.sharing(parts, M.select(M.id, M.model_path)
-                               .where(M.id != model_id).order_by(M.id).tuples())
+        rows = list(M.select(M.id, M.model_path).where((M.id != model_id) & (M.id > after))
+                    .order_by(M.id).tuples())
+        sharing = root.sharing(parts, rows)
         if sharing:
             raise ValidationError('model_path', '%r is also the folder of %s, or holds or is '
                                   'inside it: deleting it would leave %s pointing at nothing; '
                                   'nothing was deleted' % (path, ', '.join(
                                       'model %d (%s)' % row for row in sharing[:5]),
                                       'them' if len(sharing) > 1 else 'it'))
+        return max([after] + [i for i, _ in rows[-1:]])
 
     def empty_trash(self, dry_run=False):
         """Finish the deletes with files that a crash interrupted (modelstore doctor
