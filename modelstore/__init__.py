@@ -10,8 +10,7 @@ Schema changes are playhouse.migrations scripts, applied by hand with ``modelsto
 """
 from .engine import Drift, Engine, detect_drift
 from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, FilesLeft,
-                         LockTimeout,
-                         MigrationError, ModelStoreError, NotFound, OutcomeUnknown,
+                         LockTimeout, MigrationError, ModelStoreError, NotFound, OutcomeUnknown,
                          SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked, ScriptError,
                          StorageError, UnreadableValue, ValidationError)
 from .registry import ModelStore, connect

@@ -247,8 +247,7 @@ class ModelsRoot:
             if st is None:
                 # Seen missing twice, a moment apart (a folder being renamed is missing for an
                 # instant): only the row goes.
-                if parent is not None:
-                    os.close(parent)
+                os.close(parent)
                 time.sleep(0.01)
                 parent, st = self._locate(model_path, parts, directory, top, fs)
             try:
@@ -271,8 +270,7 @@ class ModelsRoot:
                              delete_row)
                 return directory
             finally:
-                if parent is not None:
-                    os.close(parent)
+                os.close(parent)
 
     def _locate(self, model_path, parts, directory, top, fs):
         """(handle of the folder's parent, lstat of the folder or None)."""

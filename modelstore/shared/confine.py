@@ -165,6 +165,7 @@ def lock(fd, exclusive=True, wait=0):
 
 
 def unlock(fd):
+    """Release the flock taken on ``fd`` by ``lock``."""
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
