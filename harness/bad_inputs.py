@@ -453,6 +453,18 @@ CASES = [
          r"unreadable: 'garbage'", ('sqlite',), setup=_garbage_history),
 ]
 
+# Issue 26's cases, one section per area so that they can be added side by side.
+# --- issue 26: generator and replay ---
+CASES += []
+# --- issue 26: MariaDB literals and repair ---
+CASES += []
+# --- issue 26: import and read-only commands ---
+CASES += []
+# --- issue 26: the CLI as a new user tries it ---
+CASES += []
+# --- issue 26: scripts, errors and the online migration ---
+CASES += []
+
 
 def _cli(ctx, argv):
     out, err = io.StringIO(), io.StringIO()

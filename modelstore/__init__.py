@@ -9,10 +9,11 @@
 Schema changes are playhouse.migrations scripts, applied by hand with ``modelstore migrate``.
 """
 from .engine import Drift, Engine, detect_drift
-from .exceptions import (ChecksumMismatch, ConfigError, DataLossRefused, FilesLeft,
-                         LockTimeout, MigrationError, ModelStoreError, NotFound, OutcomeUnknown,
-                         SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked, ScriptError,
-                         StorageError, UnreadableValue, ValidationError)
+from .exceptions import (AdoptionRefused, ChecksumMismatch, ConfigError, DataLossRefused,
+                         FilesLeft, LockTimeout, MigrationError, ModelStoreError, NotFound,
+                         OutcomeUnknown, SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked,
+                         ScriptError, ScriptFailedPartway, StorageError, UnreadableValue,
+                         UsageError, ValidationError)
 from .registry import ModelStore, connect
 from .shared.models import FineTunedModel, Task, TaskStatus
 from .version import __version__
@@ -20,7 +21,8 @@ from .version import __version__
 __all__ = [
     'connect', 'ModelStore', 'FineTunedModel', 'Task', 'TaskStatus', 'Engine', 'Drift',
     'detect_drift', 'ModelStoreError', 'ConfigError', 'ValidationError', 'NotFound',
-    'StorageError', 'FilesLeft', 'OutcomeUnknown', 'UnreadableValue', 'MigrationError', 'ScriptError',
-    'ScriptBlocked', 'ChecksumMismatch', 'LockTimeout', 'DataLossRefused', 'SchemaOutOfDate',
-    'SchemaNewerThanCode', '__version__',
+    'UsageError', 'StorageError', 'FilesLeft', 'OutcomeUnknown', 'UnreadableValue',
+    'MigrationError', 'ScriptError', 'ScriptBlocked', 'ScriptFailedPartway', 'ChecksumMismatch',
+    'LockTimeout', 'DataLossRefused', 'AdoptionRefused', 'SchemaOutOfDate', 'SchemaNewerThanCode',
+    '__version__',
 ]

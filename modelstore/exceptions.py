@@ -24,6 +24,10 @@ class ConfigError(ModelStoreError):
     """The database URL, file or settings are unusable (says which and why)."""
 
 
+class UsageError(ModelStoreError):
+    """The command line itself is wrong (an unknown option, a missing argument)."""
+
+
 class ValidationError(ModelStoreError, ValueError):
     """A value passed to the registry API was rejected; nothing was written."""
 

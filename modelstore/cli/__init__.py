@@ -20,9 +20,9 @@ import logging
 import sys
 import traceback
 
-from ..exceptions import AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError
+from ..exceptions import AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError, UsageError
 from .output import ERROR, Output, one_line
-from .parser import UsageError, build_parser
+from .parser import build_parser
 
 __all__ = ['main', 'Output']
 

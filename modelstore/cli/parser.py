@@ -6,7 +6,7 @@ import sys
 from ..engine import KEEP
 from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
-from ..exceptions import ConfigError, ModelStoreError
+from ..exceptions import ConfigError, UsageError
 from ..registry.doctor import MAX_MIN_AGE, MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
@@ -267,10 +267,6 @@ def _positive(text):
     if value < 1:
         raise argparse.ArgumentTypeError('must be a whole number of at least 1, got %r' % text)
     return value
-
-
-class UsageError(ModelStoreError):
-    """The command line itself is wrong."""
 
 
 class _Parser(argparse.ArgumentParser):
