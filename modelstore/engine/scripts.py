@@ -8,6 +8,7 @@ reuse ``playhouse.migrations.Migration`` (numeric order -- lexicographic order w
 The checksum is SHA-256 of the file with CRLF and CR normalised to LF, so a checkout on Windows
 does not look like an edit.
 """
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -79,13 +80,42 @@ class Script:
 
     def _execute(self):
         try:
-            return Migration(self.index, self.name, self.path, None).load()
+            module = Migration(self.index, self.name, self.path, None).load()
         except SyntaxError as exc:
             raise ScriptError(self.name, 'syntax error at line %s: %s' % (exc.lineno, exc.msg)) \
                 from None
+        except SystemExit as exc:
+            raise ScriptError(self.name, 'failed to load: it called sys.exit(%r); a script '
+                              'fails by raising an exception' % (exc.code,)) from None
         except Exception as exc:
             raise ScriptError(self.name, 'failed to load: %s: %s'
                               % (type(exc).__name__, exc)) from exc
+        for entry in ENTRY_POINTS:
+            if callable(getattr(module, entry, None)):
+                setattr(module, entry, _no_exit(getattr(module, entry)))
+        return module
+
+
+ENTRY_POINTS = ('up', 'down', 'online')
+
+
+class ScriptExited(Exception):
+    """A script's ``up``/``down``/``online`` called ``sys.exit()``: a failure of that script,
+    reported like any exception it raises (never the process's silent exit with code 0)."""
+
+
+def _no_exit(function):
+    """``function``, with a SystemExit it raises turned into ScriptExited: every caller of a
+    script's entry points (runs, dry runs, shadow replays, repair) then sees an ordinary
+    failure that it rolls back and names."""
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except SystemExit as exc:
+            raise ScriptExited('%s() called sys.exit(%r); a script fails by raising an '
+                               'exception' % (function.__name__, exc.code)) from None
+    return guarded
 
 
 def discover(directory=None):
