@@ -157,3 +157,33 @@ def test_values_of_unexpected_types_are_read_as_peewee_reads_them(store, db_path
     assert got[1].description == 'hi' and got[1].training_seconds == 'slow'
     assert got[1].creation_date == datetime.datetime(2026, 1, 2, 3, 4, 5)
     assert got[2].is_custom_base_model is True and got[0].is_custom_base_model is False
+
+
+def test_a_listing_whose_values_cannot_be_placed_runs_the_plain_query(monkeypatch):
+    """If peewee ever renders a filter's value where the cached template cannot place it (here:
+    two filters given the same sentinel), list_models runs the plain peewee query instead of
+    raising RuntimeError at the caller."""
+    from modelstore.registry import fastpath
+    db = SqliteDatabase(':memory:')
+
+    class Listed(db.Model):
+        model_name = TextField()
+        task = TextField()
+        base_model = TextField()
+        creation_date = IsoTimestampField()
+
+        class Meta:
+            table_name = 'listed'
+
+    db.create_tables([Listed])
+    for n in range(3):
+        Listed.create(model_name='m%d' % n, task='t', base_model='b' if n else 'c',
+                      creation_date=datetime.datetime(2026, 1, 1 + n))
+    monkeypatch.setitem(fastpath._SENTINELS, 'base_model', fastpath._SENTINELS['task'])
+    queries = ModelQueries(Listed, ('model_name', 'task', 'base_model', 'creation_date'))
+    rows = queries.listing({'task': 't', 'base_model': 'b'}, limit=5)
+    assert queries._cache[('list', frozenset({'task', 'base_model'}), True, False, 'newest')] \
+        == (None, None)
+    same(rows, list(Listed.select().where((Listed.task == 't') & (Listed.base_model == 'b'))
+                    .order_by(Listed.creation_date.desc(), Listed.id.desc())))
+    assert [r.model_name for r in rows] == ['m2', 'm1']

@@ -271,6 +271,9 @@ class ModelQueries:
     def listing(self, values, limit=None, offset=0, order='newest'):
         """The models list_models returns for these filters and page."""
         sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset), order)
+        if sql is None:  # peewee rendered a value the cache cannot place: the plain query.
+            query = self.listing_query(values, limit, offset, order)
+            return self.models(self.database.execute(query))
         given = dict(values, limit=limit, offset=offset)
         if 'name_prefix' in values:
             given['prefix_length'] = len(values['name_prefix'])
@@ -294,10 +297,7 @@ class ModelQueries:
             expected = set(sample) | ({'limit'} if paged else set()) | (
                 {'offset'} if offset else set())
             found = [slot for kind, slot in slots if kind == 'slot']
-            if sorted(found) != sorted(expected):  # peewee rendered a value we cannot place.
-                raise RuntimeError('cannot place the values of list_models in %r (%r)'
-                                   % (sql, params))
-            self._cache[key] = (sql, slots)
+            self._cache[key] = (sql, slots) if sorted(found) == sorted(expected) else (None, None)
         return self._cache[key]
 
     def models(self, cursor):
