@@ -301,6 +301,8 @@ class ModelStore(Calls, TaskCalls):
         """Finish the deletes with files that a crash interrupted (modelstore doctor
         --empty-trash): a model still stored gets its files back, a deleted one's are removed.
         Returns [(action, token, detail)]; ``dry_run`` only says what it would do."""
+        if not isinstance(dry_run, bool):
+            raise ValidationError('dry_run', 'must be True or False, got %r' % (dry_run,))
         root = self._root('empty_trash')
         M = self.FineTunedModel
 
