@@ -140,13 +140,14 @@ class ScriptFailedPartway(ScriptError):
 class ChecksumMismatch(MigrationError):
     """Applied scripts were edited after they ran; `modelstore accept NAME` records the new text."""
 
-    def __init__(self, names):
+    def __init__(self, names, command='modelstore accept NAME'):
         self.names = list(names)
+        self.command = command
         super().__init__(
             'applied migration script%s changed since %s ran: %s. Review the change, then run '
-            '`modelstore accept NAME` to record the new checksum.'
+            '`%s` to record the new checksum.'
             % ('s' if len(self.names) > 1 else '', 'they' if len(self.names) > 1 else 'it',
-               ', '.join(self.names)))
+               ', '.join(self.names), command))
 
 
 class LockTimeout(MigrationError):
@@ -169,23 +170,33 @@ class SchemaOutOfDate(ModelStoreError):
 
 
 class SchemaNewerThanCode(ModelStoreError):
-    """The history names scripts this code does not have (a newer modelstore migrated it)."""
+    """The history names scripts that the scripts directory does not hold: another set of
+    scripts migrated the database (a project's own ``--migrations`` directory), or newer code
+    did. ``directory``: where the scripts were looked for (None: those shipped with
+    modelstore)."""
 
-    def __init__(self, url, unknown):
+    def __init__(self, url, unknown, directory=None):
         self.url = url
         self.unknown = list(unknown)
+        self.directory = directory
+        many = len(self.unknown) > 1
+        where = ('the scripts directory %s' % directory if directory is not None
+                 else 'the scripts shipped with modelstore')
         super().__init__(
-            'database %s was migrated by newer code: its history names script%s this '
-            'modelstore does not have (%s). Upgrade modelstore, or restore the missing '
-            'files.' % (url, '' if len(self.unknown) == 1 else 's', ', '.join(self.unknown)))
+            'database %s has applied script%s that %s does not hold (%s): another set of '
+            'scripts migrated it, or newer code did. If a project\'s own scripts did, use '
+            'that directory (--migrations DIR, or migrations in [tool.modelstore]); if newer '
+            'code did, update this one. Nothing was changed.'
+            % (url, 's' if many else '', where, ', '.join(self.unknown)))
 
 
 class AdoptionRefused(MigrationError):
     """A table has a shape no migration script produces; nothing was changed."""
 
-    def __init__(self, url, problems):
+    def __init__(self, url, problems, command='modelstore migrate --fake'):
         self.url = url
         self.problems = list(problems)
+        self.command = command
         super().__init__(
             'cannot adopt %s: a table does not match any state the migration scripts produce, '
             'so nothing was changed' % url)
@@ -194,7 +205,7 @@ class AdoptionRefused(MigrationError):
         """The message followed by one line per difference."""
         return '\n'.join([str(self)] + ['  ' + line for line in self.problems] + [
             'Fix the table by hand, or, if you are sure it already holds the scripts\' effect, '
-            'record them without running: modelstore migrate --fake'])
+            'record them without running: %s' % self.command])
 
 
 class DataLossRefused(MigrationError):

@@ -255,11 +255,11 @@ def _failed(engine, script, direction, log, exc):
     raise ScriptFailedPartway(name, '%s failed after %d operation%s had completed (%s): %s: '
                               '%s. MySQL cannot roll DDL back, so they stay applied; the '
                               'history records the script as failed, with them. Run '
-                              '`modelstore repair` to revert them (or, after fixing it by '
-                              'hand, `modelstore repair --mark-applied`)'
+                              '`%s` to revert them (or, after fixing it by hand, `%s`)'
                               % (direction, len(done), '' if len(done) == 1 else 's',
                                  '; '.join(done) or 'part of one', type(exc).__name__,
-                                 one_line(exc)), done) from exc
+                                 one_line(exc), engine.hint('repair'),
+                                 engine.hint('repair', '--mark-applied')), done) from exc
 
 
 def _applied_method(script, history):
@@ -282,15 +282,16 @@ def failure_note(entry):
         ': %s' % record.error if record.error else '')
 
 
-def refuse_failed(status):
+def refuse_failed(status, hint):
     """Before migrate or rollback plans anything: ScriptFailedPartway for a failed script."""
     for entry in status.entries:
         if entry.failed:
             record = entry.record
             raise ScriptFailedPartway(entry.name, 'failed partway%s; migrate and rollback refuse '
-                                      'to go on until `modelstore repair` has dealt with it' % (
+                                      'to go on until `%s` has dealt with it' % (
                                           ' (%s)' % record.error if record.error else
-                                          ' (its run died, or it is running now)'))
+                                          ' (its run died, or it is running now)',
+                                          hint('repair')))
 
 
 def dry_run_on_shadow(engine, todo, direction, on_script):

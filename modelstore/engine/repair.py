@@ -99,12 +99,13 @@ def _repair_one(engine, entry, mode):
     if unknown:
         raise MigrationError(
             'cannot repair %s automatically: %s no known inverse (%s). Undo %s by hand and '
-            'run `modelstore repair --mark-%s`, or finish the script by hand and run '
-            '`modelstore repair --mark-%s`' % (
+            'run `%s`, or finish the script by hand and run `%s`' % (
                 entry.name, 'this operation has' if len(unknown) == 1 else
                 'these operations have', '; '.join(unknown), 'it' if len(unknown) == 1 else
-                'them', 'reverted' if direction == 'up' else 'applied',
-                'applied' if direction == 'up' else 'reverted'))
+                'them', engine.hint('repair', '--mark-reverted' if direction == 'up' else
+                                    '--mark-applied'),
+                engine.hint('repair', '--mark-applied' if direction == 'up' else
+                            '--mark-reverted')))
     recorder = Recorder(db)
     remaining = json.loads(record.operations)
     remaining['doing'] = remaining.get('doing') if any(s == 'doing' for *_, s in todo) else None

@@ -25,6 +25,7 @@ from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, Mi
 from ..shared.database import check_timeout
 from ..shared.dberrors import raising
 from ..shared.mysql import is_mysql
+from ..shared.urls import command
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
@@ -51,10 +52,16 @@ class Engine:
     """
 
     def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT,
-                 backups=None, ddl_lock_timeout=DDL_LOCK_TIMEOUT, ddl_retries=DDL_RETRIES):
+                 backups=None, ddl_lock_timeout=DDL_LOCK_TIMEOUT, ddl_retries=DDL_RETRIES,
+                 hint=None):
         self.database = database
         self.directory = directory
         self.label = label or 'the database'
+        # hint(verb, *words): the command a message tells the operator to run, with the options
+        # that chose this database and these scripts (the CLI passes its own: --models too).
+        self.hint = hint or (lambda verb, *words: command(
+            verb, *words, database=label if label and '://' in label else None,
+            migrations=directory))
         self.lock_timeout = check_timeout(lock_timeout)
         self.backups = backups
         self.history = History(database)
@@ -111,15 +118,16 @@ class Engine:
         def plan(status):
             if precondition is not None:
                 precondition(status)
-            refuse_failed(status)
+            refuse_failed(status, self.hint)
             if status.missing:
-                raise SchemaNewerThanCode(self.label, status.missing)
+                raise SchemaNewerThanCode(self.label, status.missing, self.directory)
             if status.changed:
-                raise ChecksumMismatch(status.changed)
+                raise ChecksumMismatch(status.changed, self.hint('accept', 'NAME'))
             self._check_target(status, target, [e for e in status.entries if e.script])
             adoption = status.adoption
             if adoption is not None and adoption.problems:
-                raise AdoptionRefused(self.label, adoption.problems)
+                raise AdoptionRefused(self.label, adoption.problems,
+                                      self.hint('migrate', '--fake'))
             todo = []
             for entry in status.entries:
                 if entry.state == 'pending':
@@ -152,7 +160,7 @@ class Engine:
         self._on_wait = on_wait
 
         def plan(status):
-            refuse_failed(status)
+            refuse_failed(status, self.hint)
             applied = [e for e in status.entries if e.state not in ('pending', 'failed')]
             self._check_target(status, target, applied, verb='applied')
             todo = []
@@ -165,7 +173,7 @@ class Engine:
                     break
             changed = [e.name for e in todo if e.changed]
             if changed:
-                raise ChecksumMismatch(changed)
+                raise ChecksumMismatch(changed, self.hint('accept', 'NAME'))
             return [(e.script, e.script.load(('down',)), 'reverted', []) for e in todo]
 
         return self._run(plan, 'down', dry_run=dry_run, on_script=on_script,

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from ..exceptions import ConfigError
 
 __all__ = ['ENV_VAR', 'default_path', 'default_url', 'sqlite_url', 'resolve_url', 'mask_url',
-           'sqlite_path', 'database_exists', 'migrate_command', 'server_hosts']
+           'sqlite_path', 'database_exists', 'command', 'migrate_command', 'server_hosts']
 
 ENV_VAR = 'MODELSTORE_DATABASE_URL'
 
@@ -103,9 +103,35 @@ def database_exists(url):
     return path is None or path == ':memory:' or os.path.exists(path)
 
 
-def migrate_command(url):
+# The options of each command that choose what it acts on (the database, the scripts, the
+# models, the models root), in the order a hint repeats them.
+_SELECTING = {'check': ('database', 'migrations', 'models'),
+              'new': ('migrations', 'models'),
+              'doctor': ('database', 'models_root'),
+              'models delete': ('database', 'models_root'),
+              'models': ('database',), 'tasks': ('database',), 'import': ('database',)}
+_DEFAULT_SELECTING = ('database', 'migrations')  # migrate, rollback, status, repair, ...
+
+
+def command(verb, *words, database=None, migrations=None, models=None, models_root=None):
+    """The command line a message tells an operator to run, shell-quoted: ``modelstore VERB
+    WORDS``, then every option given here that VERB takes and that chose the database or the scripts
+    (the URL with its password masked), after ``words``. Every hint modelstore prints is built
+    here, so that following one acts on the same database with the same scripts."""
+    given = {'database': mask_url(database) if database is not None else None,
+             'migrations': migrations, 'models': models, 'models_root': models_root}
+    takes = _SELECTING.get(verb, _SELECTING.get(verb.split()[0], _DEFAULT_SELECTING))
+    parts = ['modelstore'] + verb.split() + [w if w.isupper() else shlex.quote(w)
+                                             for w in words]
+    for name in takes:
+        if given[name] is not None:
+            parts += ['--' + name.replace('_', '-'), shlex.quote(str(given[name]))]
+    return ' '.join(parts)
+
+
+def migrate_command(url, migrations=None):
     """The command an operator runs to bring ``url`` up to date (password masked)."""
-    return 'modelstore migrate --database %s' % shlex.quote(mask_url(url))
+    return command('migrate', database=url, migrations=migrations)
 
 
 _HOST = re.compile(r'(\[[^\]]*\]|[^:\[\]]*)(?::(\d*))?')
