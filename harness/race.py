@@ -7,8 +7,15 @@
    head. While they write, an operator applies a new script that adds a column and an index to
    the very table they write (``migrate --migrations DIR``) and then rolls it back. Every write
    must be stored exactly once; no writer sees an error.
+3. The legacy app (SQLite): ``--app-writers`` processes insert as ModelForge does -- plain
+   sqlite3, its default deferred transactions and 5 s timeout, one INSERT every 5 ms -- while
+   ``modelstore migrate`` takes a ModelForge file of ``--app-rows`` rows (a spread of names, a
+   few with many versions) to head, ``--app-runs`` times. Every migrate must exit 0 (0010
+   numbers the rows online: it must wait for the app, never fail), every row the app committed
+   must be there, and every row must have a version afterwards.
 
     .venv/bin/python harness/race.py [--runners 8 --writers 8 --writes 1000] [--database ADMIN_URL]
+                                     [--app-writers 4 --app-rows 300000 --app-runs 2]
 
 prints the figures and exits 1 if a target is missed.
 """
@@ -151,7 +158,90 @@ def writers(url, count, writes, workdir):
     return figures, problems
 
 
-def run(backend, admin_url=None, n_runners=8, n_writers=8, writes=1000, out=sys.stdout):
+APP_WRITER = r'''
+import datetime, json, os, sqlite3, sys, time
+path, stop, who = sys.argv[1:4]
+conn = sqlite3.connect(path)  # As ModelForge: deferred transactions, the 5 s default timeout.
+committed, errors, i = 0, [], 0
+while not os.path.exists(stop):
+    try:
+        conn.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                     'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
+                     ('%s-%d' % (who, i % 40), 'b', 't', '',
+                      datetime.datetime.now().isoformat(), '/models/%s/%d' % (who, i)))
+        conn.commit()
+        committed += 1
+    except sqlite3.Error as exc:
+        conn.rollback()
+        errors.append('%s: %s' % (type(exc).__name__, exc))
+    i += 1
+    time.sleep(0.005)
+print(json.dumps({'committed': committed, 'errors': errors[:5], 'error_count': len(errors)}))
+'''
+
+
+def legacy_app(workdir, rows, processes=4, runs=2):
+    """The legacy app writing while ``migrate`` takes its file to head, ``runs`` times;
+    returns (figures, problems)."""
+    import sqlite3
+    from legacy import build, modelforge_v10
+    template = os.path.join(workdir, 'forge.db')
+    build(template, modelforge_v10)
+    with contextlib.closing(sqlite3.connect(template)) as conn:
+        # ~1/10 of the rows under a few names with many versions, the rest spread thin.
+        conn.executemany(
+            'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+            'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
+            (('hot-%d' % (i % 7) if i % 10 == 0 else 'model-%d' % (i % (rows // 10 + 1)),
+              'meta-llama/Llama-3.2-1B', 'text-generation', 'a fine-tuned model, row %d' % i,
+              '2025-11-%02dT10:00:00.%06d' % (1 + i % 28, i % 999999),
+              '/models/model-%d_%032x' % (i, i)) for i in range(rows)))
+        conn.commit()
+    problems, durations, committed, errors = [], [], 0, 0
+    for n in range(runs):
+        path = os.path.join(workdir, 'forge-%d.db' % n)
+        shutil.copy(template, path)
+        stop = os.path.join(workdir, 'stop-app')
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stop)
+        before = query('sqlite:///' + path, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
+        procs = [_python(APP_WRITER, path, stop, 'app%d' % w) for w in range(processes)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        migrate = subprocess.run([sys.executable, '-m', 'modelstore', 'migrate', '--no-backup',
+                                  '--database', 'sqlite:///' + path], capture_output=True,
+                                 text=True, timeout=1800)
+        durations.append(time.monotonic() - started)
+        time.sleep(0.3)
+        open(stop, 'w').close()
+        results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        if migrate.returncode != 0:
+            problems.append('run %d: migrate exited %d: %s' % (
+                n, migrate.returncode, migrate.stderr.strip()[-300:]))
+        wrote = sum(r['committed'] for r in results)
+        committed += wrote
+        errors += sum(r['error_count'] for r in results)
+        problems += ['run %d: the app saw %s' % (n, e) for r in results for e in r['errors']]
+        url = 'sqlite:///' + path
+        stored = query(url, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
+        if stored != before + wrote:
+            problems.append('run %d: %d rows + %d committed by the app, %d stored'
+                            % (n, before, wrote, stored))
+        if migrate.returncode == 0:
+            left = query(url, 'SELECT COUNT(*) FROM fine_tuned_models WHERE version IS NULL')
+            if left[0][0]:
+                problems.append('run %d: %d rows without a version' % (n, left[0][0]))
+        os.remove(path)
+    figures = {'app_runs': runs, 'app_rows': rows, 'app_committed': committed,
+               'app_errors': errors, 'app_failed_runs': sum(p.startswith('run ') and
+                                                            'migrate exited' in p
+                                                            for p in problems),
+               'app_longest_migrate': max(durations)}
+    return figures, problems
+
+
+def run(backend, admin_url=None, n_runners=8, n_writers=8, writes=1000, out=sys.stdout,
+        app_rows=300000, app_writers=4, app_runs=2):
     """Both races on ``backend``; returns (figures, problems)."""
     workdir = tempfile.mkdtemp(prefix='modelstore-race-')
     drops = []
@@ -177,6 +267,15 @@ def run(backend, admin_url=None, n_runners=8, n_writers=8, writes=1000, out=sys.
                  more['lost'], more['errors'], more['rows_when_migration_started']), file=out)
         figures.update(more)
         problems += more_problems
+        if backend == 'sqlite' and app_runs:
+            app, app_problems = legacy_app(workdir, app_rows, app_writers, app_runs)
+            print('the legacy app writing during migrate on sqlite: %d x migrate of %s rows '
+                  'with %d app writers, %d failed, longest %.1f s; %d app rows committed, '
+                  '%d app errors' % (app['app_runs'], format(app_rows, ','), app_writers,
+                                      app['app_failed_runs'], app['app_longest_migrate'],
+                                      app['app_committed'], app['app_errors']), file=out)
+            figures.update(app)
+            problems += app_problems
     finally:
         for drop in drops:
             if drop is not None:
@@ -192,12 +291,19 @@ def main(argv=None):
     parser.add_argument('--runners', type=int, default=8)
     parser.add_argument('--writers', type=int, default=8)
     parser.add_argument('--writes', type=int, default=1000, help='add_model calls per writer')
+    parser.add_argument('--app-writers', type=int, default=4,
+                        help='legacy app processes inserting through plain sqlite3 (SQLite)')
+    parser.add_argument('--app-rows', type=int, default=300000,
+                        help='rows of the ModelForge file migrated while the app writes')
+    parser.add_argument('--app-runs', type=int, default=2, help='migrations of that file')
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='run on PostgreSQL: a role that may CREATE DATABASE')
     args = parser.parse_args(argv)
     backend = ('mysql' if args.database.split(':')[0] in ('mysql', 'mariadb') else
                'postgresql') if args.database else 'sqlite'
-    _, problems = run(backend, args.database, args.runners, args.writers, args.writes)
+    _, problems = run(backend, args.database, args.runners, args.writers, args.writes,
+                      app_rows=args.app_rows, app_writers=args.app_writers,
+                      app_runs=args.app_runs)
     return 1 if problems else 0
 
 

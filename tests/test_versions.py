@@ -1,8 +1,10 @@
 """Model versions (0008-0010): 1, 2, 3... per model_name, given by the database to every row
 whoever inserts it, and the legacy rows numbered by an online migration that resumes."""
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -399,3 +401,45 @@ def test_check_reports_missing_triggers_and_says_how_to_reinstall_them(cli, db_u
     assert cli('migrate', '--database', db_url)[0] == 0
     assert cli('check', '--database', db_url)[0] == 0
     assert versions(db_url) == {'lost': [1]}
+
+
+@pytest.mark.sqlite_only
+def test_an_app_committing_between_the_runs_read_and_write_does_not_fail_0010(db_path,
+                                                                              monkeypatch):
+    """Issue 26, item 5: the online script's history row was written in a deferred SQLite
+    transaction that read the history first; an app's INSERT committed in between made the
+    write fail outright ("database is locked": SQLite does not wait for a stale snapshot) and
+    migrate ended with 0010 rolled back. The write lock is taken first now: the app's writer
+    waits (here, with no wait allowed, it is turned away), and migrate goes on."""
+    import sqlite3
+    from modelstore.engine.history import History
+    url = 'sqlite:///' + db_path
+    migrate_to(url, '0009_model_version_index')
+    execute(url, *[(FORGE_6, forge_row('n%d' % (i % 3), i)) for i in range(50)])
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # As connect() leaves it.
+        assert conn.execute('PRAGMA journal_mode=WAL').fetchone() == ('wal',)
+    original = History._columns
+    app = {'committed': 0, 'turned_away': 0}
+
+    def columns_then_an_app_commits(self):
+        found = original(self)
+        conn = sqlite3.connect(db_path, timeout=0)
+        try:
+            conn.execute(FORGE_6.replace('%s', '?'), forge_row('app', 0))
+            conn.commit()
+            app['committed'] += 1
+        except sqlite3.OperationalError:  # The run holds the write lock: wait your turn.
+            app['turned_away'] += 1
+        finally:
+            conn.close()
+        return found
+    monkeypatch.setattr(History, '_columns', columns_then_an_app_commits)
+    database = open_database(url, mode='migrate')
+    try:
+        Engine(database).migrate()
+    finally:
+        database.close()
+    assert app['turned_away'] >= 1
+    assert [r['method'] for r in history(url) if r['name'] == '0010_number_model_versions'] \
+        == ['ran']
+    assert versions(url) == _expected(url)

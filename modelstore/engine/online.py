@@ -7,6 +7,9 @@
   it is not a queue -- find the lock free at their next poll: a writer waits about one batch.
   PostgreSQL batches take row locks on rows no writer is adding, so they run back to back, with
   a longer target.
+* SQLite's history writes and batches take the write lock first (``BEGIN IMMEDIATE``) and wait
+  for it as long as the run waits for its lock: an app's writer committing between a read and
+  a write would otherwise fail the run ("database is locked") instead of delaying it.
 * ``synchronous=NORMAL`` on SQLite in WAL mode while the batches run: a commit then appends to
   the WAL without an fsync. With FULL, a batch's commit fsyncs while it holds the write lock, and
   on a disk busy with a checkpoint's flush that fsync took 250 ms, with every writer waiting
@@ -24,6 +27,7 @@ from peewee import DatabaseError, SqliteDatabase
 
 from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
+from ..shared.database import busy_ms, write_transaction
 from ..shared.dberrors import is_busy
 from ..version import __version__
 from .results import ScriptRun
@@ -75,15 +79,22 @@ class PacedBatches(Batches):
         self._began = self._started
 
     def __enter__(self):
-        self._synchronous = None
-        if self._sqlite and self.database.pragma('journal_mode').lower() == 'wal':
-            self._synchronous = self.database.pragma('synchronous')
-            self.database.pragma('synchronous', 1)
+        self._synchronous = self._busy = None
+        if self._sqlite:
+            # A batch waits for the apps' writers as long as the run waits for its lock (not
+            # the registry's 5 s): a burst of them must delay the run, never fail it.
+            self._busy = self.database.pragma('busy_timeout')
+            self.database.pragma('busy_timeout', busy_ms(self.lock_timeout))
+            if self.database.pragma('journal_mode').lower() == 'wal':
+                self._synchronous = self.database.pragma('synchronous')
+                self.database.pragma('synchronous', 1)
         return self
 
     def __exit__(self, *exc):
         if self._synchronous is not None:
             self.database.pragma('synchronous', self._synchronous)
+        if self._busy is not None:
+            self.database.pragma('busy_timeout', self._busy)
         return False
 
     def _transaction(self):
@@ -146,7 +157,10 @@ def run_online(engine, lock, script, module):
     transaction, then recorded applied. A run that dies between stays ``running``, so the
     next migrate calls ``online`` again and it resumes where the data says it stopped."""
     db = engine.database
-    with db.atomic():
+    # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
+    # transaction that reads it first would fail outright ("database is locked") when one of
+    # the apps' writers commits between its read and its write, instead of waiting its turn.
+    with write_transaction(db):
         engine.history.ensure()
         engine.history.mark_running(script.name, checksum=script.checksum,
                                     version=__version__)
@@ -162,7 +176,7 @@ def run_online(engine, lock, script, module):
                           'it' % (batches.rows, batches.batches, type(exc).__name__, exc)
                           ) from exc
     duration = time.perf_counter() - start
-    with db.atomic():
+    with write_transaction(db):
         engine.history.record(script.name, checksum=script.checksum, method='ran',
                               duration=duration, version=__version__, replace=True)
     lock.resume()
