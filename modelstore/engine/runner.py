@@ -47,7 +47,7 @@ __all__ = ['Engine']
 class Engine:
     """Migrate one database with the scripts in ``directory`` (default: the shipped ones).
 
-    ``backups`` (a modelstore.backup.Backups, SQLite only): a run that will change a database
+    ``backups`` (a modelstore.engine.backup.Backups, SQLite only): a run that will change a database
     that has tables first copies it there, under the lock, and reports the path.
     """
 
@@ -78,7 +78,7 @@ class Engine:
         """Merge script files and history; reads only, never creates anything.
 
         With ``analyse=True`` the pending scripts are also checked against the live schema
-        (see modelstore.adopt): each entry's ``plan`` says whether migrate would adopt or run
+        (see modelstore.engine.adopt): each entry's ``plan`` says whether migrate would adopt or run
         it, and ``status.adoption`` holds what was found.
         """
         scripts = self.scripts()

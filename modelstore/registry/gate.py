@@ -12,7 +12,10 @@
   and every write raises SchemaNewerThanCode (this code cannot know what the newer schema needs).
   A database opened so is not switched to WAL: it is opened for reading, and the file is left
   in the journal mode it has.
-* ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see modelstore.backup).
+* A SQLite file is switched to WAL (the setting for many writers) by the store's first write,
+  or at once when connect() migrated it: a store that only reads leaves the file's bytes and
+  journal mode as they were.
+* ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see modelstore.engine.backup).
 
 This is the check whose absence lost the seeds' data: a write against an old schema must fail
 loudly at startup, not drop the row later.
@@ -45,7 +48,7 @@ def _foreign(status):
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
             reconnect_timeout=RECONNECT_TIMEOUT):
-    """Open the registry at ``url`` (see modelstore.db for resolution) and check its schema.
+    """Open the registry at ``url`` (see modelstore.shared.urls for resolution) and check its schema.
 
     ``models_root`` (else ``$MODELSTORE_MODELS_ROOT``): the folder model directories live
     under; ``delete_model(id, files=True)`` removes only directories inside it.
@@ -78,7 +81,10 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
                                           _foreign(current))
             engine.migrate(precondition=precondition)
         if newer is None:  # allow_newer: reading only, so the journal mode is left alone.
-            use_for_app(database)
+            # WAL is written into the file: a store that only reads (`models list` on a
+            # ModelForge file) must leave it as it was, so the switch waits for the first
+            # write -- unless connect() just wrote the file itself, migrating it.
+            use_for_app(database, at_first_write=not status.pending)
     except (DatabaseError, sqlite3.Error) as exc:
         database.close()
         raise StorageError('cannot open the registry at %s: %s' % (shown, exc)) from exc
