@@ -9,8 +9,8 @@ it. So before a run, for every table a pending script touches:
    absent, then one state after each script that changed the table.
 2. The live table is compared with each state. Over the columns and indexes that appear in any
    state, the live table must have exactly those of the state, with compatible types (see
-   modelstore.shared.shape), the same nullability and primary key, and the state's DEFAULTs. Columns and
-   indexes that appear in no state were added by hand: they are kept and reported.
+   modelstore.shared.shape), the same nullability and primary key, and the state's DEFAULTs.
+   Columns and indexes that appear in no state were added by hand: they are kept and reported.
 3. A pending script whose every table already holds its effect is *adopted*: recorded in history
    as ``adopted``, not run. One whose tables hold none of it is run. One in between (0001 on a
    file that has only one of its two tables) is run, and creates only what is missing.

@@ -47,8 +47,8 @@ __all__ = ['Engine']
 class Engine:
     """Migrate one database with the scripts in ``directory`` (default: the shipped ones).
 
-    ``backups`` (a modelstore.engine.backup.Backups, SQLite only): a run that will change a database
-    that has tables first copies it there, under the lock, and reports the path.
+    ``backups`` (a modelstore.engine.backup.Backups, SQLite only): a run that will change a
+    database that has tables first copies it there, under the lock, and reports the path.
     """
 
     def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT,
@@ -78,8 +78,8 @@ class Engine:
         """Merge script files and history; reads only, never creates anything.
 
         With ``analyse=True`` the pending scripts are also checked against the live schema
-        (see modelstore.engine.adopt): each entry's ``plan`` says whether migrate would adopt or run
-        it, and ``status.adoption`` holds what was found.
+        (see modelstore.engine.adopt): each entry's ``plan`` says whether migrate would adopt
+        or run it, and ``status.adoption`` holds what was found.
         """
         scripts = self.scripts()
         with raising(StorageError, 'reading the migration status of %s' % self.label):

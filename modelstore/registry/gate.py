@@ -15,7 +15,8 @@
 * A SQLite file is switched to WAL (the setting for many writers) by the store's first write,
   or at once when connect() migrated it: a store that only reads leaves the file's bytes and
   journal mode as they were.
-* ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see modelstore.engine.backup).
+* ``auto_migrate=True`` on a SQLite file that has tables backs it up first (see
+  modelstore.engine.backup).
 
 This is the check whose absence lost the seeds' data: a write against an old schema must fail
 loudly at startup, not drop the row later.
@@ -48,7 +49,8 @@ def _foreign(status):
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
             reconnect_timeout=RECONNECT_TIMEOUT):
-    """Open the registry at ``url`` (see modelstore.shared.urls for resolution) and check its schema.
+    """Open the registry at ``url`` (resolved as modelstore.shared.urls says) and check its
+    schema.
 
     ``models_root`` (else ``$MODELSTORE_MODELS_ROOT``): the folder model directories live
     under; ``delete_model(id, files=True)`` removes only directories inside it.
