@@ -85,10 +85,28 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """No test sees the user's database, environment URL or terminal colours."""
+    """No test sees the user's database, environment URL or terminal colours -- and none leaves
+    a file in the directory the suite runs from (empty ``ms_test_*`` files, SQLite files opened
+    by a database's bare name, were once committed from there)."""
     monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'xdg'))
     monkeypatch.delenv('MODELSTORE_DATABASE_URL', raising=False)
     monkeypatch.setenv('NO_COLOR', '1')
+    here = os.getcwd()
+    before = _files_in(here)
+    yield
+    left = sorted(_files_in(here) - before)
+    if left:
+        pytest.fail('this test left %s in %s' % (', '.join(left), here))
+
+
+def _files_in(directory):
+    """The regular files directly in ``directory`` (not hidden ones: tools' caches)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name for e in entries if not e.name.startswith('.')
+                    and e.is_file(follow_symlinks=False)}
+    except OSError:
+        return set()
 
 
 @pytest.fixture
