@@ -10,15 +10,16 @@ Every SQLite connection gets a busy timeout and ``foreign_keys=ON``, and a rollb
 skipped when SQLite already rolled the transaction back by itself (see ``_SafeRollback``).
 Three modes:
 
-* ``app`` (the default, what ``connect()`` uses): also WAL (persistent) and ``synchronous=NORMAL``
-  -- measured: 8 writer processes x 1000 inserts in 0.63 s with 0 lost, against 7.1 s with
-  SQLite's defaults. A missing file is created.
+* ``app`` (the default): also WAL (persistent) and ``synchronous=NORMAL`` -- measured: 8 writer
+  processes x 1000 inserts in 0.63 s with 0 lost, against 7.1 s with SQLite's defaults. A
+  missing file is created. ``connect()`` opens in ``migrate`` mode and calls ``use_for_app``
+  once the schema check passed, deferring the switch to WAL to the first write: reading never
+  changes the file (``models list`` on a ModelForge file leaves it as the app left it).
 * ``migrate``: a missing file is created, but the journal mode is left alone, so a refused
   migration leaves a legacy file byte-for-byte as it was.
 * ``inspect``: for status, history, check and dry runs. Nothing persistent is changed: a SQLite
   file that does not exist (or is empty) is left so, and an in-memory database stands in for it.
 """
-import math
 import os
 import re
 import sqlite3
@@ -33,6 +34,7 @@ from ..exceptions import ConfigError, one_line
 from .dberrors import is_busy
 from .files import create_private, file_uri_path, has_wal
 from .mysql import MYSQL_SCHEMES, check_mysql_query, mysql_class, mysql_kwargs
+from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
 from .urls import default_path, mask_url, server_hosts, sqlite_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
@@ -79,34 +81,47 @@ def _sqlite_pragmas():
     return {'foreign_keys': 1, 'busy_timeout': int(BUSY_TIMEOUT * 1000)}
 
 
-def use_for_app(database):
+def use_for_app(database, *, at_first_write=False):
     """Switch an open database to the settings for many writers (SQLite: WAL, synchronous=NORMAL,
     temp_store=MEMORY).
 
     ``journal_mode=wal`` is written into the file, so the startup gate calls this only after the
-    schema check passed: a refused file is left byte-identical. Switching needs the file to
-    itself for an instant, and SQLite answers "database is locked" at once (no busy wait) while
-    another connection reads; so the switch is retried for up to the busy timeout, and skipped
-    when the file is in WAL already. ``synchronous`` is per connection: every later connection
-    of this database (one per thread) gets it too.
+    schema check passed, and with ``at_first_write`` (the switch then waits for the first
+    ``write_transaction``): a refused file, and a file that is only read, are left
+    byte-identical, in the journal mode they had. ``synchronous`` is per connection: every later
+    connection of this database (one per thread) gets it too.
     """
     if isinstance(database, SqliteDatabase) and database.database != ':memory:':
-        deadline = time.monotonic() + BUSY_TIMEOUT
-        while True:
-            try:
-                if database.pragma('journal_mode').lower() != 'wal':
-                    database.pragma('journal_mode', 'wal')
-                break
-            except (DatabaseError, sqlite3.Error) as exc:
-                if not is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        database.pragma('synchronous', 1, permanent=True)
         # Statement journals in memory, not in a temporary file: a table with triggers (0010's
         # on fine_tuned_models) makes SQLite journal every INSERT's pages, which on disk cost
         # add_models ~15 us a row (docs/performance.md).
         database.pragma('temp_store', 2, permanent=True)
+        database.wal_pending = True
+        if not at_first_write:
+            _switch_to_wal(database)
     return database
+
+
+def _switch_to_wal(database):
+    """WAL and synchronous=NORMAL, outside any transaction.
+
+    Switching needs the file to itself for an instant, and SQLite answers "database is locked"
+    at once (no busy wait) while another connection reads; so the switch is retried for up to
+    the busy timeout, and skipped when the file is in WAL already.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            if database.pragma('journal_mode').lower() != 'wal':
+                database.pragma('journal_mode', 'wal')
+            break
+        except (DatabaseError, sqlite3.Error) as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    # NORMAL is safe with WAL only: a file left in its rollback journal keeps SQLite's FULL.
+    database.pragma('synchronous', 1, permanent=True)
+    database.wal_pending = False
 
 
 class _SafeRollback:
@@ -369,32 +384,7 @@ def write_transaction(database):
     writer got there first; taking the lock first makes it wait out the busy timeout instead.
     """
     if isinstance(database, SqliteDatabase):
+        if getattr(database, 'wal_pending', False) and not database.in_transaction():
+            _switch_to_wal(database)  # Deferred by use_for_app(at_first_write=True).
         return database.atomic('IMMEDIATE')
     return database.atomic()
-
-
-# SQLite's busy timeout is an int of milliseconds.
-MAX_TIMEOUT = (2 ** 31 - 1) // 1000
-
-
-def busy_ms(timeout):
-    """``timeout`` seconds as SQLite's busy-timeout milliseconds (validated by check_timeout)."""
-    return int(check_timeout(timeout) * 1000)
-
-
-def check_timeout(value, what='lock timeout'):
-    """A wait in seconds: a finite number from 0 to MAX_TIMEOUT; ConfigError otherwise.
-
-    The message starts with ``what`` (None: with the predicate, for a CLI option's error).
-    """
-    subject = what + ' ' if what else ''
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError('%smust be a number of seconds, got %s'
-                          % (subject, type(value).__name__))
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError('%smust be a finite number of seconds, at least 0, got %r'
-                          % (subject, value))
-    if value > MAX_TIMEOUT:
-        raise ConfigError('%smust be at most %d s (about 24 days, the longest SQLite can wait), '
-                          'got %g' % (subject, MAX_TIMEOUT, value))
-    return float(value)
