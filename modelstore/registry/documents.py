@@ -51,9 +51,30 @@ def _json_path(name, where):
     return name + ''.join(reversed(parts))
 
 
+def _check_text(name, text, where, what=''):
+    """A JSON string (a value, or a key: ``what``) every backend stores as it is given.
+
+    PostgreSQL's jsonb refuses ``\\u0000`` and unpaired surrogates ("unsupported Unicode escape
+    sequence") where SQLite and MariaDB store them: refused here, the same on every backend.
+    """
+    if text.isascii() and '\x00' not in text:
+        return
+    if '\x00' in text:
+        raise ValidationError(name, 'holds a NUL character (\\u0000) in %s%s, which JSON '
+                                    'columns do not store' % (what, _json_path(name, where)))
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError as exc:
+        raise ValidationError(name, 'holds text that is not valid UTF-8 in %s%s: an unpaired '
+                                    'surrogate (%r), as decoding non-UTF-8 bytes leaves'
+                              % (what, _json_path(name, where), exc.object[exc.start])) \
+            from None
+
+
 def _check_json(name, value):
-    """Walk a JSON value without recursion: string keys, finite numbers of sane size, no
-    reference cycles, at most JSON_DEPTH levels. Errors name the place (``parameters['lr']``)."""
+    """Walk a JSON value without recursion: string keys, finite numbers of sane size, text
+    without NUL or unpaired surrogates, no reference cycles, at most JSON_DEPTH levels. Errors
+    name the place (``parameters['lr']``)."""
     open_ids = set()
     opened = []
     stack = [(value, None)]
@@ -79,6 +100,7 @@ def _check_json(name, value):
                         raise ValidationError(name, 'JSON object keys must be strings, got %s '
                                                     'key %r at %s' % (type_name(key), key,
                                                                       _json_path(name, where)))
+                    _check_text(name, key, where, 'the key %r in ' % key)
                     stack.append((child, (where, key)))
             else:
                 stack.extend((child, (where, i)) for i, child in enumerate(obj))
@@ -90,7 +112,9 @@ def _check_json(name, value):
             if not -_JSON_BIG < obj < _JSON_BIG:
                 raise ValidationError(name, 'holds an integer of more than %d digits at %s'
                                       % (JSON_DIGITS, _json_path(name, where)))
-        elif not (obj is None or isinstance(obj, (str, bool))):
+        elif isinstance(obj, str):
+            _check_text(name, obj, where)
+        elif not (obj is None or isinstance(obj, bool)):
             raise ValidationError(name, 'is not JSON-serialisable: %s at %s is not a JSON value'
                                   % (type_name(obj), _json_path(name, where)))
 
@@ -108,10 +132,6 @@ def json_object(name, value):
     if len(encoded) > JSON_LIMIT:
         raise ValidationError(name, 'serialises to %d bytes; the limit is %d'
                               % (len(encoded), JSON_LIMIT))
-    try:
-        encoded.encode('utf-8')
-    except UnicodeEncodeError:
-        raise ValidationError(name, 'holds text that is not valid UTF-8') from None
     return value
 
 
