@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import shlex
 
 import pytest
 from dbtools import execute
@@ -13,6 +14,7 @@ from dbtools import execute
 import modelstore
 from modelstore.registry.doctor import examine
 from modelstore.registry.modelfiles import TRASH, ModelsRoot
+from modelstore.shared.urls import mask_url
 
 UUID = '3f2a9c1e-1b2c-4d3e-8f40-123456789abc'
 # Older than doctor's default --min-age (60 minutes): what the fixes may act on.
@@ -136,7 +138,9 @@ def test_reading_writes_nothing(cli, registry, tmp_path):
     before = snapshot(*files)
     code, out, _ = cli('doctor', '--database', url, '--models-root', root)
     assert code == 1 and 'Orphan folders (4)' in out and 'Dangling rows (1)' in out
-    assert 'Fix: --register records the orphans' in out
+    # The hint is the whole command, with the database and the models root (issue 26).
+    assert 'Fix: `modelstore doctor --register --database ' in out
+    assert '--models-root %s` records the orphans' % shlex.quote(root) in out
     assert snapshot(*files) == before
 
 
@@ -555,10 +559,11 @@ def test_modelforge_models_rows_wait_for_import_and_are_never_registered(cli, re
     assert sorted(registered) == ['broken_1', 'notes-folder'] and report['orphans'] == []
     assert code == 1 and report['clean'] is False
     code, out, _ = cli('doctor', '--database', url, '--models-root', root)
-    assert "Waiting for `modelstore import modelforge` (2): folders that ModelForge's models " \
-        'table names' in out
+    assert "Waiting for `modelstore import modelforge --database %s` (2): folders that " \
+        "ModelForge's models table names" % shlex.quote(mask_url(url)) in out
     assert 'models.id f2 retired (inactive: --include-inactive imports it)' in out
-    assert '`modelstore import modelforge` records the folders waiting for it' in out
+    assert '`modelstore import modelforge --database %s` records the folders waiting for it' \
+        % shlex.quote(mask_url(url)) in out
     code, _, _ = cli('import', 'modelforge', '--database', url)
     assert code == 0
     code, report, _ = doctor(cli, url, root)

@@ -52,8 +52,11 @@ def test_models_list_json_is_every_column_of_every_row(cli, url):
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--limit', '0'], 'limit'), (['--created-after', 'yesterday'], 'created_after'),
-    (['--order', 'random'], 'order'), (['--limit', 'ten'], 'invalid int value')])
+    (['--limit', '0'], 'limit'), (['--created-after', 'yesterday'], '--created-after'),
+    (['--order', 'random'], 'order'),
+    (['--limit', 'ten'], "--limit: must be a whole number from 1 to %d, got 'ten'" % 2 ** 62),
+    (['--limit', str(2 ** 70)], '--limit: must be a whole number from 1 to %d' % 2 ** 62),
+    (['--offset', '-1'], '--offset: must be a whole number from 0 to %d' % 2 ** 62)])
 def test_a_bad_filter_is_exit_2_with_error(cli, url, argv, message):
     code, out, err = cli('models', 'list', '--database', url, *argv)
     assert code == 2 and 'error:' in err and message in err and out == ''
@@ -67,8 +70,10 @@ def test_models_show_by_id_name_and_version(cli, url):
     assert [r['id'] for r in json.loads(out)] == [3]  # The latest version.
     code, out, _ = cli('models', 'show', name + '@1', '--database', url, '--json')
     assert [r['version'] for r in json.loads(out)] == [1]
-    for ref, message in (('99', 'no fine-tuned model with id 99'), ('nobody', 'nobody'),
-                         (name + '@9', 'version 9'), ('short@x', 'whole number')):
+    # (What follows the last @ is a version only if it is a whole number: short@x is a name.)
+    for ref, message in (('99', "no model with id 99, and none named '99'"),
+                         ('nobody', 'nobody'), (name + '@9', 'version 9'),
+                         ('short@x', "no model named 'short@x'")):
         code, _, err = cli('models', 'show', ref, '--database', url)
         assert code == 2 and 'error:' in err and message in err, (ref, err)
 

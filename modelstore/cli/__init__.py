@@ -20,9 +20,11 @@ import logging
 import sys
 import traceback
 
-from ..exceptions import AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError, UsageError
+from ..exceptions import (AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError,
+                          UsageError, ValidationError)
 from .output import ERROR, Output, one_line
 from .parser import build_parser
+from .settings import apply_config
 
 __all__ = ['main', 'Output']
 
@@ -41,6 +43,10 @@ def main(argv=None):
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     out = Output(sys.stdout, args.json)
+    try:
+        _configure(args)
+    except ModelStoreError as exc:
+        return _fail(args, out, exc, 'error: %s' % one_line(exc), trace=False)
     if args.command == 'new':
         problem = _new_usage(args)
         if problem:
@@ -52,6 +58,10 @@ def main(argv=None):
         return args.func(args, out)
     except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
         return _fail(args, out, exc, 'error: %s' % exc.report())
+    except ValidationError as exc:  # Named as the option that gave the value.
+        option = _option(args, exc.field)
+        return _fail(args, out, exc, 'error: %s: %s' % (option, one_line(exc.message))
+                     if option else 'error: %s' % one_line(exc))
     except ModelStoreError as exc:
         return _fail(args, out, exc, 'error: %s' % one_line(exc))
     except KeyboardInterrupt as exc:
@@ -60,6 +70,29 @@ def main(argv=None):
     except Exception as exc:  # A bug or an unexpected driver error: still one line.
         return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
                      % (type(exc).__name__, one_line(exc)))
+
+
+def _configure(args):
+    """Settings not given on the command line or in the environment, from pyproject.toml's
+    [tool.modelstore] (modelstore.cli.settings). Not the database of `new` (its --database
+    picks a backend to replay on, never a registry) nor of `restore` (which defaults to the
+    file the backup came from, so that it never lands elsewhere by accident)."""
+    keep = args.command in ('new', 'restore') and args.database is None
+    if keep:
+        args.database = 'not from the file'
+    apply_config(args)
+    if keep:
+        args.database = None
+
+
+def _option(args, field):
+    """The option of this command that gave the API's ``field`` (models_root: --models-root),
+    or None when no option did."""
+    if field == 'is_custom_base_model' and getattr(args, 'custom', None) is not None:
+        return '--custom' if args.custom else '--not-custom'
+    if field and field != 'custom' and getattr(args, field, None) is not None:
+        return '--' + field.replace('_', '-')
+    return None
 
 
 def _new_usage(args):

@@ -17,15 +17,17 @@ import os
 import sys
 
 from ..engine import Backups, Engine
-from ..exceptions import ModelStoreError, NotFound, ValidationError
+from ..exceptions import ConfigError, ModelStoreError, NotFound, UsageError, ValidationError
 from ..registry import connect
 from ..registry.doctor import changed_at, examine, orphan_model
 from ..registry.doctordb import forge_present, read_forge, read_rows, rows_naming
 from ..registry.modelfiles import ENV_VAR, resolve_root
 from ..shared.database import open_database
 from ..shared.text import shown, utf8
-from ..shared.urls import mask_url, resolve_url, sqlite_path
+from ..engine.status import schema_version
+from ..shared.urls import command, mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
+from .settings import hint
 from .registry import columns
 
 __all__ = ['cmd_doctor']
@@ -34,12 +36,12 @@ __all__ = ['cmd_doctor']
 def _root(args):
     root = resolve_root(getattr(args, 'models_root', None))
     if root is None:
-        raise ModelStoreError('doctor needs the models root: pass --models-root DIR or set $%s'
-                              % ENV_VAR)
+        raise ConfigError('doctor needs the models root: pass --models-root DIR, set $%s, or '
+                          'set models_root in pyproject.toml\'s [tool.modelstore]' % ENV_VAR)
     try:
         return root.check()
     except ValidationError as exc:
-        raise ModelStoreError('models root: %s' % exc.message) from None
+        raise ConfigError('--models-root: %s' % exc.message) from None
 
 
 def _read(url, root, min_age):
@@ -48,8 +50,8 @@ def _read(url, root, min_age):
     try:
         tables = database.get_tables()
         if 'fine_tuned_models' not in tables:
-            raise ModelStoreError('%s holds no fine_tuned_models table: no registry to compare '
-                                  'with the models root' % mask_url(url))
+            raise ConfigError('%s holds no fine_tuned_models table: no registry to compare '
+                              'with the models root' % mask_url(url))
         rows = read_rows(database)
         forge = read_forge(database, tables)
         paths = {(r[0], p) for r in rows for p in [_text(r[2])] if p is not None}
@@ -77,10 +79,10 @@ def cmd_doctor(args, out):
     forgettable = [r for r in found.dangling if not r['too_recent']]
     if args.forget_dangling and forgettable and not args.yes:
         if not (sys.stdin.isatty() and not out.as_json and _confirm(out, forgettable)):
-            raise ModelStoreError('--forget-dangling deletes %s; add --yes to do it'
+            raise UsageError('--forget-dangling deletes %s; add --yes to do it'
                                   % plural(len(forgettable), 'row'))
     if args.empty_trash or args.register or args.forget_dangling:
-        _report(out, found, final=False)
+        _report(out, found, final=False, args=args)
         with connect(url, models_root=root.path) as store:
             if args.empty_trash:
                 fixes += _empty_trash(store)
@@ -95,7 +97,7 @@ def cmd_doctor(args, out):
         out.json(dict(found.as_dict(), database=mask_url(url),
                       fixes=[{k: v for k, v in f.items() if k != 'said'} for f in fixes]))
     else:
-        _report(out, found, final=True)
+        _report(out, found, final=True, args=args)
     return OK if found.clean else PENDING
 
 
@@ -173,11 +175,12 @@ def _forget(store, url, dangling, min_age):
     path = sqlite_path(url)
     backed_up = path not in (None, ':memory:')
     if backed_up:  # (Else each row is printed in full.)
-        applied = Engine(store.database).status().applied
-        backup = Backups(path).take(applied[-1] if applied else 'none')
+        # Named as migrate's and rollback's are (the schema's number), so that restore and
+        # the retention treat them alike.
+        backup = Backups(path).take(schema_version(Engine(store.database).status()))
         fixes.append({'fix': 'backup', 'path': backup,
-                      'said': 'backed up %s to %s (modelstore restore puts it back)'
-                      % (path, backup)})
+                      'said': 'backed up %s to %s (%s puts it back)'
+                      % (path, backup, command('restore', backup, database=url))})
     cutoff = datetime.datetime.now() - datetime.timedelta(minutes=min_age)
     for row in rows:
         what = '#%d %s' % (row['id'], row['model_path'])
@@ -218,7 +221,7 @@ def _rows(out, rows, note=None):
                                      shown(row['model_path']), note(row) if note else ''))
 
 
-def _report(out, found, final):
+def _report(out, found, final, args):
     if out.as_json:
         return
     if final:
@@ -234,8 +237,8 @@ def _report(out, found, final):
                 o.modified.strftime('%Y-%m-%d %H:%M') if o.modified else '?',
                 ''.join('; ' + shown(p) for p in o.problems), recent if o.too_recent else ''))
     if found.awaiting_import:
-        out.line('Waiting for `modelstore import modelforge` (%d): folders that ModelForge\'s '
-                 'models table names' % len(found.awaiting_import))
+        out.line('Waiting for `%s` (%d): folders that ModelForge\'s models table names'
+                 % (hint(args, 'import modelforge'), len(found.awaiting_import)))
         for folder in found.awaiting_import:
             out.line('  %s  %s' % (shown(folder['path']), ', '.join(
                 'models.id %s %s%s' % (shown(m['id']), shown(m['name']), '' if m['active'] else
@@ -269,20 +272,22 @@ def _report(out, found, final):
         return
     hints = []
     if any(not o.too_recent for o in found.orphans):
-        hints.append('--register records the orphans')
+        hints.append('`%s` records the orphans' % hint(args, 'doctor', '--register'))
     elif found.orphans:
         hints.append('the orphans are too recent for --register (--min-age)')
     if found.awaiting_import:
-        hints.append('`modelstore import modelforge` records the folders waiting for it')
+        hints.append('`%s` records the folders waiting for it'
+                     % hint(args, 'import modelforge'))
     if any(not r['too_recent'] for r in found.dangling):
-        hints.append('--forget-dangling --yes deletes the dangling rows')
+        hints.append('`%s` deletes the dangling rows'
+                     % hint(args, 'doctor', '--forget-dangling', '--yes'))
     elif found.dangling:
         hints.append('the dangling rows are too recent for --forget-dangling (--min-age)')
     if found.trash_to_fix:
-        hints.append('--empty-trash finishes the deletes')
+        hints.append('`%s` finishes the deletes' % hint(args, 'doctor', '--empty-trash'))
     if found.relative or found.invalid:
         hints.append('rows with a relative or unreadable model_path need a hand (update_model '
-                     'or models delete)')
+                     'or `%s`)' % hint(args, 'models delete', 'ID'))
     if hints:
         out.line('Fix: ' + '; '.join(hints) + '.')
 

@@ -24,6 +24,7 @@ class Output:
         # pipe or a file, where it would be noise).
         self.live = terminal and not as_json
         self._shown = 0  # Length of the progress line on screen (0: none).
+        self.closed = False  # The reader went away (a broken pipe).
         self._last = 0.0
 
     def paint(self, text, code):
@@ -70,15 +71,20 @@ class Output:
         answer = sys.stdin.readline()
         return answer.strip().lower() in ('y', 'yes')
 
+    def raw_line(self, text, end='\n'):
+        """``text`` as it is (a streamed JSON value keeps its spacing)."""
+        self._write(text, end)
+
     def json(self, payload):
         self._write(json.dumps(payload, indent=2, default=str))
 
-    def _write(self, text):
+    def _write(self, text, end='\n'):
         # A reader that went away (`modelstore migrate | head`) must not abort a run: this is
         # called from inside the migration lock, where an exception would roll it back.
         try:
-            print(text, file=self.stream, flush=True)
+            print(text, file=self.stream, end=end, flush=True)
         except BrokenPipeError:
+            self.closed = True  # (A listing stops reading rows nobody will see.)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
 

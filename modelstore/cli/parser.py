@@ -8,11 +8,12 @@ from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, UsageError
 from ..registry.doctor import MAX_MIN_AGE, MIN_AGE
+from ..registry.validate import MAX_PAGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .authoring import cmd_new
 from .doctor import cmd_doctor
-from .registry import (cmd_import, cmd_models_delete, cmd_models_list, cmd_models_show,
+from .registry import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list, cmd_models_show,
                        cmd_tasks_list, cmd_tasks_show)
 from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
 from .runs import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
@@ -151,8 +152,13 @@ def build_parser():
 def _registry_commands(sub, common):
     """models list|show|delete and tasks list|show (modelstore.cli.registry)."""
     page = argparse.ArgumentParser(add_help=False)
-    page.add_argument('--limit', type=int, metavar='N', help='at most N rows')
-    page.add_argument('--offset', type=int, default=0, metavar='N', help='skip N rows')
+    shown = page.add_mutually_exclusive_group()
+    shown.add_argument('--limit', type=_limit, metavar='N', help='at most N rows (default: '
+                       'all of them, but %d on a terminal)' % TERMINAL_LIMIT)
+    shown.add_argument('--all', action='store_true', help='every row, also on a terminal')
+    page.add_argument('--offset', type=_offset, default=0, metavar='N', help='skip N rows')
+    page.add_argument('--jsonl', action='store_true', help='print JSON Lines: one object a '
+                      'line, as each row is read')
 
     models = sub.add_parser('models', help='list, show or delete fine-tuned models')
     what = models.add_subparsers(dest='action', metavar='action', required=True)
@@ -169,8 +175,13 @@ def _registry_commands(sub, common):
                    help="newest (default), oldest or name")
     p.set_defaults(func=cmd_models_list)
     p = what.add_parser('show', parents=[common], help='one model, every column')
-    p.add_argument('model', metavar='ID|NAME[@VERSION]',
-                   help='an id, a name (its latest version) or NAME@VERSION')
+    p.add_argument('model', metavar='ID|NAME[@VERSION]', nargs='?',
+                   help='a whole number is an id (an error names both if a model is also '
+                   'named so); else NAME@VERSION when a number follows the last @, else a '
+                   'name (its latest version)')
+    p.add_argument('--id', metavar='ID', help='the model with this id')
+    p.add_argument('--name', metavar='NAME[@VERSION]', help='the latest version of the model '
+                   'named NAME (a number too), or that version')
     p.set_defaults(func=cmd_models_show)
     p = what.add_parser('delete', parents=[common], help='delete a model (asks on a terminal)')
     p.add_argument('id', metavar='ID')
@@ -246,6 +257,25 @@ def _minutes(text):
     if value is None or not math.isfinite(value) or value < 0 or value > MAX_MIN_AGE:
         raise argparse.ArgumentTypeError('must be a number of minutes from 0 to %d (ten '
                                          'years), got %r' % (MAX_MIN_AGE, text))
+    return value
+
+
+def _limit(text):
+    return _whole(text, 1, '--limit')
+
+
+def _offset(text):
+    return _whole(text, 0, '--offset')
+
+
+def _whole(text, minimum, option):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= MAX_PAGE:
+        raise argparse.ArgumentTypeError('must be a whole number from %d to %d, got %r'
+                                         % (minimum, MAX_PAGE, text))
     return value
 
 

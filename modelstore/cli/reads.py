@@ -1,12 +1,14 @@
 """The commands that read a database (status, history, check) and accept, which records a
 reviewed checksum."""
 from ..authoring.models import load_models
-from ..engine import Engine, detect_drift
+from ..engine import Drift, Engine, detect_drift
 from ..engine.nontx import failure_note
-from ..exceptions import ModelStoreError
+from ..exceptions import UsageError
 from ..shared.database import open_database
-from ..shared.urls import database_exists, mask_url, migrate_command, resolve_url
+from ..shared.models import MODELS
+from ..shared.urls import database_exists, mask_url, resolve_url
 from .output import OK, PENDING, plural
+from .settings import hint
 
 __all__ = ['cmd_status', 'cmd_history', 'cmd_check', 'cmd_accept']
 
@@ -16,10 +18,15 @@ def _open(args, mode):
     return url, open_database(url, mode=mode)
 
 
+def _engine(args, database, shown, **options):
+    return Engine(database, args.migrations, label=shown,
+                  hint=lambda verb, *words: hint(args, verb, *words), **options)
+
+
 def cmd_status(args, out):
     url, database = _open(args, 'inspect')
     shown = mask_url(url)
-    status = Engine(database, args.migrations, label=shown).status(analyse=True)
+    status = _engine(args, database, shown).status(analyse=True)
     exists = database_exists(url)
     adoption = status.adoption
     if out.as_json:
@@ -64,9 +71,9 @@ def cmd_status(args, out):
             ', %d missing' % len(status.missing) if status.missing else '',
             ', %d failed partway' % len(status.failed) if status.failed else ''))
         if status.failed:
-            out.line(out.paint('migrate refuses to go on: run `modelstore repair` (it reverts '
-                               'what the failed script did; see --mark-applied and '
-                               '--mark-reverted for a manual fix)', '31'))
+            out.line(out.paint('migrate refuses to go on: run `%s` (it reverts what the failed '
+                               'script did; see --mark-applied and --mark-reverted for a manual '
+                               'fix)' % hint(args, 'repair'), '31'))
         for note in adoption.notes if adoption else ():
             out.line('note: ' + note)
         for warning in adoption.warnings if adoption else ():
@@ -79,10 +86,10 @@ def cmd_status(args, out):
             for line in adoption.problems:
                 out.line('  ' + line)
         elif status.pending:
-            out.line('Run: %s' % migrate_command(url))
+            out.line('Run: %s' % hint(args, 'migrate'))
         if status.changed:
-            out.line('Changed since applied: %s; review, then run: modelstore accept NAME'
-                     % ', '.join(status.changed))
+            out.line('Changed since applied: %s; review, then run: %s'
+                     % (', '.join(status.changed), hint(args, 'accept', 'NAME')))
     return OK if status.up_to_date and not status.changed else PENDING
 
 
@@ -94,7 +101,7 @@ _PLAN_NOTES = {'adopt': '  already in the database ({tables}): will be adopted',
 def cmd_history(args, out):
     url, database = _open(args, 'inspect')
     shown = mask_url(url)
-    records = Engine(database, args.migrations, label=shown).history.read()
+    records = _engine(args, database, shown).history.read()
     if out.as_json:
         out.json({'database': shown, 'history': [r.as_dict() for r in records]})
         return OK
@@ -141,13 +148,13 @@ def _history_problems(records):
 def cmd_check(args, out):
     url, database = _open(args, 'inspect')
     shown = mask_url(url)
-    status = Engine(database, args.migrations, label=shown).status()
-    drift = detect_drift(database, load_models(args.models)) if args.models \
-        else detect_drift(database)
+    status = _engine(args, database, shown).status(analyse=True)
+    drift = _drift(args, database, status)
     problems = ['pending: %s' % n for n in status.pending]
     problems += ['missing script file for applied %s' % n for n in status.missing]
     problems += ['changed since applied: %s' % n for n in status.changed]
-    problems += ['failed partway: %s (%s); run modelstore repair' % (e.name, failure_note(e))
+    problems += ['failed partway: %s (%s); run %s' % (e.name, failure_note(e),
+                                                      hint(args, 'repair'))
                  for e in status.entries if e.failed]
     problems += ['drift: %s' % line for line in drift.lines]
     damaged = _history_problems(status.records)
@@ -169,17 +176,30 @@ def cmd_check(args, out):
     for note in drift.notes:
         out.line('  note: ' + note)
     if status.pending:
-        out.line('Run: %s' % migrate_command(url))
+        out.line('Run: %s' % hint(args, 'migrate'))
     return PENDING if problems else OK
+
+
+def _drift(args, database, status):
+    """Drift from what is applied. Up to date: the models against the schema. Behind: the
+    models describe the schema after the pending scripts, so the live tables are compared
+    with the states the scripts produce instead (the analysis migrate runs before adopting):
+    a table that matches none is drift, the pending scripts are listed by themselves."""
+    if status.pending:
+        adoption = status.adoption
+        return Drift(list(adoption.problems) if adoption else [],
+                     ['%s pending: the models are compared with the schema once they are '
+                      'applied' % plural(len(status.pending), 'script')])
+    models = load_models(args.models) if args.models else MODELS
+    return detect_drift(database, models, hint=lambda verb, *words: hint(args, verb, *words))
 
 
 def cmd_accept(args, out):
     if not args.names and not args.all:
-        raise ModelStoreError('name the scripts to accept, or pass --all')
+        raise UsageError('accept needs the names of the scripts to accept, or --all')
     url, database = _open(args, 'migrate')
     shown = mask_url(url)
-    names = Engine(database, args.migrations, label=shown,
-                   lock_timeout=args.lock_timeout).accept(
+    names = _engine(args, database, shown, lock_timeout=args.lock_timeout).accept(
         None if args.all else args.names)
     if out.as_json:
         out.json({'database': shown, 'accepted': names})

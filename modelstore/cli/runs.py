@@ -2,9 +2,12 @@
 import os
 
 from ..engine import Backups, Engine, restore_database
+from ..engine.status import script_number
+from ..exceptions import UsageError
 from ..shared.database import open_database
-from ..shared.urls import database_exists, mask_url, migrate_command, resolve_url, sqlite_path
+from ..shared.urls import command, database_exists, mask_url, resolve_url, sqlite_path
 from .output import OK, plural, progress_line
+from .settings import hint
 
 __all__ = ['cmd_migrate', 'cmd_rollback', 'cmd_restore']
 
@@ -44,7 +47,8 @@ def _run(args, out, direction):
     shown = mask_url(url)
     engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout,
                     backups=_backups(args, url), ddl_lock_timeout=args.ddl_lock_timeout,
-                    ddl_retries=args.ddl_retries)
+                    ddl_retries=args.ddl_retries, hint=_hints(args))
+    args.to = _target(engine, args.to)
     verb = 'Migrating' if direction == 'up' else 'Rolling back'
     if not out.as_json:
         out.line('%s database: %s%s' % (verb, shown, ' (dry run: nothing will be changed)'
@@ -116,12 +120,35 @@ def _run(args, out, direction):
     return OK
 
 
+def _target(engine, given):
+    """--to NAME, a script's number (``3``, ``0003``) or a unique prefix of its name; several
+    scripts that fit are an error listing them. One that fits none is left for the engine to
+    refuse, listing the scripts it knows."""
+    if given is None:
+        return None
+    names = [script.name for script in engine.scripts()]
+    names += [r.name for r in engine.history.read() if r.name not in names]
+    if given in names:
+        return given
+    fits = [n for n in names if n.startswith(given) or (
+        given.isdigit() and given.isascii() and script_number(n) == int(given))]
+    if len(fits) > 1:
+        raise UsageError('--to %s fits %d scripts: %s; give more of the name'
+                         % (given, len(fits), ', '.join(fits)))
+    return fits[0] if fits else given
+
+
 def _backups(args, url):
     """Where a run on ``url`` keeps its backups: SQLite files only, unless --no-backup."""
     path = sqlite_path(url)
     if path is None or path == ':memory:' or args.no_backup or args.dry_run:
         return None
     return Backups(path, keep=args.keep_backups, timeout=args.lock_timeout)
+
+
+def _hints(args):
+    """The engine's hints, with this command line's options (modelstore.cli.settings)."""
+    return lambda verb, *words: hint(args, verb, *words)
 
 
 def cmd_migrate(args, out):
@@ -139,7 +166,7 @@ def cmd_repair(args, out):
     if database_exists(url):  # (A SQLite file that is not there is not created for this.)
         database = open_database(url, mode='migrate')
         try:
-            done = Engine(database, args.migrations, label=shown,
+            done = Engine(database, args.migrations, label=shown, hint=_hints(args),
                           lock_timeout=args.lock_timeout).repair(args.mark)
         finally:
             database.close()
@@ -156,7 +183,7 @@ def cmd_repair(args, out):
         for step in steps:
             out.line('    %s' % step.description)
     if done:
-        out.line('Run: %s' % migrate_command(url))
+        out.line('Run: %s' % hint(args, 'migrate'))
     return OK
 
 
@@ -167,7 +194,7 @@ def cmd_restore(args, out):
     backup = os.path.abspath(os.path.expanduser(args.backup))
     database = open_database(url, mode='inspect')
     try:
-        status = Engine(database, args.migrations).status()
+        status = Engine(database, args.migrations, hint=_hints(args)).status()
     finally:
         database.close()
     if out.as_json:
@@ -181,5 +208,6 @@ def cmd_restore(args, out):
         url, backup, plural(len(status.applied), 'script')), '32'))
     if status.pending:
         out.line('%s pending; run: %s' % (plural(len(status.pending), 'script'),
-                                          migrate_command(url)))
+                                          command('migrate', database=url,
+                                                  migrations=args.migrations)))
     return OK

@@ -24,6 +24,7 @@ from playhouse.schema_diff import diff_models
 from ..exceptions import StorageError
 from ..shared.dberrors import raising
 from ..shared.models import MODELS, VERSION_TRIGGERS
+from ..shared.urls import command
 from .history import RUNNING, History
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
                             invalid_indexes, kind)
@@ -114,13 +115,15 @@ def _column_lines(database, model, notes):
     return lines
 
 
-def detect_drift(database, models=MODELS):
-    """Compare ``models`` with ``database``; returns a Drift (falsy when clean)."""
+def detect_drift(database, models=MODELS, hint=command):
+    """Compare ``models`` with ``database``; returns a Drift (falsy when clean). ``hint(verb,
+    *words)`` builds the commands a line tells the operator to run (the CLI's adds the options
+    that chose the database and the scripts)."""
     with raising(StorageError, 'comparing the schema with the models'):
-        return _drift(database, models)
+        return _drift(database, models, hint)
 
 
-def _drift(database, models):
+def _drift(database, models, hint):
     diff = diff_models(database, list(models))
     lines, notes = _schema_lines(database, diff)
     missing = {m for m in diff.create_tables}
@@ -133,7 +136,7 @@ def _drift(database, models):
                          for name in invalid_indexes(database, table))
             if table == 'fine_tuned_models' and 'version' in model._meta.fields \
                     and _numbering_installed(database):
-                lines.extend(_trigger_lines(database))
+                lines.extend(_trigger_lines(database, hint))
     return Drift(lines, notes)
 
 
@@ -144,7 +147,7 @@ def _numbering_installed(database):
                for r in History(database).read())
 
 
-def _trigger_lines(database):
+def _trigger_lines(database, hint):
     if isinstance(database, PostgresqlDatabase):
         expected = VERSION_TRIGGERS['postgresql']
         found = {r[0] for r in database.execute_sql(
@@ -164,6 +167,7 @@ def _trigger_lines(database):
     if not missing:
         return []
     return ['trigger%s %s on fine_tuned_models %s missing: rows inserted now get no version; '
-            'reinstall with `modelstore rollback --to 0010_number_model_versions` then '
-            '`modelstore migrate`' % ('s' if len(missing) > 1 else '', ', '.join(missing),
-                                      'are' if len(missing) > 1 else 'is')]
+            'reinstall with `%s` then `%s`' % (
+                's' if len(missing) > 1 else '', ', '.join(missing),
+                'are' if len(missing) > 1 else 'is',
+                hint('rollback', '--to', NUMBERING_SCRIPT), hint('migrate'))]

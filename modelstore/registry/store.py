@@ -242,6 +242,65 @@ class ModelStore(Calls, TaskCalls):
         return self._run('list_models',
                          lambda: self.queries.listing(values, limit, offset, order))
 
+    def iter_models(self, *, order='newest', limit=None, offset=0, page=1000, **filters):
+        """The models list_models returns, read ``page`` rows at a time: memory stays that of
+        one page at any table size. Pages follow each other by their sort key (keyset, never
+        OFFSET, which would re-read every row before the page): a row added meanwhile before
+        the current position is not returned, and none is returned twice."""
+        values = listing_filters(**filters)
+        order = check_choice('order', order, ORDERS)
+        if limit is not None:
+            limit = check_page('limit', limit, minimum=1)
+        offset = check_page('offset', offset, minimum=0)
+        page = check_page('page', page, minimum=1)
+        M = self.FineTunedModel
+        if 'model_name' in values:
+            keys = (M.version, M.id)
+        else:
+            keys = {'name': (M.model_name, M.id), 'oldest': (M.creation_date, M.id)}.get(
+                order, (M.creation_date, M.id))
+        down = order == 'newest'
+        base = self.queries.listing_query(values, order=order).order_by(
+            *[k.desc() if down else k for k in keys])
+
+        def after(last_id):
+            # The key's stored value is read by a subquery: it compares exactly as stored,
+            # whatever its format (legacy timestamps).
+            key, stored = keys[0], M.select(keys[0]).where(M.id == last_id)
+            if down:
+                return (key < stored) | ((key == stored) & (M.id < last_id))
+            return (key > stored) | ((key == stored) & (M.id > last_id))
+        return self._pages('list_models', base, after, limit, offset, page,
+                           lambda q: self.queries.models(self.database.execute(q)))
+
+    def _pages(self, what, base, after, limit, offset, page, read):
+        """Yield the rows of ``base`` a page at a time; ``after(id)`` selects those past the
+        row ``id``."""
+        last = None
+        while limit is None or limit > 0:
+            size = page if limit is None else min(page, limit)
+            query = (base if last is None else base.where(after(last))).limit(size)
+            if last is None and offset:
+                query = query.offset(offset)
+            rows = self._run(what, lambda q=query: read(q))
+            yield from rows
+            if len(rows) < size:
+                return
+            last = rows[-1].id
+            limit = None if limit is None else limit - len(rows)
+
+    def iter_tasks(self, status=None, *, base_runtime=None, name_contains=None, limit=None,
+                   offset=0, page=1000):
+        """The tasks list_tasks returns, read ``page`` rows at a time (keyset on id)."""
+        if limit is not None:
+            limit = check_page('limit', limit, minimum=1)
+        offset = check_page('offset', offset, minimum=0)
+        page = check_page('page', page, minimum=1)
+        T = self.Task
+        base = self._tasks_query(status, base_runtime, name_contains).order_by(T.id)
+        return self._pages('list_tasks', base, lambda last: T.id > last, limit, offset, page,
+                           list)
+
     def count_models(self, **filters):
         """How many models list_models would return for these filters (without a page)."""
         values = listing_filters(**filters)

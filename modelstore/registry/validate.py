@@ -283,12 +283,15 @@ def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, b
     return values
 
 
+MAX_PAGE = 2 ** 62  # The largest limit or offset: within every backend's 64-bit integers.
+
+
 def check_page(name, value, minimum):
-    """``limit`` or ``offset``: a whole number of at least ``minimum``."""
+    """``limit`` or ``offset``: a whole number from ``minimum`` to MAX_PAGE."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, 'must be an integer, got %s' % type_name(value))
-    if value < minimum or value > 2 ** 62:
-        raise ValidationError(name, 'must be at least %d, got %d' % (minimum, value))
+    if value < minimum or value > MAX_PAGE:
+        raise ValidationError(name, 'must be from %d to %d, got %d' % (minimum, MAX_PAGE, value))
     return value
 
 
