@@ -24,6 +24,7 @@ from playhouse.schema_diff import diff_models
 from ..exceptions import StorageError
 from ..shared.dberrors import raising
 from ..shared.models import MODELS, VERSION_TRIGGERS
+from ..shared.mysql import is_mysql, reported_default, string_literal
 from ..shared.urls import command
 from .history import RUNNING, History
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
@@ -109,10 +110,23 @@ def _column_lines(database, model, notes):
                     where, 'nullable' if col.null else 'NOT NULL',
                     'nullable' if fld.null else 'NOT NULL'))
         default = declared_default(fld)
-        if default is not None and default_key(col.default) != default_key(default):
+        if default is not None and not _same_default(database, table, col, default):
             lines.append('%s has default %s, expected %s' % (where, col.default or 'none',
                                                              default))
     return lines
+
+
+def _same_default(database, table, col, expected):
+    """Whether the column's default is the model's ``DEFAULT expected``. A string is compared
+    exactly on MySQL/MariaDB -- case, quotes and backslashes counting -- with the value the server
+    reports; other defaults by their normalised text (``FALSE``, ``0`` and ``'0'`` are one)."""
+    if is_mysql(database):
+        wanted = string_literal(expected)
+        found = reported_default(database, table, col.name, col.default) \
+            if wanted is not None else None
+        if found is not None:
+            return found == wanted
+    return default_key(col.default) == default_key(expected)
 
 
 def detect_drift(database, models=MODELS, hint=command):

@@ -11,8 +11,9 @@ def contains(field, pattern):
     LOWER() on MySQL."""
     database = field.model._meta.database
     if isinstance(database, peewee.MySQLDatabase):  # Its columns compare binary (as elsewhere).
+        # The session has NO_BACKSLASH_ESCAPES (modelstore.shared.mysql): the same ESCAPE text.
         return peewee.NodeList((fn.LOWER(field), peewee.SQL('LIKE'), fn.LOWER(pattern),
-                                peewee.SQL("ESCAPE '\\\\'")))
+                                peewee.SQL("ESCAPE '\\'")))
     operator = 'ILIKE' if isinstance(database, peewee.PostgresqlDatabase) else 'LIKE'
     return peewee.NodeList((field, peewee.SQL(operator), pattern, peewee.SQL("ESCAPE '\\'")))
 

@@ -4,8 +4,13 @@ Every connection gets the same session, whatever the server's configuration:
 
 * ``sql_mode`` strict (``STRICT_ALL_TABLES``: a value too long or of the wrong type is an error,
   never truncated or coerced -- the silent change this project exists to prevent), no zero
-  dates, and ``ANSI_QUOTES``: ``"name"`` is an identifier, as on SQLite and PostgreSQL, so a
-  migration script's raw SQL reads the same on all three (strings are single-quoted anyway);
+  dates, ``ANSI_QUOTES``: ``"name"`` is an identifier, as on SQLite and PostgreSQL, so a
+  migration script's raw SQL reads the same on all three (strings are single-quoted anyway),
+  and ``NO_BACKSLASH_ESCAPES``: a backslash in a string literal is a backslash, as in standard
+  SQL and on the other backends -- ``DEFAULT 'C:\\new\\dir'`` stores what it says, not a
+  newline, and ``'ends with \\'`` is a complete literal, not a syntax error. These modes are
+  *added* to the server's own (``@@sql_mode``), not put in its place (PyMySQL's ``sql_mode``
+  argument would replace it);
 * ``utf8mb4`` (all of Unicode; MySQL's ``utf8`` is three bytes and refuses emoji) and
   ``time_zone = '+00:00'`` (``DATETIME`` holds no zone; modelstore's are UTC already);
 * tables are InnoDB (transactions, row locks, foreign keys; ``ENGINE=InnoDB`` is said in every
@@ -24,11 +29,15 @@ from peewee import MySQLDatabase
 
 from ..exceptions import ConfigError
 
-__all__ = ['SQL_MODE', 'MYSQL_SCHEMES', 'is_mysql', 'mysql_class', 'mysql_kwargs',
-           'check_mysql_query', 'server_flavour']
+__all__ = ['SQL_MODE', 'SESSION_INIT', 'MYSQL_SCHEMES', 'is_mysql', 'mysql_class',
+           'mysql_kwargs', 'check_mysql_query', 'server_flavour', 'atomic_ddl', 'string_literal',
+           'reported_default']
 
-SQL_MODE = ('ANSI_QUOTES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,'
+SQL_MODE = ('ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,'
             'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION')
+# Run by PyMySQL on every new connection (and reconnection): the server's modes plus ours.
+SESSION_INIT = ("SET sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), '%s'), "
+                "time_zone = '+00:00'" % SQL_MODE)
 MYSQL_SCHEMES = ('mysql', 'mariadb')
 
 
@@ -73,11 +82,14 @@ class _Session:
     # MEDIUMTEXT: MySQL's TEXT holds 65,535 bytes, fewer than the 64 Ki characters of utf8mb4
     # text the registry takes in a description (modelstore.registry.validate).
     field_types = dict(MySQLDatabase.field_types, DATETIME='DATETIME(6)', TEXT='MEDIUMTEXT')
-    sql_mode = SQL_MODE
+    sql_mode = None  # (peewee would pass it to PyMySQL, which replaces the server's modes.)
 
     def init(self, database, **kwargs):
         kwargs.setdefault('charset', 'utf8mb4')
-        kwargs.setdefault('init_command', "SET time_zone = '+00:00'")
+        kwargs.pop('sql_mode', None)
+        # Every connection made from this one's parameters (the engine's, the registry's, the
+        # lock's, a shadow's) runs it: they are all made by type(database)(..., **connect_params).
+        kwargs['init_command'] = SESSION_INIT
         super().init(database, **kwargs)
         # Called with each statement's text before it is sent (peewee's query_hooks run after
         # it): the migration engine logs a statement before DDL that commits by itself runs.
@@ -138,3 +150,51 @@ def server_flavour(database):
     version = database.execute_sql('SELECT VERSION()').fetchone()[0]
     numbers = tuple(int(n) for n in version.split('-')[0].split('.')[:3] if n.isdigit())
     return ('mariadb' if 'mariadb' in version.lower() else 'mysql'), numbers
+
+
+def atomic_ddl(database):
+    """Whether a DDL statement the server refused left nothing behind (MariaDB 10.6+, MySQL 8:
+    atomic DDL; before them a failed ALTER could leave part of its work)."""
+    version = getattr(database, 'server_version', None) or (0,)
+    return version >= ((10, 6) if getattr(database, 'mariadb', False) else (8, 0))
+
+
+def string_literal(text):
+    """The value of ``text`` if it is one standard SQL string literal (``'it''s'``; a backslash
+    is itself, as in modelstore's session), else None."""
+    match = re.fullmatch(r"\s*'((?:[^']|'')*)'\s*", text or '', re.S)
+    return match[1].replace("''", "'") if match else None
+
+
+# MariaDB's escapes in a quoted COLUMN_DEFAULT (whatever the session's sql_mode).
+_MARIADB_ESCAPES = {'0': '\0', 'n': '\n', 'r': '\r', 't': '\t', 'b': '\b', 'Z': '\x1a'}
+_MARIADB_LITERAL = re.compile(r"'((?:[^'\\]|''|\\.)*)'", re.S)
+
+
+def reported_default(database, table, column, reported):
+    """The string a column's default is, from what information_schema.COLUMNS.COLUMN_DEFAULT
+    reports for it (``reported``); None if that is not a string (NULL, a number, an
+    expression).
+
+    MariaDB reports a string default quoted, in its own escaping (``'it''s C:\\\\dir\\n'``);
+    MySQL reports the value itself. Both report it in utf8mb3, where a character outside the
+    Basic Multilingual Plane is ``?``: then the default is read from the server exactly, with
+    ``DEFAULT()``, on no row."""
+    if reported is None:
+        return None
+    value = reported
+    if getattr(database, 'mariadb', False):
+        match = _MARIADB_LITERAL.fullmatch(reported)
+        if match is None:
+            return None
+        value = re.sub(r"''|\\(.)", lambda m: "'" if m[1] is None else
+                       _MARIADB_ESCAPES.get(m[1], m[1]), match[1], flags=re.S)
+    if '?' in value:
+        quoted_table, quoted_column = ('`%s`' % name.replace('`', '``')
+                                       for name in (table, column))
+        exact = database.execute_sql(
+            'SELECT DEFAULT(t.%s) FROM (SELECT 1) AS one LEFT JOIN %s AS t ON FALSE'
+            % (quoted_column, quoted_table)).fetchone()[0]
+        if isinstance(exact, str):
+            value = exact
+    return value
