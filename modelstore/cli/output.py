@@ -71,18 +71,19 @@ class Output:
         answer = sys.stdin.readline()
         return answer.strip().lower() in ('y', 'yes')
 
-    def raw_line(self, text, end='\n'):
-        """``text`` as it is (a streamed JSON value keeps its spacing)."""
-        self._write(text, end)
+    def raw_line(self, text, end='\n', flush=False):
+        """``text`` as it is (a streamed JSON value keeps its spacing); buffered unless
+        ``flush``: a listing writes one a row."""
+        self._write(text, end, flush)
 
     def json(self, payload):
         self._write(json.dumps(payload, indent=2, default=str))
 
-    def _write(self, text, end='\n'):
+    def _write(self, text, end='\n', flush=True):
         # A reader that went away (`modelstore migrate | head`) must not abort a run: this is
         # called from inside the migration lock, where an exception would roll it back.
         try:
-            print(text, file=self.stream, end=end, flush=True)
+            print(text, file=self.stream, end=end, flush=flush)
         except BrokenPipeError:
             self.closed = True  # (A listing stops reading rows nobody will see.)
             devnull = os.open(os.devnull, os.O_WRONLY)

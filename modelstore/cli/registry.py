@@ -96,7 +96,7 @@ def _flush(out, headers, chunk, flexible, widths):
         widths = table_widths(headers, chunk, flexible)
         chunk.insert(0, headers)
     for line in table_lines(chunk, widths):
-        out.line(line)
+        out.raw_line(line)
     chunk.clear()
     return widths
 
@@ -114,6 +114,7 @@ def _list(args, out, fetch, what, headers, cells, flexible, empty):
             if out.closed:
                 break
             out.raw_line(json.dumps(columns(row), default=str))
+        out.raw_line('', end='', flush=True)
         return OK
     if out.as_json:
         first = True
@@ -123,7 +124,7 @@ def _list(args, out, fetch, what, headers, cells, flexible, empty):
             text = json.dumps(columns(row), indent=2, default=str).replace('\n', '\n  ')
             out.raw_line(('[\n  ' if first else ',\n  ') + text, end='')
             first = False
-        out.raw_line('[]' if first else '\n]')
+        out.raw_line('[]' if first else '\n]', flush=True)
         return OK
     # The widths are those of the first page: a listing is printed as it is read.
     shown, widths, chunk = 0, None, []
@@ -136,6 +137,7 @@ def _list(args, out, fetch, what, headers, cells, flexible, empty):
             widths = _flush(out, headers, chunk, flexible, widths)
     if chunk:
         _flush(out, headers, chunk, flexible, widths)
+    out.raw_line('', end='', flush=True)
     if not shown:
         out.line(empty)
     if more[0]:

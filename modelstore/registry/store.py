@@ -265,11 +265,12 @@ class ModelStore(Calls, TaskCalls):
 
         def after(last_id):
             # The key's stored value is read by a subquery: it compares exactly as stored,
-            # whatever its format (legacy timestamps).
+            # whatever its format (legacy timestamps). Written as a range on the key AND-ed
+            # with the tie-break (not an OR of the two), so the (key, id) index serves it.
             key, stored = keys[0], M.select(keys[0]).where(M.id == last_id)
             if down:
-                return (key < stored) | ((key == stored) & (M.id < last_id))
-            return (key > stored) | ((key == stored) & (M.id > last_id))
+                return (key <= stored) & ((key < stored) | (M.id < last_id))
+            return (key >= stored) & ((key > stored) | (M.id > last_id))
         return self._pages('list_models', base, after, limit, offset, page,
                            lambda q: self.queries.models(self.database.execute(q)))
 
