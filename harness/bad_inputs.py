@@ -461,7 +461,69 @@ CASES += []
 # --- issue 26: import and read-only commands ---
 CASES += []
 # --- issue 26: the CLI as a new user tries it ---
-CASES += []
+def _pyproject(body):
+    """setup: a pyproject.toml with [tool.modelstore] ``body`` in the case's directory."""
+    def setup(ctx):
+        with open(os.path.join(ctx.dir, 'pyproject.toml'), 'w') as fh:
+            fh.write('[tool.modelstore]\n' + body)
+    return setup
+
+
+def _in_dir(argv):
+    """Run the CLI from the case's directory (where its pyproject.toml is)."""
+    def action(ctx):
+        here = os.getcwd()
+        os.chdir(ctx.dir)
+        try:
+            return _cli(ctx, argv(ctx))
+        finally:
+            os.chdir(here)
+    return action
+
+
+def _named_one(ctx):
+    with modelstore.connect(ctx.url) as store:
+        store.add_model(**dict(MODEL, model_name='1'))
+
+
+CASES += [
+    Case('CLI: models show of a number that is an id and a name', lambda ctx: [
+        'models', 'show', '1', '--database', ctx.url], 2, r'--id 1 or --name 1',
+        setup=_named_one),
+    Case('CLI: models show with --id and --name', lambda ctx: [
+        'models', 'show', '--id', '1', '--name', 'm', '--database', ctx.url], 2, r'one of'),
+    Case('CLI: models show --id that is not a number', lambda ctx: [
+        'models', 'show', '--id', 'one', '--database', ctx.url], 2, r'--id: a whole number'),
+    Case('CLI: tasks show of an id and name that do not exist', lambda ctx: [
+        'tasks', 'show', '424242', '--database', ctx.url], 2,
+        r"no task with id 424242, and none named '424242'"),
+    Case('CLI: --to a prefix several scripts fit', lambda ctx: [
+        'migrate', '--database', ctx.url, '--to', '00'], 2, r'--to 00 fits \d+ scripts: 0001_'),
+    Case('CLI: --limit past the maximum', lambda ctx: [
+        'models', 'list', '--database', ctx.url, '--limit', str(2 ** 63)], 2,
+        r'--limit: must be a whole number from 1 to 4611686018427387904'),
+    Case('CLI: negative --offset', lambda ctx: [
+        'tasks', 'list', '--database', ctx.url, '--offset', '-5'], 2,
+        r'--offset: must be a whole number from 0'),
+    Case('CLI: --limit and --all together', lambda ctx: [
+        'models', 'list', '--database', ctx.url, '--limit', '3', '--all'], 2, r'not allowed'),
+    Case('CLI: a bad filter is named as its option', lambda ctx: [
+        'models', 'list', '--database', ctx.url, '--created-after', 'soon'], 2,
+        r'error: --created-after: '),
+    Case('CLI: models delete --files without a models root', lambda ctx: [
+        'models', 'delete', '1', '--files', '--yes', '--database', ctx.url], 2,
+        r'--files .*--models-root DIR'),
+    Case('CLI: accept without names', lambda ctx: ['accept', '--database', ctx.url], 2,
+         r'names of the scripts to accept, or --all'),
+    Case('CLI: pyproject.toml with an unknown key', _in_dir(lambda ctx: ['status']), 2,
+         r"pyproject.toml: \[tool.modelstore\] has an unknown key 'databse'",
+         setup=_pyproject('databse = "x.db"\n')),
+    Case('CLI: pyproject.toml with a value of the wrong type', _in_dir(lambda ctx: ['status']),
+         2, r'pyproject.toml: \[tool.modelstore\] migrations must be a non-empty string, got 3',
+         setup=_pyproject('migrations = 3\n')),
+    Case('CLI: pyproject.toml that is not TOML', _in_dir(lambda ctx: ['status']), 2,
+         r'pyproject.toml is not valid TOML', setup=_pyproject('database = "x.db\n')),
+]
 # --- issue 26: scripts, errors and the online migration ---
 CASES += [
     Case('CLI: a script calling sys.exit(0) at import',
