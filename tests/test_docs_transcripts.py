@@ -16,28 +16,25 @@ An HTML comment right before a block says how to run it (one directive per comme
 
     <!-- transcript: not run (the reason) -->        listed as skipped, with the reason
     <!-- transcript: continues -->                   in the previous block's directory
-    <!-- transcript: setup NAME [PATH] -->           prepare a state first (SETUPS below)
+    <!-- transcript: setup NAME [PATH] -->           prepare a state first
+                                                     (tests/transcript_states.py)
     <!-- transcript: on mysql -->                    only when the suite runs on MariaDB/MySQL,
                                                      with $URL a fresh database there
 
 Every other block runs on the SQLite pass. A block with no ``$`` line, or an unknown directive,
 fails: nothing in the docs is silently left out.
 """
-import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 
-import modelstore
-from modelstore.engine.scripts import discover
-
 from conftest import TEST_URL, new_database
-from legacy import STATES, build, modelforge_v11_altered
+from transcript_states import setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ['README.md'] + ['docs/' + name for name in sorted(os.listdir(os.path.join(ROOT, 'docs')))
@@ -63,6 +60,8 @@ class Block:
                 self.commands[-1][1].append(text)
             elif text.strip():
                 self.stray.append(text)
+
+    names = ()  # (actual, as shown) pairs: a server block's URL and database
 
     @property
     def id(self):
@@ -110,9 +109,13 @@ NORMALISE = [
 ]
 
 
-def normalise(lines, tmp=None):
+def normalise(lines, tmp=None, names=()):
+    """``lines`` with what cannot be fixed normalised; ``names``: (actual, as the docs show it)
+    pairs replaced first (a throwaway server's URL and database)."""
     out = []
     for line in lines:
+        for actual, shown in names:
+            line = line.replace(actual, shown)
         if tmp:
             for path in {tmp, os.path.realpath(tmp)}:
                 line = line.replace(path, '')
@@ -123,6 +126,21 @@ def normalise(lines, tmp=None):
     while out and not out[-1]:
         out.pop()
     return out
+
+
+DOCS_MYSQL_URL = 'mysql://registry:s3cret@db.internal:3306/registry'
+
+
+def served_as(url, shown):
+    """Pairs that show a throwaway server's ``url`` as the docs' ``shown`` one: the URL masked
+    and quoted as modelstore prints it, and the database's name."""
+    actual, docs = urlsplit(url), urlsplit(shown)
+
+    def masked(parts):
+        return parts._replace(netloc='%s:***@%s' % (parts.username, parts.hostname) + (
+            ':%d' % parts.port if parts.port else '')).geturl()
+    return [(masked(actual), masked(docs)), (url, shown),
+            ("'%s." % actual.path.strip('/'), "'%s." % docs.path.strip('/'))]
 
 
 def matches(expected, actual):
@@ -140,142 +158,6 @@ def matches(expected, actual):
                 memo[i, j] = j < len(actual) and expected[i] == actual[j] and match(i + 1, j + 1)
         return memo[i, j]
     return match(0, 0)
-
-
-# -- prepared states --------------------------------------------------------------------------
-
-def _path(home, path):
-    """``path`` as the block's shell would read it (``~`` is ``home``, relative to ``home``),
-    its folder created."""
-    path = os.path.join(home, path[2:] if path.startswith('~/') else path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
-
-
-# ModelForge v2's own table, as its SQLAlchemy model creates it
-# (../shared/reference/legacy-databases.md), and three rows: one to import, one it soft-deleted,
-# one whose config the registry refuses as hyperparameters.
-FORGE_V2_MODELS = '''
-CREATE TABLE models (
-    id VARCHAR NOT NULL, name VARCHAR NOT NULL, base_model VARCHAR NOT NULL,
-    task VARCHAR NOT NULL, strategy VARCHAR, provider VARCHAR, path VARCHAR NOT NULL,
-    created_at DATETIME, updated_at DATETIME, compute_profile VARCHAR, config TEXT,
-    is_active BOOLEAN, PRIMARY KEY (id))'''
-FORGE_V2_ROWS = [
-    ('a1b2', 'bot', 'meta-llama/Llama-3.2-1B', 'text-generation', 'sft', 'huggingface',
-     '/home/u/.local/share/ModelForge/models/bot_1', '2025-11-20 10:00:00.000000',
-     '2025-11-20 11:00:00.000000', 'gpu-24g', '{"lr": 0.0002, "epochs": 3}', 1),
-    ('c3d4', 'old', 'gpt2', 'summarization', 'sft', 'huggingface',
-     '/home/u/.local/share/ModelForge/models/old_1', '2025-11-01 09:00:00.000000',
-     '2025-11-01 09:00:00.000000', None, None, 0),
-    ('e5f6', 'bad', 'gpt2', 'summarization', 'sft', 'huggingface',
-     '/home/u/.local/share/ModelForge/models/bad_1', '2025-11-02 09:00:00.000000',
-     '2025-11-02 09:00:00.000000', None, '[1, 2]', 1),
-]
-
-
-def forge_v2(conn):
-    modelforge_v11_altered(conn)
-    conn.execute(FORGE_V2_MODELS)
-    conn.executemany('INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)', FORGE_V2_ROWS)
-
-
-def odd_modelforge(conn):
-    """A fine_tuned_models no script produces: model_path is an INTEGER."""
-    conn.execute('CREATE TABLE fine_tuned_models (id INTEGER PRIMARY KEY AUTOINCREMENT, '
-                 'model_name TEXT NOT NULL, base_model TEXT NOT NULL, task TEXT NOT NULL, '
-                 'description TEXT, creation_date TEXT NOT NULL, model_path INTEGER NOT NULL)')
-
-
-def setup_legacy(home, env, name, path):
-    """A legacy file (harness/legacy.py's STATES, or the two below) at ``path``."""
-    parts = {'modelforge-v2-models': (forge_v2,), 'odd-modelforge': (odd_modelforge,)}
-    build(_path(home, path), *(parts[name] if name in parts else STATES[name][0]))
-
-
-def setup_migrated(home, env, path):
-    """``modelstore migrate`` of ``path``, output not shown."""
-    run = subprocess.run(['modelstore', 'migrate', '--no-backup', '--database', _path(home, path)],
-                         cwd=home, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-
-
-SUPPORT_BOT = 'support-bot_3f2a9c1e-1b2c-4d3e-8f40-123456789abc'
-QA_BERT = 'qa-bert_4b1d2c3e-0f9a-4c8b-a7d6-5e4f3a2b1c0d'
-SUMMARIZER = 'summarizer_7c9e6679-7425-40de-944b-e07fc1f90ae7'
-LONG_AGO = 1764651420  # 2025-12-02 04:57 UTC: older than doctor's --min-age
-
-
-def setup_models_root(home, env, database, root):
-    """A registry with two rows -- a model whose folder is there, one whose folder is gone --
-    and a models root holding a folder no row names (a PEFT adapter of 3 MB)."""
-    root = _path(home, root + '/x')[:-2]
-    with modelstore.connect('sqlite:///' + _path(home, database)) as store:
-        for name, base, task, folder in [
-                ('summarizer', 'facebook/bart-large-cnn', 'summarization', SUMMARIZER),
-                ('qa-bert', 'bert-base-uncased', 'question-answering', QA_BERT)]:
-            store.add_model(model_name=name, base_model=base, task=task,
-                            model_path=os.path.join(root, folder),
-                            creation_date='2025-11-02T09:30:00',
-                            updated_at='2025-11-02T09:30:00')
-    for folder, config in [(SUMMARIZER, {'_name_or_path': 'facebook/bart-large-cnn'}),
-                           (SUPPORT_BOT, {'base_model_name_or_path': 'meta-llama/Llama-3.2-1B',
-                                          'task_type': 'CAUSAL_LM'})]:
-        os.makedirs(os.path.join(root, folder))
-        name = 'adapter_config.json' if 'task_type' in config else 'config.json'
-        with open(os.path.join(root, folder, name), 'w') as f:
-            json.dump(config, f)
-        if folder == SUPPORT_BOT:
-            with open(os.path.join(root, folder, 'adapter_model.safetensors'), 'wb') as f:
-                f.truncate(3_000_000)
-        for entry in os.listdir(os.path.join(root, folder)) + ['']:
-            os.utime(os.path.join(root, folder, entry), (LONG_AGO, LONG_AGO))
-
-
-MYAPP_MODELS = '''\
-"""myapp's models: modelstore's, with three new fields on fine_tuned_models."""
-from peewee import BooleanField, CharField, FloatField
-from modelstore.models import FineTunedModel as _FineTunedModel
-from modelstore.models import ModelImport, ModelVersionCounter, Task
-
-
-class FineTunedModel(_FineTunedModel):
-    eval_seconds = FloatField(null=True)
-    is_archived = BooleanField(default=False)
-    run_tag = CharField(null=True, index=True)
-
-    class Meta:
-        table_name = 'fine_tuned_models'
-
-
-MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport]
-'''
-
-
-def setup_project(home, env):
-    """A project: ./migrations holds copies of the shipped scripts, and myapp/models.py adds
-    three fields to modelstore's models."""
-    os.makedirs(os.path.join(home, 'migrations'))
-    for script in discover():
-        shutil.copy(script.path, os.path.join(home, 'migrations'))
-    os.makedirs(os.path.join(home, 'myapp'))
-    open(os.path.join(home, 'myapp', '__init__.py'), 'w').close()
-    with open(os.path.join(home, 'myapp', 'models.py'), 'w') as f:
-        f.write(MYAPP_MODELS)
-
-
-SETUPS = {'migrated': setup_migrated, 'models-root': setup_models_root,
-          'project': setup_project}
-
-
-def setup(home, env, words):
-    name, args = words[0], words[1:]
-    if name in SETUPS:
-        return SETUPS[name](home, env, *args)
-    if name in STATES or name in ('modelforge-v2-models', 'odd-modelforge'):
-        return setup_legacy(home, env, name, *args)
-    raise AssertionError('unknown setup %r (known: %s, and harness/legacy.py STATES)'
-                         % (name, ', '.join(sorted(SETUPS))))
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -298,7 +180,8 @@ def run(block, home, env):
                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=300)
         code = done.returncode
-        actual = normalise(done.stdout.splitlines(), tmp=os.path.dirname(os.path.dirname(home)))
+        actual = normalise(done.stdout.splitlines(), tmp=os.path.dirname(os.path.dirname(home)),
+                           names=block.names)
         transcript += ['$ ' + command] + actual
         if not matches(normalise(expected), actual):
             failures.append('$ %s\n--- expected:\n%s\n--- actual (exit %d):\n%s' % (
@@ -339,6 +222,7 @@ def test_transcript(block, tmp_path):
     drop = None
     if block.directive('on') == ['mysql']:
         env['URL'], drop = new_database(TEST_URL)
+        block.names = served_as(env['URL'], DOCS_MYSQL_URL)
     try:
         for each in chain(block):
             for words in each.directive('setup'):
