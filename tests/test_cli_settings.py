@@ -10,7 +10,7 @@ import pytest
 
 from modelstore.cli.settings import find_config, read_config
 from modelstore.exceptions import ConfigError, SchemaNewerThanCode
-from modelstore.shared.urls import command
+from modelstore.shared.urls import command, mask_url
 
 from conftest import SHIPPED
 
@@ -40,6 +40,9 @@ def test_status_hint_repeats_migrations_and_following_it_applies_the_same_script
     argv = _run_line(out)
     assert code == 1 and argv[:2] == ['modelstore', 'migrate']
     assert argv[argv.index('--migrations') + 1] == project
+    at = argv.index('--database') + 1
+    assert argv[at] == mask_url(db_url)
+    argv[at] = db_url  # (A server's password is shown as ***: the operator types it.)
     code, out, _ = cli(*argv[1:])
     assert code == 0
     code, out, _ = cli('status', '--migrations', project, '--database', db_url, '--json')
