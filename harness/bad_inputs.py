@@ -457,7 +457,63 @@ CASES = [
 # --- issue 26: generator and replay ---
 CASES += []
 # --- issue 26: MariaDB literals and repair ---
-CASES += []
+_BACKSLASHES = ["C:\\new\\dir", "ends with \\", "quote \\' and \\\" \\0 \\Z \\%_"]
+
+
+def _failed_partway(ctx):
+    """setup (MySQL): a script that added a column and then failed, recorded `failed`; writers
+    have since put a value in the column."""
+    scripts = ctx.path('scripts')
+    shutil.copytree(_shipped(), scripts, ignore=shutil.ignore_patterns('__pycache__'))
+    ctx.write('scripts/0099_partway.py', """
+        from peewee import IntegerField
+
+        def up(migrator, db):
+            migrator.migrate(migrator.add_column('fine_tuned_models', 'partway',
+                                                 IntegerField(null=True)))
+            raise RuntimeError('boom')
+
+        def down(migrator, db):
+            pass
+    """)
+    code, _, err = _cli(ctx, ['migrate', '--database', ctx.url, '--migrations', scripts])
+    assert code == 2 and 'modelstore repair' in err, err
+    execute(ctx.url, 'UPDATE fine_tuned_models SET partway = 7')
+
+
+def _repair(*extra):
+    return lambda ctx: ['repair', '--database', ctx.url, '--migrations',
+                        ctx.path('scripts')] + list(extra)
+
+
+def _engine(**kwargs):
+    def action(ctx):
+        with ctx.store() as store:
+            from modelstore.engine import Engine
+            Engine(store.database).repair(**kwargs)
+    return action
+
+
+CASES += [
+    Case('backslashes in every model string field (%d)' % i,
+         model(model_name=s, base_model=s, task=s, model_path=s, description=s), None, '',
+         verbatim=_stored_verbatim(dict(model_name=s, base_model=s, task=s, model_path=s,
+                                        description=s), 'fine_tuned_models',
+                                   ['model_name', 'base_model', 'task', 'model_path',
+                                    'description']))
+    for i, s in enumerate(_BACKSLASHES)] + [
+    Case('Engine.repair(mode=...) not a mode', _engine(mode='bogus'), ValidationError,
+         r"mode: must be None \(revert\), 'applied' or 'reverted', got 'bogus'"),
+    Case('Engine.repair(allow_data_loss=...) not a bool', _engine(allow_data_loss='yes'),
+         ValidationError, r"allow_data_loss: must be True or False, got 'yes'"),
+    Case('CLI: repair --mark-applied --mark-reverted',
+         lambda ctx: ['repair', '--database', ctx.url, '--mark-applied', '--mark-reverted'], 2,
+         r'--mark-reverted: not allowed with argument --mark-applied'),
+    Case('CLI: repair that would drop a column holding values', _repair(), 2,
+         r'refusing to repair .*: it would destroy:\n  column fine_tuned_models\.partway and '
+         r'the values of 1 row .*\nNothing was changed\. Run again with --yes',
+         ('mysql',), setup=_failed_partway),
+]
 # --- issue 26: import and read-only commands ---
 _FORGE_TABLE = ('CREATE TABLE models (id VARCHAR(64) NOT NULL, name VARCHAR(255) NOT NULL, '
                 'base_model VARCHAR(255) NOT NULL, task VARCHAR(255) NOT NULL, '

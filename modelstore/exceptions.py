@@ -209,19 +209,23 @@ class AdoptionRefused(MigrationError):
 
 
 class DataLossRefused(MigrationError):
-    """A rollback would drop a table holding rows or a column holding values; nothing changed."""
+    """A rollback (or a repair) would drop a table holding rows or a column holding values;
+    nothing changed."""
 
-    def __init__(self, url, losses):
+    def __init__(self, url, losses, action='roll back',
+                 override='Engine.rollback(allow_data_loss=True)',
+                 backup='; on SQLite a backup is taken first'):
         self.url = url
         self.losses = list(losses)
+        self.action = action
+        self._backup = backup
         super().__init__(
-            'refusing to roll back %s: it would destroy %s. Nothing was changed. Run '
-            'again with --yes (Engine.rollback(allow_data_loss=True)) to proceed; on SQLite a '
-            'backup is taken first.' % (url, '; '.join(self.losses)))
+            'refusing to %s %s: it would destroy %s. Nothing was changed. Run again with --yes '
+            '(%s) to proceed%s.' % (action, url, '; '.join(self.losses), override, backup))
 
     def report(self):
         """The refusal with one line per loss."""
-        return '\n'.join(['refusing to roll back %s: it would destroy:' % self.url]
+        return '\n'.join(['refusing to %s %s: it would destroy:' % (self.action, self.url)]
                          + ['  ' + line for line in self.losses]
-                         + ['Nothing was changed. Run again with --yes to proceed; on SQLite a '
-                            'backup is taken first.'])
+                         + ['Nothing was changed. Run again with --yes to proceed%s.'
+                            % self._backup])

@@ -126,6 +126,8 @@ def build_parser():
                       help='record the failed script as applied: you finished it by hand')
     mark.add_argument('--mark-reverted', dest='mark', action='store_const', const='reverted',
                       help='record it as not applied: you undid its operations by hand')
+    p.add_argument('--yes', action='store_true', help='revert even if that drops columns or '
+                   'tables holding data (as rollback --yes)')
     p.set_defaults(func=cmd_repair, mark=None)
 
     p = sub.add_parser('doctor', parents=[common], help='compare the rows with the model '

@@ -167,7 +167,8 @@ def cmd_repair(args, out):
         database = open_database(url, mode='migrate')
         try:
             done = Engine(database, args.migrations, label=shown, hint=_hints(args),
-                          lock_timeout=args.lock_timeout).repair(args.mark)
+                          lock_timeout=args.lock_timeout).repair(
+                              args.mark, allow_data_loss=args.yes)
         finally:
             database.close()
     if out.as_json:

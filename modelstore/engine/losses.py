@@ -1,4 +1,4 @@
-"""What a rollback would destroy: tables that hold rows, columns that hold values.
+"""What a rollback (or a repair) would destroy: tables that hold rows, columns that hold values.
 
 The engine finds out by running the ``down()`` functions inside a transaction that it rolls back
 (DDL is transactional on SQLite and PostgreSQL), comparing the tables and columns before and
@@ -22,7 +22,7 @@ from ..shared.shape import bare_default
 from .shadow import apply, replay, shadow_database
 from .steps import Recorder
 
-__all__ = ['layout', 'count_losses', 'foresee_losses']
+__all__ = ['layout', 'count_losses', 'count_drops', 'foresee_losses']
 
 _NUMBER = re.compile(r'^-?\d+(\.\d+)?$')
 
@@ -75,6 +75,21 @@ def count_losses(database, before, after):
                 lines.append('column %s.%s and the values of %s (neither NULL nor its default)'
                              % (table, column, _plural(rows, 'row')))
     return lines
+
+
+def count_drops(database, drops):
+    """Lines saying what dropping ``drops`` (``['table', t]`` or ``['column', t, c]``, each
+    there) would lose: what repair's inverses would drop, counted as a rollback's are."""
+    before, after = {}, {}
+    for kind, table, *column in drops:
+        if table not in before:
+            before[table] = {c.name: c.default for c in database.get_columns(table)}
+            after[table] = dict(before[table])
+        if kind == 'table':
+            after[table] = None
+        elif after[table] is not None:
+            after[table].pop(column[0], None)
+    return count_losses(database, before, {t: c for t, c in after.items() if c is not None})
 
 
 def foresee_losses(db, todo, applied=()):

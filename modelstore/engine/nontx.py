@@ -17,78 +17,33 @@ that lose track of the schema are the ones that then record nothing. Here (Flywa
   DROP COLUMN for an ADD COLUMN, DROP INDEX for a CREATE INDEX, the other name for a rename...)
   or, after a manual fix, recorded it applied (``--mark-applied``) or not (``--mark-reverted``).
 
-An operation that was started but not recorded complete (the run died during it) is *in doubt*:
-repair looks at the schema to see whether it took effect (the table, column, index or trigger is
-there), and undoes it only if so. An operation without a known inverse (a DROP COLUMN: its values
-are gone; an UPDATE) makes the automatic repair refuse, naming it.
+A statement the server refused (an unknown column, a syntax error, a column that exists) took
+no effect (modelstore.engine.inverses says when that is certain): it leaves the log as it fails.
+One whose object was there before it ran made nothing, and is recorded so: repair never undoes
+what the run did not create. What each statement made is identified in the log's ``made``
+(``{"column.t.c": [its type]...}``) for repair to check that what it drops is still that.
+
+A statement that was started but not recorded complete or refused (the run died during it, the
+connection was lost) is *in doubt*: repair looks at the schema to see whether it took effect
+(the table, column, index or trigger is there), and undoes it only if so. An operation without a
+known inverse (a DROP COLUMN: its values are gone; an UPDATE) makes the automatic repair refuse,
+naming it.
 """
 import json
 import re
 import time
 
-from playhouse.migrate import make_index_name
-
 from ..exceptions import MigrationError, ScriptError, ScriptFailedPartway, one_line
 from ..version import __version__
 from .history import FAILED, RUNNING
+from .inverses import (effect_key, identity, refused_without_effect, took_effect,
+                       undo_of_operation, undo_of_sql)
 from .results import ScriptRun
 from .shadow import mysql_shadow, replay
 from .steps import Recorder
 
-__all__ = ['OperationLog', 'undo_of_operation', 'undo_of_sql', 'statements_undo', 'took_effect',
-           'is_log', 'attempt_logged', 'refuse_failed', 'dry_run_on_shadow', 'failure_note']
-
-# Each migrator operation's inverse, as (migrator method, the argument positions it takes).
-_INVERSE_OPS = {
-    'add_column': ('drop_column', (0, 1)),
-    'rename_column': ('rename_column', (0, 2, 1)),
-    'rename_table': ('rename_table', (1, 0)),
-    'add_not_null': ('drop_not_null', (0, 1)),
-    'drop_not_null': ('add_not_null', (0, 1)),
-    'add_column_default': ('drop_column_default', (0, 1)),
-}
-
-_NAME = r'[`"]?([\w$]+)[`"]?'
-_IF_NOT_EXISTS = r'(?:IF\s+NOT\s+EXISTS\s+)?'
-# Statements whose inverse is known from their text: (pattern, inverse, what makes it present).
-_SQL_INVERSES = (
-    (re.compile(r'\s*CREATE\s+TABLE\s+' + _IF_NOT_EXISTS + _NAME, re.I),
-     lambda m: 'DROP TABLE `%s`' % m[1], lambda m: ('table', m[1])),
-    (re.compile(r'\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+' + _IF_NOT_EXISTS + _NAME + r'\s+ON\s+'
-                + _NAME, re.I),
-     lambda m: 'DROP INDEX `%s` ON `%s`' % (m[1], m[2]), lambda m: ('index', m[2], m[1])),
-    (re.compile(r'\s*ALTER\s+TABLE\s+' + _NAME + r'\s+ADD\s+(?:COLUMN\s+)?(?!INDEX\b|KEY\b|'
-                r'UNIQUE\b|CONSTRAINT\b|PRIMARY\b|FOREIGN\b|IF\s)' + _NAME, re.I),
-     lambda m: 'ALTER TABLE `%s` DROP COLUMN `%s`' % (m[1], m[2]),
-     lambda m: ('column', m[1], m[2])),
-    (re.compile(r'\s*CREATE\s+(?:DEFINER\s*=\s*\S+\s+)?TRIGGER\s+(?!IF\s)' + _NAME, re.I),
-     lambda m: 'DROP TRIGGER `%s`' % m[1], lambda m: ('trigger', m[1])),
-)
-
-
-def undo_of_operation(op):
-    """The inverse of a playhouse.migrate Operation as ``{"op", "args"}``, or None."""
-    name, args = op.fn.__name__, op.args
-    if name in _INVERSE_OPS:
-        method, positions = _INVERSE_OPS[name]
-        if len(args) > max(positions):
-            return {'op': method, 'args': [args[i] for i in positions]}
-    if name == 'add_index':
-        table, columns = args[0], list(args[1])
-        index = op.kwargs.get('name') or (args[3] if len(args) > 3 else None)
-        if index is None:  # The name playhouse.migrate gives it.
-            index = make_index_name(table, columns)
-        return {'op': 'drop_index', 'args': [table, index]}
-    return None
-
-
-def undo_of_sql(sql):
-    """(inverse statement, what shows it took effect) of a statement, or (None, None)."""
-    for pattern, inverse, effect in _SQL_INVERSES:
-        match = pattern.match(sql)
-        if match:
-            return inverse(match), list(effect(match))
-    return None, None
+__all__ = ['OperationLog', 'is_log', 'attempt_logged', 'refuse_failed', 'dry_run_on_shadow',
+           'failure_note']
 
 
 def is_log(text):
@@ -131,11 +86,12 @@ class OperationLog:
                                  'statement': None, 'single': True}
         doing = self.log['doing']
         doing['statement'] = sql
-        if re.search(r'\bIF\s+NOT\s+EXISTS\b', sql, re.I):
-            # Nothing to undo if what it creates is there already: it will do nothing.
-            _, effect = undo_of_sql(sql)
-            if effect is None or took_effect(self.history.database, effect):
-                doing.setdefault('noop', []).append(sql)
+        _, effect = undo_of_sql(sql)
+        # What is there before the statement runs is not its work: it will fail, or (IF NOT
+        # EXISTS) do nothing, and repair must never undo it.
+        if (effect is None and re.search(r'\bIF\s+NOT\s+EXISTS\b', sql, re.I)) or (
+                effect is not None and took_effect(self.history.database, effect)):
+            doing.setdefault('noop', []).append(sql)
         self._write()
 
     def after_statement(self, sql):
@@ -144,18 +100,38 @@ class OperationLog:
             return
         doing['sql'].append(sql)
         doing['statement'] = None
+        _, effect = undo_of_sql(sql)
+        if effect is not None and sql not in doing.get('noop', ()):
+            # What identifies what it made, for repair to check before it drops it.
+            self.log.setdefault('made', {})[effect_key(effect)] = identity(
+                self.history.database, effect)
         if doing.get('single'):
             self.end_operation()
         else:
             self._write()
 
+    def statement_failed(self, sql, exc):
+        """A statement raised ``exc``. If the server refused it, nothing of it took effect:
+        it leaves the log (else it stays in doubt, for repair to look at the schema)."""
+        doing = self.log['doing']
+        if doing is None or doing.get('statement') != sql or \
+                not refused_without_effect(self.history.database, exc):
+            return
+        doing['statement'] = None
+        if doing.get('single'):
+            self.log['doing'] = None
+        try:
+            self._write()
+        except Exception:  # noqa: BLE001 -- the row keeps the statement in doubt: still true.
+            pass
+
     def end_operation(self):
         doing = self.log['doing']
         if doing is not None:
-            self.log['done'].append({'description': doing['description'],
-                                     'sql': [sql for sql in doing['sql']
-                                             if sql not in doing.get('noop', ())],
-                                     'undo': doing['undo']})
+            made = [sql for sql in doing['sql'] if sql not in doing.get('noop', ())]
+            # An operation whose statements all found their work done made nothing to undo.
+            self.log['done'].append({'description': doing['description'], 'sql': made,
+                                     'undo': doing['undo'] if made else None})
             self.log['doing'] = None
             self._write()
 
@@ -163,35 +139,15 @@ class OperationLog:
         self.history.set_operations(self.name, self.text())
 
 
-def statements_undo(statements):
-    """The inverses of ``statements``, last first; None if one of them has none."""
-    undo = []
-    for sql in reversed(statements):
-        if sql.lstrip().upper().startswith(('SELECT', 'SHOW')):
-            continue
-        inverse, _ = undo_of_sql(sql)
-        if inverse is None:
-            return None
-        undo.append({'sql': inverse})
-    return undo
+class _LoggingRecorder(Recorder):
+    """The Recorder that also tells the log of a statement that raised."""
 
-
-def took_effect(database, effect):
-    if not effect:
-        return False
-    kind, *names = effect
-    tables = database.get_tables()
-    if kind == 'table':
-        return names[0] in tables
-    if kind == 'column':
-        return names[0] in tables and names[1] in [c.name for c in database.get_columns(names[0])]
-    if kind == 'index':
-        return names[0] in tables and names[1] in [i.name for i in database.get_indexes(names[0])]
-    if kind == 'trigger':
-        return bool(database.execute_sql(
-            'SELECT 1 FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND '
-            'trigger_name = %s', (names[0],)).fetchone())
-    return False
+    def _hook(self, event):
+        if event.exception is not None and self._mine(event.sql):
+            with self._logging():
+                self.log.statement_failed(event.sql, event.exception)
+            return
+        super()._hook(event)
 
 
 # -- the engine's side: running a script with its log ------------------------------------------
@@ -211,7 +167,7 @@ def attempt_logged(engine, script, module, direction, method, kept):
                              operations=log.text())
     else:
         history.set_operations(name, log.text(), method=RUNNING)
-    recorder = Recorder(db, log)
+    recorder = _LoggingRecorder(db, log)
     migrator = recorder.migrator()
     start = time.perf_counter()
     try:
@@ -237,7 +193,8 @@ def attempt_logged(engine, script, module, direction, method, kept):
 def _failed(engine, script, direction, log, exc):
     """Record the failure: nothing completed -- as before the script; else ``failed``."""
     history, name = engine.history, script.name
-    nothing = not log.log['done'] and not (log.log['doing'] or {}).get('sql')
+    doing = log.log['doing'] or {}
+    nothing = not log.log['done'] and not doing.get('sql') and not doing.get('statement')
     try:
         if nothing and isinstance(exc, Exception):
             if direction == 'up':

@@ -6,16 +6,33 @@ the log rewritten after each so that a repair that dies halfway is repaired agai
 left -- or, after an operator's manual fix, records the script applied (``--mark-applied``:
 method ``repaired``) or not applied (``--mark-reverted``: its row removed, so migrate runs it
 again). A failed ``up`` reverted is pending again; a failed ``down`` reverted is applied again.
+
+Before it changes anything, repair refuses (naming what, and changing nothing):
+
+* an operation without a known inverse, or a statement in doubt whose effect cannot be seen;
+* an object an inverse would drop that is no longer the one the script made (the log's
+  ``made``: a column's type, a table's columns, an index's columns, a trigger's event);
+* an inverse that would drop a column holding values other than NULL and its default, or a
+  table holding rows -- DataLossRefused, as rollback refuses the same loss -- unless
+  ``allow_data_loss`` (``--yes``).
+
+Each step is idempotent: one whose object is gone already (a repair killed after it dropped the
+column, before the log said so) is skipped, so the next repair finishes the work.
 """
 import json
 
-from ..exceptions import MigrationError
+from ..exceptions import DataLossRefused, MigrationError, ValidationError
 from .history import REPAIRED
+from .inverses import (destroys, effect_key, identity, statements_undo, target, took_effect,
+                       undo_of_sql)
 from .lock import run_lock
-from .nontx import is_log, statements_undo, took_effect, undo_of_sql
+from .losses import count_drops
+from .nontx import is_log
 from .steps import Recorder
 
-__all__ = ['MODES', 'repair', 'pending_undo', 'run_undo']
+__all__ = ['MODES', 'repair', 'pending_undo']
+
+MODES = (None, 'applied', 'reverted')
 
 
 def pending_undo(database, text):
@@ -42,50 +59,38 @@ def pending_undo(database, text):
             todo.append(('%s (interrupted during %s; whether that took effect cannot be told)'
                          % (doing['description'], ' '.join(statement.split())[:80]), None,
                          'doing'))
-        elif ran:
+        else:
             todo.append(('%s (interrupted)' % doing['description'], statements_undo(ran),
                          'doing'))
     return list(reversed(todo))
 
 
-def run_undo(recorder, undo):
-    """Run one operation's inverse (a list of ``{"op", "args"}`` or ``{"sql"}``), its steps
-    recorded by ``recorder``."""
-    database = recorder.database
-    migrator = recorder.migrator()
-    with recorder:
-        for step in undo:
-            if 'sql' in step:
-                database.execute_sql(step['sql'])
-            else:
-                migrator.migrate(getattr(migrator, step['op'])(*step['args']))
-
-
-MODES = (None, 'applied', 'reverted')
-
-
-def repair(engine, mode=None, on_script=None):
+def repair(engine, mode=None, on_script=None, allow_data_loss=False):
     """``modelstore repair``: for each script the history records failed partway, revert its
     completed operations with their inverses (``mode`` None), or record it applied or not
     applied after a manual fix. Returns [(name, direction, action, steps)]."""
     if mode not in MODES:
-        raise ValueError('mode must be one of %r' % (MODES,))
+        raise ValidationError('mode', 'must be None (revert), %s, got %r' % (
+            ' or '.join(repr(m) for m in MODES[1:]), mode))
+    if not isinstance(allow_data_loss, bool):
+        raise ValidationError('allow_data_loss', 'must be True or False, got %r'
+                              % (allow_data_loss,))
     done = []
     with run_lock(engine.database, engine.lock_timeout):
         engine.history.forget()
         status = engine.status()
         failed = [e for e in status.entries if e.failed]
         for entry in failed:
-            done.append(_repair_one(engine, entry, mode))
+            done.append(_repair_one(engine, entry, mode, allow_data_loss))
             if on_script is not None:
                 on_script(done[-1])
     return done
 
 
-def _repair_one(engine, entry, mode):
+def _repair_one(engine, entry, mode, allow_data_loss):
     db, history, record = engine.database, engine.history, entry.record
-    direction = json.loads(record.operations)['direction'] if is_log(record.operations) \
-        else 'up'
+    log = json.loads(record.operations) if is_log(record.operations) else None
+    direction = log['direction'] if log else 'up'
     if mode == 'applied' or mode == 'reverted':
         applied = mode == 'applied'
         if applied:
@@ -94,7 +99,7 @@ def _repair_one(engine, entry, mode):
         else:
             history.remove(entry.name)
         return entry.name, direction, 'marked %s' % ('applied' if applied else 'not applied'), []
-    todo = pending_undo(db, record.operations) if is_log(record.operations) else []
+    todo = pending_undo(db, record.operations) if log else []
     unknown = [description for description, undo, _ in todo if undo is None]
     if unknown:
         raise MigrationError(
@@ -102,15 +107,23 @@ def _repair_one(engine, entry, mode):
             'run `%s`, or finish the script by hand and run `%s`' % (
                 entry.name, 'this operation has' if len(unknown) == 1 else
                 'these operations have', '; '.join(unknown), 'it' if len(unknown) == 1 else
-                'them', engine.hint('repair', '--mark-reverted' if direction == 'up' else
-                                    '--mark-applied'),
-                engine.hint('repair', '--mark-applied' if direction == 'up' else
-                            '--mark-reverted')))
+                'them', *_manual_hints(engine, direction)))
+    made = (log or {}).get('made') or {}
+    drops = _check_plan(engine, entry.name, direction, todo, made)
+    losses = count_drops(db, drops)
+    if losses and not allow_data_loss:
+        raise DataLossRefused(engine.label, ['%s (reverting %s)' % (loss, entry.name)
+                                             for loss in losses], action='repair',
+                              override='Engine.repair(allow_data_loss=True)', backup='')
     recorder = Recorder(db)
-    remaining = json.loads(record.operations)
+    remaining = dict(log)
     remaining['doing'] = remaining.get('doing') if any(s == 'doing' for *_, s in todo) else None
+    reverted = skipped = 0
     for description, undo, source in todo:
-        run_undo(recorder, undo)
+        ran = sum(_undo_step(engine, entry.name, direction, recorder, step, made)
+                  for step in undo)
+        reverted += ran > 0
+        skipped += bool(undo) and ran == 0
         # Each reverted operation leaves the log, committed, so a repair that dies halfway is
         # repaired again from what is left.
         if source == 'doing':
@@ -122,5 +135,85 @@ def _repair_one(engine, entry, mode):
         history.remove(entry.name)  # Not applied: migrate runs it again.
     else:
         history.set_operations(entry.name, None, method='ran', error=None)
-    return entry.name, direction, 'reverted %d operation%s' % (
-        len(todo), '' if len(todo) == 1 else 's'), recorder.steps
+    action = 'reverted %d operation%s' % (reverted, '' if reverted == 1 else 's')
+    if skipped:
+        action += ' (%d found undone already)' % skipped
+    return entry.name, direction, action, recorder.steps
+
+
+def _manual_hints(engine, direction):
+    """(the command after undoing by hand, the one after finishing by hand)."""
+    undone, finished = ('--mark-reverted', '--mark-applied') if direction == 'up' else \
+        ('--mark-applied', '--mark-reverted')
+    return engine.hint('repair', undone), engine.hint('repair', finished)
+
+
+def _check_plan(engine, name, direction, todo, made):
+    """Before anything runs: refuse an object that is not the one the script made; return
+    what the steps would drop (effects, by their names now), for the loss count. Names are
+    followed through the renames that steps before them undo."""
+    database = engine.database
+    tables, columns, drops = {}, {}, []
+    for _, undo, _ in todo:
+        for step in undo:
+            effect = target(step)
+            if effect is None:
+                continue
+            now = _named_now(effect, tables, columns)
+            if took_effect(database, now):
+                _check_identity(engine, name, direction, effect, now, made)
+                if destroys(step):
+                    drops.append(now)
+            if step.get('op') == 'rename_column':
+                columns[(now[1], step['args'][2])] = now[2]
+            elif step.get('op') == 'rename_table':
+                tables[step['args'][1]] = now[1]
+    return drops
+
+
+def _named_now(effect, tables, columns):
+    kind, *names = effect
+    if kind == 'trigger':
+        return effect
+    table = tables.get(names[0], names[0])
+    if kind == 'column':
+        return [kind, table, columns.get((table, names[1]), names[1])]
+    return [kind, table] + names[1:]
+
+
+def _check_identity(engine, name, direction, effect, now, made):
+    recorded = made.get(effect_key(effect))
+    if recorded is None:
+        return  # Not recorded (an older log, a statement in doubt): its presence is all.
+    found = identity(engine.database, now)
+    # A table may have gained columns the steps before this one drop: it must still have all
+    # it was made with.
+    if found != recorded if now[0] != 'table' else not all(c in found for c in recorded):
+        raise MigrationError(
+            'cannot repair %s automatically: %s %s is not the one the script made (it made %s; '
+            'it is now %s), so it is not dropped. Undo the script by hand and run `%s`, or '
+            'finish it by hand and run `%s`' % (
+                name, now[0], '.'.join(now[1:]), _described(recorded), _described(found),
+                *_manual_hints(engine, direction)))
+
+
+def _described(identity_rows):
+    return '; '.join(' '.join(row) for row in identity_rows) or 'nothing'
+
+
+def _undo_step(engine, name, direction, recorder, step, made):
+    """Run one step of an inverse, its SQL recorded by ``recorder``; returns 1, or 0 if its
+    object is gone already (undone by a repair that died before the log said so)."""
+    database = recorder.database
+    effect = target(step)
+    if effect is not None:
+        if not took_effect(database, effect):
+            return 0
+        _check_identity(engine, name, direction, effect, effect, made)
+    with recorder:
+        if 'sql' in step:
+            database.execute_sql(step['sql'])
+        else:
+            migrator = recorder.migrator()
+            migrator.migrate(getattr(migrator, step['op'])(*step['args']))
+    return 1

@@ -179,12 +179,16 @@ class Engine:
         return self._run(plan, 'down', dry_run=dry_run, on_script=on_script,
                          on_backup=on_backup, allow_data_loss=allow_data_loss)
 
-    def repair(self, mode=None, on_script=None):
+    def repair(self, mode=None, on_script=None, *, allow_data_loss=False):
         """MySQL/MariaDB: deal with the scripts that failed partway (modelstore.engine.nontx):
         revert their completed operations, or (``mode`` 'applied' / 'reverted') record an
-        operator's manual fix. Returns [(name, direction, action, steps)]."""
+        operator's manual fix. Returns [(name, direction, action, steps)].
+
+        A revert that would drop a column holding values (other than NULL and its default) or
+        a table holding rows raises DataLossRefused listing them, as rollback does -- unless
+        ``allow_data_loss``."""
         with raising(MigrationError, 'repair on %s' % self.label):
-            return repair(self, mode, on_script)
+            return repair(self, mode, on_script, allow_data_loss)
 
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""
