@@ -38,6 +38,7 @@ from playhouse.schema_diff import diff_models
 from ..engine.drift import declared_default
 from ..engine.history import TABLE as HISTORY_TABLE
 from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
+from .pysource import check_text
 
 __all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
 
@@ -100,6 +101,8 @@ class Plan:
 def plan_changes(database, models):
     """The Plan that takes ``database`` (the scripts' schema) to ``models``."""
     models = sort_models(models)
+    for model in models:
+        _check_names(model)
     diff = diff_models(database, models)
     plan = Plan(create=list(diff.create_tables))
     mapped = {m._meta.table_name for m in models}
@@ -138,6 +141,21 @@ def plan_changes(database, models):
     return plan
 
 
+def _check_names(model):
+    """Refuse names and SQL text of ``model`` that no database can store (NUL, an unpaired
+    surrogate): the script would fail on every backend."""
+    table = model._meta.table_name
+    check_text(table, 'the table name', table)
+    for fld in model._meta.sorted_fields:
+        where = '%s.%s' % (table, fld.column_name)
+        check_text(where, 'the column name', fld.column_name)
+        for constraint in fld.constraints or ():
+            check_text(where, 'a SQL constraint', sql_text(constraint))
+    for index in model._meta.indexes or ():
+        name = getattr(index, '_name', None)
+        check_text(table, 'the index name', name)
+
+
 def _add_column(plan, fld):
     table = fld.model._meta.table_name
     where = '%s.%s' % (table, fld.column_name)
@@ -168,6 +186,7 @@ def _add_column(plan, fld):
                               'or add it nullable, fill it, then make it NOT NULL' % (where,
                                                                                        problem))
             return
+    check_text(where, 'its default', default)
     plan.add_columns.append(AddColumn(table, fld, default))
 
 
@@ -205,7 +224,7 @@ def constant_sql(fld):
         stored = str(stored)  # As the drivers write it: '2020-01-01 00:00:00'.
     if isinstance(stored, uuid.UUID):
         stored = str(stored)
-    if isinstance(stored, str) and '\x00' not in stored:
+    if isinstance(stored, str):  # NUL and unpaired surrogates: refused by _add_column.
         return "'%s'" % stored.replace("'", "''"), None
     return None, 'its default %r is not a constant SQL can hold' % (value,)
 

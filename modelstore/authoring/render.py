@@ -28,7 +28,10 @@ import textwrap
 from peewee import (AutoField, CharField, CompositeKey, DecimalField, Field, ForeignKeyField,
                     ModelIndex)
 
+from ..exceptions import ConfigError
 from .plan import sql_text
+from .pysource import (check_attributes, check_source, class_names, docstring, is_identifier,
+                       literal, printable, sql_node)
 
 __all__ = ['render']
 
@@ -63,6 +66,10 @@ class _Source:
                               'changes the DDL; copy it into this script'
                               % (fld.model._meta.table_name, fld.column_name, cls.__name__))
             return core.__name__
+        if not is_identifier(cls.__name__) or not all(
+                map(is_identifier, cls.__module__.split('.'))):
+            raise ConfigError('%s: its field class %s cannot be imported by name in a script'
+                              % (_where(fld), printable(cls.__module__ + '.' + cls.__name__)))
         self.imports.add('from %s import %s' % (cls.__module__, cls.__name__))
         return cls.__name__
 
@@ -73,11 +80,11 @@ class _Source:
         if isinstance(fld, ForeignKeyField):
             args.append("'self'" if fld.rel_model is fld.model and not column
                         else self.names[fld.rel_model])
-            args.append('field=%r' % fld.rel_field.name)
+            args.append('field=%s' % literal(fld.rel_field.name))
             if fld.on_delete:
-                args.append('on_delete=%r' % fld.on_delete)
+                args.append('on_delete=%s' % literal(fld.on_delete))
             if fld.on_update:
-                args.append('on_update=%r' % fld.on_update)
+                args.append('on_update=%s' % literal(fld.on_update))
         if fld.primary_key and not isinstance(fld, AutoField):
             args.append('primary_key=True')
         if column:
@@ -92,15 +99,15 @@ class _Source:
         if fld.null:
             args.append('null=True')
         if isinstance(fld, CharField):
-            args.append('max_length=%r' % fld.max_length)
+            args.append('max_length=%s' % literal(fld.max_length))
         if isinstance(fld, DecimalField):
-            args.append('max_digits=%r, decimal_places=%r' % (fld.max_digits,
-                                                             fld.decimal_places))
+            args.append('max_digits=%s, decimal_places=%s' % (literal(fld.max_digits),
+                                                             literal(fld.decimal_places)))
         for attribute in ('collation', 'sequence', 'index_type'):
             if getattr(fld, attribute, None):
-                args.append('%s=%r' % (attribute, getattr(fld, attribute)))
+                args.append('%s=%s' % (attribute, literal(getattr(fld, attribute))))
         if not column and fld.column_name != _default_column(fld):
-            args.append('column_name=%r' % fld.column_name)
+            args.append('column_name=%s' % literal(fld.column_name))
         default = _constant(fld)
         if default is not None:
             args.append('default=%s' % default)
@@ -113,8 +120,12 @@ class _Source:
                 c.strip().upper().startswith('DEFAULT') for c in constraints):
             constraints.append('DEFAULT %s' % default_sql)
         if constraints:
-            args.append('constraints=[%s]' % ', '.join('SQL(%r)' % c for c in constraints))
+            args.append('constraints=[%s]' % ', '.join(map(sql_node, constraints)))
         return '%s(%s)' % (self.field_class(fld), ', '.join(args))
+
+
+def _where(fld):
+    return printable('%s.%s' % (fld.model._meta.table_name, fld.column_name))
 
 
 def _default_column(fld):
@@ -132,26 +143,29 @@ def _constant(fld):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (bool, int, float, str)):
-        return repr(value)
+        return literal(value)
     return None
 
 
 def _model_lines(src, model, stub):
     meta = model._meta
-    lines = ['    class %s(Model):' % model.__name__]
+    lines = ['    class %s(Model):' % src.names[model]]
     fields = [meta.primary_key] if stub else meta.sorted_fields
+    assigned = []
     for fld in fields:
         if fld.name == 'id' and fld.column_name == 'id' and (
                 type(fld) is AutoField or (stub and isinstance(fld, AutoField))):
             continue  # peewee's implicit key (a stub's key is only referred to).
         if stub and isinstance(fld, ForeignKeyField):
-            lines.append('        %s = IntegerField(primary_key=True, column_name=%r)'
-                         % (fld.name, fld.column_name))
-            continue
-        lines.append('        %s = %s' % (fld.name, src.field(fld)))
+            assigned.append((fld.name, 'IntegerField(primary_key=True, column_name=%s)'
+                             % literal(fld.column_name)))
+        else:
+            assigned.append((fld.name, src.field(fld)))
+    check_attributes(model._meta.table_name, assigned)
+    lines += ['        %s = %s' % pair for pair in assigned]
     lines += ([''] if len(lines) > 1 else []) + [
         '        class Meta:', '            database = db',
-        '            table_name = %r' % meta.table_name]
+        '            table_name = %s' % literal(meta.table_name)]
     if not stub:
         plain = []
         for index in meta.indexes or ():
@@ -166,10 +180,10 @@ def _model_lines(src, model, stub):
                 src.todos.append('%s: index %s is not a (columns, unique) pair; add it by hand'
                                  % (meta.table_name, getattr(index, '_name', index)))
         if plain:
-            lines.append('            indexes = %r' % (tuple(plain),))
+            lines.append('            indexes = %s' % literal(tuple(plain)))
         if isinstance(meta.primary_key, CompositeKey):
             lines.append('            primary_key = CompositeKey(%s)'
-                         % ', '.join(repr(name) for name in meta.primary_key.field_names))
+                         % ', '.join(literal(name) for name in meta.primary_key.field_names))
         elif not meta.primary_key:
             lines.append('            primary_key = False')
     return lines
@@ -187,19 +201,18 @@ def _frozen(src, plan):
     if not created and not referred:
         return [], []
     classes = referred + created
-    for model in classes:
-        src.names[model] = model.__name__
+    src.names.update(class_names(classes))
     lines = ['def _models(db):',
              '    """Frozen copies of the tables this script creates%s, as they are here."""'
              % (' or refers to' if referred else '')]
     for model in classes:
         if model in referred:
             lines.append('    # %s exists already; declared for its foreign keys only.'
-                         % model._meta.table_name)
+                         % printable(model._meta.table_name))
         lines += _model_lines(src, model, stub=model in referred) + ['']
-    lines.append('    return %s' % ', '.join(m.__name__ for m in classes)
-                 + (',' if len(classes) == 1 else ''))
-    return lines, [m.__name__ for m in classes]
+    names = [src.names[m] for m in classes]
+    lines.append('    return %s' % ', '.join(names) + (',' if len(classes) == 1 else ''))
+    return lines, names
 
 
 def _block(name, lines):
@@ -245,20 +258,26 @@ def _schema_script(plan, docstring, src, name):
         up.append('%s%s = _models(db)' % (', '.join(classes), ',' if len(classes) == 1 else ''))
     if plan.create:
         up.append('db.create_tables([%s], safe=False)'
-                  % ', '.join(m.__name__ for m in plan.create))
-    adds = [_wrapped('migrator.add_column(%r, %r, ' % (a.table, a.field.column_name),
+                  % ', '.join(src.names[m] for m in plan.create))
+    adds = [_wrapped('migrator.add_column(%s, %s, ' % (literal(a.table),
+                                                        literal(a.field.column_name)),
                      src.field(a.field, column=True, default_sql=a.default_sql),
                      ', allow_not_null=True)' if a.default_sql is not None else ')')
             for a in plan.add_columns]
     up += _ops(adds)
-    up += _ops(['migrator.drop_not_null(%r, %r)' % tc for tc in plan.drop_not_null])
-    down += _ops(['migrator.add_not_null(%r, %r)' % tc for tc in reversed(plan.drop_not_null)])
-    down += _ops(['migrator.drop_column(%r, %r)' % (a.table, a.field.column_name)
+    up += _ops(['migrator.drop_not_null(%s, %s)' % tuple(map(literal, tc))
+                for tc in plan.drop_not_null])
+    down += _ops(['migrator.add_not_null(%s, %s)' % tuple(map(literal, tc))
+                  for tc in reversed(plan.drop_not_null)])
+    down += _ops(['migrator.drop_column(%s, %s)' % (literal(a.table),
+                                                    literal(a.field.column_name))
                   for a in reversed(plan.add_columns)])
-    down += _ops(['migrator.drop_table(%r)' % m._meta.table_name for m in reversed(plan.create)])
+    down += _ops(['migrator.drop_table(%s)' % literal(m._meta.table_name)
+                  for m in reversed(plan.create)])
     todos = plan.todos + src.todos
     if todos:
-        guard = 'raise NotImplementedError(%r)' % ('%s has TODO items to resolve by hand' % name)
+        guard = 'raise NotImplementedError(%s)' % literal('%s has TODO items to resolve by hand'
+                                                          % name)
         up = ['# Remove this line once every TODO above is resolved:', guard] + up
     body = frozen + ([''] if frozen else []) + [''] + _block('up', up) + ['', ''] + \
         _block('down', down)
@@ -266,6 +285,10 @@ def _schema_script(plan, docstring, src, name):
 
 
 _INDEX_HELPERS = '''
+def _quoted(name):
+    return '"%s"' % name.replace('"', '""')
+
+
 def _create(migrator, db, table, name, columns, unique):
     if isinstance(db, PostgresqlDatabase) and not db.in_transaction():
         # CONCURRENTLY: writers keep writing while it builds. A build that died leaves an
@@ -275,16 +298,17 @@ def _create(migrator, db, table, name, columns, unique):
             'SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid '
             'WHERE c.relname = %s AND NOT i.indisvalid', (name,)).fetchone()
         if invalid:
-            db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name)
-        db.execute_sql('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS "%s" ON "%s" (%s)' % (
-            'UNIQUE ' if unique else '', name, table, ', '.join('"%s"' % c for c in columns)))
+            db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % _quoted(name))
+        db.execute_sql('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)' % (
+            'UNIQUE ' if unique else '', _quoted(name), _quoted(table),
+            ', '.join(map(_quoted, columns))))
     elif name not in [index.name for index in db.get_indexes(table)]:
         migrator.migrate(migrator.add_index(table, columns, unique, name=name))
 
 
 def _drop(migrator, db, table, name):
     if isinstance(db, PostgresqlDatabase) and not db.in_transaction():
-        db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name)
+        db.execute_sql('DROP INDEX CONCURRENTLY IF EXISTS %s' % _quoted(name))
     elif name in [index.name for index in db.get_indexes(table)]:
         migrator.migrate(migrator.drop_index(table, name))
 '''.strip('\n').split('\n')
@@ -295,9 +319,10 @@ def _rows(name, indexes):
         return ['%s = []' % name]
     lines = ['%s = [' % name]
     for i in indexes:
-        row = '    (%r, %r, %r, %r),' % (i.table, i.name, i.columns, i.unique)
+        parts = tuple(map(literal, (i.table, i.name, i.columns, i.unique)))
+        row = '    (%s, %s, %s, %s),' % parts
         if len(row) > 99:
-            row = '    (%r, %r,\n     %r, %r),' % (i.table, i.name, i.columns, i.unique)
+            row = '    (%s, %s,\n     %s, %s),' % parts
         lines.append(row)
     return lines + [']']
 
@@ -319,14 +344,14 @@ def _index_script(plan, docstring, src):
                  star=False)
 
 
-def _file(docstring, src, todos, body, star=True):
-    head = ['"""%s\n"""' % docstring.strip()]
+def _file(text, src, todos, body, star=True):
+    head = [docstring(text)]
     imports = (['from peewee import *'] if star else []) + sorted(
         i for i in src.imports if not (star and i.startswith('from peewee import ')))
     lines = head + imports + ['']
     if todos:
         for todo in todos:
-            lines += textwrap.wrap(todo, 99, initial_indent='# TODO: ',
+            lines += textwrap.wrap(printable(todo), 99, initial_indent='# TODO: ',
                                    subsequent_indent='#       ', break_on_hyphens=False)
         lines.append('')
     while body and not body[0]:
@@ -345,4 +370,6 @@ def render(plan, names, docstrings, models_module=None):
     if plan.index_changes:
         index_src = _Source(models_module)
         out.append((names[len(out)], _index_script(plan, docstrings[len(out)], index_src)))
+    for (name, text), doc in zip(out, docstrings):
+        check_source(name, text, doc)
     return out

@@ -3,6 +3,7 @@ import sys
 
 from ..authoring import DEFAULT_DIRECTORY, diff_schema, generate, new_script
 from ..authoring.models import DEFAULT_MODELS
+from ..authoring.pysource import printable
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
 
@@ -24,7 +25,7 @@ def cmd_new(args, out):
     result = generate(args.slug, directory, args.models, url, write=not args.dry_run)
     plan = result.plan
     where = 'SQLite in memory' if url is None or sqlite_path(url) is not None else \
-        '%s, rolled back' % mask_url(url)
+        'a throwaway database on %s, dropped' % mask_url(url)
     if out.as_json:
         out.json({'ok': not plan.todos, 'changed': result.changed, 'paths': result.paths,
                   'dry_run': args.dry_run, 'operations': plan.summary(), 'todos': plan.todos,
@@ -40,11 +41,13 @@ def cmd_new(args, out):
     for path in result.paths:
         out.line(path)
     for line in plan.summary():
-        out.line('  + %s' % line)
+        out.line('  + %s' % printable(line))
     for todo in plan.todos:
-        print('todo: %s' % todo, file=sys.stderr)
+        print('todo: %s' % printable(todo), file=sys.stderr)
     if plan.todos:
-        print('error: %s not generated: resolve %s in %s; until then the script refuses to run'
+        # Exit 1, not an error (README, "Exit codes"): the script is written, and refuses to
+        # run until a person resolves its TODOs -- so no "error:" prefix either.
+        print('%s not generated: resolve %s in %s; until then the script refuses to run'
               % (plural(len(plan.todos), 'change'), 'it' if len(plan.todos) == 1 else 'them',
                  result.paths[0] if result.paths else 'the script'), file=sys.stderr)
         return PENDING
@@ -63,9 +66,9 @@ def _check(out, plan, args, directory):
         out.line('%s need a script that %s does not have (modelstore new --auto SLUG writes it):'
                  % (models, directory))
         for line in plan.summary():
-            out.line('  + %s' % line)
+            out.line('  + %s' % printable(line))
         for todo in plan.todos:
-            out.line('  todo: %s' % todo)
+            out.line('  todo: %s' % printable(todo))
     return PENDING if plan else OK
 
 
