@@ -18,8 +18,9 @@ It raises ``AssertionError`` with a report of every problem unless:
 * the schema at head matches the models: ``modelstore check`` would find no drift and
   ``modelstore new --auto`` nothing to write.
 
-The replay runs on an in-memory SQLite database, or with ``url`` on that server's backend inside
-a transaction that is rolled back (see modelstore.engine.shadow): nothing real is touched.
+The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway database of that
+server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
+script that commits.
 """
 from ..authoring.files import check_directory
 from ..authoring.models import load_models
