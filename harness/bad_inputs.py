@@ -455,7 +455,86 @@ CASES = [
 
 # Issue 26's cases, one section per area so that they can be added side by side.
 # --- issue 26: generator and replay ---
-CASES += []
+_GEN_MODELS = tempfile.mkdtemp(prefix='modelstore-bad-models-')  # Outside the cases' dirs: an
+# import leaves __pycache__ beside the module.
+_HOSTILE = 'x"""\nimport os; os.system("touch /tmp/modelstore-pwned")\n"""'
+
+
+def _generate(field, *extra, database=False, table='fine_tuned_models'):
+    """`new --auto` on the shipped scripts and a models module adding ``field`` to ``table``
+    (another name: a new table), written outside the case's directory; ``extra`` options
+    follow."""
+    def argv(ctx):
+        scripts = ctx.path('scripts')
+        shutil.copytree(_shipped(), scripts, ignore=shutil.ignore_patterns('__pycache__'))
+        name = 'bad_models_%s' % hashlib.sha1((table + field).encode(
+            'utf-8', 'backslashreplace')).hexdigest()[:12]
+        with open(os.path.join(_GEN_MODELS, name + '.py'), 'w', encoding='utf-8') as fh:
+            fh.write(textwrap.dedent("""
+                import peewee
+                from peewee import *
+                from modelstore.models import FineTunedModel as _F, Task, ModelImport
+                from modelstore.models import ModelVersionCounter
+
+
+                class FineTunedModel(_F):
+                    %s
+
+                    class Meta:
+                        table_name = 'fine_tuned_models'
+
+
+                class Extra(Model):
+                    %s
+
+                    class Meta:
+                        table_name = %r
+
+
+                MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport] + (
+                    [Extra] if Extra._meta.table_name != 'fine_tuned_models' else [])
+            """) % ((field, 'pass', table) if table == 'fine_tuned_models' else
+                    ('pass', field, table)))
+        if _GEN_MODELS not in sys.path:
+            sys.path.insert(0, _GEN_MODELS)
+        ctx.mark()
+        return ['new', '--auto', 'bad', '--migrations', scripts, '--models', name] + list(
+            extra) + (['--database', ctx.url] if database else [])
+    return argv
+
+
+CASES += [
+    Case('new --auto: a NOT NULL default with NUL', _generate(
+        'note = CharField(default="a\\x00b")'), 2,
+         r'fine_tuned_models\.note: its default contains NUL \(\\x00\), which PostgreSQL '
+         r'cannot store in text; modelstore refuses it on every backend; nothing was written',
+         ('sqlite',)),
+    Case('new --auto: a NOT NULL default with an unpaired surrogate', _generate(
+        'note = CharField(default="a\\udc80")'), 2,
+         r'its default contains an unpaired surrogate \(\\udc80 at 2\)', ('sqlite',)),
+    Case('new --auto: a column name with NUL', _generate(
+        'note = CharField(null=True, column_name="n\\x00")'), 2,
+         r'fine_tuned_models\.n\\x00: the column name contains NUL', ('sqlite',)),
+    Case('new --auto: a field name a script cannot declare', _generate(
+        'locals()["two words"] = CharField(null=True)', table='extra'), 2,
+         r"the field 'two words' cannot be declared in a script's model class \(not a Python "
+         r"identifier\)", ('sqlite',)),
+    Case('new --auto: a field hiding a name the script uses', _generate(
+        'CharField = peewee.IntegerField(null=True)\n    other = peewee.CharField(null=True)',
+        table='extra'), 2, r"the field 'CharField' cannot be declared .*\(the script uses that name\)",
+         ('sqlite',)),
+    # A default that would end the docstring and run code: a value, shown with its escapes
+    # (exit 0, written nowhere with --dry-run; replayed on the case's server, nothing left).
+    Case('new --auto --dry-run: a default holding """ and code', _generate(
+        'note = CharField(default=%r)' % _HOSTILE, '--dry-run'), 0,
+         r"NOT NULL DEFAULT 'x\\\"\\\"\\\"\\\\nimport os; os\.system", ('sqlite',)),
+    Case('new --auto --dry-run --database: replayed on the server, nothing left', _generate(
+        'note = CharField(default=%r)' % _HOSTILE, '--dry-run', database=True), 0,
+         r'replayed|dry run: not written', ('postgresql', 'mysql')),
+    Case('new --auto --check: a default holding a newline is shown escaped', _generate(
+        'note = CharField(default="a\\nb")', '--check'), 1,
+         r"\+ add column fine_tuned_models\.note NOT NULL DEFAULT 'a\\nb'\n", ('sqlite',)),
+]
 # --- issue 26: MariaDB literals and repair ---
 _BACKSLASHES = ["C:\\new\\dir", "ends with \\", "quote \\' and \\\" \\0 \\Z \\%_"]
 
