@@ -521,7 +521,8 @@ CASES += [
          r"identifier\)", ('sqlite',)),
     Case('new --auto: a field hiding a name the script uses', _generate(
         'CharField = peewee.IntegerField(null=True)\n    other = peewee.CharField(null=True)',
-        table='extra'), 2, r"the field 'CharField' cannot be declared .*\(the script uses that name\)",
+        table='extra'), 2,
+         r"the field 'CharField' cannot be declared .*\(the script uses that name\)",
          ('sqlite',)),
     # A default that would end the docstring and run code: a value, shown with its escapes
     # (exit 0, written nowhere with --dry-run; replayed on the case's server, nothing left).
