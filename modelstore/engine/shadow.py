@@ -121,12 +121,15 @@ def postgres_shadow(database):
     """An empty PostgreSQL database on ``database``'s server, dropped afterwards; without
     CREATEDB, a schema in ``database`` (see the module's docstring)."""
     name = _name()
-    encoding, collate, ctype = database.execute_sql(
+    settings = database.execute_sql(
         'SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database '
-        'WHERE datname = current_database()').fetchone()
+        'WHERE datname = current_database()').fetchone() or ()
+    # As the user's database is (a NULL setting, as some providers leave one: the server's).
+    chosen = [(option, value) for option, value in zip(('ENCODING', 'LC_COLLATE', 'LC_CTYPE'),
+                                                       settings) if value]
     try:
-        database.execute_sql('CREATE DATABASE "%s" TEMPLATE template0 ENCODING %%s '
-                             'LC_COLLATE %%s LC_CTYPE %%s' % name, (encoding, collate, ctype))
+        database.execute_sql('CREATE DATABASE "%s" TEMPLATE template0%s' % (name, ''.join(
+            ' %s %%s' % option for option, _ in chosen)), [value for _, value in chosen])
     except DatabaseError as exc:
         if sqlstate(exc) != INSUFFICIENT_PRIVILEGE:
             raise ConfigError('cannot replay the scripts on this server: creating a throwaway '
