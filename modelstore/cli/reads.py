@@ -1,7 +1,7 @@
 """The commands that read a database (status, history, check) and accept, which records a
 reviewed checksum."""
 from ..authoring.models import load_models
-from ..engine import Drift, Engine, detect_drift
+from ..engine import Drift, Engine, detect_drift, invalid_index_lines
 from ..engine.nontx import failure_note
 from ..exceptions import UsageError
 from ..shared.database import open_database
@@ -187,7 +187,10 @@ def _drift(args, database, status):
     a table that matches none is drift, the pending scripts are listed by themselves."""
     if status.pending:
         adoption = status.adoption
-        return Drift(list(adoption.problems) if adoption else [],
+        tables = [m._meta.table_name for m in (load_models(args.models) if args.models
+                                               else MODELS)]
+        return Drift((list(adoption.problems) if adoption else [])
+                     + invalid_index_lines(database, tables),
                      ['%s pending: the models are compared with the schema once they are '
                       'applied' % plural(len(status.pending), 'script')])
     models = load_models(args.models) if args.models else MODELS

@@ -8,11 +8,12 @@ schema compared with the models (``drift``). It imports the shared layers only, 
 registry.
 """
 from .backup import KEEP, Backup, Backups
-from .drift import Drift, detect_drift
+from .drift import Drift, detect_drift, invalid_index_lines
 from .restore import restore_database
 from .results import RunResult, ScriptRun
 from .runner import Engine
 from .status import OWNED_TABLES, Entry, Status
 
 __all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES', 'Backups',
-           'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift']
+           'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift',
+           'invalid_index_lines']

@@ -145,13 +145,20 @@ def _drift(database, models, hint):
         if model not in missing:
             lines.extend(_column_lines(database, model, notes))
             table = model._meta.table_name
-            lines.extend('index %s on %s is INVALID (a concurrent build died halfway); rebuild '
-                         'it: REINDEX INDEX CONCURRENTLY %s' % (name, table, name)
-                         for name in invalid_indexes(database, table))
+            lines.extend(invalid_index_lines(database, [table]))
             if table == 'fine_tuned_models' and 'version' in model._meta.fields \
                     and _numbering_installed(database):
                 lines.extend(_trigger_lines(database, hint))
     return Drift(lines, notes)
+
+
+def invalid_index_lines(database, tables):
+    """A line per INVALID index (PostgreSQL: a concurrent build that died halfway) on ``tables``
+    -- a problem whether or not scripts are pending."""
+    with raising(StorageError, 'reading the indexes'):
+        return ['index %s on %s is INVALID (a concurrent build died halfway); rebuild it: '
+                'REINDEX INDEX CONCURRENTLY %s' % (name, table, name)
+                for table in tables for name in invalid_indexes(database, table)]
 
 
 def _numbering_installed(database):
