@@ -1,9 +1,9 @@
 """How a registry call meets its database: one transaction, errors mapped, a lost server
 connection survived.
 
-Every call runs through ``Calls._run``. On SQLite that is the call's write transaction and the
-error mapping (``_guard``). On a server it is also what keeps a pipeline running through a
-restart or a failover:
+Every call of a ModelStore runs through its ``Calls.run``. On SQLite that is the call's write
+transaction and the error mapping (``_guard``). On a server it is also what keeps a pipeline
+running through a restart or a failover:
 
 * Before a call, the idle connection's socket is looked at (``select``, no round trip): a
   server that went away has closed it, and the call reconnects before sending anything.
@@ -24,7 +24,7 @@ import time
 
 from peewee import DatabaseError, InterfaceError, SqliteDatabase
 
-from ..exceptions import OutcomeUnknown, StorageError, UnreadableValue
+from ..exceptions import NotFound, OutcomeUnknown, StorageError, UnreadableValue
 from ..shared.database import check_timeout, write_transaction
 from ..shared.dberrors import DRIVER_ERRORS, constraint_error, is_constraint, is_schema_missing
 
@@ -45,9 +45,9 @@ class _guard:
     becomes SchemaOutOfDate naming the pending scripts and the command, when scripts are pending.
     """
 
-    def __init__(self, what, store):
+    def __init__(self, what, calls):
         self.what = what
-        self.store = store
+        self.calls = calls
 
     def __enter__(self):
         return self
@@ -56,14 +56,14 @@ class _guard:
         if exc_type is None:
             return False
         if issubclass(exc_type, UnreadableValue) and not exc.row_ids:
-            raise exc.at(self.store._rows_holding(exc)) from None
+            raise exc.at(self.calls.rows_holding(exc)) from None
         # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
         if not issubclass(exc_type, (DatabaseError, InterfaceError) + DRIVER_ERRORS):
             return False
         if is_constraint(exc):
-            raise constraint_error(exc, self.store.database) from exc
+            raise constraint_error(exc, self.calls.database) from exc
         if is_schema_missing(exc):
-            self.store._raise_if_out_of_date()
+            self.calls.out_of_date()
         raise StorageError('%s failed: %s' % (self.what, exc)) from exc
 
 
@@ -84,18 +84,34 @@ def _peer_closed(conn):
 
 
 class Calls:
-    """The part of ModelStore that runs calls (needs ``database``, ``url``, ``refuse_writes``,
-    ``_rows_holding`` and ``_raise_if_out_of_date``)."""
+    """How the calls of one store meet its database.
 
-    reconnect_timeout = RECONNECT_TIMEOUT
-    # How often this store reconnected after losing its server, and how many calls ran again.
-    reconnects = 0
-    retried_calls = 0
+    ``refuse_writes``: an exception every write raises (connect(allow_newer=True)).
+    ``rows_holding(error)``: the ids of the rows holding an unreadable value (the error names
+    the column and value). ``out_of_date()``: raise SchemaOutOfDate if scripts are pending.
+    """
 
-    def _set_reconnect_timeout(self, seconds):
-        self.reconnect_timeout = check_timeout(seconds, 'reconnect_timeout')
+    def __init__(self, database, url, *, refuse_writes=None, reconnect_timeout=RECONNECT_TIMEOUT,
+                 rows_holding=lambda error: [], out_of_date=lambda: None):
+        self.database = database
+        self.url = url  # Masked: safe to print.
+        self.refuse_writes = refuse_writes
+        self.reconnect_timeout = check_timeout(reconnect_timeout, 'reconnect_timeout')
+        self.rows_holding = rows_holding
+        self.out_of_date = out_of_date
+        # How often the store reconnected after losing its server, and how many calls ran
+        # again.
+        self.reconnects = 0
+        self.retried_calls = 0
 
-    def _run(self, what, body, write=False, retry=True, single=False):
+    def one(self, what, query, missing):
+        """The one row ``query`` selects, or NotFound(``missing``)."""
+        row = self.run(what, query.get_or_none)
+        if row is None:
+            raise NotFound(missing)
+        return row
+
+    def run(self, what, body, write=False, retry=True, single=False):
         """Run ``body()``, in a write transaction if ``write``, and return its result.
 
         ``single``: ``body`` sends one statement, which on a server runs without BEGIN/COMMIT.

@@ -45,10 +45,13 @@ ORDERS = ('newest', 'oldest', 'name')
 class ModelQueries:
     """The cached statements of one store's bound FineTunedModel."""
 
-    def __init__(self, model, columns, counters=None):
+    def __init__(self, model, columns, filled=None, counters=None):
         self.model = model
         self.database = model._meta.database
-        self.columns = columns  # The INSERT's columns, in the order rows give them.
+        # The INSERT's columns, in the order rows give them (modelstore.registry.rules): the
+        # first ``filled`` in every row, the rest optional (NULL when a row stops before them).
+        self.columns = columns
+        self._optional = len(columns) if filled is None else filled
         # SQLite: modelstore numbers its own rows (see _numbered), from the bound
         # ModelVersionCounter; on PostgreSQL and MySQL 0010's BEFORE trigger does, in the row
         # itself.
@@ -60,12 +63,14 @@ class ModelQueries:
         self._read_version = not sqlite and not self.database.returning_clause
         self.single = True
         self._name_index = columns.index('model_name') if self.counters else None
-        # The columns from here on are optional, NULL by default (validate.BULK_MODEL_COLUMNS).
-        self._optional = columns.index('training_seconds') if 'training_seconds' in columns \
-            else len(columns)
         fields = model._meta.sorted_fields
         self._names = tuple(f.name for f in fields)
         self._readers = tuple(enumerate(map(_Reader, fields)))  # Derived once, here.
+        # The columns whose Python values the driver does not take as they are (timestamps,
+        # enums, JSON), with how each is stored; derived from the fields' own db_value.
+        by_name = model._meta.fields
+        self._stored = tuple((i, self._encoder(by_name[name])) for i, name in enumerate(columns)
+                             if self._encoder(by_name[name]) is not None)
         self._cache = {}
 
     # -- writes --------------------------------------------------------------------------
@@ -136,16 +141,16 @@ class ModelQueries:
         return self._cache['version']
 
     def insert(self, row):
-        """Insert one row of stored values; returns its (id, version). The version is the
-        database's trigger's on PostgreSQL (returned by the INSERT), modelstore's own on
-        SQLite (``_numbered``)."""
+        """Insert one checked row (``rules.Rules.row``); returns its (id, version). The
+        version is the database's trigger's on PostgreSQL (returned by the INSERT),
+        modelstore's own on SQLite (``_numbered``)."""
         db = self.database
         # Trailing optional columns left NULL are left out: their default is NULL, and a
         # shorter statement is parsed and planned faster (PostgreSQL: ~30 us of ~250 a row).
         width = len(row)
         while width > self._optional and row[width - 1] is None:
             width -= 1
-        row = row[:width]
+        row = self.stored(row[:width])
         if db.returning_clause:
             return tuple(db.execute_sql(self.insert_sql(width, returning=True), row).fetchone())
         if self._read_version:
@@ -157,24 +162,22 @@ class ModelQueries:
         return db.execute_sql(self.insert_sql(width), row).lastrowid, row[-1]
 
     def insert_many(self, rows):
-        """Insert rows of stored values: on SQLite, numbered in chunks of 500 (``_numbered``;
-        its IN list stays within old SQLite's 999 parameters), one executemany per run of rows
-        of the same width (a row may stop before the optional columns: see ``insert_sql``);
-        multi-row INSERTs of 1000 (one round trip each) elsewhere."""
+        """Insert checked rows (``rules.Rules.row``): on SQLite, numbered in chunks of 500
+        (``_numbered``; its IN list stays within old SQLite's 999 parameters), one executemany
+        per run of rows of the same width (a row may stop before the optional columns: see
+        ``insert_sql``); multi-row INSERTs of 1000 (one round trip each) elsewhere."""
         if not self.database.returning_clause:
             cursor = self.database.cursor()
             rows = iter(rows)
             numbered = self._numbered if self.counters is not None else list
             extra = 1 if self.counters is not None else 0
             while True:
-                chunk = list(itertools.islice(rows, 500))
+                chunk = list(map(self.stored, itertools.islice(rows, 500)))
                 if not chunk:
                     return
                 for width, group in itertools.groupby(numbered(chunk), len):
-                    if width - extra < len(self.columns):
-                        cursor.executemany(self.insert_sql(width - extra), group)
-                    else:
-                        cursor.executemany(self.insert_sql(), self._encoded(group))
+                    cursor.executemany(self.insert_sql(width - extra), group)
+        # (peewee's insert_many stores each value through its field's db_value.)
         fields = self.model._meta.fields
         for width, group in itertools.groupby(rows, len):
             names = [fields[name] for name in self.columns[:width]]
@@ -187,33 +190,26 @@ class ModelQueries:
             if batch:
                 self.model.insert_many(batch, fields=names).execute()
 
-    def _json_encoder(self, field):
-        """A JSON column's value as the driver takes it in a plain statement: the JSON text on
-        SQLite (peewee's own db_value there is a ``json(?)`` SQL function), the driver's JSONB
-        adapter on PostgreSQL."""
-        if not isinstance(self.database, peewee.PostgresqlDatabase):  # (MySQL: the text too)
-            return lambda value: None if value is None else dumps(value)
+    def _encoder(self, field):
+        """How a plain statement takes a value of ``field`` (None: as it is). A JSON column's
+        value is the JSON text on SQLite and MySQL (peewee's own db_value on SQLite is a
+        ``json(?)`` SQL function), the driver's JSONB adapter on PostgreSQL."""
+        if isinstance(field, peewee.JSONField):
+            if not isinstance(self.database, peewee.PostgresqlDatabase):
+                return dumps
+            return field.db_value
+        if type(field).db_value is peewee.Field.db_value:
+            return None  # adapt(): the checked value has its type already.
         return field.db_value
 
-    def stored_row(self, values):
-        """``values`` (checked, by field name) as the row ``insert`` takes, in column order."""
-        fields = self.model._meta.fields
-        return tuple(self._json_encoder(fields[name])(values[name])
-                     if isinstance(fields[name], peewee.JSONField)
-                     else fields[name].db_value(values[name]) for name in self.columns)
-
-    def _encoded(self, rows):
-        """Rows with their JSON values encoded as the driver takes them (the other values are
-        stored values already); peewee's insert_many does this itself."""
-        fields = self.model._meta.fields
-        json = [(i, self._json_encoder(fields[name])) for i, name in enumerate(self.columns)
-                if isinstance(fields[name], peewee.JSONField)]
-        for row in rows:
-            if any(row[i] is not None for i, _ in json):
-                row = list(row)
-                for i, encode in json:
-                    row[i] = encode(row[i])
-            yield row
+    def stored(self, row):
+        """A checked row (Python values, in ``columns`` order) as a plain statement takes it."""
+        row = list(row)
+        width = len(row)
+        for i, encode in self._stored:
+            if i < width and row[i] is not None:
+                row[i] = encode(row[i])
+        return row
 
     def stored_model(self, data):
         """The model just stored with ``data`` (every field's Python value, by name): nothing

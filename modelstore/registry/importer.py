@@ -34,7 +34,6 @@ from peewee import (Cast, DataError, IntegrityError, PostgresqlDatabase, SqliteD
 
 from ..exceptions import ModelStoreError, ValidationError, one_line
 from ..shared.database import write_transaction
-from .validate import MODEL_FIELDS, check_fields
 
 __all__ = ['SOURCE', 'Plan', 'plan_modelforge', 'import_modelforge']
 
@@ -206,7 +205,7 @@ def plan_modelforge(store, include_inactive=False):
                           provider=_text(row.get('provider'), 'provider'),
                           hyperparameters=_config(row.get('config')),
                           description='imported from ModelForge (models.id %s)' % source_id)
-            check_fields(MODEL_FIELDS, fields)
+            store.rules.check(fields)
         except ValidationError as exc:
             plan.skipped.append((shown_id, name, _reason(exc)))
             continue

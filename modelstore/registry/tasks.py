@@ -1,24 +1,30 @@
-"""The task calls of ModelStore (the inference-autotuner's ``tasks``), as a mixin: ModelStore
-provides ``Task``, ``database`` and ``_run``/``_one`` (modelstore.registry.store)."""
+"""The task calls (the inference-autotuner's ``tasks``): ModelStore's task methods are these.
+
+A ``Tasks`` is made by its store with the bound ``Task`` model and the store's ``Calls`` (how a
+call meets the database, modelstore.registry.calls); fields are checked by the model's rules.
+"""
 from peewee import IntegrityError
 
 from ..exceptions import NotFound, ValidationError
 from ..shared.dberrors import constraint_error
 from .likes import contains, like_pattern
-from .validate import TASK_FIELDS, check_fields, check_id, check_page, check_status, check_text
+from .calls import Calls
+from .rules import Rules
+from .validate import check_id, check_page, check_status, check_text
 
-__all__ = ['TaskCalls']
+__all__ = ['Tasks']
 
 
-class TaskCalls:
+class Tasks:
+    def __init__(self, task_model, calls: Calls):
+        self.Task = task_model
+        self.database = task_model._meta.database
+        self.rules = Rules(task_model)
+        self._run = calls.run
+        self._one = calls.one
+
     def add_task(self, **fields):
-        """Record an autotuning task; returns the stored Task.
-
-        Required: task_name (unique), base_runtime, model_config, parameters,
-        optimization_config, benchmark_config. See TASK_FIELDS for the rest; ``metadata`` is
-        accepted for ``task_metadata``.
-        """
-        values = check_fields(TASK_FIELDS, fields)
+        values = self.rules.check(fields)
 
         def add():
             self._check_unique_name(values['task_name'])
@@ -30,13 +36,11 @@ class TaskCalls:
         return self._run('add_task', add, write=True)
 
     def get_task(self, task_id):
-        """The task with this id, or NotFound."""
         check_id('task_id', task_id)
         return self._one('get_task', self.Task.select().where(self.Task.id == task_id),
                          'no task with id %d' % task_id)
 
     def get_task_by_name(self, task_name):
-        """The task with this name, or NotFound."""
         if not isinstance(task_name, str):
             raise ValidationError('task_name', 'must be a string, got %s'
                                   % type(task_name).__name__)
@@ -46,10 +50,7 @@ class TaskCalls:
 
     def list_tasks(self, status=None, *, base_runtime=None, name_contains=None, limit=None,
                    offset=0):
-        """Tasks in id order, optionally only those with ``status`` (member, NAME or value),
-        ``base_runtime`` (exact) or a ``task_name`` containing ``name_contains`` (ignoring
-        case); ``limit``/``offset`` page through them."""
-        query = self._tasks_query(status, base_runtime, name_contains).order_by(self.Task.id)
+        query = self.query(status, base_runtime, name_contains).order_by(self.Task.id)
         if limit is not None:
             query = query.limit(check_page('limit', limit, minimum=1))
         offset = check_page('offset', offset, minimum=0)
@@ -58,11 +59,10 @@ class TaskCalls:
         return self._run('list_tasks', lambda: list(query))
 
     def count_tasks(self, status=None, *, base_runtime=None, name_contains=None):
-        """How many tasks list_tasks would return for these filters (without a page)."""
         return self._run('count_tasks',
-                         self._tasks_query(status, base_runtime, name_contains).count)
+                         self.query(status, base_runtime, name_contains).count)
 
-    def _tasks_query(self, status, base_runtime, name_contains):
+    def query(self, status, base_runtime, name_contains):
         T = self.Task
         query = T.select()
         if status is not None:
@@ -75,9 +75,8 @@ class TaskCalls:
         return query
 
     def update_task(self, task_id, **fields):
-        """Change the given fields of a task; returns the updated Task."""
         check_id('task_id', task_id)
-        values = check_fields(TASK_FIELDS, fields, partial=True)
+        values = self.rules.check(fields, partial=True)
         T = self.Task
 
         def update():

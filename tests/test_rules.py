@@ -1,0 +1,161 @@
+"""Each field's rule is derived from the model (modelstore.registry.rules), and the fast form of
+the rules that add_model and add_models use equals the whole rule on any input."""
+import datetime
+import enum
+
+import peewee
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import modelstore
+from modelstore.fields import EnumNameField, IsoTimestampField, StrictJSONField
+from modelstore.registry import checks, rules as rules_module
+from modelstore.registry.rules import Rules
+from modelstore.shared.models import FineTunedModel, Task
+
+MODEL_RULES = Rules(FineTunedModel)
+TASK_RULES = Rules(Task)
+
+texts = st.one_of(st.text(max_size=8), st.sampled_from(['', ' ', '\t', 'a\x00b', 'é', '\ud800',
+                                                         'x' * 256, 'x' * 4097, 'model']))
+values = st.one_of(
+    st.none(), st.booleans(), texts, st.integers(min_value=-2 ** 64, max_value=2 ** 64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.datetimes(min_value=datetime.datetime(1, 1, 2), max_value=datetime.datetime(9999, 12, 30)),
+    st.datetimes(timezones=st.just(datetime.timezone(datetime.timedelta(hours=-5)))),
+    st.dictionaries(st.text(max_size=3), st.integers() | st.floats(), max_size=2),
+    st.lists(st.integers(), max_size=2), st.sampled_from(['2026-01-02T03:04:05', 'not a date']))
+rows = st.dictionaries(st.sampled_from(list(MODEL_RULES) + ['version', 'id', 'nope']), values,
+                       max_size=len(list(MODEL_RULES)))
+# Values of each field's own kind (often valid, sometimes at or past a limit).
+KINDS = {checks.Text: texts | st.just('ok'), checks.Flag: st.booleans() | st.none(),
+         checks.Whole: st.integers(min_value=-1, max_value=2 ** 63) | st.none(),
+         checks.Number: st.floats() | st.integers(0, 9) | st.none(),
+         checks.Moment: st.datetimes() | st.none() | st.just('2026-01-02T03:04:05'),
+         checks.Metrics: st.dictionaries(st.text(max_size=3), st.floats(0, 1) | st.lists(
+             st.floats(0, 1), max_size=3), max_size=2) | st.none()}
+KINDS[checks.Json] = KINDS[checks.Metrics]
+plausible = st.fixed_dictionaries(
+    {'model_name': texts | st.just('m'), 'base_model': st.just('b'), 'task': st.just('t'),
+     'model_path': st.just('/p')},
+    optional={name: KINDS[type(MODEL_RULES[name].check)] for name in MODEL_RULES
+              if not MODEL_RULES[name].required})
+
+
+def _typed(row):
+    return [(type(v), v) for v in row]
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(plausible | rows)
+def test_the_fast_form_returns_what_the_whole_rule_does_or_defers_to_it(values):
+    defaults = MODEL_RULES.defaults()
+    fast = MODEL_RULES.fast_row(values, defaults)
+    try:
+        whole = MODEL_RULES.row(MODEL_RULES.check(values, defaults=defaults))
+    except modelstore.ValidationError:
+        assert fast is None, 'the fast form took a row the whole rule refuses: %r' % (values,)
+        return
+    if fast is not None:
+        assert _typed(fast) == _typed(whole)
+
+
+def test_a_common_row_takes_the_fast_form():
+    defaults = MODEL_RULES.defaults()
+    row = dict(model_name='m', base_model='b', task='t', model_path='/p', strategy='sft',
+               training_seconds=1.5, creation_date=datetime.datetime(2026, 1, 2))
+    assert MODEL_RULES.fast_row(row, defaults) == MODEL_RULES.row(
+        MODEL_RULES.check(row, defaults=defaults))
+    assert MODEL_RULES.fast_row({**row, 'model_name': 'é'}, defaults) is None  # Not ASCII.
+
+
+def test_the_columns_every_row_fills_come_first():
+    filled = MODEL_RULES.columns[:MODEL_RULES.filled]
+    assert set(filled) == {'model_name', 'base_model', 'task', 'description', 'creation_date',
+                           'model_path', 'is_custom_base_model', 'updated_at'}
+    assert 'version' not in MODEL_RULES.columns and 'id' not in MODEL_RULES.columns
+    assert set(MODEL_RULES.columns) == set(FineTunedModel._meta.fields) - {'id', 'version'}
+
+
+def test_one_moment_for_a_calls_defaults():
+    defaults = MODEL_RULES.defaults()
+    assert defaults['creation_date'] is defaults['updated_at']
+    assert defaults['description'] == '' and defaults['is_custom_base_model'] is False
+
+
+def test_a_column_named_unlike_its_field_is_accepted_by_either_name():
+    assert TASK_RULES.aliases == {'metadata': 'task_metadata'}
+    base = dict(task_name='t', base_runtime='r', model_config={}, parameters={},
+                optimization_config={}, benchmark_config={})
+    assert TASK_RULES.check(dict(base, metadata={'a': 1}))['task_metadata'] == {'a': 1}
+    with pytest.raises(modelstore.ValidationError, match='not both'):
+        TASK_RULES.check(dict(base, metadata={}, task_metadata={}))
+
+
+def test_an_override_naming_no_field_is_refused(monkeypatch):
+    monkeypatch.setitem(rules_module._OVERRIDES, 'FineTunedModel',
+                        dict(rules_module._OVERRIDES['FineTunedModel'], renamed_away={}))
+    with pytest.raises(AssertionError, match='renamed_away'):
+        Rules(FineTunedModel)
+
+
+class Colour(enum.Enum):
+    RED = 'red'
+
+
+class Point(peewee.Field):
+    field_type = 'TEXT'
+
+    def db_value(self, value):
+        x, y = value
+        return '%s,%s' % (x, y)
+
+
+class Everything(peewee.Model):
+    small = peewee.SmallIntegerField(null=True)
+    whole = peewee.IntegerField(null=True)
+    big = peewee.BigIntegerField(null=True)
+    ratio = peewee.FloatField(null=True)
+    flag = peewee.BooleanField(default=True)
+    code = peewee.CharField(max_length=4)
+    body = peewee.TextField(null=True)
+    when = peewee.DateTimeField(null=True)
+    stamp = IsoTimestampField(null=True)
+    doc = StrictJSONField(null=True)
+    colour = EnumNameField(Colour, null=True)
+    point = Point(null=True)
+
+
+@pytest.mark.parametrize('field, good, bad, message', [
+    ('small', 2 ** 15 - 1, 2 ** 15, 'between -2\\*\\*15 and 2\\*\\*15-1'),
+    ('whole', -2 ** 31, 2 ** 31, 'between -2\\*\\*31 and 2\\*\\*31-1'),
+    ('big', 2 ** 63 - 1, 1.5, 'must be an integer, got float'),
+    ('ratio', 2, float('inf'), 'finite'),
+    ('flag', False, 1, 'True or False'),
+    ('code', 'abcd', 'abcde', 'limit is 4'),
+    ('body', 'é', 'a\x00', 'NUL'),
+    ('when', '2026-01-02 03:04:05', 'soon', 'ISO-8601'),
+    ('stamp', datetime.datetime(2026, 1, 2), 7, 'datetime or ISO-8601'),
+    ('doc', {'a': [1]}, [1], 'JSON object'),
+    ('colour', 'RED', 'BLUE', "unknown colour 'BLUE'"),
+    ('point', (1, 2), 3, 'cannot be stored in a Point'),
+])
+def test_each_field_type_gets_its_checker(field, good, bad, message):
+    rules = Rules(Everything)
+    assert rules.check({'code': 'c', field: good})[field] is not None
+    with pytest.raises(modelstore.ValidationError, match=message) as caught:
+        rules.check({'code': 'c', field: bad})
+    assert caught.value.field == field
+
+
+def test_required_and_defaults_come_from_the_declaration():
+    rules = Rules(Everything)
+    assert [n for n in rules if rules[n].required] == ['code']
+    with pytest.raises(modelstore.ValidationError, match='code.*is required'):
+        rules.check({})
+    assert rules.check({'code': 'c'})['flag'] is True
+    with pytest.raises(modelstore.ValidationError, match='must not be empty'):
+        rules.check({'code': ' '})
+    with pytest.raises(modelstore.ValidationError, match='cannot be cleared'):
+        TASK_RULES.check({'status': None}, partial=True)  # A default: kept on update.
