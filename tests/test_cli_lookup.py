@@ -7,7 +7,7 @@ import pytest
 
 import modelstore
 from modelstore.cli import Output
-from modelstore.cli import registry as cli_registry
+from modelstore.cli import registry_commands as cli_registry
 
 from conftest import SHIPPED
 

@@ -1,9 +1,11 @@
 """The ``modelstore`` command (also ``python -m modelstore``); the only package that prints.
 
-``parser`` holds the grammar, ``runs`` the commands that change a database (migrate, rollback,
-restore), ``reads`` those that read one (status, history, check) and accept, ``doctor`` and
-``registry`` (models, tasks, import) the registry's, ``output`` the printing; this module runs
-one command and reports its error.
+``parser`` holds the grammar; each command module parses its arguments, calls the library and
+returns a result (``results``): ``run_commands`` those that change a database (migrate,
+rollback, repair, restore), ``read_commands`` those that read one (status, history, check) and
+accept, ``new_command`` new, ``doctor_command`` doctor, ``registry_commands`` models, tasks and
+import. ``render`` turns any result into text or JSON, ``output`` is the stream it prints on;
+this module runs one command, renders its result and reports its error.
 
     modelstore <command> [--database URL] [--json] [-v]
 

@@ -28,7 +28,7 @@ from ..engine.status import schema_version
 from ..shared.urls import command, mask_url, resolve_url, sqlite_path
 from .output import OK, PENDING, plural
 from .settings import hint
-from .registry import columns
+from .registry_commands import columns
 
 __all__ = ['cmd_doctor']
 
