@@ -22,10 +22,12 @@ import logging
 import sys
 import traceback
 
-from ..exceptions import (AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError,
-                          UsageError, ValidationError)
+from ..exceptions import (AdoptionRefused, DataLossRefused, ModelStoreError, UsageError,
+                          ValidationError)
 from .output import ERROR, Output, one_line
 from .parser import build_parser
+from .render import render
+from .results import Failure
 from .settings import apply_config
 
 __all__ = ['main', 'Output']
@@ -57,7 +59,7 @@ def main(argv=None):
         return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
                      'error: --dry-run and --fake cannot be combined')
     try:
-        return args.func(args, out)
+        return render(out, args.func(args, out))
     except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
         return _fail(args, out, exc, 'error: %s' % exc.report())
     except ValidationError as exc:  # Named as the option that gave the value.
@@ -110,14 +112,4 @@ def _fail(args, out, exc, text, code=ERROR, trace=True):
     stdout, so that a script reading stdout always gets one object."""
     if args.verbose and trace:
         traceback.print_exc()
-    print(text, file=sys.stderr)
-    if out.as_json:
-        error = {'type': type(exc).__name__, 'message': one_line(exc), 'exit_code': code}
-        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown',
-                          'blockers'):
-            if hasattr(exc, attribute):
-                error[attribute] = getattr(exc, attribute)
-        if isinstance(exc, ScriptError):
-            error['script'] = exc.name
-        out.json({'ok': False, 'error': error})
-    return code
+    return render(out, Failure(exc, text, code))

@@ -26,9 +26,11 @@ from ..shared.database import open_database
 from ..shared.text import shown, utf8
 from ..engine.status import schema_version
 from ..shared.urls import command, mask_url, resolve_url, sqlite_path
-from .output import OK, PENDING, plural
+from .output import plural
+from .render import render
+from .render_registry import too_recent
+from .results import DoctorReport, columns
 from .settings import hint
-from .registry_commands import columns
 
 __all__ = ['cmd_doctor']
 
@@ -81,8 +83,10 @@ def cmd_doctor(args, out):
         if not (sys.stdin.isatty() and not out.as_json and _confirm(out, forgettable)):
             raise UsageError('--forget-dangling deletes %s; add --yes to do it'
                                   % plural(len(forgettable), 'row'))
+    hints = _hints(args)
     if args.empty_trash or args.register or args.forget_dangling:
-        _report(out, found, final=False, args=args)
+        # What the fixes start from, printed before they run (text only).
+        render(out, DoctorReport(mask_url(url), found, hints, final=False))
         with connect(url, models_root=root.path) as store:
             if args.empty_trash:
                 fixes += _empty_trash(store)
@@ -90,15 +94,12 @@ def cmd_doctor(args, out):
                 fixes += _register(store, root, _read(url, root, min_age).orphans, min_age)
             if args.forget_dangling:
                 fixes += _forget(store, url, _read(url, root, min_age).dangling, min_age)
-        for fix in fixes if not out.as_json else ():
-            out.line(fix['said'])
         found = _read(url, root, min_age)
-    if out.as_json:
-        out.json(dict(found.as_dict(), database=mask_url(url),
-                      fixes=[{k: v for k, v in f.items() if k != 'said'} for f in fixes]))
-    else:
-        _report(out, found, final=True, args=args)
-    return OK if found.clean else PENDING
+    return DoctorReport(mask_url(url), found, hints, fixes=fixes)
+
+
+def _hints(args):
+    return lambda verb, *words: hint(args, verb, *words)
 
 
 def _confirm(out, rows):
@@ -114,10 +115,6 @@ def _empty_trash(store):
             for action, token, detail in store.empty_trash()]
 
 
-def _too_recent(min_age):
-    return 'too recent for a fix (younger than %s min)' % ('%g' % min_age)
-
-
 def _left_alone(fix, what, why, **fields):
     """A fix not done, and why: {'fix': 'left_alone', 'would': 'register'|'forget', 'why'}."""
     return dict(fields, fix='left_alone', would=fix, why=why,
@@ -130,7 +127,7 @@ def _register(store, root, orphans, min_age):
     for orphan in orphans:
         path = orphan.path
         if orphan.too_recent:
-            fixes.append(_left_alone('register', shown(path), _too_recent(min_age), path=path))
+            fixes.append(_left_alone('register', shown(path), too_recent(min_age), path=path))
             continue
         if not utf8(path):
             fixes.append(_left_alone('register', shown(path), 'its name is not valid UTF-8, '
@@ -166,7 +163,7 @@ def _forget(store, url, dangling, min_age):
     for row in dangling:
         if row['too_recent']:
             fixes.append(_left_alone('forget', '#%d %s' % (row['id'], row['model_path']),
-                                     _too_recent(min_age), id=row['id'],
+                                     too_recent(min_age), id=row['id'],
                                      model_path=row['model_path']))
         else:
             rows.append(row)
@@ -195,7 +192,7 @@ def _forget(store, url, dangling, min_age):
         # Judged again as the row is now: a pipeline may have touched it since the report.
         changed = changed_at(model.creation_date, getattr(model, 'updated_at', None))
         if min_age and (changed is None or changed > cutoff):
-            fixes.append(_left_alone('forget', what, _too_recent(min_age), id=row['id'],
+            fixes.append(_left_alone('forget', what, too_recent(min_age), id=row['id'],
                                      model_path=row['model_path']))
             continue
         if model.model_path != row['model_path'] or os.path.lexists(model.model_path):
@@ -213,88 +210,3 @@ def _forget(store, url, dangling, min_age):
         fixes.append({'fix': 'forget', 'id': row['id'], 'model_path': row['model_path'],
                       'row': data, 'said': said})
     return fixes
-
-
-def _rows(out, rows, note=None):
-    for row in rows:
-        out.line('  #%d %s  %s%s' % (row['id'], shown(row['model_name']),
-                                     shown(row['model_path']), note(row) if note else ''))
-
-
-def _report(out, found, final, args):
-    if out.as_json:
-        return
-    if final:
-        out.line('Models root: %s (%s)' % (found.root.path, plural(found.rows, 'row')))
-    else:
-        out.line('Before the fixes:')
-    recent = ' — ' + _too_recent(found.min_age)
-    if found.orphans:
-        out.line('Orphan folders (%d): files with no row' % len(found.orphans))
-        for o in found.orphans:
-            out.line('  %s  base %s, task %s, %s, %s%s%s' % (
-                shown(o.path), shown(o.base_model or '?'), shown(o.task or '?'), _size(o.size),
-                o.modified.strftime('%Y-%m-%d %H:%M') if o.modified else '?',
-                ''.join('; ' + shown(p) for p in o.problems), recent if o.too_recent else ''))
-    if found.awaiting_import:
-        out.line('Waiting for `%s` (%d): folders that ModelForge\'s models table names'
-                 % (hint(args, 'import modelforge'), len(found.awaiting_import)))
-        for folder in found.awaiting_import:
-            out.line('  %s  %s' % (shown(folder['path']), ', '.join(
-                'models.id %s %s%s' % (shown(m['id']), shown(m['name']), '' if m['active'] else
-                                       ' (inactive: --include-inactive imports it)')
-                for m in folder['models'])))
-    if found.dangling:
-        out.line('Dangling rows (%d): model_path missing' % len(found.dangling))
-        _rows(out, found.dangling, lambda r: recent if r['too_recent'] else '')
-    if found.outside:
-        out.line('Rows outside the models root (%d)' % len(found.outside))
-        _rows(out, found.outside)
-    if found.relative:
-        out.line('Rows with a relative model_path (%d): cannot be judged: not an absolute path'
-                 % len(found.relative))
-        _rows(out, found.relative)
-    if found.invalid:
-        out.line('Rows that cannot be read (%d)' % len(found.invalid))
-        for row in found.invalid:
-            out.line('  %s #%s: %s' % (row['table'], row['id'], shown(row['why'])))
-    if found.trash:
-        out.line('Trash left by interrupted deletes (%d)' % len(found.trash))
-        for action, token, detail in found.trash:
-            out.line('  %s: %s: %s' % (shown(token), action if action == 'busy' else
-                                       'would ' + action, shown(detail)))
-    for path, why in found.skipped:
-        out.line('  skipped %s: %s' % (shown(path), why))
-    if not final:
-        return
-    if found.clean:
-        out.line('%s Rows and folders agree.' % out.paint('✓', '32'))
-        return
-    hints = []
-    if any(not o.too_recent for o in found.orphans):
-        hints.append('`%s` records the orphans' % hint(args, 'doctor', '--register'))
-    elif found.orphans:
-        hints.append('the orphans are too recent for --register (--min-age)')
-    if found.awaiting_import:
-        hints.append('`%s` records the folders waiting for it'
-                     % hint(args, 'import modelforge'))
-    if any(not r['too_recent'] for r in found.dangling):
-        hints.append('`%s` deletes the dangling rows'
-                     % hint(args, 'doctor', '--forget-dangling', '--yes'))
-    elif found.dangling:
-        hints.append('the dangling rows are too recent for --forget-dangling (--min-age)')
-    if found.trash_to_fix:
-        hints.append('`%s` finishes the deletes' % hint(args, 'doctor', '--empty-trash'))
-    if found.relative or found.invalid:
-        hints.append('rows with a relative or unreadable model_path need a hand (update_model '
-                     'or `%s`)' % hint(args, 'models delete', 'ID'))
-    if hints:
-        out.line('Fix: ' + '; '.join(hints) + '.')
-
-
-def _size(n):
-    for unit in ('B', 'KiB', 'MiB', 'GiB'):
-        if n < 1024 or unit == 'GiB':
-            return ('%d %s' if unit == 'B' else '%.1f %s') % (n, unit)
-        n /= 1024.0
-    return str(n)

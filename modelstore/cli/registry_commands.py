@@ -6,8 +6,6 @@ every column. A bad id or filter is exit 2 with ``error:``; a database that does
 not created (the commands read an existing registry; ``delete`` writes one row).
 """
 import datetime
-import enum
-import json
 import sys
 
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
@@ -15,12 +13,10 @@ from ..registry import connect
 from ..registry.importer import import_modelforge, plan_modelforge
 from ..registry.modelfiles import ENV_VAR as ROOT_ENV, resolve_root
 from ..shared.urls import database_exists, mask_url, resolve_url
-from .output import OK, plural
+from .results import Deleted, Imported, Listing, Row, columns
 
 __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_tasks_list',
-           'cmd_tasks_show', 'cmd_import', 'table', 'table_widths', 'table_lines']
-
-WIDTH = 80
+           'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
 
 
 def _store(args, write=False):
@@ -30,46 +26,6 @@ def _store(args, write=False):
                           % mask_url(url))
     root = getattr(args, 'models_root', None)
     return connect(url, allow_newer=not write, models_root=root)
-
-
-def _plain(value):
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    return value
-
-
-def columns(row):
-    """Every column of a stored row, by column name, as JSON values."""
-    meta = type(row)._meta
-    return {field.column_name: _plain(row.__data__.get(field.name))
-            for field in meta.sorted_fields}
-
-
-def table_widths(headers, rows, flexible, width=WIDTH):
-    """Column widths for ``rows`` (tuples of text) under ``headers`` that fit ``width``: the
-    ``flexible`` columns (indexes) give way, widest first."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    while sum(widths) + 2 * (len(widths) - 1) > width:
-        shrink = max(flexible, key=lambda i: widths[i])
-        if widths[shrink] <= 6:
-            break
-        widths[shrink] -= 1
-    return widths
-
-
-def table_lines(rows, widths):
-    """One line per row, each value padded to its width or cut with '…'."""
-    def cut(text, n):
-        return text if len(text) <= n else text[:n - 1] + '…'
-    return ['  '.join(cut(v, w).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-
-
-def table(headers, rows, flexible, width=WIDTH):
-    """Lines of a table of ``rows`` under ``headers`` that fits ``width`` (see table_widths)."""
-    rows = list(rows)
-    return table_lines([headers] + rows, table_widths(headers, rows, flexible, width))
 
 
 def _when(value):
@@ -91,86 +47,25 @@ def _limit(args, out):
     return TERMINAL_LIMIT
 
 
-def _flush(out, headers, chunk, flexible, widths):
-    if widths is None:
-        widths = table_widths(headers, chunk, flexible)
-        chunk.insert(0, headers)
-    for line in table_lines(chunk, widths):
-        out.raw_line(line)
-    chunk.clear()
-    return widths
-
-
-def _list(args, out, fetch, what, headers, cells, flexible, empty):
-    """Print the rows of ``fetch(limit)`` (an iterator) as they come: a table, a JSON array
-    written row by row, or JSON Lines. A terminal's default page ends with how to see more."""
+def _listing(args, out, fetch, what, headers, cells, flexible, empty):
+    """The Listing of ``fetch(store, limit)`` (an iterator): its rows are read as they are
+    printed, the registry held open until they are spent. A terminal's default page reads
+    one row more, to say whether there are more."""
     limit = _limit(args, out)
-    paged = args.limit is None and limit is not None  # The terminal's default page.
-    rows, more = fetch(limit + 1 if paged else limit), [False]
-    if paged:
-        rows, more = _first(rows, limit)
-    if args.jsonl:
-        for row in rows:
-            if out.closed:
-                break
-            out.raw_line(json.dumps(columns(row), default=str))
-        out.raw_line('', end='', flush=True)
-        return OK
-    if out.as_json:
-        first = True
-        for row in rows:
-            if out.closed:
-                break
-            text = json.dumps(columns(row), indent=2, default=str).replace('\n', '\n  ')
-            out.raw_line(('[\n  ' if first else ',\n  ') + text, end='')
-            first = False
-        out.raw_line('[]' if first else '\n]', flush=True)
-        return OK
-    # The widths are those of the first page: a listing is printed as it is read.
-    shown, widths, chunk = 0, None, []
-    for row in rows:
-        if out.closed:
-            break
-        chunk.append(tuple(map(str, cells(row))))
-        shown += 1
-        if len(chunk) == PAGE:
-            widths = _flush(out, headers, chunk, flexible, widths)
-    if chunk:
-        _flush(out, headers, chunk, flexible, widths)
-    out.raw_line('', end='', flush=True)
-    if not shown:
-        out.line(empty)
-    if more[0]:
-        out.line('(the first %d %s; --limit N shows N, --all every one, --offset %d the next '
-                 'ones)' % (limit, what, args.offset + limit))
-    return OK
+    listing = Listing(None, what, headers, cells, flexible, empty, args.jsonl, limit,
+                      args.offset, PAGE)
+    listing.rows = _rows(args, fetch, limit, args.limit is None and limit is not None,
+                         listing.more)
+    return listing
 
 
-def _first(rows, limit):
-    """(an iterator of the first ``limit`` rows, [whether there was one more]): the flag is
-    set once the iterator is spent."""
-    more = [False]
-
-    def take():
-        for n, row in enumerate(rows):
-            if n == limit:
+def _rows(args, fetch, limit, paged, more):
+    with _store(args) as store:
+        for n, row in enumerate(fetch(store, limit + 1 if paged else limit)):
+            if paged and n == limit:
                 more[0] = True
                 return
             yield row
-    return take(), more
-
-
-def _show(out, row):
-    if out.as_json:
-        out.json([columns(row)])
-        return OK
-    values = columns(row)
-    width = max(map(len, values))
-    for name, value in values.items():
-        text = '' if value is None else (value if isinstance(value, str) else
-                                         json.dumps(value))
-        out.line('%s  %s' % (name.ljust(width), text))
-    return OK
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -184,13 +79,13 @@ def cmd_models_list(args, out):
                if getattr(args, name) is not None}
     if args.custom is not None:
         filters['is_custom_base_model'] = args.custom
-    with _store(args) as store:
-        return _list(args, out, lambda limit: store.iter_models(
+    return _listing(
+        args, out, lambda store, limit: store.iter_models(
             order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),
-            'models', ('ID', 'NAME', 'VER', 'BASE MODEL', 'TASK', 'CREATED'),
-            lambda m: (m.id, m.model_name, '' if m.version is None else m.version,
-                       m.base_model, m.task, _when(m.creation_date)),
-            flexible=(1, 3, 4), empty='No models.')
+        'models', ('ID', 'NAME', 'VER', 'BASE MODEL', 'TASK', 'CREATED'),
+        lambda m: (m.id, m.model_name, '' if m.version is None else m.version,
+                   m.base_model, m.task, _when(m.creation_date)),
+        flexible=(1, 3, 4), empty='No models.')
 
 
 def _find_model(store, args):
@@ -245,7 +140,7 @@ def cmd_models_show(args, out):
             args.model is not None and (args.id is not None or args.name is not None):
         raise UsageError('models show takes one of ID|NAME[@VERSION], --id ID and --name NAME')
     with _store(args) as store:
-        return _show(out, _find_model(store, args))
+        return Row(_find_model(store, args))
 
 
 def cmd_models_delete(args, out):
@@ -264,14 +159,7 @@ def cmd_models_delete(args, out):
             if not out.ask('Delete %s?' % what):
                 raise UsageError('not deleted: %s (the answer was not yes)' % what)
         removed = store.delete_model(model.id, files=args.files)
-    if out.as_json:
-        out.json([dict(columns(model), deleted=True, removed_directory=removed)])
-        return OK
-    done = 'Deleted model %d (%s v%s)' % (model.id, model.model_name, model.version)
-    if args.files:
-        done += ' and removed %s' % removed if removed else ' (its directory was already gone)'
-    out.line(done + '.')
-    return OK
+    return Deleted(model, removed, args.files)
 
 
 def _model_id(text, what):
@@ -290,13 +178,13 @@ def cmd_tasks_list(args, out):
     filters = {name: getattr(args, name) for name in ('status', 'base_runtime',
                                                        'name_contains')
                if getattr(args, name) is not None}
-    with _store(args) as store:
-        return _list(args, out, lambda limit: store.iter_tasks(
+    return _listing(
+        args, out, lambda store, limit: store.iter_tasks(
             limit=limit, offset=args.offset, page=PAGE, **filters),
-            'tasks', ('ID', 'NAME', 'STATUS', 'RUNTIME', 'MODE', 'CREATED'),
-            lambda t: (t.id, t.task_name, t.status.value if t.status else '',
-                       t.base_runtime, t.deployment_mode or '', _when(t.created_at)),
-            flexible=(1, 3), empty='No tasks.')
+        'tasks', ('ID', 'NAME', 'STATUS', 'RUNTIME', 'MODE', 'CREATED'),
+        lambda t: (t.id, t.task_name, t.status.value if t.status else '',
+                   t.base_runtime, t.deployment_mode or '', _when(t.created_at)),
+        flexible=(1, 3), empty='No tasks.')
 
 
 def cmd_tasks_show(args, out):
@@ -318,7 +206,7 @@ def cmd_tasks_show(args, out):
         if by_id is not None and by_name is not None and by_id.id != by_name.id:
             raise UsageError('%r is both task id %s and the name of task %d' % (
                 ref, ref, by_name.id))
-        return _show(out, by_id or by_name)
+        return Row(by_id or by_name)
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -329,20 +217,4 @@ def cmd_import(args, out):
             plan, ids = plan_modelforge(store, args.include_inactive), None
         else:
             plan, ids = import_modelforge(store, args.include_inactive)
-    if out.as_json:
-        payload = plan.as_dict()
-        for entry, model_id in zip(payload['import'], ids or ()):
-            entry['id'] = model_id
-        out.json(dict(payload, source='modelforge', dry_run=args.dry_run))
-        return OK
-    verb = 'Would import' if args.dry_run else 'Imported'
-    out.line('%s %s from ModelForge\'s `models` table%s' % (
-        verb, plural(len(plan.rows), 'model'), ':' if plan.rows else '.'))
-    for n, (source_id, fields) in enumerate(plan.rows):
-        made = ' -> model %d' % ids[n] if ids else ''
-        out.line('  %s  %s  %s%s' % (source_id, fields['model_name'], fields['model_path'], made))
-    if plan.skipped:
-        out.line('Skipped %s:' % plural(len(plan.skipped), 'row'))
-        for source_id, name, why in plan.skipped:
-            out.line('  %s  %s: %s' % (source_id, name, why))
-    return OK
+    return Imported(plan, ids, args.dry_run)
