@@ -51,29 +51,31 @@ def main(argv=None):
         _configure(args)
     except ModelStoreError as exc:
         return _fail(args, out, exc, 'error: %s' % one_line(exc), trace=False)
-    if args.command == 'new':
-        problem = _new_usage(args)
-        if problem:
-            return _fail(args, out, UsageError(problem), 'error: ' + problem)
-    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
-        return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
-                     'error: --dry-run and --fake cannot be combined')
+    problem = _usage_problem(args)
+    if problem:
+        return _fail(args, out, UsageError(problem), 'error: ' + problem)
     try:
         return render(out, args.func(args, out))
-    except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
-        return _fail(args, out, exc, 'error: %s' % exc.report())
-    except ValidationError as exc:  # Named as the option that gave the value.
-        option = _option(args, exc.field)
-        return _fail(args, out, exc, 'error: %s: %s' % (option, one_line(exc.message))
-                     if option else 'error: %s' % one_line(exc))
-    except ModelStoreError as exc:
-        return _fail(args, out, exc, 'error: %s' % one_line(exc))
     except KeyboardInterrupt as exc:
         return _fail(args, out, exc, 'error: interrupted; the script that was running was '
                                      'rolled back', code=130, trace=False)
-    except Exception as exc:  # A bug or an unexpected driver error: still one line.
-        return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
-                     % (type(exc).__name__, one_line(exc)))
+    except Exception as exc:
+        return _fail(args, out, exc, _error_text(args, exc))
+
+
+def _error_text(args, exc):
+    """The line (or report) on stderr for a command that raised ``exc``."""
+    if isinstance(exc, (AdoptionRefused, DataLossRefused)):  # A report, one line per item.
+        return 'error: %s' % exc.report()
+    if isinstance(exc, ValidationError):  # Named as the option that gave the value.
+        option = _option(args, exc.field)
+        return 'error: %s: %s' % (option, one_line(exc.message)) if option else \
+            'error: %s' % one_line(exc)
+    if isinstance(exc, ModelStoreError):
+        return 'error: %s' % one_line(exc)
+    # A bug or an unexpected driver error: still one line.
+    return 'error: unexpected %s: %s (run with -v for the traceback)' % (type(exc).__name__,
+                                                                         one_line(exc))
 
 
 def _configure(args):
@@ -99,11 +101,15 @@ def _option(args, field):
     return None
 
 
-def _new_usage(args):
-    if not args.auto and (args.models or args.dry_run or args.check):
-        return '--models, --dry-run and --check go with --auto'
-    if args.slug is None and not args.check:
-        return 'new needs a SLUG (the script\'s name after its number)'
+def _usage_problem(args):
+    """What the grammar cannot say: options that go together, or exclude each other."""
+    if args.command == 'new':
+        if not args.auto and (args.models or args.dry_run or args.check):
+            return '--models, --dry-run and --check go with --auto'
+        if args.slug is None and not args.check:
+            return 'new needs a SLUG (the script\'s name after its number)'
+    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
+        return '--dry-run and --fake cannot be combined'
     return None
 
 

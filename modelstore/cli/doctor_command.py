@@ -87,15 +87,22 @@ def cmd_doctor(args, out):
     if args.empty_trash or args.register or args.forget_dangling:
         # What the fixes start from, printed before they run (text only).
         render(out, DoctorReport(mask_url(url), found, hints, final=False))
-        with connect(url, models_root=root.path) as store:
-            if args.empty_trash:
-                fixes += _empty_trash(store)
-            if args.register:
-                fixes += _register(store, root, _read(url, root, min_age).orphans, min_age)
-            if args.forget_dangling:
-                fixes += _forget(store, url, _read(url, root, min_age).dangling, min_age)
+        fixes = _fix(args, url, root)
         found = _read(url, root, min_age)
     return DoctorReport(mask_url(url), found, hints, fixes=fixes)
+
+
+def _fix(args, url, root):
+    """The fixes asked for, each on the findings as they are when it starts."""
+    fixes, min_age = [], args.min_age
+    with connect(url, models_root=root.path) as store:
+        if args.empty_trash:
+            fixes += _empty_trash(store)
+        if args.register:
+            fixes += _register(store, root, _read(url, root, min_age).orphans, min_age)
+        if args.forget_dangling:
+            fixes += _forget(store, url, _read(url, root, min_age).dangling, min_age)
+    return fixes
 
 
 def _hints(args):
@@ -180,33 +187,34 @@ def _forget(store, url, dangling, min_age):
                       % (path, backup, command('restore', backup, database=url))})
     cutoff = datetime.datetime.now() - datetime.timedelta(minutes=min_age)
     for row in rows:
-        what = '#%d %s' % (row['id'], row['model_path'])
-        try:
-            model = store.get_model(row['id'])
-        except NotFound:
-            continue  # Gone since the report: nothing to forget.
-        except ModelStoreError as exc:
-            fixes.append(_left_alone('forget', what, 'cannot read it: %s' % exc,
-                                     id=row['id'], model_path=row['model_path']))
-            continue
-        # Judged again as the row is now: a pipeline may have touched it since the report.
-        changed = changed_at(model.creation_date, getattr(model, 'updated_at', None))
-        if min_age and (changed is None or changed > cutoff):
-            fixes.append(_left_alone('forget', what, too_recent(min_age), id=row['id'],
-                                     model_path=row['model_path']))
-            continue
-        if model.model_path != row['model_path'] or os.path.lexists(model.model_path):
-            fixes.append(_left_alone('forget', what, 'its files are there now: %s'
-                                     % model.model_path, id=row['id'],
-                                     model_path=row['model_path']))
-            continue
-        # The whole row, in the output: enough to add it again (a server has no backup here).
-        store.delete_model(row['id'])
-        data = columns(model)
-        said = 'forgot model %d (%s): %s does not exist' % (row['id'], row['model_name'],
-                                                          row['model_path'])
-        if not backed_up:
-            said += '; the row was: ' + json.dumps(data, default=str)
-        fixes.append({'fix': 'forget', 'id': row['id'], 'model_path': row['model_path'],
-                      'row': data, 'said': said})
+        fix = _forget_row(store, row, cutoff, min_age, backed_up)
+        if fix is not None:
+            fixes.append(fix)
     return fixes
+
+
+def _forget_row(store, row, cutoff, min_age, backed_up):
+    """Delete one dangling row, judged again as it is now (a pipeline may have touched it
+    since the report); None when it is gone already."""
+    what = '#%d %s' % (row['id'], row['model_path'])
+    fields = dict(id=row['id'], model_path=row['model_path'])
+    try:
+        model = store.get_model(row['id'])
+    except NotFound:
+        return None  # Gone since the report: nothing to forget.
+    except ModelStoreError as exc:
+        return _left_alone('forget', what, 'cannot read it: %s' % exc, **fields)
+    changed = changed_at(model.creation_date, getattr(model, 'updated_at', None))
+    if min_age and (changed is None or changed > cutoff):
+        return _left_alone('forget', what, too_recent(min_age), **fields)
+    if model.model_path != row['model_path'] or os.path.lexists(model.model_path):
+        return _left_alone('forget', what, 'its files are there now: %s' % model.model_path,
+                           **fields)
+    # The whole row, in the output: enough to add it again (a server has no backup here).
+    store.delete_model(row['id'])
+    data = columns(model)
+    said = 'forgot model %d (%s): %s does not exist' % (row['id'], row['model_name'],
+                                                      row['model_path'])
+    if not backed_up:
+        said += '; the row was: ' + json.dumps(data, default=str)
+    return {'fix': 'forget', **fields, 'row': data, 'said': said}
