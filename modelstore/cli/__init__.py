@@ -104,12 +104,17 @@ def _option(args, field):
 def _usage_problem(args):
     """What the grammar cannot say: options that go together, or exclude each other."""
     if args.command == 'new':
-        if not args.auto and (args.models or args.dry_run or args.check):
-            return '--models, --dry-run and --check go with --auto'
-        if args.slug is None and not args.check:
-            return 'new needs a SLUG (the script\'s name after its number)'
+        return _new_problem(args)
     if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
         return '--dry-run and --fake cannot be combined'
+    return None
+
+
+def _new_problem(args):
+    if not args.auto and (args.models or args.dry_run or args.check):
+        return '--models, --dry-run and --check go with --auto'
+    if args.slug is None and not args.check:
+        return 'new needs a SLUG (the script\'s name after its number)'
     return None
 
 

@@ -78,11 +78,8 @@ def cmd_doctor(args, out):
     min_age = args.min_age
     found = _read(url, root, min_age)
     fixes = []
-    forgettable = [r for r in found.dangling if not r['too_recent']]
-    if args.forget_dangling and forgettable and not args.yes:
-        if not (sys.stdin.isatty() and not out.as_json and _confirm(out, forgettable)):
-            raise UsageError('--forget-dangling deletes %s; add --yes to do it'
-                                  % plural(len(forgettable), 'row'))
+    if args.forget_dangling and not args.yes:
+        _confirm_forget(out, found)
     hints = _hints(args)
     if args.empty_trash or args.register or args.forget_dangling:
         # What the fixes start from, printed before they run (text only).
@@ -107,6 +104,15 @@ def _fix(args, url, root):
 
 def _hints(args):
     return lambda verb, *words: hint(args, verb, *words)
+
+
+def _confirm_forget(out, found):
+    """--forget-dangling without --yes: asked on a terminal; else (or not yes) a UsageError."""
+    rows = [r for r in found.dangling if not r['too_recent']]
+    if not rows or sys.stdin.isatty() and not out.as_json and _confirm(out, rows):
+        return
+    raise UsageError('--forget-dangling deletes %s; add --yes to do it'
+                     % plural(len(rows), 'row'))
 
 
 def _confirm(out, rows):

@@ -99,25 +99,39 @@ def _find_model(store, args):
     ref = args.model
     if ref is None:
         raise UsageError('models show needs ID, NAME[@VERSION], --id ID or --name NAME')
-    if ref.isdigit() and ref.isascii():
-        try:
-            model = store.get_model(int(ref))
-        except (NotFound, ValidationError):  # (ValidationError: past the largest id.)
-            model = None
-        named = _latest(store, ref)
-        if model is not None and named is not None and model.id != named.id:
-            raise UsageError('%r is both model id %s and the name of model %d: say which with '
-                             '--id %s or --name %s' % (ref, ref, named.id, ref, ref))
-        if model is None and named is None:
-            raise NotFound('no model with id %s, and none named %r' % (ref, ref))
-        return model or named
-    return _by_name(store, ref)
+    return _by_number(store, ref) if _whole(ref) else _by_name(store, ref)
+
+
+def _whole(text):
+    """Is ``text`` a whole number written in ASCII digits (an id, a version)?"""
+    return text.isdigit() and text.isascii()
+
+
+def _by_number(store, ref):
+    """A whole number: the model of that id, or the latest model named so; both, when they
+    differ, is an error that says how to choose."""
+    model = _quietly(store.get_model, int(ref))  # (ValidationError: past the largest id.)
+    named = _latest(store, ref)
+    if model is not None and named is not None and model.id != named.id:
+        raise UsageError('%r is both model id %s and the name of model %d: say which with '
+                         '--id %s or --name %s' % (ref, ref, named.id, ref, ref))
+    if model is None and named is None:
+        raise NotFound('no model with id %s, and none named %r' % (ref, ref))
+    return model or named
+
+
+def _quietly(get, key):
+    """``get(key)``, or None when there is none (NotFound, or a key out of range)."""
+    try:
+        return get(key)
+    except (NotFound, ValidationError):
+        return None
 
 
 def _by_name(store, ref):
     """NAME@VERSION (split at the last @, when a whole number follows it), else NAME."""
     name, at, version = ref.rpartition('@')
-    if at and name and version.isdigit() and version.isascii():
+    if at and name and _whole(version):
         try:
             return store.get_model_version(name, int(version))
         except NotFound:
@@ -129,10 +143,7 @@ def _by_name(store, ref):
 
 
 def _latest(store, name):
-    try:
-        return store.get_latest_model(name)
-    except (NotFound, ValidationError):
-        return None
+    return _quietly(store.get_latest_model, name)
 
 
 def cmd_models_show(args, out):
@@ -191,18 +202,14 @@ def cmd_tasks_show(args, out):
     """ID or NAME: a whole number is an id; a task named so is pointed out."""
     ref = args.task
     with _store(args) as store:
-        by_id = by_name = None
-        if ref.isdigit() and ref.isascii():
-            try:
-                by_id = store.get_task(int(ref))
-            except (NotFound, ValidationError):
-                pass
+        by_id = _quietly(store.get_task, int(ref)) if _whole(ref) else None
         try:
             by_name = store.get_task_by_name(ref)
         except NotFound:
             if by_id is None:
                 raise NotFound('no task with id %s, and none named %r' % (ref, ref)
                                if ref.isdigit() else 'no task named %r' % ref) from None
+            by_name = None
         if by_id is not None and by_name is not None and by_id.id != by_name.id:
             raise UsageError('%r is both task id %s and the name of task %d' % (
                 ref, ref, by_name.id))

@@ -201,7 +201,11 @@ def _script(out, run, dry_run):
                          '  (%s%s)' % ('would be ' if dry_run else '', tag) if tag else ''))
     if run.method == 'adopted':
         out.line('  %s already in the database: recorded, not run' % out.paint('=', '36'))
-        return
+    else:
+        _steps(out, run, dry_run)
+
+
+def _steps(out, run, dry_run):
     for table in run.kept:
         out.line('  %s %s already holds this script\'s effect: kept as it is'
                  % (out.paint('=', '36'), table))

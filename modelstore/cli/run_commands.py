@@ -46,12 +46,18 @@ def _target(engine, given):
     names += [r.name for r in engine.history.read() if r.name not in names]
     if given in names:
         return given
-    fits = [n for n in names if n.startswith(given) or (
-        given.isdigit() and given.isascii() and script_number(n) == int(given))]
+    fits = _fits(names, given)
     if len(fits) > 1:
         raise UsageError('--to %s fits %d scripts: %s; give more of the name'
                          % (given, len(fits), ', '.join(fits)))
     return fits[0] if fits else given
+
+
+def _fits(names, given):
+    """The names that start with ``given``, or whose number it is."""
+    number = int(given) if given.isdigit() and given.isascii() else None
+    return [n for n in names
+            if n.startswith(given) or (number is not None and script_number(n) == number)]
 
 
 def _backups(args, url):
