@@ -5,7 +5,6 @@ Human output is a table that fits an 80-column terminal (a long value is cut wit
 every column. A bad id or filter is exit 2 with ``error:``; a database that does not exist is
 not created (the commands read an existing registry; ``delete`` writes one row).
 """
-import datetime
 import sys
 
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
@@ -28,11 +27,6 @@ def _store(args, write=False):
     return connect(url, allow_newer=not write, models_root=root)
 
 
-def _when(value):
-    return value.strftime('%Y-%m-%d %H:%M') if isinstance(value, datetime.datetime) else \
-        ('' if value is None else str(value))
-
-
 PAGE = 1000  # Rows read at a time: the memory a listing takes at any table size.
 TERMINAL_LIMIT = 50  # Rows `list` shows on a terminal unless --limit or --all says otherwise.
 
@@ -47,13 +41,12 @@ def _limit(args, out):
     return TERMINAL_LIMIT
 
 
-def _listing(args, out, fetch, what, headers, cells, flexible, empty):
+def _listing(args, out, fetch, what):
     """The Listing of ``fetch(store, limit)`` (an iterator): its rows are read as they are
     printed, the registry held open until they are spent. A terminal's default page reads
     one row more, to say whether there are more."""
     limit = _limit(args, out)
-    listing = Listing(None, what, headers, cells, flexible, empty, args.jsonl, limit,
-                      args.offset, PAGE)
+    listing = Listing(None, what, args.jsonl, limit, args.offset, PAGE)
     listing.rows = _rows(args, fetch, limit, args.limit is None and limit is not None,
                          listing.more)
     return listing
@@ -82,10 +75,7 @@ def cmd_models_list(args, out):
     return _listing(
         args, out, lambda store, limit: store.iter_models(
             order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),
-        'models', ('ID', 'NAME', 'VER', 'BASE MODEL', 'TASK', 'CREATED'),
-        lambda m: (m.id, m.model_name, '' if m.version is None else m.version,
-                   m.base_model, m.task, _when(m.creation_date)),
-        flexible=(1, 3, 4), empty='No models.')
+        'models')
 
 
 def _find_model(store, args):
@@ -192,10 +182,7 @@ def cmd_tasks_list(args, out):
     return _listing(
         args, out, lambda store, limit: store.iter_tasks(
             limit=limit, offset=args.offset, page=PAGE, **filters),
-        'tasks', ('ID', 'NAME', 'STATUS', 'RUNTIME', 'MODE', 'CREATED'),
-        lambda t: (t.id, t.task_name, t.status.value if t.status else '',
-                   t.base_runtime, t.deployment_mode or '', _when(t.created_at)),
-        flexible=(1, 3), empty='No tasks.')
+        'tasks')
 
 
 def cmd_tasks_show(args, out):

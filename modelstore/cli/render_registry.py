@@ -1,13 +1,15 @@
 """The registry's results as text (``cli.render`` dispatches here): listings printed as they
 are read (a table that fits 80 columns, a JSON array streamed row by row, or JSON Lines), one
 row as ``column: value`` lines, a delete, an import, doctor's report."""
+import datetime
 import json
 
 from ..shared.text import shown
 from . import results as r
 from .output import OK, plural
 
-__all__ = ['REGISTRY_TEXT', 'render_listing', 'table', 'table_widths', 'table_lines', 'WIDTH']
+__all__ = ['REGISTRY_TEXT', 'render_listing', 'table_widths', 'table_lines', 'too_recent',
+           'WIDTH']
 
 WIDTH = 80
 
@@ -32,13 +34,31 @@ def table_lines(rows, widths):
             for row in rows]
 
 
-def table(headers, rows, flexible, width=WIDTH):
-    """Lines of a table of ``rows`` under ``headers`` that fits ``width`` (see table_widths)."""
-    rows = list(rows)
-    return table_lines([headers] + rows, table_widths(headers, rows, flexible, width))
-
-
 # -- listings --------------------------------------------------------------------------------
+
+def _when(value):
+    return value.strftime('%Y-%m-%d %H:%M') if isinstance(value, datetime.datetime) else \
+        ('' if value is None else str(value))
+
+
+class _Columns:
+    """How a listing of ``what`` is a table: its headers, each row's cells, the columns
+    that give way to fit (indexes), the line for no rows."""
+
+    def __init__(self, headers, cells, flexible, empty):
+        self.headers, self.cells, self.flexible, self.empty = headers, cells, flexible, empty
+
+
+_COLUMNS = {
+    'models': _Columns(('ID', 'NAME', 'VER', 'BASE MODEL', 'TASK', 'CREATED'),
+                       lambda m: (m.id, m.model_name, '' if m.version is None else m.version,
+                                  m.base_model, m.task, _when(m.creation_date)),
+                       (1, 3, 4), 'No models.'),
+    'tasks': _Columns(('ID', 'NAME', 'STATUS', 'RUNTIME', 'MODE', 'CREATED'),
+                      lambda t: (t.id, t.task_name, t.status.value if t.status else '',
+                                 t.base_runtime, t.deployment_mode or '', _when(t.created_at)),
+                      (1, 3), 'No tasks.')}
+
 
 def render_listing(out, listing):
     """Print the rows as they are read; the registry is closed once they are spent, or when
@@ -78,28 +98,29 @@ def _json_array(out, rows):
 
 def _table(out, listing):
     # The widths are those of the first page: a listing is printed as it is read.
+    table = _COLUMNS[listing.what]
     count, widths, chunk = 0, None, []
     for row in listing.rows:
         if out.closed:
             break
-        chunk.append(tuple(map(str, listing.cells(row))))
+        chunk.append(tuple(map(str, table.cells(row))))
         count += 1
         if len(chunk) == listing.page:
-            widths = _flush(out, listing, chunk, widths)
+            widths = _flush(out, table, chunk, widths)
     if chunk:
-        _flush(out, listing, chunk, widths)
+        _flush(out, table, chunk, widths)
     out.raw_line('', end='', flush=True)
     if not count:
-        out.line(listing.empty)
+        out.line(table.empty)
     if listing.more[0]:
         out.line('(the first %d %s; --limit N shows N, --all every one, --offset %d the next '
                  'ones)' % (listing.limit, listing.what, listing.offset + listing.limit))
 
 
-def _flush(out, listing, chunk, widths):
+def _flush(out, table, chunk, widths):
     if widths is None:
-        widths = table_widths(listing.headers, chunk, listing.flexible)
-        chunk.insert(0, listing.headers)
+        widths = table_widths(table.headers, chunk, table.flexible)
+        chunk.insert(0, table.headers)
     for line in table_lines(chunk, widths):
         out.raw_line(line)
     chunk.clear()

@@ -8,7 +8,7 @@ command line knows: the database as shown, the hints' options (``hint(verb, *wor
 import datetime
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional
 
 from ..exceptions import ScriptError, one_line
 from .output import OK, PENDING
@@ -296,11 +296,7 @@ class Listing(_Result):
     registry open until it is spent or closed). ``more[0]`` is set once the rows are spent
     when there was one past ``limit``, the terminal's default page."""
     rows: Iterator
-    what: str
-    headers: Tuple[str, ...]
-    cells: Callable
-    flexible: Tuple[int, ...]
-    empty: str
+    what: str  # 'models' or 'tasks'
     jsonl: bool
     limit: Optional[int]
     offset: int
