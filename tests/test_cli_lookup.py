@@ -7,7 +7,8 @@ import pytest
 
 import modelstore
 from modelstore.cli import Output
-from modelstore.cli import registry as cli_registry
+from modelstore.cli import registry_commands as cli_registry
+from modelstore.cli.render import render
 
 from conftest import SHIPPED
 
@@ -138,12 +139,14 @@ def test_a_terminal_gets_a_page_and_how_to_see_more(url, monkeypatch):
     stream = _Terminal()
     from modelstore.cli.parser import build_parser
     args = build_parser().parse_args(['models', 'list', '--database', url])
-    cli_registry.cmd_models_list(args, Output(stream, False))
+    out = Output(stream, False)
+    render(out, cli_registry.cmd_models_list(args, out))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 + 4 + 1 and '--all' in lines[-1] and '--offset 4' in lines[-1]
     stream = _Terminal()
     args = build_parser().parse_args(['models', 'list', '--database', url, '--all'])
-    cli_registry.cmd_models_list(args, Output(stream, False))
+    out = Output(stream, False)
+    render(out, cli_registry.cmd_models_list(args, out))
     assert len(stream.getvalue().splitlines()) == 1 + 6
 
 

@@ -501,7 +501,7 @@ def test_min_age_must_be_minutes_of_at_least_0(cli, registry, value):
 def test_register_asks_again_right_before_adding_a_row(cli, registry, monkeypatch, tmp_path):
     """The pipeline's add_model lands between the report and the fix: its folder is not
     registered a second time -- the same folder, a path inside it, or another spelling of it."""
-    from modelstore.cli import doctor as cli_doctor
+    from modelstore.cli import doctor_command as cli_doctor
     url, root, *_ = registry
     alias = str(tmp_path / 'alias')
     os.symlink(root, alias)
@@ -574,7 +574,7 @@ def test_modelforge_models_rows_wait_for_import_and_are_never_registered(cli, re
     # A ModelForge row written between the report and the fix holds its folder too.
     write(os.path.join(root, 'late_1', 'config.json'), '{}')
     age(os.path.join(root, 'late_1'))
-    from modelstore.cli import doctor as cli_doctor
+    from modelstore.cli import doctor_command as cli_doctor
     real = cli_doctor.rows_naming
 
     def forge_first(database, models_root, folder, forge=False):

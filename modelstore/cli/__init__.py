@@ -1,9 +1,11 @@
 """The ``modelstore`` command (also ``python -m modelstore``); the only package that prints.
 
-``parser`` holds the grammar, ``runs`` the commands that change a database (migrate, rollback,
-restore), ``reads`` those that read one (status, history, check) and accept, ``doctor`` and
-``registry`` (models, tasks, import) the registry's, ``output`` the printing; this module runs
-one command and reports its error.
+``parser`` holds the grammar; each command module parses its arguments, calls the library and
+returns a result (``results``): ``run_commands`` those that change a database (migrate,
+rollback, repair, restore), ``read_commands`` those that read one (status, history, check) and
+accept, ``new_command`` new, ``doctor_command`` doctor, ``registry_commands`` models, tasks and
+import. ``render`` turns any result into text or JSON, ``output`` is the stream it prints on;
+this module runs one command, renders its result and reports its error.
 
     modelstore <command> [--database URL] [--json] [-v]
 
@@ -20,10 +22,12 @@ import logging
 import sys
 import traceback
 
-from ..exceptions import (AdoptionRefused, DataLossRefused, ModelStoreError, ScriptError,
-                          UsageError, ValidationError)
+from ..exceptions import (AdoptionRefused, DataLossRefused, ModelStoreError, UsageError,
+                          ValidationError)
 from .output import ERROR, Output, one_line
 from .parser import build_parser
+from .render import render
+from .results import Failure
 from .settings import apply_config
 
 __all__ = ['main', 'Output']
@@ -47,29 +51,31 @@ def main(argv=None):
         _configure(args)
     except ModelStoreError as exc:
         return _fail(args, out, exc, 'error: %s' % one_line(exc), trace=False)
-    if args.command == 'new':
-        problem = _new_usage(args)
-        if problem:
-            return _fail(args, out, UsageError(problem), 'error: ' + problem)
-    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
-        return _fail(args, out, UsageError('--dry-run and --fake cannot be combined'),
-                     'error: --dry-run and --fake cannot be combined')
+    problem = _usage_problem(args)
+    if problem:
+        return _fail(args, out, UsageError(problem), 'error: ' + problem)
     try:
-        return args.func(args, out)
-    except (AdoptionRefused, DataLossRefused) as exc:  # A report, one line per item.
-        return _fail(args, out, exc, 'error: %s' % exc.report())
-    except ValidationError as exc:  # Named as the option that gave the value.
-        option = _option(args, exc.field)
-        return _fail(args, out, exc, 'error: %s: %s' % (option, one_line(exc.message))
-                     if option else 'error: %s' % one_line(exc))
-    except ModelStoreError as exc:
-        return _fail(args, out, exc, 'error: %s' % one_line(exc))
+        return render(out, args.func(args, out))
     except KeyboardInterrupt as exc:
         return _fail(args, out, exc, 'error: interrupted; the script that was running was '
                                      'rolled back', code=130, trace=False)
-    except Exception as exc:  # A bug or an unexpected driver error: still one line.
-        return _fail(args, out, exc, 'error: unexpected %s: %s (run with -v for the traceback)'
-                     % (type(exc).__name__, one_line(exc)))
+    except Exception as exc:
+        return _fail(args, out, exc, _error_text(args, exc))
+
+
+def _error_text(args, exc):
+    """The line (or report) on stderr for a command that raised ``exc``."""
+    if isinstance(exc, (AdoptionRefused, DataLossRefused)):  # A report, one line per item.
+        return 'error: %s' % exc.report()
+    if isinstance(exc, ValidationError):  # Named as the option that gave the value.
+        option = _option(args, exc.field)
+        return 'error: %s: %s' % (option, one_line(exc.message)) if option else \
+            'error: %s' % one_line(exc)
+    if isinstance(exc, ModelStoreError):
+        return 'error: %s' % one_line(exc)
+    # A bug or an unexpected driver error: still one line.
+    return 'error: unexpected %s: %s (run with -v for the traceback)' % (type(exc).__name__,
+                                                                         one_line(exc))
 
 
 def _configure(args):
@@ -95,7 +101,16 @@ def _option(args, field):
     return None
 
 
-def _new_usage(args):
+def _usage_problem(args):
+    """What the grammar cannot say: options that go together, or exclude each other."""
+    if args.command == 'new':
+        return _new_problem(args)
+    if args.command in ('migrate', 'rollback') and args.dry_run and getattr(args, 'fake', False):
+        return '--dry-run and --fake cannot be combined'
+    return None
+
+
+def _new_problem(args):
     if not args.auto and (args.models or args.dry_run or args.check):
         return '--models, --dry-run and --check go with --auto'
     if args.slug is None and not args.check:
@@ -108,14 +123,4 @@ def _fail(args, out, exc, text, code=ERROR, trace=True):
     stdout, so that a script reading stdout always gets one object."""
     if args.verbose and trace:
         traceback.print_exc()
-    print(text, file=sys.stderr)
-    if out.as_json:
-        error = {'type': type(exc).__name__, 'message': one_line(exc), 'exit_code': code}
-        for attribute in ('pending', 'command', 'problems', 'losses', 'names', 'unknown',
-                          'blockers'):
-            if hasattr(exc, attribute):
-                error[attribute] = getattr(exc, attribute)
-        if isinstance(exc, ScriptError):
-            error['script'] = exc.name
-        out.json({'ok': False, 'error': error})
-    return code
+    return render(out, Failure(exc, text, code))

@@ -11,12 +11,12 @@ from ..registry.doctor import MAX_MIN_AGE, MIN_AGE
 from ..registry.validate import MAX_PAGE
 from ..shared.database import check_timeout
 from ..version import __version__
-from .authoring import cmd_new
-from .doctor import cmd_doctor
-from .registry import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list, cmd_models_show,
-                       cmd_tasks_list, cmd_tasks_show)
-from .reads import cmd_accept, cmd_check, cmd_history, cmd_status
-from .runs import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
+from .doctor_command import cmd_doctor
+from .new_command import cmd_new
+from .read_commands import cmd_accept, cmd_check, cmd_history, cmd_status
+from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list,
+                                cmd_models_show, cmd_tasks_list, cmd_tasks_show)
+from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
 
 __all__ = ['build_parser', 'UsageError']
 

@@ -1,0 +1,27 @@
+"""``modelstore new SLUG`` and ``modelstore new --auto SLUG``: write the next script; returns
+the result (cli.results) for cli.render to print."""
+from ..authoring import DEFAULT_DIRECTORY, diff_schema, generate, new_script
+from ..authoring.models import DEFAULT_MODELS
+from ..shared.urls import mask_url, resolve_url, sqlite_path
+from .results import Generated, NewScript, SchemaCheck
+
+__all__ = ['cmd_new']
+
+
+def cmd_new(args, out):
+    directory = args.migrations or DEFAULT_DIRECTORY
+    if not args.auto:
+        return NewScript(new_script(args.slug, directory))
+    url = resolve_url(args.database) if args.database else None
+    if args.check:
+        return SchemaCheck(diff_schema(directory, args.models, url),
+                           args.models or DEFAULT_MODELS, directory, _nothing(args, directory))
+    where = 'SQLite in memory' if url is None or sqlite_path(url) is not None else \
+        'a throwaway database on %s, dropped' % mask_url(url)
+    return Generated(generate(args.slug, directory, args.models, url, write=not args.dry_run),
+                     args.dry_run, where, _nothing(args, directory))
+
+
+def _nothing(args, directory):
+    return 'Nothing to generate: %s match the schema the scripts in %s produce' % (
+        args.models or DEFAULT_MODELS, directory)

@@ -1,0 +1,214 @@
+"""The registry for operators: ``modelstore models list|show|delete`` and ``tasks list|show``.
+
+Human output is a table that fits an 80-column terminal (a long value is cut with '…'), or one
+``column: value`` line per column for ``show``; ``--json`` prints a JSON array of objects with
+every column. A bad id or filter is exit 2 with ``error:``; a database that does not exist is
+not created (the commands read an existing registry; ``delete`` writes one row).
+"""
+import sys
+
+from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
+from ..registry import connect
+from ..registry.importer import import_modelforge, plan_modelforge
+from ..registry.modelfiles import ENV_VAR as ROOT_ENV, resolve_root
+from ..shared.urls import database_exists, mask_url, resolve_url
+from .results import Deleted, Imported, Listing, Row, columns
+
+__all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_tasks_list',
+           'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
+
+
+def _store(args, write=False):
+    url = resolve_url(args.database)
+    if not database_exists(url):
+        raise ConfigError('no registry at %s: it does not exist (nothing was created)'
+                          % mask_url(url))
+    root = getattr(args, 'models_root', None)
+    return connect(url, allow_newer=not write, models_root=root)
+
+
+PAGE = 1000  # Rows read at a time: the memory a listing takes at any table size.
+TERMINAL_LIMIT = 50  # Rows `list` shows on a terminal unless --limit or --all says otherwise.
+
+
+def _limit(args, out):
+    """The number of rows to list (None: all): --limit, else all with --all, off a terminal
+    or as JSON, else a terminal's page."""
+    if args.limit is not None:
+        return args.limit
+    if args.all or out.as_json or args.jsonl or not out.live:
+        return None
+    return TERMINAL_LIMIT
+
+
+def _listing(args, out, fetch, what):
+    """The Listing of ``fetch(store, limit)`` (an iterator): its rows are read as they are
+    printed, the registry held open until they are spent. A terminal's default page reads
+    one row more, to say whether there are more."""
+    limit = _limit(args, out)
+    listing = Listing(None, what, args.jsonl, limit, args.offset, PAGE)
+    listing.rows = _rows(args, fetch, limit, args.limit is None and limit is not None,
+                         listing.more)
+    return listing
+
+
+def _rows(args, fetch, limit, paged, more):
+    with _store(args) as store:
+        for n, row in enumerate(fetch(store, limit + 1 if paged else limit)):
+            if paged and n == limit:
+                more[0] = True
+                return
+            yield row
+
+
+# -- models ----------------------------------------------------------------------------------
+
+MODEL_FILTERS = ('task', 'base_model', 'model_name', 'name_prefix', 'name_contains',
+                 'created_after', 'created_before')
+
+
+def cmd_models_list(args, out):
+    filters = {name: getattr(args, name) for name in MODEL_FILTERS
+               if getattr(args, name) is not None}
+    if args.custom is not None:
+        filters['is_custom_base_model'] = args.custom
+    return _listing(
+        args, out, lambda store, limit: store.iter_models(
+            order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),
+        'models')
+
+
+def _find_model(store, args):
+    """--id ID, --name NAME[@VERSION], or the bare form: a whole number is an id (and a model
+    named so is pointed out), NAME@VERSION when what follows the last @ is a whole number,
+    else a name (its latest version)."""
+    if args.id is not None:
+        return store.get_model(_model_id(args.id, '--id'))
+    if args.name is not None:
+        return _by_name(store, args.name)
+    ref = args.model
+    if ref is None:
+        raise UsageError('models show needs ID, NAME[@VERSION], --id ID or --name NAME')
+    return _by_number(store, ref) if _whole(ref) else _by_name(store, ref)
+
+
+def _whole(text):
+    """Is ``text`` a whole number written in ASCII digits (an id, a version)?"""
+    return text.isdigit() and text.isascii()
+
+
+def _by_number(store, ref):
+    """A whole number: the model of that id, or the latest model named so; both, when they
+    differ, is an error that says how to choose."""
+    model = _quietly(store.get_model, int(ref))  # (ValidationError: past the largest id.)
+    named = _latest(store, ref)
+    if model is not None and named is not None and model.id != named.id:
+        raise UsageError('%r is both model id %s and the name of model %d: say which with '
+                         '--id %s or --name %s' % (ref, ref, named.id, ref, ref))
+    if model is None and named is None:
+        raise NotFound('no model with id %s, and none named %r' % (ref, ref))
+    return model or named
+
+
+def _quietly(get, key):
+    """``get(key)``, or None when there is none (NotFound, or a key out of range)."""
+    try:
+        return get(key)
+    except (NotFound, ValidationError):
+        return None
+
+
+def _by_name(store, ref):
+    """NAME@VERSION (split at the last @, when a whole number follows it), else NAME."""
+    name, at, version = ref.rpartition('@')
+    if at and name and _whole(version):
+        try:
+            return store.get_model_version(name, int(version))
+        except NotFound:
+            model = _latest(store, ref)  # A name that ends in @3 itself.
+            if model is None:
+                raise
+            return model
+    return store.get_latest_model(ref)
+
+
+def _latest(store, name):
+    return _quietly(store.get_latest_model, name)
+
+
+def cmd_models_show(args, out):
+    if args.id is not None and args.name is not None or \
+            args.model is not None and (args.id is not None or args.name is not None):
+        raise UsageError('models show takes one of ID|NAME[@VERSION], --id ID and --name NAME')
+    with _store(args) as store:
+        return Row(_find_model(store, args))
+
+
+def cmd_models_delete(args, out):
+    if args.files and resolve_root(args.models_root) is None:
+        raise UsageError('--files removes only folders inside the models root, and none is set: '
+                         'pass --models-root DIR, set $%s, or set models_root in '
+                         'pyproject.toml\'s [tool.modelstore]' % ROOT_ENV)
+    with _store(args, write=True) as store:
+        model = store.get_model(_model_id(args.id, 'model id'))
+        what = 'model %d (%s v%s)%s' % (model.id, model.model_name, model.version,
+                                        ' and its directory %s' % model.model_path
+                                        if args.files else '')
+        if not args.yes:
+            if not sys.stdin.isatty() or out.as_json:
+                raise UsageError('deleting %s needs --yes off a terminal' % what)
+            if not out.ask('Delete %s?' % what):
+                raise UsageError('not deleted: %s (the answer was not yes)' % what)
+        removed = store.delete_model(model.id, files=args.files)
+    return Deleted(model, removed, args.files)
+
+
+def _model_id(text, what):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError('%s: a whole number of at least 1, got %r' % (what, text))
+    return value
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+def cmd_tasks_list(args, out):
+    filters = {name: getattr(args, name) for name in ('status', 'base_runtime',
+                                                       'name_contains')
+               if getattr(args, name) is not None}
+    return _listing(
+        args, out, lambda store, limit: store.iter_tasks(
+            limit=limit, offset=args.offset, page=PAGE, **filters),
+        'tasks')
+
+
+def cmd_tasks_show(args, out):
+    """ID or NAME: a whole number is an id; a task named so is pointed out."""
+    ref = args.task
+    with _store(args) as store:
+        by_id = _quietly(store.get_task, int(ref)) if _whole(ref) else None
+        try:
+            by_name = store.get_task_by_name(ref)
+        except NotFound:
+            if by_id is None:
+                raise NotFound('no task with id %s, and none named %r' % (ref, ref)
+                               if ref.isdigit() else 'no task named %r' % ref) from None
+            by_name = None
+        if by_id is not None and by_name is not None and by_id.id != by_name.id:
+            raise UsageError('%r is both task id %s and the name of task %d' % (
+                ref, ref, by_name.id))
+        return Row(by_id or by_name)
+
+
+# -- import ----------------------------------------------------------------------------------
+
+def cmd_import(args, out):
+    with _store(args, write=not args.dry_run) as store:
+        if args.dry_run:
+            plan, ids = plan_modelforge(store, args.include_inactive), None
+        else:
+            plan, ids = import_modelforge(store, args.include_inactive)
+    return Imported(plan, ids, args.dry_run)
