@@ -356,8 +356,14 @@ def test_every_block_is_found_and_run_or_marked():
     untested; a file block is used by a block that continues it; python files compile."""
     for doc in DOCS:
         with open(os.path.join(ROOT, doc), encoding='utf-8') as f:
-            counted = sum(1 for line in f if FENCE.match(line) and
-                          FENCE.match(line).group(2) in ('console', 'python'))
+            lines = f.read().splitlines()
+        counted = sum(1 for line in lines if FENCE.match(line) and
+                      FENCE.match(line).group(2) in ('console', 'python'))
+        broken = [n for n, line in enumerate(lines, 1)
+                  if line.lstrip().startswith('<!--') and 'transcript:' in line
+                  and not DIRECTIVE.match(line)]
+        assert not broken, '%s:%s: a directive must be one line <!-- transcript: ... -->' % (
+            doc, broken)
         assert counted == sum(1 for b in BLOCKS if b.doc == doc and b.lang in (
             'console', 'python')), doc
     for block in BLOCKS:
