@@ -18,10 +18,14 @@ import sys
 import tempfile
 from functools import lru_cache
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), 'harness')]
 
 from test_docs_transcripts import DOCS, FENCE, ROOT, environment  # noqa: E402
+
+pytestmark = pytest.mark.sqlite_only  # the parser is the same on every backend
 
 CLI_PAGE = 'docs/cli.md'
 HELP = re.compile(r'^\$ (modelstore(?: [a-z][a-z0-9-]*)*) --help$')
