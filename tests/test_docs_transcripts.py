@@ -217,7 +217,7 @@ def matches(expected, actual):
 
 def environment(home):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(('MODELSTORE_', 'PYTHON', 'COLUMNS', 'LINES'))}
+           if not k.startswith(('MODELSTORE_', 'PYTHON', 'PYTEST_', 'COLUMNS', 'LINES'))}
     env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, '.local', 'share'), NO_COLOR='1',
                COLUMNS='80', LINES='24', TZ='UTC', USER='u', LOGNAME='u', LANG='C.UTF-8',
                LC_ALL='C.UTF-8', PYTHONUNBUFFERED='1', PATH=BIN + os.pathsep + env['PATH'])
