@@ -375,6 +375,9 @@ def test_every_block_is_found_and_run_or_marked():
         if block.lang == 'python':
             compile('\n'.join(block.text), block.id, 'exec')
     assert sum(not b.directive('not run') for b in RUN) >= 8
+    # What cannot run here is the exception: today one block (a standby and a session holding a
+    # lock, which tests/test_ddl_wait.py runs). A new one needs a reason good enough to raise this.
+    assert sum(bool(b.directive('not run')) for b in RUN) <= 1
     assert sum(b.lang == 'python' and not b.file and not b.directive('not run')
                for b in BLOCKS) >= 5
 
