@@ -224,7 +224,7 @@ def test_literal_writes_plain_values_and_refuses_others():
     assert not pysource.is_identifier('class') and pysource.is_identifier('naïve')
 
 
-# --- item 14: a script with TODOs exits 1, the code the README gives it, without "error:" ---
+# --- item 14: a script with TODOs exits 1, the code docs/cli.md gives it, without "error:" ---
 
 def test_a_script_with_todos_exits_1_and_does_not_say_error(cli, mini):
     models = mini('owner = TextField()')  # NOT NULL without a default: a TODO.
@@ -235,7 +235,7 @@ def test_a_script_with_todos_exits_1_and_does_not_say_error(cli, mini):
     assert lines[-1] == ('1 change not generated: resolve it in %s; until then the script '
                          'refuses to run' % os.path.join(mini.dir, '0002_owner.py'))
     assert not [line for line in lines if line.startswith('error:')]
-    readme = open(os.path.join(os.path.dirname(__file__), '..', 'README.md')).read()
+    readme = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'cli.md')).read()
     assert '| 1 | something is pending' in readme and '`new --auto` wrote a script with ' \
         'TODO items' in readme.split('| 1 |')[1].split('\n')[0]
     code, _, err = cli('new', '--auto', 'owner', '--migrations', mini.dir, '--models', models)
