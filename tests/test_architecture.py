@@ -290,18 +290,18 @@ class Package:
 
     def table_names(self, markdown):
         """{row's first cell: [module each backticked path in it names, or None]} of the
-        markdown's table headed ``| module | role |``; paths are relative to the package
-        (``engine/runner.py``, a package's face as ``engine/`` or ``engine/__init__.py``)."""
+        markdown's tables headed ``| module | role |`` (one, or one per layer); paths are
+        relative to the package (``engine/runner.py``, a package's face as ``engine/`` or
+        ``engine/__init__.py``)."""
         rows, inside = {}, False
         for line in markdown.splitlines():
             cells = [c.strip() for c in line.strip().strip('|').split('|')]
-            if not inside:
+            if not inside or not line.startswith('|'):
                 inside = line.startswith('|') and [c.lower() for c in cells[:2]] == [
                     'module', 'role']
                 continue
-            if not line.startswith('|'):
-                break
-            if set(cells[0]) <= set('-: '):
+            if set(cells[0]) <= set('-: ') or [c.lower() for c in cells[:2]] == ['module',
+                                                                                  'role']:
                 continue
             rows[cells[0]] = [self._module_of_path(p) for p in re.findall(r'`([^`]+)`',
                                                                            cells[0])]
@@ -427,8 +427,10 @@ PLANTED = {
 PLANTED_LAYERS = [('fake.base', 0), ('fake.mid', 1), ('fake.top', 2), ('fake.side', 2),
                   ('fake.bare', 2), ('fake', 3)]
 PLANTED_TABLE = ('| module | role |\n|---|---|\n| `base.py`, `mid/` | things |\n'
-                 '| `mid/one.py` | one |\n| `mid/two.py` | two |\n| `top.py` | top |\n'
-                 '| `side.py` | side |\n| `gone.py` | was here |\n')
+                 '| `mid/one.py` | one |\n| `mid/two.py` | two |\n\nLayer 2:\n\n'
+                 '| module | role |\n|---|---|\n| `top.py` | top |\n'
+                 '| `side.py` | side |\n| `gone.py` | was here |\n\n| other | table |\n'
+                 '|---|---|\n| `bare.py` | not the module table |\n')
 
 
 def test_the_checkers_see_every_planted_fault(tmp_path):
