@@ -184,6 +184,7 @@ def _schema(url):
         database.close()
 
 
+@pytest.mark.slow
 def test_generated_scripts_run_under_pwmigrate_unchanged(cli, project, db_url):
     models = project(**BENCH_CHANGE)
     assert cli('new', '--auto', 'training', '--migrations', project.dir, '--models', models)[0] \

@@ -300,6 +300,7 @@ def test_newer_schema_reads_only_when_asked_and_never_writes(db_url):
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.slow
 def test_backup_waits_for_a_writer_at_most_the_timeout(db_path):
     populated(db_path)
     blocker = sqlite3.connect(db_path, isolation_level=None)

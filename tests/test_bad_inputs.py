@@ -13,6 +13,7 @@ SELECTED = [c for c in CASES if BACKEND in c.backends]
 
 
 @pytest.mark.parametrize('case', SELECTED, ids=[c.name for c in SELECTED])
+@pytest.mark.slow
 def test_bad_input_is_refused_clearly_and_changes_nothing(case, db_url, tmp_path):
     prepare(db_url)
     handled, changed, detail = run_case(case, db_url, str(tmp_path), BACKEND)

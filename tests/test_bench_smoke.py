@@ -5,9 +5,13 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ON_POSTGRES, TEST_URL
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'bench', 'run.py')
+
+pytestmark = pytest.mark.slow  # Runs every bench case in a subprocess.
 
 
 def test_the_bench_runs_and_prints_its_table():

@@ -89,6 +89,7 @@ def _console_script():
     return found
 
 
+@pytest.mark.slow
 def test_console_script_and_python_dash_m_do_the_same(tmp_path):
     env = dict(os.environ, NO_COLOR='1', XDG_DATA_HOME=str(tmp_path / 'xdg'))
     outputs = []

@@ -74,6 +74,7 @@ def test_a_link_on_the_way_down_is_refused_in_any_spelling(store, root, outside)
 
 # -- 2. and 7. a real race: swapper, recovery loop, deleters ---------------------------------
 
+@pytest.mark.slow
 def test_deletes_racing_a_symlink_swapper_and_an_empty_trash_loop(db_url):
     out = io.StringIO()
     problems = race_delete.run(models=120, deleters=2, seed=random.randrange(1 << 30),
@@ -303,6 +304,7 @@ def test_a_bind_mount_of_the_filesystem_root_is_refused(db_url, tmp_path):
 
 # -- 8. errors that say what is left where ----------------------------------------------------
 
+@pytest.mark.slow
 def test_a_tree_1100_levels_deep_is_removed_without_recursion(store, root):
     path = make_dir(os.path.join(root, 'deep_1'))
     fd = os.open(path, os.O_RDONLY)

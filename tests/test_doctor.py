@@ -637,6 +637,7 @@ def test_a_delete_in_progress_is_listed_and_not_a_problem(cli, db_url, tmp_path)
         assert 'Rows and folders agree' in out
 
 
+@pytest.mark.slow
 def test_a_folder_of_any_depth_is_walked_without_recursion(tmp_path):
     """A tree 1,100 levels deep (deeper than Python's recursion limit, which os.walk hit)."""
     root = str(tmp_path / 'models')

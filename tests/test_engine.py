@@ -202,6 +202,7 @@ def test_migrate_waits_for_the_lock_then_times_out_clearly(scripts, db_path, db_
     assert [r.name for r in engine(db_url, scripts.dir).migrate().runs] == ['0001_create_a']
 
 
+@pytest.mark.slow
 def test_a_runner_that_waited_for_the_lock_finds_nothing_to_do(scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     scripts('0002_slow.py', '''
@@ -404,6 +405,7 @@ def test_a_script_without_down_cannot_be_rolled_back_and_nothing_changes(cli, sc
     assert dump(db_url) == before
 
 
+@pytest.mark.slow
 def test_migrating_a_legacy_file_with_child_rows_never_scans_for_orphans(tmp_path):
     """The autotuner's tasks (PRIMARY KEY as a table constraint, experiments referencing it):
     the shipped scripts add columns and an index, which cannot orphan a row -- the run's work

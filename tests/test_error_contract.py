@@ -232,6 +232,7 @@ def locked(store, url):
 WRITES = ('add_model', 'add_models', 'add_task', 'update_task', 'update_model', 'delete_model')
 
 
+@pytest.mark.slow
 def test_a_lock_held_past_the_timeout_is_a_storage_error(store, url):
     """PostgreSQL's ACCESS EXCLUSIVE lock blocks every call; SQLite's write lock blocks the
     writes, while a WAL reader is never blocked (its reads must go on working)."""

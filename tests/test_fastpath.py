@@ -83,6 +83,7 @@ def store(db_url):
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(ROW, max_size=25), calls=st.lists(CALL, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_every_listing_equals_the_plain_peewee_query(store, rows, calls):
     store.FineTunedModel.delete().execute()
     store.add_models(rows)

@@ -148,6 +148,7 @@ with modelstore.connect(sys.argv[1]) as store:
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize('round_', range(3))
+@pytest.mark.slow
 def test_processes_connecting_at_once_all_switch_the_file_to_wal(cli, tmp_path, round_):
     """Switching to WAL takes the file's exclusive lock; two connections that both hold a read
     lock and both want it deadlock, and SQLite fails one at once ("database is locked", no busy

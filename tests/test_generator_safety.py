@@ -258,6 +258,7 @@ def _unstorable(value):
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(value=STRINGS)
+@pytest.mark.slow
 def test_any_string_default_round_trips_or_is_refused_clearly(cli, mini, db_url, value):
     if not getattr(mini, 'ready', False):
         assert cli('migrate', '--database', db_url, '--migrations', mini.dir)[0] == 0

@@ -113,6 +113,7 @@ SLOW = settings(max_examples=40, deadline=None,
 
 @SLOW
 @given(document=_document_with_bad_text())
+@pytest.mark.slow
 def test_any_json_holding_a_nul_or_a_surrogate_is_refused_alike_everywhere(store, document):
     with pytest.raises(modelstore.ValidationError) as info:
         store.add_task(task_name='t', **dict(TASK, parameters=document))
@@ -122,6 +123,7 @@ def test_any_json_holding_a_nul_or_a_surrogate_is_refused_alike_everywhere(store
 
 @SLOW
 @given(document=st.dictionaries(_good_text, _values, max_size=4))
+@pytest.mark.slow
 def test_any_other_json_text_is_stored_and_read_back_exactly(store, document):
     model = store.add_model(**MODEL, hyperparameters=document)
     try:

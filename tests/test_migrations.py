@@ -86,6 +86,7 @@ def test_second_migrate_changes_nothing_and_says_so(cli, db_url):
     assert dump(db_url) == snapshot
 
 
+@pytest.mark.slow
 def test_pwmigrate_lists_the_same_applied_scripts(cli, db_path, db_url):
     cli('migrate', '--database', db_url)
     result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_path, 'status',
@@ -96,6 +97,7 @@ def test_pwmigrate_lists_the_same_applied_scripts(cli, db_path, db_url):
     assert all(line.startswith('[x]') for line in lines)
 
 
+@pytest.mark.slow
 def test_pwmigrate_runs_the_scripts_unchanged_and_modelstore_reads_its_history(cli, db_url):
     result = subprocess.run([sys.executable, '-m', 'playhouse.migrations', db_url, 'up',
                              '-d', default_directory()], capture_output=True, text=True)

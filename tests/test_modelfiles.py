@@ -187,6 +187,7 @@ def test_a_failed_row_delete_puts_the_files_back(store, root, monkeypatch):
     assert store.get_model(model.id) and not os.path.exists(os.path.join(root, TRASH))
 
 
+@pytest.mark.slow
 def test_kill_9_during_delete_with_files_leaves_the_row_with_its_files_or_neither(db_url):
     if db_url.startswith('sqlite'):
         db_url = None  # A file per trial.

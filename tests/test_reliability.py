@@ -16,6 +16,7 @@ import crash
 import race
 
 
+@pytest.mark.slow
 def test_kill_9_during_migrate_never_loses_a_row_or_half_applies_a_script(tmp_path):
     target = crash.target_for(TEST_URL, str(tmp_path))
     seed = random.randrange(1 << 30)
@@ -24,6 +25,7 @@ def test_kill_9_during_migrate_never_loses_a_row_or_half_applies_a_script(tmp_pa
     assert (trials, consistent, lost) == (12, 12, 0), 'seed %d\n%s' % (seed, out.getvalue())
 
 
+@pytest.mark.slow
 def test_racing_runners_and_writers_during_a_migration():
     out = io.StringIO()
     figures, problems = race.run(BACKEND, TEST_URL, n_runners=8, n_writers=8, writes=150,
@@ -65,6 +67,7 @@ def _orphans(url):
                  'WHERE t.id IS NULL')[0][0]
 
 
+@pytest.mark.slow
 def test_every_script_and_every_rollback_keeps_child_rows(cli, db_url):
     children = _with_children(db_url)
     # Down one script at a time (--yes: the cluster columns are empty, but say it anyway), then

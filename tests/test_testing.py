@@ -197,6 +197,7 @@ def test_each_test_gets_its_own_database(modelstore_store):
 '''
 
 
+@pytest.mark.slow
 def test_the_plugin_gives_a_users_suite_fixtures_and_check_migrations(tmp_path):
     project = tmp_path / 'project'
     write(project / 'myapp', {'__init__.py': '', 'models.py': APP_MODELS})
@@ -234,6 +235,7 @@ def test_the_plugin_gives_a_users_suite_fixtures_and_check_migrations(tmp_path):
                      '%s', (name,)) == []
 
 
+@pytest.mark.slow
 def test_a_server_url_of_another_kind_is_a_usage_error(tmp_path):
     write(tmp_path / 'tests', {'test_x.py': 'def test_x(modelstore_url):\n    pass\n'})
     env = dict(os.environ, MODELSTORE_TEST_DATABASE_URL='oracle://u@127.0.0.1/x')

@@ -116,6 +116,7 @@ class SilentServer:
             conn.close()
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_times_out_naming_host_and_port(cli):
     pytest.importorskip('psycopg2')
     with SilentServer() as server:
@@ -200,6 +201,7 @@ def _wal_registry(directory, rows=3):
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.slow
 def test_a_wal_registry_in_a_read_only_directory_can_be_read(shared_dir):
     path, store = _wal_registry(shared_dir)
     store.close()  # The last connection folds the log into the file and removes it.
@@ -234,6 +236,7 @@ def test_a_read_only_reader_sees_rows_still_in_a_readable_wal(shared_dir):
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.slow
 def test_a_wal_it_cannot_read_is_reported_precisely(shared_dir):
     path, store = _wal_registry(shared_dir)
     try:

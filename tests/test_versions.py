@@ -156,6 +156,7 @@ WRITER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_eight_processes_adding_versions_of_one_name_get_no_duplicate_and_no_gap(db_url):
     modelstore.connect(db_url).close()
     start = time.time() + 2
@@ -224,6 +225,7 @@ def _writer_during(url, after_batches):
     return on_progress
 
 
+@pytest.mark.slow
 def test_an_interrupted_numbering_resumes_with_no_row_numbered_twice_or_skipped(db_url):
     migrate_to(db_url, '0009_model_version_index')
     execute(db_url, *[(FORGE_6, forge_row('n%d' % (i % 5), i)) for i in range(2500)])
@@ -326,6 +328,7 @@ def previous_release(tmp_path_factory):
 
 
 @pytest.mark.not_mysql('the previous release did not support MySQL')
+@pytest.mark.slow
 def test_a_worker_of_the_previous_release_keeps_writing_and_its_rows_get_versions(
         db_url, previous_release):
     migrate_to(db_url, '0007_search_indexes')
@@ -373,6 +376,7 @@ def _migrate_output(path, *extra, terminal):
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize('how', ['terminal', 'terminal --json', 'pipe'])
+@pytest.mark.slow
 def test_the_numbering_shows_progress_on_a_terminal_only(tmp_path, how):
     path = str(tmp_path / 'forge.db')
     _forge_file(path, 4000)
