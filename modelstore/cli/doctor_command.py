@@ -18,10 +18,9 @@ import sys
 
 from ..engine import Backups, Engine
 from ..exceptions import ConfigError, ModelStoreError, NotFound, UsageError, ValidationError
-from ..registry import connect
-from ..registry.doctor import changed_at, examine, orphan_model
-from ..registry.doctordb import forge_present, read_forge, read_rows, rows_naming
-from ..registry.modelfiles import ENV_VAR, resolve_root
+from ..registry import (MODELS_ROOT_ENV as ENV_VAR, changed_at, connect, examine,
+                        forge_present, orphan_model, read_forge, read_rows, resolve_root,
+                        rows_naming)
 from ..shared.database import open_database
 from ..shared.text import shown, utf8
 from ..engine.status import schema_version

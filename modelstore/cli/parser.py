@@ -7,8 +7,7 @@ from ..engine import KEEP
 from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from ..engine.lock import DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, UsageError
-from ..registry.doctor import MAX_MIN_AGE, MIN_AGE
-from ..registry.validate import MAX_PAGE
+from ..registry import MAX_MIN_AGE, MAX_PAGE, MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .doctor_command import cmd_doctor

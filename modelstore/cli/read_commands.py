@@ -1,5 +1,7 @@
-"""The commands that read a database (status, history, check) and accept, which records a
-reviewed checksum; each returns its result (cli.results) for cli.render to print."""
+"""The commands that read a database (status, history, check), and accept.
+
+``accept`` records a reviewed checksum; each returns its result (cli.results) for cli.render
+to print."""
 from ..authoring.models import load_models
 from ..engine import Drift, Engine, detect_drift, invalid_index_lines
 from ..engine.nontx import failure_note

@@ -8,9 +8,8 @@ not created (the commands read an existing registry; ``delete`` writes one row).
 import sys
 
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
-from ..registry import connect
-from ..registry.importer import import_modelforge, plan_modelforge
-from ..registry.modelfiles import ENV_VAR as ROOT_ENV, resolve_root
+from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge,
+                        plan_modelforge, resolve_root)
 from ..shared.urls import database_exists, mask_url, resolve_url
 from .results import Deleted, Imported, Listing, Row, columns
 

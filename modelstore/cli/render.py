@@ -1,8 +1,9 @@
-"""One renderer: any command's result (``cli.results``) as text or, with --json, as one JSON
-object on stdout; returns the exit code. Each result type has one small text formatter here
-(the registry's and doctor's are in ``render_registry``); the JSON is the result's
-``as_json()``. Also the lines streamed while migrate and rollback run (each script, the backup,
-a lock wait, progress), which cannot wait for the result."""
+"""One renderer: any command's result (``cli.results``) as text or as JSON.
+
+With --json, as one JSON object on stdout; returns the exit code. Each result type has one small
+text formatter here (the registry's and doctor's are in ``render_registry``); the JSON is the
+result's ``as_json()``. Also the lines streamed while migrate and rollback run (each script, the
+backup, a lock wait, progress), which cannot wait for the result."""
 import sys
 
 from ..authoring.pysource import printable

@@ -1,6 +1,7 @@
-"""The registry's results as text (``cli.render`` dispatches here): listings printed as they
-are read (a table that fits 80 columns, a JSON array streamed row by row, or JSON Lines), one
-row as ``column: value`` lines, a delete, an import, doctor's report."""
+"""The registry's results as text (``cli.render`` dispatches here).
+
+Listings printed as they are read (a table that fits 80 columns, a JSON array streamed row by
+row, or JSON Lines), one row as ``column: value`` lines, a delete, an import, doctor's report."""
 import datetime
 import json
 

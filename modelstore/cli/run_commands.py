@@ -1,5 +1,7 @@
-"""The commands that change a database: migrate, rollback, repair, restore. Each returns its
-result (cli.results); a run prints each script as it goes (cli.render.run_callbacks)."""
+"""The commands that change a database: migrate, rollback, repair, restore.
+
+Each returns its result (cli.results); a run prints each script as it goes
+(cli.render.run_callbacks)."""
 import os
 
 from ..engine import Backups, Engine, restore_database

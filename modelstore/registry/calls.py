@@ -1,5 +1,4 @@
-"""How a registry call meets its database: one transaction, errors mapped, a lost server
-connection survived.
+"""How a registry call meets its database: its transaction, its errors, a lost connection.
 
 Every call of a ModelStore runs through its ``Calls.run``. On SQLite that is the call's write
 transaction and the error mapping (``_guard``). On a server it is also what keeps a pipeline

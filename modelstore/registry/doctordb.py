@@ -1,7 +1,8 @@
-"""What ``modelstore doctor`` reads from the database: every fine_tuned_models row (raw, so that
-one unreadable value is reported by its row, not raised for the whole query), the rows of
-ModelForge's own ``models`` table not imported yet, and, right before ``--register`` adds a row,
-the rows that name a folder now."""
+"""What ``modelstore doctor`` reads from the database.
+
+Every fine_tuned_models row (raw, so that one unreadable value is reported by its row, not
+raised for the whole query), the rows of ModelForge's own ``models`` table not imported yet,
+and, right before ``--register`` adds a row, the rows that name a folder now."""
 from peewee import Case, Cast, SqliteDatabase, Table, fn
 
 from .doctor import FORGE_SOURCE, FORGE_TABLE, NotText, as_text, first_folder, key_text

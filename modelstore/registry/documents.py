@@ -1,5 +1,7 @@
-"""The JSON columns' rules: a JSON object within the limits, and the two cluster-config shapes
-(a preset by name, or a custom spec) the autotuner accepts.
+"""The JSON columns' rules: a JSON object within limits, and the cluster-config shapes.
+
+A JSON object within the limits, and the two cluster-config shapes (a preset by name, or a
+custom spec) the autotuner accepts.
 
 A checker takes the field's name and the value and returns what to store, or raises
 ValidationError naming the field and the place (``parameters['lr'][1]``).

@@ -1,5 +1,7 @@
-"""The registry's hot paths: SQL that peewee builds once per shape of call, reused with new
-values, and rows made into models without peewee's per-field work.
+"""The registry's hot paths: statements built once from the model, rows made into models.
+
+SQL that peewee builds once per shape of call, reused with new values, and rows made into models
+without peewee's per-field work.
 
 Building a peewee query costs ~100 us, more than the query itself at a page of 50 (~0.1 ms at
 1M rows), and ``add_model`` would pay it while holding SQLite's write lock. So for each shape of

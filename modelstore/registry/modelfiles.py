@@ -1,5 +1,7 @@
-"""Model directories under the models root, deleted with their rows so that no crash leaves one
-without the other, and nothing outside the root is ever touched.
+"""Model directories under the models root, deleted with their rows.
+
+A folder goes with its row so that no crash leaves one without the other, and nothing outside
+the root is ever touched.
 
 The models root (``connect(models_root=...)``, ``$MODELSTORE_MODELS_ROOT``, ``--models-root``) is
 the folder model directories live under (ModelForge: ``~/.local/share/ModelForge/models``, one

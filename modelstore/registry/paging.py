@@ -1,5 +1,7 @@
-"""Reading a listing a page at a time by its sort key (keyset), never by OFFSET past the first
-page: ``iter_models`` and ``iter_tasks`` keep the memory of one page at any table size."""
+"""Reading a listing a page at a time by its sort key (keyset).
+
+Never by OFFSET past the first page: ``iter_models`` and ``iter_tasks`` keep the memory of one
+page at any table size."""
 
 __all__ = ['keyset', 'pages']
 

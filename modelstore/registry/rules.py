@@ -1,5 +1,6 @@
-"""Each field's rule, derived from the model: what a call may give, what it must give, its
-default, and its checker -- the one validation path of every write.
+"""Each field's rule, derived from the model: the one validation path of every write.
+
+What a call may give, what it must give, its default, and its checker.
 
 A field's rule comes from its peewee declaration (its type, ``null``, ``default``,
 ``max_length``, ``column_name``), so a field added to ``FineTunedModel`` or ``Task`` is

@@ -1,6 +1,8 @@
-"""The models root's trash, ``<root>/.modelstore-trash``: where a deleted model's folder waits,
-under a manifest naming its row, until the row's delete has committed (``modelfiles``), and what
-``recover`` (``modelstore doctor --empty-trash``) finishes after a crash.
+"""The models root's trash, where a deleted model's folder waits for its row's delete.
+
+``<root>/.modelstore-trash``: where a deleted model's folder waits, under a manifest naming its
+row, until the row's delete has committed (``modelfiles``), and what ``recover`` (``modelstore
+doctor --empty-trash``) finishes after a crash.
 
 The trash trusts nothing it reads. It is opened through the root's handle without following a
 link; a manifest is opened without following a link or blocking, read at most 64 KiB, and must be

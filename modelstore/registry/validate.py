@@ -1,5 +1,7 @@
-"""The registry calls' arguments other than fields: ids, versions, pages, choices and the
-listing filters (a field's value is checked by its rule: modelstore.registry.rules).
+"""The registry calls' arguments other than fields: ids, versions, pages, filters.
+
+Ids, versions, pages, choices and the listing filters (a field's value is checked by its rule:
+modelstore.registry.rules).
 
 A checker takes the value and returns what to use, or raises ValidationError naming the
 argument and the problem. Nothing here touches the database.
