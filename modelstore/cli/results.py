@@ -29,7 +29,7 @@ def _plain(value):
 def columns(row):
     """Every column of a stored row, by column name, as JSON values."""
     meta = type(row)._meta
-    return {field.column_name: _plain(row.__data__.get(field.name))
+    return {field.column_name: _plain(getattr(row, field.name))
             for field in meta.sorted_fields}
 
 
