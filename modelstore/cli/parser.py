@@ -59,12 +59,13 @@ def build_parser():
 
     ddl = argparse.ArgumentParser(add_help=False)
     ddl.add_argument('--ddl-lock-timeout', type=_wait, default=DDL_LOCK_TIMEOUT,
-                     metavar='SECONDS', help='PostgreSQL: a script waits at most this long for '
-                     'a table lock before it is rolled back and tried again, so that writers '
-                     'never queue behind it (default %(default)g)')
+                     metavar='SECONDS', help='PostgreSQL and MySQL: a script waits at most this '
+                     'long for a table lock before it is rolled back and tried again, so that '
+                     'writers never queue behind it (default %(default)g)')
     ddl.add_argument('--ddl-retries', type=_count, default=DDL_RETRIES, metavar='N',
-                     help='PostgreSQL: tries after the first, with backoff, before the script '
-                     'fails naming the sessions that held the locks (default %(default)d)')
+                     help='PostgreSQL and MySQL: tries after the first, with backoff, before the '
+                     'script fails naming the sessions that held the locks (default '
+                     '%(default)d)')
 
     p = sub.add_parser('migrate', parents=[common, locking, ddl, backups],
                        help='apply pending scripts')
@@ -222,7 +223,7 @@ def _new_options():
                          help='the scripts directory to write into (default: ./migrations)')
     options.add_argument('--database', metavar='URL', default=argparse.SUPPRESS,
                          help='with --auto: replay the scripts on this server\'s backend, in a '
-                         'transaction that is rolled back (default: SQLite in memory; no '
+                         'throwaway database dropped afterwards (default: SQLite in memory; no '
                          'database is touched)')
     options.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
                          help='print one JSON object')

@@ -310,7 +310,7 @@ def _generated(out, result):
     for todo in plan.todos:
         print('todo: %s' % printable(todo), file=sys.stderr)
     if plan.todos:
-        # Exit 1, not an error (README, "Exit codes"): the script is written, and refuses to
+        # Exit 1, not an error (docs/cli.md, "Exit codes"): the script is written, and refuses to
         # run until a person resolves its TODOs -- so no "error:" prefix either.
         print('%s not generated: resolve %s in %s; until then the script refuses to run'
               % (plural(len(plan.todos), 'change'), 'it' if len(plan.todos) == 1 else 'them',

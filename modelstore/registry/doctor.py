@@ -50,7 +50,7 @@ __all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE'
            'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
            'orphan_model']
 
-MIN_AGE = 60  # minutes: see the module's docstring and README's `modelstore doctor`.
+MIN_AGE = 60  # minutes: see the module's docstring and docs/cli.md's `modelstore doctor`.
 MAX_MIN_AGE = 10 * 365 * 24 * 60  # ten years: more is a typo (and can overflow a datetime).
 READ_LIMIT = 1 << 20  # bytes of a config file read at most (1 MiB).
 FORGE_TABLE = 'models'  # ModelForge v2's own table (modelstore.registry.importer).
