@@ -77,6 +77,7 @@ def help_blocks(doc):
     return lines, found
 
 
+@pytest.mark.slow  # One `--help` subprocess per command.
 def test_every_command_has_its_help_in_the_cli_page():
     listed = [command for command, _, _ in help_blocks(CLI_PAGE)[1]]
     missing = [c for c in commands() if c not in listed]

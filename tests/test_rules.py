@@ -47,6 +47,7 @@ def _typed(row):
     return [(type(v), v) for v in row]
 
 
+@pytest.mark.slow
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(plausible | rows)
 def test_the_fast_form_returns_what_the_whole_rule_does_or_defers_to_it(values):
