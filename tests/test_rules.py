@@ -160,3 +160,18 @@ def test_required_and_defaults_come_from_the_declaration():
         rules.check({'code': ' '})
     with pytest.raises(modelstore.ValidationError, match='cannot be cleared'):
         TASK_RULES.check({'status': None}, partial=True)  # A default: kept on update.
+
+
+class Defaults(peewee.Model):
+    first = StrictJSONField(default=dict)
+    second = StrictJSONField(default=dict)
+    tags = StrictJSONField(default=list)
+    made = IsoTimestampField(default=datetime.datetime.now)
+    seen = IsoTimestampField(default=datetime.datetime.now)
+
+
+def test_a_callable_default_is_called_and_a_container_is_never_shared():
+    checked = Rules(Defaults).check({})
+    assert checked['first'] == {} and checked['tags'] == [] and checked['first'] is not \
+        checked['second']
+    assert checked['made'] is checked['seen']  # One moment for one call.

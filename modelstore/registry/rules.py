@@ -171,16 +171,18 @@ class Rules:
         return self.given[name]
 
     def defaults(self):
-        """Each callable default's value for one call (the same callable, one value: a new
-        model's creation_date and updated_at are the same moment)."""
+        """Each default's value for one call: a callable is called, as peewee calls it (the
+        same callable gives its fields one value -- a new model's creation_date and updated_at
+        are the same moment -- unless the value is a container, which each field gets anew)."""
         made = {}
         out = {}
         for name, rule in self.given.items():
             default = rule.default
-            if callable(default) and not isinstance(default, type):
-                if default not in made:
-                    made[default] = default()
-                out[name] = made[default]
+            if callable(default):
+                value = made.get(default, _UNSET)
+                if value is _UNSET or isinstance(value, (dict, list, set, bytearray)):
+                    value = made[default] = default()
+                out[name] = value
             elif default is not None:
                 out[name] = default
         return out
