@@ -78,3 +78,29 @@ def test_the_model_add_model_returns_is_stored_and_clean(db_url):
         assert model.id == store.get_model(model.id).id and not model.is_dirty()
         model.description = 'edited'
         assert model.dirty_fields == [store.FineTunedModel.description]
+
+
+def test_rows_giving_an_optional_value_or_not_are_one_statement_and_keep_their_values(db_url):
+    """Rows alternating between giving ``provider`` and not: on a server one multi-row INSERT
+    (not one a row); each row's JSON is the value at the time it was given, even when the
+    caller reuses one dict."""
+    with modelstore.connect(db_url) as store:
+        calls = []
+        real = store.queries.model.insert_many
+
+        def counted(*args, **kwargs):
+            calls.append(1)
+            return real(*args, **kwargs)
+        store.queries.model.insert_many = counted
+        metrics = {}
+
+        def rows():
+            for i in range(10):
+                metrics['step'] = i
+                yield dict(model_name='alt', base_model='b', task='t', model_path='/m/%d' % i,
+                           provider=None if i % 2 else 'p', metrics=metrics)
+        assert store.add_models(rows()) == 10
+        listed = store.list_models(model_name='alt', order='oldest')
+        assert [(m.provider, m.metrics) for m in listed] == [
+            (None if i % 2 else 'p', {'step': i}) for i in range(10)]
+        assert len(calls) <= 1  # (SQLite writes through the driver's executemany.)

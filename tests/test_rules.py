@@ -175,3 +175,71 @@ def test_a_callable_default_is_called_and_a_container_is_never_shared():
     assert checked['first'] == {} and checked['tags'] == [] and checked['first'] is not \
         checked['second']
     assert checked['made'] is checked['seen']  # One moment for one call.
+
+
+class Later(peewee.Model):
+    """Field types a model may gain later: each gets a checker that refuses what it cannot
+    store, and one that takes None where the column does."""
+    maybe = peewee.BooleanField(null=True)
+    seen_at = peewee.TimestampField(null=True)
+    day = peewee.DateField(null=True)
+    price = peewee.DecimalField(null=True)
+
+
+@pytest.mark.parametrize('field, good, bad, message', [
+    ('maybe', None, 'yes', 'True or False'),
+    ('day', '2026-01-02', 'not a date', 'ISO-8601 date'),
+    ('day', datetime.date(2026, 1, 2), datetime.datetime(2026, 1, 2), 'date or ISO-8601'),
+    ('price', '1.50', 'abc', 'not a decimal'),
+    ('price', 3, float('nan'), 'finite decimal'),
+])
+def test_later_field_types_are_checked_as_their_columns_store_them(field, good, bad, message):
+    rules = Rules(Later)
+    rules.check({field: good})
+    with pytest.raises(modelstore.ValidationError, match=message):
+        rules.check({field: bad})
+
+
+def test_a_field_converting_its_own_values_is_not_taken_for_its_base_type():
+    # TimestampField is a BigIntegerField that stores a datetime: not an integer check.
+    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    assert Rules(Later).check({'seen_at': stamp})['seen_at'] == stamp
+
+
+def test_a_nullable_flag_takes_none_on_the_fast_form_and_the_whole_rule_alike():
+    rules = Rules(Later)
+    defaults = rules.defaults()  # (TimestampField's default is now.)
+    assert rules.fast_row({'maybe': None}, defaults) == rules.row(
+        rules.check({'maybe': None}, defaults=defaults))
+
+
+@pytest.mark.parametrize('values, field, message', [
+    (dict(training_seconds=10 ** 400), 'training_seconds', 'too large'),
+    (dict(peak_vram_bytes=10 ** 5000), 'peak_vram_bytes', 'a larger integer'),
+    (dict(peak_vram_bytes=-10 ** 40), 'peak_vram_bytes', 'an integer of 41 digits'),
+])
+def test_numbers_too_large_to_print_or_convert_are_refused_by_name(values, field, message):
+    row = dict(model_name='m', base_model='b', task='t', model_path='/p', **values)
+    with pytest.raises(modelstore.ValidationError, match=message) as caught:
+        MODEL_RULES.check(row)
+    assert caught.value.field == field
+
+
+def test_unknown_keys_of_any_type_are_named():
+    with pytest.raises(modelstore.ValidationError, match="unknown fields 'foo', 1"):
+        MODEL_RULES.check({1: 2, 'foo': 1})
+
+
+def test_required_fields_lead_and_are_checked_first():
+    assert list(MODEL_RULES)[:4] == ['model_name', 'base_model', 'task', 'model_path']
+    with pytest.raises(modelstore.ValidationError) as caught:
+        MODEL_RULES.check(dict(model_name='m', base_model='b', task='t', creation_date='x'))
+    assert caught.value.field == 'model_path'
+
+
+def test_a_column_that_always_holds_a_value_cannot_be_cleared_by_an_update():
+    with pytest.raises(modelstore.ValidationError, match='cannot be cleared'):
+        MODEL_RULES.check({'creation_date': None}, partial=True)
+    assert MODEL_RULES.check({'description': None}, partial=True) == {'description': None}
+    with pytest.raises(modelstore.ValidationError, match='2\\*\\*31-1'):
+        TASK_RULES.check({'total_experiments': 2 ** 40}, partial=True)  # int4 on PostgreSQL

@@ -8,14 +8,15 @@ problem). tests/test_rules.py holds the two equal on random values. Nothing here
 database; which checker a field gets is modelstore.registry.rules' business.
 """
 import datetime
+import decimal
 import math
 
 from ..exceptions import ValidationError
 from ..fields import parse_timestamp
 from .documents import json_object, type_name
 
-__all__ = ['SLOW', 'Text', 'Flag', 'Whole', 'Number', 'Moment', 'Choice', 'Json', 'Metrics',
-           'Custom', 'NAME_LIMIT', 'PATH_LIMIT', 'TEXT_LIMIT']
+__all__ = ['SLOW', 'Text', 'Flag', 'Whole', 'Number', 'Moment', 'Day', 'Decimal', 'Choice',
+           'Json', 'Metrics', 'Custom', 'NAME_LIMIT', 'PATH_LIMIT', 'TEXT_LIMIT']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
 PATH_LIMIT = 4096           # PATH_MAX on Linux.
@@ -68,9 +69,14 @@ class Text(Checker):
 
 
 class Flag(Checker):
-    takes_none = False
+    """True or False; ``nullable``: None too (a NULL)."""
+
+    def __init__(self, nullable=False):
+        self.takes_none = nullable
 
     def __call__(self, name, value):
+        if value is None and self.takes_none:
+            return None
         if not isinstance(value, bool):
             raise ValidationError(name, 'must be True or False, got %s' % type_name(value))
         return value
@@ -91,8 +97,10 @@ class Whole(Checker):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError(name, 'must be %s, got %s' % (self.what, type_name(value)))
         if not self.low <= value <= self.high:
-            raise ValidationError(name, 'must be between %s and %s, got %d'
-                                  % (_power(self.low), _power(self.high), value))
+            shown = '%d' % value if abs(value) < 10 ** 30 else 'an integer of %d digits' % len(
+                str(abs(value))) if value.bit_length() < 14000 else 'a larger integer'
+            raise ValidationError(name, 'must be between %s and %s, got %s'
+                                  % (_power(self.low), _power(self.high), shown))
         return value
 
     def fast(self, value):
@@ -123,10 +131,15 @@ class Number(Checker):
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(name, 'must be %s, got %s' % (self.what, type_name(value)))
-        if not math.isfinite(value) or (self.non_negative and value < 0):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValidationError(name, 'must be a finite number, got an integer too large for '
+                                        'one') from None
+        if not math.isfinite(number) or (self.non_negative and number < 0):
             raise ValidationError(name, 'must be a finite%s number, got %r' % (
                 ', non-negative' if self.non_negative else '', value))
-        return float(value)
+        return number
 
     def fast(self, value):
         if type(value) is float and math.isfinite(value) \
@@ -196,6 +209,40 @@ class Choice(Checker):
         return value if type(value) is self.enum_class else SLOW
 
 
+class Day(Checker):
+    """A date: a ``datetime.date`` (not a datetime) or ISO-8601 date text."""
+
+    def __call__(self, name, value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return datetime.date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValidationError(name, 'is not an ISO-8601 date: %r' % value[:64]) from None
+        if isinstance(value, datetime.datetime) or not isinstance(value, datetime.date):
+            raise ValidationError(name, 'must be a date or ISO-8601 date text, got %s'
+                                  % type_name(value))
+        return value
+
+
+class Decimal(Checker):
+    """A finite decimal number: an int, a Decimal, a finite float or decimal text."""
+
+    def __call__(self, name, value):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, decimal.Decimal)):
+            raise ValidationError(name, 'must be a decimal number, got %s' % type_name(value))
+        try:
+            number = decimal.Decimal(value.strip() if isinstance(value, str) else value)
+        except decimal.InvalidOperation:
+            raise ValidationError(name, 'is not a decimal number: %r' % value[:64]) from None
+        if not number.is_finite():
+            raise ValidationError(name, 'must be a finite decimal number, got %r' % (value,))
+        return number
+
+
 class Json(Checker):
     """A JSON object within the limits (modelstore.registry.documents)."""
 
@@ -208,7 +255,7 @@ class Metrics(Checker):
     curve, one value per step)."""
 
     def __call__(self, name, value):
-        value = json_object(name, value)
+        stored = json_object(name, value)
         for key, metric in (value or {}).items():
             where = '%s[%r]' % (name, key)
             points = metric if isinstance(metric, list) else [metric]
@@ -217,7 +264,7 @@ class Metrics(Checker):
                     raise ValidationError(
                         where if points is not metric else '%s[%d]' % (where, i),
                         'must be a number or a list of numbers, got %s' % type_name(point))
-        return value
+        return stored
 
 
 class Custom(Checker):

@@ -6,6 +6,7 @@ custom spec) the autotuner accepts.
 A checker takes the field's name and the value and returns what to store, or raises
 ValidationError naming the field and the place (``parameters['lr'][1]``).
 """
+import json
 import math
 
 from ..exceptions import ValidationError
@@ -134,7 +135,9 @@ def json_object(name, value):
     if len(encoded) > JSON_LIMIT:
         raise ValidationError(name, 'serialises to %d bytes; the limit is %d'
                               % (len(encoded), JSON_LIMIT))
-    return value
+    # A copy, as the column will hold it (tuples become lists): what is stored is the value at
+    # the call, not whatever the caller's object holds by the time a batch is sent.
+    return json.loads(encoded)
 
 
 def _require_keys(name, spec, keys, where='spec'):

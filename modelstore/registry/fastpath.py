@@ -168,9 +168,15 @@ class ModelQueries:
         (``_numbered``; its IN list stays within old SQLite's 999 parameters), one executemany
         per run of rows of the same width (a row may stop before the optional columns: see
         ``insert_sql``); multi-row INSERTs of 1000 (one round trip each) elsewhere."""
+        # SQLite: two widths at most, the columns every row fills or all of them (an
+        # executemany each). A server: every row whole, so that rows alternating between giving
+        # an optional value and not stay in one multi-row INSERT (one INSERT a row otherwise).
+        full = len(self.columns)
+        keep = (self._optional, full) if self.counters is not None else (full,)
+        pad = (None,) * full
+        rows = (row if len(row) in keep else tuple(row) + pad[len(row):] for row in rows)
         if not self.database.returning_clause:
             cursor = self.database.cursor()
-            rows = iter(rows)
             numbered = self._numbered if self.counters is not None else list
             extra = 1 if self.counters is not None else 0
             while True:

@@ -18,8 +18,8 @@ import peewee
 
 from ..exceptions import ValidationError
 from ..fields import EnumNameField, IsoTimestampField, UtcDateTimeField
-from .checks import (NAME_LIMIT, PATH_LIMIT, SLOW, TEXT_LIMIT, Choice, Custom, Flag, Json,
-                     Metrics, Moment, Number, Text, Whole)
+from .checks import (NAME_LIMIT, PATH_LIMIT, SLOW, TEXT_LIMIT, Choice, Custom, Day, Decimal,
+                     Flag, Json, Metrics, Moment, Number, Text, Whole)
 from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRESETS,
                         base_model_spec, cluster_config, serving_runtime_spec)
 
@@ -50,18 +50,23 @@ def checker(field):
     if isinstance(field, EnumNameField):
         return Choice(field.enum_class, field.name)
     if isinstance(field, peewee.BooleanField):
-        return Flag()
+        return Flag(nullable=field.null)
     if isinstance(field, UtcDateTimeField):
         return Moment('utc')
     if isinstance(field, (IsoTimestampField, peewee.DateTimeField)):
         return Moment('local')
     if isinstance(field, peewee.JSONField):
         return Json()
+    if isinstance(field, peewee.DecimalField):
+        return Decimal()
+    if isinstance(field, peewee.DateField):
+        return Day()
+    plain = type(field).db_value is peewee.Field.db_value  # Not TimestampField, IPField...
     for kind, bits in ((peewee.BigIntegerField, 63), (peewee.SmallIntegerField, 15),
                        (peewee.IntegerField, 31)):
-        if isinstance(field, kind):
+        if isinstance(field, kind) and plain:
             return Whole(-2 ** bits, 2 ** bits - 1)
-    if isinstance(field, peewee.FloatField):  # (DoubleField too.)
+    if isinstance(field, peewee.FloatField) and plain:  # (DoubleField too.)
         return Number()
     if isinstance(field, (peewee.CharField, peewee.TextField)):
         return Text(getattr(field, 'max_length', None) or TEXT_LIMIT,
@@ -72,12 +77,13 @@ def checker(field):
 def derived(field):
     """A field's rule from its declaration alone."""
     default = field.default
+    # keep: an update may not clear a column that always holds a value (NOT NULL, or a default).
     return Rule(checker(field), required=not field.null and default is None, default=default,
-                keep=default is not None)
+                keep=default is not None or not field.null)
 
 
-def _count():
-    return Whole(0, 2 ** 63 - 1)
+def _count(bits=63):
+    return Whole(0, 2 ** bits - 1)
 
 
 def _seconds():
@@ -92,8 +98,7 @@ _OVERRIDES = {
         'task': dict(check=Text(NAME_LIMIT, required=True)),
         'model_path': dict(check=Text(PATH_LIMIT, required=True)),
         'description': dict(default='', keep=False),
-        'creation_date': dict(required=False, default=datetime.datetime.now, keep=False),
-        'is_custom_base_model': dict(keep=False),
+        'creation_date': dict(required=False, default=datetime.datetime.now),
         'training_seconds': dict(check=_seconds()),
         'peak_vram_bytes': dict(check=_count()),
         'dataset_rows': dict(check=_count()),
@@ -108,9 +113,10 @@ _OVERRIDES = {
                                                              base_model_spec)),
         'clusterservingruntime_config': dict(check=cluster_config(
             CLUSTER_SERVING_RUNTIME_PRESETS, serving_runtime_spec)),
-        'total_experiments': dict(check=_count()),
-        'successful_experiments': dict(check=_count()),
-        'best_experiment_id': dict(check=_count()),
+        # INTEGER columns (int4 on PostgreSQL).
+        'total_experiments': dict(check=_count(31)),
+        'successful_experiments': dict(check=_count(31)),
+        'best_experiment_id': dict(check=_count(31)),
         'elapsed_time': dict(check=_seconds()),
     },
 }
@@ -143,7 +149,10 @@ class Rules:
             for key, value in overrides.get(field.name, {}).items():
                 setattr(rule, key, value)
             self.rules[field.name] = rule
-        self.given = {n: r for n, r in self.rules.items() if r.refuse is None}
+        # The required fields first (their errors come first, and lead the list of fields).
+        given = [(n, r) for n, r in self.rules.items() if r.refuse is None]
+        self.given = dict([(n, r) for n, r in given if r.required]
+                          + [(n, r) for n, r in given if not r.required])
         self.refused = {n: r.refuse for n, r in self.rules.items() if r.refuse is not None}
         # A column named unlike its field (Task's 'metadata') is accepted by either name.
         self.aliases = {f.column_name: f.name for f in model._meta.sorted_fields
@@ -199,7 +208,7 @@ class Rules:
         for name, message in self.refused.items():
             if name in values:
                 raise ValidationError(name, message)
-        unknown = sorted(set(values) - set(self.given))
+        unknown = sorted(set(values) - set(self.given), key=repr)
         if unknown:
             raise ValidationError(None, 'unknown field%s %s; known fields: %s' % (
                 's' if len(unknown) > 1 else '', ', '.join(repr(u) for u in unknown),
