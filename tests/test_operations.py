@@ -8,6 +8,7 @@
 * The fallback for raw SQL: a statement that makes a table, an index or a column is undone by
   an operation of the catalogue, and its effect is seen the same way.
 """
+import json
 import os
 import re
 
@@ -196,3 +197,66 @@ def test_a_raw_trigger_is_undone_by_sql_built_with_peewee_and_names_its_target(d
     assert target(undo) == effect and not destroys(undo)
     db.execute_sql(undo['sql'])
     assert not took_effect(db, effect)
+
+
+def test_an_operation_a_run_stopped_in_is_undone_if_its_effect_shows(db):
+    """repair's plan for the operation in progress: its inverse if the catalogue's effect shows,
+    nothing if it does not, nothing if the effect was there before it started."""
+    from modelstore.engine.repair import pending_undo
+    migrator = SchemaMigrator.from_database(db)
+    op = migrator.add_column('t', 'd', IntegerField(default=3))
+    doing = {'description': describe_operation(op), 'sql': [], 'undo': undo_of_operation(op),
+             'statement': 'ALTER TABLE t ADD COLUMN d INTEGER', 'effect': effect_of_operation(op)}
+    log = {'direction': 'up', 'done': [], 'doing': doing}
+    interrupted = "Added column 'd' (INTEGER NOT NULL) to 't' (interrupted)"
+    assert pending_undo(db, json.dumps(log)) == [(interrupted, [], 'doing')]
+    migrator.migrate(op)
+    # Its statements past the first have no inverse of their own (an UPDATE): the operation's
+    # inverse undoes them all.
+    doing.update(sql=['ALTER TABLE t ADD COLUMN d INTEGER', 'UPDATE t SET d = 3'],
+                 statement=None)
+    assert pending_undo(db, json.dumps(log)) == [
+        (interrupted, [{'op': 'drop_column', 'args': ['t', 'd']}], 'doing')]
+    doing['there'] = True
+    assert pending_undo(db, json.dumps(log)) == [(interrupted, [], 'doing')]
+
+
+KILLED_AFTER_THE_UPDATE = '''
+    from peewee import *
+
+    def up(migrator, db):
+        migrator.migrate(migrator.add_column('t', 'd', IntegerField(default=3)))
+
+    def down(migrator, db):
+        migrator.migrate(migrator.drop_column('t', 'd'))
+'''
+
+
+@pytest.mark.mysql_only
+def test_a_run_killed_inside_an_operation_is_repaired_by_its_inverse(cli, scripts, db_url, db):
+    """MySQL: ADD COLUMN and the UPDATE of its default completed, the run died before the
+    NOT NULL: the catalogue sees the column the operation made, and its inverse drops it."""
+    from test_mysql_repair import _run_killed
+    before = schema(db)['t']
+    scripts('0001_add.py', KILLED_AFTER_THE_UPDATE)
+    _run_killed(db_url, scripts, 'migrate', '''
+        from peewee import Database
+        original = Database._notify_hooks
+
+        def notify(self, sql, params, start, exc):
+            original(self, sql, params, start, exc)
+            if exc is None and sql.startswith('UPDATE `t`'):
+                os.kill(os.getpid(), signal.SIGKILL)
+        Database._notify_hooks = notify
+    ''')
+    assert schema(db)['t'] != before
+    args = ('--database', db_url, '--migrations', scripts.dir)
+    # The values the UPDATE wrote are no database default: dropping them is a loss, refused
+    # as a rollback's would be.
+    code, _, err = cli('repair', *args)
+    assert code == 2 and 'column t.d and the values of 1 row' in err, err
+    code, out, err = cli('repair', *args, '--yes')
+    assert code == 0, err
+    assert "0001_add (up): reverted 1 operation" in out, out
+    assert "Dropped column 'd' from 't'" in out, out
+    assert schema(db)['t'] == before

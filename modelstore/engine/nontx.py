@@ -7,7 +7,9 @@ that lose track of the schema are the ones that then record nothing. Here (Flywa
 * before its first statement, the script's history row says ``running``; its ``operations``
   column holds a log, rewritten (and committed) before and after every statement:
   ``{"direction": "up", "done": [operation, ...], "doing": operation or null}``, where an
-  operation is ``{"description", "sql": [statements that completed], "undo": [...] or null}``;
+  operation is ``{"description", "sql": [statements that completed], "undo": [...] or null}``
+  (while it runs, a migrator operation's also holds ``effect``, the state that shows it took
+  effect, and ``there`` if that state was there before it started);
 * a script that completes is recorded ``ran`` with its log; one that raises is recorded
   ``failed``, with the operations that did complete and the error; one whose run died
   (kill -9, a lost connection) is left ``running`` with its log -- the same case, found by the

@@ -194,7 +194,8 @@ def target(step):
 
 def destroys(step):
     """Whether an undo step drops data: a table (its rows) or a column (its values)."""
-    return 'op' in step and CATALOGUE.get(step['op'], Kind(str)).destroys
+    kind = CATALOGUE.get(step['op']) if 'op' in step else None
+    return kind is not None and kind.destroys
 
 
 # -- whether it took effect: peewee's introspection --------------------------------------------
@@ -211,10 +212,8 @@ def _present(database, kind, names):
     if kind == 'index':
         return database.table_exists(names[0]) and \
             any(i.name == names[1] for i in database.get_indexes(names[0]))
-    if kind == 'trigger':  # No peewee introspection: information_schema (MySQL, PostgreSQL).
-        return bool(database.execute_sql(
-            'SELECT 1 FROM information_schema.triggers WHERE trigger_name = %s' %
-            database.param, (names[0],)).fetchall())
+    if kind == 'trigger':  # peewee has no introspection of triggers: MySQL's (raw SQL only).
+        return bool(identity(database, ['trigger', names[0]]))
     column = _columns(database, names[0]).get(names[1].lower())
     if kind == 'column':
         return column is not None
