@@ -18,8 +18,8 @@ from playhouse.migrate import SchemaMigrator
 
 from modelstore.engine import operations
 from modelstore.engine.operations import (CATALOGUE, RawSQL, describe_operation, destroys,
-                                          effect_of_operation, statements_undo, target,
-                                          took_effect, undo_of_operation)
+                                          effect_of_operation, target, took_effect,
+                                          undo_of_operation)
 from modelstore.engine.scripts import default_directory
 from modelstore.shared.database import open_database
 
@@ -171,7 +171,7 @@ def test_raw_sql_is_undone_by_an_operation_of_the_catalogue(db, case):
     assert RawSQL.effect(sql) == effect and not took_effect(db, effect)
     db.execute_sql(sql)
     assert took_effect(db, effect)
-    [undo] = statements_undo([sql])
+    [undo] = RawSQL.undo([sql])
     assert undo['op'] in CATALOGUE and target(undo) == effect
     migrator = SchemaMigrator.from_database(db)
     migrator.migrate(getattr(migrator, undo['op'])(*undo['args']))
@@ -179,8 +179,8 @@ def test_raw_sql_is_undone_by_an_operation_of_the_catalogue(db, case):
 
 
 def test_raw_sql_without_a_known_inverse():
-    assert statements_undo(['UPDATE t SET a = 1']) is None
-    assert statements_undo(['SELECT 1']) == []
+    assert RawSQL.undo(['UPDATE t SET a = 1']) is None
+    assert RawSQL.undo(['SELECT 1']) == []
     assert RawSQL.effect('UPDATE t SET a = 1') is None
     assert RawSQL.guarded('CREATE TABLE IF NOT EXISTS x (id INTEGER)')
 
@@ -192,7 +192,7 @@ def test_a_raw_trigger_is_undone_by_sql_built_with_peewee_and_names_its_target(d
     assert not took_effect(db, effect)
     db.execute_sql(sql)
     assert took_effect(db, effect)
-    [undo] = statements_undo([sql])
+    [undo] = RawSQL.undo([sql])
     assert undo == {'sql': 'DROP TRIGGER `t_touch`', 'target': effect}
     assert target(undo) == effect and not destroys(undo)
     db.execute_sql(undo['sql'])

@@ -40,7 +40,7 @@ from ..shared.mysql import atomic_ddl
 
 __all__ = ['Kind', 'CATALOGUE', 'RawSQL', 'describe_operation', 'undo_of_operation',
            'effect_of_operation', 'took_effect', 'identity', 'effect_key', 'target',
-           'destroys', 'statements_undo', 'refused_without_effect']
+           'destroys', 'refused_without_effect']
 
 
 @dataclass(frozen=True)
@@ -385,15 +385,15 @@ class RawSQL:
             return {'sql': drop[0], 'target': effect}
         return {'op': cls.UNDO[kind], 'args': names}  # (table[, column or index]).
 
-
-def statements_undo(statements):
-    """The undo steps of raw ``statements``, last first; None if one of them has none."""
-    undo = []
-    for sql in reversed(statements):
-        if sql.lstrip().upper().startswith(('SELECT', 'SHOW')):
-            continue
-        inverse = RawSQL.inverse(sql)
-        if inverse is None:
-            return None
-        undo.append(inverse)
-    return undo
+    @classmethod
+    def undo(cls, statements):
+        """The undo steps of raw ``statements``, last first; None if one of them has none."""
+        steps = []
+        for sql in reversed(statements):
+            if not cls.is_change(sql):
+                continue
+            inverse = cls.inverse(sql)
+            if inverse is None:
+                return None
+            steps.append(inverse)
+        return steps

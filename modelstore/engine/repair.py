@@ -23,8 +23,7 @@ import json
 
 from ..exceptions import DataLossRefused, MigrationError, ValidationError
 from .history import REPAIRED
-from .operations import (RawSQL, destroys, effect_key, identity, statements_undo, target,
-                         took_effect)
+from .operations import RawSQL, destroys, effect_key, identity, target, took_effect
 from .lock import run_lock
 from .losses import count_drops
 from .nontx import is_log
@@ -45,7 +44,7 @@ def pending_undo(database, text):
     is in doubt (None)."""
     log = json.loads(text)
     todo = [(op['description'], [op['undo']] if op.get('undo') else
-             statements_undo(op.get('sql') or ()), 'done') for op in log['done']]
+             RawSQL.undo(op.get('sql') or ()), 'done') for op in log['done']]
     doing = log.get('doing')
     if doing:
         todo.append(_interrupted(database, doing))
@@ -75,7 +74,7 @@ def _interrupted(database, doing):
     if statement and effect is None:
         return ('%s (interrupted during %s; whether that took effect cannot be told)'
                 % (doing['description'], ' '.join(statement.split())[:80]), None, 'doing')
-    return description, statements_undo(ran), 'doing'
+    return description, RawSQL.undo(ran), 'doing'
 
 
 def repair(engine, mode=None, on_script=None, allow_data_loss=False):
