@@ -7,7 +7,9 @@ that lose track of the schema are the ones that then record nothing. Here (Flywa
 * before its first statement, the script's history row says ``running``; its ``operations``
   column holds a log, rewritten (and committed) before and after every statement:
   ``{"direction": "up", "done": [operation, ...], "doing": operation or null}``, where an
-  operation is ``{"description", "sql": [statements that completed], "undo": [...] or null}``;
+  operation is ``{"description", "sql": [statements that completed], "undo": [...] or null}``
+  (while it runs, a migrator operation's also holds ``effect``, the state that shows it took
+  effect, and ``there`` if that state was there before it started);
 * a script that completes is recorded ``ran`` with its log; one that raises is recorded
   ``failed``, with the operations that did complete and the error; one whose run died
   (kill -9, a lost connection) is left ``running`` with its log -- the same case, found by the
@@ -17,8 +19,14 @@ that lose track of the schema are the ones that then record nothing. Here (Flywa
   DROP COLUMN for an ADD COLUMN, DROP INDEX for a CREATE INDEX, the other name for a rename...)
   or, after a manual fix, recorded it applied (``--mark-applied``) or not (``--mark-reverted``).
 
+What undoes an operation and what shows it took effect come from the catalogue of operations
+(modelstore.engine.operations), asked with the Operation itself; a statement run outside
+``migrator.migrate()`` (and the statements of an operation the catalogue cannot see the effect
+of) is read by its fallback for raw SQL. An operation whose effect is there before it starts
+made nothing (its statements fail, or change nothing), and is recorded so.
+
 A statement the server refused (an unknown column, a syntax error, a column that exists) took
-no effect (modelstore.engine.inverses says when that is certain): it leaves the log as it fails.
+no effect (modelstore.engine.operations says when that is certain): it leaves the log as it fails.
 One whose object was there before it ran made nothing, and is recorded so: repair never undoes
 what the run did not create. What each statement made is identified in the log's ``made``
 (``{"column.t.c": [its type]...}``) for repair to check that what it drops is still that.
@@ -30,14 +38,13 @@ known inverse (a DROP COLUMN: its values are gone; an UPDATE) makes the automati
 naming it.
 """
 import json
-import re
 import time
 
 from ..exceptions import MigrationError, ScriptError, ScriptFailedPartway, one_line
 from ..version import __version__
 from .history import FAILED, RUNNING
-from .inverses import (effect_key, identity, refused_without_effect, took_effect,
-                       undo_of_operation, undo_of_sql)
+from .operations import (RawSQL, effect_key, effect_of_operation, identity,
+                         refused_without_effect, took_effect, undo_of_operation)
 from .results import ScriptRun
 from .shadow import mysql_shadow, replay
 from .steps import Recorder
@@ -74,9 +81,13 @@ class OperationLog:
     # The Recorder's callbacks (modelstore.engine.steps).
 
     def begin_operation(self, description, op):
-        """A migrator operation starts."""
+        """A migrator operation starts: the catalogue gives its inverse and the state that
+        shows it took effect -- if that is there already, the operation makes nothing."""
+        effect = effect_of_operation(op)
         self.log['doing'] = {'description': description, 'sql': [],
-                             'undo': undo_of_operation(op), 'statement': None}
+                             'undo': undo_of_operation(op), 'statement': None, 'effect': effect}
+        if effect is not None and took_effect(self.history.database, effect):
+            self.log['doing']['there'] = True
         self._write()
 
     def before_statement(self, sql, description):
@@ -86,11 +97,15 @@ class OperationLog:
                                  'statement': None, 'single': True}
         doing = self.log['doing']
         doing['statement'] = sql
-        _, effect = undo_of_sql(sql)
-        # What is there before the statement runs is not its work: it will fail, or (IF NOT
-        # EXISTS) do nothing, and repair must never undo it.
-        if (effect is None and re.search(r'\bIF\s+NOT\s+EXISTS\b', sql, re.I)) or (
-                effect is not None and took_effect(self.history.database, effect)):
+        if doing.get('effect') is not None:
+            made_nothing = doing.get('there')
+        else:  # Raw SQL, or an operation whose effect the catalogue cannot see.
+            effect = RawSQL.effect(sql)
+            # What is there before the statement runs is not its work: it will fail, or (IF
+            # NOT EXISTS) do nothing, and repair must never undo it.
+            made_nothing = RawSQL.guarded(sql) if effect is None else \
+                took_effect(self.history.database, effect)
+        if made_nothing:
             doing.setdefault('noop', []).append(sql)
         self._write()
 
@@ -100,15 +115,29 @@ class OperationLog:
             return
         doing['sql'].append(sql)
         doing['statement'] = None
-        _, effect = undo_of_sql(sql)
-        if effect is not None and sql not in doing.get('noop', ()):
-            # What identifies what it made, for repair to check before it drops it.
-            self.log.setdefault('made', {})[effect_key(effect)] = identity(
-                self.history.database, effect)
+        if sql not in doing.get('noop', ()):
+            self._identify(doing, sql)
         if doing.get('single'):
             self.end_operation()
         else:
             self._write()
+
+    def _identify(self, doing, sql):
+        """Record what identifies the object a statement made, for repair to check before it
+        drops it: the operation's (once, after the statement that made it), or the raw
+        statement's."""
+        database = self.history.database
+        if doing.get('effect') is not None:
+            effect = doing['effect']
+            if effect[0] in _MADE and not doing.get('identified'):
+                found = identity(database, effect)
+                if found:
+                    self.log.setdefault('made', {})[effect_key(effect)] = found
+                    doing['identified'] = True
+            return
+        effect = RawSQL.effect(sql)
+        if effect is not None:
+            self.log.setdefault('made', {})[effect_key(effect)] = identity(database, effect)
 
     def statement_failed(self, sql, exc):
         """A statement raised ``exc``. If the server refused it, nothing of it took effect:
@@ -137,6 +166,10 @@ class OperationLog:
 
     def _write(self):
         self.history.set_operations(self.name, self.text())
+
+
+# The effects that name an object made (which ``identity`` describes).
+_MADE = ('table', 'column', 'index', 'trigger')
 
 
 class _LoggingRecorder(Recorder):

@@ -23,8 +23,7 @@ import json
 
 from ..exceptions import DataLossRefused, MigrationError, ValidationError
 from .history import REPAIRED
-from .inverses import (destroys, effect_key, identity, statements_undo, target, took_effect,
-                       undo_of_sql)
+from .operations import RawSQL, destroys, effect_key, identity, target, took_effect
 from .lock import run_lock
 from .losses import count_drops
 from .nontx import is_log
@@ -45,24 +44,37 @@ def pending_undo(database, text):
     is in doubt (None)."""
     log = json.loads(text)
     todo = [(op['description'], [op['undo']] if op.get('undo') else
-             statements_undo(op.get('sql') or ()), 'done') for op in log['done']]
+             RawSQL.undo(op.get('sql') or ()), 'done') for op in log['done']]
     doing = log.get('doing')
     if doing:
-        ran = [sql for sql in doing.get('sql') or () if sql not in doing.get('noop', ())]
-        statement = doing.get('statement')
-        if statement in doing.get('noop', ()):
-            statement = None
-        _, effect = undo_of_sql(statement) if statement else (None, None)
-        if statement and effect is not None and took_effect(database, effect):
-            ran.append(statement)
-        if statement and effect is None:
-            todo.append(('%s (interrupted during %s; whether that took effect cannot be told)'
-                         % (doing['description'], ' '.join(statement.split())[:80]), None,
-                         'doing'))
-        else:
-            todo.append(('%s (interrupted)' % doing['description'], statements_undo(ran),
-                         'doing'))
+        todo.append(_interrupted(database, doing))
     return list(reversed(todo))
+
+
+def _interrupted(database, doing):
+    """(description, undo list or None, 'doing') of the operation a run stopped in."""
+    ran = [sql for sql in doing.get('sql') or () if sql not in doing.get('noop', ())]
+    statement = doing.get('statement')
+    if statement in doing.get('noop', ()):
+        statement = None
+    description = '%s (interrupted)' % doing['description']
+    effect = doing.get('effect')
+    if effect is not None:  # An operation: the catalogue's effect shows whether it is done.
+        if doing.get('there'):
+            return description, [], 'doing'  # Its effect was there before: nothing is its.
+        if took_effect(database, effect):
+            return description, [doing['undo']] if doing.get('undo') else None, 'doing'
+        if not ran:
+            return description, [], 'doing'
+    # Raw SQL (or an operation's statements, past what its effect shows): statement by
+    # statement, the one in progress undone if the schema shows it took effect.
+    effect = RawSQL.effect(statement) if statement else None
+    if statement and effect is not None and took_effect(database, effect):
+        ran.append(statement)
+    if statement and effect is None:
+        return ('%s (interrupted during %s; whether that took effect cannot be told)'
+                % (doing['description'], ' '.join(statement.split())[:80]), None, 'doing')
+    return description, RawSQL.undo(ran), 'doing'
 
 
 def repair(engine, mode=None, on_script=None, allow_data_loss=False):
