@@ -73,6 +73,7 @@ class ModelQueries:
         by_name = model._meta.fields
         self._stored = tuple((i, self._encoder(by_name[name])) for i, name in enumerate(columns)
                              if self._encoder(by_name[name]) is not None)
+        self._memo = [(None, None)] * len(columns)  # (value, stored): see stored().
         self._cache = {}
 
     # -- writes --------------------------------------------------------------------------
@@ -211,12 +212,24 @@ class ModelQueries:
         return field.db_value
 
     def stored(self, row):
-        """A checked row (Python values, in ``columns`` order) as a plain statement takes it."""
+        """A checked row (Python values, in ``columns`` order) as a plain statement takes it.
+
+        The last value each column converted is remembered with what it became: the rows of
+        one ``add_models`` call share their default timestamps (the call's time), converted
+        once instead of once a row (2 us of a row's 3.4)."""
         row = list(row)
         width = len(row)
+        memo = self._memo
         for i, encode in self._stored:
-            if i < width and row[i] is not None:
-                row[i] = encode(row[i])
+            if i < width:
+                value = row[i]
+                if value is not None:
+                    last = memo[i]
+                    if last[0] is value:
+                        row[i] = last[1]
+                    else:
+                        row[i] = encode(value)
+                        memo[i] = (value, row[i])
         return row
 
     def stored_model(self, data):
