@@ -12,15 +12,15 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import List
 
-from ..engine.scripts import discover
-from ..engine.shadow import replay, shadow_database
-from .files import check_directory, next_names, write_new
-from .models import DEFAULT_MODELS, load_models
+from ..engine import discover, replay, shadow_database
+from .model_classes import DEFAULT_MODELS, load_models
+from .script_files import check_directory, next_names, write_new
 from .plan import Plan, plan_changes
 from .pysource import printable
 from .render import render
 
-__all__ = ['new_script', 'generate', 'diff_schema', 'Generated', 'DEFAULT_DIRECTORY']
+__all__ = ['new_script', 'generate', 'diff_schema', 'Generated', 'DEFAULT_DIRECTORY',
+           'DEFAULT_MODELS', 'load_models', 'check_directory', 'plan_changes', 'printable']
 
 DEFAULT_DIRECTORY = 'migrations'
 

@@ -16,14 +16,13 @@ import json
 import os
 import sys
 
-from ..engine import Backups, Engine
+from ..engine import Backups, Engine, schema_version
 from ..exceptions import ConfigError, ModelStoreError, NotFound, UsageError, ValidationError
 from ..registry import (MODELS_ROOT_ENV as ENV_VAR, changed_at, connect, examine,
                         forge_present, orphan_model, read_forge, read_rows, resolve_root,
                         rows_naming)
 from ..shared.database import open_database
 from ..shared.text import shown, utf8
-from ..engine.status import schema_version
 from ..shared.urls import command, mask_url, resolve_url, sqlite_path
 from .output import plural
 from .render import render

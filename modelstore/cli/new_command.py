@@ -1,8 +1,8 @@
 """``modelstore new SLUG`` and ``modelstore new --auto SLUG``: write the next script.
 
 Returns the result (cli.results) for cli.render to print."""
-from ..authoring import DEFAULT_DIRECTORY, diff_schema, generate, new_script
-from ..authoring.models import DEFAULT_MODELS
+from ..authoring import (DEFAULT_DIRECTORY, DEFAULT_MODELS, diff_schema, generate,
+                         new_script)
 from ..shared.urls import mask_url, resolve_url, sqlite_path
 from .results import Generated, NewScript, SchemaCheck
 

@@ -3,9 +3,7 @@ import argparse
 import math
 import sys
 
-from ..engine import KEEP
-from ..engine.ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
-from ..engine.lock import DEFAULT_TIMEOUT
+from ..engine import DDL_LOCK_TIMEOUT, DDL_RETRIES, KEEP, LOCK_TIMEOUT as DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, UsageError
 from ..registry import MAX_MIN_AGE, MAX_PAGE, MIN_AGE
 from ..shared.database import check_timeout

@@ -2,9 +2,8 @@
 
 ``accept`` records a reviewed checksum; each returns its result (cli.results) for cli.render
 to print."""
-from ..authoring.models import load_models
-from ..engine import Drift, Engine, detect_drift, invalid_index_lines
-from ..engine.nontx import failure_note
+from ..authoring import load_models
+from ..engine import Drift, Engine, detect_drift, failure_note, invalid_index_lines
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.models import MODELS

@@ -6,7 +6,7 @@ result's ``as_json()``. Also the lines streamed while migrate and rollback run (
 backup, a lock wait, progress), which cannot wait for the result."""
 import sys
 
-from ..authoring.pysource import printable
+from ..authoring import printable
 from . import results as r
 from .output import plural, progress_line
 from .render_registry import REGISTRY_TEXT, render_listing

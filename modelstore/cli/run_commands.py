@@ -4,8 +4,7 @@ Each returns its result (cli.results); a run prints each script as it goes
 (cli.render.run_callbacks)."""
 import os
 
-from ..engine import Backups, Engine, restore_database
-from ..engine.status import script_number
+from ..engine import Backups, Engine, restore_database, script_number
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import command, database_exists, mask_url, resolve_url, sqlite_path

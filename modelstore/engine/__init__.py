@@ -8,12 +8,20 @@ schema compared with the models (``drift``). It imports the shared layers only, 
 registry.
 """
 from .backup import KEEP, Backup, Backups
+from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from .drift import Drift, detect_drift, invalid_index_lines
+from .history import TABLE as HISTORY_TABLE
+from .lock import DEFAULT_TIMEOUT as LOCK_TIMEOUT
+from .nontx import failure_note
 from .restore import restore_database
 from .results import RunResult, ScriptRun
 from .runner import Engine
-from .status import OWNED_TABLES, Entry, Status
+from .scripts import discover, installed_directory
+from .shadow import apply, replay, shadow_database
+from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
 __all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES', 'Backups',
            'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift',
-           'invalid_index_lines']
+           'invalid_index_lines', 'schema_version', 'script_number', 'failure_note',
+           'HISTORY_TABLE', 'discover', 'installed_directory', 'apply', 'replay',
+           'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LOCK_TIMEOUT']

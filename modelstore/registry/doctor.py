@@ -256,7 +256,8 @@ class Findings:
         self.min_age = min_age
         self.orphans = []
         self.awaiting_import = []  # {'path', 'models': [{'id', 'name', 'active'}]}
-        self.dangling = []   # {'id', 'model_name', 'model_path', 'inside', 'changed', 'too_recent'}
+        # {'id', 'model_name', 'model_path', 'inside', 'changed', 'too_recent'}
+        self.dangling = []
         self.outside = []    # {'id', 'model_name', 'model_path'}
         self.relative = []   # {'id', 'model_name', 'model_path', 'why'}
         self.invalid = []    # {'table', 'id', 'why'}

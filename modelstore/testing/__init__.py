@@ -22,13 +22,8 @@ The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway 
 server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
 script that commits.
 """
-from ..authoring.files import check_directory
-from ..authoring.models import load_models
-from ..authoring.plan import plan_changes
-from ..engine.drift import detect_drift
-from ..engine.history import TABLE as HISTORY_TABLE
-from ..engine.scripts import discover
-from ..engine.shadow import apply, shadow_database
+from ..authoring import check_directory, load_models, plan_changes
+from ..engine import HISTORY_TABLE, apply, detect_drift, discover, shadow_database
 from ..exceptions import ModelStoreError, ScriptError
 from ..shared.shape import snapshot
 

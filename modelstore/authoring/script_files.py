@@ -10,7 +10,7 @@ with ``O_EXCL``, so two authors racing for a number cannot overwrite each other.
 import os
 import re
 
-from ..engine.scripts import installed_directory
+from ..engine import installed_directory
 from ..exceptions import ConfigError
 
 __all__ = ['SLUG', 'check_slug', 'check_directory', 'next_names', 'write_new']
