@@ -1,5 +1,7 @@
-"""Online data migrations: a script that changes many rows does it in short batches, each its own
-transaction, so the application keeps writing while it runs.
+"""Online data migrations: many rows changed in short batches while the application writes.
+
+A script that changes many rows does it in short batches, each its own transaction, so the
+application keeps writing while it runs.
 
 A script opts in by defining ``online(db, batches)`` beside ``up`` and ``down``::
 

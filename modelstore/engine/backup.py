@@ -1,5 +1,6 @@
-"""Online backups of a SQLite registry, taken before a run changes it (restoring one:
-modelstore.engine.restore).
+"""Online backups of a SQLite registry, taken before a run changes it.
+
+Restoring one is modelstore.engine.restore.
 
 A backup is a full copy made with SQLite's online backup API from a connection of its own, so it
 holds exactly what was committed when it was taken (a run takes it while holding the run lock,

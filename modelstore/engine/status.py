@@ -1,5 +1,7 @@
-"""What a database's history and the script files say together: one Entry per script, and the
-Status of the whole (applied, pending, missing, changed, to adopt)."""
+"""What a database's history and the script files say together.
+
+One Entry per script, and the Status of the whole (applied, pending, missing, changed, to
+adopt)."""
 import re
 from dataclasses import dataclass
 from typing import List, Optional

@@ -1,5 +1,4 @@
-"""Acting inside one directory tree through open handles, so that what was checked is what is
-acted on.
+"""Acting inside one directory tree through open handles: what was checked is what is acted on.
 
 Nothing here resolves a path by name twice. A tree is entered by opening its top directory once;
 every step below it opens one component relative to the directory handle above it, with

@@ -1,5 +1,6 @@
-"""Files beside a SQLite database: private creation, ``file:`` URIs, and the advisory lock that
-keeps retention away from a file a command is using.
+"""Files beside a SQLite database: private creation, ``file:`` URIs, the advisory lock.
+
+The lock keeps retention away from a file a command is using.
 
 A backup being written or restored from is held under a shared ``flock`` for as long as it is
 used; retention deletes only the files it can lock exclusively, without waiting (a lock dies with

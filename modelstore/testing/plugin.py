@@ -1,5 +1,7 @@
-"""The pytest plugin, loaded through the ``pytest11`` entry point wherever modelstore is
-installed (nothing to configure). Fixtures:
+"""The pytest plugin: fixtures for a fresh registry database per test.
+
+Loaded through the ``pytest11`` entry point wherever modelstore is installed (nothing to
+configure). Fixtures:
 
 * ``modelstore_url`` -- a fresh, empty database per test: a SQLite file in the test's
   ``tmp_path``, or, when ``MODELSTORE_TEST_DATABASE_URL`` names a PostgreSQL server (a role that
