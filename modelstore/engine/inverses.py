@@ -23,8 +23,8 @@ import re
 
 from playhouse.migrate import make_index_name
 
-from ..shared.dberrors import mysql_errno
-from ..shared.mysql import atomic_ddl
+from ..dialects.errors import mysql_errno
+from ..dialects.mysql import atomic_ddl
 
 __all__ = ['undo_of_operation', 'undo_of_sql', 'statements_undo', 'took_effect', 'identity',
            'effect_key', 'target', 'destroys', 'refused_without_effect']
