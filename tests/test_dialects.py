@@ -177,3 +177,13 @@ def test_the_flags_are_what_the_backend_under_test_does(db_url):
         with contextlib.suppress(Exception):
             database.execute_sql('DROP TABLE flag_probe')
         database.close()
+
+
+def test_the_session_class_is_made_once_per_class_with_the_dialects_mixin():
+    for dialect, cls in ((SQLITE, peewee.SqliteDatabase), (MYSQL, peewee.MySQLDatabase),
+                         (SQLITE, PooledSqliteDatabase)):
+        made = dialect.session_class(cls)
+        assert made is dialect.session_class(cls) and made.__name__ == cls.__name__
+        assert issubclass(made, cls) and issubclass(made, dialect.session_mixin)
+        assert dialect_of(made) is dialect
+    assert POSTGRESQL.session_class(peewee.PostgresqlDatabase) is peewee.PostgresqlDatabase

@@ -12,6 +12,9 @@ def like_pattern(needle):
     return '%%%s%%' % needle.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
 
 
+_SESSION_CLASSES = {}
+
+
 class Dialect:
     """One backend as modelstore uses it. ``name`` is the key of per-backend tables (such as
     ``shared.models.VERSION_TRIGGERS``); ``label`` is what a message calls it."""
@@ -46,13 +49,22 @@ class Dialect:
     # wait is bounded and retried (modelstore.engine.ddlwait). SQLite has one writer.
     ddl_lock_waits = False
 
+    # Mixed into playhouse.db_url's class for a URL when modelstore opens it (session_class).
+    session_mixin = None
+
     def __repr__(self):
         return '<dialect %s>' % (self.name or 'unknown')
 
     # -- opening and the session ----------------------------------------------------------------
     def session_class(self, cls):
-        """``cls`` (playhouse.db_url's class for a URL) with modelstore's session mixed in."""
-        return cls
+        """``cls`` (playhouse.db_url's class for a URL) with ``session_mixin`` mixed in: one
+        class per ``cls``, made once."""
+        if self.session_mixin is None:
+            return cls
+        if cls not in _SESSION_CLASSES:
+            _SESSION_CLASSES[cls] = type(cls.__name__, (self.session_mixin, cls),
+                                         {'__module__': self.session_mixin.__module__})
+        return _SESSION_CLASSES[cls]
 
     def write_transaction(self, database):
         """A transaction that takes the write lock before it reads (SQLite: BEGIN IMMEDIATE)."""

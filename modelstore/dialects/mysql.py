@@ -35,7 +35,7 @@ from .base import Dialect
 from .throwaway import connection_to, throwaway, throwaway_name
 
 __all__ = ['MYSQL', 'MySQLDialect', 'mysql_shadow', 'SQL_MODE', 'SESSION_INIT', 'MYSQL_SCHEMES',
-           'mysql_class', 'mysql_kwargs', 'check_mysql_query', 'server_flavour', 'atomic_ddl', 'string_literal',
+           'mysql_kwargs', 'check_mysql_query', 'server_flavour', 'atomic_ddl', 'string_literal',
            'reported_default']
 
 SQL_MODE = ('ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,'
@@ -135,17 +135,6 @@ def table_settings(database, model):
             'ENGINE=InnoDB', 'DEFAULT CHARSET=utf8mb4', 'COLLATE=%s' % binary_collation(database)]
 
 
-_CLASSES = {}
-
-
-def mysql_class(cls):
-    """``cls`` (playhouse.db_url's MySQLDatabase class for the scheme) with modelstore's
-    session."""
-    if cls not in _CLASSES:
-        _CLASSES[cls] = type(cls.__name__, (_Session, cls), {'__module__': __name__})
-    return _CLASSES[cls]
-
-
 def server_flavour(database):
     """('mariadb' or 'mysql', version tuple) of an open MySQL database."""
     version = database.execute_sql('SELECT VERSION()').fetchone()[0]
@@ -229,9 +218,7 @@ class MySQLDialect(Dialect):
     operation_log = True
     final_batch_lock = 'tables'
     ddl_lock_waits = True
-
-    def session_class(self, cls):
-        return mysql_class(cls)
+    session_mixin = _Session
 
     def contains(self, field, pattern):
         # Its columns compare binary (as elsewhere): LOWER() LIKE LOWER(). The session has

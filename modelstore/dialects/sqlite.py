@@ -75,16 +75,6 @@ class _Savepoint:
         return False
 
 
-_SAFE = {}
-
-
-def _safe_class(cls):
-    """``cls`` (a SqliteDatabase class from playhouse.db_url) with _SafeRollback mixed in."""
-    if cls not in _SAFE:
-        _SAFE[cls] = type(cls.__name__, (_SafeRollback, cls), {'__module__': __name__})
-    return _SAFE[cls]
-
-
 class SqliteDialect(Dialect):
     name = 'sqlite'
     label = 'SQLite'
@@ -95,9 +85,7 @@ class SqliteDialect(Dialect):
     embedded = True
     one_transaction_per_run = True
     batch_target = 'sqlite'
-
-    def session_class(self, cls):
-        return _safe_class(cls)
+    session_mixin = _SafeRollback
 
     def write_transaction(self, database):
         return database.atomic('IMMEDIATE')
