@@ -22,9 +22,10 @@ import datetime
 import functools
 import json
 
-from peewee import AutoField, CharField, DateTimeField, JSONField, NodeList, SQL, SqliteDatabase
+from peewee import AutoField, CharField, DateTimeField, JSONField, NodeList, SQL
 from peewee import TextField
 
+from .dialects import SQLITE, dialect_of
 from .exceptions import UnreadableValue
 
 __all__ = ['AutoIncrementField', 'EnumNameField', 'IsoTimestampField', 'StrictJSONField',
@@ -34,7 +35,7 @@ dumps = functools.partial(json.dumps, allow_nan=False)
 
 
 def _is_sqlite(database):
-    return isinstance(getattr(database, 'obj', database), SqliteDatabase)
+    return dialect_of(database) is SQLITE
 
 
 class AutoIncrementField(AutoField):

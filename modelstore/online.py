@@ -34,7 +34,7 @@ scripts import it and a shipped script's text cannot change.
 """
 import contextlib
 
-from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
+from .dialects import dialect_of
 
 __all__ = ['Batches']
 
@@ -76,15 +76,16 @@ class Batches:
     @contextlib.contextmanager
     def _counted(self, table, also=()):
         self._pending = 0
-        if table is not None and isinstance(self.database, MySQLDatabase):
+        lock = dialect_of(self.database).final_batch_lock if table is not None else ''
+        if lock == 'tables':
             self._lock_tables((table,) + tuple(also))
             try:
                 yield self
             finally:
-                self.database.execute_sql('UNLOCK TABLES')
+                dialect_of(self.database).unlock_tables(self.database)
         else:
             with self._transaction():
-                if table is not None and isinstance(self.database, PostgresqlDatabase):
+                if lock == 'table':
                     self._lock_table(table)
                 yield self
         self.batches += 1
@@ -94,17 +95,13 @@ class Batches:
     # -- what the engine's runner changes -----------------------------------------------------
 
     def _transaction(self):
-        if isinstance(self.database, SqliteDatabase):
-            return self.database.atomic('IMMEDIATE')
-        return self.database.atomic()
+        return dialect_of(self.database).write_transaction(self.database)
 
     def _lock_table(self, table):
-        self.database.execute_sql('LOCK TABLE "%s" IN SHARE ROW EXCLUSIVE MODE' % table)
+        dialect_of(self.database).lock_table(self.database, table)
 
     def _lock_tables(self, tables):
-        q = self.database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)
-        self.database.execute_sql('LOCK TABLES %s' % ', '.join('%s%s%s WRITE' % (q, t, q)
-                                                               for t in tables))
+        dialect_of(self.database).lock_tables(self.database, tables)
 
     def _committed(self):
         """Called after each batch commits."""

@@ -34,6 +34,7 @@ DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # so it stands above it; the engine never imports the registry.
 LAYERS = [('modelstore.exceptions', 0), ('modelstore.version', 0), ('modelstore.fields', 1),
           ('modelstore.shared', 1), ('modelstore.models', 1), ('modelstore.online', 1),
+          ('modelstore.dialects', 1),
           ('modelstore.engine', 2),
           ('modelstore.registry', 3), ('modelstore.authoring', 3), ('modelstore.testing', 4),
           ('modelstore.cli', 4), ('modelstore.__main__', 5), ('modelstore', 5)]

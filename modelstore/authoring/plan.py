@@ -31,10 +31,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from peewee import SQL, ForeignKeyField, JSONField, MySQLDatabase, PostgresqlDatabase, sort_models
+from peewee import SQL, ForeignKeyField, JSONField, sort_models
 from playhouse.migrate import make_index_name
 from playhouse.schema_diff import diff_models
 
+from ..dialects import MYSQL, POSTGRESQL, dialect_of
 from ..engine.drift import declared_default
 from ..engine.history import TABLE as HISTORY_TABLE
 from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
@@ -254,9 +255,9 @@ def same_type(want, have, database):
     """
     if normal_type(want) == normal_type(have):
         return True
-    if isinstance(database, PostgresqlDatabase):
+    if dialect_of(database) is POSTGRESQL:
         return False
-    if isinstance(database, MySQLDatabase):  # MySQL reports its own spelling (int(11)).
+    if dialect_of(database) is MYSQL:  # MySQL reports its own spelling (int(11)).
         return mysql_type(want) == mysql_type(have)
     params = lambda text: normal_type(text).partition('(')[2]  # noqa: E731
     return compatible(kind(want), kind(have)) and params(want) == params(have)
@@ -271,7 +272,7 @@ def declared_type(fld, database):
     if node is None:
         return None
     text = ctx.sql(node).query()[0]
-    if isinstance(database, PostgresqlDatabase) and text.upper() == 'SERIAL':
+    if dialect_of(database) is POSTGRESQL and text.upper() == 'SERIAL':
         text = 'INTEGER'
     return text
 

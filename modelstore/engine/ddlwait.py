@@ -23,14 +23,12 @@ that times out after some of its operations completed is a script that failed pa
 (modelstore.engine.nontx).
 """
 import collections
-import math
 import time
 
-from peewee import MySQLDatabase, PostgresqlDatabase
-
+from ..dialects import dialect_of
+from ..dialects.errors import LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, mysql_errno, sqlstate
 from ..exceptions import ConfigError, ScriptBlocked, ScriptFailedPartway
 from ..shared.database import check_timeout
-from ..shared.dberrors import LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, mysql_errno, sqlstate
 
 __all__ = ['DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LockWait', 'Blocker', 'DdlLocks',
            'check_retries']
@@ -76,40 +74,11 @@ def _timed_out(exc):
     return False
 
 
-_BLOCKERS = """
-SELECT a.pid, a.state, EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start),
-       array_agg(DISTINCT c.relname ORDER BY c.relname), a.query
-FROM pg_locks l
-JOIN pg_class c ON c.oid = l.relation
-JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p')
-  AND c.relnamespace = current_schema()::regnamespace
-  AND a.xact_start <= clock_timestamp() - make_interval(secs => %s)
-GROUP BY a.pid, a.state, a.xact_start, a.query
-ORDER BY a.xact_start
-"""
-
-
-# MySQL/MariaDB: the transactions open in other sessions of this database since before the wait.
-_MYSQL_BLOCKERS = """
-SELECT p.id, p.command, TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) / 1e6,
-       DATABASE(), p.info
-FROM information_schema.innodb_trx t
-JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id
-WHERE p.id <> CONNECTION_ID() AND t.trx_started <= NOW(6) - INTERVAL %s SECOND
-ORDER BY t.trx_started
-"""
-
-
 def find_blockers(database, waited):
     """Sessions holding locks on the schema's tables whose transaction is older than the wait
     (the ones it waited for); [] if that cannot be read."""
     try:
-        if isinstance(database, MySQLDatabase):
-            return [Blocker(pid, state, float(seconds or 0), [where], query)
-                    for pid, state, seconds, where, query in database.execute_sql(
-                        _MYSQL_BLOCKERS, (max(waited - 0.05, 0),)).fetchall()]
-        rows = database.execute_sql(_BLOCKERS, (max(waited - 0.05, 0),)).fetchall()
+        rows = dialect_of(database).blocker_rows(database, max(waited - 0.05, 0))
     except Exception:  # Naming them is a courtesy; the failure itself is what matters.
         return []
     return [Blocker(pid, state, float(seconds or 0), list(tables), query)
@@ -126,27 +95,18 @@ class DdlLocks:
         if self.timeout <= 0:  # 0 is PostgreSQL's "wait forever": the queue this prevents.
             raise ConfigError('ddl_lock_timeout must be more than 0 s, got %r' % (timeout,))
         self.retries = check_retries(retries)
-        self.active = isinstance(database, (PostgresqlDatabase, MySQLDatabase))
-        self._mysql = isinstance(database, MySQLDatabase)
+        self.dialect = dialect_of(database)
+        self.active = self.dialect.ddl_lock_waits
         self._sleep = sleep
 
     def set_local(self):
         """In a script's transaction: fail a lock wait after ``timeout``. (MySQL: for the
         session, until ``reset``.)"""
-        if self._mysql:
-            self.database.execute_sql('SET SESSION lock_wait_timeout = %d'
-                                      % max(1, math.ceil(self.timeout)))
-        elif self.active:
-            self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
-                                      % max(1, math.ceil(self.timeout * 1000)))
+        self.dialect.set_ddl_lock_timeout(self.database, self.timeout)
 
     def reset(self):
         """MySQL: the session's lock_wait_timeout back to the server's."""
-        if self._mysql:
-            try:
-                self.database.execute_sql('SET SESSION lock_wait_timeout = DEFAULT')
-            except Exception:  # A connection that is gone takes its session with it.
-                pass
+        self.dialect.reset_ddl_lock_timeout(self.database)
 
     def run(self, name, attempt, on_wait=None):
         """``attempt()`` (one try of script ``name``), tried again after a lock wait."""

@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass, field
 from typing import List
 
-from peewee import SQL, MySQLDatabase, PostgresqlDatabase
+from peewee import SQL
 from playhouse.schema_diff import diff_models
 
+from ..dialects import MYSQL, dialect_of
+from ..dialects.mysql import reported_default, string_literal
+from ..dialects.errors import raising
 from ..exceptions import StorageError
-from ..shared.dberrors import raising
 from ..shared.models import MODELS, VERSION_TRIGGERS
-from ..shared.mysql import is_mysql, reported_default, string_literal
 from ..shared.urls import command
 from .history import RUNNING, History
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,
@@ -120,7 +121,7 @@ def _same_default(database, table, col, expected):
     """Whether the column's default is the model's ``DEFAULT expected``. A string is compared
     exactly on MySQL/MariaDB -- case, quotes and backslashes counting -- with the value the server
     reports; other defaults by their normalised text (``FALSE``, ``0`` and ``'0'`` are one)."""
-    if is_mysql(database):
+    if dialect_of(database) is MYSQL:
         wanted = string_literal(expected)
         found = reported_default(database, table, col.name, col.default) \
             if wanted is not None else None
@@ -169,21 +170,9 @@ def _numbering_installed(database):
 
 
 def _trigger_lines(database, hint):
-    if isinstance(database, PostgresqlDatabase):
-        expected = VERSION_TRIGGERS['postgresql']
-        found = {r[0] for r in database.execute_sql(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'fine_tuned_models'::regclass "
-            'AND NOT tgisinternal')}
-    elif isinstance(database, MySQLDatabase):
-        expected = VERSION_TRIGGERS['mysql']
-        found = {r[0] for r in database.execute_sql(
-            'SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = '
-            "DATABASE() AND event_object_table = 'fine_tuned_models'")}
-    else:
-        expected = VERSION_TRIGGERS['sqlite']
-        found = {r[0] for r in database.execute_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
-            "tbl_name = 'fine_tuned_models'")}
+    dialect = dialect_of(database)
+    expected = VERSION_TRIGGERS[dialect.name]
+    found = dialect.trigger_names(database, 'fine_tuned_models')
     missing = [name for name in expected if name not in found]
     if not missing:
         return []

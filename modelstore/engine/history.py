@@ -40,7 +40,7 @@ from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import shown_value
 from ..fields import UtcDateTimeField
-from ..shared.mysql import is_mysql
+from ..dialects import dialect_of
 
 __all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History']
 
@@ -227,7 +227,7 @@ class History:
         migrator = SchemaMigrator.from_database(self.database)
         missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
         migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
-        if is_mysql(self.database) and not any(
+        if not dialect_of(self.database).transactional_ddl and not any(
                 i.unique and i.columns == ['name'] for i in self.database.get_indexes(TABLE)):
             # DDL commits on MySQL: a run killed between the CREATE TABLE and its CREATE UNIQUE
             # INDEX left the table without it. (Elsewhere both were one transaction.)

@@ -23,11 +23,12 @@ import os
 import sqlite3
 import time
 
-from peewee import MySQLDatabase, OperationalError, PostgresqlDatabase, SqliteDatabase
+from peewee import OperationalError
 
+from ..dialects import dialect_of
+from ..dialects.errors import is_busy
 from ..exceptions import LockTimeout, MigrationError
 from ..shared.database import BUSY_TIMEOUT, busy_ms, check_timeout
-from ..shared.dberrors import is_busy
 from ..shared.files import create_private
 
 try:
@@ -329,14 +330,13 @@ class MySQLRunLock(RunLock):
         return False
 
 
-_LOCKS = ((SqliteDatabase, SqliteRunLock), (PostgresqlDatabase, PostgresRunLock),
-          (MySQLDatabase, MySQLRunLock))
+_LOCKS = {'sqlite': SqliteRunLock, 'postgresql': PostgresRunLock, 'mysql': MySQLRunLock}
 
 
 def run_lock(database, timeout=DEFAULT_TIMEOUT):
     """The run lock for ``database``'s backend."""
-    for cls, lock in _LOCKS:
-        if isinstance(database, cls):
-            return lock(database, timeout)
+    lock = _LOCKS.get(dialect_of(database).name)
+    if lock is not None:
+        return lock(database, timeout)
     raise MigrationError('migrations are not supported on %s; SQLite, PostgreSQL and '
                          'MySQL/MariaDB are' % type(database).__name__)

@@ -17,7 +17,7 @@ import re
 from peewee import SQL, Table, fn
 
 from ..exceptions import ScriptError
-from ..shared.mysql import is_mysql
+from ..dialects import dialect_of
 from ..shared.shape import bare_default
 from .shadow import apply, replay, shadow_database
 from .steps import Recorder
@@ -96,7 +96,7 @@ def foresee_losses(db, todo, applied=()):
     """Run the down()s of ``todo`` ((script, module, ...) tuples) in a transaction that is
     rolled back; say what they would destroy. ``applied``: the applied scripts, in order (for
     the shadow, on MySQL)."""
-    if is_mysql(db):
+    if not dialect_of(db).transactional_ddl:  # MySQL: DDL commits; a down() would stay done.
         return _foresee_on_shadow(db, todo, applied)
     before = layout(db)
     with db.atomic() as txn:

@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from peewee import DatabaseError, SqliteDatabase
+from peewee import DatabaseError
 
+from ..dialects import dialect_of
+from ..dialects.errors import is_busy
 from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.database import busy_ms, write_transaction
-from ..shared.dberrors import is_busy
 from ..version import __version__
 from .results import ScriptRun
 from .steps import Step
@@ -72,8 +73,9 @@ class PacedBatches(Batches):
         self.on_progress = on_progress
         self.lock_timeout = lock_timeout
         self._sleep = sleep
-        self._sqlite = isinstance(database, SqliteDatabase)
-        self.target = TARGET['sqlite' if self._sqlite else 'postgres']
+        # SQLite: one writer at a time, so the run pauses between batches for the others.
+        self._sqlite = dialect_of(database).embedded
+        self.target = TARGET[dialect_of(database).batch_target]
         self.size = FIRST_SIZE
         self._started = time.perf_counter()
         self._began = self._started
@@ -114,25 +116,16 @@ class PacedBatches(Batches):
             self._sleep(max(2 * took, PAUSE))
 
     def _lock_table(self, table):
-        def attempt():
-            with self.database.atomic():  # A savepoint: a timed-out LOCK is undone alone.
-                self.database.execute_sql("SET LOCAL lock_timeout = '%dms'"
-                                          % int(LOCK_WAIT * 1000))
-                super(PacedBatches, self)._lock_table(table)
-            self.database.execute_sql('SET LOCAL lock_timeout = DEFAULT')
-        self._retry_lock(table, attempt)
+        """PostgreSQL: each try waits at most LOCK_WAIT, then undoes only itself."""
+        self._retry_lock(table, lambda: dialect_of(self.database).lock_table(
+            self.database, table, wait=LOCK_WAIT))
 
     def _lock_tables(self, tables):
         """MySQL/MariaDB: LOCK TABLES waits at most a second (the shortest lock_wait_timeout
         there is) before it is tried again: a LOCK waiting behind a long transaction queues the
         writers behind it."""
-        db = self.database
-        old = db.execute_sql('SELECT @@SESSION.lock_wait_timeout').fetchone()[0]
-        db.execute_sql('SET SESSION lock_wait_timeout = 1')
-        try:
+        with dialect_of(self.database).lock_wait(self.database, 1):
             self._retry_lock(tables[0], lambda: super(PacedBatches, self)._lock_tables(tables))
-        finally:
-            db.execute_sql('SET SESSION lock_wait_timeout = %s', (old,))
 
     def _retry_lock(self, table, attempt):
         deadline = time.monotonic() + self.lock_timeout

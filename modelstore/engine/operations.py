@@ -35,8 +35,8 @@ from typing import Callable, Optional
 from peewee import SQL, Context, Entity
 from playhouse.migrate import SchemaMigrator, make_index_name
 
-from ..shared.dberrors import mysql_errno
-from ..shared.mysql import atomic_ddl
+from ..dialects.errors import mysql_errno
+from ..dialects.mysql import atomic_ddl
 
 __all__ = ['Kind', 'CATALOGUE', 'RawSQL', 'describe_operation', 'undo_of_operation',
            'effect_of_operation', 'took_effect', 'identity', 'effect_key', 'target',

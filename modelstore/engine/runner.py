@@ -18,13 +18,13 @@ import contextlib
 import sqlite3
 import time
 
-from peewee import DatabaseError, SqliteDatabase
+from peewee import DatabaseError
 
+from ..dialects import dialect_of
+from ..dialects.errors import raising
 from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
                           SchemaNewerThanCode, ScriptError, StorageError)
 from ..shared.database import check_timeout
-from ..shared.dberrors import raising
-from ..shared.mysql import is_mysql
 from ..shared.urls import command
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL, Adoption, analyse
@@ -68,7 +68,7 @@ class Engine:
         # PostgreSQL: each script's lock_timeout and retries (modelstore.engine.ddlwait).
         self.ddl = DdlLocks(database, ddl_lock_timeout, ddl_retries)
         # MySQL/MariaDB: DDL commits, so each script's operations are logged as they run.
-        self.logged = is_mysql(database)
+        self.logged = dialect_of(database).operation_log
         self._on_progress = self._on_wait = None
 
     def scripts(self):
@@ -230,7 +230,7 @@ class Engine:
             raise MigrationError('%s of %s failed: %s: %s; %s' % (
                 'migration' if direction == 'up' else 'rollback', self.label,
                 type(exc).__name__, exc, 'no script of this run was applied'
-                if isinstance(self.database, SqliteDatabase) else
+                if dialect_of(self.database).one_transaction_per_run else
                 'the scripts committed before it stay applied')) from exc
 
     def _run_locked(self, plan, direction, *, dry_run, on_script, on_backup, analyse,
@@ -280,7 +280,7 @@ class Engine:
         if losses and not (allow_data_loss or dry_run):
             raise DataLossRefused(self.label, losses)
         if losses and not dry_run and self.backups is None \
-                and isinstance(self.database, SqliteDatabase):
+                and dialect_of(self.database).embedded:
             raise MigrationError('a rollback that destroys data (%s) takes a backup first; it '
                                  'cannot run without one (drop --no-backup)' % '; '.join(losses))
         return losses

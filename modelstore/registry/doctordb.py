@@ -3,8 +3,9 @@
 Every fine_tuned_models row (raw, so that one unreadable value is reported by its row, not
 raised for the whole query), the rows of ModelForge's own ``models`` table not imported yet,
 and, right before ``--register`` adds a row, the rows that name a folder now."""
-from peewee import Case, Cast, SqliteDatabase, Table, fn
+from peewee import Case, Cast, Table, fn
 
+from ..dialects import SQLITE, dialect_of
 from .doctor import FORGE_SOURCE, FORGE_TABLE, NotText, as_text, first_folder, key_text
 
 __all__ = ['forge_present', 'read_forge', 'read_rows', 'rows_naming']
@@ -17,7 +18,7 @@ def _columns(database, table, names, text=(), keys=()):
     value of another type as its type name, made a NotText by ``_raw``) and a ``keys`` column
     as the bytes of its value; ``as_text`` and ``key_text`` decode them row by row."""
     t = Table(table).bind(database)
-    if not isinstance(database, SqliteDatabase):
+    if dialect_of(database) is not SQLITE:
         return t, [t.c[n] for n in names]
 
     def column(name):
@@ -40,7 +41,7 @@ def read_rows(database):
         c for c in ('creation_date', 'updated_at') if c in have]
     t, columns = _columns(database, 'fine_tuned_models', names, text=names[1:])
     rows = t.select(*columns).order_by(t.c.id).tuples()
-    if not isinstance(database, SqliteDatabase):
+    if dialect_of(database) is not SQLITE:
         return list(rows)
     return [(i, _raw(name), _raw(path)) + tuple(stamps) for i, name, path, *stamps in rows]
 
@@ -72,7 +73,7 @@ def read_forge(database, tables=None):
     have = {c.name for c in database.get_columns(FORGE_TABLE)}
     names = ['id', 'name', 'path'] + (['is_active'] if 'is_active' in have else [])
     t, columns = _columns(database, FORGE_TABLE, names, text=['name', 'path'], keys=['id'])
-    sqlite = isinstance(database, SqliteDatabase)
+    sqlite = dialect_of(database) is SQLITE
     done = _imported(database)
     rows = []
     for row in t.select(*columns).tuples():

@@ -30,8 +30,9 @@ import collections
 import datetime
 import json
 
-from peewee import (Cast, DataError, IntegrityError, PostgresqlDatabase, SqliteDatabase, Table)
+from peewee import Cast, DataError, IntegrityError, Table
 
+from ..dialects import POSTGRESQL, SQLITE, dialect_of
 from ..exceptions import ModelStoreError, ValidationError, one_line
 from ..shared.database import write_transaction
 
@@ -123,9 +124,9 @@ def _as_text(db, column, name):
     """Read ``column`` so that no value can fail the whole fetch: as bytes on SQLite (which
     holds any bytes in a TEXT column, and whose driver raises on those that are not UTF-8),
     as text on PostgreSQL (whose driver raises on a timestamp past the year 9999)."""
-    if isinstance(db, SqliteDatabase):
+    if dialect_of(db) is SQLITE:
         return Cast(column, 'BLOB').alias(name)
-    if isinstance(db, PostgresqlDatabase):
+    if dialect_of(db) is POSTGRESQL:
         return Cast(column, 'TEXT').alias(name)
     return column.alias(name)
 

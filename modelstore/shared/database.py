@@ -3,11 +3,12 @@
 Query parameters: a SQLite URL takes none (modelstore sets the busy timeout and pragmas); a
 PostgreSQL URL libpq's connection keywords (``sslmode``, ``connect_timeout``...), each checked
 by the driver before connecting; a MySQL/MariaDB URL the few PyMySQL takes (see
-modelstore.shared.mysql, which sets its session too). Anything else, or a fragment, is refused
+modelstore.dialects.mysql, which sets its session too). Anything else, or a fragment, is refused
 before any file is created. Servers are given up on after ``connect_timeout`` s (default 10).
 
 Every SQLite connection gets a busy timeout and ``foreign_keys=ON``, and a rollback that is
-skipped when SQLite already rolled the transaction back by itself (see ``_SafeRollback``).
+skipped when SQLite already rolled the transaction back by itself (see
+``modelstore.dialects.sqlite``).
 Three modes:
 
 * ``app`` (the default): also WAL (persistent) and ``synchronous=NORMAL`` -- measured: 8 writer
@@ -27,13 +28,14 @@ import stat
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-from peewee import DatabaseError, ImproperlyConfigured, SqliteDatabase
+from peewee import DatabaseError, ImproperlyConfigured
 from playhouse import db_url
 
+from ..dialects import dialect_of
+from ..dialects.mysql import MYSQL_SCHEMES, check_mysql_query, mysql_kwargs
+from ..dialects.errors import is_busy
 from ..exceptions import ConfigError, one_line
-from .dberrors import is_busy
 from .files import create_private, file_uri_path, has_wal
-from .mysql import MYSQL_SCHEMES, check_mysql_query, mysql_class, mysql_kwargs
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
 from .urls import default_path, mask_url, server_hosts, sqlite_path
 
@@ -91,7 +93,7 @@ def use_for_app(database, *, at_first_write=False):
     byte-identical, in the journal mode they had. ``synchronous`` is per connection: every later
     connection of this database (one per thread) gets it too.
     """
-    if isinstance(database, SqliteDatabase) and database.database != ':memory:':
+    if dialect_of(database).embedded and database.database != ':memory:':
         # Statement journals in memory, not in a temporary file: a table with triggers (0010's
         # on fine_tuned_models) makes SQLite journal every INSERT's pages, which on disk cost
         # add_models ~15 us a row (docs/performance.md).
@@ -124,74 +126,6 @@ def _switch_to_wal(database):
     database.wal_pending = False
 
 
-class _SafeRollback:
-    """SQLite: roll back only what is still there, so the error that ended a transaction is the
-    one reported.
-
-    On SQLITE_FULL, IOERR, NOMEM or CORRUPT, SQLite may roll the whole transaction back by
-    itself. peewee's atomic() then sends ROLLBACK (or ROLLBACK TO SAVEPOINT), which fails with
-    "cannot rollback - no transaction is active" and replaces the real error ("database or disk
-    is full"). Here a rollback is skipped when the connection is no longer in a transaction.
-    """
-
-    def _in_transaction(self):
-        return not self.is_closed() and self.connection().in_transaction
-
-    def rollback(self):
-        if self._in_transaction():
-            super().rollback()
-
-    def savepoint(self):
-        return _Savepoint(self)
-
-
-class _Savepoint:
-    """A savepoint as peewee's atomic() nests one, whose rollback survives SQLite's own."""
-
-    def __init__(self, db):
-        self.db = db
-        self.quoted_sid = 's%s' % os.urandom(8).hex()
-
-    def _begin(self):
-        self.db.execute_sql('SAVEPOINT %s' % self.quoted_sid)
-
-    def commit(self, begin=True):
-        self.db.execute_sql('RELEASE SAVEPOINT %s' % self.quoted_sid)
-        if begin:
-            self._begin()
-
-    def rollback(self, begin=True):
-        if self.db._in_transaction():
-            self.db.execute_sql('ROLLBACK TO SAVEPOINT %s' % self.quoted_sid)
-        if begin:
-            self._begin()
-
-    def __enter__(self):
-        self._begin()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.rollback(False)
-            return False
-        try:
-            self.commit(False)
-        except Exception:
-            self.rollback(False)
-            raise
-        return False
-
-
-_SAFE = {}
-
-
-def _safe_class(cls):
-    """``cls`` (a SqliteDatabase class from playhouse.db_url) with _SafeRollback mixed in."""
-    if cls not in _SAFE:
-        _SAFE[cls] = type(cls.__name__, (_SafeRollback, cls), {'__module__': __name__})
-    return _SAFE[cls]
-
-
 def _check_query(url, shown, parts, cls):
     """Refuse a fragment, and query parameters that would not be understood, before anything
     is opened or created."""
@@ -202,7 +136,7 @@ def _check_query(url, shown, parts, cls):
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if not pairs and parts.query:
         pairs = [(parts.query, '')]
-    if issubclass(cls, SqliteDatabase):
+    if dialect_of(cls).embedded:
         if pairs:
             raise ConfigError('SQLite URL %s has query parameters (%s), which modelstore does '
                               'not take: it sets the busy timeout and pragmas itself. A "?" in '
@@ -260,8 +194,9 @@ def open_database(url, *, mode='app'):
         if any(port for _, port in hosts):
             kwargs['port'] = ','.join(port for _, port in hosts)
     read_only = False
-    if issubclass(cls, SqliteDatabase):
-        cls = _safe_class(cls)
+    dialect = dialect_of(cls)
+    if dialect.embedded:
+        cls = dialect.session_class(cls)
         path = sqlite_path(url)
         _check_sqlite_path(url, path, mode)
         if mode == 'inspect' and path != ':memory:' and (
@@ -273,7 +208,7 @@ def open_database(url, *, mode='app'):
     elif 'postgres' in parts.scheme:
         kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
     elif parts.scheme.split('+')[0] in MYSQL_SCHEMES:
-        cls, kwargs = mysql_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
+        cls, kwargs = dialect.session_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
     if not kwargs.get('database'):
         raise ConfigError('invalid database URL %s: it names no database (local databases take '
                           'three slashes, sqlite:///file.db; servers postgresql://host/db)'
@@ -383,8 +318,8 @@ def write_transaction(database):
     A read-then-write in a deferred SQLite transaction fails with SQLITE_BUSY when another
     writer got there first; taking the lock first makes it wait out the busy timeout instead.
     """
-    if isinstance(database, SqliteDatabase):
-        if getattr(database, 'wal_pending', False) and not database.in_transaction():
-            _switch_to_wal(database)  # Deferred by use_for_app(at_first_write=True).
-        return database.atomic('IMMEDIATE')
-    return database.atomic()
+    dialect = dialect_of(database)
+    if dialect.embedded and getattr(database, 'wal_pending', False) \
+            and not database.in_transaction():
+        _switch_to_wal(database)  # Deferred by use_for_app(at_first_write=True).
+    return dialect.write_transaction(database)

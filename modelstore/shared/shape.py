@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
-from peewee import MySQLDatabase, PostgresqlDatabase
+from ..dialects import dialect_of
 
 __all__ = ['Column', 'Shape', 'snapshot', 'invalid_indexes', 'kind', 'compatible', 'default_key',
            'blocks_inserts', 'bare_default', 'FIELD_KINDS', 'mysql_type']
@@ -113,52 +113,7 @@ def _column_key(col):
 
 def invalid_indexes(database, table):
     """Names of the table's INVALID indexes (PostgreSQL: left by a concurrent build that died)."""
-    if not isinstance(database, PostgresqlDatabase):
-        return []
-    return [row[0] for row in database.execute_sql(
-        'SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid '
-        'JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = %s AND NOT i.indisvalid '
-        'ORDER BY c.relname', (table,))]
-
-
-# PostgreSQL's information_schema views (what peewee's get_columns reads) take ~5 ms a query;
-# the catalog answers the same in a fraction of that, and adoption asks for every table it
-# checks on every run.
-_PG_COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid),
-       EXISTS (SELECT 1 FROM pg_index p WHERE p.indrelid = a.attrelid AND p.indisprimary
-               AND a.attnum = ANY (p.indkey))
-FROM pg_attribute a
-JOIN pg_class t ON t.oid = a.attrelid
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE t.relname = %s AND t.relnamespace = current_schema()::regnamespace
-  AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum"""
-_PG_INDEXES = """
-SELECT ix.indisunique, ix.indisprimary, ix.indisvalid,
-       ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k + 1, TRUE)
-             FROM generate_subscripts(ix.indkey, 1) AS k ORDER BY k)
-FROM pg_index ix
-JOIN pg_class t ON t.oid = ix.indrelid
-WHERE t.relname = %s AND t.relnamespace = current_schema()::regnamespace"""
-
-
-def _postgres_snapshot(database, table):
-    # Invalid indexes (a CREATE INDEX CONCURRENTLY that died) are not there for any purpose.
-    columns = {name: Column(name, declared, null, default, pk) for name, declared, null, default,
-               pk in database.execute_sql(_PG_COLUMNS, (table,))}
-    indexes = frozenset((tuple(c.strip('"') for c in cols), bool(unique))
-                        for unique, primary, valid, cols in database.execute_sql(
-                            _PG_INDEXES, (table,)) if valid and not primary)
-    return Shape(columns, indexes)
-
-
-# MySQL: the full column type (``varchar(255)``, ``tinyint(1)``), which peewee's get_columns
-# reduces to its name.
-_MYSQL_TYPES = """
-SELECT column_name, column_type FROM information_schema.columns
-WHERE table_schema = DATABASE() AND table_name = %s"""
+    return dialect_of(database).invalid_indexes(database, table)
 
 
 def mysql_type(declared):
@@ -172,17 +127,8 @@ def mysql_type(declared):
 
 def snapshot(database, table):
     """The shape of ``table`` in ``database`` (which must have it)."""
-    if isinstance(database, PostgresqlDatabase):
-        return _postgres_snapshot(database, table)
-    full = dict(database.execute_sql(_MYSQL_TYPES, (table,)).fetchall()) \
-        if isinstance(database, MySQLDatabase) else {}
-    columns = {c.name: Column(c.name, full.get(c.name, c.data_type), bool(c.null), c.default,
-                              bool(c.primary_key))
-               for c in database.get_columns(table)}
+    dialect = dialect_of(database)
+    columns = {name: Column(name, declared, null, default, pk) for name, declared, null, default,
+               pk in dialect.table_columns(database, table)}
     pk = tuple(n for n, c in columns.items() if c.primary_key)
-    indexes = set()
-    for index in database.get_indexes(table):
-        key = (tuple(index.columns), bool(index.unique))
-        if key != (pk, True):  # A unique index on the primary key is the key itself.
-            indexes.add(key)
-    return Shape(columns, frozenset(indexes))
+    return Shape(columns, frozenset(dialect.table_indexes(database, table, pk)))

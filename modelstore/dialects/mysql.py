@@ -23,13 +23,18 @@ Every connection gets the same session, whatever the server's configuration:
 JSON columns are declared ``JSON``: MySQL's binary JSON type; on MariaDB an alias of
 ``LONGTEXT`` with a ``CHECK (json_valid(...))``, so a value that is not JSON is refused there too.
 """
+import contextlib
+import math
 import re
 
-from peewee import MySQLDatabase
+import peewee
+from peewee import DatabaseError, MySQLDatabase, fn
 
 from ..exceptions import ConfigError
+from .base import Dialect
+from .throwaway import connection_to, throwaway, throwaway_name
 
-__all__ = ['SQL_MODE', 'SESSION_INIT', 'MYSQL_SCHEMES', 'is_mysql', 'mysql_class',
+__all__ = ['MYSQL', 'MySQLDialect', 'mysql_shadow', 'SQL_MODE', 'SESSION_INIT', 'MYSQL_SCHEMES',
            'mysql_kwargs', 'check_mysql_query', 'server_flavour', 'atomic_ddl', 'string_literal',
            'reported_default']
 
@@ -71,10 +76,6 @@ def mysql_kwargs(kwargs, connect_timeout):
         kwargs['password'] = kwargs.pop('passwd')
     return {key: _PARAMETERS[key](value) if key in _PARAMETERS else value
             for key, value in kwargs.items()}
-
-
-def is_mysql(database):
-    return isinstance(getattr(database, 'obj', database), MySQLDatabase)
 
 
 class _Session:
@@ -134,17 +135,6 @@ def table_settings(database, model):
             'ENGINE=InnoDB', 'DEFAULT CHARSET=utf8mb4', 'COLLATE=%s' % binary_collation(database)]
 
 
-_CLASSES = {}
-
-
-def mysql_class(cls):
-    """``cls`` (playhouse.db_url's MySQLDatabase class for the scheme) with modelstore's
-    session."""
-    if cls not in _CLASSES:
-        _CLASSES[cls] = type(cls.__name__, (_Session, cls), {'__module__': __name__})
-    return _CLASSES[cls]
-
-
 def server_flavour(database):
     """('mariadb' or 'mysql', version tuple) of an open MySQL database."""
     version = database.execute_sql('SELECT VERSION()').fetchone()[0]
@@ -198,3 +188,102 @@ def reported_default(database, table, column, reported):
         if isinstance(exact, str):
             value = exact
     return value
+
+
+# MySQL: the full column type (``varchar(255)``, ``tinyint(1)``), which peewee's get_columns
+# reduces to its name.
+_MYSQL_TYPES = """
+SELECT column_name, column_type FROM information_schema.columns
+WHERE table_schema = DATABASE() AND table_name = %s"""
+
+
+# The transactions open in other sessions of this database since before a wait.
+_BLOCKERS = """
+SELECT p.id, p.command, TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) / 1e6,
+       DATABASE(), p.info
+FROM information_schema.innodb_trx t
+JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id
+WHERE p.id <> CONNECTION_ID() AND t.trx_started <= NOW(6) - INTERVAL %s SECOND
+ORDER BY t.trx_started
+"""
+
+
+class MySQLDialect(Dialect):
+    """MySQL and MariaDB: DDL commits by itself, so a script's operations are logged one by one
+    (modelstore.engine.nontx), and the last batch of an online script is ``LOCK TABLES``, no
+    transaction."""
+    name = 'mysql'
+    label = 'MySQL/MariaDB'
+    database_class = MySQLDatabase
+    operation_log = True
+    final_batch_lock = 'tables'
+    ddl_lock_waits = True
+    session_mixin = _Session
+
+    def contains(self, field, pattern):
+        # Its columns compare binary (as elsewhere): LOWER() LIKE LOWER(). The session has
+        # NO_BACKSLASH_ESCAPES (above): the same ESCAPE text as on the other backends.
+        return peewee.NodeList((fn.LOWER(field), peewee.SQL('LIKE'), fn.LOWER(pattern),
+                                peewee.SQL("ESCAPE '\\'")))
+
+    def lock_tables(self, database, tables):
+        """The final batch's lock: ``LOCK TABLES t WRITE, ...`` (no other table can be read)."""
+        q = database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)
+        database.execute_sql('LOCK TABLES %s' % ', '.join('%s%s%s WRITE' % (q, t, q)
+                                                          for t in tables))
+
+    def unlock_tables(self, database):
+        database.execute_sql('UNLOCK TABLES')
+
+    @contextlib.contextmanager
+    def lock_wait(self, database, seconds):
+        """LOCK TABLES waits at most ``seconds`` (whole) in this session, then as before."""
+        old = database.execute_sql('SELECT @@SESSION.lock_wait_timeout').fetchone()[0]
+        database.execute_sql('SET SESSION lock_wait_timeout = %d' % seconds)
+        try:
+            yield
+        finally:
+            database.execute_sql('SET SESSION lock_wait_timeout = %s', (old,))
+
+    def set_ddl_lock_timeout(self, database, seconds):
+        # Whole seconds, for the session (DDL commits: there is no transaction to scope it).
+        database.execute_sql('SET SESSION lock_wait_timeout = %d' % max(1, math.ceil(seconds)))
+
+    def reset_ddl_lock_timeout(self, database):
+        try:
+            database.execute_sql('SET SESSION lock_wait_timeout = DEFAULT')
+        except Exception:  # A connection that is gone takes its session with it.
+            pass
+
+    def blocker_rows(self, database, waited):
+        return [(pid, state, seconds, [where], query) for pid, state, seconds, where, query
+                in database.execute_sql(_BLOCKERS, (waited,)).fetchall()]
+
+    def shadow(self, database):
+        return mysql_shadow(database)
+
+    def full_column_types(self, database, table):
+        return dict(database.execute_sql(_MYSQL_TYPES, (table,)).fetchall())
+
+    def trigger_names(self, database, table):
+        return {r[0] for r in database.execute_sql(
+            'SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = '
+            'DATABASE() AND event_object_table = %s', (table,))}
+
+
+@contextlib.contextmanager
+def mysql_shadow(database):
+    """An empty database beside ``database`` (MySQL) on its server, dropped afterwards."""
+    name = throwaway_name()
+    try:
+        database.execute_sql('CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
+    except DatabaseError as exc:
+        raise ConfigError('cannot replay the scripts on this server: creating a throwaway '
+                          'database failed (%s); the user needs CREATE and DROP on databases '
+                          'named modelstore_shadow_*' % str(exc).strip()) from None
+    with throwaway(database, connection_to(database, name), name,
+                    'DROP DATABASE IF EXISTS `%s`' % name) as shadow:
+        yield shadow
+
+
+MYSQL = MySQLDialect()

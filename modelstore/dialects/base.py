@@ -1,0 +1,127 @@
+"""The interface every backend's dialect has: capability flags as class attributes, and the
+behaviour that differs as methods (the defaults here are the plainest backend's).
+"""
+import peewee
+
+__all__ = ['Dialect', 'UNKNOWN', 'like_pattern']
+
+
+def like_pattern(needle):
+    """``%needle%`` with LIKE's wildcards in ``needle`` escaped, so they match themselves (the
+    escape character is a backslash, said by ``ESCAPE`` on every backend)."""
+    return '%%%s%%' % needle.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
+
+
+_SESSION_CLASSES = {}
+
+
+class Dialect:
+    """One backend as modelstore uses it. ``name`` is the key of per-backend tables (such as
+    ``shared.models.VERSION_TRIGGERS``); ``label`` is what a message calls it."""
+
+    name = None
+    label = 'an unsupported database'
+    database_class = None  # peewee's class for the backend (a subclass is the same backend).
+
+    # -- capability flags ----------------------------------------------------------------------
+    # DDL runs inside a transaction and is rolled back with it (not MySQL: DDL commits).
+    transactional_ddl = False
+    # INSERT ... RETURNING.
+    returning = False
+    # CREATE INDEX ... WHERE.
+    partial_indexes = False
+    # CREATE INDEX CONCURRENTLY (outside a transaction; an INVALID index if it dies).
+    concurrent_indexes = False
+    # A script's operations are logged one by one in its history row (modelstore.engine.nontx):
+    # what a script that failed half-way did is known without a transaction to undo it.
+    operation_log = False
+    # A file on this machine, not a server (no reconnect, no failover; backups are copies).
+    embedded = False
+    # A migration run holds one write transaction around all its scripts (savepoints each), so
+    # a failure leaves none of them applied; elsewhere each script commits by itself.
+    one_transaction_per_run = False
+    # The last batch of an online script: '' (the write transaction is enough), 'table' (LOCK
+    # TABLE in the transaction) or 'tables' (LOCK TABLES instead of a transaction).
+    final_batch_lock = ''
+    # Key of modelstore.engine.online's target batch times.
+    batch_target = 'postgres'
+    # DDL waits behind other sessions' locks, and the writers queue behind it: each script's
+    # wait is bounded and retried (modelstore.engine.ddlwait). SQLite has one writer.
+    ddl_lock_waits = False
+
+    # Mixed into playhouse.db_url's class for a URL when modelstore opens it (session_class).
+    session_mixin = None
+
+    def __repr__(self):
+        return '<dialect %s>' % (self.name or 'unknown')
+
+    # -- opening and the session ----------------------------------------------------------------
+    def session_class(self, cls):
+        """``cls`` (playhouse.db_url's class for a URL) with ``session_mixin`` mixed in: one
+        class per ``cls``, made once."""
+        if self.session_mixin is None:
+            return cls
+        if cls not in _SESSION_CLASSES:
+            _SESSION_CLASSES[cls] = type(cls.__name__, (self.session_mixin, cls),
+                                         {'__module__': self.session_mixin.__module__})
+        return _SESSION_CLASSES[cls]
+
+    def write_transaction(self, database):
+        """A transaction that takes the write lock before it reads (SQLite: BEGIN IMMEDIATE)."""
+        return database.atomic()
+
+    # -- DDL lock waits (modelstore.engine.ddlwait) ---------------------------------------------
+    def set_ddl_lock_timeout(self, database, seconds):
+        """In a script's transaction: fail a lock wait after ``seconds``."""
+
+    def reset_ddl_lock_timeout(self, database):
+        """The session's own lock wait back, where ``set_ddl_lock_timeout`` outlives the
+        transaction."""
+
+    def blocker_rows(self, database, waited):
+        """(pid, state, seconds, [tables], query) of the sessions holding locks on the schema's
+        tables in a transaction older than ``waited`` seconds."""
+        return []
+
+    # -- shadow databases (modelstore.engine.shadow) ---------------------------------------------
+    def shadow(self, database):
+        """Context manager: an empty database of this backend beside ``database`` (on its
+        server), on a connection of its own, thrown away afterwards."""
+        raise NotImplementedError('%s has no shadow database' % self.label)
+
+    # -- LIKE -------------------------------------------------------------------------------------
+    def contains(self, field, pattern):
+        """``field`` holds the LIKE ``pattern`` (built by ``like_pattern``), ignoring case."""
+        return peewee.NodeList((field, peewee.SQL('LIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
+
+    # -- introspection ----------------------------------------------------------------------------
+    def invalid_indexes(self, database, table):
+        """Names of ``table``'s indexes a failed build left unusable ([] where none can be)."""
+        return []
+
+    def table_columns(self, database, table):
+        """[(name, declared type, nullable, default, primary key?)] of ``table``'s columns."""
+        full = self.full_column_types(database, table)
+        return [(c.name, full.get(c.name, c.data_type), bool(c.null), c.default,
+                 bool(c.primary_key)) for c in database.get_columns(table)]
+
+    def table_indexes(self, database, table, primary_key):
+        """{(columns, unique?)} of ``table``'s indexes, but its primary key
+        (``primary_key``: its columns)."""
+        indexes = set()
+        for index in database.get_indexes(table):
+            key = (tuple(index.columns), bool(index.unique))
+            if key != (primary_key, True):  # A unique index on the primary key is the key.
+                indexes.add(key)
+        return indexes
+
+    def full_column_types(self, database, table):
+        """{column: full declared type} where peewee's get_columns reduces it ({} if not)."""
+        return {}
+
+    def trigger_names(self, database, table):
+        """Names of the triggers on ``table``."""
+        raise NotImplementedError('%s has no trigger introspection' % self.label)
+
+
+UNKNOWN = Dialect()
