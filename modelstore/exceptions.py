@@ -138,7 +138,8 @@ class ScriptFailedPartway(ScriptError):
 
 
 class ChecksumMismatch(MigrationError):
-    """Applied scripts were edited after they ran; `modelstore accept NAME` records the new text."""
+    """Applied scripts were edited after they ran; `modelstore accept NAME` records the new
+    text."""
 
     def __init__(self, names, command='modelstore accept NAME'):
         self.names = list(names)

@@ -9,8 +9,8 @@ field's DDL must never change once a script uses it: add a new class instead of 
   never reused after a delete), the backend's serial type elsewhere.
 * ``IsoTimestampField``: TEXT holding ``datetime.isoformat()`` with a 'T', local time, no zone,
   exactly as ModelForge writes ``creation_date``; ordering by the text stays chronological.
-* ``UtcDateTimeField``: DATETIME holding ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy writes
-  the autotuner's ``created_at``; aware datetimes are converted to UTC first.
+* ``UtcDateTimeField``: DATETIME holding ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy
+  writes the autotuner's ``created_at``; aware datetimes are converted to UTC first.
 * ``EnumNameField``: the enum member's NAME (``COMPLETED``), as SQLAlchemy's ``Enum`` stores it.
 * ``StrictJSONField``: core ``JSONField`` (TEXT on SQLite, JSONB on PostgreSQL) that refuses NaN
   and infinities, which neither JSON nor PostgreSQL accept.

@@ -23,11 +23,7 @@ BACKEND_NAME = re.compile(r'^(_?Pooled\w*|\w*(Sqlite|Postgresql|MySQL|MariaDB|Co
 # Places not converted yet, each with why: {path below modelstore/: number of references}. The
 # lead converts them through modelstore.dialects and removes their line; the test below fails
 # when a count is too high (a new reference) and when it is too low (shrink the list).
-NOT_YET = {
-    # The lead rewrites the registry's write and read paths (issue 27, part 4).
-    'registry/fastpath.py': 2,
-    'registry/calls.py': 2,
-}
+NOT_YET = {}
 
 
 def references(path):

@@ -1,16 +1,27 @@
-"""Every difference between SQLite, PostgreSQL and MySQL/MariaDB, one module per backend behind
-one interface (``base.Dialect``), the way ``playhouse.migrate.SchemaMigrator.from_database``
-picks a subclass: ``dialect_of(database)`` returns the one instance for a peewee database (or
-database class), and the code above asks it -- a capability flag or a method -- instead of
-naming a backend's class. Outside this package and ``migrations/`` no module names one
-(``tests/test_dialects.py``).
-"""
-from .base import UNKNOWN, Dialect
-from .mysql import MYSQL
-from .postgresql import POSTGRESQL
+"""Every difference between SQLite, PostgreSQL and MySQL/MariaDB: one module per backend.
+
+One module per backend behind one interface (``base.Dialect``), the way
+``playhouse.migrate.SchemaMigrator.from_database`` picks a subclass: ``dialect_of(database)``
+returns the one instance for a peewee database (or database class), and the code above asks it -- a
+capability flag or a method -- instead of naming a backend's class. Outside this package and
+``migrations/`` no module names one (``tests/test_dialects.py``)."""
+from .base import UNKNOWN, Dialect, like_pattern
+from .errors import (DRIVER_ERRORS, LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, cannot_open,
+                     constraint_error, is_busy, is_constraint, is_schema_missing, mysql_errno,
+                     raising, sqlstate)
+from .mysql import (MYSQL, MYSQL_SCHEMES, SQL_MODE, atomic_ddl, check_mysql_query, mysql_kwargs,
+                    mysql_shadow, reported_default, string_literal)
+from .postgresql import POSTGRESQL, postgres_shadow
 from .sqlite import SQLITE
 
-__all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN']
+__all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
+           # What a driver error means (errors).
+           'DRIVER_ERRORS', 'LOCK_NOT_AVAILABLE', 'MYSQL_LOCK_WAIT', 'cannot_open',
+           'constraint_error', 'is_busy', 'is_constraint', 'is_schema_missing', 'mysql_errno',
+           'raising', 'sqlstate',
+           # MySQL/MariaDB as modelstore opens them, and the throwaway shadows.
+           'MYSQL_SCHEMES', 'SQL_MODE', 'atomic_ddl', 'check_mysql_query', 'mysql_kwargs',
+           'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow']
 
 _DIALECTS = (SQLITE, POSTGRESQL, MYSQL)
 

@@ -1,5 +1,7 @@
-"""The interface every backend's dialect has: capability flags as class attributes, and the
-behaviour that differs as methods (the defaults here are the plainest backend's).
+"""The interface every backend's dialect has: capability flags and the behaviour that differs.
+
+Capability flags are class attributes, the behaviour that differs methods (the defaults here are
+the plainest backend's).
 """
 import peewee
 

@@ -1,5 +1,7 @@
-"""What a driver's error means, read from its code, not from its message's words (every
-backend's codes here: an error is classified by the driver that raised it, not by a database).
+"""What a driver's error means, read from its code, not from its message's words.
+
+Every backend's codes are here: an error is classified by the driver that raised it, not by a
+database.
 
 PostgreSQL's messages follow the server's ``lc_messages`` (German: ``Relation »x« existiert
 nicht``), so they are classified by SQLSTATE. SQLite's messages are not translated, but its

@@ -1,7 +1,8 @@
-"""A throwaway database (or schema) on a server, for the shadow replay (modelstore.engine.shadow):
-the parts the PostgreSQL and MySQL/MariaDB dialects' ``shadow`` share -- a name, a connection
-like the user's to it, and the drop afterwards, retried while a session is still in it.
-"""
+"""A throwaway database (or schema) on a server, for the shadow replay.
+
+For modelstore.engine.shadow: the parts the PostgreSQL and MySQL/MariaDB dialects' ``shadow`` share
+-- a name, a connection like the user's to it, and the drop afterwards, retried while a session is
+still in it."""
 import contextlib
 import logging
 import time

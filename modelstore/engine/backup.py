@@ -30,7 +30,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from ..dialects.errors import cannot_open
+from ..dialects import cannot_open
 from ..exceptions import ConfigError, LockTimeout, MigrationError
 from ..shared.database import busy_ms, check_timeout
 from ..shared.files import (create_private, file_uri_path, has_wal, in_use, remove,

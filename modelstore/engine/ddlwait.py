@@ -25,8 +25,7 @@ that times out after some of its operations completed is a script that failed pa
 import collections
 import time
 
-from ..dialects import dialect_of
-from ..dialects.errors import LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, mysql_errno, sqlstate
+from ..dialects import dialect_of, LOCK_NOT_AVAILABLE, mysql_errno, MYSQL_LOCK_WAIT, sqlstate
 from ..exceptions import ConfigError, ScriptBlocked, ScriptFailedPartway
 from ..shared.database import check_timeout
 

@@ -21,9 +21,7 @@ from typing import List
 from peewee import SQL
 from playhouse.schema_diff import diff_models
 
-from ..dialects import MYSQL, dialect_of
-from ..dialects.mysql import reported_default, string_literal
-from ..dialects.errors import raising
+from ..dialects import dialect_of, MYSQL, raising, reported_default, string_literal
 from ..exceptions import StorageError
 from ..shared.models import MODELS, VERSION_TRIGGERS
 from ..shared.urls import command

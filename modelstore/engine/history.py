@@ -23,8 +23,8 @@ A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLU
 A value that cannot be read back as its column's type (text edited by hand into a SQLite file:
 ``applied_utc = 'garbage'``) is read as None and listed in ``Record.unreadable`` with the text
 that is there, so ``status`` and ``history`` show it as unreadable and ``check`` reports the
-damaged history instead of crashing or passing. Reading never creates or alters the table; writing happens in the caller's transaction, the same
-one as the script's own work.
+damaged history instead of crashing or passing. Reading never creates or alters the table;
+writing happens in the caller's transaction, the same one as the script's own work.
 """
 import datetime
 import getpass

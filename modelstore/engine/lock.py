@@ -4,14 +4,15 @@ The applied set is read *after* the lock is taken, so a runner that waited finds
 
 * SQLite: two locks, both released by the kernel or the database when the process dies (a
   lock row would outlive a kill -9). First ``flock`` on ``<file>.migrate-lock`` beside the
-  database (there only while a run holds it): one run at a time, even while an online script (modelstore.online) runs its batches
-  outside any transaction. Then the run's own write transaction (``BEGIN IMMEDIATE``); scripts
-  run inside it as savepoints, so a kill rolls the run back. An online script ends that
-  transaction first (``checkpoint``: the scripts before it are committed) and the scripts
-  after it get a new one (``resume``). Foreign-key enforcement is switched off *before* BEGIN (the
-  pragma is ignored inside a transaction; left on, a table rebuild's DROP TABLE cascades to child
-  rows), and the lock's ``watch`` (modelstore.engine.fkwatch) sees to it that no script leaves a
-  foreign-key violation that was not there before.
+  database (there only while a run holds it): one run at a time, even while an online script
+  (modelstore.online) runs its batches outside any transaction. Then the run's own write
+  transaction (``BEGIN IMMEDIATE``); scripts run inside it as savepoints, so a kill rolls the
+  run back. An online script ends that transaction first (``checkpoint``: the scripts before it
+  are committed) and the scripts after it get a new one (``resume``). Foreign-key enforcement
+  is switched off *before* BEGIN (the pragma is ignored inside a transaction; left on, a table
+  rebuild's DROP TABLE cascades to child rows), and the lock's ``watch``
+  (modelstore.engine.fkwatch) sees to it that no script leaves a foreign-key violation that was
+  not there before.
 * PostgreSQL: a transaction-scoped advisory lock on a connection of its own, correct behind
   PgBouncer too (see PostgresRunLock); each script is its own transaction.
 * MySQL and MariaDB: a named lock (``GET_LOCK``) on the run's own connection, named after the
@@ -25,8 +26,7 @@ import time
 
 from peewee import OperationalError
 
-from ..dialects import dialect_of
-from ..dialects.errors import is_busy
+from ..dialects import dialect_of, is_busy
 from ..exceptions import LockTimeout, MigrationError
 from ..shared.database import BUSY_TIMEOUT, busy_ms, check_timeout
 from ..shared.files import create_private
@@ -51,7 +51,7 @@ class RunLock:
     def __init__(self, database, timeout=DEFAULT_TIMEOUT):
         self.database = database
         self.timeout = check_timeout(timeout)
-        # Checks each script for new foreign-key violations (SQLite; see modelstore.engine.fkwatch).
+        # Checks each script for new foreign-key violations (SQLite; modelstore.engine.fkwatch).
         self.watch = NoWatch()
 
     def discard(self):

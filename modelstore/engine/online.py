@@ -25,8 +25,7 @@ from typing import Optional
 
 from peewee import DatabaseError
 
-from ..dialects import dialect_of
-from ..dialects.errors import is_busy
+from ..dialects import dialect_of, is_busy
 from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.database import busy_ms, write_transaction

@@ -34,9 +34,8 @@ from typing import Callable, Optional
 
 from peewee import SQL, Context, Entity
 from playhouse.migrate import SchemaMigrator, make_index_name
+from ..dialects import atomic_ddl, mysql_errno
 
-from ..dialects.errors import mysql_errno
-from ..dialects.mysql import atomic_ddl
 
 __all__ = ['Kind', 'CATALOGUE', 'RawSQL', 'describe_operation', 'undo_of_operation',
            'effect_of_operation', 'took_effect', 'identity', 'effect_key', 'target',

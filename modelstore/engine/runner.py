@@ -20,8 +20,7 @@ import time
 
 from peewee import DatabaseError
 
-from ..dialects import dialect_of
-from ..dialects.errors import raising
+from ..dialects import dialect_of, raising
 from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
                           SchemaNewerThanCode, ScriptError, StorageError)
 from ..shared.database import check_timeout

@@ -37,9 +37,8 @@ from urllib.parse import urlsplit
 
 from playhouse.migrate import SchemaMigrator
 
-from ..dialects import MYSQL, POSTGRESQL, SQLITE, dialect_of
-from ..dialects.mysql import MYSQL_SCHEMES, mysql_shadow
-from ..dialects.postgresql import postgres_shadow
+from ..dialects import (dialect_of, MYSQL, MYSQL_SCHEMES, mysql_shadow, postgres_shadow,
+                        POSTGRESQL, SQLITE)
 from ..exceptions import ConfigError, MigrationError, ScriptError
 from ..shared.database import open_database
 

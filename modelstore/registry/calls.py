@@ -21,11 +21,12 @@ import logging
 import select
 import time
 
-from peewee import DatabaseError, InterfaceError, SqliteDatabase
+from peewee import DatabaseError, InterfaceError
 
+from ..dialects import (constraint_error, dialect_of, DRIVER_ERRORS, is_constraint,
+                        is_schema_missing)
 from ..exceptions import NotFound, OutcomeUnknown, StorageError, UnreadableValue
 from ..shared.database import check_timeout, write_transaction
-from ..shared.dberrors import DRIVER_ERRORS, constraint_error, is_constraint, is_schema_missing
 
 __all__ = ['Calls', 'RECONNECT_TIMEOUT']
 
@@ -97,6 +98,7 @@ class Calls:
         self.refuse_writes = refuse_writes
         self.reconnect_timeout = check_timeout(reconnect_timeout, 'reconnect_timeout')
         self.rows_holding = rows_holding
+        self.server = not dialect_of(database).embedded  # Reconnects, single statements.
         self.out_of_date = out_of_date
         # How often the store reconnected after losing its server, and how many calls ran
         # again.
@@ -119,7 +121,7 @@ class Calls:
         """
         if write and self.refuse_writes is not None:
             raise self.refuse_writes.with_traceback(None)
-        server = not isinstance(self.database, SqliteDatabase)
+        server = self.server
         deadline = None
         for attempt in range(1, _ATTEMPTS + 1):
             sent = False  # True once a statement that commits the change may have been sent.

@@ -27,6 +27,7 @@ import itertools
 import peewee
 from peewee import fn
 
+from ..dialects import POSTGRESQL, dialect_of
 from ..exceptions import UnreadableValue
 from ..fields import dumps
 from .likes import contains
@@ -57,7 +58,9 @@ class ModelQueries:
         # SQLite: modelstore numbers its own rows (see _numbered), from the bound
         # ModelVersionCounter; on PostgreSQL and MySQL 0010's BEFORE trigger does, in the row
         # itself.
-        sqlite = isinstance(self.database, peewee.SqliteDatabase)
+        # (SQLite is the embedded backend: one writer, so reading a counter and inserting in
+        # the write transaction cannot race.)
+        sqlite = dialect_of(self.database).embedded
         self.counters = counters if sqlite else None
         # MySQL has no RETURNING: the version the trigger gave is read back by id after the
         # INSERT, which commits by itself (autocommit) as PostgreSQL's does: two round trips,
@@ -204,7 +207,7 @@ class ModelQueries:
         value is the JSON text on SQLite and MySQL (peewee's own db_value on SQLite is a
         ``json(?)`` SQL function), the driver's JSONB adapter on PostgreSQL."""
         if isinstance(field, peewee.JSONField):
-            if not isinstance(self.database, peewee.PostgresqlDatabase):
+            if dialect_of(self.database) is not POSTGRESQL:
                 return dumps
             return field.db_value
         if type(field).db_value is peewee.Field.db_value:

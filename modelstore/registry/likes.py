@@ -1,6 +1,5 @@
 """Case-insensitive substring search, the same on every backend: ``name_contains=``."""
-from ..dialects import dialect_of
-from ..dialects.base import like_pattern
+from ..dialects import dialect_of, like_pattern
 
 __all__ = ['contains', 'like_pattern']
 

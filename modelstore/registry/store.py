@@ -11,9 +11,9 @@ import datetime
 
 from peewee import Case, IntegrityError
 
+from ..dialects import constraint_error, raising
 from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
-from ..shared.dberrors import constraint_error, raising
 from ..shared.models import bind_models
 from ..shared.urls import migrate_command
 from .calls import RECONNECT_TIMEOUT, Calls

@@ -6,7 +6,7 @@ call meets the database, modelstore.registry.calls); fields are checked by the m
 from peewee import IntegrityError
 
 from ..exceptions import NotFound, ValidationError
-from ..shared.dberrors import constraint_error
+from ..dialects import constraint_error
 from .likes import contains, like_pattern
 from .calls import Calls
 from .rules import Rules

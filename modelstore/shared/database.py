@@ -31,9 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from peewee import DatabaseError, ImproperlyConfigured
 from playhouse import db_url
 
-from ..dialects import dialect_of
-from ..dialects.mysql import MYSQL_SCHEMES, check_mysql_query, mysql_kwargs
-from ..dialects.errors import is_busy
+from ..dialects import check_mysql_query, dialect_of, is_busy, mysql_kwargs, MYSQL_SCHEMES
 from ..exceptions import ConfigError, one_line
 from .files import create_private, file_uri_path, has_wal
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout

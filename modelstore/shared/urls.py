@@ -115,9 +115,9 @@ _DEFAULT_SELECTING = ('database', 'migrations')  # migrate, rollback, status, re
 
 def command(verb, *words, database=None, migrations=None, models=None, models_root=None):
     """The command line a message tells an operator to run, shell-quoted: ``modelstore VERB
-    WORDS``, then every option given here that VERB takes and that chose the database or the scripts
-    (the URL with its password masked), after ``words``. Every hint modelstore prints is built
-    here, so that following one acts on the same database with the same scripts."""
+    WORDS``, then every option given here that VERB takes and that chose the database or the
+    scripts (the URL with its password masked), after ``words``. Every hint modelstore prints is
+    built here, so that following one acts on the same database with the same scripts."""
     given = {'database': mask_url(database) if database is not None else None,
              'migrations': migrations, 'models': models, 'models_root': models_root}
     takes = _SELECTING.get(verb, _SELECTING.get(verb.split()[0], _DEFAULT_SELECTING))

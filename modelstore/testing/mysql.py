@@ -8,7 +8,7 @@ import uuid
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..exceptions import ConfigError
-from ..dialects.mysql import MYSQL_SCHEMES, SQL_MODE
+from ..dialects import MYSQL_SCHEMES, SQL_MODE
 from ..shared.urls import mask_url
 
 __all__ = ['is_mysql_url', 'driver_connect', 'create_database', 'drop_database',
