@@ -131,44 +131,56 @@ def _fast(rule):
     return getattr(rule.check, 'fast', _slow)
 
 
+def _rules_of(model):
+    """{field name: Rule} of every field of ``model`` but its primary key, in field order: the
+    derived rule with ``_OVERRIDES`` applied."""
+    overrides = _OVERRIDES.get(model.__name__, {})
+    unknown = set(overrides) - set(model._meta.fields)
+    if unknown:
+        raise AssertionError('rules for %s name no field of it: %s'
+                             % (model.__name__, ', '.join(sorted(unknown))))
+    rules = {}
+    for field in model._meta.sorted_fields:
+        if not field.primary_key:
+            rule = rules[field.name] = derived(field)
+            for key, value in overrides.get(field.name, {}).items():
+                setattr(rule, key, value)
+    return rules
+
+
+def _partition(items, first):
+    """``items`` with those ``first`` says yes to first, each part in its order."""
+    items = list(items)
+    return [i for i in items if first(i)] + [i for i in items if not first(i)]
+
+
+def _none_is_slow(rule):
+    """Whether a None needs the whole rule: required, or a checker that refuses None."""
+    return rule.required or not getattr(rule.check, 'takes_none', False)
+
+
 class Rules:
     """The rules of one model's fields (every field but the primary key), in field order, as
     the model is declared when they are made (a store makes its own)."""
 
     def __init__(self, model):
-        overrides = _OVERRIDES.get(model.__name__, {})
-        unknown = set(overrides) - set(model._meta.fields)
-        if unknown:
-            raise AssertionError('rules for %s name no field of it: %s'
-                                 % (model.__name__, ', '.join(sorted(unknown))))
-        self.rules = {}
-        for field in model._meta.sorted_fields:
-            if field.primary_key:
-                continue
-            rule = derived(field)
-            for key, value in overrides.get(field.name, {}).items():
-                setattr(rule, key, value)
-            self.rules[field.name] = rule
+        self.rules = _rules_of(model)
         # The required fields first (their errors come first, and lead the list of fields).
         given = [(n, r) for n, r in self.rules.items() if r.refuse is None]
-        self.given = dict([(n, r) for n, r in given if r.required]
-                          + [(n, r) for n, r in given if not r.required])
+        self.given = dict(_partition(given, lambda item: item[1].required))
         self.refused = {n: r.refuse for n, r in self.rules.items() if r.refuse is not None}
         # A column named unlike its field (Task's 'metadata') is accepted by either name.
         self.aliases = {f.column_name: f.name for f in model._meta.sorted_fields
                         if f.column_name != f.name and f.name in self.given}
         # What a new row writes: the columns every row fills first, then the optional ones
         # (NULL by default), so that a row that stops early leaves the rest to their default.
-        names = list(self.given)
-        self.columns = tuple([n for n in names if self.given[n].filled]
-                             + [n for n in names if not self.given[n].filled])
+        self.columns = tuple(_partition(self.given, lambda name: self.given[name].filled))
         self.filled = sum(r.filled for r in self.given.values())
-        # (name, fast form, whether None is slow: required, or a checker that refuses None)
-        self._first = tuple((n, _fast(self.given[n]), self.given[n].required or not getattr(
-            self.given[n].check, 'takes_none', False)) for n in self.columns[:self.filled])
-        self._first_names = frozenset(self.columns[:self.filled])
-        self._rest = {n: (i, _fast(self.given[n]))
-                      for i, n in enumerate(self.columns) if i >= self.filled}
+        first, rest = self.columns[:self.filled], self.columns[self.filled:]
+        self._first = tuple((n, _fast(self.given[n]), _none_is_slow(self.given[n]))
+                            for n in first)
+        self._first_names = frozenset(first)
+        self._rest = {n: (i, _fast(self.given[n])) for i, n in enumerate(rest, self.filled)}
 
     def __iter__(self):
         return iter(self.given)
@@ -199,20 +211,7 @@ class Rules:
     def check(self, values, *, partial=False, defaults=None):
         """Validate ``values`` (a dict by field name); fill defaults unless ``partial`` (an
         update). ``defaults``: the call's (``defaults()``), else made here."""
-        values = dict(values)
-        for alias, real in self.aliases.items():
-            if alias in values and alias not in self.given:
-                if real in values:
-                    raise ValidationError(alias, 'give %s or %s, not both' % (alias, real))
-                values[real] = values.pop(alias)
-        for name, message in self.refused.items():
-            if name in values:
-                raise ValidationError(name, message)
-        unknown = sorted(set(values) - set(self.given), key=repr)
-        if unknown:
-            raise ValidationError(None, 'unknown field%s %s; known fields: %s' % (
-                's' if len(unknown) > 1 else '', ', '.join(repr(u) for u in unknown),
-                ', '.join(self.given)))
+        values = self._named(values)
         if defaults is None and not partial:
             defaults = self.defaults()
         out = {}
@@ -235,6 +234,25 @@ class Rules:
                     value = defaults.get(name)
             out[name] = value
         return out
+
+    def _named(self, values):
+        """``values`` by field name (an alias replaced); ValidationError for a field the
+        database sets or no field at all."""
+        values = dict(values)
+        for alias, real in self.aliases.items():
+            if alias in values and alias not in self.given:
+                if real in values:
+                    raise ValidationError(alias, 'give %s or %s, not both' % (alias, real))
+                values[real] = values.pop(alias)
+        for name, message in self.refused.items():
+            if name in values:
+                raise ValidationError(name, message)
+        unknown = sorted(set(values) - set(self.given), key=repr)
+        if unknown:
+            raise ValidationError(None, 'unknown field%s %s; known fields: %s' % (
+                's' if len(unknown) > 1 else '', ', '.join(repr(u) for u in unknown),
+                ', '.join(self.given)))
+        return values
 
     def row(self, checked):
         """A checked new row (``check``'s dict) as a tuple in ``columns`` order, ending at its
