@@ -15,7 +15,7 @@ from .exceptions import (AdoptionRefused, ChecksumMismatch, ConfigError, DataLos
                          ScriptError, ScriptFailedPartway, StorageError, UnreadableValue,
                          UsageError, ValidationError)
 from .registry import ModelStore, connect
-from .shared.models import FineTunedModel, Task, TaskStatus
+from .shared.tables import FineTunedModel, Task, TaskStatus
 from .version import __version__
 
 __all__ = [

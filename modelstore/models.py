@@ -2,9 +2,9 @@
 
 ``modelstore new --auto`` compares these with the schema the scripts produce, by default (a
 project with its own models passes ``--models myapp.models``). They are defined in
-``modelstore.shared.models``; this module only names them.
+``modelstore.shared.tables``; this module only names them.
 """
-from .shared.models import (MODELS, FineTunedModel, ModelImport, ModelVersionCounter, Task,
+from .shared.tables import (MODELS, FineTunedModel, ModelImport, ModelVersionCounter, Task,
                             TaskStatus, bind_models)
 
 __all__ = ['FineTunedModel', 'ModelImport', 'ModelVersionCounter', 'Task', 'TaskStatus',

@@ -24,7 +24,7 @@ between two batches is resumed by the next ``migrate`` calling ``online`` again 
 (the script is recorded ``running`` until it returns), so ``online`` must find its own place
 again -- typically "the rows still unnumbered", never a counter kept in memory.
 
-``modelstore migrate`` runs ``online`` with its own ``Batches`` (modelstore.engine.online):
+``modelstore migrate`` runs ``online`` with its own ``Batches`` (modelstore.engine.batch_runner):
 outside the run's transaction, sized to a target time per batch, pausing between batches so
 waiting writers get the lock, reporting progress. This plain one -- what ``up`` uses outside
 the engine, and inside a dry run's transaction -- runs them back to back.

@@ -2,7 +2,7 @@
 paths are derived from the models (modelstore.registry.rules, .fastpath).
 
 As a developer of modelstore does it: a checkout (a copy of the installed package beside its
-``migrations/``) has fields added to ``shared/models.py``; ``modelstore new --auto`` writes the
+``migrations/``) has fields added to ``shared/tables.py``; ``modelstore new --auto`` writes the
 script into ``migrations/``;
 ``modelstore migrate`` applies it; then a pipeline adds, lists, gets, updates and bulk-adds
 models and tasks with the new fields -- in a subprocess, on the backend under test.
@@ -87,7 +87,7 @@ def test_fields_added_to_the_models_work_in_every_call_with_no_other_edit(tmp_pa
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns('__pycache__', 'migrations'))
     shutil.copytree(os.path.join(package, 'migrations'), tmp_path / 'site' / 'migrations',
                     ignore=shutil.ignore_patterns('__pycache__'))
-    models = copy / 'shared' / 'models.py'
+    models = copy / 'shared' / 'tables.py'
     source = models.read_text()
     for cls, fields in (('class FineTunedModel(Model):', ADDED_MODEL_FIELDS),
                         ('class Task(Model):', ADDED_TASK_FIELDS)):

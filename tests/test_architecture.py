@@ -52,9 +52,9 @@ SIBLINGS = {
     'modelstore.shared.database': {'modelstore.shared.files', 'modelstore.shared.timeouts',
                                    'modelstore.shared.urls'},
     # The models are built of the legacy-format field types.
-    'modelstore.shared.models': {'modelstore.fields'},
-    # modelstore.models is the public path of shared/models.py's classes.
-    'modelstore.models': {'modelstore.shared.models'},
+    'modelstore.shared.tables': {'modelstore.fields'},
+    # modelstore.models is the public path of shared/tables.py's classes.
+    'modelstore.models': {'modelstore.shared.tables'},
 }
 
 # Imports that reach past another package's face today, {(importer, imported module)}: each

@@ -13,7 +13,7 @@ from peewee import BooleanField, SqliteDatabase, TextField
 import modelstore
 from modelstore.fields import EnumNameField, IsoTimestampField
 from modelstore.registry.fastpath import ModelQueries
-from modelstore.shared.models import TaskStatus
+from modelstore.shared.tables import TaskStatus
 
 NAMES = st.text(alphabet='aAb%_\\-Z', min_size=1, max_size=4)
 HOURS = st.integers(0, 5).map(lambda h: datetime.datetime(2026, 1, 1) + datetime.timedelta(hours=h))

@@ -12,7 +12,7 @@ import modelstore
 from modelstore.fields import EnumNameField, IsoTimestampField, StrictJSONField
 from modelstore.registry import checks, rules as rules_module
 from modelstore.registry.rules import Rules
-from modelstore.shared.models import FineTunedModel, Task
+from modelstore.shared.tables import FineTunedModel, Task
 
 MODEL_RULES = Rules(FineTunedModel)
 TASK_RULES = Rules(Task)

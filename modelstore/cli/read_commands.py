@@ -6,7 +6,7 @@ from ..authoring import load_models
 from ..engine import Drift, Engine, detect_drift, failure_note, invalid_index_lines
 from ..exceptions import UsageError
 from ..shared.database import open_database
-from ..shared.models import MODELS
+from ..shared.tables import MODELS
 from ..shared.urls import database_exists, mask_url, resolve_url
 from .output import plural
 from .results import Accepted, Check, History, Status

@@ -19,7 +19,7 @@ _SESSION_CLASSES = {}
 
 class Dialect:
     """One backend as modelstore uses it. ``name`` is the key of per-backend tables (such as
-    ``shared.models.VERSION_TRIGGERS``); ``label`` is what a message calls it."""
+    ``shared.tables.VERSION_TRIGGERS``); ``label`` is what a message calls it."""
 
     name = None
     label = 'an unsupported database'
@@ -45,7 +45,7 @@ class Dialect:
     # The last batch of an online script: '' (the write transaction is enough), 'table' (LOCK
     # TABLE in the transaction) or 'tables' (LOCK TABLES instead of a transaction).
     final_batch_lock = ''
-    # Key of modelstore.engine.online's target batch times.
+    # Key of modelstore.engine.batch_runner's target batch times.
     batch_target = 'postgres'
     # DDL waits behind other sessions' locks, and the writers queue behind it: each script's
     # wait is bounded and retried (modelstore.engine.ddlwait). SQLite has one writer.

@@ -23,7 +23,7 @@ from playhouse.schema_diff import diff_models
 
 from ..dialects import dialect_of, MYSQL, raising, reported_default, string_literal
 from ..exceptions import StorageError
-from ..shared.models import MODELS, VERSION_TRIGGERS
+from ..shared.tables import MODELS, VERSION_TRIGGERS
 from ..shared.urls import command
 from .history import RUNNING, History
 from ..shared.shape import (FIELD_KINDS, LEGACY_NULLABLE, blocks_inserts, compatible, default_key,

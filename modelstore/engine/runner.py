@@ -31,7 +31,7 @@ from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
 from .fkwatch import NeedBaseline
 from .lock import DEFAULT_TIMEOUT, run_lock
-from .online import run_online
+from .batch_runner import run_online
 from .losses import foresee_losses
 from .nontx import attempt_logged, dry_run_on_shadow, refuse_failed
 from .repair import repair

@@ -14,7 +14,7 @@ from peewee import Case, IntegrityError
 from ..dialects import constraint_error, raising
 from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
-from ..shared.models import bind_models
+from ..shared.tables import bind_models
 from ..shared.urls import migrate_command
 from .calls import RECONNECT_TIMEOUT, Calls
 from .fastpath import ORDERS, ModelQueries

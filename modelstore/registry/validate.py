@@ -9,7 +9,7 @@ argument and the problem. Nothing here touches the database.
 import datetime
 
 from ..exceptions import ValidationError
-from ..shared.models import TaskStatus
+from ..shared.tables import TaskStatus
 from .checks import NAME_LIMIT, Choice, Flag, Moment, Text
 from .documents import type_name
 from .likes import like_pattern
