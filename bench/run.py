@@ -422,7 +422,7 @@ elif kind == 'postgres-same':  # The very statement add_model sends, through the
         cur.fetchone()
 elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_model's own
     import datetime
-    from modelstore.testing.mysql import driver_connect
+    from modelstore.testing.mysql_server import driver_connect
     conn = driver_connect(url, autocommit=True)
     cur = conn.cursor()
     SAME = ('INSERT INTO `fine_tuned_models` (`model_name`, `base_model`, `task`, `description`, '
@@ -1145,7 +1145,7 @@ def main(argv=None):
             if want('ddl'):
                 bench_ddl_wait(new_pg, result, fact, hold=6.0 if args.smoke else 20.0)
         if args.mysql and want('writers'):
-            from modelstore.testing.mysql import throwaway_database
+            from modelstore.testing.mysql_server import throwaway_database
 
             def new_my():
                 url, drop = throwaway_database(args.mysql, 'ms_bench')

@@ -197,7 +197,7 @@ class MySQLTarget(PostgresTarget):
         return self.clone(None, 'template')
 
     def clone(self, template, name):
-        from modelstore.testing import mysql
+        from modelstore.testing import mysql_server as mysql
         target = '%s_%s' % (self.prefix, name)
         mysql.drop_database(self.admin_url, target)
         mysql.create_database(self.admin_url, target)
@@ -211,7 +211,7 @@ class MySQLTarget(PostgresTarget):
         return target
 
     def discard(self, target):
-        from modelstore.testing import mysql
+        from modelstore.testing import mysql_server as mysql
         mysql.drop_database(self.admin_url, target)
 
 

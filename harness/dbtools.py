@@ -11,9 +11,9 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 # Creating and dropping throwaway databases is the pytest plugin's job too: one implementation.
-from modelstore.testing.postgres import create_database, drop_database  # noqa: E402,F401
-from modelstore.testing import mysql as _mysql
-from modelstore.testing.mysql import is_mysql_url
+from modelstore.testing.postgres_server import create_database, drop_database  # noqa: E402,F401
+from modelstore.testing import mysql_server as _mysql
+from modelstore.testing.mysql_server import is_mysql_url
 
 
 def new_database(admin_url):

@@ -192,7 +192,7 @@ def locked(store, url):
     """Another connection holds both tables (and the history) locked; the store waits 0.1 s
     (MySQL: 1 s, its shortest)."""
     if ON_MYSQL:
-        from modelstore.testing.mysql import driver_connect
+        from modelstore.testing.mysql_server import driver_connect
         other = driver_connect(url, autocommit=True)
         other.cursor().execute('LOCK TABLES fine_tuned_models WRITE, tasks WRITE, '
                                'schema_migration WRITE')

@@ -19,12 +19,12 @@ from peewee import CharField, ForeignKeyField, Model
 
 from modelstore.authoring import generate, pysource
 from modelstore.authoring.plan import AddColumn, Plan
-from modelstore.authoring.render import render
+from modelstore.authoring.script_text import render
 from modelstore.exceptions import ConfigError, ScriptError
 
 from conftest import execute, query
 
-render_module = importlib.import_module('modelstore.authoring.render')
+render_module = importlib.import_module('modelstore.authoring.script_text')
 
 SCRIPT = '''
     from peewee import *

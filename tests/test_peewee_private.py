@@ -84,6 +84,6 @@ def test_every_private_peewee_use_is_listed_with_its_reason_and_its_test():
 def test_the_scan_finds_the_uses_it_is_for():
     found = private_uses()
     for name, path in (('__data__', 'registry/fastpath.py'), ('_dirty', 'registry/fastpath.py'),
-                       ('_where', 'authoring/render.py')):
+                       ('_where', 'authoring/script_text.py')):
         assert (name, path) in found, (name, path, sorted(found))
     assert not any(name in NAMEDTUPLE or name == '_meta' for name, _ in found)

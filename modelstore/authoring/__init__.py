@@ -17,7 +17,7 @@ from .model_classes import DEFAULT_MODELS, load_models
 from .script_files import check_directory, next_names, write_new
 from .plan import Plan, plan_changes
 from .pysource import printable
-from .render import render
+from .script_text import render
 
 __all__ = ['new_script', 'generate', 'diff_schema', 'Generated', 'DEFAULT_DIRECTORY',
            'DEFAULT_MODELS', 'load_models', 'check_directory', 'plan_changes', 'printable']

@@ -14,7 +14,7 @@ from .history import TABLE as HISTORY_TABLE
 from .lock import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .nontx import failure_note
 from .restore import restore_database
-from .results import RunResult, ScriptRun
+from .run_results import RunResult, ScriptRun
 from .runner import Engine
 from .scripts import discover, installed_directory
 from .shadow import apply, replay, shadow_database

@@ -30,7 +30,7 @@ from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.database import busy_ms, write_transaction
 from ..version import __version__
-from .results import ScriptRun
+from .run_results import ScriptRun
 from .steps import Step
 
 __all__ = ['PacedBatches', 'Progress', 'run_online']

@@ -45,7 +45,7 @@ from ..version import __version__
 from .history import FAILED, RUNNING
 from .operations import (RawSQL, effect_key, effect_of_operation, identity,
                          refused_without_effect, took_effect, undo_of_operation)
-from .results import ScriptRun
+from .run_results import ScriptRun
 from .shadow import mysql_shadow, replay
 from .steps import Recorder
 

@@ -35,7 +35,7 @@ from .batch_runner import run_online
 from .losses import foresee_losses
 from .nontx import attempt_logged, dry_run_on_shadow, refuse_failed
 from .repair import repair
-from .results import RunResult, ScriptRun
+from .run_results import RunResult, ScriptRun
 from .scripts import discover
 from .status import Entry, Status, schema_version, script_number
 from .steps import Recorder

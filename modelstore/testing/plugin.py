@@ -18,9 +18,9 @@ import pytest
 
 from ..registry import connect
 from ..shared.urls import mask_url
-from . import mysql, postgres
-from .postgres import ENV, is_postgres_url
-from .mysql import is_mysql_url
+from . import mysql_server, postgres_server
+from .mysql_server import is_mysql_url
+from .postgres_server import ENV, is_postgres_url
 
 __all__ = ['modelstore_url', 'modelstore_store']
 
@@ -47,7 +47,8 @@ def modelstore_url(tmp_path):
     if server is None:
         yield 'sqlite:///' + str(tmp_path / 'modelstore.db')
         return
-    url, drop = (mysql if is_mysql_url(server) else postgres).throwaway_database(server)
+    url, drop = (mysql_server if is_mysql_url(server) else postgres_server).throwaway_database(
+        server)
     try:
         yield url
     finally:
