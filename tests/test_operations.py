@@ -24,7 +24,7 @@ from modelstore.engine.scripts import default_directory
 from modelstore.shared.database import open_database
 
 AUTHORING = os.path.join(os.path.dirname(os.path.dirname(operations.__file__)), 'authoring',
-                         'render.py')
+                         'script_text.py')
 
 
 def _called_methods(path):
