@@ -3,9 +3,9 @@
 Scripts are found and fingerprinted (``scripts``), their history kept (``history``), a run
 serialised (``lock``, with the foreign-key watch in ``fkwatch``), planned against the live schema
 (``status``, ``adopt``), applied or reverted (``runner``'s facade, one ``run`` per call, told to
-an ``observer``; ``steps``), its losses foreseen (``losses``), the database backed up first and restorable (``backup``, ``restore``), and the
-schema compared with the models (``drift``). It imports the shared layers only, never the
-registry.
+an ``observer``; ``steps``), its losses foreseen (``losses``), the database backed up first and
+restorable (``backup``, ``restore``), and the schema compared with the models (``drift``). It
+imports the shared layers only, never the registry.
 """
 from .backup import KEEP, Backup, Backups
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
@@ -23,7 +23,7 @@ from .shadow import apply, replay, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
 __all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
-           'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift',
-           'invalid_index_lines', 'schema_version', 'script_number', 'failure_note',
-           'HISTORY_TABLE', 'discover', 'installed_directory', 'apply', 'replay',
+           'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
+           'detect_drift', 'invalid_index_lines', 'schema_version', 'script_number',
+           'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory', 'apply', 'replay',
            'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LOCK_TIMEOUT']

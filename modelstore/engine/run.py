@@ -204,29 +204,19 @@ class Run:
 
     def _execute_locked(self, plan, direction, dry_run, analyse, allow_data_loss):
         """Lock, read, plan, guard against losses, back up, apply, report: in that order."""
-        losses = []
-        backup = None
         self.history.forget()
         with self.locked() as lock:
             # Where the lock's transaction holds every script (SQLite), a script is committed
             # only when the lock is released: it is reported then, never before.
             deferred = lock.commits_at_exit and not dry_run
-            status = self.status(analyse=analyse)
-            self.interrupted = {e.name for e in status.entries if e.interrupted}
-            if self.backups is not None and not dry_run:
-                self.backups.remove_partials()  # Even when there is nothing to do.
-            self.todo = plan(status)
+            status = self._read_and_plan(plan, analyse, dry_run)
             if not self.todo:
                 return RunResult([], dry_run, status.adoption)
-            if direction == 'down':
-                losses = self._refuse_losses(dry_run, allow_data_loss, status)
-            if self.backups is not None and not dry_run and status.data_tables:
-                backup = self.backups.take(schema_version(status))
-                self.observer.backup(backup)
-            if dry_run:
-                runs, failure, reported = self.strategy.dry_run(self, self.todo, direction)
-            else:
-                runs, failure, reported = self.apply(self.todo, direction, deferred=deferred)
+            losses = self._refuse_losses(dry_run, allow_data_loss, status) \
+                if direction == 'down' else []
+            backup = None if dry_run else self._back_up(status)
+            runs, failure, reported = self.strategy.dry_run(self, self.todo, direction) \
+                if dry_run else self.apply(self.todo, direction, deferred=deferred)
             if deferred and not lock.still_open():
                 self._rolled_back_by_sqlite(direction, failure, runs[:reported])
             if dry_run:
@@ -235,12 +225,25 @@ class Run:
             for run in runs[reported:]:  # Committed now.
                 self.observer.script_finished(run)
         if failure is not None:
-            exc, script = failure
-            if isinstance(exc, ScriptError):
-                raise exc
-            raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
-                              % (direction, type(exc).__name__, exc)) from exc
+            _raise_failure(direction, *failure)
         return RunResult(runs, dry_run, status.adoption, backup, losses)
+
+    def _read_and_plan(self, plan, analyse, dry_run):
+        """The status under the lock; ``todo`` planned from it. Returns the status."""
+        status = self.status(analyse=analyse)
+        self.interrupted = {e.name for e in status.entries if e.interrupted}
+        if self.backups is not None and not dry_run:
+            self.backups.remove_partials()  # Even when there is nothing to do.
+        self.todo = plan(status)
+        return status
+
+    def _back_up(self, status):
+        """SQLite: a copy of a database that holds data, before the run changes it."""
+        if self.backups is None or not status.data_tables:
+            return None
+        backup = self.backups.take(schema_version(status))
+        self.observer.backup(backup)
+        return backup
 
     def _refuse_losses(self, dry_run, allow_data_loss, status):
         """What the rollback would destroy; raises unless allowed (and backed up on SQLite)."""
@@ -318,6 +321,14 @@ class Run:
                 return self.strategy.attempt(self, script, module, direction, method, kept)
         # Retried after lock waits.
         return self.ddl.run(script.name, attempt, self.observer.lock_wait)
+
+
+def _raise_failure(direction, exc, script):
+    """The ScriptError a run that stopped at ``script`` raises."""
+    if isinstance(exc, ScriptError):
+        raise exc
+    raise ScriptError(script.name, '%s failed and was rolled back: %s: %s'
+                      % (direction, type(exc).__name__, exc)) from exc
 
 
 def _check_target(target, candidates, verb='known'):
