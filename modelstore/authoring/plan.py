@@ -36,8 +36,7 @@ from playhouse.migrate import make_index_name
 from playhouse.schema_diff import diff_models
 
 from ..dialects import MYSQL, POSTGRESQL, dialect_of
-from ..engine.drift import declared_default
-from ..engine.history import TABLE as HISTORY_TABLE
+from ..engine import HISTORY_TABLE, declared_default
 from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
 from .pysource import check_text
 

@@ -9,7 +9,7 @@ imports the shared layers only, never the registry.
 """
 from .backup import KEEP, Backup, Backups
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
-from .drift import Drift, detect_drift, invalid_index_lines
+from .drift import Drift, declared_default, detect_drift, invalid_index_lines
 from .history import TABLE as HISTORY_TABLE
 from .lock import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .nontx import failure_note
@@ -24,6 +24,7 @@ from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
 __all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
            'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
-           'detect_drift', 'invalid_index_lines', 'schema_version', 'script_number',
-           'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory', 'apply', 'replay',
-           'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LOCK_TIMEOUT']
+           'detect_drift', 'invalid_index_lines', 'declared_default', 'schema_version',
+           'script_number', 'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory',
+           'apply', 'replay', 'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES',
+           'LOCK_TIMEOUT']
