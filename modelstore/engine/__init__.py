@@ -2,10 +2,10 @@
 
 Scripts are found and fingerprinted (``scripts``), their history kept (``history``), a run
 serialised (``lock``, with the foreign-key watch in ``fkwatch``), planned against the live schema
-(``status``, ``adopt``), applied or reverted (``runner``, ``steps``), its losses foreseen
-(``losses``), the database backed up first and restorable (``backup``, ``restore``), and the
-schema compared with the models (``drift``). It imports the shared layers only, never the
-registry.
+(``status``, ``adopt``), applied or reverted (``runner``'s facade, one ``run`` per call, told to
+an ``observer``; ``steps``), its losses foreseen (``losses``), the database backed up first and
+restorable (``backup``, ``restore``), and the schema compared with the models (``drift``). It
+imports the shared layers only, never the registry.
 """
 from .backup import KEEP, Backup, Backups
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
@@ -13,15 +13,18 @@ from .drift import Drift, declared_default, detect_drift, invalid_index_lines
 from .history import TABLE as HISTORY_TABLE
 from .lock import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .nontx import failure_note
+from .observer import Observer
 from .restore import restore_database
+from .run import Run
 from .run_results import RunResult, ScriptRun
 from .runner import Engine
 from .scripts import discover, installed_directory
 from .shadow import apply, replay, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
-__all__ = ['Engine', 'Entry', 'Status', 'ScriptRun', 'RunResult', 'OWNED_TABLES', 'Backups',
-           'Backup', 'KEEP', 'restore_database', 'Drift', 'detect_drift',
-           'invalid_index_lines', 'declared_default', 'schema_version', 'script_number',
-           'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory', 'apply', 'replay',
-           'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LOCK_TIMEOUT']
+__all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
+           'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
+           'detect_drift', 'invalid_index_lines', 'declared_default', 'schema_version',
+           'script_number', 'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory',
+           'apply', 'replay', 'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES',
+           'LOCK_TIMEOUT']

@@ -144,20 +144,19 @@ class PacedBatches(Batches):
             delay = min(delay * 2, 0.5)
 
 
-def run_online(engine, lock, script, module):
+def run_online(run, script, module):
     """An online script: recorded ``running`` (committed), then its batches, each its own
     transaction, then recorded applied. A run that dies between stays ``running``, so the
     next migrate calls ``online`` again and it resumes where the data says it stopped."""
-    db = engine.database
+    db = run.database
     # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
     # transaction that reads it first would fail outright ("database is locked") when one of
     # the apps' writers commits between its read and its write, instead of waiting its turn.
     with write_transaction(db):
-        engine.history.ensure()
-        engine.history.mark_running(script.name, checksum=script.checksum,
-                                    version=__version__)
-    batches = PacedBatches(db, script.name, on_progress=engine._on_progress,
-                           lock_timeout=engine.lock_timeout)
+        run.history.ensure()
+        run.history.mark_running(script.name, checksum=script.checksum, version=__version__)
+    batches = PacedBatches(db, script.name, on_progress=run.observer.progress,
+                           lock_timeout=run.lock_timeout)
     start = time.perf_counter()
     try:
         with batches:
@@ -169,8 +168,8 @@ def run_online(engine, lock, script, module):
                           ) from exc
     duration = time.perf_counter() - start
     with write_transaction(db):
-        engine.history.record(script.name, checksum=script.checksum, method='ran',
-                              duration=duration, version=__version__, replace=True)
-    lock.resume()
+        run.history.record(script.name, checksum=script.checksum, method='ran',
+                           duration=duration, version=__version__, replace=True)
+    run.lock.resume()
     step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
     return ScriptRun(script.name, 'up', 'ran', duration, [step], [])

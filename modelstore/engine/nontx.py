@@ -49,8 +49,8 @@ from .run_results import ScriptRun
 from .shadow import mysql_shadow, replay
 from .steps import Recorder
 
-__all__ = ['OperationLog', 'is_log', 'attempt_logged', 'refuse_failed', 'dry_run_on_shadow',
-           'failure_note']
+__all__ = ['OperationLog', 'is_log', 'Logged', 'attempt_logged', 'refuse_failed',
+           'dry_run_on_shadow', 'failure_note']
 
 
 def is_log(text):
@@ -183,16 +183,27 @@ class _LoggingRecorder(Recorder):
         super()._hook(event)
 
 
-# -- the engine's side: running a script with its log ------------------------------------------
+# -- the run's side: running a script with its log ---------------------------------------------
 
-def attempt_logged(engine, script, module, direction, method, kept):
+class Logged:
+    """A Run's strategy where DDL commits (modelstore.engine.run): each script's operations
+    logged as they run; a dry run on a throwaway database."""
+
+    def attempt(self, run, script, module, direction, method, kept):
+        return attempt_logged(run, script, module, direction, method, kept)
+
+    def dry_run(self, run, todo, direction):
+        return dry_run_on_shadow(run, todo, direction)
+
+
+def attempt_logged(run, script, module, direction, method, kept):
     """Run one script on a database whose DDL commits, its log in its history row; returns the
     ScriptRun. Raises ScriptFailedPartway when it failed after something had completed."""
-    db, history, name = engine.database, engine.history, script.name
+    db, history, name = run.database, run.history, script.name
     history.ensure()
     if method in ('adopted', 'faked'):
         history.record(name, checksum=script.checksum, method=method, duration=0.0,
-                       version=__version__, replace=name in engine._interrupted)
+                       version=__version__, replace=name in run.interrupted)
         return ScriptRun(name, direction, method, 0.0, [], kept)
     log = OperationLog(history, name, direction)
     if direction == 'up':
@@ -205,14 +216,14 @@ def attempt_logged(engine, script, module, direction, method, kept):
     start = time.perf_counter()
     try:
         with migrator.migration_context(False):
-            engine.ddl.set_local()
+            run.ddl.set_local()
             try:
                 with recorder:
                     getattr(module, direction)(migrator, db)
             finally:
-                engine.ddl.reset()
+                run.ddl.reset()
     except BaseException as exc:
-        _failed(engine, script, direction, log, exc)
+        _failed(run, script, direction, log, exc)
         raise
     duration = time.perf_counter() - start
     if direction == 'up':
@@ -223,9 +234,9 @@ def attempt_logged(engine, script, module, direction, method, kept):
     return ScriptRun(name, direction, method, duration, recorder.steps, kept)
 
 
-def _failed(engine, script, direction, log, exc):
+def _failed(run, script, direction, log, exc):
     """Record the failure: nothing completed -- as before the script; else ``failed``."""
-    history, name = engine.history, script.name
+    history, name = run.history, script.name
     doing = log.log['doing'] or {}
     nothing = not log.log['done'] and not doing.get('sql') and not doing.get('statement')
     try:
@@ -248,8 +259,8 @@ def _failed(engine, script, direction, log, exc):
                               '`%s` to revert them (or, after fixing it by hand, `%s`)'
                               % (direction, len(done), '' if len(done) == 1 else 's',
                                  '; '.join(done) or 'part of one', type(exc).__name__,
-                                 one_line(exc), engine.hint('repair'),
-                                 engine.hint('repair', '--mark-applied')), done) from exc
+                                 one_line(exc), run.hint('repair'),
+                                 run.hint('repair', '--mark-applied')), done) from exc
 
 
 def _applied_method(script, history):
@@ -284,21 +295,22 @@ def refuse_failed(status, hint):
                                           hint('repair')))
 
 
-def dry_run_on_shadow(engine, todo, direction, on_script):
+def dry_run_on_shadow(run, todo, direction):
     """A dry run on MySQL, where DDL cannot be rolled back: the applied scripts are replayed on a
     throwaway database beside the real one (modelstore.engine.shadow), then ``todo`` runs there,
-    recorded; the real database is only read. Returns what ``Engine._apply`` does. The SQL is
+    recorded; the real database is only read. Returns what ``Run.apply`` does. The SQL is
     the scripts' for this schema; what depends on the rows (an online script's batches) is
     shown as it runs on no rows."""
-    applied = [e.script for e in engine.status().entries if e.state == 'applied' and e.script]
+    applied = [e.script for e in run.status().entries if e.state == 'applied' and e.script]
     runs, failure = [], None
-    with mysql_shadow(engine.database) as shadow:
+    with mysql_shadow(run.database) as shadow:
         try:
             replay(applied, shadow)
         except ScriptError as exc:
             raise MigrationError('the dry run replays the applied scripts on a throwaway '
                                  'database first, and that failed: %s' % exc) from exc
         for script, module, method, kept in todo:
+            run.observer.script_started(script)
             recorder = Recorder(shadow)
             start = time.perf_counter()
             try:
@@ -310,6 +322,5 @@ def dry_run_on_shadow(engine, todo, direction, on_script):
                 break
             runs.append(ScriptRun(script.name, direction, method, time.perf_counter() - start,
                                   recorder.steps, kept))
-            if on_script is not None:
-                on_script(runs[-1])
+            run.observer.script_finished(runs[-1])
     return runs, failure, len(runs)

@@ -24,7 +24,6 @@ import json
 from ..exceptions import DataLossRefused, MigrationError, ValidationError
 from .history import REPAIRED
 from .operations import RawSQL, destroys, effect_key, identity, target, took_effect
-from .lock import run_lock
 from .losses import count_drops
 from .nontx import is_log
 from .steps import Recorder
@@ -77,10 +76,11 @@ def _interrupted(database, doing):
     return description, RawSQL.undo(ran), 'doing'
 
 
-def repair(engine, mode=None, on_script=None, allow_data_loss=False):
-    """``modelstore repair``: for each script the history records failed partway, revert its
-    completed operations with their inverses (``mode`` None), or record it applied or not
-    applied after a manual fix. Returns [(name, direction, action, steps)]."""
+def repair(run, mode=None, allow_data_loss=False):
+    """``modelstore repair`` (a modelstore.engine.run.Run's): for each script the history
+    records failed partway, revert its completed operations with their inverses (``mode``
+    None), or record it applied or not applied after a manual fix; each reported to the run's
+    observer. Returns [(name, direction, action, steps)]."""
     if mode not in MODES:
         raise ValidationError('mode', 'must be None (revert), %s, got %r' % (
             ' or '.join(repr(m) for m in MODES[1:]), mode))
@@ -88,19 +88,18 @@ def repair(engine, mode=None, on_script=None, allow_data_loss=False):
         raise ValidationError('allow_data_loss', 'must be True or False, got %r'
                               % (allow_data_loss,))
     done = []
-    with run_lock(engine.database, engine.lock_timeout):
-        engine.history.forget()
-        status = engine.status()
+    with run.locked():
+        run.history.forget()
+        status = run.status()
         failed = [e for e in status.entries if e.failed]
         for entry in failed:
-            done.append(_repair_one(engine, entry, mode, allow_data_loss))
-            if on_script is not None:
-                on_script(done[-1])
+            done.append(_repair_one(run, entry, mode, allow_data_loss))
+            run.observer.script_finished(done[-1])
     return done
 
 
-def _repair_one(engine, entry, mode, allow_data_loss):
-    db, history, record = engine.database, engine.history, entry.record
+def _repair_one(run, entry, mode, allow_data_loss):
+    db, history, record = run.database, run.history, entry.record
     log = json.loads(record.operations) if is_log(record.operations) else None
     direction = log['direction'] if log else 'up'
     if mode == 'applied' or mode == 'reverted':
@@ -119,12 +118,12 @@ def _repair_one(engine, entry, mode, allow_data_loss):
             'run `%s`, or finish the script by hand and run `%s`' % (
                 entry.name, 'this operation has' if len(unknown) == 1 else
                 'these operations have', '; '.join(unknown), 'it' if len(unknown) == 1 else
-                'them', *_manual_hints(engine, direction)))
+                'them', *_manual_hints(run, direction)))
     made = (log or {}).get('made') or {}
-    drops = _check_plan(engine, entry.name, direction, todo, made)
+    drops = _check_plan(run, entry.name, direction, todo, made)
     losses = count_drops(db, drops)
     if losses and not allow_data_loss:
-        raise DataLossRefused(engine.label, ['%s (reverting %s)' % (loss, entry.name)
+        raise DataLossRefused(run.label, ['%s (reverting %s)' % (loss, entry.name)
                                              for loss in losses], action='repair',
                               override='Engine.repair(allow_data_loss=True)', backup='')
     recorder = Recorder(db)
@@ -132,7 +131,7 @@ def _repair_one(engine, entry, mode, allow_data_loss):
     remaining['doing'] = remaining.get('doing') if any(s == 'doing' for *_, s in todo) else None
     reverted = skipped = 0
     for description, undo, source in todo:
-        ran = sum(_undo_step(engine, entry.name, direction, recorder, step, made)
+        ran = sum(_undo_step(run, entry.name, direction, recorder, step, made)
                   for step in undo)
         reverted += ran > 0
         skipped += bool(undo) and ran == 0
@@ -153,18 +152,18 @@ def _repair_one(engine, entry, mode, allow_data_loss):
     return entry.name, direction, action, recorder.steps
 
 
-def _manual_hints(engine, direction):
+def _manual_hints(run, direction):
     """(the command after undoing by hand, the one after finishing by hand)."""
     undone, finished = ('--mark-reverted', '--mark-applied') if direction == 'up' else \
         ('--mark-applied', '--mark-reverted')
-    return engine.hint('repair', undone), engine.hint('repair', finished)
+    return run.hint('repair', undone), run.hint('repair', finished)
 
 
-def _check_plan(engine, name, direction, todo, made):
+def _check_plan(run, name, direction, todo, made):
     """Before anything runs: refuse an object that is not the one the script made; return
     what the steps would drop (effects, by their names now), for the loss count. Names are
     followed through the renames that steps before them undo."""
-    database = engine.database
+    database = run.database
     tables, columns, drops = {}, {}, []
     for _, undo, _ in todo:
         for step in undo:
@@ -173,7 +172,7 @@ def _check_plan(engine, name, direction, todo, made):
                 continue
             now = _named_now(effect, tables, columns)
             if took_effect(database, now):
-                _check_identity(engine, name, direction, effect, now, made)
+                _check_identity(run, name, direction, effect, now, made)
                 if destroys(step):
                     drops.append(now)
             if step.get('op') == 'rename_column':
@@ -193,11 +192,11 @@ def _named_now(effect, tables, columns):
     return [kind, table] + names[1:]
 
 
-def _check_identity(engine, name, direction, effect, now, made):
+def _check_identity(run, name, direction, effect, now, made):
     recorded = made.get(effect_key(effect))
     if recorded is None:
         return  # Not recorded (an older log, a statement in doubt): its presence is all.
-    found = identity(engine.database, now)
+    found = identity(run.database, now)
     # A table may have gained columns the steps before this one drop: it must still have all
     # it was made with.
     if found != recorded if now[0] != 'table' else not all(c in found for c in recorded):
@@ -206,14 +205,14 @@ def _check_identity(engine, name, direction, effect, now, made):
             'it is now %s), so it is not dropped. Undo the script by hand and run `%s`, or '
             'finish it by hand and run `%s`' % (
                 name, now[0], '.'.join(now[1:]), _described(recorded), _described(found),
-                *_manual_hints(engine, direction)))
+                *_manual_hints(run, direction)))
 
 
 def _described(identity_rows):
     return '; '.join(' '.join(row) for row in identity_rows) or 'nothing'
 
 
-def _undo_step(engine, name, direction, recorder, step, made):
+def _undo_step(run, name, direction, recorder, step, made):
     """Run one step of an inverse, its SQL recorded by ``recorder``; returns 1, or 0 if its
     object is gone already (undone by a repair that died before the log said so)."""
     database = recorder.database
@@ -221,7 +220,7 @@ def _undo_step(engine, name, direction, recorder, step, made):
     if effect is not None:
         if not took_effect(database, effect):
             return 0
-        _check_identity(engine, name, direction, effect, effect, made)
+        _check_identity(run, name, direction, effect, effect, made)
     with recorder:
         if 'sql' in step:
             database.execute_sql(step['sql'])
