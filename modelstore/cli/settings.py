@@ -26,7 +26,7 @@ import re
 
 from ..exceptions import ConfigError
 from ..registry import MODELS_ROOT_ENV as ROOT_ENV
-from ..shared.urls import ENV_VAR as DATABASE_ENV, command, resolve_url
+from ..shared.urls import ENV_VAR as DATABASE_ENV, command, parse_url
 
 try:
     import tomllib
@@ -120,7 +120,7 @@ def hint(args, verb, *words):
     """``modelstore VERB WORDS`` with the options of this invocation that chose the database,
     the scripts, the models and the models root (those VERB takes)."""
     database = getattr(args, 'database', None)
-    return command(verb, *words, database=resolve_url(database),
+    return command(verb, *words, database=parse_url(database),
                    migrations=getattr(args, 'migrations', None),
                    models=getattr(args, 'models', None),
                    models_root=getattr(args, 'models_root', None))
