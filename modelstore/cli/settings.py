@@ -33,7 +33,7 @@ try:
 except ImportError:  # Python < 3.11: see the module's docstring.
     tomllib = None
 
-__all__ = ['KEYS', 'find_config', 'read_config', 'apply_config', 'hint']
+__all__ = ['KEYS', 'find_config', 'read_config', 'apply_config', 'database_url', 'hint']
 
 # key in [tool.modelstore] -> (the command's attribute, environment variable, is a path)
 KEYS = {'database': ('database', DATABASE_ENV, False),
@@ -114,6 +114,14 @@ def apply_config(args, start=None):
         if key in settings:
             setattr(args, KEYS[key][0], settings[key])
     return path
+
+
+def database_url(args):
+    """The database of this command line, parsed once (modelstore.shared.urls.DatabaseURL):
+    ``args.database`` resolved (option, environment, file, default) and kept on ``args``, so
+    that its hints and its messages read the same value."""
+    args.database = parse_url(args.database)
+    return args.database
 
 
 def hint(args, verb, *words):
