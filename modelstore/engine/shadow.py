@@ -50,8 +50,7 @@ __all__ = ['shadow_database', 'mysql_shadow', 'postgres_shadow', 'apply', 'repla
 def shadow_database(url=None):
     """Yield an empty database of ``url``'s backend (default SQLite) that is thrown away.
     ``url``: a string or a DatabaseURL (parsed once, here or by the caller)."""
-    if url and not isinstance(url, DatabaseURL):
-        url = DatabaseURL(url)
+    url = DatabaseURL.of(url) if url else None
     scheme = url.scheme if url else 'sqlite'
     if scheme.startswith('sqlite'):
         with SQLITE.shadow() as shadow:

@@ -166,7 +166,7 @@ def open_database(url, *, mode='app'):
     modelstore.shared.urls.parse_url makes it); raise ConfigError saying what is wrong."""
     if mode not in MODES:
         raise ValueError('mode must be one of %s' % ', '.join(MODES))
-    url = url if isinstance(url, DatabaseURL) else DatabaseURL(url)  # Parsed once, here.
+    url = DatabaseURL.of(url)  # Parsed once, here (or by the caller).
     shown, parts = url.masked, url.parts
     if url.error is not None:
         raise ConfigError('malformed database URL %s: %s' % (shown, url.error)) from None

@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..exceptions import ConfigError
 
-__all__ = ['ENV_VAR', 'DatabaseURL', 'parse_url', 'default_path', 'default_url', 'sqlite_url', 'resolve_url', 'mask_url',
-           'sqlite_path', 'database_exists', 'command', 'migrate_command', 'server_hosts']
+__all__ = ['ENV_VAR', 'DatabaseURL', 'parse_url', 'default_path', 'default_url', 'sqlite_url',
+           'resolve_url', 'mask_url', 'sqlite_path', 'database_exists', 'command', 'migrate_command', 'server_hosts']
 
 ENV_VAR = 'MODELSTORE_DATABASE_URL'
 
@@ -136,13 +136,20 @@ class DatabaseURL(str):
             object.__setattr__(self, '_hosts', tuple(_hosts(self)))
         return list(self._hosts)
 
+    @classmethod
+    def of(cls, url):
+        """``url`` as a DatabaseURL, as given (not resolved: see ``parse_url``); a DatabaseURL is
+        returned as it is."""
+        return url if isinstance(url, DatabaseURL) else cls(url)
+
+    def replace(self, **parts):
+        """Another DatabaseURL: this one with ``urlsplit`` fields replaced (``path='/db'``)."""
+        return DatabaseURL(urlunsplit(self.parts._replace(**parts)))
+
     def __setattr__(self, name, value):
         raise AttributeError('a DatabaseURL is immutable')
 
     __delattr__ = __setattr__
-
-    def __repr__(self):
-        return 'DatabaseURL(%r)' % self.masked
 
     def __reduce__(self):
         return DatabaseURL, (self.text,)
@@ -154,11 +161,6 @@ def parse_url(url=None):
     if isinstance(url, DatabaseURL):
         return url
     return DatabaseURL(resolve_url(url))
-
-
-def _parsed(url):
-    """``url`` as a DatabaseURL, without resolving (a URL given to the functions below)."""
-    return url if isinstance(url, DatabaseURL) else DatabaseURL(url)
 
 
 def _mask(url, parts, pairs):
@@ -178,13 +180,13 @@ def _mask(url, parts, pairs):
 
 def mask_url(url):
     """Return the URL with any password (in the userinfo or the query) replaced by ``***``."""
-    return _parsed(url).masked
+    return DatabaseURL.of(url).masked
 
 
 def sqlite_path(url):
     """The file path of a SQLite URL (``%XX`` decoded), ``':memory:'``, or None for other
     backends."""
-    url = _parsed(url)
+    url = DatabaseURL.of(url)
     if url.error is not None:
         raise url.error
     return url.sqlite_path
@@ -192,7 +194,7 @@ def sqlite_path(url):
 
 def database_exists(url):
     """False only for a SQLite file that is not there yet."""
-    url = _parsed(url)
+    url = DatabaseURL.of(url)
     path = url.sqlite_path
     return path is None or path == ':memory:' or os.path.exists(path)
 
@@ -212,7 +214,7 @@ def command(verb, *words, database=None, migrations=None, models=None, models_ro
     WORDS``, then every option given here that VERB takes and that chose the database or the
     scripts (the URL with its password masked), after ``words``. Every hint modelstore prints is
     built here, so that following one acts on the same database with the same scripts."""
-    given = {'database': _parsed(database).masked if database is not None else None,
+    given = {'database': DatabaseURL.of(database).masked if database is not None else None,
              'migrations': migrations, 'models': models, 'models_root': models_root}
     takes = _SELECTING.get(verb, _SELECTING.get(verb.split()[0], _DEFAULT_SELECTING))
     parts = ['modelstore'] + verb.split() + [w if w.isupper() else shlex.quote(w)
@@ -236,7 +238,7 @@ def server_hosts(url):
     several for libpq's multi-host form ``postgresql://h1:p1,h2:p2/db``. A port not given is
     ``''`` (libpq's default); ``[::1]`` brackets are removed. ConfigError for an item that is
     not ``host[:port]``."""
-    url = _parsed(url)
+    url = DatabaseURL.of(url)
     if url.error is not None:
         raise url.error
     return url.hosts
