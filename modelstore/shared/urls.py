@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from ..exceptions import ConfigError
 
 __all__ = ['ENV_VAR', 'DatabaseURL', 'parse_url', 'default_path', 'default_url', 'sqlite_url',
-           'resolve_url', 'mask_url', 'sqlite_path', 'database_exists', 'command', 'migrate_command', 'server_hosts']
+           'resolve_url', 'mask_url', 'sqlite_path', 'database_exists', 'command',
+           'migrate_command', 'server_hosts']
 
 ENV_VAR = 'MODELSTORE_DATABASE_URL'
 
