@@ -91,6 +91,8 @@ class DatabaseURL(str):
     """
 
     def __new__(cls, text):
+        if not isinstance(text, str):
+            raise ConfigError('database URL must be a string, got %s' % type(text).__name__)
         self = super().__new__(cls, text)
         set_ = object.__setattr__
         try:
