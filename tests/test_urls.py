@@ -278,3 +278,72 @@ def test_a_bad_reconnect_timeout_is_refused(tmp_path, value):
         modelstore.connect(str(tmp_path / 'r.db'), reconnect_timeout=value)
     assert 'reconnect_timeout' in str(caught.value)
     assert not (tmp_path / 'r.db').exists()
+
+
+# -- a URL is parsed once, into a value (issue 27) ---------------------------------------------
+
+def test_a_url_is_parsed_once_into_a_value_that_knows_its_parts(tmp_path, monkeypatch):
+    from modelstore.shared.urls import DatabaseURL, ENV_VAR, parse_url
+    url = parse_url('postgresql://u:s3cr%40t@db1:5433,db2/registry?sslmode=require&password=x')
+    assert isinstance(url, DatabaseURL) and url == url.text
+    assert type(url.text) is str and url.text.startswith('postgresql://u:s3cr%40t@')
+    assert (url.scheme, url.backend, url.sqlite_path) == ('postgresql', 'postgresql', None)
+    assert url.masked == 'postgresql://u:***@db1:5433,db2/registry?sslmode=require&password=***'
+    assert url.hosts == [('db1', '5433'), ('db2', '')]
+    assert url.query == (('sslmode', 'require'), ('password', 'x'))
+    assert parse_url(url) is url and DatabaseURL.of(url) is url
+    with pytest.raises(AttributeError):
+        url.masked = 'leak'
+    assert parse_url('mariadb://u@h/db').backend == 'mysql'
+    assert parse_url('mysql+pool://u@h/db').backend == 'mysql'
+    assert parse_url('sqlite://').sqlite_path == ':memory:'
+    # Resolved as resolve_url does: a bare path, the environment, the default.
+    bare = parse_url(str(tmp_path / 'a#b.db'))
+    assert (bare.backend, bare.sqlite_path) == ('sqlite', str(tmp_path / 'a#b.db'))
+    monkeypatch.setenv(ENV_VAR, 'sqlite:///' + str(tmp_path / 'env.db'))
+    assert parse_url().sqlite_path == str(tmp_path / 'env.db')
+    with pytest.raises(ConfigError, match='empty'):
+        parse_url('')
+    with pytest.raises(ConfigError, match='must be a string'):
+        DatabaseURL(None)
+
+
+def test_a_value_given_is_not_parsed_again(tmp_path, monkeypatch):
+    import modelstore.shared.urls as urls
+    url = urls.parse_url(str(tmp_path / 'once.db'))
+    calls = []
+    real = urls.urlsplit
+    monkeypatch.setattr(urls, 'urlsplit', lambda *a, **k: calls.append(a) or real(*a, **k))
+    open_database(url, mode='migrate').close()
+    with modelstore.connect(url) as store:
+        assert store.url == url.masked
+    assert urls.command('status', database=url) == 'modelstore status --database ' + url
+    assert calls == []
+    open_database(url.text, mode='inspect').close()  # A string is parsed (once).
+    assert len(calls) == 1
+
+
+def test_only_the_password_field_is_masked_not_the_same_text_elsewhere():
+    from modelstore.shared.database import _masked
+    from modelstore.shared.urls import parse_url
+    # The password is also the user's name, the database's and part of the host's.
+    url = parse_url('postgresql://registry:registry@registry.db:5432/registry')
+    assert url.masked == 'postgresql://registry:***@registry.db:5432/registry'
+    url = parse_url('postgresql://u:server@127.0.0.1:1/db')
+    message = ('connection to server at "127.0.0.1", port 1 failed: Connection refused; '
+               'invalid dsn: password=server host=x; see %s and u:server@h' % url)
+    assert _masked(ValueError(message), url, url.masked) == (
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused; '
+        'invalid dsn: password=*** host=x; see %s and u:***@h' % url.masked)
+
+
+def test_a_driver_message_keeps_words_that_happen_to_be_the_password():
+    pytest.importorskip('psycopg2')
+    with SilentServer() as server:
+        port = server.port
+    # Nobody listens on the port now: the connection is refused at once.
+    with pytest.raises(ConfigError) as info:
+        open_database('postgresql://u:server@127.0.0.1:%d/db?connect_timeout=2' % port)
+    message = str(info.value)
+    assert 'connection to server' in message and 'u:***@' in message
+    assert ':server@' not in message

@@ -23,12 +23,12 @@ from ..registry import (MODELS_ROOT_ENV as ENV_VAR, changed_at, connect, examine
                         rows_naming)
 from ..shared.database import open_database
 from ..shared.text import shown, utf8
-from ..shared.urls import command, mask_url, resolve_url, sqlite_path
+from ..shared.urls import command
 from .output import plural
 from .render import render
 from .render_registry import too_recent
 from .results import DoctorReport, columns
-from .settings import hint
+from .settings import database_url, hint
 
 __all__ = ['cmd_doctor']
 
@@ -51,7 +51,7 @@ def _read(url, root, min_age):
         tables = database.get_tables()
         if 'fine_tuned_models' not in tables:
             raise ConfigError('%s holds no fine_tuned_models table: no registry to compare '
-                              'with the models root' % mask_url(url))
+                              'with the models root' % url.masked)
         rows = read_rows(database)
         forge = read_forge(database, tables)
         paths = {(r[0], p) for r in rows for p in [_text(r[2])] if p is not None}
@@ -71,7 +71,7 @@ def _text(value):
 
 
 def cmd_doctor(args, out):
-    url = resolve_url(args.database)
+    url = database_url(args)
     root = _root(args)
     min_age = args.min_age
     found = _read(url, root, min_age)
@@ -81,10 +81,10 @@ def cmd_doctor(args, out):
     hints = _hints(args)
     if args.empty_trash or args.register or args.forget_dangling:
         # What the fixes start from, printed before they run (text only).
-        render(out, DoctorReport(mask_url(url), found, hints, final=False))
+        render(out, DoctorReport(url.masked, found, hints, final=False))
         fixes = _fix(args, url, root)
         found = _read(url, root, min_age)
-    return DoctorReport(mask_url(url), found, hints, fixes=fixes)
+    return DoctorReport(url.masked, found, hints, fixes=fixes)
 
 
 def _fix(args, url, root):
@@ -180,7 +180,7 @@ def _forget(store, url, dangling, min_age):
             rows.append(row)
     if not rows:
         return fixes
-    path = sqlite_path(url)
+    path = url.sqlite_path
     backed_up = path not in (None, ':memory:')
     if backed_up:  # (Else each row is printed in full.)
         # Named as migrate's and rollback's are (the schema's number), so that restore and

@@ -3,7 +3,7 @@
 Returns the result (cli.results) for cli.render to print."""
 from ..authoring import (DEFAULT_DIRECTORY, DEFAULT_MODELS, diff_schema, generate,
                          new_script)
-from ..shared.urls import mask_url, resolve_url, sqlite_path
+from ..shared.urls import parse_url
 from .results import Generated, NewScript, SchemaCheck
 
 __all__ = ['cmd_new']
@@ -13,12 +13,12 @@ def cmd_new(args, out):
     directory = args.migrations or DEFAULT_DIRECTORY
     if not args.auto:
         return NewScript(new_script(args.slug, directory))
-    url = resolve_url(args.database) if args.database else None
+    url = parse_url(args.database) if args.database else None
     if args.check:
         return SchemaCheck(diff_schema(directory, args.models, url),
                            args.models or DEFAULT_MODELS, directory, _nothing(args, directory))
-    where = 'SQLite in memory' if url is None or sqlite_path(url) is not None else \
-        'a throwaway database on %s, dropped' % mask_url(url)
+    where = 'SQLite in memory' if url is None or url.sqlite_path is not None else \
+        'a throwaway database on %s, dropped' % url.masked
     return Generated(generate(args.slug, directory, args.models, url, write=not args.dry_run),
                      args.dry_run, where, _nothing(args, directory))
 

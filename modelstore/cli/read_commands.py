@@ -7,16 +7,16 @@ from ..engine import Drift, Engine, detect_drift, failure_note, invalid_index_li
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.tables import MODELS
-from ..shared.urls import database_exists, mask_url, resolve_url
+from ..shared.urls import database_exists
 from .output import plural
 from .results import Accepted, Check, History, Status
-from .settings import hint
+from .settings import database_url, hint
 
 __all__ = ['cmd_status', 'cmd_history', 'cmd_check', 'cmd_accept']
 
 
 def _open(args, mode):
-    url = resolve_url(args.database)
+    url = database_url(args)
     return url, open_database(url, mode=mode)
 
 
@@ -32,21 +32,21 @@ def _engine(args, database, shown, **options):
 
 def cmd_status(args, out):
     url, database = _open(args, 'inspect')
-    shown = mask_url(url)
+    shown = url.masked
     status = _engine(args, database, shown).status(analyse=True)
     return Status(shown, database_exists(url), status, failure_note, _hint(args))
 
 
 def cmd_history(args, out):
     url, database = _open(args, 'inspect')
-    shown = mask_url(url)
+    shown = url.masked
     records = _engine(args, database, shown).history.read()
     return History(shown, records, bool(records) or database_exists(url))
 
 
 def cmd_check(args, out):
     url, database = _open(args, 'inspect')
-    shown = mask_url(url)
+    shown = url.masked
     status = _engine(args, database, shown).status(analyse=True)
     return Check(shown, status, _drift(args, database, status), failure_note, _hint(args))
 
@@ -72,7 +72,7 @@ def cmd_accept(args, out):
     if not args.names and not args.all:
         raise UsageError('accept needs the names of the scripts to accept, or --all')
     url, database = _open(args, 'migrate')
-    shown = mask_url(url)
+    shown = url.masked
     names = _engine(args, database, shown, lock_timeout=args.lock_timeout).accept(
         None if args.all else args.names)
     return Accepted(shown, names)

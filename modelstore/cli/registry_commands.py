@@ -10,7 +10,7 @@ import sys
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
 from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge,
                         plan_modelforge, resolve_root)
-from ..shared.urls import database_exists, mask_url, resolve_url
+from ..shared.urls import database_exists, parse_url
 from .results import Deleted, Imported, Listing, Row, columns
 
 __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_tasks_list',
@@ -18,10 +18,10 @@ __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_tasks
 
 
 def _store(args, write=False):
-    url = resolve_url(args.database)
+    url = parse_url(args.database)
     if not database_exists(url):
         raise ConfigError('no registry at %s: it does not exist (nothing was created)'
-                          % mask_url(url))
+                          % url.masked)
     root = getattr(args, 'models_root', None)
     return connect(url, allow_newer=not write, models_root=root)
 

@@ -7,20 +7,20 @@ import os
 from ..engine import Backups, Engine, restore_database, script_number
 from ..exceptions import UsageError
 from ..shared.database import open_database
-from ..shared.urls import command, database_exists, mask_url, resolve_url, sqlite_path
+from ..shared.urls import command, database_exists
 from .render import run_callbacks, run_header
 from .results import Repaired, Restored, Run
-from .settings import hint
+from .settings import database_url, hint
 
 __all__ = ['cmd_migrate', 'cmd_rollback', 'cmd_repair', 'cmd_restore']
 
 
 def _run(args, out, direction):
     # Rolling back a file that does not exist must not create it.
-    url = resolve_url(args.database)
+    url = database_url(args)
     inspect = args.dry_run or (direction == 'down' and not database_exists(url))
     database = open_database(url, mode='inspect' if inspect else 'migrate')
-    shown = mask_url(url)
+    shown = url.masked
     engine = Engine(database, args.migrations, label=shown, lock_timeout=args.lock_timeout,
                     backups=_backups(args, url), ddl_lock_timeout=args.ddl_lock_timeout,
                     ddl_retries=args.ddl_retries, hint=_hints(args))
@@ -63,7 +63,7 @@ def _fits(names, given):
 
 def _backups(args, url):
     """Where a run on ``url`` keeps its backups: SQLite files only, unless --no-backup."""
-    path = sqlite_path(url)
+    path = url.sqlite_path
     if path is None or path == ':memory:' or args.no_backup or args.dry_run:
         return None
     return Backups(path, keep=args.keep_backups, timeout=args.lock_timeout)
@@ -83,8 +83,8 @@ def cmd_rollback(args, out):
 
 
 def cmd_repair(args, out):
-    url = resolve_url(args.database)
-    shown = mask_url(url)
+    url = database_url(args)
+    shown = url.masked
     done = []
     if database_exists(url):  # (A SQLite file that is not there is not created for this.)
         database = open_database(url, mode='migrate')

@@ -26,14 +26,14 @@ import re
 
 from ..exceptions import ConfigError
 from ..registry import MODELS_ROOT_ENV as ROOT_ENV
-from ..shared.urls import ENV_VAR as DATABASE_ENV, command, resolve_url
+from ..shared.urls import ENV_VAR as DATABASE_ENV, command, parse_url
 
 try:
     import tomllib
 except ImportError:  # Python < 3.11: see the module's docstring.
     tomllib = None
 
-__all__ = ['KEYS', 'find_config', 'read_config', 'apply_config', 'hint']
+__all__ = ['KEYS', 'find_config', 'read_config', 'apply_config', 'database_url', 'hint']
 
 # key in [tool.modelstore] -> (the command's attribute, environment variable, is a path)
 KEYS = {'database': ('database', DATABASE_ENV, False),
@@ -116,11 +116,19 @@ def apply_config(args, start=None):
     return path
 
 
+def database_url(args):
+    """The database of this command line, parsed once (modelstore.shared.urls.DatabaseURL):
+    ``args.database`` resolved (option, environment, file, default) and kept on ``args``, so
+    that its hints and its messages read the same value."""
+    args.database = parse_url(args.database)
+    return args.database
+
+
 def hint(args, verb, *words):
     """``modelstore VERB WORDS`` with the options of this invocation that chose the database,
     the scripts, the models and the models root (those VERB takes)."""
     database = getattr(args, 'database', None)
-    return command(verb, *words, database=resolve_url(database),
+    return command(verb, *words, database=parse_url(database),
                    migrations=getattr(args, 'migrations', None),
                    models=getattr(args, 'models', None),
                    models_root=getattr(args, 'models_root', None))

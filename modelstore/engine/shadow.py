@@ -33,7 +33,6 @@ each ``up()`` in its own transaction (a savepoint inside the fallback's transact
 INDEX`` path, as it does in the throwaway database's per-script transaction).
 """
 import contextlib
-from urllib.parse import urlsplit
 
 from playhouse.migrate import SchemaMigrator
 
@@ -41,6 +40,7 @@ from ..dialects import (dialect_of, MYSQL, MYSQL_SCHEMES, mysql_shadow, postgres
                         POSTGRESQL, SQLITE)
 from ..exceptions import ConfigError, MigrationError, ScriptError
 from ..shared.database import open_database
+from ..shared.urls import DatabaseURL
 
 # mysql_shadow and postgres_shadow: each dialect's ``shadow``, by their names of before.
 __all__ = ['shadow_database', 'mysql_shadow', 'postgres_shadow', 'apply', 'replay']
@@ -48,8 +48,10 @@ __all__ = ['shadow_database', 'mysql_shadow', 'postgres_shadow', 'apply', 'repla
 
 @contextlib.contextmanager
 def shadow_database(url=None):
-    """Yield an empty database of ``url``'s backend (default SQLite) that is thrown away."""
-    scheme = urlsplit(url).scheme if url else 'sqlite'
+    """Yield an empty database of ``url``'s backend (default SQLite) that is thrown away.
+    ``url``: a string or a DatabaseURL (parsed once, here or by the caller)."""
+    url = DatabaseURL.of(url) if url else None
+    scheme = url.scheme if url else 'sqlite'
     if scheme.startswith('sqlite'):
         with SQLITE.shadow() as shadow:
             yield shadow

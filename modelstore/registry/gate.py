@@ -28,7 +28,7 @@ from peewee import DatabaseError
 from ..engine import OWNED_TABLES, Backups, Engine
 from ..exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
 from ..shared.database import check_timeout, open_database, use_for_app
-from ..shared.urls import mask_url, migrate_command, resolve_url, sqlite_path
+from ..shared.urls import migrate_command, parse_url
 from .calls import RECONNECT_TIMEOUT
 from .modelfiles import resolve_root
 from .store import ModelStore
@@ -49,8 +49,8 @@ def _foreign(status):
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
             reconnect_timeout=RECONNECT_TIMEOUT):
-    """Open the registry at ``url`` (resolved as modelstore.shared.urls says) and check its
-    schema.
+    """Open the registry at ``url`` (a string resolved as modelstore.shared.urls says, or a
+    DatabaseURL from its parse_url) and check its schema.
 
     ``models_root`` (else ``$MODELSTORE_MODELS_ROOT``): the folder model directories live
     under; ``delete_model(id, files=True)`` removes only directories inside it.
@@ -60,14 +60,14 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
     StorageError (see modelstore.registry.calls)."""
     check_timeout(reconnect_timeout, 'reconnect_timeout')
     root = resolve_root(models_root)
-    url = resolve_url(url)
-    shown = mask_url(url)
+    url = parse_url(url)  # Parsed once: the calls below read the value, not the text.
+    shown = url.masked
     # Opened without the app's settings: journal_mode=wal writes to the file, and a refused
     # database must be left exactly as it was.
     database = open_database(url, mode='migrate')
     newer = None
     try:
-        path = sqlite_path(url)
+        path = url.sqlite_path
         backups = Backups(path) if path not in (None, ':memory:') else None
         engine = Engine(database, label=shown, backups=backups)
         status = engine.status()

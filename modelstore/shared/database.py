@@ -26,7 +26,7 @@ import re
 import sqlite3
 import stat
 import time
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote
 
 from peewee import DatabaseError, ImproperlyConfigured
 from playhouse import db_url
@@ -35,7 +35,7 @@ from ..dialects import check_mysql_query, dialect_of, is_busy, mysql_kwargs, MYS
 from ..exceptions import ConfigError, one_line
 from .files import create_private, file_uri_path, has_wal
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
-from .urls import default_path, mask_url, server_hosts, sqlite_path
+from .urls import DatabaseURL, default_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
            'use_for_app', 'write_transaction', 'check_timeout', 'busy_ms']
@@ -61,7 +61,7 @@ def _check_sqlite_path(url, path, mode):
     if not os.path.isdir(parent) and mode != 'inspect':
         if os.path.abspath(path) != os.path.abspath(default_path()):
             raise ConfigError('cannot create %s: directory %s does not exist'
-                              % (mask_url(url), parent))
+                              % (url.masked, parent))
         os.makedirs(parent, mode=0o700, exist_ok=True)
     if mode != 'inspect' and os.path.exists(path):
         for what, target in (('file', path), ('directory', parent)):
@@ -69,7 +69,7 @@ def _check_sqlite_path(url, path, mode):
             if not os.access(target, os.W_OK):
                 raise ConfigError('cannot write to %s: the %s %s is read-only (mode %s); '
                                   'status, history and check only read'
-                                  % (mask_url(url), what, target,
+                                  % (url.masked, what, target,
                                      oct(os.stat(target).st_mode & 0o777)[2:]))
     if mode != 'inspect' and not os.path.exists(path):
         # Registry rows are nobody else's business: the file (and the -wal/-shm/-journal files,
@@ -124,14 +124,15 @@ def _switch_to_wal(database):
     database.wal_pending = False
 
 
-def _check_query(url, shown, parts, cls):
+def _check_query(url, cls):
     """Refuse a fragment, and query parameters that would not be understood, before anything
     is opened or created."""
+    parts, shown = url.parts, url.masked
     if parts.fragment or url.endswith('#'):
         raise ConfigError('database URL %s has a fragment (#%s), which means nothing here; a '
                           '"#" in a file name is written %%23 in a URL (or give the bare path)'
                           % (shown, parts.fragment))
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    pairs = list(url.query)
     if not pairs and parts.query:
         pairs = [(parts.query, '')]
     if dialect_of(cls).embedded:
@@ -141,7 +142,7 @@ def _check_query(url, shown, parts, cls):
                               'a file name is written %%3F in a URL (or give the bare path)'
                               % (shown, ', '.join(repr(k) for k, _ in pairs)))
         return
-    if 'postgres' in parts.scheme:
+    if url.backend == 'postgresql':
         try:
             from psycopg2.extensions import make_dsn
         except ImportError:  # Reported when connecting, with the install command.
@@ -156,28 +157,28 @@ def _check_query(url, shown, parts, cls):
         if timeout is not None and not re.fullmatch(r'\s*\d+\s*', timeout):
             raise ConfigError('PostgreSQL URL %s: connect_timeout must be a whole number of '
                               'seconds, got %r' % (shown, timeout))
-    elif parts.scheme.split('+')[0] in MYSQL_SCHEMES:
+    elif url.scheme.split('+')[0] in MYSQL_SCHEMES:
         check_mysql_query(shown, pairs)
 
 
 def open_database(url, *, mode='app'):
-    """Open (and verify) the database at ``url``; raise ConfigError saying what is wrong."""
+    """Open (and verify) the database at ``url`` (a string, or a DatabaseURL as
+    modelstore.shared.urls.parse_url makes it); raise ConfigError saying what is wrong."""
     if mode not in MODES:
         raise ValueError('mode must be one of %s' % ', '.join(MODES))
-    shown = mask_url(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigError('malformed database URL %s: %s' % (shown, exc)) from None
+    url = DatabaseURL.of(url)  # Parsed once, here (or by the caller).
+    shown, parts = url.masked, url.parts
+    if url.error is not None:
+        raise ConfigError('malformed database URL %s: %s' % (shown, url.error)) from None
     cls = db_url.schemes.get('mysql' if parts.scheme == 'mariadb' else parts.scheme)
     if cls is None:
         raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
                           'postgresql://user:password@host/db or mysql://user:password@host/db '
                           '(mariadb://... is the same)'
                           % (parts.scheme, shown))
-    _check_query(url, shown, parts, cls)
-    hosts = server_hosts(url) if ',' in parts.netloc.rpartition('@')[2] else None
-    if hosts and 'postgres' not in parts.scheme:
+    _check_query(url, cls)
+    hosts = url.hosts if ',' in url.host_list else None
+    if hosts and url.backend != 'postgresql':
         raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
                           '(libpq tries them in order)' % shown)
     try:
@@ -195,7 +196,7 @@ def open_database(url, *, mode='app'):
     dialect = dialect_of(cls)
     if dialect.embedded:
         cls = dialect.session_class(cls)
-        path = sqlite_path(url)
+        path = url.sqlite_path
         _check_sqlite_path(url, path, mode)
         if mode == 'inspect' and path != ':memory:' and (
                 not os.path.exists(path) or os.path.getsize(path) == 0):
@@ -203,9 +204,9 @@ def open_database(url, *, mode='app'):
             path = ':memory:'
         read_only = mode == 'inspect' and path != ':memory:' and not _writable(path)
         kwargs = {'database': path, 'pragmas': _sqlite_pragmas(), 'timeout': BUSY_TIMEOUT}
-    elif 'postgres' in parts.scheme:
+    elif url.backend == 'postgresql':
         kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
-    elif parts.scheme.split('+')[0] in MYSQL_SCHEMES:
+    elif url.scheme.split('+')[0] in MYSQL_SCHEMES:
         cls, kwargs = dialect.session_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
     if not kwargs.get('database'):
         raise ConfigError('invalid database URL %s: it names no database (local databases take '
@@ -301,13 +302,24 @@ def _connect_read_only(cls, kwargs, url, shown):
 
 
 def _masked(exc, url, shown):
-    password = urlsplit(url).password
+    """The driver's message, one line, with the URL's password hidden where it stands as a
+    password: in the URL itself, in a ``user:password@`` netloc, or as ``password=...`` (a
+    libpq DSN). The same text elsewhere in the message (a password ``post`` in "postgresql")
+    is left alone."""
+    password = url.password
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
     # libpq reports each host of a multi-host URL on a line of its own: keep them all.
     text = '; '.join([lines[0]] + [line for line in lines[1:]
                                    if line.startswith('connection to server')])
     text = text.replace(url, shown)
-    return text.replace(password, '***') if password else text
+    if not password:
+        return text
+    for secret in {password, unquote(password)}:
+        quoted = re.escape(secret)
+        text = re.sub(r'(?<=:)%s(?=@)' % quoted, '***', text)
+        text = re.sub(r"""(\bpassword\s*=\s*(['"]?))%s(?=\2(?:\s|$|[,;)]))""" % quoted,
+                      r'\1***', text)
+    return text
 
 
 def write_transaction(database):

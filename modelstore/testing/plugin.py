@@ -17,7 +17,7 @@ import os
 import pytest
 
 from ..registry import connect
-from ..shared.urls import mask_url
+from ..shared.urls import DatabaseURL
 from . import mysql_server, postgres_server
 from .mysql_server import is_mysql_url
 from .postgres_server import ENV, is_postgres_url
@@ -27,16 +27,18 @@ __all__ = ['modelstore_url', 'modelstore_store']
 
 def _server():
     url = os.environ.get(ENV) or None
+    url = DatabaseURL.of(url) if url is not None else None
     if url is not None and not (is_postgres_url(url) or is_mysql_url(url)):
         raise pytest.UsageError('%s must name a PostgreSQL server (postgresql://...) or a '
                                 'MySQL/MariaDB one (mysql://...), got %s; unset it for SQLite '
-                                'files' % (ENV, mask_url(url)))
+                                'files' % (ENV, url.masked))
     return url
 
 
 def pytest_report_header(config):
     server = os.environ.get(ENV) or None
-    return 'modelstore fixtures: %s' % ('a throwaway database per test on %s' % mask_url(server)
+    return 'modelstore fixtures: %s' % ('a throwaway database per test on %s'
+                                        % DatabaseURL.of(server).masked
                                         if server else 'a SQLite file per test')
 
 

@@ -6,10 +6,9 @@ servers older than 13, after ending the sessions still in it).
 """
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigError
-from ..shared.urls import mask_url
+from ..shared.urls import DatabaseURL
 
 __all__ = ['ENV', 'is_postgres_url', 'create_database', 'drop_database', 'throwaway_database']
 
@@ -17,12 +16,11 @@ ENV = 'MODELSTORE_TEST_DATABASE_URL'
 
 
 def is_postgres_url(url):
-    return urlsplit(url).scheme in ('postgres', 'postgresql', 'postgresext', 'postgresqlext')
+    return DatabaseURL.of(url).scheme in ('postgres', 'postgresql', 'postgresext', 'postgresqlext')
 
 
 def _driver_url(url):
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme='postgresql'))
+    return DatabaseURL.of(url).replace(scheme='postgresql')
 
 
 def _admin(admin_url):
@@ -32,10 +30,10 @@ def _admin(admin_url):
         raise ConfigError('%s names a PostgreSQL server, but psycopg2 is not installed: pip '
                           'install "modelstore[postgres]"' % ENV) from None
     try:
-        conn = psycopg2.connect(_driver_url(admin_url))
+        conn = psycopg2.connect(_driver_url(admin_url).text)
     except psycopg2.Error as exc:
         raise ConfigError('cannot connect to the test server %s (%s): %s'
-                          % (mask_url(admin_url), ENV, str(exc).strip())) from None
+                          % (DatabaseURL.of(admin_url).masked, ENV, str(exc).strip())) from None
     conn.autocommit = True
     return psycopg2, conn
 
@@ -82,8 +80,9 @@ def drop_database(admin_url, name):
 
 
 def throwaway_database(admin_url, prefix='modelstore_test'):
-    """Create an empty database on ``admin_url``'s server; returns (its URL, drop)."""
+    """Create an empty database on ``admin_url``'s server; returns (its URL, a
+    DatabaseURL; drop)."""
+    admin_url = DatabaseURL.of(admin_url)
     name = '%s_%s' % (prefix, uuid.uuid4().hex[:16])
     create_database(admin_url, name)
-    parts = urlsplit(admin_url)
-    return urlunsplit(parts._replace(path='/' + name)), lambda: drop_database(admin_url, name)
+    return admin_url.replace(path='/' + name), lambda: drop_database(admin_url, name)
