@@ -9,7 +9,7 @@ import os
 from ..exceptions import ConfigError
 from ..shared.database import check_timeout, open_database
 from ..shared.files import in_use
-from ..shared.urls import mask_url, resolve_url, sqlite_path, sqlite_url
+from ..shared.urls import parse_url, sqlite_url
 from .backup import KEEP, Backup, Backups, check_backup, restore
 from .runner import Engine
 from .status import schema_version
@@ -32,18 +32,18 @@ def restore_database(backup, url=None, *, keep=KEEP, timeout=30.0, safety_backup
     with in_use(backup):  # Retention, here or in another process, must not delete it.
         tables = check_backup(backup)
         if url is not None:
-            url = resolve_url(url)
+            url = parse_url(url)
         else:
             described = Backup.parse(backup)
             if described is None:
                 raise ConfigError('cannot tell which database %s is a backup of (its name is '
                                   'not DATABASE.TIME.schema-VERSION.bak); name it with '
                                   '--database' % backup)
-            url = sqlite_url(described.source)
-        path = sqlite_path(url)
+            url = parse_url(sqlite_url(described.source))
+        path = url.sqlite_path
         if path is None or path == ':memory:':
             raise ConfigError('restore puts back a SQLite backup into a SQLite file; %s is not '
-                              'one (on PostgreSQL, use pg_dump and pg_restore)' % mask_url(url))
+                              'one (on PostgreSQL, use pg_dump and pg_restore)' % url.masked)
         path = os.path.abspath(path)
         if path == backup:
             raise ConfigError('%s is the backup itself; name the database to restore into'
