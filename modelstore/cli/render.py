@@ -7,11 +7,12 @@ backup, a lock wait, progress), which cannot wait for the result."""
 import sys
 
 from ..authoring import printable
+from ..engine import Observer
 from . import results as r
 from .output import plural, progress_line
 from .render_registry import REGISTRY_TEXT, render_listing
 
-__all__ = ['render', 'run_callbacks', 'run_header']
+__all__ = ['render', 'RunPrinter', 'run_header']
 
 
 def render(out, result):
@@ -183,16 +184,28 @@ def run_header(out, direction, database, dry_run):
                                         if dry_run else ''))
 
 
-def run_callbacks(out, dry_run, keep_backups):
-    """The engine's callbacks that print a run as it goes: each script, the backup, each lock
+class RunPrinter(Observer):
+    """The engine's Observer that prints a run as it goes: each script, the backup, each lock
     wait (on stderr with --json, which keeps stdout one object), progress on a terminal."""
-    text = not out.as_json
-    return dict(
-        on_script=(lambda run: _script(out, run, dry_run)) if text else None,
-        on_backup=(lambda path: out.line('Backup: %s (the newest %d are kept; --no-backup '
-                                         'skips this)' % (path, keep_backups))) if text else None,
-        on_wait=lambda wait: out.note(_wait_line(wait)),
-        on_progress=(lambda p: out.progress(progress_line(p))) if out.live else None)
+
+    def __init__(self, out, dry_run, keep_backups):
+        self.out, self.dry_run, self.keep_backups = out, dry_run, keep_backups
+
+    def script_finished(self, result):
+        if not self.out.as_json:
+            _script(self.out, result, self.dry_run)
+
+    def backup(self, backup):
+        if not self.out.as_json:
+            self.out.line('Backup: %s (the newest %d are kept; --no-backup skips this)'
+                          % (backup, self.keep_backups))
+
+    def lock_wait(self, wait):
+        self.out.note(_wait_line(wait))
+
+    def progress(self, progress):
+        if self.out.live:
+            self.out.progress(progress_line(progress))
 
 
 def _script(out, run, dry_run):

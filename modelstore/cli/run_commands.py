@@ -1,14 +1,14 @@
 """The commands that change a database: migrate, rollback, repair, restore.
 
 Each returns its result (cli.results); a run prints each script as it goes
-(cli.render.run_callbacks)."""
+(cli.render.RunPrinter)."""
 import os
 
 from ..engine import Backups, Engine, restore_database, script_number
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import command, database_exists
-from .render import run_callbacks, run_header
+from .render import RunPrinter, run_header
 from .results import Repaired, Restored, Run
 from .settings import database_url, hint
 
@@ -26,13 +26,12 @@ def _run(args, out, direction):
                     ddl_retries=args.ddl_retries, hint=_hints(args))
     args.to = _target(engine, args.to)
     run_header(out, direction, shown, args.dry_run)
-    callbacks = run_callbacks(out, args.dry_run, args.keep_backups)
+    printer = RunPrinter(out, args.dry_run, args.keep_backups)
     if direction == 'up':
-        result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake, **callbacks)
+        result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake, observer=printer)
     else:
-        del callbacks['on_progress']
         result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
-                                 **callbacks)
+                                 observer=printer)
     return Run(shown, direction, args.dry_run, getattr(args, 'fake', False), result,
                engine.status())
 
