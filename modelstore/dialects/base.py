@@ -30,6 +30,9 @@ class Dialect:
     transactional_ddl = False
     # INSERT ... RETURNING.
     returning = False
+    # A JSON column's value is bound as its JSON text in a plain statement (PostgreSQL's
+    # driver takes an adapter for jsonb instead).
+    json_as_text = True
     # CREATE INDEX ... WHERE.
     partial_indexes = False
     # CREATE INDEX CONCURRENTLY (outside a transaction; an INVALID index if it dies).

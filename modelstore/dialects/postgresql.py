@@ -67,6 +67,7 @@ class PostgresqlDialect(Dialect):
     database_class = PostgresqlDatabase
     transactional_ddl = True
     returning = True
+    json_as_text = False
     partial_indexes = True
     concurrent_indexes = True
     final_batch_lock = 'table'

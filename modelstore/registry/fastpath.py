@@ -27,7 +27,7 @@ import itertools
 import peewee
 from peewee import fn
 
-from ..dialects import POSTGRESQL, dialect_of
+from ..dialects import dialect_of
 from ..exceptions import UnreadableValue
 from ..fields import dumps
 from .likes import contains
@@ -207,7 +207,7 @@ class ModelQueries:
         value is the JSON text on SQLite and MySQL (peewee's own db_value on SQLite is a
         ``json(?)`` SQL function), the driver's JSONB adapter on PostgreSQL."""
         if isinstance(field, peewee.JSONField):
-            if dialect_of(self.database) is not POSTGRESQL:
+            if dialect_of(self.database).json_as_text:
                 return dumps
             return field.db_value
         if type(field).db_value is peewee.Field.db_value:
