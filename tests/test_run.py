@@ -8,30 +8,7 @@ from modelstore.engine.nontx import Logged
 from modelstore.engine.run import Transactional
 from modelstore.shared.database import open_database
 
-CREATE_A = '''
-    from peewee import *
-
-    def up(migrator, db):
-        class A(Model):
-            name = TextField()
-            class Meta:
-                database = db
-                table_name = 'a'
-        db.create_tables([A], safe=False)
-
-    def down(migrator, db):
-        migrator.migrate(migrator.drop_table('a'))
-'''
-
-ADD_B = '''
-    from peewee import *
-
-    def up(migrator, db):
-        migrator.migrate(migrator.add_column('a', 'b', IntegerField(null=True)))
-
-    def down(migrator, db):
-        migrator.migrate(migrator.drop_column('a', 'b'))
-'''
+from test_engine import ADD_B, CREATE_A  # The two scripts its tests run.
 
 
 class Recording(Observer):
