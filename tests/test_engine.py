@@ -1,5 +1,7 @@
 """The engine with throwaway scripts: plan-then-run, failures, checksums, lock, foreign keys."""
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -185,7 +187,6 @@ def test_status_and_history_never_create_the_history_table(cli, db_url):
 def test_status_of_a_missing_file_does_not_create_it(cli, db_path, db_url):
     code, out, _ = cli('status', '--database', db_url)
     assert code == 1 and 'does not exist yet' in out
-    import os
     assert not os.path.exists(db_path)
 
 
@@ -200,6 +201,63 @@ def test_migrate_waits_for_the_lock_then_times_out_clearly(scripts, db_path, db_
         holder.execute('ROLLBACK')
         holder.close()
     assert [r.name for r in engine(db_url, scripts.dir).migrate().runs] == ['0001_create_a']
+
+
+HOLD_FLOCK = (
+    'import fcntl, os, sys, time\n'
+    'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n'
+    'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+    'print("held", flush=True)\n'
+    'time.sleep(60)\n')
+
+
+def test_a_process_holding_the_run_file_keeps_migrate_out_and_is_named(scripts, db_path,
+                                                                        db_url):
+    """Another process holds the flock on <file>.migrate-lock (an online script's batches run
+    under it alone): migrate waits, then times out naming the file; once that process is
+    gone (killed: the kernel drops its lock), migrate runs and leaves no lock file behind."""
+    scripts('0001_create_a.py', CREATE_A)
+    lock_file = db_path + '.migrate-lock'
+    holder = subprocess.Popen([sys.executable, '-c', HOLD_FLOCK, lock_file],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        with pytest.raises(LockTimeout, match=r'held its lock \(%s\) for more than 0.3 s'
+                           % re.escape(lock_file)):
+            engine(db_url, scripts.dir, lock_timeout=0.3).migrate()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tables(db_url) == set()  # The refused run changed nothing.
+    assert engine(db_url, scripts.dir).migrate().names == ['0001_create_a']
+    assert not os.path.lexists(lock_file)
+
+
+@pytest.mark.parametrize('target', ['existing', 'dangling', 'directory'])
+def test_a_planted_link_or_directory_at_the_run_file_is_refused_untouched(
+        scripts, db_path, db_url, tmp_path, target):
+    """Someone put a symlink (to a file of theirs, or to nowhere) or a directory where the run
+    takes its lock: migrate refuses, names it, and neither follows the link nor creates or
+    writes anything; the database is not changed."""
+    scripts('0001_create_a.py', CREATE_A)
+    sqlite3.connect(db_path).close()
+    lock_file = db_path + '.migrate-lock'
+    victim = tmp_path / 'victim'
+    if target == 'existing':
+        victim.write_text('keep me')
+        victim.chmod(0o644)
+    if target == 'directory':
+        os.mkdir(lock_file)
+    else:
+        os.symlink(str(victim), lock_file)
+    with pytest.raises(MigrationError, match='%s is not a plain file' % re.escape(lock_file)):
+        engine(db_url, scripts.dir).migrate()
+    assert tables(db_url) == set()
+    if target == 'existing':
+        assert victim.read_text() == 'keep me' and victim.stat().st_mode & 0o777 == 0o644
+    else:
+        assert not victim.exists()
+    assert os.path.islink(lock_file) or os.path.isdir(lock_file)  # Left for its owner.
 
 
 @pytest.mark.slow

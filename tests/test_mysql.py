@@ -264,13 +264,13 @@ def test_dry_run_shows_the_sql_on_a_throwaway_database_and_changes_nothing(cli, 
 
 
 def test_get_lock_keeps_racing_runs_apart_and_times_out(db_url):
-    from modelstore.engine.lock import run_lock
+    from modelstore.dialects import MYSQL
     holder = open_database(db_url, mode='migrate')
-    with run_lock(holder, 5):
+    with MYSQL.run_session(holder, 5):
         with pytest.raises(LockTimeout, match='held its lock for more than 0.2 s'):
-            with run_lock(open_database(db_url, mode='migrate'), 0.2):
+            with MYSQL.run_session(open_database(db_url, mode='migrate'), 0.2):
                 pass
-    with run_lock(open_database(db_url, mode='migrate'), 0.2):  # Released.
+    with MYSQL.run_session(open_database(db_url, mode='migrate'), 0.2):  # Released.
         pass
     # Racing migrates: each script applied once.
     errors = []

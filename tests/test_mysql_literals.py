@@ -9,9 +9,9 @@ import pytest
 from peewee import SQL, CharField, IntegerField, Model, TextField
 
 import modelstore
+from modelstore.dialects import MYSQL
 from modelstore.engine import Engine
 from modelstore.engine.drift import detect_drift
-from modelstore.engine.lock import run_lock
 from modelstore.engine.shadow import mysql_shadow
 from modelstore.shared.database import open_database
 
@@ -138,7 +138,7 @@ def test_every_connection_adds_the_modes_to_the_servers_own(db_url):
     with modelstore.connect(db_url) as store:
         assert modes(store.database) >= server | ours
     database = open_database(db_url, mode='migrate')
-    with run_lock(database, 5):
+    with MYSQL.run_session(database, 5):
         assert modes(database) >= server | ours
     with mysql_shadow(database) as shadow:
         assert modes(shadow) >= server | ours

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import modelstore
-from modelstore.engine.lock import PostgresRunLock
+from modelstore.dialects.postgresql import PostgresRunSession
 from modelstore.shared.database import open_database
 
 from conftest import SHIPPED, history, query
@@ -89,7 +89,7 @@ def test_racing_migrations_through_the_pooler_apply_each_script_once(db_url, poo
 def test_the_lock_taken_through_the_pooler_holds_for_every_client(cli, db_url, pooled):
     """A lock held by one client excludes migrate through the pooler and directly alike."""
     database = open_database(pooled, mode='migrate')
-    with PostgresRunLock(database, timeout=5):
+    with PostgresRunSession(database, timeout=5):
         for url in (pooled, db_url):
             code, _, err = cli('migrate', '--database', url, '--lock-timeout', '0.5')
             assert code == 2 and 'held its lock for more than 0.5 s' in err, err
@@ -130,9 +130,9 @@ def test_a_migration_killed_through_the_pooler_releases_its_lock(db_url, pooled)
     run does not wait for the lock."""
     code = ('import sys, time\n'
             'from modelstore.shared.database import open_database\n'
-            'from modelstore.engine.lock import PostgresRunLock\n'
+            'from modelstore.dialects.postgresql import PostgresRunSession\n'
             'db = open_database(sys.argv[1], mode="migrate")\n'
-            'with PostgresRunLock(db, timeout=5):\n'
+            'with PostgresRunSession(db, timeout=5):\n'
             '    print("held", flush=True)\n'
             '    time.sleep(60)\n')
     holder = subprocess.Popen([sys.executable, '-c', code, pooled], stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ import pytest
 import modelstore
 from modelstore import detect_drift
 from modelstore.shared.database import open_database
-from modelstore.engine.lock import PostgresRunLock
+from modelstore.dialects.postgresql import PostgresRunSession
 
 from conftest import SHIPPED, execute, history, query
 
@@ -74,7 +74,7 @@ def test_a_second_runner_waits_for_the_advisory_lock_then_times_out(cli, db_url)
     import psycopg2
     holder = psycopg2.connect(db_url)
     holder.autocommit = True
-    holder.cursor().execute('SELECT pg_advisory_lock(%s)', (PostgresRunLock.KEY,))
+    holder.cursor().execute('SELECT pg_advisory_lock(%s)', (PostgresRunSession.KEY,))
     try:
         code, _, err = cli('migrate', '--database', db_url, '--lock-timeout', '0.5')
         assert code == 2 and 'held its lock for more than 0.5 s' in err

@@ -12,7 +12,8 @@ from .errors import (DRIVER_ERRORS, LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, cannot_
 from .mysql import (MYSQL, MYSQL_SCHEMES, SQL_MODE, atomic_ddl, check_mysql_query, mysql_kwargs,
                     mysql_shadow, reported_default, string_literal)
 from .postgresql import POSTGRESQL, postgres_shadow
-from .sqlite import SQLITE
+from .session import NeedBaseline
+from .sqlite import BUSY_TIMEOUT, SQLITE
 
 __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
            # What a driver error means (errors).
@@ -21,7 +22,9 @@ __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 
            'raising', 'sqlstate',
            # MySQL/MariaDB as modelstore opens them, and the throwaway shadows.
            'MYSQL_SCHEMES', 'SQL_MODE', 'atomic_ddl', 'check_mysql_query', 'mysql_kwargs',
-           'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow']
+           'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow',
+           # A migration run's session (session): SQLite's foreign-key watch asks for a rerun.
+           'NeedBaseline', 'BUSY_TIMEOUT']
 
 _DIALECTS = (SQLITE, POSTGRESQL, MYSQL)
 

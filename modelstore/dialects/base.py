@@ -5,6 +5,8 @@ the plainest backend's).
 """
 import peewee
 
+from ..exceptions import MigrationError
+
 __all__ = ['Dialect', 'UNKNOWN', 'like_pattern']
 
 
@@ -56,6 +58,8 @@ class Dialect:
 
     # Mixed into playhouse.db_url's class for a URL when modelstore opens it (session_class).
     session_mixin = None
+    # A migration run's session on this backend (modelstore.dialects.session).
+    run_session_class = None
 
     def __repr__(self):
         return '<dialect %s>' % (self.name or 'unknown')
@@ -70,6 +74,14 @@ class Dialect:
             _SESSION_CLASSES[cls] = type(cls.__name__, (self.session_mixin, cls),
                                          {'__module__': self.session_mixin.__module__})
         return _SESSION_CLASSES[cls]
+
+    def run_session(self, database, timeout):
+        """The session of a migration run on ``database``: entering it takes the run lock,
+        waiting at most ``timeout`` seconds (then LockTimeout)."""
+        if self.run_session_class is None:
+            raise MigrationError('migrations are not supported on %s; SQLite, PostgreSQL and '
+                                 'MySQL/MariaDB are' % type(database).__name__)
+        return self.run_session_class(database, timeout)
 
     def write_transaction(self, database):
         """A transaction that takes the write lock before it reads (SQLite: BEGIN IMMEDIATE)."""

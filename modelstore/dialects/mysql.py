@@ -30,8 +30,9 @@ import re
 import peewee
 from peewee import DatabaseError, MySQLDatabase, fn
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, MigrationError
 from .base import Dialect
+from .session import RunSession, lock_held, poll
 from .throwaway import connection_to, throwaway, throwaway_name
 
 __all__ = ['MYSQL', 'MySQLDialect', 'mysql_shadow', 'SQL_MODE', 'SESSION_INIT', 'MYSQL_SCHEMES',
@@ -208,6 +209,47 @@ ORDER BY t.trx_started
 """
 
 
+class MySQLRunSession(RunSession):
+    """``GET_LOCK('modelstore:<sha1 of the database name>', 0)``, polled until the timeout, on
+    the run's connection; ``verify`` checks it is still that connection's (a reconnect would
+    have lost it)."""
+
+    def __enter__(self):
+        self._refuse_open_transaction()
+        db = self.database
+        db.connect(reuse_if_open=True)
+        # At most 64 characters; the same for every client of this database.
+        self._name = db.execute_sql("SELECT CONCAT('modelstore:', SHA1(DATABASE()))"
+                                    ).fetchone()[0]
+        if not poll(lambda: db.execute_sql('SELECT GET_LOCK(%s, 0)', (self._name,)
+                                           ).fetchone()[0] == 1, self.timeout, 0.01, 0.25):
+            holder = db.execute_sql('SELECT IS_USED_LOCK(%s)', (self._name,)).fetchone()[0]
+            raise lock_held(self.timeout, holder=' (connection id %s)' % holder if holder else '')
+        self._connection = db.connection()
+        return self
+
+    def verify(self):
+        try:
+            mine = self.database.connection() is self._connection and self.database.execute_sql(
+                'SELECT IS_USED_LOCK(%s) = CONNECTION_ID()', (self._name,)).fetchone()[0]
+        except Exception as exc:
+            mine, why = False, ' '.join(str(exc).split())
+        else:
+            why = 'its connection was replaced'
+        if not mine:
+            raise MigrationError('the migration lock was lost (%s); what was recorded before '
+                                 'stays recorded, run migrate again' % why)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self.database.connection() is self._connection:
+                self.database.execute_sql('DO RELEASE_LOCK(%s)', (self._name,))
+        except Exception:
+            if exc_type is None:  # A lost connection has released the lock already.
+                raise
+        return False
+
+
 class MySQLDialect(Dialect):
     """MySQL and MariaDB: DDL commits by itself, so a script's operations are logged one by one
     (modelstore.engine.nontx), and the last batch of an online script is ``LOCK TABLES``, no
@@ -219,6 +261,7 @@ class MySQLDialect(Dialect):
     final_batch_lock = 'tables'
     ddl_lock_waits = True
     session_mixin = _Session
+    run_session_class = MySQLRunSession
 
     def contains(self, field, pattern):
         # Its columns compare binary (as elsewhere): LOWER() LIKE LOWER(). The session has

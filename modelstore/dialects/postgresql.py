@@ -1,6 +1,6 @@
 """PostgreSQL as modelstore uses it: a server, transactional DDL, concurrent index builds.
 
-A migration run commits each script in a transaction of its own (modelstore.engine.lock holds a
+A migration run commits each script in a transaction of its own (PostgresRunSession holds a
 transaction-scoped advisory lock on a connection of its own); the last batch of an online
 script takes ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE``; a concurrent index build that died
 leaves an INVALID index, which introspection reports.
@@ -12,12 +12,13 @@ import math
 import peewee
 from peewee import DatabaseError, PostgresqlDatabase
 
-from ..exceptions import ConfigError, one_line
+from ..exceptions import ConfigError, MigrationError, one_line
 from .base import Dialect
 from .errors import sqlstate
+from .session import RunSession, lock_held, poll
 from .throwaway import connection_to, throwaway, throwaway_name
 
-__all__ = ['POSTGRESQL', 'PostgresqlDialect', 'postgres_shadow']
+__all__ = ['POSTGRESQL', 'PostgresqlDialect', 'PostgresRunSession', 'postgres_shadow']
 
 log = logging.getLogger('modelstore.shadow')
 INSUFFICIENT_PRIVILEGE = '42501'
@@ -61,6 +62,68 @@ JOIN pg_class t ON t.oid = ix.indrelid
 WHERE t.relname = %s AND t.relnamespace = current_schema()::regnamespace"""
 
 
+class PostgresRunSession(RunSession):
+    """A transaction-scoped advisory lock, held by a connection of its own in a transaction
+    that stays open for the whole run; polled with ``pg_try_advisory_xact_lock`` until the
+    timeout.
+
+    Not a session lock: behind a pooler in transaction mode (PgBouncer), the statements of one
+    client session run on whichever server connection is free, so a session lock would be
+    taken on one and "released" on another -- it would protect nothing, and stay held. An open
+    transaction keeps its server connection, there as directly. The lock goes when the run
+    ends (ROLLBACK), when its process dies (the connection closes), or when the server ends its
+    session -- which ``verify`` notices before each script. Advisory locks never block ordinary
+    reads and writes, and the idle transaction holds no snapshot (READ COMMITTED). Scripts run
+    one transaction each, with their history row, on the run's own connection.
+    """
+    # Any fixed 64-bit key; this one spells "modelstr".
+    KEY = 0x6D6F64656C737472
+
+    def __enter__(self):
+        self._refuse_open_transaction()
+        db = self.database
+        self._holder = type(db)(db.database, **db.connect_params)
+        try:
+            self._take()
+        except BaseException:
+            self._holder.close()
+            raise
+        return self
+
+    def _take(self):
+        self._holder.connect()
+        if not poll(self._try, self.timeout, 0.01, 0.25):
+            raise lock_held(self.timeout)
+
+    def _try(self):
+        holder = self._holder
+        holder.execute_sql('BEGIN ISOLATION LEVEL READ COMMITTED')
+        # Not ended by a server-wide idle-in-transaction timeout while scripts run.
+        holder.execute_sql('SET LOCAL idle_in_transaction_session_timeout = 0')
+        if holder.execute_sql('SELECT pg_try_advisory_xact_lock(%s)', (self.KEY,)).fetchone()[0]:
+            return True
+        holder.execute_sql('ROLLBACK')
+        return False
+
+    def verify(self):
+        try:
+            self._holder.execute_sql('SELECT 1')
+        except Exception as exc:
+            raise MigrationError('the migration lock was lost (its connection ended: %s); the '
+                                 'scripts committed before stay applied, run migrate again'
+                                 % ' '.join(str(exc).split())) from None
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self._holder.execute_sql('ROLLBACK')  # Releases the lock.
+        except Exception:
+            if exc_type is None:  # A lost connection has released the lock already.
+                raise
+        finally:
+            self._holder.close()
+        return False
+
+
 class PostgresqlDialect(Dialect):
     name = 'postgresql'
     label = 'PostgreSQL'
@@ -72,6 +135,7 @@ class PostgresqlDialect(Dialect):
     concurrent_indexes = True
     final_batch_lock = 'table'
     ddl_lock_waits = True
+    run_session_class = PostgresRunSession
 
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))

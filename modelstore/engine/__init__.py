@@ -1,8 +1,8 @@
 """The migration engine: what an operator runs (``modelstore migrate`` and the other commands).
 
 Scripts are found and fingerprinted (``scripts``), their history kept (``history``), a run
-serialised (``lock``, with the foreign-key watch in ``fkwatch``), planned against the live schema
-(``status``, ``adopt``), applied or reverted (``runner``'s facade, one ``run`` per call, told to
+serialised by the dialect's run session (its lock, transaction and foreign-key watch), planned
+against the live schema (``status``, ``adopt``), applied or reverted (``runner``'s facade, one ``run`` per call, told to
 an ``observer``; ``steps``), its losses foreseen (``losses``), the database backed up first and
 restorable (``backup``, ``restore``), and the schema compared with the models (``drift``). It
 imports the shared layers only, never the registry.
@@ -11,13 +11,12 @@ from .backup import KEEP, Backup, Backups
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from .drift import Drift, declared_default, detect_drift, invalid_index_lines
 from .history import TABLE as HISTORY_TABLE
-from .lock import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .nontx import failure_note
 from .observer import Observer
 from .restore import restore_database
 from .run import Run
 from .run_results import RunResult, ScriptRun
-from .runner import Engine
+from .runner import LOCK_TIMEOUT, Engine
 from .scripts import discover, installed_directory
 from .shadow import apply, replay, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number

@@ -27,14 +27,12 @@ import time
 
 from peewee import DatabaseError
 
-from ..dialects import dialect_of, raising
+from ..dialects import NeedBaseline, dialect_of, raising
 from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
                           SchemaNewerThanCode, ScriptError)
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL
 from .batch_runner import run_online
-from .fkwatch import NeedBaseline
-from .lock import run_lock
 from .losses import foresee_losses
 from .nontx import Logged, refuse_failed
 from .repair import repair
@@ -118,7 +116,7 @@ class Run:
     @contextlib.contextmanager
     def locked(self):
         """The run lock, held by this run while the block runs."""
-        with run_lock(self.database, self.lock_timeout) as lock:
+        with dialect_of(self.database).run_session(self.database, self.lock_timeout) as lock:
             self.lock = lock
             try:
                 yield lock

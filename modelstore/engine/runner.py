@@ -5,20 +5,21 @@
 scripts whose earlier run was interrupted, its Observer -- and runs it with the strategy the
 dialect calls for (scripts in a transaction, or their operations logged where DDL commits).
 """
-from ..dialects import raising
+from ..dialects import dialect_of, raising
 from ..exceptions import MigrationError, StorageError
 from ..shared.database import check_timeout
 from ..shared.urls import command
 from .adopt import Adoption, analyse
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
-from .lock import DEFAULT_TIMEOUT, run_lock
 from .observer import observing
 from .run import Run
 from .scripts import discover
 from .status import Entry, Status, script_number
 
-__all__ = ['Engine']
+__all__ = ['Engine', 'LOCK_TIMEOUT']
+
+LOCK_TIMEOUT = 30.0  # seconds a run waits for another run's lock by default.
 
 
 class Engine:
@@ -28,7 +29,7 @@ class Engine:
     database that has tables first copies it there, under the lock, and reports the path.
     """
 
-    def __init__(self, database, directory=None, *, label=None, lock_timeout=DEFAULT_TIMEOUT,
+    def __init__(self, database, directory=None, *, label=None, lock_timeout=LOCK_TIMEOUT,
                  backups=None, ddl_lock_timeout=DDL_LOCK_TIMEOUT, ddl_retries=DDL_RETRIES,
                  hint=None):
         self.database = database
@@ -121,7 +122,7 @@ class Engine:
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""
         with raising(MigrationError, 'accept on %s' % self.label), \
-                run_lock(self.database, self.lock_timeout):
+                dialect_of(self.database).run_session(self.database, self.lock_timeout):
             status = self.status()
             by_name = {e.name: e for e in status.entries}
             names = status.changed if names is None else list(names)

@@ -31,7 +31,8 @@ from urllib.parse import unquote
 from peewee import DatabaseError, ImproperlyConfigured
 from playhouse import db_url
 
-from ..dialects import check_mysql_query, dialect_of, is_busy, mysql_kwargs, MYSQL_SCHEMES
+from ..dialects import (BUSY_TIMEOUT, MYSQL_SCHEMES, check_mysql_query, dialect_of, is_busy,
+                        mysql_kwargs)
 from ..exceptions import ConfigError, one_line
 from .files import create_private, file_uri_path, has_wal
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
@@ -40,7 +41,6 @@ from .urls import DatabaseURL, default_path
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
            'use_for_app', 'write_transaction', 'check_timeout', 'busy_ms']
 
-BUSY_TIMEOUT = 5.0  # seconds a writer waits for SQLite's lock before "database is locked".
 CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connect waits for the server (URL: connect_timeout).
 
 
