@@ -146,20 +146,19 @@ def _index(table, index):
     return '%sindex on %s(%s)' % ('unique ' if unique else '', table, ', '.join(cols))
 
 
-def _extras(table, live, vocabulary, index_vocabulary):
-    notes, problems = [], []
+def _extras(table, live, vocabulary, index_vocabulary, adoption):
+    """Columns and indexes no state knows: kept and noted; a problem if one refuses inserts."""
     for name in sorted(live.columns.keys() - vocabulary):
-        col = live.columns[name]
-        if blocks_inserts(col):
-            problems.append('column %s.%s (not part of modelstore\'s schema) is NOT NULL without '
-                            'a default: every row modelstore inserts would be refused'
-                            % (table, name))
+        if blocks_inserts(live.columns[name]):
+            adoption.problems.append(
+                'column %s.%s (not part of modelstore\'s schema) is NOT NULL without a default: '
+                'every row modelstore inserts would be refused' % (table, name))
         else:
-            notes.append('column %s.%s is not part of modelstore\'s schema: kept as it is'
-                         % (table, name))
-    notes += ['%s is not part of modelstore\'s schema: kept as it is' % _index(table, index)
-              for index in sorted(live.indexes - index_vocabulary)]
-    return notes, problems
+            adoption.notes.append('column %s.%s is not part of modelstore\'s schema: kept as it '
+                                  'is' % (table, name))
+    adoption.notes.extend('%s is not part of modelstore\'s schema: kept as it is'
+                          % _index(table, index)
+                          for index in sorted(live.indexes - index_vocabulary))
 
 
 def _table_progress(database, table, steps, adoption):
@@ -172,11 +171,8 @@ def _table_progress(database, table, steps, adoption):
     index_vocabulary = set().union(*(s.indexes for s in shapes if s is not None))
     found = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
              else (['table %s exists, but a script drops it' % table], 1) for s in shapes]
-    diffs = [lines for lines, _ in found]
-    matches = [i for i, d in enumerate(diffs) if not d]
-    notes, problems = _extras(table, live, vocabulary, index_vocabulary)
-    adoption.notes.extend(notes)
-    adoption.problems.extend(problems)
+    matches = [i for i, (lines, _) in enumerate(found) if not lines]
+    _extras(table, live, vocabulary, index_vocabulary, adoption)
     if matches:
         state = shapes[matches[-1]]
         adoption.notes.extend(
@@ -184,21 +180,20 @@ def _table_progress(database, table, steps, adoption):
             'a value there' % (table, name) for name in sorted(state.columns)
             if (table, name) in LEGACY_NULLABLE and live.columns[name].null
             and not state.columns[name].null)
-    if not matches:
-        partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
-        if partway is not None:
-            adoption.notes.append('table %s is partway through %s (some of its indexes are '
-                                  'built, as by a non-transactional run that died): it runs '
-                                  'again' % (table, steps[partway + 1][0]))
-            return partway
-        # Report against the nearest state (fewest differences; the later one on a tie).
-        best = min(range(len(found)), key=lambda i: (found[i][1], -i))
-        adoption.problems.append(
-            'table %s matches none of the states the migrations produce; nearest is the state '
-            'after %s:' % (table, steps[best + 1][0]))
-        adoption.problems.extend('  ' + line for line in diffs[best])
-        return None
-    return matches[-1] + 1
+        return matches[-1] + 1
+    partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
+    if partway is not None:
+        adoption.notes.append('table %s is partway through %s (some of its indexes are built, '
+                              'as by a non-transactional run that died): it runs again'
+                              % (table, steps[partway + 1][0]))
+        return partway
+    # Report against the nearest state (fewest differences; the later one on a tie).
+    best = min(range(len(found)), key=lambda i: (found[i][1], -i))
+    adoption.problems.append(
+        'table %s matches none of the states the migrations produce; nearest is the state '
+        'after %s:' % (table, steps[best + 1][0]))
+    adoption.problems.extend('  ' + line for line in found[best][0])
+    return None
 
 
 def _partway(table, shapes, live, vocabulary, index_vocabulary):
