@@ -97,18 +97,12 @@ def key_text(value):
 def _timestamp(value):
     """A stored timestamp (ISO text, bytes of it, or a datetime) as naive local time; None for
     NULL or anything unreadable (a hand-edited value is not this report's business)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if not isinstance(value, datetime.datetime):
+        text, _ = as_text(value, 'timestamp')  # None for anything that is not text.
         try:
-            value = bytes(value).decode('utf-8')
-        except UnicodeDecodeError:
-            return None
-    if isinstance(value, str):
-        try:
-            value = datetime.datetime.fromisoformat(value.strip())
+            value = datetime.datetime.fromisoformat((text or '').strip())
         except ValueError:
             return None
-    if not isinstance(value, datetime.datetime):
-        return None
     if value.tzinfo is not None:
         try:
             value = value.astimezone().replace(tzinfo=None)
