@@ -212,12 +212,10 @@ def _plain_index(index):
 def _frozen(src, plan):
     """Lines of ``_models(db)``, and the class names it returns (created, then stubs)."""
     created = list(plan.create)
-    referred = []
-    for fld in [f for m in created for f in m._meta.sorted_fields] + \
-            [c.field for c in plan.add_columns]:
-        if isinstance(fld, ForeignKeyField) and fld.rel_model not in created \
-                and fld.rel_model not in referred:
-            referred.append(fld.rel_model)
+    fields = [f for m in created for f in m._meta.sorted_fields] + [
+        c.field for c in plan.add_columns]
+    referred = list(dict.fromkeys(f.rel_model for f in fields if isinstance(
+        f, ForeignKeyField) and f.rel_model not in created))
     if not created and not referred:
         return [], []
     classes = referred + created
