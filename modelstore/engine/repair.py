@@ -52,10 +52,9 @@ def pending_undo(database, text):
 
 def _interrupted(database, doing):
     """(description, undo list or None, 'doing') of the operation a run stopped in."""
-    ran = [sql for sql in doing.get('sql') or () if sql not in doing.get('noop', ())]
-    statement = doing.get('statement')
-    if statement in doing.get('noop', ()):
-        statement = None
+    noop = doing.get('noop', ())
+    ran = [sql for sql in doing.get('sql') or () if sql not in noop]
+    statement = doing.get('statement') if doing.get('statement') not in noop else None
     description = '%s (interrupted)' % doing['description']
     effect = doing.get('effect')
     if effect is not None:  # An operation: the catalogue's effect shows whether it is done.
@@ -68,11 +67,11 @@ def _interrupted(database, doing):
     # Raw SQL (or an operation's statements, past what its effect shows): statement by
     # statement, the one in progress undone if the schema shows it took effect.
     effect = RawSQL.effect(statement) if statement else None
-    if statement and effect is not None and took_effect(database, effect):
-        ran.append(statement)
     if statement and effect is None:
         return ('%s (interrupted during %s; whether that took effect cannot be told)'
                 % (doing['description'], ' '.join(statement.split())[:80]), None, 'doing')
+    if effect is not None and took_effect(database, effect):
+        ran.append(statement)
     return description, RawSQL.undo(ran), 'doing'
 
 
