@@ -56,27 +56,37 @@ def load_models(spec=None):
                           '(optionally :NAME), got %r' % spec)
     module = _import(name)
     if attribute or hasattr(module, 'MODELS'):
-        attribute = attribute or 'MODELS'
-        if not hasattr(module, attribute):
-            raise ConfigError('the models module %s has no %s' % (name, attribute))
-        value = getattr(module, attribute)
-        models = [value] if _is_model(value) else _as_list(value)
-        if not models or not all(_is_model(m) for m in models):
-            raise ConfigError('%s:%s must be a model class or a list of model classes'
-                              % (name, attribute))
+        models = _named(module, name, attribute or 'MODELS')
     else:
-        models = [v for v in vars(module).values() if _is_model(v)
-                  and v.__module__ == module.__name__ and not _is_bare_base(v)]
-        if not models:
-            raise ConfigError('the module %s defines no peewee models' % name)
+        models = _defined(module, name)
     tables = {}
     for model in models:
-        table = model._meta.table_name
-        if table in tables and tables[table] is not model:
+        other = tables.setdefault(model._meta.table_name, model)
+        if other is not model:
             raise ConfigError('two models map to the table %s: %s and %s'
-                              % (table, tables[table].__name__, model.__name__))
-        tables[table] = model
+                              % (model._meta.table_name, other.__name__, model.__name__))
     return list(dict.fromkeys(models))
+
+
+def _named(module, name, attribute):
+    """The model, or the list of models, that ``module.attribute`` holds."""
+    if not hasattr(module, attribute):
+        raise ConfigError('the models module %s has no %s' % (name, attribute))
+    value = getattr(module, attribute)
+    models = [value] if _is_model(value) else _as_list(value)
+    if not models or not all(_is_model(m) for m in models):
+        raise ConfigError('%s:%s must be a model class or a list of model classes'
+                          % (name, attribute))
+    return models
+
+
+def _defined(module, name):
+    """The model classes the module defines itself, bare base classes left out."""
+    models = [v for v in vars(module).values() if _is_model(v)
+              and v.__module__ == module.__name__ and not _is_bare_base(v)]
+    if not models:
+        raise ConfigError('the module %s defines no peewee models' % name)
+    return models
 
 
 def _as_list(value):

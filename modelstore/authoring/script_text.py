@@ -76,41 +76,28 @@ class _Source:
     def field(self, fld, *, column=False, default_sql=None):
         """``Class(args)`` for ``fld``. ``column``: for add_column (its index is built apart,
         its name is add_column's argument); ``default_sql``: the DEFAULT it must carry."""
-        args = []
-        if isinstance(fld, ForeignKeyField):
-            args.append("'self'" if fld.rel_model is fld.model and not column
-                        else self.names[fld.rel_model])
-            args.append('field=%s' % literal(fld.rel_field.name))
-            if fld.on_delete:
-                args.append('on_delete=%s' % literal(fld.on_delete))
-            if fld.on_update:
-                args.append('on_update=%s' % literal(fld.on_update))
-        if fld.primary_key and not isinstance(fld, AutoField):
-            args.append('primary_key=True')
-        if column:
-            if isinstance(fld, ForeignKeyField):
-                args.append('index=False')  # Built by the index script instead.
-        elif fld.unique:
-            args.append('unique=True')
-        elif fld.index and not isinstance(fld, ForeignKeyField):
-            args.append('index=True')
-        elif not fld.index and isinstance(fld, ForeignKeyField):
-            args.append('index=False')
-        if fld.null:
-            args.append('null=True')
-        if isinstance(fld, CharField):
-            args.append('max_length=%s' % literal(fld.max_length))
-        if isinstance(fld, DecimalField):
-            args.append('max_digits=%s, decimal_places=%s' % (literal(fld.max_digits),
-                                                             literal(fld.decimal_places)))
-        for attribute in ('collation', 'sequence', 'index_type'):
-            if getattr(fld, attribute, None):
-                args.append('%s=%s' % (attribute, literal(getattr(fld, attribute))))
+        fk = isinstance(fld, ForeignKeyField)
+        args = (self._reference(fld, column) if fk else []) + _key_args(fld, column, fk)
+        args += _storage_args(fld)
         if not column and fld.column_name != _default_column(fld):
             args.append('column_name=%s' % literal(fld.column_name))
         default = _constant(fld)
         if default is not None:
             args.append('default=%s' % default)
+        args += self._constraints(fld, default_sql)
+        return '%s(%s)' % (self.field_class(fld), ', '.join(args))
+
+    def _reference(self, fld, column):
+        """A foreign key's target model, field and actions."""
+        target = "'self'" if fld.rel_model is fld.model and not column \
+            else self.names[fld.rel_model]
+        return [target, 'field=%s' % literal(fld.rel_field.name)] + [
+            '%s=%s' % (action, literal(getattr(fld, action)))
+            for action in ('on_delete', 'on_update') if getattr(fld, action)]
+
+    def _constraints(self, fld, default_sql):
+        """constraints=[...]: the field's SQL(...) ones (a TODO for any other), and the
+        DEFAULT it must carry unless one of them is a DEFAULT already."""
         constraints = [sql_text(c) for c in fld.constraints or ()]
         if None in constraints:
             self.todos.append('%s.%s: a constraint that is not SQL(...) text; copy it by hand'
@@ -119,9 +106,30 @@ class _Source:
         if default_sql is not None and not any(
                 c.strip().upper().startswith('DEFAULT') for c in constraints):
             constraints.append('DEFAULT %s' % default_sql)
-        if constraints:
-            args.append('constraints=[%s]' % ', '.join(map(sql_node, constraints)))
-        return '%s(%s)' % (self.field_class(fld), ', '.join(args))
+        return ['constraints=[%s]' % ', '.join(map(sql_node, constraints))] if constraints else []
+
+
+def _key_args(fld, column, fk):
+    """primary_key=, and unique= or index= where it differs from peewee's default (a foreign
+    key is indexed); an added column's index is built by the index script instead."""
+    args = ['primary_key=True'] if fld.primary_key and not isinstance(fld, AutoField) else []
+    if fld.unique and not column:
+        return args + ['unique=True']
+    index = bool(fld.index) and not column
+    return args + (['index=%s' % index] if index != fk else [])
+
+
+def _storage_args(fld):
+    """null=, the type's size and the attributes that shape the column."""
+    args = ['null=True'] if fld.null else []
+    if isinstance(fld, CharField):
+        args.append('max_length=%s' % literal(fld.max_length))
+    if isinstance(fld, DecimalField):
+        args.append('max_digits=%s, decimal_places=%s' % (literal(fld.max_digits),
+                                                         literal(fld.decimal_places)))
+    return args + ['%s=%s' % (attribute, literal(getattr(fld, attribute)))
+                   for attribute in ('collation', 'sequence', 'index_type')
+                   if getattr(fld, attribute, None)]
 
 
 def _where(fld):
@@ -149,55 +157,65 @@ def _constant(fld):
 
 def _model_lines(src, model, stub):
     meta = model._meta
+    assigned = [(fld.name, _stub_key(fld) if stub and isinstance(fld, ForeignKeyField)
+                 else src.field(fld))
+                for fld in ([meta.primary_key] if stub else meta.sorted_fields)
+                if not _implicit_key(fld, stub)]
+    check_attributes(meta.table_name, assigned)
     lines = ['    class %s(Model):' % src.names[model]]
-    fields = [meta.primary_key] if stub else meta.sorted_fields
-    assigned = []
-    for fld in fields:
-        if fld.name == 'id' and fld.column_name == 'id' and (
-                type(fld) is AutoField or (stub and isinstance(fld, AutoField))):
-            continue  # peewee's implicit key (a stub's key is only referred to).
-        if stub and isinstance(fld, ForeignKeyField):
-            assigned.append((fld.name, 'IntegerField(primary_key=True, column_name=%s)'
-                             % literal(fld.column_name)))
+    lines += ['        %s = %s' % pair for pair in assigned] + ([''] if assigned else [])
+    lines += ['        class Meta:', '            database = db',
+              '            table_name = %s' % literal(meta.table_name)]
+    return lines + ([] if stub else _meta_options(src, meta))
+
+
+def _implicit_key(fld, stub):
+    """peewee's implicit key (a stub's key is only referred to): not written."""
+    return fld.name == 'id' and fld.column_name == 'id' and (
+        type(fld) is AutoField or (stub and isinstance(fld, AutoField)))
+
+
+def _stub_key(fld):
+    return 'IntegerField(primary_key=True, column_name=%s)' % literal(fld.column_name)
+
+
+def _meta_options(src, meta):
+    """The Meta lines after table_name: the plain indexes (a TODO for any other), the key."""
+    plain = []
+    for index in meta.indexes or ():
+        pair = _plain_index(index)
+        if pair is None:
+            src.todos.append('%s: index %s is not a (columns, unique) pair; add it by hand'
+                             % (meta.table_name, getattr(index, '_name', index)))
         else:
-            assigned.append((fld.name, src.field(fld)))
-    check_attributes(model._meta.table_name, assigned)
-    lines += ['        %s = %s' % pair for pair in assigned]
-    lines += ([''] if len(lines) > 1 else []) + [
-        '        class Meta:', '            database = db',
-        '            table_name = %s' % literal(meta.table_name)]
-    if not stub:
-        plain = []
-        for index in meta.indexes or ():
-            if isinstance(index, (list, tuple)):
-                plain.append((tuple(index[0]), bool(index[1])))
-            elif isinstance(index, ModelIndex) and index._where is None and all(
-                    isinstance(part, Field) for part in index._expressions):
-                # Model.add_index(Model.a, Model.b): a plain index in peewee's own terms.
-                plain.append((tuple(part.name for part in index._expressions),
-                              bool(index._unique)))
-            else:
-                src.todos.append('%s: index %s is not a (columns, unique) pair; add it by hand'
-                                 % (meta.table_name, getattr(index, '_name', index)))
-        if plain:
-            lines.append('            indexes = %s' % literal(tuple(plain)))
-        if isinstance(meta.primary_key, CompositeKey):
-            lines.append('            primary_key = CompositeKey(%s)'
-                         % ', '.join(literal(name) for name in meta.primary_key.field_names))
-        elif not meta.primary_key:
-            lines.append('            primary_key = False')
+            plain.append(pair)
+    lines = ['            indexes = %s' % literal(tuple(plain))] if plain else []
+    if isinstance(meta.primary_key, CompositeKey):
+        lines.append('            primary_key = CompositeKey(%s)'
+                     % ', '.join(literal(name) for name in meta.primary_key.field_names))
+    elif not meta.primary_key:
+        lines.append('            primary_key = False')
     return lines
+
+
+def _plain_index(index):
+    """(columns, unique) of an index declared plainly; None for any other."""
+    if isinstance(index, (list, tuple)):
+        return tuple(index[0]), bool(index[1])
+    if isinstance(index, ModelIndex) and index._where is None and all(
+            isinstance(part, Field) for part in index._expressions):
+        # Model.add_index(Model.a, Model.b): a plain index in peewee's own terms.
+        return tuple(part.name for part in index._expressions), bool(index._unique)
+    return None
 
 
 def _frozen(src, plan):
     """Lines of ``_models(db)``, and the class names it returns (created, then stubs)."""
     created = list(plan.create)
-    referred = []
-    for fld in [f for m in created for f in m._meta.sorted_fields] + \
-            [c.field for c in plan.add_columns]:
-        if isinstance(fld, ForeignKeyField) and fld.rel_model not in created \
-                and fld.rel_model not in referred:
-            referred.append(fld.rel_model)
+    fields = [f for m in created for f in m._meta.sorted_fields] + [
+        c.field for c in plan.add_columns]
+    referred = list(dict.fromkeys(f.rel_model for f in fields if isinstance(
+        f, ForeignKeyField) and f.rel_model not in created))
     if not created and not referred:
         return [], []
     classes = referred + created

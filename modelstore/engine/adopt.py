@@ -102,60 +102,63 @@ def _history(states, scripts, table):
 
 
 def _differences(table, expected, live, vocabulary, index_vocabulary):
-    """How ``live`` differs from the state ``expected``, over the known columns and indexes."""
-    lines = []
-    where = lambda name: '%s.%s' % (table, name)  # noqa: E731
+    """How ``live`` differs from the state ``expected``, over the known columns and indexes,
+    and how many differences that is (each missing column counts)."""
     missing = [name for name in expected.columns if name not in live.columns]
     if len(missing) == 1:
-        lines.append('column %s is missing' % where(missing[0]))
-    elif missing:
-        lines.append('%d columns are missing from %s: %s' % (len(missing), table,
-                                                             ', '.join(missing)))
+        lines = ['column %s.%s is missing' % (table, missing[0])]
+    else:
+        lines = ['%d columns are missing from %s: %s' % (len(missing), table,
+                                                        ', '.join(missing))] if missing else []
     for name, want in expected.columns.items():
-        have = live.columns.get(name)
-        if have is None:
-            continue
-        if not compatible(want.kind, have.kind):
-            lines.append('column %s has type %s, expected %s' % (where(name), have.declared
-                                                                 or 'none', want.declared))
-        if want.primary_key != have.primary_key:
-            lines.append('column %s is %sthe primary key' % (where(name),
-                                                             'not ' if want.primary_key else ''))
-        elif not want.primary_key and want.null != have.null:
-            if want.null:
-                lines.append('column %s is NOT NULL, expected nullable' % where(name))
-            elif (table, name) not in LEGACY_NULLABLE:
-                lines.append('column %s is nullable, expected NOT NULL' % where(name))
-        if want.default is not None and default_key(want.default) != default_key(have.default):
-            lines.append('column %s has default %s, expected %s' % (
-                where(name), have.default if have.default is not None else 'none',
-                want.default))
-    for name in sorted((live.columns.keys() & vocabulary) - expected.columns.keys()):
-        lines.append('column %s belongs to a different state' % where(name))
-    for cols, unique in sorted(expected.indexes - live.indexes):
-        lines.append('%sindex on %s(%s) is missing' % ('unique ' if unique else '', table,
-                                                        ', '.join(cols)))
-    for cols, unique in sorted((live.indexes & index_vocabulary) - expected.indexes):
-        lines.append('%sindex on %s(%s) belongs to a different state'
-                     % ('unique ' if unique else '', table, ', '.join(cols)))
+        if live.columns.get(name) is not None:
+            lines += _column_differences(table, name, want, live.columns[name])
+    lines += ['column %s.%s belongs to a different state' % (table, name)
+              for name in sorted((live.columns.keys() & vocabulary) - expected.columns.keys())]
+    lines += ['%s is missing' % _index(table, index)
+              for index in sorted(expected.indexes - live.indexes)]
+    lines += ['%s belongs to a different state' % _index(table, index)
+              for index in sorted((live.indexes & index_vocabulary) - expected.indexes)]
     return lines, len(lines) + max(0, len(missing) - 1)
 
 
-def _extras(table, live, vocabulary, index_vocabulary):
-    notes, problems = [], []
+def _column_differences(table, name, want, have):
+    """How a live column differs from the state's: its type, key, nullability and default."""
+    where = '%s.%s' % (table, name)
+    lines = [] if compatible(want.kind, have.kind) else [
+        'column %s has type %s, expected %s' % (where, have.declared or 'none', want.declared)]
+    if want.primary_key != have.primary_key:
+        lines.append('column %s is %sthe primary key' % (where, 'not ' if want.primary_key
+                                                         else ''))
+    elif not want.primary_key and want.null != have.null:
+        if want.null:
+            lines.append('column %s is NOT NULL, expected nullable' % where)
+        elif (table, name) not in LEGACY_NULLABLE:
+            lines.append('column %s is nullable, expected NOT NULL' % where)
+    if want.default is not None and default_key(want.default) != default_key(have.default):
+        lines.append('column %s has default %s, expected %s' % (
+            where, have.default if have.default is not None else 'none', want.default))
+    return lines
+
+
+def _index(table, index):
+    cols, unique = index
+    return '%sindex on %s(%s)' % ('unique ' if unique else '', table, ', '.join(cols))
+
+
+def _extras(table, live, vocabulary, index_vocabulary, adoption):
+    """Columns and indexes no state knows: kept and noted; a problem if one refuses inserts."""
     for name in sorted(live.columns.keys() - vocabulary):
-        col = live.columns[name]
-        if blocks_inserts(col):
-            problems.append('column %s.%s (not part of modelstore\'s schema) is NOT NULL without '
-                            'a default: every row modelstore inserts would be refused'
-                            % (table, name))
+        if blocks_inserts(live.columns[name]):
+            adoption.problems.append(
+                'column %s.%s (not part of modelstore\'s schema) is NOT NULL without a default: '
+                'every row modelstore inserts would be refused' % (table, name))
         else:
-            notes.append('column %s.%s is not part of modelstore\'s schema: kept as it is'
-                         % (table, name))
-    for cols, unique in sorted(live.indexes - index_vocabulary):
-        notes.append('%sindex on %s(%s) is not part of modelstore\'s schema: kept as it is'
-                     % ('unique ' if unique else '', table, ', '.join(cols)))
-    return notes, problems
+            adoption.notes.append('column %s.%s is not part of modelstore\'s schema: kept as it '
+                                  'is' % (table, name))
+    adoption.notes.extend('%s is not part of modelstore\'s schema: kept as it is'
+                          % _index(table, index)
+                          for index in sorted(live.indexes - index_vocabulary))
 
 
 def _table_progress(database, table, steps, adoption):
@@ -168,11 +171,8 @@ def _table_progress(database, table, steps, adoption):
     index_vocabulary = set().union(*(s.indexes for s in shapes if s is not None))
     found = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
              else (['table %s exists, but a script drops it' % table], 1) for s in shapes]
-    diffs = [lines for lines, _ in found]
-    matches = [i for i, d in enumerate(diffs) if not d]
-    notes, problems = _extras(table, live, vocabulary, index_vocabulary)
-    adoption.notes.extend(notes)
-    adoption.problems.extend(problems)
+    matches = [i for i, (lines, _) in enumerate(found) if not lines]
+    _extras(table, live, vocabulary, index_vocabulary, adoption)
     if matches:
         state = shapes[matches[-1]]
         adoption.notes.extend(
@@ -180,21 +180,20 @@ def _table_progress(database, table, steps, adoption):
             'a value there' % (table, name) for name in sorted(state.columns)
             if (table, name) in LEGACY_NULLABLE and live.columns[name].null
             and not state.columns[name].null)
-    if not matches:
-        partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
-        if partway is not None:
-            adoption.notes.append('table %s is partway through %s (some of its indexes are '
-                                  'built, as by a non-transactional run that died): it runs '
-                                  'again' % (table, steps[partway + 1][0]))
-            return partway
-        # Report against the nearest state (fewest differences; the later one on a tie).
-        best = min(range(len(found)), key=lambda i: (found[i][1], -i))
-        adoption.problems.append(
-            'table %s matches none of the states the migrations produce; nearest is the state '
-            'after %s:' % (table, steps[best + 1][0]))
-        adoption.problems.extend('  ' + line for line in diffs[best])
-        return None
-    return matches[-1] + 1
+        return matches[-1] + 1
+    partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
+    if partway is not None:
+        adoption.notes.append('table %s is partway through %s (some of its indexes are built, '
+                              'as by a non-transactional run that died): it runs again'
+                              % (table, steps[partway + 1][0]))
+        return partway
+    # Report against the nearest state (fewest differences; the later one on a tie).
+    best = min(range(len(found)), key=lambda i: (found[i][1], -i))
+    adoption.problems.append(
+        'table %s matches none of the states the migrations produce; nearest is the state '
+        'after %s:' % (table, steps[best + 1][0]))
+    adoption.problems.extend('  ' + line for line in found[best][0])
+    return None
 
 
 def _partway(table, shapes, live, vocabulary, index_vocabulary):
@@ -235,30 +234,37 @@ def analyse(database, scripts, pending):
             % (exc.name, str(exc).split(': ', 1)[1]))
         adoption.verdicts = {s.name: RUN for s in pending}
         return adoption
-    tables = sorted(set().union(*(s.keys() for s in states))) if states else []
+    touched, progress = _progress(database, states, scripts, pending, adoption)
+    if adoption.problems:
+        return adoption
+    for script in pending:
+        present = [t for t in touched[script.name] if script.name in progress.get(t, ())]
+        adoption.verdicts[script.name] = _verdict(len(present), len(touched[script.name]))
+        if present:
+            adoption.present[script.name] = present
+    return adoption
+
+
+def _progress(database, states, scripts, pending, adoption):
+    """({script name: the tables it changes}, {table: the names of the scripts the live table
+    holds}), the live tables looked at only where a pending script changes them."""
     progress, touched = {}, {s.name: [] for s in scripts}
-    for table in tables:
+    pending_names = {s.name for s in pending}
+    for table in sorted(set().union(*(s.keys() for s in states))):
         steps = _history(states, scripts, table)
         names = [name for name, _ in steps[1:]]
         for name in names:
             touched[name].append(table)
-        if not any(s.name in names for s in pending):
+        if pending_names.isdisjoint(names):
             continue
         done = _table_progress(database, table, steps, adoption)
         if done is not None:
             progress[table] = set(names[:done])
-    if adoption.problems:
-        return adoption
-    for script in pending:
-        tables_hit = touched[script.name]
-        present = [t for t in tables_hit if script.name in progress.get(t, ())]
-        if not tables_hit or not present:
-            verdict = RUN  # Nothing to see in the schema, or nothing of it there: run it.
-        elif len(present) == len(tables_hit):
-            verdict = ADOPT
-        else:
-            verdict = PARTIAL
-        adoption.verdicts[script.name] = verdict
-        if present:
-            adoption.present[script.name] = present
-    return adoption
+    return touched, progress
+
+
+def _verdict(present, touched):
+    """Nothing of it in the schema (or nothing to see there): run it; all of it: adopt it."""
+    if not present:
+        return RUN
+    return ADOPT if present == touched else PARTIAL

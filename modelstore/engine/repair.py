@@ -52,10 +52,9 @@ def pending_undo(database, text):
 
 def _interrupted(database, doing):
     """(description, undo list or None, 'doing') of the operation a run stopped in."""
-    ran = [sql for sql in doing.get('sql') or () if sql not in doing.get('noop', ())]
-    statement = doing.get('statement')
-    if statement in doing.get('noop', ()):
-        statement = None
+    noop = doing.get('noop', ())
+    ran = [sql for sql in doing.get('sql') or () if sql not in noop]
+    statement = doing.get('statement') if doing.get('statement') not in noop else None
     description = '%s (interrupted)' % doing['description']
     effect = doing.get('effect')
     if effect is not None:  # An operation: the catalogue's effect shows whether it is done.
@@ -68,11 +67,11 @@ def _interrupted(database, doing):
     # Raw SQL (or an operation's statements, past what its effect shows): statement by
     # statement, the one in progress undone if the schema shows it took effect.
     effect = RawSQL.effect(statement) if statement else None
-    if statement and effect is not None and took_effect(database, effect):
-        ran.append(statement)
     if statement and effect is None:
         return ('%s (interrupted during %s; whether that took effect cannot be told)'
                 % (doing['description'], ' '.join(statement.split())[:80]), None, 'doing')
+    if effect is not None and took_effect(database, effect):
+        ran.append(statement)
     return description, RawSQL.undo(ran), 'doing'
 
 
@@ -90,96 +89,141 @@ def repair(run, mode=None, allow_data_loss=False):
     done = []
     with run.locked():
         run.history.forget()
-        status = run.status()
-        failed = [e for e in status.entries if e.failed]
-        for entry in failed:
-            done.append(_repair_one(run, entry, mode, allow_data_loss))
+        for entry in [e for e in run.status().entries if e.failed]:
+            script = _FailedScript(run, entry)
+            done.append(script.revert(allow_data_loss) if mode is None
+                        else script.mark(applied=mode == 'applied'))
             run.observer.script_finished(done[-1])
     return done
 
 
-def _repair_one(run, entry, mode, allow_data_loss):
-    db, history, record = run.database, run.history, entry.record
-    log = json.loads(record.operations) if is_log(record.operations) else None
-    direction = log['direction'] if log else 'up'
-    if mode == 'applied' or mode == 'reverted':
-        applied = mode == 'applied'
+class _FailedScript:
+    """A script the history records failed partway: its name, direction, operations log (None
+    for a row without one) and the identities of what it made."""
+
+    def __init__(self, run, entry):
+        self.run, self.name, self.record = run, entry.name, entry.record
+        self.log = json.loads(self.record.operations) if is_log(self.record.operations) else None
+        self.direction = self.log['direction'] if self.log else 'up'
+        self.made = (self.log or {}).get('made') or {}
+
+    def mark(self, applied):
+        """After a manual fix: record it applied (method ``repaired``) or not applied."""
         if applied:
-            history.set_operations(entry.name, record.operations, method=REPAIRED,
-                                   error=record.error)
+            self.run.history.set_operations(self.name, self.record.operations,
+                                            method=REPAIRED, error=self.record.error)
         else:
-            history.remove(entry.name)
-        return entry.name, direction, 'marked %s' % ('applied' if applied else 'not applied'), []
-    todo = pending_undo(db, record.operations) if log else []
-    unknown = [description for description, undo, _ in todo if undo is None]
-    if unknown:
-        raise MigrationError(
-            'cannot repair %s automatically: %s no known inverse (%s). Undo %s by hand and '
-            'run `%s`, or finish the script by hand and run `%s`' % (
-                entry.name, 'this operation has' if len(unknown) == 1 else
-                'these operations have', '; '.join(unknown), 'it' if len(unknown) == 1 else
-                'them', *_manual_hints(run, direction)))
-    made = (log or {}).get('made') or {}
-    drops = _check_plan(run, entry.name, direction, todo, made)
-    losses = count_drops(db, drops)
-    if losses and not allow_data_loss:
-        raise DataLossRefused(run.label, ['%s (reverting %s)' % (loss, entry.name)
-                                             for loss in losses], action='repair',
-                              override='Engine.repair(allow_data_loss=True)', backup='')
-    recorder = Recorder(db)
-    remaining = dict(log)
-    remaining['doing'] = remaining.get('doing') if any(s == 'doing' for *_, s in todo) else None
-    reverted = skipped = 0
-    for description, undo, source in todo:
-        ran = sum(_undo_step(run, entry.name, direction, recorder, step, made)
-                  for step in undo)
-        reverted += ran > 0
-        skipped += bool(undo) and ran == 0
-        # Each reverted operation leaves the log, committed, so a repair that dies halfway is
-        # repaired again from what is left.
-        if source == 'doing':
+            self.run.history.remove(self.name)
+        return (self.name, self.direction,
+                'marked %s' % ('applied' if applied else 'not applied'), [])
+
+    def revert(self, allow_data_loss):
+        """Refuse first, then undo its completed operations newest first."""
+        db = self.run.database
+        todo = pending_undo(db, self.record.operations) if self.log else []
+        self._refuse_unknown([description for description, undo, _ in todo if undo is None])
+        losses = count_drops(db, self._check_plan(todo))
+        if losses and not allow_data_loss:
+            raise DataLossRefused(self.run.label, ['%s (reverting %s)' % (loss, self.name)
+                                                   for loss in losses], action='repair',
+                                  override='Engine.repair(allow_data_loss=True)', backup='')
+        recorder = Recorder(db)
+        reverted, skipped = self._undo(todo, recorder)
+        if self.direction == 'up':
+            self.run.history.remove(self.name)  # Not applied: migrate runs it again.
+        else:
+            self.run.history.set_operations(self.name, None, method='ran', error=None)
+        action = 'reverted %d operation%s' % (reverted, '' if reverted == 1 else 's')
+        if skipped:
+            action += ' (%d found undone already)' % skipped
+        return self.name, self.direction, action, recorder.steps
+
+    def _undo(self, todo, recorder):
+        """Run the inverses; each reverted operation leaves the log, committed, so a repair
+        that dies halfway is repaired again from what is left. Returns (reverted, skipped)."""
+        remaining = dict(self.log or {})
+        if not any(source == 'doing' for *_, source in todo):
             remaining['doing'] = None
-        else:
-            remaining['done'].pop()
-        history.set_operations(entry.name, json.dumps(remaining, sort_keys=True))
-    if direction == 'up':
-        history.remove(entry.name)  # Not applied: migrate runs it again.
-    else:
-        history.set_operations(entry.name, None, method='ran', error=None)
-    action = 'reverted %d operation%s' % (reverted, '' if reverted == 1 else 's')
-    if skipped:
-        action += ' (%d found undone already)' % skipped
-    return entry.name, direction, action, recorder.steps
+        reverted = skipped = 0
+        for _, undo, source in todo:
+            ran = sum(self._undo_step(recorder, step) for step in undo)
+            reverted += ran > 0
+            skipped += bool(undo) and ran == 0
+            if source == 'doing':
+                remaining['doing'] = None
+            else:
+                remaining['done'].pop()
+            self.run.history.set_operations(self.name, json.dumps(remaining, sort_keys=True))
+        return reverted, skipped
 
+    def _refuse_unknown(self, unknown):
+        """Refuse operations without a known inverse (or in doubt), by their descriptions."""
+        if unknown:
+            one = len(unknown) == 1
+            raise MigrationError(
+                'cannot repair %s automatically: %s no known inverse (%s). Undo %s by hand and '
+                'run `%s`, or finish the script by hand and run `%s`' % (
+                    self.name, 'this operation has' if one else 'these operations have',
+                    '; '.join(unknown), 'it' if one else 'them', *self._manual_hints()))
 
-def _manual_hints(run, direction):
-    """(the command after undoing by hand, the one after finishing by hand)."""
-    undone, finished = ('--mark-reverted', '--mark-applied') if direction == 'up' else \
-        ('--mark-applied', '--mark-reverted')
-    return run.hint('repair', undone), run.hint('repair', finished)
+    def _manual_hints(self):
+        """(the command after undoing by hand, the one after finishing by hand)."""
+        undone, finished = ('--mark-reverted', '--mark-applied') if self.direction == 'up' \
+            else ('--mark-applied', '--mark-reverted')
+        return self.run.hint('repair', undone), self.run.hint('repair', finished)
 
+    def _check_plan(self, todo):
+        """Before anything runs: refuse an object that is not the one the script made; return
+        what the steps would drop (effects, by their names now), for the loss count. Names
+        are followed through the renames that steps before them undo."""
+        tables, columns, drops = {}, {}, []
+        for _, undo, _ in todo:
+            for step in undo:
+                effect = target(step)
+                if effect is None:
+                    continue
+                now = _named_now(effect, tables, columns)
+                if took_effect(self.run.database, now):
+                    self._check_identity(effect, now)
+                    if destroys(step):
+                        drops.append(now)
+                if step.get('op') == 'rename_column':
+                    columns[(now[1], step['args'][2])] = now[2]
+                elif step.get('op') == 'rename_table':
+                    tables[step['args'][1]] = now[1]
+        return drops
 
-def _check_plan(run, name, direction, todo, made):
-    """Before anything runs: refuse an object that is not the one the script made; return
-    what the steps would drop (effects, by their names now), for the loss count. Names are
-    followed through the renames that steps before them undo."""
-    database = run.database
-    tables, columns, drops = {}, {}, []
-    for _, undo, _ in todo:
-        for step in undo:
-            effect = target(step)
-            if effect is None:
-                continue
-            now = _named_now(effect, tables, columns)
-            if took_effect(database, now):
-                _check_identity(run, name, direction, effect, now, made)
-                if destroys(step):
-                    drops.append(now)
-            if step.get('op') == 'rename_column':
-                columns[(now[1], step['args'][2])] = now[2]
-            elif step.get('op') == 'rename_table':
-                tables[step['args'][1]] = now[1]
-    return drops
+    def _check_identity(self, effect, now):
+        recorded = self.made.get(effect_key(effect))
+        if recorded is None:
+            return  # Not recorded (an older log, a statement in doubt): its presence is all.
+        found = identity(self.run.database, now)
+        # A table may have gained columns the steps before this one drop: it must still have
+        # all it was made with.
+        if found != recorded if now[0] != 'table' else not all(c in found for c in recorded):
+            raise MigrationError(
+                'cannot repair %s automatically: %s %s is not the one the script made (it made '
+                '%s; it is now %s), so it is not dropped. Undo the script by hand and run `%s`, '
+                'or finish it by hand and run `%s`' % (
+                    self.name, now[0], '.'.join(now[1:]), _described(recorded),
+                    _described(found), *self._manual_hints()))
+
+    def _undo_step(self, recorder, step):
+        """Run one step of an inverse, its SQL recorded by ``recorder``; returns 1, or 0 if
+        its object is gone already (undone by a repair that died before the log said so)."""
+        database = recorder.database
+        effect = target(step)
+        if effect is not None:
+            if not took_effect(database, effect):
+                return 0
+            self._check_identity(effect, effect)
+        with recorder:
+            if 'sql' in step:
+                database.execute_sql(step['sql'])
+            else:
+                migrator = recorder.migrator()
+                migrator.migrate(getattr(migrator, step['op'])(*step['args']))
+        return 1
 
 
 def _named_now(effect, tables, columns):
@@ -192,39 +236,5 @@ def _named_now(effect, tables, columns):
     return [kind, table] + names[1:]
 
 
-def _check_identity(run, name, direction, effect, now, made):
-    recorded = made.get(effect_key(effect))
-    if recorded is None:
-        return  # Not recorded (an older log, a statement in doubt): its presence is all.
-    found = identity(run.database, now)
-    # A table may have gained columns the steps before this one drop: it must still have all
-    # it was made with.
-    if found != recorded if now[0] != 'table' else not all(c in found for c in recorded):
-        raise MigrationError(
-            'cannot repair %s automatically: %s %s is not the one the script made (it made %s; '
-            'it is now %s), so it is not dropped. Undo the script by hand and run `%s`, or '
-            'finish it by hand and run `%s`' % (
-                name, now[0], '.'.join(now[1:]), _described(recorded), _described(found),
-                *_manual_hints(run, direction)))
-
-
 def _described(identity_rows):
     return '; '.join(' '.join(row) for row in identity_rows) or 'nothing'
-
-
-def _undo_step(run, name, direction, recorder, step, made):
-    """Run one step of an inverse, its SQL recorded by ``recorder``; returns 1, or 0 if its
-    object is gone already (undone by a repair that died before the log said so)."""
-    database = recorder.database
-    effect = target(step)
-    if effect is not None:
-        if not took_effect(database, effect):
-            return 0
-        _check_identity(run, name, direction, effect, effect, made)
-    with recorder:
-        if 'sql' in step:
-            database.execute_sql(step['sql'])
-        else:
-            migrator = recorder.migrator()
-            migrator.migrate(getattr(migrator, step['op'])(*step['args']))
-    return 1

@@ -97,18 +97,12 @@ def key_text(value):
 def _timestamp(value):
     """A stored timestamp (ISO text, bytes of it, or a datetime) as naive local time; None for
     NULL or anything unreadable (a hand-edited value is not this report's business)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if not isinstance(value, datetime.datetime):
+        text, _ = as_text(value, 'timestamp')  # None for anything that is not text.
         try:
-            value = bytes(value).decode('utf-8')
-        except UnicodeDecodeError:
-            return None
-    if isinstance(value, str):
-        try:
-            value = datetime.datetime.fromisoformat(value.strip())
+            value = datetime.datetime.fromisoformat((text or '').strip())
         except ValueError:
             return None
-    if not isinstance(value, datetime.datetime):
-        return None
     if value.tzinfo is not None:
         try:
             value = value.astimezone().replace(tzinfo=None)
@@ -152,9 +146,8 @@ class Orphan:
         self.modified = _when(top.st_mtime) if top else None
         self.size, newest = self._walk(top.st_mtime if top else None)
         self.newest = _when(newest) if newest is not None else None
-        # Unknown age is too recent: a fix must never race a pipeline.
-        self.too_recent = bool(min_age) and (
-            newest is None or newest > (now if now is not None else time.time()) - min_age * 60)
+        self.too_recent = _too_recent(
+            min_age, newest, (now if now is not None else time.time()) - min_age * 60)
 
     def _read(self, name):
         """The JSON object in ``name`` inside the folder, read through no link and at most
@@ -316,73 +309,90 @@ def examine(rows, root, row_exists, min_age=MIN_AGE, forge=(), now=None):
     ``min_age`` (minutes) marks what is too recent for a fix."""
     rows = list(rows)
     now = now if now is not None else time.time()
-    cutoff = _when(now - min_age * 60) or datetime.datetime.min
     found = Findings(root, len(rows), min_age)
+    entries = _entries(root)
+    cutoff = _when(now - min_age * 60) or datetime.datetime.min
+    claimed = {_file_row(found, entries, cutoff, *row) for row in rows} - {None}
+    waiting = _awaiting_import(found, entries, claimed, forge)
+    for name, (entry, link) in entries.items():
+        if not _model_folder(found, name, entry, link) or name in claimed:
+            continue
+        if name in waiting:
+            found.awaiting_import.append({'path': entry.path, 'models': waiting[name]})
+        else:
+            found.orphans.append(Orphan(entry.path, min_age, now))
+    found.trash = root.recover(row_exists, dry_run=True)
+    return found
+
+
+def _too_recent(min_age, when, cutoff):
+    """Unknown age is too recent: a fix must never race a pipeline."""
+    return bool(min_age) and (when is None or when > cutoff)
+
+
+def _entries(root):
+    """The root's entries, by name in order: name -> (entry, is a symlink)."""
     try:
         listed = sorted(os.scandir(root.path), key=lambda e: e.name)
     except OSError as exc:
         raise OSError('cannot list the models root %s: %s' % (root.path, exc.strerror)) from exc
-    entries = {}  # name -> (entry, is a symlink)
+    entries = {}
     for entry in listed:
         try:
             entries[entry.name] = (entry, entry.is_symlink())
         except OSError:
             entries[entry.name] = (entry, False)
-    claimed = set()
-    for model_id, name, path, *stamps in rows:
-        name, bad_name = as_text(name, 'model_name')
-        path, bad_path = as_text(path, 'model_path')
-        if bad_path or bad_name:
-            found.invalid.append({'table': 'fine_tuned_models', 'id': model_id,
-                                  'why': '; '.join(w for w in (bad_path, bad_name) if w)})
-            if path is not None and path.startswith('/'):
-                folder = first_folder(root, path, entries)  # Still: its folder is no orphan.
-                if folder is not None:
-                    claimed.add(folder)
-            continue
-        row = {'id': model_id, 'model_name': name, 'model_path': path}
-        if not path.startswith('/'):
-            found.relative.append(dict(row, why='cannot be judged: not an absolute path'))
-            continue
-        folder = first_folder(root, path, entries)
-        if folder is not None:
-            claimed.add(folder)
-        if not os.path.lexists(path):
-            changed = changed_at(*stamps)
-            found.dangling.append(dict(row, inside=folder is not None, changed=changed,
-                                       too_recent=bool(min_age) and (
-                                           changed is None or changed > cutoff)))
-        elif folder is None:
-            found.outside.append(row)
+    return entries
+
+
+def _file_row(found, entries, cutoff, model_id, name, path, *stamps):
+    """Files a row under its finding (if any); returns the folder it claims, or None. An
+    invalid row's folder is claimed all the same: it is no orphan."""
+    name, bad_name = as_text(name, 'model_name')
+    path, bad_path = as_text(path, 'model_path')
+    absolute = path is not None and path.startswith('/')
+    folder = first_folder(found.root, path, entries) if absolute else None
+    row = {'id': model_id, 'model_name': name, 'model_path': path}
+    if bad_path or bad_name:
+        found.invalid.append({'table': 'fine_tuned_models', 'id': model_id,
+                              'why': '; '.join(filter(None, (bad_path, bad_name)))})
+    elif not absolute:
+        found.relative.append(dict(row, why='cannot be judged: not an absolute path'))
+    elif not os.path.lexists(path):
+        changed = changed_at(*stamps)
+        found.dangling.append(dict(row, inside=folder is not None, changed=changed,
+                                   too_recent=_too_recent(found.min_age, changed, cutoff)))
+    elif folder is None:
+        found.outside.append(row)
+    return folder
+
+
+def _awaiting_import(found, entries, claimed, forge):
+    """{folder: [{'id', 'name', 'active'}]}: the unclaimed folders ModelForge's rows name."""
     waiting = {}
     for source_id, name, path, active in forge:
         source_id = key_text(source_id)
-        name, _ = as_text(name, 'name')
         path, bad_path = as_text(path, 'path')
         if bad_path:
             found.invalid.append({'table': FORGE_TABLE, 'id': source_id, 'why': bad_path})
             continue
-        folder = first_folder(root, path, entries) if path.startswith('/') else None
+        folder = first_folder(found.root, path, entries) if path.startswith('/') else None
         if folder is not None and folder not in claimed:
-            waiting.setdefault(folder, []).append(
-                {'id': source_id, 'name': name, 'active': active not in (0, False, '0', 'false')})
-    for name, (entry, link) in entries.items():
-        if name.startswith('.'):
-            continue
-        if link:
-            found.skipped.append((entry.path, 'a symlink: not followed'))
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue  # A file beside the model folders is not a model.
-        except OSError as exc:
-            found.skipped.append((entry.path, 'cannot tell what it is: %s' % exc.strerror))
-            continue
-        if name in claimed:
-            continue
-        if name in waiting:
-            found.awaiting_import.append({'path': entry.path, 'models': waiting[name]})
-            continue
-        found.orphans.append(Orphan(entry.path, min_age, now))
-    found.trash = root.recover(row_exists, dry_run=True)
-    return found
+            waiting.setdefault(folder, []).append({'id': source_id, 'name': as_text(
+                name, 'name')[0], 'active': active not in (0, False, '0', 'false')})
+    return waiting
+
+
+def _model_folder(found, name, entry, link):
+    """Can this entry of the root be a model? Hidden entries and files are not; a symlink or
+    an entry that cannot be told is skipped, with why."""
+    if name.startswith('.'):
+        return False
+    if link:
+        found.skipped.append((entry.path, 'a symlink: not followed'))
+        return False
+    try:
+        return entry.is_dir(follow_symlinks=False)  # A file beside the folders is no model.
+    except OSError as exc:
+        found.skipped.append((entry.path, 'cannot tell what it is: %s' % exc.strerror))
+        return False

@@ -77,10 +77,6 @@ def _check_sqlite_path(url, path, mode):
         create_private(path)
 
 
-def _sqlite_pragmas():
-    return {'foreign_keys': 1, 'busy_timeout': int(BUSY_TIMEOUT * 1000)}
-
-
 def use_for_app(database, *, at_first_write=False):
     """Switch an open database to the settings for many writers (SQLite: WAL, synchronous=NORMAL,
     temp_store=MEMORY).
@@ -167,43 +163,15 @@ def open_database(url, *, mode='app'):
     if mode not in MODES:
         raise ValueError('mode must be one of %s' % ', '.join(MODES))
     url = DatabaseURL.of(url)  # Parsed once, here (or by the caller).
-    shown, parts = url.masked, url.parts
     if url.error is not None:
-        raise ConfigError('malformed database URL %s: %s' % (shown, url.error)) from None
-    cls = db_url.schemes.get('mysql' if parts.scheme == 'mariadb' else parts.scheme)
-    if cls is None:
-        raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
-                          'postgresql://user:password@host/db or mysql://user:password@host/db '
-                          '(mariadb://... is the same)'
-                          % (parts.scheme, shown))
+        raise ConfigError('malformed database URL %s: %s' % (url.masked, url.error)) from None
+    cls = _database_class(url)
     _check_query(url, cls)
-    hosts = url.hosts if ',' in url.host_list else None
-    if hosts and url.backend != 'postgresql':
-        raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
-                          '(libpq tries them in order)' % shown)
-    try:
-        kwargs = db_url.parseresult_to_dict(
-            parts._replace(netloc=parts.netloc.split(',')[0]) if hosts else parts,
-            unquote_password=True, unquote_user=True)
-    except ValueError as exc:  # A port that is not a number.
-        raise ConfigError('invalid database URL %s: %s' % (shown, exc)) from None
-    if hosts:  # libpq's multi-host keywords: a list of hosts, and a port for each (or none).
-        kwargs['host'] = ','.join(host for host, _ in hosts)
-        kwargs.pop('port', None)
-        if any(port for _, port in hosts):
-            kwargs['port'] = ','.join(port for _, port in hosts)
-    read_only = False
+    kwargs, read_only = _url_kwargs(url), False
     dialect = dialect_of(cls)
     if dialect.embedded:
         cls = dialect.session_class(cls)
-        path = url.sqlite_path
-        _check_sqlite_path(url, path, mode)
-        if mode == 'inspect' and path != ':memory:' and (
-                not os.path.exists(path) or os.path.getsize(path) == 0):
-            # An empty database we must not create, or write a header into: stand in for it.
-            path = ':memory:'
-        read_only = mode == 'inspect' and path != ':memory:' and not _writable(path)
-        kwargs = {'database': path, 'pragmas': _sqlite_pragmas(), 'timeout': BUSY_TIMEOUT}
+        kwargs, read_only = _sqlite_kwargs(url, mode)
     elif url.backend == 'postgresql':
         kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
     elif url.scheme.split('+')[0] in MYSQL_SCHEMES:
@@ -211,14 +179,60 @@ def open_database(url, *, mode='app'):
     if not kwargs.get('database'):
         raise ConfigError('invalid database URL %s: it names no database (local databases take '
                           'three slashes, sqlite:///file.db; servers postgresql://host/db)'
-                          % shown)
+                          % url.masked)
     try:
-        database = _connect(cls, kwargs, read_only, url, shown)
+        database = _connect(cls, kwargs, read_only, url, url.masked)
     except ImproperlyConfigured as exc:
-        extra = 'mysql' if 'mysql' in parts.scheme else 'postgres'
+        extra = 'mysql' if 'mysql' in url.parts.scheme else 'postgres'
         raise ConfigError('cannot open %s: %s Install it with: pip install "modelstore[%s]"'
-                          % (shown, str(exc).rstrip('.') + '.', extra)) from None
+                          % (url.masked, str(exc).rstrip('.') + '.', extra)) from None
     return use_for_app(database) if mode == 'app' else database
+
+
+def _database_class(url):
+    """playhouse.db_url's database class for the URL's scheme."""
+    scheme = url.parts.scheme
+    cls = db_url.schemes.get('mysql' if scheme == 'mariadb' else scheme)
+    if cls is None:
+        raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
+                          'postgresql://user:password@host/db or mysql://user:password@host/db '
+                          '(mariadb://... is the same)' % (scheme, url.masked))
+    return cls
+
+
+def _url_kwargs(url):
+    """The connect arguments the URL spells; several hosts (PostgreSQL only) as libpq's
+    multi-host keywords: a list of hosts, and a port for each (or none)."""
+    parts = url.parts
+    hosts = url.hosts if ',' in url.host_list else None
+    if hosts and url.backend != 'postgresql':
+        raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
+                          '(libpq tries them in order)' % url.masked)
+    try:
+        kwargs = db_url.parseresult_to_dict(
+            parts._replace(netloc=parts.netloc.split(',')[0]) if hosts else parts,
+            unquote_password=True, unquote_user=True)
+    except ValueError as exc:  # A port that is not a number.
+        raise ConfigError('invalid database URL %s: %s' % (url.masked, exc)) from None
+    if hosts:
+        kwargs['host'] = ','.join(host for host, _ in hosts)
+        kwargs.pop('port', None)
+        if any(port for _, port in hosts):
+            kwargs['port'] = ','.join(port for _, port in hosts)
+    return kwargs
+
+
+def _sqlite_kwargs(url, mode):
+    """SQLite's connect arguments for the checked file, and whether it is opened read-only."""
+    path = url.sqlite_path
+    _check_sqlite_path(url, path, mode)
+    if mode == 'inspect' and path != ':memory:' and (
+            not os.path.exists(path) or os.path.getsize(path) == 0):
+        # An empty database we must not create, or write a header into: stand in for it.
+        path = ':memory:'
+    read_only = mode == 'inspect' and path != ':memory:' and not _writable(path)
+    pragmas = {'foreign_keys': 1, 'busy_timeout': int(BUSY_TIMEOUT * 1000)}
+    return {'database': path, 'pragmas': pragmas, 'timeout': BUSY_TIMEOUT}, read_only
 
 
 def _writable(path):
