@@ -247,3 +247,17 @@ def test_a_revert_that_drops_only_defaults_and_nulls_needs_no_yes(cli, scripts, 
     assert 'made' not in tables(db_url) and columns(db_url, 'a') == ['id', 'name',
                                                                       'description']
     assert query(db_url, 'SELECT COUNT(*) FROM imports') == [(2,)]
+
+
+def test_a_failed_row_without_its_operations_log_is_refused_not_guessed(cli, scripts, db_url):
+    """A failed row whose log is gone (edited by hand, damaged): nothing says what the script
+    did, so repair reverts nothing and forgets nothing; the manual marks still work."""
+    before, _ = _setup(cli, scripts, db_url, FAILING % REFUSED['existing table (1050)'])
+    execute(db_url, "UPDATE schema_migration SET operations = NULL WHERE name = '0002_failing'")
+    after_failure = dump(db_url)
+    code, _, err = cli('repair', *_cli_args(scripts, db_url))
+    assert code == 2 and 'its history row holds no operations log' in err, err
+    assert '--mark-reverted' in err and '--mark-applied' in err
+    assert dump(db_url) == after_failure  # The row is still there, still failed.
+    assert cli('repair', *_cli_args(scripts, db_url, '--mark-reverted'))[0] == 0
+    assert '0002_failing' not in [r['name'] for r in history(db_url)]

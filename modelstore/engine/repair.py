@@ -120,7 +120,12 @@ class _FailedScript:
     def revert(self, allow_data_loss):
         """Refuse first, then undo its completed operations newest first."""
         db = self.run.database
-        todo = pending_undo(db, self.record.operations) if self.log else []
+        if self.log is None:  # A row written by hand, or damaged: nothing says what it did.
+            raise MigrationError(
+                'cannot repair %s automatically: its history row holds no operations log, so '
+                'what it did is not known. Undo it by hand and run `%s`, or finish the script '
+                'by hand and run `%s`' % (self.name, *self._manual_hints()))
+        todo = pending_undo(db, self.record.operations)
         self._refuse_unknown([description for description, undo, _ in todo if undo is None])
         losses = count_drops(db, self._check_plan(todo))
         if losses and not allow_data_loss:
