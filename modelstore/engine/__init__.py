@@ -2,10 +2,10 @@
 
 Scripts are found and fingerprinted (``scripts``), their history kept (``history``), a run
 serialised by the dialect's run session (its lock, transaction and foreign-key watch), planned
-against the live schema (``status``, ``adopt``), applied or reverted (``runner``'s facade, one ``run`` per call, told to
-an ``observer``; ``steps``), its losses foreseen (``losses``), the database backed up first and
-restorable (``backup``, ``restore``), and the schema compared with the models (``drift``). It
-imports the shared layers only, never the registry.
+against the live schema (``status``, ``adopt``), applied or reverted (``runner``'s facade, one
+``run`` per call, told to an ``observer``; ``steps``), its losses foreseen (``losses``), the
+database backed up first and restorable (``backup``, ``restore``), and the schema compared with
+the models (``drift``). It imports the shared layers only, never the registry.
 """
 from .backup import KEEP, Backup, Backups
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
