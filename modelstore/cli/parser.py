@@ -72,6 +72,9 @@ def build_parser():
                    help='print the SQL each script would run; change nothing')
     p.add_argument('--fake', action='store_true',
                    help='record pending scripts as applied without running them')
+    p.add_argument('--phase', choices=('expand', 'contract'), help='run only the pending '
+                   'scripts of this phase, stopping before the first of the other (a rolling '
+                   'deploy: expand before it, contract once every worker runs the new release)')
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser('rollback', parents=[common, locking, ddl, backups],

@@ -77,9 +77,9 @@ def _entry_line(out, entry, adoption, failure_note):
     if entry.record is not None:
         at = when(entry.record, '')
         method = _value(entry.record, 'method', entry.record.method or '')
-    return '  %s  %-45s %s %s%s' % (out.paint('%-7s' % entry.state, _STATE_COLORS[entry.state]),
-                                     entry.name, at, method,
-                                     _entry_note(out, entry, adoption, failure_note))
+    return '  %s  %-8s  %-45s %s %s%s' % (
+        out.paint('%-7s' % entry.state, _STATE_COLORS[entry.state]), entry.phase or '?',
+        entry.name, at, method, _entry_note(out, entry, adoption, failure_note))
 
 
 def _status_counts(status):
@@ -244,7 +244,9 @@ def _run(out, result):
     for loss in run.losses:
         out.line(out.paint('%s: %s' % ('would destroy' if result.dry_run else 'destroyed', loss),
                            '31'))
-    if not run.runs:
+    if not run.runs and run.held_back:
+        out.line('Nothing to migrate in the %s phase.' % result.phase)
+    elif not run.runs:
         out.line('Nothing to migrate: the database is up to date (%s applied).'
                  % plural(len(status.applied), 'script') if result.direction == 'up' else
                  'Nothing to roll back: no script is applied.')
@@ -254,11 +256,27 @@ def _run(out, result):
         summary = _run_summary(result, '')
         out.line(out.paint('%s%s in %.0f ms.' % (summary[0].upper(), summary[1:], sum(
             r.duration for r in run.runs) * 1000), '32'))
-        if status.pending:
+        if status.pending and not run.held_back:
             out.line('%s still pending: %s' % (plural(len(status.pending), 'script'),
                                                ', '.join(status.pending)))
-        elif result.direction == 'up':
+        elif result.direction == 'up' and not run.held_back:
             out.line('Database is up to date.')
+    if run.held_back:
+        _held_back(out, result)
+
+
+def _held_back(out, result):
+    """migrate --phase: what waits for the other phase, and when to run it."""
+    held, phases = result.result.held_back, {e.name: e.phase for e in result.status.entries}
+    first = phases.get(held[0])
+    out.line('Held back: %s (%s, starting with the %s script %s).'
+             % (plural(len(held), 'script'), ', '.join(held), first, held[0]))
+    if first == 'contract':
+        out.line('Run `%s` once no worker of the previous release is left (modelstore '
+                 'clients lists them).' % result.hint('migrate', '--phase', 'contract'))
+    else:
+        out.line('Run `%s` first: an expand script comes before them.'
+                 % result.hint('migrate', '--phase', 'expand'))
 
 
 def _run_summary(result, would):

@@ -144,6 +144,8 @@ class Run(_Result):
     fake: bool
     result: Any
     status: Any
+    phase: Optional[str] = None  # migrate --phase
+    hint: Optional[Callable] = None
 
     def as_json(self):
         result, adoption = self.result, self.result.adoption
@@ -154,7 +156,8 @@ class Run(_Result):
                 'notes': adoption.notes if adoption else [],
                 'warnings': adoption.warnings if adoption else [], 'backup': result.backup,
                 'data_lost': result.losses,
-                'applied': self.status.applied, 'pending': self.status.pending}
+                'applied': self.status.applied, 'pending': self.status.pending,
+                'phase': self.phase, 'held_back': result.held_back}
 
 
 @dataclass

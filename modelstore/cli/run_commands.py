@@ -28,12 +28,13 @@ def _run(args, out, direction):
     run_header(out, direction, shown, args.dry_run)
     printer = RunPrinter(out, args.dry_run, args.keep_backups)
     if direction == 'up':
-        result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake, observer=printer)
+        result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake, observer=printer,
+                                phase=args.phase)
     else:
         result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
                                  observer=printer)
     return Run(shown, direction, args.dry_run, getattr(args, 'fake', False), result,
-               engine.status())
+               engine.status(), getattr(args, 'phase', None), _hints(args))
 
 
 def _target(engine, given):

@@ -154,7 +154,8 @@ def run_online(run, script, module):
     # the apps' writers commits between its read and its write, instead of waiting its turn.
     with write_transaction(db):
         run.history.ensure()
-        run.history.mark_running(script.name, checksum=script.checksum, version=__version__)
+        run.history.mark_running(script.name, checksum=script.checksum, version=__version__,
+                                 phase=script.phase)
     batches = PacedBatches(db, script.name, on_progress=run.observer.progress,
                            lock_timeout=run.lock_timeout)
     start = time.perf_counter()
@@ -169,7 +170,8 @@ def run_online(run, script, module):
     duration = time.perf_counter() - start
     with write_transaction(db):
         run.history.record(script.name, checksum=script.checksum, method='ran',
-                           duration=duration, version=__version__, replace=True)
+                           duration=duration, version=__version__, replace=True,
+                           phase=script.phase, note=run.note)
     run.lock.resume()
     step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
     return ScriptRun(script.name, 'up', 'ran', duration, [step], [])

@@ -17,6 +17,9 @@ method          ``ran``, ``adopted`` (effect found already present) or ``faked``
 operations      MySQL/MariaDB, where DDL commits: the script's operations, each recorded as
                 it completes (JSON; modelstore.engine.nontx). NULL elsewhere
 error           why a ``failed`` script failed
+phase           ``expand`` or ``contract``, as the script declared (modelstore.engine.scripts):
+                how a release that lacks the script tells whether it may keep working
+note            what an operator overrode to apply it (``migrate --force``)
 ==============  =========================================================
 
 A table created by ``pwmigrate`` first is upgraded in place (nullable ``ADD COLUMN`` only).
@@ -41,6 +44,7 @@ from playhouse.migrate import SchemaMigrator
 from ..exceptions import shown_value
 from ..fields import UtcDateTimeField
 from ..dialects import dialect_of
+from .scripts import PHASES
 
 __all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History']
 
@@ -60,6 +64,8 @@ class Record:
     method: Optional[str] = None
     operations: Optional[str] = None  # JSON text (MySQL: modelstore.engine.nontx)
     error: Optional[str] = None
+    phase: Optional[str] = None  # expand | contract; None when applied before phases existed
+    note: Optional[str] = None
     # (field, the stored value as text) for each value that could not be read as its type.
     unreadable: Tuple[Tuple[str, str], ...] = ()
 
@@ -83,7 +89,8 @@ METHODS = ('ran', 'adopted', 'faked', RUNNING, FAILED, REPAIRED)
 _EXPECTED = {'applied': 'a timestamp', 'applied_utc': 'a timestamp',
              'duration': 'a number of seconds', 'checksum': 'a SHA-256 hex digest',
              'method': 'one of %s' % ', '.join(METHODS), 'applied_by': 'text',
-             'tool_version': 'text', 'operations': 'text', 'error': 'text'}
+             'tool_version': 'text', 'operations': 'text', 'error': 'text',
+             'phase': 'expand or contract', 'note': 'text'}
 
 
 class _Unreadable(Exception):
@@ -120,6 +127,12 @@ def _method(value):
     raise _Unreadable()
 
 
+def _phase(value):
+    if value in PHASES:
+        return value
+    raise _Unreadable()
+
+
 def _text(value):
     if isinstance(value, str):
         return value
@@ -128,7 +141,8 @@ def _text(value):
 
 _READERS = {'applied': _timestamp, 'applied_utc': _timestamp, 'duration': _seconds,
             'checksum': _checksum, 'method': _method, 'applied_by': _text,
-            'tool_version': _text, 'operations': _text, 'error': _text}
+            'tool_version': _text, 'operations': _text, 'error': _text, 'phase': _phase,
+            'note': _text}
 
 
 def _record(names, row):
@@ -160,6 +174,8 @@ def _model(database):
         method = CharField(max_length=16, null=True)
         operations = TextField(null=True)
         error = TextField(null=True)
+        phase = CharField(max_length=16, null=True)
+        note = TextField(null=True)
 
         class Meta:
             table_name = TABLE
@@ -237,12 +253,12 @@ class History:
         """The table may have been rolled back: check again at the next ensure()."""
         self._ensured = False
 
-    def mark_running(self, name, *, checksum, version, operations=None):
+    def mark_running(self, name, *, checksum, version, operations=None, phase=None):
         """Say, committed, that ``name`` is running outside a transaction."""
         with self.database.atomic():
             self.model.delete().where(self.model.name == name).execute()
             self.record(name, checksum=checksum, method=RUNNING, duration=None,
-                        version=version, operations=operations)
+                        version=version, operations=operations, phase=phase)
 
     def set_operations(self, name, operations, *, method=None, error=None):
         """MySQL: the operations log of ``name``'s row (and its method and error, if given)."""
@@ -252,7 +268,7 @@ class History:
         self.model.update(**values).where(self.model.name == name).execute()
 
     def record(self, name, *, checksum, method, duration, version, replace=False,
-               operations=None):
+               operations=None, phase=None, note=None):
         """Insert the row for ``name``; ``replace``: first delete its ``running`` row."""
         M = self.model
         if replace:
@@ -261,12 +277,12 @@ class History:
             with self.database.atomic():
                 M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
                 self.record(name, checksum=checksum, method=method, duration=duration,
-                            version=version, operations=operations)
+                            version=version, operations=operations, phase=phase, note=note)
             return
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),
-                      applied_by=who(), tool_version=version)
+                      applied_by=who(), tool_version=version, phase=phase, note=note)
         if operations is not None:
             M.insert(operations=operations, **values).execute()
             return

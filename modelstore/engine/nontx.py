@@ -203,12 +203,13 @@ def attempt_logged(run, script, module, direction, method, kept):
     history.ensure()
     if method in ('adopted', 'faked'):
         history.record(name, checksum=script.checksum, method=method, duration=0.0,
-                       version=__version__, replace=name in run.interrupted)
+                       version=__version__, replace=name in run.interrupted,
+                       phase=script.phase, note=run.note)
         return ScriptRun(name, direction, method, 0.0, [], kept)
     log = OperationLog(history, name, direction)
     if direction == 'up':
         history.mark_running(name, checksum=script.checksum, version=__version__,
-                             operations=log.text())
+                             operations=log.text(), phase=script.phase)
     else:
         history.set_operations(name, log.text(), method=RUNNING)
     recorder = _LoggingRecorder(db, log)
@@ -228,7 +229,8 @@ def attempt_logged(run, script, module, direction, method, kept):
     duration = time.perf_counter() - start
     if direction == 'up':
         history.record(name, checksum=script.checksum, method=method, duration=duration,
-                       version=__version__, replace=True, operations=log.text())
+                       version=__version__, replace=True, operations=log.text(),
+                       phase=script.phase, note=run.note)
     else:
         history.remove(name)
     return ScriptRun(name, direction, method, duration, recorder.steps, kept)

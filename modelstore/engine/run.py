@@ -37,6 +37,7 @@ from .losses import foresee_losses
 from .nontx import Logged, refuse_failed
 from .repair import repair
 from .run_results import RunResult, ScriptRun
+from .scripts import PHASES
 from .status import schema_version
 from .steps import Recorder
 
@@ -66,7 +67,8 @@ class Transactional:
         exposed = not atomic and method in ('ran', 'reverted')
         if exposed:
             history.ensure()
-            history.mark_running(script.name, checksum=script.checksum, version=__version__)
+            history.mark_running(script.name, checksum=script.checksum, version=__version__,
+                                 phase=script.phase)
         start = time.perf_counter()
         try:
             with migrator.migration_context(atomic):
@@ -84,7 +86,8 @@ class Transactional:
                 if direction == 'up':
                     history.record(script.name, checksum=script.checksum, method=method,
                                    duration=duration, version=__version__,
-                                   replace=exposed or script.name in run.interrupted)
+                                   replace=exposed or script.name in run.interrupted,
+                                   phase=script.phase, note=run.note)
                 else:
                     history.remove(script.name)
         except BaseException:
@@ -108,7 +111,9 @@ class Run:
             else Transactional()
         self.lock = None
         self.todo = []
+        self.held_back = []  # migrate --phase: pending scripts left for the other phase
         self.interrupted = frozenset()
+        self.note = None  # recorded in each history row this run writes (an override's)
 
     def status(self, analyse=False):
         return self.engine.status(analyse=analyse)
@@ -125,11 +130,15 @@ class Run:
 
     # -- the three calls --------------------------------------------------------------------
 
-    def migrate(self, target=None, *, dry_run=False, fake=False, precondition=None):
+    def migrate(self, target=None, *, dry_run=False, fake=False, precondition=None,
+                phase=None):
+        if phase is not None and phase not in PHASES:
+            raise MigrationError('unknown phase %r: expected %s' % (phase, ' or '.join(PHASES)))
+
         def plan(status):
             if precondition is not None:
                 precondition(status)
-            return self._plan_up(status, target, fake)
+            return self._plan_up(status, target, fake, phase)
 
         # --fake is the operator's override: it records without looking at the schema.
         return self._execute(plan, 'up', dry_run=dry_run, analyse=not fake)
@@ -144,7 +153,7 @@ class Run:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _plan_up(self, status, target, fake):
+    def _plan_up(self, status, target, fake, phase=None):
         refuse_failed(status, self.hint)
         if status.missing:
             raise SchemaNewerThanCode(self.label, status.missing, self.directory)
@@ -154,9 +163,12 @@ class Run:
         adoption = status.adoption
         if adoption is not None and adoption.problems:
             raise AdoptionRefused(self.label, adoption.problems, self.hint('migrate', '--fake'))
-        todo = []
+        todo, self.held_back = [], []
         for entry in status.entries:
-            if entry.state == 'pending':
+            if entry.state == 'pending' and phase is not None \
+                    and (self.held_back or entry.phase != phase):
+                self.held_back.append(entry.name)  # Stopped before the other phase's first.
+            elif entry.state == 'pending':
                 module = entry.script.load(('up',))
                 if fake:
                     todo.append((entry.script, module, 'faked', []))
@@ -209,7 +221,7 @@ class Run:
             deferred = lock.commits_at_exit and not dry_run
             status = self._read_and_plan(plan, analyse, dry_run)
             if not self.todo:
-                return RunResult([], dry_run, status.adoption)
+                return RunResult([], dry_run, status.adoption, held_back=self.held_back)
             losses = self._refuse_losses(dry_run, allow_data_loss, status) \
                 if direction == 'down' else []
             backup = None if dry_run else self._back_up(status)
@@ -224,7 +236,8 @@ class Run:
                 self.observer.script_finished(run)
         if failure is not None:
             _raise_failure(direction, *failure)
-        return RunResult(runs, dry_run, status.adoption, backup, losses)
+        return RunResult(runs, dry_run, status.adoption, backup, losses,
+                         held_back=self.held_back)
 
     def _read_and_plan(self, plan, analyse, dry_run):
         """The status under the lock; ``todo`` planned from it. Returns the status."""

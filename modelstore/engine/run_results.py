@@ -30,6 +30,8 @@ class RunResult:
     adoption: Optional[Adoption] = None
     backup: Optional[str] = None  # the backup taken before the run (SQLite)
     losses: List[str] = field(default_factory=list)  # what a rollback destroys (allowed)
+    # migrate --phase: the pending scripts left for the other phase, in order.
+    held_back: List[str] = field(default_factory=list)
 
     @property
     def names(self):

@@ -1,13 +1,19 @@
 """Find, fingerprint and load migration scripts.
 
 Scripts are ``NNNN_slug.py`` files in the playhouse.migrations format: ``up(migrator, db)``,
-optional ``down(migrator, db)``, optional module-level ``atomic = False``. Discovery and loading
+optional ``down(migrator, db)``, optional module-level ``atomic = False``, and ``phase``:
+``'expand'`` (additive: what the previous release's code keeps working with) or ``'contract'``
+(drops, renames, tightening: run once no worker of the previous release is left). A script
+without ``phase`` is an expand script -- the shipped scripts, frozen before phases existed, are
+all additive. The phase is read from the file's text (a literal assignment at module level),
+without executing it, so ``status`` knows it before a script is loaded. Discovery and loading
 reuse ``playhouse.migrations.Migration`` (numeric order -- lexicographic order would run 10 before
 2 -- and loading by exact path, without touching ``sys.path`` or ``sys.modules``).
 
 The checksum is SHA-256 of the file with CRLF and CR normalised to LF, so a checkout on Windows
 does not look like an edit.
 """
+import ast
 import functools
 import hashlib
 import os
@@ -18,11 +24,16 @@ from playhouse.migrations import Migration
 from ..exceptions import MigrationError, ScriptError
 from .revisions import EARLIER
 
-__all__ = ['Script', 'default_directory', 'installed_directory', 'discover', 'checksum']
+__all__ = ['Script', 'default_directory', 'installed_directory', 'discover', 'checksum',
+           'EXPAND', 'CONTRACT', 'PHASES', 'read_phase']
+
+EXPAND, CONTRACT = 'expand', 'contract'
+PHASES = (EXPAND, CONTRACT)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # modelstore/
 _checksums = {}  # (path, mtime_ns, size) -> checksum; scripts are re-hashed only when touched.
 _modules = {}  # (path, checksum) -> loaded module: a script is executed once per process.
+_phases = {}  # checksum -> phase
 
 
 def installed_directory():
@@ -51,6 +62,35 @@ def _cached_checksum(path):
     return _checksums[key]
 
 
+def read_phase(name, text):
+    """The ``phase`` a script's text declares (EXPAND when it declares none); ScriptError for
+    a value other than 'expand' or 'contract', or one that is not a plain string literal."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return EXPAND  # Loading the script reports the syntax error, where it is needed.
+    phase = EXPAND
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+        if not any(isinstance(t, ast.Name) and t.id == 'phase' for t in targets):
+            continue
+        value = node.value
+        if not (isinstance(value, ast.Constant) and value.value in PHASES):
+            raise ScriptError(name, "phase must be 'expand' or 'contract', not %s (line %d)"
+                              % (ast.get_source_segment(text, value) or '?', node.lineno))
+        phase = value.value
+    return phase
+
+
+def _cached_phase(name, path, digest):
+    if digest not in _phases:
+        with open(path, 'rb') as fh:
+            text = fh.read().decode('utf-8', 'replace')
+        _phases[digest] = read_phase(name, text)
+    return _phases[digest]
+
+
 @dataclass(frozen=True)
 class Script:
     """One script file. ``load()`` executes it and checks its entry points."""
@@ -60,6 +100,7 @@ class Script:
     checksum: str
     # Checksums of earlier texts that count as this one (shipped scripts: engine.revisions).
     earlier: frozenset = frozenset()
+    phase: str = EXPAND  # EXPAND or CONTRACT (read from the text; see the module's docstring)
 
     def matches(self, applied):
         """Whether ``applied`` (a history checksum) is this text's, or an earlier equivalent."""
@@ -124,9 +165,12 @@ def discover(directory=None):
     if not os.path.isdir(directory):
         raise MigrationError('migrations directory %s does not exist' % directory)
     shipped = os.path.realpath(directory) == os.path.realpath(default_directory())
-    scripts = [Script(m.idx, m.name, m.path, _cached_checksum(m.path),
-                      frozenset(EARLIER.get(m.name, ())) if shipped else frozenset())
-               for m in Migration.load_directory(directory)]
+    scripts = []
+    for m in Migration.load_directory(directory):
+        digest = _cached_checksum(m.path)
+        scripts.append(Script(m.idx, m.name, m.path, digest,
+                              frozenset(EARLIER.get(m.name, ())) if shipped else frozenset(),
+                              _cached_phase(m.name, m.path, digest)))
     seen = {}
     for script in scripts:
         if script.index in seen:

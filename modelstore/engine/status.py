@@ -9,7 +9,7 @@ from typing import List, Optional
 from .adopt import ADOPT, Adoption
 from .history import FAILED, RUNNING, TABLE as HISTORY_TABLE, Record
 from .nontx import is_log
-from .scripts import Script
+from .scripts import EXPAND, Script
 
 __all__ = ['Entry', 'Status', 'OWNED_TABLES', 'schema_version', 'script_number']
 
@@ -63,13 +63,22 @@ class Entry:
         return 'applied' if self.script is not None else 'missing'
 
     @property
+    def phase(self):
+        """expand or contract: the script's, else what the history recorded (a script of a
+        newer release); None for a newer script applied before phases were recorded."""
+        if self.script is not None:
+            return self.script.phase
+        return self.record.phase if self.record is not None else None
+
+    @property
     def changed(self):
         """True when the file differs from the text that was applied."""
         return bool(self.script and self.record and self.record.checksum
                     and not self.script.matches(self.record.checksum))
 
     def as_dict(self):
-        out = {'name': self.name, 'state': self.state, 'changed': self.changed,
+        out = {'name': self.name, 'state': self.state, 'phase': self.phase,
+               'changed': self.changed,
                'checksum': self.script.checksum if self.script else None}
         if self.record is not None:
             out['history'] = self.record.as_dict()
@@ -104,6 +113,19 @@ class Status:
     @property
     def missing(self):
         return self._names(lambda e: e.state == 'missing')
+
+    @property
+    def newer_contract(self):
+        """Scripts of a newer release, applied here, that are not known to be expand scripts:
+        code without them cannot know what the schema now refuses."""
+        return self._names(lambda e: e.state == 'missing' and e.phase != EXPAND)
+
+    @property
+    def newer_expand_only(self):
+        """A newer release applied scripts here, all of them expand: this code keeps working
+        (modelstore.registry.gate)."""
+        return bool(self.missing) and not self.newer_contract and not self.pending \
+            and not self.failed
 
     @property
     def changed(self):

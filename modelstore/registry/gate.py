@@ -8,8 +8,12 @@
   ``modelstore migrate --database ...`` command (password masked) -- unless
   ``auto_migrate=True``, which migrates it.
 * A database whose history names scripts this code does not have (migrated by a newer
-  modelstore) raises SchemaNewerThanCode -- unless ``allow_newer=True``: the store then reads,
-  and every write raises SchemaNewerThanCode (this code cannot know what the newer schema needs).
+  release), all of them expand scripts (modelstore.engine.scripts): the store works as usual,
+  reading and writing -- this is the rolling deploy, where the previous release's workers run
+  on after the new release's expand scripts (docs/rolling-upgrades.md). If any of them is a
+  contract script (or one recorded before phases, whose phase is unknown), connect() raises
+  SchemaNewerThanCode -- unless ``allow_newer=True``: the store then reads, and every write
+  raises SchemaNewerThanCode (this code cannot know what the newer schema refuses).
   A database opened so is not switched to WAL: it is opened for reading, and the file is left
   in the journal mode it has.
 * A SQLite file is switched to WAL (the setting for many writers) by the store's first write,
@@ -71,8 +75,8 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
         backups = Backups(path) if path not in (None, ':memory:') else None
         engine = Engine(database, label=shown, backups=backups)
         status = engine.status()
-        if status.missing:
-            newer = SchemaNewerThanCode(shown, status.missing)
+        if status.missing and not status.newer_expand_only:
+            newer = SchemaNewerThanCode(shown, status.newer_contract or status.missing)
             if not allow_newer:
                 raise newer
         elif status.pending:
