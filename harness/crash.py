@@ -408,7 +408,7 @@ class Harness:
         schema is then compared with the state of the scripts before it)."""
         status = subprocess.run([sys.executable, '-m', 'modelstore', 'status', '--database',
                                  url], capture_output=True, text=True, timeout=300)
-        if not any(line.split()[:2] == ['failed', partial[0]]
+        if not any(line.split()[:1] == ['failed'] and partial[0] in line.split()[1:3]
                    for line in status.stdout.splitlines()):
             return ['status does not name %s as failed partway: %s' % (partial[0],
                                                                        status.stdout.strip())]

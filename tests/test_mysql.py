@@ -67,7 +67,7 @@ def test_a_script_that_fails_partway_is_recorded_failed_with_what_completed(cli,
     assert log['direction'] == 'up' and log['doing'] is None
     # status and check show it; migrate and rollback refuse to go on.
     code, out, _ = cli('status', '--database', db_url, '--migrations', scripts.dir)
-    assert code == 1 and 'failed   0002_halfway' in out and '1 failed partway' in out, out
+    assert code == 1 and 'failed   expand    0002_halfway' in out and '1 failed partway' in out, out
     assert 'modelstore repair' in out
     code, out, _ = cli('status', '--database', db_url, '--migrations', scripts.dir, '--json')
     assert json.loads(out)['failed'] == ['0002_halfway']
