@@ -116,6 +116,16 @@ def test_a_copy_of_a_template_is_what_migrating_afresh_gives(how, head_templates
         b'\x02\x02' if how == 'head' else b'\x01\x01')
 
 
+@pytest.mark.sqlite_only
+def test_the_plugins_store_on_sqlite_is_a_copy_of_what_migrating_afresh_gives(
+        modelstore_url, modelstore_store, request, tmp_path):
+    assert request.getfixturevalue('_modelstore_head_template') is not None  # A copy, then.
+    fresh = str(tmp_path / 'fresh.db')
+    HOW['head']('sqlite:///' + fresh)
+    modelstore_store.close()
+    assert described(modelstore_url[len('sqlite:///'):]) == described(fresh)
+
+
 def test_the_shipped_scripts_pass_against_the_shipped_models(db_url):
     check_migrations(default_directory())
     check_migrations(default_directory(), url=db_url)
