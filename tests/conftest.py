@@ -157,6 +157,12 @@ def _migrate_like_the_cli(url):
 HOW = {'head': _migrate_like_connect, 'migrated': _migrate_like_the_cli}
 
 
+def copy_database(template, path):
+    """``template`` copied to ``path`` with its mode: modelstore creates a database 0600."""
+    shutil.copyfile(template, path)
+    shutil.copymode(template, path)
+
+
 @pytest.fixture(scope='session')
 def head_templates(tmp_path_factory):
     """SQLite files migrated to head once per session, one per way of migrating (``HOW``),
@@ -178,7 +184,7 @@ def _at_head(how, db_url, head_templates):
     if ON_SERVER:
         HOW[how](db_url)
     else:
-        shutil.copyfile(head_templates(how), _sqlite_file(db_url))
+        copy_database(head_templates(how), _sqlite_file(db_url))
     return db_url
 
 

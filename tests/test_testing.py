@@ -1,7 +1,7 @@
 """modelstore.testing: check_migrations' report, and the pytest plugin as a user's suite gets
 it -- a throwaway project run under pytest in a subprocess, with nothing configured."""
 import os
-import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,8 +12,8 @@ import pytest
 from modelstore.engine.scripts import default_directory
 from modelstore.testing import check_migrations
 
-from conftest import (HOW, ON_MYSQL, ON_POSTGRES, SHIPPED, TEST_URL, columns, dump, history,
-                      query)
+from conftest import (HOW, ON_MYSQL, ON_POSTGRES, SHIPPED, TEST_URL, columns, copy_database,
+                      dump, history, query)
 
 APP_MODELS = '''
 from peewee import *
@@ -96,7 +96,8 @@ def described(path):
         header = fh.read(100)
     settings = {'journal (1 rollback, 2 WAL)': header[18:20], 'page size': header[16:18],
                 'user_version': header[60:64], 'application_id': header[68:72],
-                'text encoding': header[56:60], 'auto_vacuum': header[52:56]}
+                'text encoding': header[56:60], 'auto_vacuum': header[52:56],
+                'mode': oct(stat.S_IMODE(os.stat(path).st_mode))}
     definitions, rows = dump(path)
     names = columns(path, 'schema_migration')
     rows['schema_migration'] = [tuple(v for n, v in zip(names, row) if n not in WHEN)
@@ -109,7 +110,7 @@ def described(path):
 def test_a_copy_of_a_template_is_what_migrating_afresh_gives(how, head_templates, tmp_path):
     fresh, copy = str(tmp_path / 'fresh.db'), str(tmp_path / 'copy.db')
     HOW[how]('sqlite:///' + fresh)
-    shutil.copyfile(head_templates(how), copy)
+    copy_database(head_templates(how), copy)
     assert described(copy) == described(fresh)
     assert [r['name'] for r in history(copy)] == SHIPPED
     assert described(copy)[0]['journal (1 rollback, 2 WAL)'] == (

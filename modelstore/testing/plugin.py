@@ -77,6 +77,7 @@ def modelstore_store(modelstore_url, request):
         template = request.getfixturevalue('_modelstore_head_template')
         if template is not None:
             shutil.copyfile(template, path)
+            shutil.copymode(template, path)  # 0600, as connect() creates it.
     store = connect(modelstore_url)
     try:
         yield store
