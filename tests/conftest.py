@@ -1,5 +1,12 @@
 """Fixtures: a fresh database per test, the CLI run through main(), throwaway scripts.
 
+``db_url`` is empty; ``head_url`` is the same database at head as ``connect()`` leaves it, and
+``migrated_url`` as ``modelstore migrate`` leaves it (on SQLite the journal mode differs: WAL
+after connect(), rollback journal after the CLI). On SQLite both are a copy of a template file
+migrated once per session (~2 ms instead of ~70 ms for the 11 scripts); on a server they migrate
+the test's fresh database. A test of the migration itself -- its output, its timing, its effect
+on an empty database -- starts from ``db_url``.
+
 The suite runs on SQLite by default. With MODELSTORE_TEST_DATABASE_URL set to a PostgreSQL or a
 MySQL/MariaDB URL (scripts/test.sh starts throwaway servers and sets it), ``db_url`` is a fresh
 database on that server instead, created for the test and dropped after it, and tests marked
@@ -9,7 +16,10 @@ PostgreSQL only, ``mysql_only`` ones on MySQL only, ``server_only`` ones on eith
 ``transactional_ddl`` ones (a failed script leaves nothing behind) everywhere but MySQL, whose
 DDL commits (tests/test_mysql.py has that case there).
 """
+import contextlib
+import io
 import os
+import shutil
 import subprocess
 import tempfile
 import textwrap
@@ -124,6 +134,71 @@ def db_url(tmp_path):
     url, drop = new_database(TEST_URL)
     yield url
     drop()
+
+
+def _sqlite_file(url):
+    return url[len('sqlite:///'):]
+
+
+def _migrate_like_connect(url):
+    from modelstore.registry import connect
+    connect(url).close()
+
+
+def _migrate_like_the_cli(url):
+    # Its output is not the test's: a test reading capsys would find it.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(['migrate', '--database', url])
+    if code != 0:
+        raise RuntimeError('modelstore migrate failed on %s: %s' % (url, out.getvalue()))
+
+
+HOW = {'head': _migrate_like_connect, 'migrated': _migrate_like_the_cli}
+
+
+def copy_database(template, path):
+    """``template`` copied to ``path`` with its mode: modelstore creates a database 0600."""
+    shutil.copyfile(template, path)
+    shutil.copymode(template, path)
+
+
+@pytest.fixture(scope='session')
+def head_templates(tmp_path_factory):
+    """SQLite files migrated to head once per session, one per way of migrating (``HOW``),
+    made on first use: ``head_templates('head')`` is the path of the one connect() made."""
+    made = {}
+
+    def template(how):
+        if how not in made:
+            path = str(tmp_path_factory.mktemp('templates') / ('%s.db' % how))
+            HOW[how]('sqlite:///' + path)
+            # Closed: a WAL file would hold part of it. Copy the main file only if it is whole.
+            assert not os.path.exists(path + '-wal'), path
+            made[how] = path
+        return made[how]
+    return template
+
+
+def _at_head(how, db_url, head_templates):
+    if ON_SERVER:
+        HOW[how](db_url)
+    else:
+        copy_database(head_templates(how), _sqlite_file(db_url))
+    return db_url
+
+
+@pytest.fixture
+def head_url(db_url, head_templates):
+    """``db_url`` at head as ``connect(db_url)`` leaves it (on SQLite: a copy of a template)."""
+    return _at_head('head', db_url, head_templates)
+
+
+@pytest.fixture
+def migrated_url(db_url, head_templates):
+    """``db_url`` at head as ``modelstore migrate`` leaves it (on SQLite: a copy of a
+    template)."""
+    return _at_head('migrated', db_url, head_templates)
 
 
 @pytest.fixture

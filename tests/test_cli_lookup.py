@@ -16,8 +16,8 @@ MODEL = dict(base_model='b', task='t', model_path='/m/x')
 
 
 @pytest.fixture
-def url(cli, db_url):
-    cli('migrate', '--database', db_url)
+def url(migrated_url):
+    db_url = migrated_url
     with modelstore.connect(db_url) as store:
         for name in ('first', '7', 'team@corp', 'run@3', 'run', '2'):
             store.add_model(**dict(MODEL, model_name=name))

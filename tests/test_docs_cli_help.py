@@ -11,6 +11,8 @@ docs/cli.md)::
 
     python tests/test_docs_cli_help.py      # with the changed modelstore installed
 """
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -25,6 +27,8 @@ sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), 'harness')]
 
 from test_docs_transcripts import DOCS, FENCE, ROOT, environment  # noqa: E402
 
+from modelstore.cli import main  # noqa: E402
+
 pytestmark = pytest.mark.sqlite_only  # the parser is the same on every backend
 
 CLI_PAGE = 'docs/cli.md'
@@ -34,7 +38,28 @@ SUBCOMMAND = re.compile(r'^    ([a-z][a-z0-9-]*)(?:\s{2,}|$)')
 
 @lru_cache(maxsize=None)
 def helped(command):
-    """What ``COMMAND --help`` prints in the transcripts' environment, as lines."""
+    """What ``COMMAND --help`` prints in the transcripts' environment, as lines: the parser run
+    in-process (one subprocess per command cost ~3 s; test_help_in_process_is_what_the_command_
+    prints checks the two agree)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = os.path.join(tmp, 'home', 'u')
+        os.makedirs(home)
+        saved, wanted = dict(os.environ), environment(home)
+        out = io.StringIO()
+        try:
+            os.environ.clear()
+            os.environ.update(wanted)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = main(command.split()[1:] + ['--help'])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    assert code == 0, (command, out.getvalue())
+    return tuple(line.rstrip() for line in out.getvalue().rstrip('\n').splitlines())
+
+
+def helped_by_the_command(command):
+    """``helped``, through the installed ``modelstore`` in a subprocess, as a user runs it."""
     with tempfile.TemporaryDirectory() as tmp:
         home = os.path.join(tmp, 'home', 'u')
         os.makedirs(home)
@@ -43,6 +68,11 @@ def helped(command):
                               stderr=subprocess.STDOUT, text=True, timeout=60)
     assert done.returncode == 0, (command, done.stdout)
     return tuple(line.rstrip() for line in done.stdout.rstrip('\n').splitlines())
+
+
+@pytest.mark.parametrize('command', ['modelstore', 'modelstore models list'])
+def test_help_in_process_is_what_the_command_prints(command):
+    assert helped(command) == helped_by_the_command(command)
 
 
 def commands(command='modelstore'):
@@ -77,7 +107,6 @@ def help_blocks(doc):
     return lines, found
 
 
-@pytest.mark.slow  # One `--help` subprocess per command.
 def test_every_command_has_its_help_in_the_cli_page():
     listed = [command for command, _, _ in help_blocks(CLI_PAGE)[1]]
     missing = [c for c in commands() if c not in listed]

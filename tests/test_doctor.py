@@ -68,17 +68,17 @@ def tree(tmp_path):
 
 
 @pytest.fixture
-def registry(db_url, tree, tmp_path):
+def registry(head_url, tree, tmp_path):
     root, _ = tree
     old = dict(creation_date=OLD, updated_at=OLD)
-    with modelstore.connect(db_url) as store:
+    with modelstore.connect(head_url) as store:
         known = store.add_model(model_name='known', base_model='b', task='t',
                                 model_path=os.path.join(root, 'known_1'), **old)
         gone = store.add_model(model_name='gone', base_model='b', task='t',
                                model_path=os.path.join(root, 'gone_2'), **old)
         far = store.add_model(model_name='far', base_model='b', task='t',
                               model_path=str(tmp_path / 'elsewhere'), **old)
-    return db_url, root, known.id, gone.id, far.id
+    return head_url, root, known.id, gone.id, far.id
 
 
 def doctor(cli, url, root, *extra):

@@ -30,7 +30,8 @@ def _with_options(url, options):
 
 
 @pytest.fixture(params=['default messages'] + (['German messages'] if ON_POSTGRES else []))
-def url(request, db_url):
+def url(request, head_url):
+    db_url = head_url
     if request.param == 'default messages':
         return db_url
     url = _with_options(db_url, GERMAN)

@@ -75,8 +75,8 @@ def same(got, want):
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

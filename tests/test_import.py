@@ -47,9 +47,8 @@ CREATED = datetime.datetime(2025, 11, 20, 10, 0, 0, 123456)
 
 
 @pytest.fixture
-def forge(db_path):
+def forge(db_path, head_url):
     """A registry file that ModelForge v2 also writes its `models` table into."""
-    modelstore.connect(db_path).close()
     engine = create_engine('sqlite:///' + db_path)
     Base.metadata.create_all(engine)
     with Session(engine) as session:
@@ -150,8 +149,7 @@ def test_the_human_output_says_what_it_imported_and_skipped(cli, forge):
     assert 'Skipped 2 rows:' in out and 'c3  retired: inactive' in out
 
 
-def test_no_models_table_or_another_apps_is_an_error(cli, db_path, tmp_path):
-    modelstore.connect(db_path).close()
+def test_no_models_table_or_another_apps_is_an_error(cli, db_path, head_url, tmp_path):
     code, _, err = cli('import', 'modelforge', '--database', db_path)
     assert code == 2 and 'no ModelForge `models` table' in err
     import sqlite3
@@ -190,8 +188,8 @@ INSERT = ("INSERT INTO models (id, name, base_model, task, path, created_at, con
 
 
 def forge_rows(target, backend, *rows):
-    """A registry with a `models` table holding ``rows``: (id, name, created_at SQL, config)."""
-    modelstore.connect(target).close()
+    """``rows`` (id, name, created_at SQL, config) put in a `models` table of the registry at
+    ``target`` (at head: the caller takes ``head_url``)."""
     execute(target, FORGE_DDL[backend], *[
         INSERT.format(id=i, name=n, created=c, config=("'%s'" % g) if g is not None else 'NULL')
         for i, n, c, g in rows])
@@ -207,7 +205,7 @@ def outcome(cli, target, *extra):
                                                        for s in done['skipped']}
 
 
-def test_bad_rows_are_skipped_with_their_reason_on_every_backend(cli, db_url):
+def test_bad_rows_are_skipped_with_their_reason_on_every_backend(cli, db_url, head_url):
     deep = '[' * 5000 + ']' * 5000
     rows = [('good', 'good', "'2025-11-20 10:00:00'", '{"lr": 0.1}'),
             ('twin', 'twin-a', 'NULL', None), ('twin', 'twin-b', 'NULL', None),
@@ -256,7 +254,8 @@ def zone(monkeypatch):
     ('UTC', '0001-01-01T05:00:00+14:00'),         # Before year 1 in UTC already.
     ('Asia/Tokyo', '9999-12-31T23:59:59-14:00'),
 ])
-def test_a_timestamp_that_overflows_in_local_time_skips_its_row(cli, db_path, zone, tz, created):
+def test_a_timestamp_that_overflows_in_local_time_skips_its_row(cli, db_path, head_url, zone, tz,
+                                                                 created):
     zone(tz)
     forge_rows(db_path, 'sqlite', ('good', 'good', "'2025-11-20 10:00:00'", None),
                ('edge', 'edge', "'%s'" % created, None))
@@ -269,7 +268,7 @@ def test_a_timestamp_that_overflows_in_local_time_skips_its_row(cli, db_path, zo
 
 @pytest.mark.parametrize('column', ['id', 'name', 'base_model', 'task', 'path', 'strategy',
                                     'provider', 'created_at', 'config'])
-def test_a_value_that_is_not_utf8_skips_its_row_naming_the_column(cli, db_path, column):
+def test_a_value_that_is_not_utf8_skips_its_row_naming_the_column(cli, db_path, column, head_url):
     forge_rows(db_path, 'sqlite', ('good', 'good', 'NULL', None), ('bad', 'bad', 'NULL', None))
     import sqlite3
     conn = sqlite3.connect(db_path)
@@ -285,7 +284,7 @@ def test_a_value_that_is_not_utf8_skips_its_row_naming_the_column(cli, db_path, 
     assert why.startswith(column + ': is not UTF-8 text') or why.startswith(column + ' (as ')
 
 
-def test_a_duplicate_id_skips_every_row_that_holds_it_run_after_run(cli, db_path):
+def test_a_duplicate_id_skips_every_row_that_holds_it_run_after_run(cli, db_path, head_url):
     forge_rows(db_path, 'sqlite', ('a', 'first', 'NULL', None), ('a', 'second', 'NULL', None),
                ('b', 'other', 'NULL', None))
     for _ in range(2):
@@ -303,7 +302,8 @@ def test_a_duplicate_id_skips_every_row_that_holds_it_run_after_run(cli, db_path
     ('[1]', 'not a JSON object'), ('{"a": 1e999}', 'infinity'), ('{', 'is not JSON'),
     ('{"a": %s}' % ('9' * 5000), 'is not JSON'),
 ])
-def test_a_config_that_cannot_be_the_hyperparameters_skips_its_row(cli, db_path, config, why):
+def test_a_config_that_cannot_be_the_hyperparameters_skips_its_row(cli, db_path, head_url, config,
+                                                                    why):
     forge_rows(db_path, 'sqlite', ('good', 'good', 'NULL', '{}'), ('bad', 'bad', 'NULL', config))
     imported, skipped = outcome(cli, db_path)
     assert imported == ['good']

@@ -16,8 +16,8 @@ BAD = ['\x00', 'a\x00b', '\ud800', 'x\udfff', '\ud83d\ude00']  # The last: a pai
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

@@ -12,10 +12,10 @@ BASE = datetime.datetime(2026, 1, 1)
 
 
 @pytest.fixture
-def added(db_url):
+def added(head_url):
     """A store holding 60 models, and what the test added: (id, name, task, flag, date)."""
     rows = []
-    with modelstore.connect(db_url) as store:
+    with modelstore.connect(head_url) as store:
         for i in range(60):
             fields = dict(model_name='%s-%02d' % ('llama' if i % 3 else 'mistral', i),
                           base_model='b', task='summarization' if i % 2 else 'qa',

@@ -33,8 +33,8 @@ def root(tmp_path):
 
 
 @pytest.fixture
-def store(db_url, root):
-    with modelstore.connect(db_url, models_root=root) as s:
+def store(head_url, root):
+    with modelstore.connect(head_url, models_root=root) as s:
         yield s
 
 

@@ -19,8 +19,8 @@ TASK = dict(task_name='tune-1', base_runtime='sglang', model_config={'id': 'llam
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

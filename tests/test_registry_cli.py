@@ -11,8 +11,8 @@ TASK = dict(base_runtime='sglang', model_config={'m': 1}, parameters={}, optimiz
 
 
 @pytest.fixture
-def url(db_url, tmp_path):
-    with modelstore.connect(db_url) as store:
+def url(head_url, tmp_path):
+    with modelstore.connect(head_url) as store:
         store.add_model(model_name='short', base_model='b', task='text-generation',
                         model_path=str(tmp_path / 'models' / 'short_1'),
                         creation_date='2026-01-01T10:00:00')
@@ -25,7 +25,7 @@ def url(db_url, tmp_path):
         store.add_task(task_name='tune-1', **TASK)
         task = store.add_task(task_name='tune-2', **dict(TASK, base_runtime='vllm'))
         store.update_task(task.id, status='running')
-    return db_url
+    return head_url
 
 
 def test_models_list_is_a_table_that_fits_80_columns(cli, url):

@@ -13,8 +13,8 @@ T0 = datetime.datetime(2025, 10, 30, 14, 3, 11)
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

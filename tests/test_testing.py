@@ -1,6 +1,7 @@
 """modelstore.testing: check_migrations' report, and the pytest plugin as a user's suite gets
 it -- a throwaway project run under pytest in a subprocess, with nothing configured."""
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,8 @@ import pytest
 from modelstore.engine.scripts import default_directory
 from modelstore.testing import check_migrations
 
-from conftest import ON_MYSQL, ON_POSTGRES, TEST_URL, query
+from conftest import (HOW, ON_MYSQL, ON_POSTGRES, SHIPPED, TEST_URL, columns, copy_database,
+                      dump, history, query)
 
 APP_MODELS = '''
 from peewee import *
@@ -81,6 +83,48 @@ def report(directory, **kw):
     with pytest.raises(AssertionError) as caught:
         check_migrations(directory, **kw)
     return str(caught.value)
+
+
+# The templates behind the fast fixtures (conftest's head_url and migrated_url, the plugin's
+# modelstore_store on SQLite): a copy must be the database migrating afresh gives.
+WHEN = {'applied', 'applied_utc', 'duration'}  # What differs between any two runs.
+
+
+def described(path):
+    """A SQLite file's header fields, schema and rows; the history's timestamps left out."""
+    with open(path, 'rb') as fh:
+        header = fh.read(100)
+    settings = {'journal (1 rollback, 2 WAL)': header[18:20], 'page size': header[16:18],
+                'user_version': header[60:64], 'application_id': header[68:72],
+                'text encoding': header[56:60], 'auto_vacuum': header[52:56],
+                'mode': oct(stat.S_IMODE(os.stat(path).st_mode))}
+    definitions, rows = dump(path)
+    names = columns(path, 'schema_migration')
+    rows['schema_migration'] = [tuple(v for n, v in zip(names, row) if n not in WHEN)
+                                for row in rows['schema_migration']]
+    return settings, definitions, rows
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('how', sorted(HOW))
+def test_a_copy_of_a_template_is_what_migrating_afresh_gives(how, head_templates, tmp_path):
+    fresh, copy = str(tmp_path / 'fresh.db'), str(tmp_path / 'copy.db')
+    HOW[how]('sqlite:///' + fresh)
+    copy_database(head_templates(how), copy)
+    assert described(copy) == described(fresh)
+    assert [r['name'] for r in history(copy)] == SHIPPED
+    assert described(copy)[0]['journal (1 rollback, 2 WAL)'] == (
+        b'\x02\x02' if how == 'head' else b'\x01\x01')
+
+
+@pytest.mark.sqlite_only
+def test_the_plugins_store_on_sqlite_is_a_copy_of_what_migrating_afresh_gives(
+        modelstore_url, modelstore_store, request, tmp_path):
+    assert request.getfixturevalue('_modelstore_head_template') is not None  # A copy, then.
+    fresh = str(tmp_path / 'fresh.db')
+    HOW['head']('sqlite:///' + fresh)
+    modelstore_store.close()
+    assert described(modelstore_url[len('sqlite:///'):]) == described(fresh)
 
 
 def test_the_shipped_scripts_pass_against_the_shipped_models(db_url):

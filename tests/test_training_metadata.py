@@ -19,8 +19,8 @@ METADATA = dict(training_seconds=812.5, peak_vram_bytes=23 * 2 ** 30, dataset_ro
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

@@ -16,8 +16,8 @@ TASK = dict(base_runtime='sglang', model_config={}, parameters={}, optimization_
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 

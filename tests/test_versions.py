@@ -32,8 +32,8 @@ FORGE_7 = ('INSERT INTO fine_tuned_models (model_name, base_model, task, descrip
 
 
 @pytest.fixture
-def store(db_url):
-    with modelstore.connect(db_url) as s:
+def store(head_url):
+    with modelstore.connect(head_url) as s:
         yield s
 
 
