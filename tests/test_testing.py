@@ -113,6 +113,8 @@ def test_a_copy_of_a_template_is_what_migrating_afresh_gives(how, head_templates
     copy_database(head_templates(how), copy)
     assert described(copy) == described(fresh)
     assert [r['name'] for r in history(copy)] == SHIPPED
+    # The history as phases (99b51fb) record it: the shipped scripts are all expand scripts.
+    assert {(r['phase'], r['note']) for r in history(copy)} == {('expand', None)}
     assert described(copy)[0]['journal (1 rollback, 2 WAL)'] == (
         b'\x02\x02' if how == 'head' else b'\x01\x01')
 
