@@ -61,6 +61,7 @@ class Replayed:
     error: Optional[str] = None  # Why it did not load or replay.
     round_trip: List[str] = field(default_factory=list)  # How down() fails to restore.
     has_down: bool = True
+    stopped: bool = False  # The replay on this backend ended here (later scripts unchecked).
     # The shadow holds everything in one transaction (PostgreSQL without CREATEDB): an
     # `atomic = False` script ran inside it, not as migrate runs it.
     bound: bool = False
@@ -226,7 +227,7 @@ def replay_for_lint(scripts, url=None):
             try:
                 module = script.load()
             except ScriptError as exc:
-                done.error = str(exc)
+                done.error, done.stopped = str(exc), True
                 break
             capture = _Capture(database, script)
             try:
@@ -234,13 +235,16 @@ def replay_for_lint(scripts, url=None):
                     _run(module, 'up', database, capture.migrator(), capture)
             except Exception as exc:
                 done.statements = capture.statements
-                done.error = 'up() fails: %s' % _failure(exc)
+                done.error, done.stopped = 'up() fails: %s' % _failure(exc), True
                 break
             done.statements = capture.statements
             done.after = schema_of(database)
             done.has_down = callable(getattr(module, 'down', None))
             if done.has_down and not _round_trip(done, module, database):
-                break
+                # A failed down() rolled back where DDL is transactional: go on from there.
+                if schema_of(database) != done.after:
+                    done.stopped = True
+                    break
     return out
 
 
