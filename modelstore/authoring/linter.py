@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..engine import discover
-from ..exceptions import MigrationError, ModelStoreError, UsageError
+from ..exceptions import ModelStoreError, UsageError
+from ..shared.urls import DatabaseURL
 from .lint_replay import replay_for_lint
 from .lint_rules import RULES, Checks, check_replayed
 
@@ -114,7 +115,7 @@ def _allows(script):
 
 def _released(directory, released):
     """{name: (sha256, earlier, version)} of the released entries, or {}."""
-    path = released or os.path.join(directory, RELEASED_FILE)
+    path = released or os.path.join(directory or '.', RELEASED_FILE)
     if released is None and not os.path.exists(path):
         return {}
     try:
@@ -147,13 +148,12 @@ def _where(url):
     return 'SQLite in memory' if url is None else url.masked
 
 
-def lint(directory, urls=(), released=None):
+def lint(directory=None, urls=(), released=None):
     """Replay and check the scripts in ``directory`` on SQLite in memory and on each of
     ``urls`` (DatabaseURLs of PostgreSQL or MySQL servers: a throwaway database each);
     ``released``: the released-scripts JSON file (see the module's docstring)."""
-    if not os.path.isdir(directory):
-        raise MigrationError('migrations directory %s does not exist' % directory)
-    scripts = discover(directory)
+    scripts = discover(directory)  # (None: the shipped scripts.)
+    directory = directory or os.path.dirname(scripts[0].path) if scripts else directory
     targets = [None] + [u for u in urls if u is not None and u.sqlite_path is None]
     raw = _frozen(scripts, _released(directory, released))
     for url in targets:
@@ -213,12 +213,13 @@ def _sort(report, findings, scripts):
                          for a in script_allows if not a.used]
 
 
-def lint_problems(directory, url=None, released=None):
-    """The findings of ``lint`` as lines, for check_migrations (a ModelStoreError: one line)."""
+def lint_problems(directory, url=None, released=None, skip=()):
+    """The findings of ``lint`` as lines, for check_migrations (a ModelStoreError: one line),
+    but those of the rules in ``skip`` (what check_migrations reports itself)."""
     try:
-        report = lint(directory, [url] if url is not None else [], released)
+        report = lint(directory, [DatabaseURL.of(url)] if url is not None else [], released)
     except ModelStoreError as exc:
         return ['lint: %s' % exc]
     return ['lint: %s%s: %s %s%s' % (f.script, ':%d' % f.line if f.line else '', f.rule,
                                      f.message, ' [%s]' % ', '.join(f.backends)
-                                     if f.backends else '') for f in report.findings]
+                                     if f.backends else '') for f in report.findings if f.rule not in skip]

@@ -16,13 +16,15 @@ It raises ``AssertionError`` with a report of every problem unless:
   the schema before it (tables, columns with type, nullability and default, indexes by name,
   foreign keys), and ``up`` run again gives exactly the schema of the first ``up``;
 * the schema at head matches the models: ``modelstore check`` would find no drift and
-  ``modelstore new --auto`` nothing to write.
+  ``modelstore new --auto`` nothing to write;
+* ``modelstore lint`` finds nothing (on SQLite, and on ``url``'s server): no contract change
+  in an expand script, no table rewrite or lock, no released script edited...
 
 The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway database of that
 server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
 script that commits.
 """
-from ..authoring import check_directory, load_models, plan_changes
+from ..authoring import check_directory, lint_problems, load_models, plan_changes
 from ..engine import (apply, detect_drift, discover, schema_differences as _differences,
                       schema_of, shadow_database)
 from ..exceptions import ModelStoreError, ScriptError
@@ -104,6 +106,8 @@ def check_migrations(directory=None, url=None, models=None):
             with shadow_database(url) as database:
                 if _round_trips(scripts, database, problems):
                     _head(database, classes, problems)
+            # The linter (modelstore lint); the round trip and loading are reported above.
+            problems.extend(lint_problems(directory, url, skip=('MS000', 'MS006')))
     except ModelStoreError as exc:
         problems.append(str(exc))
     if problems:
