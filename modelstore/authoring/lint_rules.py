@@ -107,7 +107,7 @@ def check_replayed(replayed, checks):
     """Every Hit of one Replayed (``checks``: the backend's Checks, updated)."""
     stopped = [Hit('MS000', 'the replay stopped at this script on this backend: the '
                             'scripts after it were not checked', note=True)] \
-        if replayed.stopped and replayed.script is not None else []
+        if replayed.stopped and replayed.error is None else []
     if replayed.error is not None:
         return [Hit('MS000', replayed.error)] + stopped
     hits = stopped + _phase(replayed) + _not_null_adds(replayed) + _whole_table(replayed)

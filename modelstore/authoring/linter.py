@@ -6,10 +6,10 @@ each backend's statements, and returns a ``LintReport``: the findings, each with
 script, line and the statement per backend (one finding seen on several backends is listed
 once, naming them), and the ones an allow comment silenced, with their reasons.
 
-An allow comment silences one finding of one rule: ``# modelstore: allow MS003 -- reason`` on
-a line of the call that ran the statement (the migrator operation's call, or the
-``db.execute_sql(...)``/``create_tables`` call), or, for a finding of a whole script (MS000,
-MS006, MS007), anywhere in it. One without a reason, or naming no rule, is itself a finding
+An allow comment silences the findings of one rule at one place: ``# modelstore: allow MS003 --
+reason`` on a line of the call that ran the statement (the migrator operation's call, or the
+``db.execute_sql(...)``/``create_tables`` call) or alone on the line above it, or, for a finding
+of a whole script (MS000, MS006, MS007), anywhere in it. One without a reason, or naming no rule, is itself a finding
 (MS008); one that silences nothing is listed as a note.
 
 MS007, a released script whose text changed: ``released`` is a JSON file in the format of
@@ -39,6 +39,7 @@ BACKENDS = ('sqlite', 'postgresql', 'mysql')
 _ALLOW = re.compile(r'#\s*modelstore:\s*allow\b(.*)', re.I)
 _ALLOW_BODY = re.compile(r'^\s*(MS\d{3})\s*(?:--\s*(.*?))?\s*$')
 _WHOLE_SCRIPT = ('MS000', 'MS006', 'MS007')
+_NOT_CODE = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _allows(script):
     except (OSError, SyntaxError, tokenize.TokenError):
         return [], []
     allows, bad = [], []
-    for token in tokens:
+    for at, token in enumerate(tokens):
         if token.type != tokenize.COMMENT:
             continue
         said = _ALLOW.search(token.string)
@@ -102,6 +103,8 @@ def _allows(script):
             continue
         body = _ALLOW_BODY.match(said[1])
         line = token.start[0]
+        if token.line.strip().startswith('#'):  # On a line of its own: for the next code line.
+            line = next((t.start[0] for t in tokens[at + 1:] if t.type not in _NOT_CODE), line)
         if not body or body[1] not in RULES:
             bad.append(Finding('MS008', script.name, 'allow comment names no rule (write '
                                '"# modelstore: allow MS00N -- reason")', line))
