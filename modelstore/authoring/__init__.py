@@ -4,9 +4,10 @@
 between the models and the schema the existing scripts produce -- replayed on a shadow database
 (``engine.shadow``), so no user database is needed or touched -- and never writes a silently
 wrong script: what it cannot generate safely is a TODO (``plan``, ``render``). ``files`` finds the
-directory and the next number. ``lint`` checks the scripts' statements, captured on a shadow
-replay, against rules of safe rolling deploys (``linter``, ``lint_replay``, ``lint_rules``). It stands on the engine (scripts, shadow, drift) and never
-imports the registry.
+directory and the next number. ``lint`` checks the statements the scripts run, captured on a
+shadow replay, against the rules of safe rolling deploys (``linter``, ``lint_replay``,
+``lint_rules``). It stands on the engine (scripts, shadow, drift) and never imports the
+registry.
 """
 import datetime
 import textwrap

@@ -199,7 +199,8 @@ class _WatchedBatches(Batches):
 def _run(module, direction, database, migrator, capture=None):
     """Run ``direction`` as migrate runs it (see the module's docstring)."""
     if direction == 'up' and callable(getattr(module, 'online', None)):
-        module.online(database, _WatchedBatches(database, capture or _Capture(database, _NoScript)))
+        watched = capture or _Capture(database, _NoScript)  # (Not entered: sees nothing.)
+        module.online(database, _WatchedBatches(database, watched))
         return
     atomic = getattr(module, 'atomic', True) or database.in_transaction()
     with migrator.migration_context(atomic):

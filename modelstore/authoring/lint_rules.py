@@ -34,7 +34,8 @@ RULES = {
 }
 
 _ID = r'[`"]?(\w+)[`"]?'
-_TABLE_OF = re.compile(r'^\s*(?:ALTER\s+TABLE\s+(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?|UPDATE\s+(?:ONLY\s+)?'
+_TABLE_OF = re.compile(r'^\s*(?:ALTER\s+TABLE\s+(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?'
+                       r'|UPDATE\s+(?:ONLY\s+)?'
                        r'|DELETE\s+FROM\s+(?:ONLY\s+)?|DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?)' + _ID,
                        re.I)
 _CREATE_INDEX = re.compile(r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?'

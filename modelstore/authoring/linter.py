@@ -9,8 +9,8 @@ once, naming them), and the ones an allow comment silenced, with their reasons.
 An allow comment silences the findings of one rule at one place: ``# modelstore: allow MS003 --
 reason`` on a line of the call that ran the statement (the migrator operation's call, or the
 ``db.execute_sql(...)``/``create_tables`` call) or alone on the line above it, or, for a finding
-of a whole script (MS000, MS006, MS007), anywhere in it. One without a reason, or naming no rule, is itself a finding
-(MS008); one that silences nothing is listed as a note.
+of a whole script (MS000, MS006, MS007), anywhere in it. One without a reason, or naming no
+rule, is itself a finding (MS008); one that silences nothing is listed as a note.
 
 MS007, a released script whose text changed: ``released`` is a JSON file in the format of
 modelstore's own tests/data/released_scripts.json (``{"scripts": [{"name", "sha256",
@@ -225,4 +225,5 @@ def lint_problems(directory, url=None, released=None, skip=()):
         return ['lint: %s' % exc]
     return ['lint: %s%s: %s %s%s' % (f.script, ':%d' % f.line if f.line else '', f.rule,
                                      f.message, ' [%s]' % ', '.join(f.backends)
-                                     if f.backends else '') for f in report.findings if f.rule not in skip]
+                                     if f.backends else '')
+            for f in report.findings if f.rule not in skip]
