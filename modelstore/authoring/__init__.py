@@ -4,8 +4,10 @@
 between the models and the schema the existing scripts produce -- replayed on a shadow database
 (``engine.shadow``), so no user database is needed or touched -- and never writes a silently
 wrong script: what it cannot generate safely is a TODO (``plan``, ``render``). ``files`` finds the
-directory and the next number. It stands on the engine (scripts, shadow, drift) and never
-imports the registry.
+directory and the next number. ``lint`` checks the statements the scripts run, captured on a
+shadow replay, against the rules of safe rolling deploys (``linter``, ``lint_replay``,
+``lint_rules``). It stands on the engine (scripts, shadow, drift) and never imports the
+registry.
 """
 import datetime
 import textwrap
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from ..engine import discover, replay, shadow_database
+from .linter import RULES, lint, lint_problems
 from .model_classes import DEFAULT_MODELS, load_models
 from .script_files import check_directory, next_names, write_new
 from .plan import Plan, plan_changes
@@ -20,7 +23,8 @@ from .pysource import printable
 from .script_text import render
 
 __all__ = ['new_script', 'generate', 'diff_schema', 'Generated', 'DEFAULT_DIRECTORY',
-           'DEFAULT_MODELS', 'load_models', 'check_directory', 'plan_changes', 'printable']
+           'DEFAULT_MODELS', 'load_models', 'check_directory', 'plan_changes', 'printable',
+           'lint', 'lint_problems', 'RULES']
 
 DEFAULT_DIRECTORY = 'migrations'
 

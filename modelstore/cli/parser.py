@@ -9,6 +9,7 @@ from ..registry import MAX_MIN_AGE, MAX_PAGE, MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .doctor_command import cmd_doctor
+from .lint_command import cmd_lint
 from .new_command import cmd_new
 from .read_commands import cmd_accept, cmd_check, cmd_history, cmd_status
 from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list,
@@ -114,6 +115,11 @@ def build_parser():
     p.add_argument('--models', metavar='MODULE', help='compare with these models, as '
                    'package.module[:NAME] (default modelstore.models)')
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser('lint', parents=[_lint_options()], help='check the scripts for what '
+                       'breaks a rolling deploy or locks a table; exit 1 on a finding')
+    p.add_argument('--released', metavar='FILE', help='the released scripts\' checksums (JSON; '
+                   'default: released_scripts.json in the scripts directory, if there)')
+    p.set_defaults(func=cmd_lint)
     p = sub.add_parser('accept', parents=[common, locking],
                        help='record the new checksum of edited applied scripts')
     p.add_argument('names', nargs='*', metavar='NAME')
@@ -226,6 +232,22 @@ def _new_options():
                          help='with --auto: replay the scripts on this server\'s backend, in a '
                          'throwaway database dropped afterwards (default: SQLite in memory; no '
                          'database is touched)')
+    options.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
+                         help='print one JSON object')
+    options.add_argument('-v', '--verbose', action='store_true', default=argparse.SUPPRESS,
+                         help='show tracebacks')
+    return options
+
+
+def _lint_options():
+    # `lint` replays on SQLite in memory and on each server named: --database is repeatable.
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument('--migrations', metavar='DIR', default=argparse.SUPPRESS,
+                         help='scripts directory (default: the scripts shipped with modelstore)')
+    options.add_argument('--database', metavar='URL', action='append', default=argparse.SUPPRESS,
+                         help='also replay on this PostgreSQL or MySQL server, in a throwaway '
+                         'database dropped afterwards; repeatable (default: the configured '
+                         'database when it is a server; SQLite in memory always)')
     options.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
                          help='print one JSON object')
     options.add_argument('-v', '--verbose', action='store_true', default=argparse.SUPPRESS,

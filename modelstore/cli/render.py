@@ -364,6 +364,41 @@ def _schema_check(out, result):
         out.line('  todo: %s' % printable(todo))
 
 
+def _lint(out, result):
+    report = result.report
+    for finding in report.findings:
+        _finding(out, finding, out.paint(finding.rule, '31'))
+    if report.silenced:
+        out.line('silenced by allow comments:')
+        for finding in report.silenced:
+            _finding(out, finding, finding.rule, '  ', ' -- %s' % printable(finding.allowed))
+    for finding in report.notes:
+        _finding(out, finding, 'note: ' + finding.rule)
+    where = ', '.join(report.backends)
+    if report.findings:
+        out.line('%s %s in %s (replayed on %s)' % (
+            out.paint('✗', '31'), plural(len(report.findings), 'finding'),
+            plural(report.scripts, 'script'), where))
+    else:
+        out.line('%s %s lint clean (replayed on %s).' % (
+            out.paint('✓', '32'), plural(report.scripts, 'script'), where))
+
+
+def _finding(out, finding, rule, indent='', after=''):
+    place = finding.script + '.py' + (':%d' % finding.line if finding.line else '')
+    backends = ' [%s]' % ', '.join(finding.backends) if finding.backends else ''
+    out.line('%s%s: %s %s%s%s' % (indent, place, rule, printable(finding.message), backends,
+                                  after))
+    texts = {' '.join(sql.split()) for sql in finding.statements.values()}
+    for backend, sql in finding.statements.items():
+        text = ' '.join(sql.split())
+        text = text if len(text) <= 160 else text[:157] + '...'
+        out.line('%s    %s%s' % (indent, '' if len(texts) == 1 else backend + ': ',
+                                 printable(text)))
+        if len(texts) == 1:
+            break
+
+
 def _failure(out, result):
     """(The line on stderr is printed by render, whatever the format.)"""
 
@@ -371,4 +406,5 @@ def _failure(out, result):
 TEXT = {**REGISTRY_TEXT, **{
     r.Status: _status, r.History: _history, r.Check: _check, r.Accepted: _accepted,
     r.Run: _run, r.Repaired: _repaired, r.Restored: _restored, r.NewScript: _new_script,
-    r.Generated: _generated, r.SchemaCheck: _schema_check, r.Failure: _failure}}
+    r.Generated: _generated, r.SchemaCheck: _schema_check, r.Lint: _lint,
+    r.Failure: _failure}}

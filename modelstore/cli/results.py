@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, List, Optional
 
 from ..exceptions import ScriptError, one_line
-from .output import OK, PENDING
+from .output import ERROR, OK, PENDING
 
 __all__ = ['columns', 'Status', 'History', 'Check', 'Accepted', 'Run', 'Repaired', 'Restored',
-           'NewScript', 'Generated', 'SchemaCheck', 'DoctorReport', 'Row', 'Deleted',
+           'NewScript', 'Generated', 'SchemaCheck', 'Lint', 'DoctorReport', 'Row', 'Deleted',
            'Imported', 'Listing', 'Failure']
 
 
@@ -235,6 +235,23 @@ class SchemaCheck(_Result):
     def as_json(self):
         return {'ok': not self.plan, 'changed': bool(self.plan),
                 'operations': self.plan.summary(), 'todos': self.plan.todos}
+
+
+@dataclass
+class Lint(_Result):
+    """``lint``: the linter's report. Findings are exit 1; a script that did not load or
+    replay (MS000) is exit 2: the scripts after it were not checked, so there is no verdict."""
+    report: Any
+
+    @property
+    def exit_code(self):
+        findings = self.report.findings
+        if any(f.rule == 'MS000' for f in findings):
+            return ERROR
+        return PENDING if findings else OK
+
+    def as_json(self):
+        return self.report.as_json()
 
 
 # -- the registry's --------------------------------------------------------------------------

@@ -18,12 +18,12 @@ from .run import Run
 from .run_results import RunResult, ScriptRun
 from .runner import LOCK_TIMEOUT, Engine
 from .scripts import discover, installed_directory
-from .shadow import apply, replay, shadow_database
+from .shadow import apply, replay, schema_differences, schema_of, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
 __all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
            'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
            'detect_drift', 'invalid_index_lines', 'declared_default', 'schema_version',
            'script_number', 'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory',
-           'apply', 'replay', 'shadow_database', 'DDL_LOCK_TIMEOUT', 'DDL_RETRIES',
-           'LOCK_TIMEOUT']
+           'apply', 'replay', 'shadow_database', 'schema_of', 'schema_differences',
+           'DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LOCK_TIMEOUT']

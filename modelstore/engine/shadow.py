@@ -40,10 +40,13 @@ from ..dialects import (dialect_of, MYSQL, MYSQL_SCHEMES, mysql_shadow, postgres
                         POSTGRESQL, SQLITE)
 from ..exceptions import ConfigError, MigrationError, ScriptError
 from ..shared.database import open_database
+from ..shared.shape import snapshot
 from ..shared.urls import DatabaseURL
+from .history import TABLE as HISTORY_TABLE
 
 # mysql_shadow and postgres_shadow: each dialect's ``shadow``, by their names of before.
-__all__ = ['shadow_database', 'mysql_shadow', 'postgres_shadow', 'apply', 'replay']
+__all__ = ['shadow_database', 'mysql_shadow', 'postgres_shadow', 'apply', 'replay', 'schema_of',
+           'schema_differences']
 
 
 @contextlib.contextmanager
@@ -93,3 +96,40 @@ def replay(scripts, database, after_each=None):
         apply(script, database, migrator)
         if after_each is not None:
             after_each(script)
+
+
+def schema_of(database):
+    """The whole schema, for exact comparison: {table: (columns, indexes, foreign keys)}."""
+    schema = {}
+    for table in sorted(database.get_tables()):
+        if table == HISTORY_TABLE or table.startswith('sqlite_'):
+            continue
+        columns = {c.name: ((c.declared or '').upper(), c.null, c.default, c.primary_key)
+                   for c in snapshot(database, table).columns.values()}
+        indexes = {i.name: (tuple(i.columns), bool(i.unique))
+                   for i in database.get_indexes(table)}
+        keys = sorted((k.column, k.dest_table, k.dest_column)
+                      for k in database.get_foreign_keys(table))
+        schema[table] = (columns, indexes, keys)
+    return schema
+
+
+def schema_differences(expected, found):
+    """Lines saying how schema ``found`` differs from ``expected``."""
+    lines = []
+    for table in sorted(expected.keys() - found.keys()):
+        lines.append('table %s is gone' % table)
+    for table in sorted(found.keys() - expected.keys()):
+        lines.append('table %s is left behind' % table)
+    for table in sorted(expected.keys() & found.keys()):
+        for what, want, have in zip(('column', 'index', 'foreign keys'), expected[table],
+                                    found[table]):
+            if what == 'foreign keys':
+                if want != have:
+                    lines.append('%s: foreign keys %s became %s' % (table, want, have))
+                continue
+            for name in sorted(want.keys() | have.keys()):
+                if want.get(name) != have.get(name):
+                    lines.append('%s %s.%s: %s became %s' % (
+                        what, table, name, want.get(name, 'absent'), have.get(name, 'absent')))
+    return lines

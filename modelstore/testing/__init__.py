@@ -16,55 +16,20 @@ It raises ``AssertionError`` with a report of every problem unless:
   the schema before it (tables, columns with type, nullability and default, indexes by name,
   foreign keys), and ``up`` run again gives exactly the schema of the first ``up``;
 * the schema at head matches the models: ``modelstore check`` would find no drift and
-  ``modelstore new --auto`` nothing to write.
+  ``modelstore new --auto`` nothing to write;
+* ``modelstore lint`` finds nothing (on SQLite, and on ``url``'s server): no contract change
+  in an expand script, no table rewrite or lock, no released script edited...
 
 The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway database of that
 server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
 script that commits.
 """
-from ..authoring import check_directory, load_models, plan_changes
-from ..engine import HISTORY_TABLE, apply, detect_drift, discover, shadow_database
+from ..authoring import check_directory, lint_problems, load_models, plan_changes
+from ..engine import (apply, detect_drift, discover, schema_differences as _differences,
+                      schema_of, shadow_database)
 from ..exceptions import ModelStoreError, ScriptError
-from ..shared.shape import snapshot
 
 __all__ = ['check_migrations', 'schema_of']
-
-
-def schema_of(database):
-    """The whole schema, for exact comparison: {table: (columns, indexes, foreign keys)}."""
-    schema = {}
-    for table in sorted(database.get_tables()):
-        if table == HISTORY_TABLE or table.startswith('sqlite_'):
-            continue
-        columns = {c.name: ((c.declared or '').upper(), c.null, c.default, c.primary_key)
-                   for c in snapshot(database, table).columns.values()}
-        indexes = {i.name: (tuple(i.columns), bool(i.unique))
-                   for i in database.get_indexes(table)}
-        keys = sorted((k.column, k.dest_table, k.dest_column)
-                      for k in database.get_foreign_keys(table))
-        schema[table] = (columns, indexes, keys)
-    return schema
-
-
-def _differences(expected, found):
-    """Lines saying how schema ``found`` differs from ``expected``."""
-    lines = []
-    for table in sorted(expected.keys() - found.keys()):
-        lines.append('table %s is gone' % table)
-    for table in sorted(found.keys() - expected.keys()):
-        lines.append('table %s is left behind' % table)
-    for table in sorted(expected.keys() & found.keys()):
-        for what, want, have in zip(('column', 'index', 'foreign keys'), expected[table],
-                                    found[table]):
-            if what == 'foreign keys':
-                if want != have:
-                    lines.append('%s: foreign keys %s became %s' % (table, want, have))
-                continue
-            for name in sorted(want.keys() | have.keys()):
-                if want.get(name) != have.get(name):
-                    lines.append('%s %s.%s: %s became %s' % (
-                        what, table, name, want.get(name, 'absent'), have.get(name, 'absent')))
-    return lines
 
 
 def _numbering(directory, problems):
@@ -141,6 +106,8 @@ def check_migrations(directory=None, url=None, models=None):
             with shadow_database(url) as database:
                 if _round_trips(scripts, database, problems):
                     _head(database, classes, problems)
+            # The linter (modelstore lint); the round trip and loading are reported above.
+            problems.extend(lint_problems(directory, url, skip=('MS000', 'MS006')))
     except ModelStoreError as exc:
         problems.append(str(exc))
     if problems:
