@@ -18,6 +18,10 @@ It raises ``AssertionError`` with a report of every problem unless:
 * the schema at head matches the models: ``modelstore check`` would find no drift and
   ``modelstore new --auto`` nothing to write.
 
+With ``previous`` (a release's wheel or sdist, a source directory, or ``'git:REF'``), that
+release is installed in a throwaway venv and its registry calls and the legacy apps'
+statements are run on the schema after each expand script (modelstore.testing.previous).
+
 The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway database of that
 server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
 script that commits.
@@ -26,6 +30,7 @@ from ..authoring import check_directory, load_models, plan_changes
 from ..engine import HISTORY_TABLE, apply, detect_drift, discover, shadow_database
 from ..exceptions import ModelStoreError, ScriptError
 from ..shared.shape import snapshot
+from .previous import check_previous
 
 __all__ = ['check_migrations', 'schema_of']
 
@@ -125,10 +130,12 @@ def _head(database, models, problems):
     problems.extend('head does not match the models: %s' % line for line in lines)
 
 
-def check_migrations(directory=None, url=None, models=None):
+def check_migrations(directory=None, url=None, models=None, previous=None):
     """Raise AssertionError with a readable report unless the scripts in ``directory``
     (default ``./migrations``) are sound and their head matches ``models`` (a module path such
-    as ``'myapp.models'``, a list of model classes, or None for ``modelstore.models``)."""
+    as ``'myapp.models'``, a list of model classes, or None for ``modelstore.models``) -- and,
+    with ``previous`` (a wheel, a source directory or ``'git:REF'``), unless that release keeps
+    working after each expand script (modelstore.testing.previous)."""
     directory = directory or 'migrations'
     problems = []
     try:
@@ -141,6 +148,8 @@ def check_migrations(directory=None, url=None, models=None):
             with shadow_database(url) as database:
                 if _round_trips(scripts, database, problems):
                     _head(database, classes, problems)
+            if previous is not None:
+                problems.extend(check_previous(previous, directory, url))
     except ModelStoreError as exc:
         problems.append(str(exc))
     if problems:
