@@ -423,14 +423,12 @@ def _legacy_writers(database, tag):
     """[(operation, error)] for the legacy apps' statements that fail on ``database`` now."""
     failures = []
     name = 'legacy-%s' % tag
-    param = database.param
 
     def run(op, statements):
         """Run (SQL or a callable, parameters, check of the rows) in order; False on failure."""
         try:
             for sql, params, check in statements:
-                rows = sql() if callable(sql) else list(
-                    database.execute_sql(sql.replace('?', param), params))
+                rows = sql() if callable(sql) else _rows(database, sql, params)
                 if check is not None and not check(rows):
                     raise LookupError('its SELECT does not return the row it wrote')
         except Exception as exc:  # Whatever the driver raises is the finding.
@@ -447,11 +445,10 @@ def _legacy_writers(database, tag):
             (MODELFORGE_SELECTS[1], (), None)])
 
     def task_row():
-        found = list(database.execute_sql('SELECT id FROM tasks WHERE task_name = %s' % param,
-                                          (name,)))
+        found = _rows(database, 'SELECT id FROM tasks WHERE task_name = ?', (name,))
         if not found:
             raise LookupError('no task named %r after its INSERT' % name)
-        return list(database.execute_sql(AUTOTUNER_SELECT.replace('?', param), (found[0][0],)))
+        return _rows(database, AUTOTUNER_SELECT, (found[0][0],))
     # Enum names, JSON text, SQLAlchemy's DATETIME text (UTC), its Python-side defaults.
     if run('autotuner INSERT', [(AUTOTUNER_INSERT, (
             name, None, 'PENDING', '{"model_name": "llama-3-2-1b-instruct"}', 'sglang', None,
@@ -460,3 +457,9 @@ def _legacy_writers(database, tag):
         run('autotuner SELECT', [(task_row, None, lambda rows: len(rows) == 1
                                   and rows[0][1] == name and rows[0][3] == 'PENDING')])
     return failures
+
+
+def _rows(database, sql, params):
+    """The rows ``sql`` (``?`` placeholders, as the apps write it) returns; [] for a write."""
+    cursor = database.execute_sql(sql.replace('?', database.param), params)
+    return list(cursor.fetchall()) if cursor.description else []
