@@ -31,6 +31,8 @@ so that ``<tmp>/home/u`` reads ``/home/u``).
     <!-- transcript: file PATH -->                   the block (any language) is written to
                                                      PATH and not run; a later block that
                                                      `continues` uses it
+    <!-- transcript: slow (the reason) -->           marked slow (CONTRIBUTING.md): not in the
+                                                     fast loop, still run by CI
     <!-- transcript: on mysql -->                    only when the suite runs on MariaDB/MySQL,
     <!-- transcript: on postgresql -->               or on PostgreSQL, with $URL a fresh
                                                      database there
@@ -64,7 +66,7 @@ DOCS = ['README.md'] + ['docs/' + name for name in sorted(os.listdir(os.path.joi
 FENCE = re.compile(r'^(\s*)```([\w+-]*)\s*$')
 DIRECTIVE = re.compile(r'^\s*<!--\s*transcript:\s*(.*?)\s*-->\s*$')
 BIN = os.path.dirname(sys.executable)
-KNOWN = ('not run', 'continues', 'setup', 'file', 'on')
+KNOWN = ('not run', 'continues', 'setup', 'file', 'on', 'slow')
 DOCS_URLS = {'mysql': 'mysql://registry:s3cret@db.internal:3306/registry',
              'postgresql': 'postgresql://registry:s3cret@db.internal:5432/registry'}
 
@@ -295,11 +297,12 @@ def server(block):
 
 
 def _marks(block):
+    slow = [pytest.mark.slow] if any(b.directive('slow') for b in chain(block)) else []
     if server(block) == 'mysql':
-        return [pytest.mark.mysql_only]
+        return [pytest.mark.mysql_only] + slow
     if server(block) == 'postgresql':
-        return [pytest.mark.postgres_only]
-    return [pytest.mark.sqlite_only]
+        return [pytest.mark.postgres_only] + slow
+    return [pytest.mark.sqlite_only] + slow
 
 
 RUN = [b for b in BLOCKS if not b.file]

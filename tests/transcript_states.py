@@ -182,8 +182,20 @@ def setup_failing_project(home, env):
             f.write(text)
 
 
+# The checkout the suite runs from: the source of the installed modelstore.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def setup_previous_release(home, env, path):
+    """``path``: a source directory of a modelstore release (this checkout's files, as a
+    checkout of the release before would hold them), for check_migrations(previous=...)."""
+    shutil.copytree(CHECKOUT, _path(home, path), ignore=shutil.ignore_patterns(
+        '.*', 'build', 'dist', '*.egg-info', '__pycache__'))
+
+
 SETUPS = {'migrated': setup_migrated, 'models-root': setup_models_root,
-          'project': setup_project, 'failing-project': setup_failing_project}
+          'project': setup_project, 'failing-project': setup_failing_project,
+          'previous-release': setup_previous_release}
 
 
 def setup(home, env, words):

@@ -20,6 +20,10 @@ It raises ``AssertionError`` with a report of every problem unless:
 * ``modelstore lint`` finds nothing (on SQLite, and on ``url``'s server): no contract change
   in an expand script, no table rewrite or lock, no released script edited...
 
+With ``previous`` (a release's wheel or sdist, a source directory, or ``'git:REF'``), that
+release is installed in a throwaway venv and its registry calls and the legacy apps'
+statements are run on the schema after each expand script (modelstore.testing.previous).
+
 The replay runs on an in-memory SQLite database, or with ``url`` on a throwaway database of that
 server, dropped afterwards (see modelstore.engine.shadow): nothing real is touched, even by a
 script that commits.
@@ -28,6 +32,7 @@ from ..authoring import check_directory, lint_problems, load_models, plan_change
 from ..engine import (apply, detect_drift, discover, schema_differences as _differences,
                       schema_of, shadow_database)
 from ..exceptions import ModelStoreError, ScriptError
+from .previous import check_previous
 
 __all__ = ['check_migrations', 'schema_of']
 
@@ -90,10 +95,12 @@ def _head(database, models, problems):
     problems.extend('head does not match the models: %s' % line for line in lines)
 
 
-def check_migrations(directory=None, url=None, models=None):
+def check_migrations(directory=None, url=None, models=None, previous=None):
     """Raise AssertionError with a readable report unless the scripts in ``directory``
     (default ``./migrations``) are sound and their head matches ``models`` (a module path such
-    as ``'myapp.models'``, a list of model classes, or None for ``modelstore.models``)."""
+    as ``'myapp.models'``, a list of model classes, or None for ``modelstore.models``) -- and,
+    with ``previous`` (a wheel, a source directory or ``'git:REF'``), unless that release keeps
+    working after each expand script (modelstore.testing.previous)."""
     directory = directory or 'migrations'
     problems = []
     try:
@@ -108,6 +115,8 @@ def check_migrations(directory=None, url=None, models=None):
                     _head(database, classes, problems)
             # The linter (modelstore lint); the round trip and loading are reported above.
             problems.extend(lint_problems(directory, url, skip=('MS000', 'MS006')))
+            if previous is not None:
+                problems.extend(check_previous(previous, directory, url))
     except ModelStoreError as exc:
         problems.append(str(exc))
     if problems:
