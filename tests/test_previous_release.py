@@ -69,6 +69,7 @@ phase = 'contract'
 
 
 def up(migrator, db):
+    # modelstore: allow MS002 -- run once the rollout is done; SQLite rebuilds to drop a column
     migrator.migrate(migrator.drop_column('fine_tuned_models', 'deploy_note'))
 
 
@@ -166,8 +167,16 @@ def test_an_expand_script_that_breaks_old_writers_is_named(db_url, tmp_path):
                                  'reviewed': BooleanField(default=False)})
     with pytest.raises(AssertionError) as err:
         check_migrations(directory, url=db_url, models=head, previous=CHECKOUT)
-    lines = problems(err)
-    assert str(err.value).splitlines()[0] == "check_migrations(%r): 2 problems" % directory
+    # The linter (check_migrations runs it too) sees the cause in the statements: MS004, a NOT
+    # NULL column with no database default, plus the backend's costs of peewee's path (MS002,
+    # MS005). Running the previous release shows what it breaks.
+    lint = [line for line in problems(err) if line.startswith('  - lint: ')]
+    lines = [line for line in problems(err) if not line.startswith('  - lint: ')]
+    assert str(err.value).splitlines()[0] == "check_migrations(%r): %d problems" % (
+        directory, len(lint) + 2)
+    assert all(line.startswith('  - lint: 0013_reviewed:') for line in lint), lint
+    assert [line for line in lint if ' MS004 adds NOT NULL column fine_tuned_models.reviewed '
+            'with no database default' in line], lint
     broke = '  - after 0013_reviewed (expand): the previous release (%s) fails ' % CHECKOUT
     assert all(line.startswith(broke) and 'reviewed' in line for line in lines), lines
     # The writers of fine_tuned_models; reading, tasks and the autotuner's INSERT (another
