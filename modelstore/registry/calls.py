@@ -92,7 +92,7 @@ class Calls:
     """
 
     def __init__(self, database, url, *, refuse_writes=None, reconnect_timeout=RECONNECT_TIMEOUT,
-                 rows_holding=lambda error: [], out_of_date=lambda: None):
+                 rows_holding=lambda error: [], out_of_date=lambda: None, registration=None):
         self.database = database
         self.url = url  # Masked: safe to print.
         self.refuse_writes = refuse_writes
@@ -100,6 +100,9 @@ class Calls:
         self.rows_holding = rows_holding
         self.server = not dialect_of(database).embedded  # Reconnects, single statements.
         self.out_of_date = out_of_date
+        # This process's row in the clients table (modelstore.engine.clients), refreshed by
+        # the first call after each HEARTBEAT seconds; None when the store did not register.
+        self.registration = registration
         # How often the store reconnected after losing its server, and how many calls ran
         # again.
         self.reconnects = 0
@@ -121,6 +124,10 @@ class Calls:
         """
         if write and self.refuse_writes is not None:
             raise self.refuse_writes.with_traceback(None)
+        registration = self.registration
+        if registration is not None and registration.due() and \
+                not self.database.in_transaction():
+            self._beat(registration)
         server = self.server
         deadline = None
         for attempt in range(1, _ATTEMPTS + 1):
@@ -157,6 +164,25 @@ class Calls:
                     deadline = time.monotonic() + self.reconnect_timeout
                 self._reconnect(what, deadline, cause)
                 self.retried_calls += 1
+
+    def _beat(self, registration):
+        """Refresh this client's last_seen (a call of its own, before the caller's). A failure
+        is logged, not raised: the caller's call does not depend on it, and a client not seen
+        for LIFE seconds counts as gone, so nothing waits for it forever."""
+        try:
+            self.run('heartbeat', registration.beat, write=True, single=True)
+        except StorageError as exc:
+            log.warning('could not refresh this client in %s: %s', self.url, exc)
+
+    def leave(self):
+        """Remove this client's row (the store is being closed)."""
+        registration = self.registration
+        if registration is None or registration.id is None:
+            return
+        try:
+            self.run('unregister', registration.leave, write=True, single=True)
+        except StorageError as exc:
+            log.warning('could not remove this client from %s: %s', self.url, exc)
 
     def _ready(self, what):
         """Connect if there is no connection; reconnect first if the server closed it."""
