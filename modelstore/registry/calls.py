@@ -25,7 +25,8 @@ from peewee import DatabaseError, InterfaceError
 
 from ..dialects import (constraint_error, dialect_of, DRIVER_ERRORS, is_constraint,
                         is_schema_missing)
-from ..exceptions import NotFound, OutcomeUnknown, StorageError, UnreadableValue
+from ..exceptions import (ModelStoreError, NotFound, OutcomeUnknown, StorageError,
+                          UnreadableValue)
 from ..shared.database import check_timeout, write_transaction
 
 __all__ = ['Calls', 'RECONNECT_TIMEOUT']
@@ -171,7 +172,7 @@ class Calls:
         for LIFE seconds counts as gone, so nothing waits for it forever."""
         try:
             self.run('heartbeat', registration.beat, write=True, single=True)
-        except StorageError as exc:
+        except ModelStoreError as exc:  # Lost storage, or a schema rolled back below 0012.
             log.warning('could not refresh this client in %s: %s', self.url, exc)
 
     def leave(self):
@@ -181,7 +182,7 @@ class Calls:
             return
         try:
             self.run('unregister', registration.leave, write=True, single=True)
-        except StorageError as exc:
+        except ModelStoreError as exc:  # A close does not fail: the row ages out in LIFE.
             log.warning('could not remove this client from %s: %s', self.url, exc)
 
     def _ready(self, what):
