@@ -116,17 +116,18 @@ class Calls:
             raise NotFound(missing)
         return row
 
-    def run(self, what, body, write=False, retry=True, single=False):
+    def run(self, what, body, write=False, retry=True, single=False, beat=True):
         """Run ``body()``, in a write transaction if ``write``, and return its result.
 
         ``single``: ``body`` sends one statement, which on a server runs without BEGIN/COMMIT.
         ``retry=False``: a call that cannot run again (its input was consumed) is not rerun
-        after a lost connection; it raises, saying nothing was stored.
+        after a lost connection; it raises, saying nothing was stored. ``beat=False``: the
+        call is the client registration's own (a heartbeat, the removal at close).
         """
         if write and self.refuse_writes is not None:
             raise self.refuse_writes.with_traceback(None)
         registration = self.registration
-        if registration is not None and registration.due() and \
+        if beat and registration is not None and registration.due() and \
                 not self.database.in_transaction():
             self._beat(registration)
         server = self.server
@@ -171,7 +172,7 @@ class Calls:
         is logged, not raised: the caller's call does not depend on it, and a client not seen
         for LIFE seconds counts as gone, so nothing waits for it forever."""
         try:
-            self.run('heartbeat', registration.beat, write=True, single=True)
+            self.run('heartbeat', registration.beat, write=True, beat=False)
         except ModelStoreError as exc:  # Lost storage, or a schema rolled back below 0012.
             log.warning('could not refresh this client in %s: %s', self.url, exc)
 
@@ -181,7 +182,7 @@ class Calls:
         if registration is None or registration.id is None:
             return
         try:
-            self.run('unregister', registration.leave, write=True, single=True)
+            self.run('unregister', registration.leave, write=True, single=True, beat=False)
         except ModelStoreError as exc:  # A close does not fail: the row ages out in LIFE.
             log.warning('could not remove this client from %s: %s', self.url, exc)
 
