@@ -14,6 +14,7 @@ from modelstore.engine import Clients, Engine
 from modelstore.engine.clients import LIFE, TABLE
 from modelstore.exceptions import ClientsAlive, ValidationError
 from modelstore.shared.database import open_database
+from modelstore.shared.urls import parse_url
 
 from conftest import SHIPPED
 from test_phases import ADD_NOTE, DROP_NOTE, release
@@ -171,7 +172,7 @@ def test_a_client_not_seen_for_its_life_is_gone(migrated, tmp_path, cli):
         age_all(migrated, LIFE + 5)  # Killed without a close: its row stays, ageing.
         assert clients_of(migrated) == []
         code, out, _ = cli('clients', '--database', migrated)
-        assert code == 0 and 'Clients of %s: 0 alive' % migrated in out
+        assert code == 0 and 'Clients of %s: 0 alive' % parse_url(migrated).masked in out
         assert 'killed worker' not in out
         code, out, _ = cli('clients', '--database', migrated, '--all')
         assert code == 0 and '0 alive, 1 gone' in out and 'killed worker' in out
@@ -212,7 +213,7 @@ def test_the_clients_command_lists_them(migrated, cli):
         code, out, _ = cli('clients', '--database', migrated)
         assert code == 0
         lines = out.splitlines()
-        assert lines[0] == 'Clients of %s: 2 alive' % migrated
+        assert lines[0] == 'Clients of %s: 2 alive' % parse_url(migrated).masked
         assert 'release' in lines[1] and 'built for' in lines[1]
         assert sorted(l.split()[1:3] for l in lines[2:]) == [['trainer', '4.1'],
                                                              ['trainer', '4.2']]
