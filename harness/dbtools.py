@@ -131,7 +131,9 @@ def schema(target):
 
 
 def dump(target):
-    """Schema and every row of every table, to compare a database before and after."""
+    """Schema and every row of every table, to compare a database before and after -- but the
+    rows of the clients table, which every connect() and close() change by design (each
+    store's own registration, modelstore.engine.clients; tests/test_clients.py checks them)."""
     definitions = schema(target)
     if _is_sqlite(target):
         names = [r[1] for r in definitions if r[0] == 'table']
@@ -139,6 +141,8 @@ def dump(target):
         names = sorted(tables(target))
     rows = {}
     for name in names:
+        if name == 'modelstore_clients':
+            continue
         ncols = len(columns(target, name))
         order = ', '.join(str(i + 1) for i in range(ncols))
         rows[name] = _query(target, 'SELECT * FROM "%s" ORDER BY %s' % (name, order))[1]

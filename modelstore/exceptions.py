@@ -151,6 +151,26 @@ class ChecksumMismatch(MigrationError):
                ', '.join(self.names), command))
 
 
+class ClientsAlive(MigrationError):
+    """A contract script would run while clients built for an earlier schema are alive
+    (modelstore.engine.clients): they may still read or write what it drops. ``clients``: the
+    ClientRows; ``scripts``: the contract scripts refused."""
+
+    def __init__(self, url, scripts, clients, command):
+        self.url = url
+        self.scripts = list(scripts)
+        self.clients = list(clients)
+        many = len(self.clients) > 1
+        super().__init__(
+            'refusing to run the contract script%s %s on %s: %d client%s built for an earlier '
+            'schema %s alive: %s. Stop %s (a client counts as gone %d s after it was last '
+            'seen), or override with `%s`, which the history records. Nothing was changed.'
+            % ('s' if len(self.scripts) > 1 else '', ', '.join(self.scripts), url,
+               len(self.clients), 's' if many else '', 'are' if many else 'is',
+               '; '.join(c.describe() for c in self.clients), 'them' if many else 'it',
+               self.clients[0].life if self.clients else 0, command))
+
+
 class LockTimeout(MigrationError):
     """Another process held the migration lock for longer than the timeout."""
 

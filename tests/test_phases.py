@@ -183,3 +183,19 @@ def test_a_newer_script_recorded_without_a_phase_counts_as_contract(db_url, tmp_
     with pytest.raises(SchemaNewerThanCode) as err:
         connect(db_url)
     assert err.value.unknown == ['0098_add_note']
+
+
+def test_an_add_then_a_drop_of_the_same_column_both_run(db_url, tmp_path):
+    """The schema after 0099 (drop) equals the one before 0098 (add): adoption must not take
+    the live table for 'after both' and record them adopted without running them."""
+    directory = release(tmp_path, 'next', {'0098_add_note.py': ADD_NOTE,
+                                           '0099_drop_note.py': DROP_NOTE})
+    engine = engine_on(db_url, directory)
+    engine.migrate(target=SHIPPED[-1])
+    engine.migrate(phase='expand')
+    assert 'deploy_note' in [c.name for c in engine.database.get_columns('fine_tuned_models')]
+    engine.migrate(phase='contract')
+    assert 'deploy_note' not in [c.name for c in engine.database.get_columns(
+        'fine_tuned_models')]
+    methods = {r.name: r.method for r in engine.history.read()}
+    assert methods['0098_add_note'] == methods['0099_drop_note'] == 'ran'

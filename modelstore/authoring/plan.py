@@ -36,7 +36,7 @@ from playhouse.migrate import make_index_name
 from playhouse.schema_diff import diff_models
 
 from ..dialects import MYSQL, POSTGRESQL, dialect_of
-from ..engine import HISTORY_TABLE, declared_default
+from ..engine import BOOKKEEPING, declared_default
 from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
 from .pysource import check_text
 
@@ -106,7 +106,7 @@ def plan_changes(database, models):
     diff = diff_models(database, models)
     plan = Plan(create=list(diff.create_tables))
     mapped = {m._meta.table_name for m in models}
-    gone = sorted(t for t in database.get_tables() if t not in mapped and t != HISTORY_TABLE
+    gone = sorted(t for t in database.get_tables() if t not in mapped and t not in BOOKKEEPING
                   and not t.startswith('sqlite_'))
     new = [m._meta.table_name for m in diff.create_tables]
     for table in gone:

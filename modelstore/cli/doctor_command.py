@@ -90,7 +90,7 @@ def cmd_doctor(args, out):
 def _fix(args, url, root):
     """The fixes asked for, each on the findings as they are when it starts."""
     fixes, min_age = [], args.min_age
-    with connect(url, models_root=root.path) as store:
+    with connect(url, models_root=root.path, register=False) as store:
         if args.empty_trash:
             fixes += _empty_trash(store)
         if args.register:

@@ -11,7 +11,7 @@ from ..version import __version__
 from .doctor_command import cmd_doctor
 from .lint_command import cmd_lint
 from .new_command import cmd_new
-from .read_commands import cmd_accept, cmd_check, cmd_history, cmd_status
+from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
 from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list,
                                 cmd_models_show, cmd_tasks_list, cmd_tasks_show)
 from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
@@ -76,6 +76,8 @@ def build_parser():
     p.add_argument('--phase', choices=('expand', 'contract'), help='run only the pending '
                    'scripts of this phase, stopping before the first of the other (a rolling '
                    'deploy: expand before it, contract once every worker runs the new release)')
+    p.add_argument('--force', action='store_true', help='run a contract script even while '
+                   'clients built for an earlier schema are alive (the history records it)')
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser('rollback', parents=[common, locking, ddl, backups],
@@ -110,6 +112,11 @@ def build_parser():
     p.set_defaults(func=cmd_status)
     p = sub.add_parser('history', parents=[common], help='show the history table')
     p.set_defaults(func=cmd_history)
+    p = sub.add_parser('clients', parents=[common], help='list the workers connected to the '
+                       'registry, and the schema their code was built for')
+    p.add_argument('--all', action='store_true', help='also the clients not seen for 120 s '
+                   '(gone)')
+    p.set_defaults(func=cmd_clients)
     p = sub.add_parser('check', parents=[common],
                        help='exit 0 only if up to date, unchanged and without drift')
     p.add_argument('--models', metavar='MODULE', help='compare with these models, as '

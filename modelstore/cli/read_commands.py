@@ -1,18 +1,18 @@
-"""The commands that read a database (status, history, check), and accept.
+"""The commands that read a database (status, history, clients, check), and accept.
 
 ``accept`` records a reviewed checksum; each returns its result (cli.results) for cli.render
 to print."""
 from ..authoring import load_models
-from ..engine import Drift, Engine, detect_drift, failure_note, invalid_index_lines
+from ..engine import Clients, Drift, Engine, detect_drift, failure_note, invalid_index_lines
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.tables import MODELS
 from ..shared.urls import database_exists
 from .output import plural
-from .results import Accepted, Check, History, Status
+from .results import Accepted, Check, ClientList, History, Status
 from .settings import database_url, hint
 
-__all__ = ['cmd_status', 'cmd_history', 'cmd_check', 'cmd_accept']
+__all__ = ['cmd_status', 'cmd_history', 'cmd_clients', 'cmd_check', 'cmd_accept']
 
 
 def _open(args, mode):
@@ -42,6 +42,13 @@ def cmd_history(args, out):
     shown = url.masked
     records = _engine(args, database, shown).history.read()
     return History(shown, records, bool(records) or database_exists(url))
+
+
+def cmd_clients(args, out):
+    url, database = _open(args, 'inspect')
+    clients = Clients(database)
+    table = database_exists(url) and clients.exists()
+    return ClientList(url.masked, clients.rows(all=args.all) if table else [], table, args.all)
 
 
 def cmd_check(args, out):

@@ -23,7 +23,7 @@ def _store(args, write=False):
         raise ConfigError('no registry at %s: it does not exist (nothing was created)'
                           % url.masked)
     root = getattr(args, 'models_root', None)
-    return connect(url, allow_newer=not write, models_root=root)
+    return connect(url, allow_newer=not write, models_root=root, register=False)
 
 
 PAGE = 1000  # Rows read at a time: the memory a listing takes at any table size.

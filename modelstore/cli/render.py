@@ -152,6 +152,24 @@ def _history_line(record):
         _value(record, 'checksum', (record.checksum or '-')[:12]))
 
 
+def _clients(out, result):
+    if not result.table:
+        out.line('%s has no clients table yet (script 0012_clients registers them): run `%s`'
+                 % (result.database, 'modelstore migrate'))
+        return
+    alive = [c for c in result.clients if c.alive]
+    out.line('Clients of %s: %d alive%s' % (
+        result.database, len(alive), ', %d gone' % (len(result.clients) - len(alive))
+        if result.all else ''))
+    if result.clients:
+        out.line('  %-6s %-24s %-28s %-20s %s' % ('id', 'release', 'built for', 'host pid',
+                                                  'last seen'))
+    for c in result.clients:
+        out.line('  %-6d %-24s %-28s %-20s %.0f s ago%s' % (
+            c.id, c.release, c.schema_head, '%s %d' % (c.host, c.pid), max(c.age, 0),
+            '' if c.alive else ' (gone)'))
+
+
 def _check(out, result):
     problems = result.problems
     if problems:
@@ -404,7 +422,7 @@ def _failure(out, result):
 
 
 TEXT = {**REGISTRY_TEXT, **{
-    r.Status: _status, r.History: _history, r.Check: _check, r.Accepted: _accepted,
+    r.Status: _status, r.History: _history, r.ClientList: _clients, r.Check: _check, r.Accepted: _accepted,
     r.Run: _run, r.Repaired: _repaired, r.Restored: _restored, r.NewScript: _new_script,
     r.Generated: _generated, r.SchemaCheck: _schema_check, r.Lint: _lint,
     r.Failure: _failure}}

@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterator, List, Optional
 from ..exceptions import ScriptError, one_line
 from .output import ERROR, OK, PENDING
 
-__all__ = ['columns', 'Status', 'History', 'Check', 'Accepted', 'Run', 'Repaired', 'Restored',
-           'NewScript', 'Generated', 'SchemaCheck', 'Lint', 'DoctorReport', 'Row', 'Deleted',
-           'Imported', 'Listing', 'Failure']
+__all__ = ['columns', 'Status', 'History', 'ClientList', 'Check', 'Accepted', 'Run', 'Repaired',
+           'Restored', 'NewScript', 'Generated', 'SchemaCheck', 'Lint', 'DoctorReport', 'Row',
+           'Deleted', 'Imported', 'Listing', 'Failure']
 
 
 def _plain(value):
@@ -83,6 +83,20 @@ class History(_Result):
 
     def as_json(self):
         return {'database': self.database, 'history': [r.as_dict() for r in self.records]}
+
+
+@dataclass
+class ClientList(_Result):
+    """``clients``: the registered clients (modelstore.engine.clients), alive ones unless
+    ``all``; ``table``: whether the database has the clients table at all."""
+    database: str
+    clients: list
+    table: bool
+    all: bool = False
+
+    def as_json(self):
+        return {'database': self.database, 'table': self.table,
+                'clients': [c.as_dict() for c in self.clients]}
 
 
 @dataclass

@@ -56,6 +56,10 @@ class Dialect:
     # wait is bounded and retried (modelstore.engine.ddlwait). SQLite has one writer.
     ddl_lock_waits = False
 
+    # The server's clock as seconds since 1970 (a float), in SQL: what every client of one
+    # database reads the same (modelstore.engine.clients), whatever each machine's clock says.
+    epoch = "(julianday('now') - 2440587.5) * 86400.0"
+
     # Mixed into playhouse.db_url's class for a URL when modelstore opens it (session_class).
     session_mixin = None
     # A migration run's session on this backend (modelstore.dialects.session).

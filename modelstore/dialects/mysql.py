@@ -262,6 +262,7 @@ class MySQLDialect(Dialect):
     ddl_lock_waits = True
     session_mixin = _Session
     run_session_class = MySQLRunSession
+    epoch = 'UNIX_TIMESTAMP(SYSDATE(6))'  # (NOW() is the statement's start; SYSDATE() is now)
 
     def contains(self, field, pattern):
         # Its columns compare binary (as elsewhere): LOWER() LIKE LOWER(). The session has

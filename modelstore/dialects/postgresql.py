@@ -136,6 +136,7 @@ class PostgresqlDialect(Dialect):
     final_batch_lock = 'table'
     ddl_lock_waits = True
     run_session_class = PostgresRunSession
+    epoch = 'extract(epoch from clock_timestamp())::float8'  # (now() is the transaction's)
 
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))

@@ -8,6 +8,7 @@ database backed up first and restorable (``backup``, ``restore``), and the schem
 the models (``drift``). It imports the shared layers only, never the registry.
 """
 from .backup import KEEP, Backup, Backups
+from .clients import TABLE as CLIENTS_TABLE, ClientRow, Clients, Registration
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES
 from .drift import Drift, declared_default, detect_drift, invalid_index_lines
 from .history import TABLE as HISTORY_TABLE
@@ -21,8 +22,12 @@ from .scripts import discover, installed_directory
 from .shadow import apply, replay, schema_differences, schema_of, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
+# Tables modelstore keeps for itself beside the registry's: no model describes them, so
+# `new --auto` must not drop them, nor adoption take them for an application's.
+BOOKKEEPING = frozenset({HISTORY_TABLE, CLIENTS_TABLE})
+
 __all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
-           'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
+           'Clients', 'ClientRow', 'Registration', 'BOOKKEEPING', 'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
            'detect_drift', 'invalid_index_lines', 'declared_default', 'schema_version',
            'script_number', 'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory',
            'apply', 'replay', 'shadow_database', 'schema_of', 'schema_differences',

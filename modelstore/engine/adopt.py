@@ -174,13 +174,18 @@ def _table_progress(database, table, steps, adoption):
     matches = [i for i, (lines, _) in enumerate(found) if not lines]
     _extras(table, live, vocabulary, index_vocabulary, adoption)
     if matches:
-        state = shapes[matches[-1]]
+        # A shape can recur: a column added by one script and dropped by a later one (a
+        # rolling deploy's expand and contract) leaves the table as it was before both. The
+        # earliest match is the one to believe: it runs those scripts, which is what the
+        # history says is owed, where the latest would record them as adopted and skip them --
+        # the contract script's drop, and whatever data it moves, never done.
+        state = shapes[matches[0]]
         adoption.notes.extend(
             'column %s.%s is nullable, as the legacy app created it; modelstore always writes '
             'a value there' % (table, name) for name in sorted(state.columns)
             if (table, name) in LEGACY_NULLABLE and live.columns[name].null
             and not state.columns[name].null)
-        return matches[-1] + 1
+        return matches[0] + 1
     partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
     if partway is not None:
         adoption.notes.append('table %s is partway through %s (some of its indexes are built, '

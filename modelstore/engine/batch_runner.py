@@ -171,7 +171,7 @@ def run_online(run, script, module):
     with write_transaction(db):
         run.history.record(script.name, checksum=script.checksum, method='ran',
                            duration=duration, version=__version__, replace=True,
-                           phase=script.phase, note=run.note)
+                           phase=script.phase, note=run.note(script))
     run.lock.resume()
     step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
     return ScriptRun(script.name, 'up', 'ran', duration, [step], [])

@@ -204,7 +204,7 @@ def attempt_logged(run, script, module, direction, method, kept):
     if method in ('adopted', 'faked'):
         history.record(name, checksum=script.checksum, method=method, duration=0.0,
                        version=__version__, replace=name in run.interrupted,
-                       phase=script.phase, note=run.note)
+                       phase=script.phase, note=run.note(script))
         return ScriptRun(name, direction, method, 0.0, [], kept)
     log = OperationLog(history, name, direction)
     if direction == 'up':
@@ -230,7 +230,7 @@ def attempt_logged(run, script, module, direction, method, kept):
     if direction == 'up':
         history.record(name, checksum=script.checksum, method=method, duration=duration,
                        version=__version__, replace=True, operations=log.text(),
-                       phase=script.phase, note=run.note)
+                       phase=script.phase, note=run.note(script))
     else:
         history.remove(name)
     return ScriptRun(name, direction, method, duration, recorder.steps, kept)

@@ -28,16 +28,17 @@ import time
 from peewee import DatabaseError
 
 from ..dialects import NeedBaseline, dialect_of, raising
-from ..exceptions import (AdoptionRefused, ChecksumMismatch, DataLossRefused, MigrationError,
-                          SchemaNewerThanCode, ScriptError)
+from ..exceptions import (AdoptionRefused, ChecksumMismatch, ClientsAlive, DataLossRefused,
+                          MigrationError, SchemaNewerThanCode, ScriptError)
 from ..version import __version__
 from .adopt import ADOPT, PARTIAL
 from .batch_runner import run_online
+from .clients import Clients
 from .losses import foresee_losses
 from .nontx import Logged, refuse_failed
 from .repair import repair
 from .run_results import RunResult, ScriptRun
-from .scripts import PHASES
+from .scripts import CONTRACT, PHASES
 from .status import schema_version
 from .steps import Recorder
 
@@ -87,7 +88,7 @@ class Transactional:
                     history.record(script.name, checksum=script.checksum, method=method,
                                    duration=duration, version=__version__,
                                    replace=exposed or script.name in run.interrupted,
-                                   phase=script.phase, note=run.note)
+                                   phase=script.phase, note=run.note(script))
                 else:
                     history.remove(script.name)
         except BaseException:
@@ -113,7 +114,7 @@ class Run:
         self.todo = []
         self.held_back = []  # migrate --phase: pending scripts left for the other phase
         self.interrupted = frozenset()
-        self.note = None  # recorded in each history row this run writes (an override's)
+        self.notes = {}  # script name -> an override this run recorded in its history row
 
     def status(self, analyse=False):
         return self.engine.status(analyse=analyse)
@@ -131,14 +132,16 @@ class Run:
     # -- the three calls --------------------------------------------------------------------
 
     def migrate(self, target=None, *, dry_run=False, fake=False, precondition=None,
-                phase=None):
+                phase=None, force=False):
         if phase is not None and phase not in PHASES:
             raise MigrationError('unknown phase %r: expected %s' % (phase, ' or '.join(PHASES)))
 
         def plan(status):
             if precondition is not None:
                 precondition(status)
-            return self._plan_up(status, target, fake, phase)
+            todo = self._plan_up(status, target, fake, phase)
+            self._wait_for_old_clients(todo, force)
+            return todo
 
         # --fake is the operator's override: it records without looking at the schema.
         return self._execute(plan, 'up', dry_run=dry_run, analyse=not fake)
@@ -180,6 +183,28 @@ class Run:
             if entry.name == target:
                 break
         return todo
+
+    def _wait_for_old_clients(self, todo, force):
+        """Refuse to run a contract script while a client built for an earlier schema is alive
+        (modelstore.engine.clients) -- unless ``force``, which each such script's history row
+        records."""
+        contract = [script.name for script, _, method, _ in todo
+                    if method == 'ran' and script.phase == CONTRACT]
+        if not contract:
+            return
+        alive = Clients(self.database).alive_before(contract[-1])
+        if alive and not force:
+            raise ClientsAlive(self.label, contract, alive, self.hint('migrate', '--force'))
+        if alive:
+            self.notes = {name: 'run with --force while %d client%s built for an earlier '
+                          'schema %s alive: %s' % (len(alive), '' if len(alive) == 1 else 's',
+                                                   'was' if len(alive) == 1 else 'were',
+                                                   '; '.join(c.describe() for c in alive))
+                          for name in contract}
+
+    def note(self, script):
+        """What the history row of ``script`` records of an override, or None."""
+        return self.notes.get(script.name)
 
     def _plan_down(self, status, target):
         refuse_failed(status, self.hint)

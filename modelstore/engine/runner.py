@@ -82,11 +82,13 @@ class Engine:
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
                 on_backup=None, precondition=None, on_progress=None, on_wait=None,
-                observer=None, phase=None):
+                observer=None, phase=None, force=False):
         """Apply pending scripts in order (through ``target`` if given).
 
         ``phase`` ('expand' or 'contract'): only the pending scripts of that phase, stopping
-        before the first script of the other; the rest are ``RunResult.held_back``.
+        before the first script of the other; the rest are ``RunResult.held_back``. A contract
+        script is refused (ClientsAlive) while a client built for an earlier schema is alive
+        (modelstore.engine.clients), unless ``force``, which its history row records.
 
         An online script (modelstore.online) runs its batches outside the run's transaction;
         ``on_progress(Progress)`` is called after each of them. ``on_wait(LockWait)``: after a
@@ -96,7 +98,8 @@ class Engine:
         observer = observing(observer, on_script=on_script, on_backup=on_backup,
                              on_progress=on_progress, on_wait=on_wait)
         return Run(self, observer).migrate(target, dry_run=dry_run, fake=fake,
-                                           precondition=precondition, phase=phase)
+                                           precondition=precondition, phase=phase,
+                                           force=force)
 
     def rollback(self, target=None, *, dry_run=False, allow_data_loss=False, on_script=None,
                  on_backup=None, on_wait=None, observer=None):

@@ -25,7 +25,8 @@ from peewee import DatabaseError, InterfaceError
 
 from ..dialects import (constraint_error, dialect_of, DRIVER_ERRORS, is_constraint,
                         is_schema_missing)
-from ..exceptions import NotFound, OutcomeUnknown, StorageError, UnreadableValue
+from ..exceptions import (ModelStoreError, NotFound, OutcomeUnknown, StorageError,
+                          UnreadableValue)
 from ..shared.database import check_timeout, write_transaction
 
 __all__ = ['Calls', 'RECONNECT_TIMEOUT']
@@ -92,7 +93,7 @@ class Calls:
     """
 
     def __init__(self, database, url, *, refuse_writes=None, reconnect_timeout=RECONNECT_TIMEOUT,
-                 rows_holding=lambda error: [], out_of_date=lambda: None):
+                 rows_holding=lambda error: [], out_of_date=lambda: None, registration=None):
         self.database = database
         self.url = url  # Masked: safe to print.
         self.refuse_writes = refuse_writes
@@ -100,6 +101,9 @@ class Calls:
         self.rows_holding = rows_holding
         self.server = not dialect_of(database).embedded  # Reconnects, single statements.
         self.out_of_date = out_of_date
+        # This process's row in the clients table (modelstore.engine.clients), refreshed by
+        # the first call after each HEARTBEAT seconds; None when the store did not register.
+        self.registration = registration
         # How often the store reconnected after losing its server, and how many calls ran
         # again.
         self.reconnects = 0
@@ -112,15 +116,20 @@ class Calls:
             raise NotFound(missing)
         return row
 
-    def run(self, what, body, write=False, retry=True, single=False):
+    def run(self, what, body, write=False, retry=True, single=False, beat=True):
         """Run ``body()``, in a write transaction if ``write``, and return its result.
 
         ``single``: ``body`` sends one statement, which on a server runs without BEGIN/COMMIT.
         ``retry=False``: a call that cannot run again (its input was consumed) is not rerun
-        after a lost connection; it raises, saying nothing was stored.
+        after a lost connection; it raises, saying nothing was stored. ``beat=False``: the
+        call is the client registration's own (a heartbeat, the removal at close).
         """
         if write and self.refuse_writes is not None:
             raise self.refuse_writes.with_traceback(None)
+        registration = self.registration
+        if beat and registration is not None and registration.due() and \
+                not self.database.in_transaction():
+            self._beat(registration)
         server = self.server
         deadline = None
         for attempt in range(1, _ATTEMPTS + 1):
@@ -157,6 +166,25 @@ class Calls:
                     deadline = time.monotonic() + self.reconnect_timeout
                 self._reconnect(what, deadline, cause)
                 self.retried_calls += 1
+
+    def _beat(self, registration):
+        """Refresh this client's last_seen (a call of its own, before the caller's). A failure
+        is logged, not raised: the caller's call does not depend on it, and a client not seen
+        for LIFE seconds counts as gone, so nothing waits for it forever."""
+        try:
+            self.run('heartbeat', registration.beat, write=True, beat=False)
+        except ModelStoreError as exc:  # Lost storage, or a schema rolled back below 0012.
+            log.warning('could not refresh this client in %s: %s', self.url, exc)
+
+    def leave(self):
+        """Remove this client's row (the store is being closed)."""
+        registration = self.registration
+        if registration is None or registration.id is None:
+            return
+        try:
+            self.run('unregister', registration.leave, write=True, single=True, beat=False)
+        except ModelStoreError as exc:  # A close does not fail: the row ages out in LIFE.
+            log.warning('could not remove this client from %s: %s', self.url, exc)
 
     def _ready(self, what):
         """Connect if there is no connection; reconnect first if the server closed it."""

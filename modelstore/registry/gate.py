@@ -29,8 +29,10 @@ import sqlite3
 
 from peewee import DatabaseError
 
-from ..engine import OWNED_TABLES, Backups, Engine
-from ..exceptions import SchemaNewerThanCode, SchemaOutOfDate, StorageError
+from ..engine import OWNED_TABLES, Backups, Clients, Engine
+from ..exceptions import (SchemaNewerThanCode, SchemaOutOfDate, StorageError, ValidationError,
+                          shown_value)
+from ..version import __version__
 from ..shared.database import check_timeout, open_database, use_for_app
 from ..shared.urls import migrate_command, parse_url
 from .calls import RECONNECT_TIMEOUT
@@ -52,7 +54,7 @@ def _foreign(status):
 
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
-            reconnect_timeout=RECONNECT_TIMEOUT):
+            reconnect_timeout=RECONNECT_TIMEOUT, release=None, register=True):
     """Open the registry at ``url`` (a string resolved as modelstore.shared.urls says, or a
     DatabaseURL from its parse_url) and check its schema.
 
@@ -61,8 +63,18 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
 
     ``reconnect_timeout`` (seconds, default 30): on a server, how long a call that lost its
     connection keeps trying to reconnect -- through a restart or a failover -- before it raises
-    StorageError (see modelstore.registry.calls)."""
+    StorageError (see modelstore.registry.calls).
+
+    ``register`` (default True): record this process in the clients table -- ``release``
+    (your application's, default ``modelstore <version>``), the last script this code knows,
+    host and pid -- and keep it fresh while the store is used, so that ``migrate`` runs no
+    contract script while it is alive (modelstore.engine.clients; docs/rolling-upgrades.md).
+    It is a write: a store on a database it may not write (a read-only role or file) connects
+    with ``register=False``. A store opened read-only (``allow_newer``) does not register."""
     check_timeout(reconnect_timeout, 'reconnect_timeout')
+    if release is not None and not (isinstance(release, str) and 0 < len(release) <= 255):
+        raise ValidationError('release', 'must be text of 1 to 255 characters, got %s'
+                              % shown_value(release))
     root = resolve_root(models_root)
     url = parse_url(url)  # Parsed once: the calls below read the value, not the text.
     shown = url.masked
@@ -91,6 +103,8 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
             # ModelForge file) must leave it as it was, so the switch waits for the first
             # write -- unless connect() just wrote the file itself, migrating it.
             use_for_app(database, at_first_write=not status.pending)
+        registration = _register(database, shown, engine, release) \
+            if register and newer is None else None
     except (DatabaseError, sqlite3.Error) as exc:
         database.close()
         raise StorageError('cannot open the registry at %s: %s' % (shown, exc)) from exc
@@ -98,4 +112,15 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
         database.close()
         raise
     return ModelStore(database, shown, refuse_writes=newer, models_root=root,
-                      reconnect_timeout=reconnect_timeout)
+                      reconnect_timeout=reconnect_timeout, registration=registration)
+
+
+def _register(database, shown, engine, release):
+    """This process's row in the clients table (modelstore.engine.clients)."""
+    head = engine.scripts()[-1].name
+    try:
+        return Clients(database).register(release or 'modelstore %s' % __version__, head)
+    except (DatabaseError, sqlite3.Error) as exc:
+        raise StorageError('cannot register this client in the registry at %s: %s; a store '
+                           'that may not write there connects with register=False'
+                           % (shown, exc)) from exc

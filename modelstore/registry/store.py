@@ -34,14 +34,14 @@ class ModelStore:
     (the hot paths' SQL, built once from the model) and ``Tasks`` (the task calls)."""
 
     def __init__(self, database, url, refuse_writes=None, models_root=None,
-                 reconnect_timeout=RECONNECT_TIMEOUT):
+                 reconnect_timeout=RECONNECT_TIMEOUT, registration=None):
         self.database = database
         self.url = url  # Masked: safe to print.
         # The folder model directories live under (modelfiles.ModelsRoot), or None.
         self.models_root = models_root
         self.calls = Calls(database, url, refuse_writes=refuse_writes,
                            reconnect_timeout=reconnect_timeout, rows_holding=self._rows_holding,
-                           out_of_date=self._raise_if_out_of_date)
+                           out_of_date=self._raise_if_out_of_date, registration=registration)
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
@@ -113,8 +113,15 @@ class ModelStore:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def registration(self):
+        """This process's row in the clients table (modelstore.engine.clients), or None."""
+        return self.calls.registration
+
     def close(self):
-        """Close this thread's connection (others close when their threads end)."""
+        """Close this thread's connection (others close when their threads end), and remove
+        this process from the clients table (a later call registers it again)."""
+        self.calls.leave()
         with raising(StorageError, 'close'):
             if not self.database.is_closed():
                 self.database.close()

@@ -1,0 +1,232 @@
+"""The clients table (script 0012, modelstore.engine.clients): every connect() registers its
+process, a store refreshes its row as it works and removes it when closed, and ``migrate``
+refuses a contract script while a client built for an earlier schema is alive -- the guard that
+keeps a rolling deploy's contract step from dropping what release N still uses
+(docs/rolling-upgrades.md)."""
+import json
+import os
+import socket
+
+import pytest
+
+from modelstore import __version__, connect
+from modelstore.engine import Clients, Engine
+from modelstore.engine.clients import LIFE, TABLE
+from modelstore.exceptions import ClientsAlive, ValidationError
+from modelstore.shared.database import open_database
+from modelstore.shared.urls import parse_url
+
+from conftest import SHIPPED
+from test_phases import ADD_NOTE, DROP_NOTE, release
+
+MODEL = dict(model_name='m', base_model='b', task='t', model_path='/p')
+
+
+@pytest.fixture
+def migrated(db_url):
+    Engine(open_database(db_url, mode='migrate')).migrate()
+    return db_url
+
+
+def clients_of(url, **kwargs):
+    database = open_database(url, mode='inspect')
+    try:
+        return Clients(database).rows(**kwargs)
+    finally:
+        database.close()
+
+
+def age_all(url, seconds):
+    """Make every client look last seen ``seconds`` ago, on the server's clock."""
+    database = open_database(url, mode='migrate')
+    try:
+        clients = Clients(database)
+        clients.model.update(last_seen=clients.now() - seconds).execute()
+    finally:
+        database.close()
+
+
+def next_release(tmp_path):
+    """Release N+1: the shipped scripts, an expand script adding a column and a contract
+    script dropping it."""
+    return release(tmp_path, 'next', {'0098_add_note.py': ADD_NOTE,
+                                      '0099_drop_note.py': DROP_NOTE})
+
+
+def test_connect_registers_the_process_and_close_removes_it(migrated):
+    store = connect(migrated)
+    try:
+        [row] = clients_of(migrated)
+        assert row.release == 'modelstore %s' % __version__
+        assert row.schema_head == SHIPPED[-1]
+        assert (row.host, row.pid) == (socket.gethostname(), os.getpid())
+        assert row.alive and 0 <= row.age < LIFE and row.started <= row.last_seen
+        assert store.registration.id == row.id
+    finally:
+        store.close()
+    assert clients_of(migrated, all=True) == []
+
+
+def test_the_application_names_its_release(migrated):
+    with connect(migrated, release='trainer 4.2') as store:
+        store.add_model(**MODEL)
+        assert [c.release for c in clients_of(migrated)] == ['trainer 4.2']
+
+
+@pytest.mark.parametrize('bad', ['', 'x' * 256, 42, b'trainer'])
+def test_a_bad_release_is_refused_and_registers_nothing(migrated, bad):
+    with pytest.raises(ValidationError) as err:
+        connect(migrated, release=bad)
+    assert 'release' in str(err.value)
+    assert clients_of(migrated, all=True) == []
+
+
+def test_register_false_and_a_read_only_store_write_nothing(migrated, tmp_path):
+    with connect(migrated, register=False) as store:
+        assert store.registration is None
+        store.add_model(**MODEL)
+        assert clients_of(migrated, all=True) == []
+    directory = release(tmp_path, 'next', {'0099_drop_note.py': ADD_NOTE.replace(
+        'deploy_note', 'x') + "\nphase = 'contract'\n"})
+    Engine(open_database(migrated, mode='migrate'), directory).migrate()
+    with connect(migrated, allow_newer=True) as store:  # Reads only: no registration.
+        assert store.registration is None and store.list_models()
+        assert clients_of(migrated, all=True) == []
+
+
+def test_a_store_refreshes_its_row_and_registers_again_if_it_was_removed(migrated):
+    with connect(migrated) as store:
+        [first] = clients_of(migrated)
+        age_all(migrated, 100)
+        store.list_models()  # Not due yet: no write on this call.
+        assert clients_of(migrated)[0].age >= 99
+        store.registration.next_beat = 0.0  # Due: the next call refreshes the row.
+        store.list_models()
+        [row] = clients_of(migrated)
+        assert row.id == first.id and row.age < 50
+        # Removed by someone else (a cleanup, a restored database): the next beat inserts it.
+        database = open_database(migrated, mode='migrate')
+        Clients(database).model.delete().execute()
+        database.close()
+        store.registration.next_beat = 0.0
+        store.add_model(**MODEL)
+        [again] = clients_of(migrated)
+        assert again.pid == os.getpid() and again.started >= first.started
+        assert store.registration.id == again.id
+    assert clients_of(migrated, all=True) == []
+
+
+def test_a_contract_script_waits_for_the_clients_of_the_previous_release(migrated, tmp_path,
+                                                                         cli):
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    engine.migrate(phase='expand')
+    old = connect(migrated, release='trainer 4.1')  # Release N: built for SHIPPED[-1].
+    try:
+        old.add_model(**MODEL)
+        with pytest.raises(ClientsAlive) as err:
+            engine.migrate(phase='contract')
+        message = str(err.value)
+        assert '0099_drop_note' in message and 'trainer 4.1' in message
+        assert 'built for %s' % SHIPPED[-1] in message and 'pid %d' % os.getpid() in message
+        assert '--force' in message and 'Nothing was changed' in message
+        assert [c.release for c in err.value.clients] == ['trainer 4.1']
+        assert engine.status().pending == ['0099_drop_note']
+        assert 'deploy_note' in [c.name for c in engine.database.get_columns(
+            'fine_tuned_models')]
+        # The CLI: exit 1 (refused), the same message, and JSON with the clients.
+        code, out, errtext = cli('migrate', '--database', migrated, '--migrations', directory,
+                                 '--json')
+        report = json.loads(out)
+        assert code != 0 and report['error']['type'] == 'ClientsAlive'
+        assert 'trainer 4.1' in errtext
+        assert engine.status().pending == ['0099_drop_note']
+        # Release N keeps working meanwhile.
+        old.update_model(old.list_models()[0].id, description='still writing')
+    finally:
+        old.close()
+    # Gone: the contract script runs.
+    assert engine.migrate().names == ['0099_drop_note']
+    assert engine.history.read()[-1].note is None
+
+
+def test_clients_built_for_the_new_schema_do_not_hold_it_back(migrated, tmp_path):
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    engine.migrate(phase='expand')
+    database = open_database(migrated, mode='migrate')
+    try:
+        Clients(database).register('trainer 4.2', '0099_drop_note')
+        Clients(database).register('trainer 4.2', '0100_later')
+    finally:
+        database.close()
+    assert engine.migrate().names == ['0099_drop_note']
+
+
+def test_a_client_not_seen_for_its_life_is_gone(migrated, tmp_path, cli):
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    engine.migrate(phase='expand')
+    old = connect(migrated, release='killed worker')
+    try:
+        age_all(migrated, LIFE + 5)  # Killed without a close: its row stays, ageing.
+        assert clients_of(migrated) == []
+        code, out, _ = cli('clients', '--database', migrated)
+        assert code == 0 and 'Clients of %s: 0 alive' % parse_url(migrated).masked in out
+        assert 'killed worker' not in out
+        code, out, _ = cli('clients', '--database', migrated, '--all')
+        assert code == 0 and '0 alive, 1 gone' in out and 'killed worker' in out
+        assert '(gone)' in out
+        assert engine.migrate().names == ['0099_drop_note']
+    finally:
+        old.close()
+
+
+def test_force_runs_the_contract_script_and_the_history_says_so(migrated, tmp_path, cli):
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    engine.migrate(phase='expand')
+    with connect(migrated, release='trainer 4.1'):
+        code, out, err = cli('migrate', '--database', migrated, '--migrations', directory,
+                             '--force')
+        assert code == 0, err
+        [record] = [r for r in engine.history.read() if r.name == '0099_drop_note']
+        assert record.phase == 'contract'
+        assert record.note.startswith('run with --force while 1 client built for an earlier '
+                                      'schema was alive: trainer 4.1 (built for %s)'
+                                      % SHIPPED[-1])
+        code, out, _ = cli('history', '--database', migrated, '--migrations', directory,
+                           '--json')
+        rows = {r['name']: r for r in json.loads(out)['history']}
+        assert rows['0099_drop_note']['note'] == record.note
+
+
+def test_expand_scripts_never_wait_for_clients(migrated, tmp_path):
+    directory = release(tmp_path, 'next', {'0098_add_note.py': ADD_NOTE})
+    with connect(migrated, release='trainer 4.1'):
+        result = Engine(open_database(migrated, mode='migrate'), directory).migrate()
+        assert result.names == ['0098_add_note']
+
+
+def test_the_clients_command_lists_them(migrated, cli):
+    with connect(migrated, release='trainer 4.1'), connect(migrated, release='trainer 4.2'):
+        code, out, _ = cli('clients', '--database', migrated)
+        assert code == 0
+        lines = out.splitlines()
+        assert lines[0] == 'Clients of %s: 2 alive' % parse_url(migrated).masked
+        assert 'release' in lines[1] and 'built for' in lines[1]
+        assert sorted(l.split()[1:3] for l in lines[2:]) == [['trainer', '4.1'],
+                                                             ['trainer', '4.2']]
+        code, out, _ = cli('clients', '--database', migrated, '--json')
+        report = json.loads(out)
+        assert code == 0 and report['table'] is True
+        assert sorted(c['release'] for c in report['clients']) == ['trainer 4.1', 'trainer 4.2']
+        assert all(c['alive'] and c['schema_head'] == SHIPPED[-1] and c['pid'] == os.getpid()
+                   for c in report['clients'])
+
+
+def test_the_clients_command_before_0012(db_url, cli):
+    Engine(open_database(db_url, mode='migrate')).migrate(target=SHIPPED[-2])
+    code, out, _ = cli('clients', '--database', db_url)
+    assert code == 0 and 'no clients table yet' in out and '0012_clients' in out
+    assert TABLE not in open_database(db_url, mode='inspect').get_tables()
