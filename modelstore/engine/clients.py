@@ -22,7 +22,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from peewee import CharField, DoubleField, IntegerField, Model
+from peewee import SQL, CharField, DoubleField, IntegerField, Model
 
 from ..dialects import dialect_of
 from .status import script_number
@@ -148,15 +148,11 @@ class Registration:
     def beat(self):
         """Refresh last_seen; insert the row again if it is gone (closed, or forgotten)."""
         self.next_beat = time.monotonic() + HEARTBEAT
-        db = self.clients.database
         if self.pid != os.getpid():  # A forked worker is a client of its own.
             self.pid, self.id = os.getpid(), None
         if self.id is not None:
-            q = db.quote[0]
-            cursor = db.execute_sql('UPDATE %s SET %s = %s WHERE %s = %s' % (
-                q + TABLE + q, q + 'last_seen' + q, self.clients.epoch, q + 'id' + q,
-                db.param), (self.id,))
-            if cursor.rowcount:
+            C = self.clients.model
+            if C.update(last_seen=SQL(self.clients.epoch)).where(C.id == self.id).execute():
                 return
         self.insert()
 
