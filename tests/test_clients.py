@@ -10,9 +10,9 @@ import socket
 import pytest
 
 from modelstore import __version__, connect
-from modelstore.engine import Clients, Engine
+from modelstore.engine import Clients, Engine, scripts
 from modelstore.engine.clients import LIFE, TABLE
-from modelstore.exceptions import ClientsAlive, ValidationError
+from modelstore.exceptions import ClientsAlive, SchemaOutOfDate, ValidationError
 from modelstore.shared.database import open_database
 from modelstore.shared.urls import parse_url
 
@@ -230,3 +230,59 @@ def test_the_clients_command_before_0012(db_url, cli):
     code, out, _ = cli('clients', '--database', db_url)
     assert code == 0 and 'no clients table yet' in out and '0012_clients' in out
     assert TABLE not in open_database(db_url, mode='inspect').get_tables()
+
+
+def test_the_new_release_connects_while_its_contract_scripts_wait(migrated, tmp_path,
+                                                                  monkeypatch):
+    """The runbook's step 3: release N+1's workers start after the expand step, before the
+    contract step, which waits for release N's workers and not for N+1's."""
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    engine.migrate(phase='expand')
+    old = connect(migrated, release='trainer 4.1')  # Release N: built for SHIPPED[-1].
+    try:
+        monkeypatch.setattr(scripts, 'default_directory', lambda: directory)  # N+1's code.
+        with connect(migrated, release='trainer 4.2') as new:
+            assert new.registration.schema_head == '0099_drop_note'
+            stored = new.add_model(**MODEL)
+            assert new.get_model(stored.id).model_name == 'm'
+            assert engine.status().pending == ['0099_drop_note']  # Nothing ran.
+            with pytest.raises(ClientsAlive) as err:
+                engine.migrate(phase='contract')
+            assert [c.release for c in err.value.clients] == ['trainer 4.1']
+            old.close()
+            assert engine.migrate(phase='contract').names == ['0099_drop_note']
+            new.update_model(stored.id, description='after the contract step')
+            assert new.count_models() == 1
+    finally:
+        old.close()
+
+
+def test_an_expand_script_still_pending_refuses_the_new_release(migrated, tmp_path,
+                                                                monkeypatch):
+    directory = next_release(tmp_path)
+    monkeypatch.setattr(scripts, 'default_directory', lambda: directory)
+    with pytest.raises(SchemaOutOfDate) as err:
+        connect(migrated)
+    assert '0098_add_note' in str(err.value)
+    assert Engine(open_database(migrated, mode='migrate'), directory).status().pending == [
+        '0098_add_note', '0099_drop_note']
+
+
+def test_auto_migrate_runs_the_contract_step_once_the_old_clients_are_gone(migrated, tmp_path,
+                                                                          monkeypatch):
+    directory = next_release(tmp_path)
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    old = connect(migrated, release='trainer 4.1')
+    try:
+        monkeypatch.setattr(scripts, 'default_directory', lambda: directory)
+        with connect(migrated, auto_migrate=True, release='trainer 4.2') as new:
+            # The expand script ran; the contract script waits for release N.
+            assert engine.status().pending == ['0099_drop_note']
+            new.add_model(**MODEL)
+    finally:
+        old.close()
+    with connect(migrated, auto_migrate=True) as store:
+        assert engine.status().pending == [] and store.count_models() == 1
+    assert 'deploy_note' not in [c.name for c in engine.database.get_columns(
+        'fine_tuned_models')]

@@ -9,7 +9,7 @@ from typing import List, Optional
 from .adopt import ADOPT, Adoption
 from .history import FAILED, RUNNING, TABLE as HISTORY_TABLE, Record
 from .nontx import is_log
-from .scripts import EXPAND, Script
+from .scripts import CONTRACT, EXPAND, Script
 
 __all__ = ['Entry', 'Status', 'OWNED_TABLES', 'schema_version', 'script_number']
 
@@ -126,6 +126,17 @@ class Status:
         (modelstore.registry.gate)."""
         return bool(self.missing) and not self.newer_contract and not self.pending \
             and not self.failed
+
+    @property
+    def held_back(self):
+        """The pending scripts when every one of them is a contract script, else []: code that
+        knows them works on the schema before them too (a contract script only removes what
+        that code no longer uses), so a rolling deploy's new release connects before its
+        contract step (modelstore.registry.gate, docs/rolling-upgrades.md)."""
+        pending = [e for e in self.entries if e.state == 'pending']
+        if self.failed or self.missing or not all(e.phase == CONTRACT for e in pending):
+            return []
+        return [e.name for e in pending]
 
     @property
     def changed(self):

@@ -16,6 +16,12 @@
   raises SchemaNewerThanCode (this code cannot know what the newer schema refuses).
   A database opened so is not switched to WAL: it is opened for reading, and the file is left
   in the journal mode it has.
+* A database whose pending scripts are all contract scripts (a rolling deploy's new release,
+  after the expand step and before the contract step): the store works as usual -- code that
+  knows a contract script also works on the schema before it (it no longer uses what the
+  script removes). ``auto_migrate=True`` runs them, unless a client built for an earlier schema
+  is alive (modelstore.engine.clients): then they wait, the store connects, and the first
+  ``auto_migrate`` connect after the old clients are gone runs them.
 * A SQLite file is switched to WAL (the setting for many writers) by the store's first write,
   or at once when connect() migrated it: a store that only reads leaves the file's bytes and
   journal mode as they were.
@@ -30,8 +36,9 @@ import sqlite3
 from peewee import DatabaseError
 
 from ..engine import OWNED_TABLES, Backups, Clients, Engine
-from ..exceptions import (SchemaNewerThanCode, SchemaOutOfDate, StorageError, ValidationError,
-                          shown_value)
+from ..engine.scripts import EXPAND
+from ..exceptions import (ClientsAlive, SchemaNewerThanCode, SchemaOutOfDate, StorageError,
+                          ValidationError, shown_value)
 from ..version import __version__
 from ..shared.database import check_timeout, open_database, use_for_app
 from ..shared.urls import migrate_command, parse_url
@@ -91,18 +98,15 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
             newer = SchemaNewerThanCode(shown, status.newer_contract or status.missing)
             if not allow_newer:
                 raise newer
-        elif status.pending:
-            def precondition(current):
-                # Re-checked under the lock: another process may have migrated meanwhile.
-                if current.pending and not (auto_migrate or current.empty):
-                    raise SchemaOutOfDate(shown, current.pending, migrate_command(url),
-                                          _foreign(current))
-            engine.migrate(precondition=precondition)
+        migrating = newer is None and bool(status.pending) and (
+            auto_migrate or not status.held_back)  # Held back: contract scripts wait.
+        if migrating:
+            _migrate(engine, shown, url, auto_migrate)
         if newer is None:  # allow_newer: reading only, so the journal mode is left alone.
             # WAL is written into the file: a store that only reads (`models list` on a
             # ModelForge file) must leave it as it was, so the switch waits for the first
             # write -- unless connect() just wrote the file itself, migrating it.
-            use_for_app(database, at_first_write=not status.pending)
+            use_for_app(database, at_first_write=not migrating)
         registration = _register(database, shown, engine, release) \
             if register and newer is None else None
     except (DatabaseError, sqlite3.Error) as exc:
@@ -113,6 +117,28 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
         raise
     return ModelStore(database, shown, refuse_writes=newer, models_root=root,
                       reconnect_timeout=reconnect_timeout, registration=registration)
+
+
+def _migrate(engine, shown, url, auto_migrate):
+    """Migrate an empty database, or any with ``auto_migrate``; else SchemaOutOfDate.
+
+    With ``auto_migrate``, a contract script refused because a client built for an earlier
+    schema is alive (ClientsAlive) waits: the expand scripts before it run, and the store
+    connects if only contract scripts are left -- a rolling deploy's new workers start while
+    the old ones finish, and the first to start after them runs the contract step."""
+    def precondition(current):
+        # Re-checked under the lock: another process may have migrated meanwhile.
+        if current.pending and not (auto_migrate or current.empty):
+            raise SchemaOutOfDate(shown, current.pending, migrate_command(url),
+                                  _foreign(current))
+    try:
+        engine.migrate(precondition=precondition)
+    except ClientsAlive:
+        if not auto_migrate:
+            raise
+        engine.migrate(precondition=precondition, phase=EXPAND)
+        if not engine.status().held_back:
+            raise
 
 
 def _register(database, shown, engine, release):
