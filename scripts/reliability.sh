@@ -3,7 +3,8 @@
 # 100 SIGKILL trials per backend on a legacy database of 20,000 rows per table, 8 racing
 # runners, 8 writers x 1000 add_model through a migrate and a rollback, 100 SIGKILL trials of
 # delete_model(files=True), RACE_MODELS (default 2000) deletes racing a symlink swapper and an
-# empty_trash loop, and the bad-input table; then FAILOVERS (default 10) PostgreSQL
+# empty_trash loop, a rolling deploy (8 workers of release N, then 8 of N+1, through the expand
+# and contract steps), and the bad-input table; then FAILOVERS (default 10) PostgreSQL
 # failovers under 8 writers (a primary SIGKILLed, its synchronous standby promoted; servers of
 # its own).
 # Exits 1 if any target is missed. Uses ./.venv as scripts/test.sh leaves it (creating it if
@@ -45,6 +46,7 @@ for db in "" "--database $url" "--database $my_url"; do
        $py harness/race_delete.py --models "$race_models" --limit 900 $db || failed=1 ;;
     esac
     $py harness/race.py $db || failed=1
+    $py harness/rolling.py $db || failed=1
     $py harness/bad_inputs.py $db | grep -v '^ok ' || failed=1
 done
 $py harness/failover.py --trials "$failovers" || failed=1

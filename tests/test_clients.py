@@ -138,7 +138,11 @@ def test_a_contract_script_waits_for_the_clients_of_the_previous_release(migrate
         code, out, errtext = cli('migrate', '--database', migrated, '--migrations', directory,
                                  '--json')
         report = json.loads(out)
-        assert code != 0 and report['error']['type'] == 'ClientsAlive'
+        assert code == 2 and report['error']['type'] == 'ClientsAlive'
+        assert report['error']['scripts'] == ['0099_drop_note']
+        assert [(c['release'], c['schema_head'], c['pid'], c['alive'])
+                for c in report['error']['clients']] == [('trainer 4.1', SHIPPED[-1],
+                                                          os.getpid(), True)]
         assert 'trainer 4.1' in errtext
         assert engine.status().pending == ['0099_drop_note']
         # Release N keeps working meanwhile.

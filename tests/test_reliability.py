@@ -14,6 +14,7 @@ from conftest import BACKEND, SHIPPED, TEST_URL, execute, query
 
 import crash
 import race
+import rolling
 
 
 @pytest.mark.slow
@@ -115,3 +116,20 @@ def test_foreign_keys_stay_enforced_after_a_run(cli, db_path):
     with modelstore.connect(db_path, auto_migrate=True) as store:
         with pytest.raises(Exception, match='FOREIGN KEY'):
             store.database.execute_sql('INSERT INTO experiments (id, task_id) VALUES (99, 999)')
+
+
+@pytest.mark.slow
+def test_a_rolling_deploy_loses_nothing_and_the_contract_step_waits_for_release_n():
+    """Issue 28's proof, small: 8 workers of release N write, release N+1's expand step runs,
+    8 of its workers start, the contract step is refused while N's live, N's stop, the contract
+    step drops the column N wrote while N+1's write (harness/rolling.py; full size in
+    scripts/reliability.sh)."""
+    out = io.StringIO()
+    figures, problems = rolling.run(BACKEND, TEST_URL, workers=8, seconds=0.5, min_writes=5,
+                                    out=out)
+    assert problems == [], out.getvalue()
+    assert figures['errors'] == 0 and figures['lost'] == 0, out.getvalue()
+    assert figures['rows_n'] >= 8 * 5 and figures['rows_n1'] >= 8 * 5
+    assert figures['n1_head'] == [rolling.CONTRACT]  # N+1 connected before its contract step.
+    assert figures['contract_refused_exit'] == 2 and figures['contract_refused_naming'] == 8
+    assert figures['contract_exit'] == 0

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, List, Optional
 
-from ..exceptions import ScriptError, one_line
+from ..exceptions import ClientsAlive, ScriptError, one_line
 from .output import ERROR, OK, PENDING
 
 __all__ = ['columns', 'Status', 'History', 'ClientList', 'Check', 'Accepted', 'Run', 'Repaired',
@@ -360,4 +360,7 @@ class Failure(_Result):
                 error[attribute] = getattr(exc, attribute)
         if isinstance(exc, ScriptError):
             error['script'] = exc.name
+        if isinstance(exc, ClientsAlive):  # Whom to wait for, for a deploy script.
+            error['scripts'] = exc.scripts
+            error['clients'] = [client.as_dict() for client in exc.clients]
         return {'ok': False, 'error': error}
