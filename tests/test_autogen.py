@@ -206,8 +206,7 @@ TODO_CASES = {
     'longer varchar': (dict(task='runtime_image_tag = CharField(max_length=64, null=True)'),
                        'tasks.runtime_image_tag changes type'),
     'rename': (dict(fine_tuned='base_model = TextField(column_name="base")'),
-               "If it was renamed (to base?), write migrator.rename_column('fine_tuned_models', "
-               "'base_model', NEW)"),
+               'fine_tuned_models.base is NOT NULL and has no default'),
     'callable default': (dict(fine_tuned='archived_at = DateTimeField(default='
                                          'datetime.datetime.now)'),
                          'fine_tuned_models.archived_at is NOT NULL and its default '
@@ -251,33 +250,91 @@ def test_what_cannot_be_generated_safely_is_a_todo_and_the_script_refuses_to_run
     assert _schema(db_url) == before
 
 
-def test_a_dropped_column_is_a_todo_never_a_drop(cli, project):
-    models = project(source='''
-        from peewee import *
-        from modelstore.fields import AutoIncrementField
-        from modelstore.models import Task
+def test_a_dropped_column_is_generated_only_as_a_contract_script(cli, project, db_url):
+    models = project(extra="FineTunedModel._meta.remove_field('description')")
+    code, out, err = cli('new', '--auto', 'drop', '--migrations', project.dir, '--models', models)
+    assert code == 1 and generated(project) == []  # No expand change: no script at all.
+    assert 'contract: column fine_tuned_models.description is in the schema but no field maps ' \
+        'it' in err and '--contract' in err
+    code, out, _ = cli('new', '--auto', '--check', '--migrations', project.dir, '--models',
+                       models)  # CI's check: the models need a script.
+    assert code == 1 and 'contract: column fine_tuned_models.description' in out
+    code, out, err = cli('new', '--auto', 'drop', '--migrations', project.dir, '--models', models,
+                         '--contract')
+    assert (code, err) == (0, ''), out
+    text = read(project)
+    assert "phase = 'contract'" in text
+    up, down = text.split('def down')
+    assert "migrator.drop_column('fine_tuned_models', 'description')" in up
+    assert "migrator.add_column('fine_tuned_models', 'description', TextField(null=True))" \
+        in down
+    assert '+ drop column fine_tuned_models.description' in out
+    execute(db_url, *_migrated_with_a_model(cli, db_url, project))
+    # The expand step holds it back; the contract step runs it.
+    code, out, err = cli('migrate', '--database', db_url, '--migrations', project.dir,
+                         '--phase', 'expand')
+    assert code == 0 and 'description' in [c for c in _columns(db_url)]
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir, '--phase',
+               'contract')[0] == 0
+    assert 'description' not in _columns(db_url)
+    assert query(db_url, 'SELECT model_name FROM fine_tuned_models') == [('m',)]
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir, '--yes')[0] == 0
+    assert 'description' in _columns(db_url)  # Back, empty.
 
-        class FineTunedModel(Model):  # description is gone
-            id = AutoIncrementField()
-            model_name = TextField()
-            base_model = TextField()
-            task = TextField()
-            creation_date = TextField()
-            model_path = TextField()
-            is_custom_base_model = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
 
-            class Meta:
-                table_name = 'fine_tuned_models'
-                indexes = ((('task', 'is_custom_base_model', 'creation_date', 'model_name'),
-                            False),)
+def _migrated_with_a_model(cli, db_url, project):
+    assert cli('migrate', '--database', db_url)[0] == 0
+    return ["INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+            "creation_date, model_path) VALUES ('m', 'b', 't', 'kept', '2026-01-01T00:00:00', "
+            "'/p')"]
 
-        MODELS = [FineTunedModel, Task]
-        ''')
-    code, _, err = cli('new', '--auto', 'drop', '--migrations', project.dir, '--models', models)
-    assert code == 1
-    assert 'todo: column fine_tuned_models.description is in the schema but no field maps it' \
-        in err
-    assert 'drop_column' not in read(project).split('def down')[0]
+
+def _columns(db_url):
+    database = open_database(db_url, mode='inspect')
+    try:
+        return [c.name for c in database.get_columns('fine_tuned_models')]
+    finally:
+        database.close()
+
+
+def test_a_rename_is_generated_with_contract_and_keeps_the_values(cli, project, db_url):
+    models = project(fine_tuned='description = TextField(null=True, column_name="summary")')
+    code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
+                         models)
+    assert code == 1 and "If it was renamed (to summary?), generate the rename with " \
+        "--contract --rename fine_tuned_models.description=NEW instead" in err
+    [expand] = generated(project)  # The new nullable column alone: an expand script.
+    assert "phase = 'expand'" in read(project)
+    os.remove(project.dir / expand)
+    code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
+                         models, '--contract', '--rename', 'fine_tuned_models.description=summary')
+    assert (code, err) == (0, ''), out
+    up, down = read(project).split('def down')
+    assert "migrator.rename_column('fine_tuned_models', 'description', 'summary')" in up
+    assert "migrator.rename_column('fine_tuned_models', 'summary', 'description')" in down
+    execute(db_url, *_migrated_with_a_model(cli, db_url, project))
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert query(db_url, 'SELECT summary FROM fine_tuned_models') == [('kept',)]
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+
+
+@pytest.mark.parametrize('args, says', [
+    (['--contract'], 'the models also need expand changes: add column fine_tuned_models.'
+                     'eval_seconds'),
+    (['--rename', 'fine_tuned_models.description=summary'], 'a rename is a contract change'),
+    (['--contract', '--rename', 'description=summary'], 'expected TABLE.OLD=NEW'),
+    (['--contract', '--rename', 'fine_tuned_models.nope=eval_seconds'],
+     'fine_tuned_models has no column nope that no field maps'),
+])
+def test_a_contract_script_holds_contract_changes_only(cli, project, args, says):
+    models = project(**BENCH_CHANGE)
+    code, out, err = cli('new', '--auto', 'c', '--migrations', project.dir, '--models', models,
+                         *args)
+    assert code == 2 and says in err, out + err
+    assert generated(project) == []
 
 
 NEW_TABLE = dict(extra='''

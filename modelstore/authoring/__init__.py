@@ -78,26 +78,33 @@ class Generated:
         return bool(self.plan)
 
 
-def diff_schema(directory=None, models=None, url=None):
+def diff_schema(directory=None, models=None, url=None, contract=False, renames=()):
     """The Plan from the schema the scripts in ``directory`` produce to ``models`` (a spec
-    or a list of model classes), replayed on ``url``'s backend (default: in-memory SQLite)."""
+    or a list of model classes), replayed on ``url``'s backend (default: in-memory SQLite);
+    ``contract`` and ``renames`` as plan_changes takes them."""
     directory = directory or DEFAULT_DIRECTORY
     check_directory(directory)
     classes = load_models(models)
     scripts = discover(directory)
     with shadow_database(url) as shadow:
         replay(scripts, shadow)
-        return plan_changes(shadow, classes)
+        return plan_changes(shadow, classes, contract=contract, renames=renames)
 
 
-def generate(slug, directory=None, models=None, url=None, write=True):
+def generate(slug, directory=None, models=None, url=None, write=True, contract=False,
+             renames=()):
     """Write the script (or two: schema, then indexes) that takes the scripts' schema to the
-    models. Nothing is written when nothing differs, or with ``write=False``."""
+    models. Nothing is written when nothing differs, or with ``write=False``.
+
+    The script is an expand script: a column no field maps is left for a contract script
+    (``plan.contract_pending``). ``contract=True`` writes that one -- ``renames`` ((table, old,
+    new) triples), and a drop of every other column no field maps -- and refuses while the
+    models also need expand changes (plan.plan_changes)."""
     directory = directory or DEFAULT_DIRECTORY
     spec = models if isinstance(models, str) else (DEFAULT_MODELS if models is None else None)
-    plan = diff_schema(directory, models, url)
+    plan = diff_schema(directory, models, url, contract=contract, renames=renames)
     result = Generated(plan)
-    if not plan:
+    if not plan.scripts:
         return result
     two = (plan.schema_changes or plan.todos) and plan.index_changes
     names = next_names(directory, slug, 2 if two else 1)

@@ -31,16 +31,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from peewee import SQL, ForeignKeyField, JSONField, sort_models
+from peewee import SQL, AutoField, ForeignKeyField, IntegerField, JSONField, sort_models
 from playhouse.migrate import make_index_name
+from playhouse.reflection import Introspector
 from playhouse.schema_diff import diff_models
 
 from ..dialects import MYSQL, POSTGRESQL, dialect_of
 from ..engine import BOOKKEEPING, declared_default
+from ..exceptions import ConfigError
 from ..shared.shape import bare_default, compatible, default_key, kind, mysql_type, snapshot
 from .pysource import check_text
 
-__all__ = ['Plan', 'AddColumn', 'Index', 'plan_changes']
+__all__ = ['Plan', 'AddColumn', 'DropColumn', 'Rename', 'Index', 'plan_changes']
 
 
 @dataclass
@@ -59,32 +61,68 @@ class Index:
 
 
 @dataclass
+class DropColumn:
+    table: str
+    column: str
+    field: object  # reflected from the schema, nullable: what down() adds back
+
+
+@dataclass(frozen=True)
+class Rename:
+    table: str
+    old: str
+    new: str
+
+
+@dataclass
 class Plan:
-    """The operations to generate, in the order ``up()`` runs them, and the TODO items."""
+    """The operations to generate, in the order ``up()`` runs them, and the TODO items.
+
+    An expand plan never drops or renames: those are ``contract_pending``, for a contract
+    script generated apart (``plan_changes(contract=True)``), whose plan holds only
+    ``renames`` and ``drop_columns``."""
     create: list = field(default_factory=list)  # model classes, in dependency order
     add_columns: List[AddColumn] = field(default_factory=list)
     drop_not_null: List[Tuple[str, str]] = field(default_factory=list)
     add_indexes: List[Index] = field(default_factory=list)  # on tables that exist already
     drop_indexes: List[Index] = field(default_factory=list)
     todos: List[str] = field(default_factory=list)
+    renames: List[Rename] = field(default_factory=list)  # contract
+    drop_columns: List[DropColumn] = field(default_factory=list)  # contract
+    contract_pending: List[str] = field(default_factory=list)  # expand: left for --contract
+
+    @property
+    def phase(self):
+        return 'contract' if self.renames or self.drop_columns else 'expand'
 
     @property
     def schema_changes(self):
         """Anything for the transactional script (tables, columns, nullability)."""
-        return bool(self.create or self.add_columns or self.drop_not_null)
+        return bool(self.create or self.add_columns or self.drop_not_null or self.renames
+                    or self.drop_columns)
 
     @property
     def index_changes(self):
         return bool(self.add_indexes or self.drop_indexes)
 
-    def __bool__(self):
+    @property
+    def scripts(self):
+        """Whether there is a script to write (the contract changes wait for --contract)."""
         return self.schema_changes or self.index_changes or bool(self.todos)
+
+    def __bool__(self):
+        return self.scripts or bool(self.contract_pending)
 
     def summary(self):
         """One line per generated operation, for the command's output."""
         return self.schema_summary() + self.index_summary()
 
     def schema_summary(self):
+        lines = self.expand_summary()
+        lines += ['rename column %s.%s to %s' % (r.table, r.old, r.new) for r in self.renames]
+        return lines + ['drop column %s.%s' % (d.table, d.column) for d in self.drop_columns]
+
+    def expand_summary(self):
         lines = ['create table %s' % m._meta.table_name for m in self.create]
         lines += ['add column %s.%s%s' % (c.table, c.field.column_name,
                                           ' NOT NULL DEFAULT %s' % c.default_sql
@@ -98,8 +136,16 @@ class Plan:
         return lines
 
 
-def plan_changes(database, models):
-    """The Plan that takes ``database`` (the scripts' schema) to ``models``."""
+def plan_changes(database, models, contract=False, renames=()):
+    """The Plan that takes ``database`` (the scripts' schema) to ``models``.
+
+    An expand plan (the default) leaves the columns no field maps in ``contract_pending``.
+    ``contract=True``: the contract plan -- ``renames`` ((table, old, new) triples: a column
+    no field maps and one the models add) and a drop of every other column no field maps --
+    refused (ConfigError, naming them) while the models also need expand changes: those go
+    first, in a script of their own, so that the previous release can run beside them."""
+    if renames and not contract:
+        raise ConfigError('a rename is a contract change: generate it with --contract')
     models = sort_models(models)
     for model in models:
         _check_names(model)
@@ -113,32 +159,86 @@ def plan_changes(database, models):
         hint = (' If it was renamed (to %s?), write migrator.rename_table(%r, NEW) instead of '
                 'creating the new table.' % (' or '.join(new), table)) if new else ''
         plan.todos.append('table %s is in the schema but no model maps it: dropping a table '
-                          '(and its rows) is never generated; drop it by hand, or add its model '
-                          'back.%s' % (table, hint))
+                          '(and its rows) is never generated; drop it by hand in a contract '
+                          'script (phase = \'contract\'), or add its model back.%s'
+                          % (table, hint))
 
-    dropped = {}
-    for table, column in diff.drop_columns:
-        dropped.setdefault(table, []).append(column)
-    added = {}
-    for fld in diff.add_columns:
-        added.setdefault(fld.model._meta.table_name, []).append(fld.column_name)
-    for table, columns in sorted(dropped.items()):
-        for column in columns:
-            hint = (' If it was renamed (to %s?), write migrator.rename_column(%r, %r, NEW) '
-                    'instead of adding the new column.' % (' or '.join(added[table]), table,
-                                                            column)) if table in added else ''
-            plan.todos.append('column %s.%s is in the schema but no field maps it: dropping a '
-                              'column (and its values) is never generated; drop it by hand, or '
-                              'add the field back.%s' % (table, column, hint))
+    dropped = sorted(diff.drop_columns)
+    added = [(f.model._meta.table_name, f.column_name) for f in diff.add_columns]
+    plan.renames = _renames(renames, dropped, added)
+    renamed = {(r.table, r.old) for r in plan.renames} | {(r.table, r.new) for r in plan.renames}
+    for table, column in dropped:
+        if (table, column) in renamed:
+            continue
+        if contract:
+            plan.drop_columns.append(DropColumn(table, column, _reflected(database, table,
+                                                                          column)))
+            continue
+        others = [c for t, c in added if t == table]
+        hint = (' If it was renamed (to %s?), generate the rename with --contract --rename '
+                '%s.%s=NEW instead.' % (' or '.join(others), table, column)) if others else ''
+        plan.contract_pending.append(
+            'column %s.%s is in the schema but no field maps it: dropping it is a contract '
+            'change, generated only as a contract script of its own (`modelstore new --auto '
+            'SLUG --contract`) once the expand script is applied, or add the field back.%s'
+            % (table, column, hint))
 
+    before = len(plan.todos)
     for fld in diff.add_columns:
-        _add_column(plan, fld)
+        if (fld.model._meta.table_name, fld.column_name) not in renamed:
+            _add_column(plan, fld)
+    added_todos = plan.todos[before:]
     created = {m._meta.table_name for m in plan.create}
     for model in models:
         if model._meta.table_name not in created:
             _changed_columns(plan, database, model)
     _indexes(plan, diff)
+    if contract:
+        _contract_only(plan, added_todos)
     return plan
+
+
+def _renames(renames, dropped, added):
+    """The Renames of (table, old, new) triples, each a column no field maps (``dropped``)
+    and one the models add; ConfigError naming the first that is not."""
+    out = []
+    for table, old, new in renames:
+        where = '--rename %s.%s=%s' % (table, old, new)
+        if (table, old) not in dropped:
+            raise ConfigError('%s: %s has no column %s that no field maps (columns no field '
+                              'maps: %s)' % (where, table, old, ', '.join(
+                                  '%s.%s' % tc for tc in dropped) or 'none'))
+        if (table, new) not in added:
+            raise ConfigError('%s: the models add no column %s to %s (columns they add: %s)'
+                              % (where, new, table, ', '.join('%s.%s' % tc for tc in added)
+                                 or 'none'))
+        out.append(Rename(table, old, new))
+    return out
+
+
+def _contract_only(plan, added_todos):
+    """A contract script holds contract changes only: refuse while expand changes wait."""
+    expand = plan.expand_summary() + plan.index_summary() + added_todos
+    if expand:
+        raise ConfigError(
+            'the models also need expand changes: %s. A contract script holds only drops and '
+            'renames: generate the expand changes first (`modelstore new --auto SLUG`, without '
+            '--contract), then this one' % '; '.join(expand))
+
+
+def _reflected(database, table, column):
+    """The column as a nullable peewee field, read from the schema: what a contract script's
+    down() adds back (its values do not come back)."""
+    model = Introspector.from_database(database).generate_models(
+        table_names=[table], literal_column_names=True)[table]
+    fld = next(f for f in model._meta.sorted_fields if f.column_name == column)
+    if isinstance(fld, ForeignKeyField):  # Added back as the plain key column it stored.
+        plain = type(fld.rel_field) if not isinstance(fld.rel_field, AutoField) else IntegerField
+        fld = plain(column_name=column)
+        fld.bind(model, column)
+    fld.null, fld.primary_key, fld.unique, fld.index = True, False, False, False
+    fld.default, fld.constraints = None, None
+    return fld
 
 
 def _check_names(model):

@@ -285,6 +285,19 @@ def _schema_script(plan, docstring, src, name):
     up += _ops(adds)
     up += _ops(['migrator.drop_not_null(%s, %s)' % tuple(map(literal, tc))
                 for tc in plan.drop_not_null])
+    up += _ops(['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.old, r.new)))
+                for r in plan.renames] +
+               ['migrator.drop_column(%s, %s)' % (literal(d.table), literal(d.column))
+                for d in plan.drop_columns])
+    if plan.drop_columns:
+        down.append('# The dropped columns come back empty: their values are gone.')
+    down += _ops([_wrapped('migrator.add_column(%s, %s, ' % (literal(d.table),
+                                                              literal(d.column)),
+                           src.field(d.field, column=True), ')')
+                  for d in reversed(plan.drop_columns)] +
+                 ['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.new,
+                                                                              r.old)))
+                  for r in reversed(plan.renames)])
     down += _ops(['migrator.add_not_null(%s, %s)' % tuple(map(literal, tc))
                   for tc in reversed(plan.drop_not_null)])
     down += _ops(['migrator.drop_column(%s, %s)' % (literal(a.table),
@@ -297,9 +310,16 @@ def _schema_script(plan, docstring, src, name):
         guard = 'raise NotImplementedError(%s)' % literal('%s has TODO items to resolve by hand'
                                                           % name)
         up = ['# Remove this line once every TODO above is resolved:', guard] + up
-    body = frozen + ([''] if frozen else []) + [''] + _block('up', up) + ['', ''] + \
-        _block('down', down)
+    body = _phase(plan.phase) + frozen + ([''] if frozen else []) + [''] + _block('up', up) + \
+        ['', ''] + _block('down', down)
     return _file(docstring, src, todos, body), todos
+
+
+def _phase(phase):
+    """The script's phase, declared (docs/rolling-upgrades.md)."""
+    why = ('additive: the previous release keeps working beside it' if phase == 'expand' else
+           'run once the previous release is gone: migrate --phase contract')
+    return ['phase = %s  # %s' % (literal(phase), why), '']
 
 
 _INDEX_HELPERS = '''
@@ -346,7 +366,7 @@ def _rows(name, indexes):
 
 
 def _index_script(plan, docstring, src):
-    body = ['atomic = False', '', '# (table, index name, columns, unique)',
+    body = _phase('expand') + ['atomic = False', '', '# (table, index name, columns, unique)',
             *_rows('ADD', plan.add_indexes), *_rows('DROP', plan.drop_indexes),
             '', ''] + _INDEX_HELPERS + ['', '']
     up = ['for table, name, columns, unique in DROP:',

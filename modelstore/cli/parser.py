@@ -106,6 +106,12 @@ def build_parser():
                    help='with --auto: print the script instead of writing it')
     p.add_argument('--check', action='store_true', help='with --auto: write nothing; exit 1 if '
                    'the models need a script the directory does not have (for CI)')
+    p.add_argument('--contract', action='store_true', help='with --auto: write the contract '
+                   'script: drop the columns no field maps (refused while the models also '
+                   'need expand changes, which go first, in a script of their own)')
+    p.add_argument('--rename', metavar='TABLE.OLD=NEW', action='append', default=[],
+                   help='with --contract: a column no field maps was renamed to one the models '
+                   'add; repeatable')
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')

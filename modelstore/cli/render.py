@@ -364,6 +364,8 @@ def _generated(out, result):
         print('%s not generated: resolve %s in %s; until then the script refuses to run'
               % (plural(len(plan.todos), 'change'), 'it' if len(plan.todos) == 1 else 'them',
                  generated.paths[0] if generated.paths else 'the script'), file=sys.stderr)
+    for change in plan.contract_pending:  # Exit 1 too: the models need another script.
+        print('contract: %s' % printable(change), file=sys.stderr)
 
 
 def _operations(out, lines):
@@ -378,6 +380,8 @@ def _schema_check(out, result):
     out.line('%s need a script that %s does not have (modelstore new --auto SLUG writes it):'
              % (result.models, result.directory))
     _operations(out, result.plan.summary())
+    for change in result.plan.contract_pending:
+        out.line('  contract: %s' % printable(change))
     for todo in result.plan.todos:
         out.line('  todo: %s' % printable(todo))
 

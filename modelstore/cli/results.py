@@ -224,12 +224,15 @@ class Generated(_Result):
 
     @property
     def exit_code(self):
-        return PENDING if self.result.plan.todos else OK
+        plan = self.result.plan
+        return PENDING if plan.todos or plan.contract_pending else OK
 
     def as_json(self):
         result, plan = self.result, self.result.plan
-        return {'ok': not plan.todos, 'changed': result.changed, 'paths': result.paths,
-                'dry_run': self.dry_run, 'operations': plan.summary(), 'todos': plan.todos,
+        return {'ok': not (plan.todos or plan.contract_pending), 'changed': result.changed,
+                'paths': result.paths, 'dry_run': self.dry_run, 'phase': plan.phase,
+                'operations': plan.summary(), 'todos': plan.todos,
+                'contract_pending': plan.contract_pending,
                 'scripts': [{'name': name, 'text': text} for name, text in result.files]}
 
 
@@ -248,7 +251,8 @@ class SchemaCheck(_Result):
 
     def as_json(self):
         return {'ok': not self.plan, 'changed': bool(self.plan),
-                'operations': self.plan.summary(), 'todos': self.plan.todos}
+                'operations': self.plan.summary(), 'todos': self.plan.todos,
+                'contract_pending': self.plan.contract_pending}
 
 
 @dataclass
