@@ -14,7 +14,7 @@ from modelstore.engine import Clients, Engine
 from modelstore.engine.clients import LIFE, TABLE
 from modelstore.exceptions import ClientsAlive, ValidationError
 from modelstore.shared.database import open_database
-from modelstore.shared.urls import parse_url
+from modelstore.shared.urls import migrate_command, parse_url
 
 from conftest import SHIPPED
 from test_phases import ADD_NOTE, DROP_NOTE, release
@@ -229,4 +229,9 @@ def test_the_clients_command_before_0012(db_url, cli):
     Engine(open_database(db_url, mode='migrate')).migrate(target=SHIPPED[-2])
     code, out, _ = cli('clients', '--database', db_url)
     assert code == 0 and 'no clients table yet' in out and '0012_clients' in out
+    # The hint is the whole command, for the database it looked at (password masked).
+    assert 'run `%s`' % migrate_command(db_url) in out
+    assert '--database %s' % parse_url(db_url).masked in out
+    code, out, _ = cli('clients', '--database', db_url, '--migrations', 'my_scripts')
+    assert 'run `%s`' % migrate_command(db_url, 'my_scripts') in out
     assert TABLE not in open_database(db_url, mode='inspect').get_tables()
