@@ -23,11 +23,16 @@ def test_the_bench_runs_and_prints_its_table():
     out = proc.stdout
     assert '| section | comparison | modelstore | baseline | ratio | target | met |' in out
     for section in ('migrate SQLite', 'writers sqlite', 'queries SQLite', 'connect SQLite',
-                    'bulk SQLite', 'generate SQLite', 'versions online sqlite') + (
+                    'bulk SQLite', 'clients SQLite', 'generate SQLite',
+                    'versions online sqlite') + (
                         ('migrate PostgreSQL', 'writers postgresql', 'queries PostgreSQL',
-                         'versions online postgresql') if ON_POSTGRES else ()):
+                         'clients PostgreSQL', 'versions online postgresql')
+                        if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
+    # The registration's cost: the steady per-call row and the heartbeat, amortised.
+    assert re.search(r'\| clients SQLite \| add_model with registration, one heartbeat per 30 s '
+                     r'amortised .* writes per heartbeat', out), out
     # "versions online" times 0010's numbering (it once timed 0011, whose check cannot fail).
     assert re.search(r'\| versions online sqlite \| 0010 run, and rows left unnumbered .* '
                      r'Changed \d+ rows in \d+ online batches', out), out

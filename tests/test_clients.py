@@ -6,15 +6,17 @@ keeps a rolling deploy's contract step from dropping what release N still uses
 import json
 import os
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 
 from modelstore import __version__, connect
 from modelstore.engine import Clients, Engine, scripts
 from modelstore.engine.clients import LIFE, TABLE
-from modelstore.exceptions import ClientsAlive, SchemaOutOfDate, ValidationError
+from modelstore.exceptions import (ClientsAlive, SchemaNewerThanCode, SchemaOutOfDate,
+                                   ValidationError)
 from modelstore.shared.database import open_database
-from modelstore.shared.urls import parse_url
+from modelstore.shared.urls import migrate_command, parse_url
 
 from conftest import SHIPPED
 from test_phases import ADD_NOTE, DROP_NOTE, release
@@ -233,6 +235,13 @@ def test_the_clients_command_before_0012(db_url, cli):
     Engine(open_database(db_url, mode='migrate')).migrate(target=SHIPPED[-2])
     code, out, _ = cli('clients', '--database', db_url)
     assert code == 0 and 'no clients table yet' in out and '0012_clients' in out
+    # The hint is the whole command, for the database it looked at (password masked).
+    assert 'run `%s`' % migrate_command(db_url) in out
+    assert '--database' in out and parse_url(db_url).masked in out
+    password = urlsplit(db_url).password
+    assert not password or ':%s@' % password not in out
+    code, out, _ = cli('clients', '--database', db_url, '--migrations', 'my_scripts')
+    assert 'run `%s`' % migrate_command(db_url, 'my_scripts') in out
     assert TABLE not in open_database(db_url, mode='inspect').get_tables()
 
 
@@ -290,3 +299,117 @@ def test_auto_migrate_runs_the_contract_step_once_the_old_clients_are_gone(migra
         assert engine.status().pending == [] and store.count_models() == 1
     assert 'deploy_note' not in [c.name for c in engine.database.get_columns(
         'fine_tuned_models')]
+
+
+# -- A store of the previous release under a contract script newer than its code ------------
+
+DROP_PROVIDER = '''
+phase = 'contract'
+
+
+def up(migrator, db):
+    migrator.migrate(migrator.drop_column('fine_tuned_models', 'provider'))
+'''
+
+
+def count_models(url):
+    database = open_database(url, mode='inspect')
+    try:
+        return database.execute_sql('SELECT COUNT(*) FROM fine_tuned_models').fetchone()[0]
+    finally:
+        database.close()
+
+
+def test_a_contract_script_forced_past_a_live_store_turns_it_read_only(migrated, tmp_path,
+                                                                        caplog):
+    with connect(migrated, release='trainer 4.1') as old:  # Release N: built for SHIPPED[-1].
+        old.add_model(**MODEL)
+        # Release N+1's operator forces its contract script while N is still running.
+        result = Engine(open_database(migrated, mode='migrate'), next_release(tmp_path)).migrate(
+            force=True)
+        assert result.names == ['0098_add_note', '0099_drop_note']
+        assert old.refuse_writes is None  # Not known before its next heartbeat.
+        old.registration.next_beat = 0.0  # Due: the next call beats, and reads the history.
+        before = count_models(migrated)
+        with caplog.at_level('WARNING', logger='modelstore'):
+            with pytest.raises(SchemaNewerThanCode) as err:
+                old.add_model(**MODEL)
+        assert err.value.unknown == ['0099_drop_note']  # The expand script 0098 is not named.
+        assert '0099_drop_note' in str(err.value) and 'Nothing was changed' in str(err.value)
+        assert 'only reads' in caplog.text
+        assert isinstance(old.refuse_writes, SchemaNewerThanCode)
+        assert count_models(migrated) == before  # Nothing was written.
+        # Every write is refused from now on, up front; reads go on.
+        with pytest.raises(SchemaNewerThanCode):
+            old.update_model(old.list_models()[0].id, description='x')
+        with pytest.raises(SchemaNewerThanCode):
+            old.add_task(task_name='t1', base_runtime='sglang', model_config={}, parameters={},
+                         optimization_config={}, benchmark_config={},
+                         clusterbasemodel_config={'preset': 'llama-3-2-1b-instruct'})
+        assert [m.model_name for m in old.list_models()] == ['m']
+        assert old.get_model(old.list_models()[0].id).model_name == 'm'
+        assert count_models(migrated) == before
+        # It is still a client (its heartbeat is its own write): it goes on being seen.
+        age_all(migrated, 100)
+        old.registration.next_beat = 0.0
+        old.list_models()
+        assert [c.age < 50 for c in clients_of(migrated)] == [True]
+
+
+def test_an_expand_script_newer_than_the_code_does_not(migrated, tmp_path):
+    with connect(migrated, release='trainer 4.1') as old:
+        directory = release(tmp_path, 'next', {'0098_add_note.py': ADD_NOTE})
+        assert Engine(open_database(migrated, mode='migrate'), directory).migrate().names == [
+            '0098_add_note']
+        old.registration.next_beat = 0.0
+        old.add_model(**MODEL)
+        assert old.refuse_writes is None and count_models(migrated) == 1
+        assert old.registration.next_beat > 0  # It did beat (and read the history).
+
+
+def test_a_write_failing_on_a_newer_contract_script_says_so(migrated, tmp_path):
+    """Before any heartbeat reads the history: the write runs, fails on what the contract
+    script dropped, and the error names that script instead of a bare database error -- in a
+    store that registered and in one that did not."""
+    registered, unregistered = connect(migrated), connect(migrated, register=False)
+    try:
+        registered.registration.next_beat = float('inf')  # No heartbeat in this test.
+        directory = release(tmp_path, 'next', {'0099_drop_provider.py': DROP_PROVIDER})
+        Engine(open_database(migrated, mode='migrate'), directory).migrate(force=True)
+        for store in (registered, unregistered):
+            with pytest.raises(SchemaNewerThanCode) as err:
+                store.add_model(provider='hf', **MODEL)  # A column 0099 dropped.
+            assert err.value.unknown == ['0099_drop_provider']
+            assert err.value.__cause__ is not None  # The database's own error, kept.
+            with pytest.raises(SchemaNewerThanCode):  # Refused up front from now on.
+                store.add_model(**MODEL)
+        assert count_models(migrated) == 0
+    finally:
+        registered.close()
+        unregistered.close()
+
+
+def test_writes_go_on_once_the_newer_contract_script_is_rolled_back(migrated, tmp_path):
+    contract = ADD_NOTE.replace('deploy_note', 'x') + "\nphase = 'contract'\n"
+    engine = Engine(open_database(migrated, mode='migrate'),
+                    release(tmp_path, 'next', {'0099_contract.py': contract}))
+    with connect(migrated) as old:
+        engine.migrate(force=True)
+        old.registration.next_beat = 0.0
+        with pytest.raises(SchemaNewerThanCode):
+            old.add_model(**MODEL)
+        assert engine.rollback().names == ['0099_contract']
+        old.registration.next_beat = 0.0
+        old.add_model(**MODEL)
+        assert old.refuse_writes is None and count_models(migrated) == 1
+
+
+def test_a_store_opened_read_only_stays_so(migrated, tmp_path):
+    """allow_newer's refusal is connect()'s, not a heartbeat's: nothing lifts it."""
+    engine = Engine(open_database(migrated, mode='migrate'), next_release(tmp_path))
+    engine.migrate()
+    with connect(migrated, allow_newer=True) as store:
+        assert store.registration is None
+        with pytest.raises(SchemaNewerThanCode):
+            store.add_model(**MODEL)
+        assert store.list_models() == []

@@ -48,7 +48,8 @@ def cmd_clients(args, out):
     url, database = _open(args, 'inspect')
     clients = Clients(database)
     table = database_exists(url) and clients.exists()
-    return ClientList(url.masked, clients.rows(all=args.all) if table else [], table, args.all)
+    return ClientList(url.masked, clients.rows(all=args.all) if table else [], table, args.all,
+                      _hint(args))
 
 
 def cmd_check(args, out):

@@ -155,7 +155,7 @@ def _history_line(record):
 def _clients(out, result):
     if not result.table:
         out.line('%s has no clients table yet (script 0012_clients registers them): run `%s`'
-                 % (result.database, 'modelstore migrate'))
+                 % (result.database, result.hint('migrate')))
         return
     alive = [c for c in result.clients if c.alive]
     out.line('Clients of %s: %d alive%s' % (

@@ -88,11 +88,13 @@ class History(_Result):
 @dataclass
 class ClientList(_Result):
     """``clients``: the registered clients (modelstore.engine.clients), alive ones unless
-    ``all``; ``table``: whether the database has the clients table at all."""
+    ``all``; ``table``: whether the database has the clients table at all; ``hint``: the
+    command lines to suggest, with this invocation's --database and --migrations."""
     database: str
     clients: list
     table: bool
-    all: bool = False
+    all: bool
+    hint: Callable
 
     def as_json(self):
         return {'database': self.database, 'table': self.table,

@@ -14,6 +14,13 @@ registration.
 script is alive, naming each one (modelstore.engine.run); ``--force`` overrides it, and the
 history row says so. ``modelstore clients`` lists them.
 
+The other way round: a heartbeat also reads the history (``Registration.newer_contract``, one
+small SELECT every HEARTBEAT seconds, never per call). A script numbered after ``schema_head``
+that is not recorded as an expand script -- a contract script, or one whose phase is unknown --
+has changed the schema in a way this code cannot know, so the store turns read-only
+(modelstore.registry.calls): what ``connect()`` would have refused at startup, found while
+running.
+
 Workers of a release from before this table (modelstore before 0012) do not register: nothing
 can see them.
 """
@@ -25,6 +32,8 @@ from dataclasses import dataclass
 from peewee import SQL, CharField, DoubleField, IntegerField, Model
 
 from ..dialects import dialect_of
+from .history import History
+from .scripts import EXPAND
 from .status import script_number
 
 __all__ = ['TABLE', 'HEARTBEAT', 'LIFE', 'Clients', 'ClientRow', 'Registration']
@@ -85,6 +94,7 @@ class Clients:
     def __init__(self, database):
         self.database = database
         self.model = _model(database)
+        self.history = History(database).model  # Read by the heartbeat's check.
         self.epoch = dialect_of(database).epoch
 
     def exists(self):
@@ -155,6 +165,15 @@ class Registration:
             if C.update(last_seen=SQL(self.clients.epoch)).where(C.id == self.id).execute():
                 return
         self.insert()
+
+    def newer_contract(self):
+        """The scripts the history records that come after the last one this code knows
+        (``schema_head``) and are not recorded as expand scripts: contract scripts, or scripts
+        whose phase is unknown. One SELECT of the history's names and phases."""
+        H = self.clients.history
+        number = script_number(self.schema_head)
+        return [name for name, phase in H.select(H.name, H.phase).order_by(H.id).tuples()
+                if script_number(name) > number and phase != EXPAND]
 
     def leave(self):
         """Remove the row (the store is closed); a later call registers again."""

@@ -16,6 +16,11 @@ running through a restart or a failover:
 * ``add_model`` on PostgreSQL is a single INSERT sent without BEGIN/COMMIT: the statement is
   its own transaction (atomic, and durable as the server's synchronous_commit makes it), so it
   costs one round trip instead of three. Its connection lost mid-statement is OutcomeUnknown.
+
+A store of an earlier release learns that a contract script newer than its code was applied
+(``migrate --force`` while it was alive) at its next heartbeat, or from the next write that
+fails: from then on every write raises SchemaNewerThanCode naming the scripts, and reads go
+on (modelstore.engine.clients; docs/rolling-upgrades.md).
 """
 import logging
 import select
@@ -25,8 +30,8 @@ from peewee import DatabaseError, InterfaceError
 
 from ..dialects import (constraint_error, dialect_of, DRIVER_ERRORS, is_constraint,
                         is_schema_missing)
-from ..exceptions import (ModelStoreError, NotFound, OutcomeUnknown, StorageError,
-                          UnreadableValue)
+from ..exceptions import (ModelStoreError, NotFound, OutcomeUnknown, SchemaNewerThanCode,
+                          StorageError, UnreadableValue)
 from ..shared.database import check_timeout, write_transaction
 
 __all__ = ['Calls', 'RECONNECT_TIMEOUT']
@@ -44,11 +49,14 @@ class _guard:
 
     A missing table or column means the schema is behind the code (the seeds' failure): that
     becomes SchemaOutOfDate naming the pending scripts and the command, when scripts are pending.
+    A write (``check_newer``) that fails while the history records a contract script newer
+    than this code raises SchemaNewerThanCode: that script is why it failed.
     """
 
-    def __init__(self, what, calls):
+    def __init__(self, what, calls, check_newer=False):
         self.what = what
         self.calls = calls
+        self.check_newer = check_newer
 
     def __enter__(self):
         return self
@@ -61,6 +69,9 @@ class _guard:
         # sqlite3's own errors too: add_models' executemany runs on the driver's cursor.
         if not issubclass(exc_type, (DatabaseError, InterfaceError) + DRIVER_ERRORS):
             return False
+        # Not on a lost connection: asking would reconnect, and the call's retry decides that.
+        if self.check_newer and not self.calls._connection_lost():
+            self.calls.refuse_if_newer(self.calls.newer_contract(), exc)
         if is_constraint(exc):
             raise constraint_error(exc, self.calls.database) from exc
         if is_schema_missing(exc):
@@ -87,13 +98,17 @@ def _peer_closed(conn):
 class Calls:
     """How the calls of one store meet its database.
 
-    ``refuse_writes``: an exception every write raises (connect(allow_newer=True)).
-    ``rows_holding(error)``: the ids of the rows holding an unreadable value (the error names
-    the column and value). ``out_of_date()``: raise SchemaOutOfDate if scripts are pending.
+    ``refuse_writes``: an exception every write raises (connect(allow_newer=True), or set when
+    a contract script newer than this code is found). ``rows_holding(error)``: the ids of the
+    rows holding an unreadable value (the error names the column and value).
+    ``out_of_date()``: raise SchemaOutOfDate if scripts are pending. ``newer_contract()``: the
+    contract scripts (or of unknown phase) the history records and this code does not know,
+    asked after a write failed; [] when it cannot tell.
     """
 
     def __init__(self, database, url, *, refuse_writes=None, reconnect_timeout=RECONNECT_TIMEOUT,
-                 rows_holding=lambda error: [], out_of_date=lambda: None, registration=None):
+                 rows_holding=lambda error: [], out_of_date=lambda: None, registration=None,
+                 newer_contract=lambda: []):
         self.database = database
         self.url = url  # Masked: safe to print.
         self.refuse_writes = refuse_writes
@@ -101,6 +116,10 @@ class Calls:
         self.rows_holding = rows_holding
         self.server = not dialect_of(database).embedded  # Reconnects, single statements.
         self.out_of_date = out_of_date
+        self.newer_contract = newer_contract
+        # True once refuse_writes is this store's own finding (not connect()'s allow_newer):
+        # a heartbeat that no longer finds the script (rolled back) lets writes go on again.
+        self.refusing_newer = False
         # This process's row in the clients table (modelstore.engine.clients), refreshed by
         # the first call after each HEARTBEAT seconds; None when the store did not register.
         self.registration = registration
@@ -124,18 +143,19 @@ class Calls:
         after a lost connection; it raises, saying nothing was stored. ``beat=False``: the
         call is the client registration's own (a heartbeat, the removal at close).
         """
-        if write and self.refuse_writes is not None:
-            raise self.refuse_writes.with_traceback(None)
         registration = self.registration
         if beat and registration is not None and registration.due() and \
                 not self.database.in_transaction():
-            self._beat(registration)
+            self._beat(registration)  # First: it may find that writes must be refused.
+        # The registration's own writes (beat=False) go on: the store is still a client.
+        if write and beat and self.refuse_writes is not None:
+            raise self.refuse_writes.with_traceback(None)
         server = self.server
         deadline = None
         for attempt in range(1, _ATTEMPTS + 1):
             sent = False  # True once a statement that commits the change may have been sent.
             try:
-                with _guard(what, self):
+                with _guard(what, self, check_newer=write and beat):
                     if server and not self.database.in_transaction():
                         self._ready(what)
                     if not write:
@@ -173,8 +193,34 @@ class Calls:
         for LIFE seconds counts as gone, so nothing waits for it forever."""
         try:
             self.run('heartbeat', registration.beat, write=True, beat=False)
+            # A read of its own, after the UPDATE's transaction: one small SELECT per beat,
+            # whose failure cannot undo the refresh.
+            newer = self.run('heartbeat', registration.newer_contract, beat=False)
         except ModelStoreError as exc:  # Lost storage, or a schema rolled back below 0012.
             log.warning('could not refresh this client in %s: %s', self.url, exc)
+            return
+        if newer:
+            self.refuse_if_newer(newer)
+        elif self.refusing_newer:  # The script was rolled back: the schema suits this code.
+            self.refuse_writes, self.refusing_newer = None, False
+            log.warning('%s: no contract script newer than this code is applied any more; '
+                        'writes go on', self.url)
+
+    def refuse_if_newer(self, newer, cause=None):
+        """Contract scripts this code does not know were applied (``newer``): refuse every
+        write from now on, with SchemaNewerThanCode naming them, and raise it if ``cause`` (the
+        write that failed because of them)."""
+        if not newer:
+            return
+        if self.refuse_writes is None:
+            self.refuse_writes = SchemaNewerThanCode(self.url, newer)
+            self.refusing_newer = True
+            log.warning('%s: contract script%s newer than this code %s been applied (%s); '
+                        'this store only reads from now on', self.url,
+                        's' if len(newer) > 1 else '', 'have' if len(newer) > 1 else 'has',
+                        ', '.join(newer))
+        if cause is not None:
+            raise SchemaNewerThanCode(self.url, newer) from cause
 
     def leave(self):
         """Remove this client's row (the store is being closed)."""

@@ -41,7 +41,8 @@ class ModelStore:
         self.models_root = models_root
         self.calls = Calls(database, url, refuse_writes=refuse_writes,
                            reconnect_timeout=reconnect_timeout, rows_holding=self._rows_holding,
-                           out_of_date=self._raise_if_out_of_date, registration=registration)
+                           out_of_date=self._raise_if_out_of_date, registration=registration,
+                           newer_contract=self._newer_contract)
         bound = bind_models(database)
         self.FineTunedModel = bound['FineTunedModel']
         self.Task = bound['Task']
@@ -106,6 +107,14 @@ class ModelStore:
             return
         if pending:
             raise SchemaOutOfDate(self.url, pending, migrate_command(self.url)) from None
+
+    def _newer_contract(self):
+        """After a write failed: the contract scripts (or of unknown phase) the history
+        records that this code does not have -- what connect() refuses at startup."""
+        try:
+            return Engine(self.database, label=self.url).status().newer_contract
+        except Exception:  # Reporting the original failure matters more.
+            return []
 
     def __enter__(self):
         return self
