@@ -18,7 +18,7 @@ from .restore import restore_database
 from .run import Run
 from .run_results import RunResult, ScriptRun
 from .runner import LOCK_TIMEOUT, Engine
-from .scripts import discover, installed_directory
+from .scripts import CONTRACT, EXPAND, discover, installed_directory
 from .shadow import apply, replay, schema_differences, schema_of, shadow_database
 from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 
@@ -27,7 +27,8 @@ from .status import OWNED_TABLES, Entry, Status, schema_version, script_number
 BOOKKEEPING = frozenset({HISTORY_TABLE, CLIENTS_TABLE})
 
 __all__ = ['Engine', 'Run', 'Observer', 'Entry', 'Status', 'ScriptRun', 'RunResult',
-           'Clients', 'ClientRow', 'Registration', 'BOOKKEEPING', 'OWNED_TABLES', 'Backups', 'Backup', 'KEEP', 'restore_database', 'Drift',
+           'Clients', 'ClientRow', 'Registration', 'BOOKKEEPING', 'OWNED_TABLES', 'Backups',
+           'Backup', 'KEEP', 'restore_database', 'Drift', 'EXPAND', 'CONTRACT',
            'detect_drift', 'invalid_index_lines', 'declared_default', 'schema_version',
            'script_number', 'failure_note', 'HISTORY_TABLE', 'discover', 'installed_directory',
            'apply', 'replay', 'shadow_database', 'schema_of', 'schema_differences',

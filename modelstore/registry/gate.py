@@ -35,8 +35,7 @@ import sqlite3
 
 from peewee import DatabaseError
 
-from ..engine import OWNED_TABLES, Backups, Clients, Engine
-from ..engine.scripts import EXPAND
+from ..engine import EXPAND, OWNED_TABLES, Backups, Clients, Engine
 from ..exceptions import (ClientsAlive, SchemaNewerThanCode, SchemaOutOfDate, StorageError,
                           ValidationError, shown_value)
 from ..version import __version__
