@@ -603,3 +603,13 @@ def test_check_writes_nothing_and_exits_1_when_a_script_is_missing(cli, project)
     assert code == 2 and 'new needs a SLUG' in err
     code, _, err = cli('new', 'x', '--check', '--migrations', project.dir)
     assert code == 2 and 'go with --auto' in err
+
+
+def test_a_column_is_renamed_once(cli, project):
+    models = project(fine_tuned='description = TextField(null=True, column_name="summary")\n'
+                                'other = TextField(null=True, column_name="summary2")')
+    code, out, err = cli('new', '--auto', 'r', '--migrations', project.dir, '--models', models,
+                         '--contract', '--rename', 'fine_tuned_models.description=summary',
+                         '--rename', 'fine_tuned_models.description=summary2')
+    assert code == 2 and 'each column is renamed once' in err, out + err
+    assert generated(project) == []

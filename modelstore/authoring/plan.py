@@ -212,6 +212,11 @@ def _renames(renames, dropped, added):
             raise ConfigError('%s: the models add no column %s to %s (columns they add: %s)'
                               % (where, new, table, ', '.join('%s.%s' % tc for tc in added)
                                  or 'none'))
+        for other in out:
+            if other.table == table and (other.old == old or other.new == new):
+                raise ConfigError('%s: %s.%s is already in --rename %s.%s=%s; each column is '
+                                  'renamed once' % (where, table, old if other.old == old
+                                                    else new, table, other.old, other.new))
         out.append(Rename(table, old, new))
     return out
 
