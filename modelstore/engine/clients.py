@@ -25,13 +25,14 @@ Workers of a release from before this table (modelstore before 0012) do not regi
 can see them.
 """
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass
 
-from peewee import SQL, CharField, DoubleField, IntegerField, Model
+from peewee import SQL, CharField, DatabaseError, DoubleField, IntegerField, Model
 
-from ..dialects import dialect_of
+from ..dialects import dialect_of, is_busy
 from .history import History
 from .scripts import EXPAND
 from .status import script_number
@@ -125,11 +126,19 @@ class Clients:
     def register(self, release, schema_head):
         """Insert this process's row; returns its Registration. Forgets long-gone clients."""
         registration = Registration(self, release, schema_head)
-        with dialect_of(self.database).write_transaction(self.database):
-            C = self.model
-            C.delete().where(C.last_seen < self.now() - FORGOTTEN).execute()
-            registration.insert()
-        return registration
+        for attempt in range(1, 6):
+            try:
+                with dialect_of(self.database).write_transaction(self.database):
+                    C = self.model
+                    C.delete().where(C.last_seen < self.now() - FORGOTTEN).execute()
+                    registration.insert()
+                return registration
+            except DatabaseError as exc:
+                # Workers starting at once: MariaDB's range locks of the DELETE deadlock (1213)
+                # and roll one back whole; it is safe to run again.
+                if attempt == 5 or not is_busy(exc):
+                    raise
+                time.sleep(0.02 * attempt * random.random())
 
 
 class Registration:
