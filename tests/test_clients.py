@@ -301,6 +301,52 @@ def test_auto_migrate_runs_the_contract_step_once_the_old_clients_are_gone(migra
         'fine_tuned_models')]
 
 
+RENAME_PROVIDER = '''
+phase = 'contract'
+
+
+def up(migrator, db):
+    migrator.migrate(migrator.rename_column('fine_tuned_models', 'provider', 'vendor'))
+
+
+def down(migrator, db):
+    migrator.migrate(migrator.rename_column('fine_tuned_models', 'vendor', 'provider'))
+'''
+
+
+def test_a_release_whose_contract_step_renames_a_column_it_uses_waits_for_it(
+        migrated, tmp_path, monkeypatch):
+    """Release N+1 maps ``vendor``, which its contract script renames ``provider`` to: the
+    schema before that step lacks it, so N+1 cannot work there. connect() refuses up front,
+    naming the column and the contract step -- instead of connecting and failing every call --
+    and auto_migrate waits for release N like the contract step itself."""
+    from modelstore.shared.tables import FineTunedModel
+    directory = release(tmp_path, 'next', {'0098_rename_provider.py': RENAME_PROVIDER})
+    engine = Engine(open_database(migrated, mode='migrate'), directory)
+    old = connect(migrated, release='trainer 4.1')  # Release N, which maps provider.
+    try:
+        monkeypatch.setattr(scripts, 'default_directory', lambda: directory)  # N+1's code,
+        monkeypatch.setattr(FineTunedModel._meta.fields['provider'], 'column_name', 'vendor')
+        with pytest.raises(SchemaOutOfDate) as err:
+            connect(migrated, release='trainer 4.2')
+        message = str(err.value)
+        assert err.value.pending == ['0098_rename_provider']
+        assert 'this code maps fine_tuned_models.vendor, which is not in the schema' in message
+        assert message.endswith('Run: ' + migrate_command(migrated).replace(
+            'migrate', 'migrate --phase contract', 1))
+        with pytest.raises(ClientsAlive):  # The contract step waits for release N.
+            connect(migrated, auto_migrate=True, release='trainer 4.2')
+        assert engine.status().pending == ['0098_rename_provider']  # Nothing ran.
+        assert clients_of(migrated) and [c.release for c in clients_of(migrated)] == [
+            'trainer 4.1']  # The refused connects registered nothing.
+    finally:
+        old.close()
+    with connect(migrated, auto_migrate=True, release='trainer 4.2'):
+        assert engine.status().pending == []
+    columns = [c.name for c in engine.database.get_columns('fine_tuned_models')]
+    assert 'vendor' in columns and 'provider' not in columns
+
+
 # -- A store of the previous release under a contract script newer than its code ------------
 
 DROP_PROVIDER = '''
@@ -335,7 +381,11 @@ def test_a_contract_script_forced_past_a_live_store_turns_it_read_only(migrated,
             with pytest.raises(SchemaNewerThanCode) as err:
                 old.add_model(**MODEL)
         assert err.value.unknown == ['0099_drop_note']  # The expand script 0098 is not named.
-        assert '0099_drop_note' in str(err.value) and 'Nothing was changed' in str(err.value)
+        # It says what happened to a store that was running, not what a CLI user should pass.
+        message = str(err.value)
+        assert err.value.running and '0099_drop_note' in message
+        assert 'applied the contract script 0099_drop_note while this store was open' in message
+        assert 'this write was not made' in message and '--migrations' not in message
         assert 'only reads' in caplog.text
         assert isinstance(old.refuse_writes, SchemaNewerThanCode)
         assert count_models(migrated) == before  # Nothing was written.

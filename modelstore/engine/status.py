@@ -130,9 +130,10 @@ class Status:
     @property
     def held_back(self):
         """The pending scripts when every one of them is a contract script, else []: code that
-        knows them works on the schema before them too (a contract script only removes what
+        knows them may work on the schema before them (a contract script that only removes what
         that code no longer uses), so a rolling deploy's new release connects before its
-        contract step (modelstore.registry.gate, docs/rolling-upgrades.md)."""
+        contract step if its models' columns are there (modelstore.registry.gate,
+        docs/rolling-upgrades.md)."""
         pending = [e for e in self.entries if e.state == 'pending']
         if self.failed or self.missing or not all(e.phase == CONTRACT for e in pending):
             return []

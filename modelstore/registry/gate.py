@@ -17,11 +17,14 @@
   A database opened so is not switched to WAL: it is opened for reading, and the file is left
   in the journal mode it has.
 * A database whose pending scripts are all contract scripts (a rolling deploy's new release,
-  after the expand step and before the contract step): the store works as usual -- code that
-  knows a contract script also works on the schema before it (it no longer uses what the
-  script removes). ``auto_migrate=True`` runs them, unless a client built for an earlier schema
-  is alive (modelstore.engine.clients): then they wait, the store connects, and the first
-  ``auto_migrate`` connect after the old clients are gone runs them.
+  after the expand step and before the contract step): the store works as usual if the
+  schema before them has every column this code's models map (a contract script only removes
+  what its release no longer uses); a contract script that renames a column this code maps
+  makes connect() raise SchemaOutOfDate, naming the column and the contract step.
+  ``auto_migrate=True`` runs them, unless a client built for an earlier schema is alive
+  (modelstore.engine.clients): then they wait and the store connects (ClientsAlive if its
+  columns are not there yet), and the first ``auto_migrate`` connect after the old clients
+  are gone runs them.
 * A SQLite file is switched to WAL (the setting for many writers) by the store's first write,
   or at once when connect() migrated it: a store that only reads leaves the file's bytes and
   journal mode as they were.
@@ -40,7 +43,8 @@ from ..exceptions import (ClientsAlive, SchemaNewerThanCode, SchemaOutOfDate, St
                           ValidationError, shown_value)
 from ..version import __version__
 from ..shared.database import check_timeout, open_database, use_for_app
-from ..shared.urls import migrate_command, parse_url
+from ..shared.tables import MODELS
+from ..shared.urls import command, migrate_command, parse_url
 from .calls import RECONNECT_TIMEOUT
 from .modelfiles import resolve_root
 from .store import ModelStore
@@ -94,13 +98,16 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
         engine = Engine(database, label=shown, backups=backups)
         status = engine.status()
         if status.missing and not status.newer_expand_only:
-            newer = SchemaNewerThanCode(shown, status.newer_contract or status.missing)
+            newer = SchemaNewerThanCode(shown, status.newer_contract or status.missing,
+                                        contract=bool(status.newer_contract))
             if not allow_newer:
                 raise newer
         migrating = newer is None and bool(status.pending) and (
             auto_migrate or not status.held_back)  # Held back: contract scripts wait.
         if migrating:
             _migrate(engine, shown, url, auto_migrate)
+        elif newer is None and status.pending:  # Held back: contract scripts wait.
+            _refuse_unless_fits(database, shown, url, status.pending)
         if newer is None:  # allow_newer: reading only, so the journal mode is left alone.
             # WAL is written into the file: a store that only reads (`models list` on a
             # ModelForge file) must leave it as it was, so the switch waits for the first
@@ -136,8 +143,34 @@ def _migrate(engine, shown, url, auto_migrate):
         if not auto_migrate:
             raise
         engine.migrate(precondition=precondition, phase=EXPAND)
-        if not engine.status().held_back:
+        held = engine.status().held_back
+        if not held or _unmapped(engine.database):
             raise
+
+
+def _unmapped(database):
+    """'table.column' for each column this code's models map that the database lacks."""
+    missing = []
+    for model in MODELS:
+        table = model._meta.table_name
+        have = {c.name.lower() for c in database.get_columns(table)}
+        missing += ['%s.%s' % (table, f.column_name) for f in model._meta.sorted_fields
+                    if f.column_name.lower() not in have]
+    return missing
+
+
+def _refuse_unless_fits(database, shown, url, held):
+    """The pending scripts are all contract scripts (``held``): this code connects before
+    them only if the schema before them has every column its models map. A contract script
+    that renames a column (or adds one) is not something this code can wait for."""
+    missing = _unmapped(database)
+    if missing:
+        raise SchemaOutOfDate(shown, held, command('migrate', '--phase', 'contract', database=url), (
+            'this code maps %s, which %s not in the schema before its contract step -- a '
+            'contract script renames or adds %s, so this release cannot start until that step '
+            'has run, and that step waits until the previous release\'s clients have stopped'
+            % (', '.join(missing), 'is' if len(missing) == 1 else 'are',
+               'it' if len(missing) == 1 else 'them')))
 
 
 def _register(database, shown, engine, release):
