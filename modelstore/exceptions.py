@@ -194,21 +194,43 @@ class SchemaNewerThanCode(ModelStoreError):
     """The history names scripts that the scripts directory does not hold: another set of
     scripts migrated the database (a project's own ``--migrations`` directory), or newer code
     did. ``directory``: where the scripts were looked for (None: those shipped with
-    modelstore)."""
+    modelstore). ``contract``: the unknown scripts are a newer release's contract scripts (or
+    of unknown phase), so this code cannot know what the schema now refuses. ``running``: a
+    store that was open already found them (its heartbeat, or a write that failed): it is
+    read-only from then on."""
 
-    def __init__(self, url, unknown, directory=None):
+    def __init__(self, url, unknown, directory=None, contract=False, running=False):
         self.url = url
         self.unknown = list(unknown)
         self.directory = directory
+        self.contract = contract or running
+        self.running = running
         many = len(self.unknown) > 1
-        where = ('the scripts directory %s' % directory if directory is not None
-                 else 'the scripts shipped with modelstore')
-        super().__init__(
-            'database %s has applied script%s that %s does not hold (%s): another set of '
-            'scripts migrated it, or newer code did. If a project\'s own scripts did, use '
-            'that directory (--migrations DIR, or migrations in [tool.modelstore]); if newer '
-            'code did, update this one. Nothing was changed.'
-            % (url, 's' if many else '', where, ', '.join(self.unknown)))
+        names = ', '.join(self.unknown)
+        if running:
+            message = (
+                'database %s: a newer release applied the contract script%s %s while this '
+                'store was open; this code cannot know what the schema refuses now, so the '
+                'store only reads from now on, and this write was not made. Restart this '
+                'process on the release that ships %s.'
+                % (url, 's' if many else '', names, 'them' if many else 'it'))
+        elif self.contract:
+            message = (
+                'database %s has applied %s of a newer release not known to be expand '
+                '(%s): this code cannot know what the schema refuses now. Run the release '
+                'that ships %s, or connect with allow_newer=True to read only. Nothing was '
+                'changed.' % (url, 'scripts' if many else 'a script', names,
+                              'them' if many else 'it'))
+        else:
+            where = ('the scripts directory %s' % directory if directory is not None
+                     else 'the scripts shipped with modelstore')
+            message = (
+                'database %s has applied %s that %s does not hold (%s): another set of '
+                'scripts migrated it, or newer code did. If a project\'s own scripts did, use '
+                'that directory (--migrations DIR, or migrations in [tool.modelstore]); if '
+                'newer code did, update this one. Nothing was changed.'
+                % (url, 'scripts' if many else 'a script', where, names))
+        super().__init__(message)
 
 
 class AdoptionRefused(MigrationError):

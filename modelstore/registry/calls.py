@@ -213,14 +213,14 @@ class Calls:
         if not newer:
             return
         if self.refuse_writes is None:
-            self.refuse_writes = SchemaNewerThanCode(self.url, newer)
+            self.refuse_writes = SchemaNewerThanCode(self.url, newer, running=True)
             self.refusing_newer = True
             log.warning('%s: contract script%s newer than this code %s been applied (%s); '
                         'this store only reads from now on', self.url,
                         's' if len(newer) > 1 else '', 'have' if len(newer) > 1 else 'has',
                         ', '.join(newer))
         if cause is not None:
-            raise SchemaNewerThanCode(self.url, newer) from cause
+            raise SchemaNewerThanCode(self.url, newer, running=True) from cause
 
     def leave(self):
         """Remove this client's row (the store is being closed)."""
