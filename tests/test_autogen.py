@@ -4,6 +4,7 @@ Each test writes a models module for a project whose scripts are copies of the s
 generates, and then uses the result the way an operator would: migrate, check, rollback,
 migrate again, and (for the comparison with peewee's own tool) pwmigrate.
 """
+import json
 import os
 import subprocess
 import sys
@@ -299,18 +300,65 @@ def _columns(db_url):
         database.close()
 
 
+def test_an_index_over_a_dropped_column_goes_with_it_in_the_contract_script(cli, project,
+                                                                           db_url):
+    """The expand script leaves a unique index over a column no field maps alone (it is
+    release N's constraint while N writes the column); the contract script drops it just
+    before the column -- SQLite refuses to drop an indexed column -- and down() builds it
+    again."""
+    tagged = project(fine_tuned='run_tag = CharField(null=True)\nrun_day = IntegerField(null=True)',
+                     extra='FineTunedModel.add_index(FineTunedModel.run_day, '
+                           'FineTunedModel.run_tag, unique=True)')
+    code, out, err = cli('new', '--auto', 'tag', '--migrations', project.dir, '--models', tagged)
+    assert code == 0, out + err
+    written = generated(project)
+    untagged = project()  # Neither field any more.
+    code, out, err = cli('new', '--auto', 'untag', '--migrations', project.dir, '--models',
+                         untagged)
+    assert code == 1 and generated(project) == written, out + err  # No expand script.
+    assert 'contract: column fine_tuned_models.run_day' in err and 'drop index' not in out
+    code, out, err = cli('new', '--auto', 'untag', '--migrations', project.dir, '--models',
+                         untagged, '--contract')
+    assert (code, err) == (0, ''), out
+    up, down = read(project, len(written)).split('def down')
+    drop_index = up.index("migrator.drop_index('fine_tuned_models', ")
+    assert drop_index < up.index("migrator.drop_column('fine_tuned_models', 'run_day')")
+    assert up.count('drop_index') == 1 and "('run_day', 'run_tag'), True, name=" in down
+    assert down.index("add_column('fine_tuned_models', 'run_tag'") < down.index(
+        "add_column('fine_tuned_models', 'run_day'") < down.index('add_index')
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert 'run_day' not in _columns(db_url) and 'run_tag' not in _columns(db_url)
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               untagged)[0] == 0
+    assert cli('rollback', '--database', db_url, '--migrations', project.dir, '--yes')[0] == 0
+    database = open_database(db_url, mode='inspect')
+    try:
+        assert [(i.columns, bool(i.unique)) for i in database.get_indexes('fine_tuned_models')
+                if 'run_day' in i.columns] == [(['run_day', 'run_tag'], True)]
+    finally:
+        database.close()
+
+
 def test_a_rename_is_generated_with_contract_and_keeps_the_values(cli, project, db_url):
     models = project(fine_tuned='description = TextField(null=True, column_name="summary")')
     code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
                          models)
-    assert code == 1 and "If it was renamed (to summary?), generate the rename with " \
-        "--contract --rename fine_tuned_models.description=NEW instead" in err
+    assert code == 1 and "If it was renamed (to summary?), the expand script adds it as a " \
+        "new, empty column" in err
     [expand] = generated(project)  # The new nullable column alone: an expand script.
+    # The hint is a command that works once the script it names is removed.
+    assert "remove the expand script that adds it (this run writes one)" in err
+    assert "`modelstore new --auto SLUG --contract --rename fine_tuned_models.description=" \
+        "summary`" in err
     assert "phase = 'expand'" in read(project)
     os.remove(project.dir / expand)
     code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
                          models, '--contract', '--rename', 'fine_tuned_models.description=summary')
-    assert (code, err) == (0, ''), out
+    assert code == 0, out + err
+    assert err == ('note: renaming fine_tuned_models.description to summary is not a rolling '
+                   'change: the release that maps summary connects only after this contract '
+                   'script has run, and the script waits for the previous release\'s clients '
+                   'to stop (docs/rolling-upgrades.md, "Renames")\n')
     up, down = read(project).split('def down')
     assert "migrator.rename_column('fine_tuned_models', 'description', 'summary')" in up
     assert "migrator.rename_column('fine_tuned_models', 'summary', 'description')" in down
@@ -603,6 +651,17 @@ def test_check_writes_nothing_and_exits_1_when_a_script_is_missing(cli, project)
     assert code == 2 and 'new needs a SLUG' in err
     code, _, err = cli('new', 'x', '--check', '--migrations', project.dir)
     assert code == 2 and 'go with --auto' in err
+    # --check reports the contract changes itself; a flag it would ignore is refused.
+    for flags in (['--contract'], ['--contract', '--rename', 'fine_tuned_models.a=b']):
+        code, _, err = cli('new', '--auto', '--check', '--migrations', project.dir, *flags)
+        assert code == 2 and 'it takes no --contract or --rename' in err, err
+
+
+def test_json_of_nothing_to_generate_names_no_phase(cli, project):
+    code, out, _ = cli('new', '--auto', 'c', '--migrations', project.dir, '--contract', '--json')
+    payload = json.loads(out)
+    assert code == 0 and payload['changed'] is False and payload['phase'] is None
+    assert generated(project) == []
 
 
 def test_a_column_is_renamed_once(cli, project):

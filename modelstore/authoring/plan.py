@@ -65,6 +65,7 @@ class DropColumn:
     table: str
     column: str
     field: object  # reflected from the schema, nullable: what down() adds back
+    indexes: List[Index] = field(default_factory=list)  # on it: dropped first, built in down()
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ class Plan:
     def schema_summary(self):
         lines = self.expand_summary()
         lines += ['rename column %s.%s to %s' % (r.table, r.old, r.new) for r in self.renames]
-        return lines + ['drop column %s.%s' % (d.table, d.column) for d in self.drop_columns]
+        for d in self.drop_columns:
+            lines += ['drop index %s on %s' % (i.name, i.table) for i in d.indexes]
+            lines.append('drop column %s.%s' % (d.table, d.column))
+        return lines
 
     def expand_summary(self):
         lines = ['create table %s' % m._meta.table_name for m in self.create]
@@ -167,16 +171,23 @@ def plan_changes(database, models, contract=False, renames=()):
     added = [(f.model._meta.table_name, f.column_name) for f in diff.add_columns]
     plan.renames = _renames(renames, dropped, added)
     renamed = {(r.table, r.old) for r in plan.renames} | {(r.table, r.new) for r in plan.renames}
+    unmapped = set()  # (table, column): no field maps it, and it is not renamed
     for table, column in dropped:
         if (table, column) in renamed:
             continue
+        unmapped.add((table, column))
         if contract:
             plan.drop_columns.append(DropColumn(table, column, _reflected(database, table,
                                                                           column)))
             continue
         others = [c for t, c in added if t == table]
-        hint = (' If it was renamed (to %s?), generate the rename with --contract --rename '
-                '%s.%s=NEW instead.' % (' or '.join(others), table, column)) if others else ''
+        hint = (' If it was renamed (to %s?), the expand script adds %s as a new, empty '
+                'column; to rename instead, keeping the values, remove the expand script that '
+                'adds it (this run writes one) and generate the rename first: `modelstore new '
+                '--auto SLUG --contract --rename %s.%s=%s` -- a contract script, so the release '
+                'that maps the new name starts only after it has run.'
+                % (' or '.join(others), 'it' if len(others) == 1 else 'the column', table,
+                   column, others[0] if len(others) == 1 else 'NEW')) if others else ''
         plan.contract_pending.append(
             'column %s.%s is in the schema but no field maps it: dropping it is a contract '
             'change, generated only as a contract script of its own (`modelstore new --auto '
@@ -192,7 +203,7 @@ def plan_changes(database, models, contract=False, renames=()):
     for model in models:
         if model._meta.table_name not in created:
             _changed_columns(plan, database, model)
-    _indexes(plan, diff)
+    _indexes(plan, diff, {(d.table, d.column): d for d in plan.drop_columns}, unmapped)
     if contract:
         _contract_only(plan, added_todos)
     return plan
@@ -406,9 +417,21 @@ def _changed_columns(plan, database, model):
                               'write it by hand' % (where, col.default or 'none', default))
 
 
-def _indexes(plan, diff):
+def _indexes(plan, diff, dropping, unmapped):
+    """The index changes. An index over a column no field maps goes with that column: in a
+    contract plan it is dropped just before it (``dropping``: {(table, column): DropColumn}),
+    in an expand plan it is left alone -- the previous release still uses the column, and a
+    unique index is its constraint (``unmapped``: {(table, column)})."""
     for idx in diff.drop_indexes:
-        if idx.columns is None:
+        over = sorted(c for c in idx.columns or () if (idx.table, c) in unmapped)
+        if over and (idx.table, over[0]) in dropping:
+            # With the first of its columns dropped (drop_columns are sorted): down() adds
+            # that one back last, so the index is built once all of them are there.
+            dropping[(idx.table, over[0])].indexes.append(
+                Index(idx.table, idx.name, tuple(idx.columns), bool(idx.unique)))
+        elif over:
+            continue
+        elif idx.columns is None:
             plan.todos.append('index %s on %s is in the schema but not in the models (partial or '
                               'an expression): dropping it is not generated' % (idx.name,
                                                                                idx.table))

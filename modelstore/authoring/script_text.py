@@ -287,14 +287,18 @@ def _schema_script(plan, docstring, src, name):
                 for tc in plan.drop_not_null])
     up += _ops(['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.old, r.new)))
                 for r in plan.renames] +
-               ['migrator.drop_column(%s, %s)' % (literal(d.table), literal(d.column))
-                for d in plan.drop_columns])
+               [op for d in plan.drop_columns for op in
+                ['migrator.drop_index(%s, %s)' % (literal(i.table), literal(i.name))
+                 for i in d.indexes] +
+                ['migrator.drop_column(%s, %s)' % (literal(d.table), literal(d.column))]])
     if plan.drop_columns:
         down.append('# The dropped columns come back empty: their values are gone.')
-    down += _ops([_wrapped('migrator.add_column(%s, %s, ' % (literal(d.table),
-                                                              literal(d.column)),
-                           src.field(d.field, column=True), ')')
-                  for d in reversed(plan.drop_columns)] +
+    down += _ops([op for d in reversed(plan.drop_columns) for op in
+                  [_wrapped('migrator.add_column(%s, %s, ' % (literal(d.table),
+                                                               literal(d.column)),
+                            src.field(d.field, column=True), ')')] +
+                  ['migrator.add_index(%s, %s, %s, name=%s)' % tuple(map(literal, (
+                      i.table, i.columns, i.unique, i.name))) for i in d.indexes]] +
                  ['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.new,
                                                                               r.old)))
                   for r in reversed(plan.renames)])

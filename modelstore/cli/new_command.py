@@ -18,6 +18,9 @@ def cmd_new(args, out):
     if renames and not args.contract:
         raise UsageError('--rename %s: a rename is a contract change; add --contract'
                          % args.rename[0])
+    if args.check and (args.contract or renames):
+        raise UsageError('--check lists every change a script would hold, the contract ones '
+                         'too ("contract: ..."); it takes no --contract or --rename')
     if not args.auto:
         return NewScript(new_script(args.slug, directory))
     url = parse_url(args.database) if args.database else None

@@ -366,6 +366,12 @@ def _generated(out, result):
                  generated.paths[0] if generated.paths else 'the script'), file=sys.stderr)
     for change in plan.contract_pending:  # Exit 1 too: the models need another script.
         print('contract: %s' % printable(change), file=sys.stderr)
+    for rename in plan.renames:  # Exit 0: said because it changes how the deploy goes.
+        print('note: renaming %s.%s to %s is not a rolling change: the release that maps %s '
+              'connects only after this contract script has run, and the script waits for the '
+              'previous release\'s clients to stop (docs/rolling-upgrades.md, "Renames")'
+              % (printable(rename.table), printable(rename.old), printable(rename.new),
+                 printable(rename.new)), file=sys.stderr)
 
 
 def _operations(out, lines):

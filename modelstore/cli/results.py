@@ -232,7 +232,8 @@ class Generated(_Result):
     def as_json(self):
         result, plan = self.result, self.result.plan
         return {'ok': not (plan.todos or plan.contract_pending), 'changed': result.changed,
-                'paths': result.paths, 'dry_run': self.dry_run, 'phase': plan.phase,
+                'paths': result.paths, 'dry_run': self.dry_run,
+                'phase': plan.phase if result.changed else None,
                 'operations': plan.summary(), 'todos': plan.todos,
                 'contract_pending': plan.contract_pending,
                 'scripts': [{'name': name, 'text': text} for name, text in result.files]}
