@@ -892,8 +892,7 @@ def bench_doctor(workdir, n, repeat):
 # -- 6. generating the next script: `new --auto` against `pwmigrate generate` ------------------
 BENCH_MODELS = """
 from peewee import *
-from modelstore.models import FineTunedModel as _FineTunedModel, ModelImport, ModelVersionCounter
-from modelstore.models import Task
+from modelstore.models import MODELS as _MODELS, FineTunedModel as _FineTunedModel
 
 
 class FineTunedModel(_FineTunedModel):
@@ -905,7 +904,7 @@ class FineTunedModel(_FineTunedModel):
         table_name = 'fine_tuned_models'
 
 
-MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport]
+MODELS = [FineTunedModel] + [m for m in _MODELS if m is not _FineTunedModel]
 """
 
 

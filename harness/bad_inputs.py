@@ -473,8 +473,7 @@ def _generate(field, *extra, database=False, table='fine_tuned_models'):
             fh.write(textwrap.dedent("""
                 import peewee
                 from peewee import *
-                from modelstore.models import FineTunedModel as _F, Task, ModelImport
-                from modelstore.models import ModelVersionCounter
+                from modelstore.models import MODELS as _MODELS, FineTunedModel as _F, Task
 
 
                 class FineTunedModel(_F):
@@ -491,7 +490,7 @@ def _generate(field, *extra, database=False, table='fine_tuned_models'):
                         table_name = %r
 
 
-                MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport] + (
+                MODELS = [FineTunedModel] + [m for m in _MODELS if m is not _F] + (
                     [Extra] if Extra._meta.table_name != 'fine_tuned_models' else [])
             """) % ((field, 'pass', table) if table == 'fine_tuned_models' else
                     ('pass', field, table)))

@@ -27,7 +27,8 @@ BASE = '''
 import datetime
 from peewee import *
 from modelstore.models import FineTunedModel as _FineTunedModel, Task as _Task
-from modelstore.models import ModelImport, ModelVersionCounter
+from modelstore.models import (ModelAlias, ModelImport, ModelVersionCounter, RegistryEvent,
+                               RegistryEventCounter)
 
 
 class FineTunedModel(_FineTunedModel):
@@ -44,7 +45,8 @@ class Task(_Task):
 {task_meta}
 
 {extra}
-MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport{more}]
+MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
+          RegistryEventCounter, ModelAlias{more}]
 '''
 # 0009's partial unique index, for a models module that declares its own Meta.indexes.
 PARTIAL_INDEX = '''

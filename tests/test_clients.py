@@ -232,7 +232,8 @@ def test_the_clients_command_lists_them(migrated, cli):
 
 
 def test_the_clients_command_before_0012(db_url, cli):
-    Engine(open_database(db_url, mode='migrate')).migrate(target=SHIPPED[-2])
+    Engine(open_database(db_url, mode='migrate')).migrate(
+        target=SHIPPED[SHIPPED.index('0012_clients') - 1])
     code, out, _ = cli('clients', '--database', db_url)
     assert code == 0 and 'no clients table yet' in out and '0012_clients' in out
     # The hint is the whole command, for the database it looked at (password masked).

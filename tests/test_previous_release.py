@@ -16,7 +16,7 @@ import pytest
 from peewee import SQL, BooleanField, IntegerField, TextField
 
 from modelstore.engine.scripts import default_directory
-from modelstore.models import FineTunedModel, ModelImport, ModelVersionCounter, Task
+from modelstore.models import MODELS, FineTunedModel, Task
 from modelstore.testing import check_migrations
 
 from conftest import SHIPPED
@@ -119,7 +119,8 @@ def models(models_fields=(), tasks_fields=(), tables=()):
         __module__=__name__))
     tasks = type('Task', (Task,), dict(tasks_fields, Meta=type(
         'Meta', (), {'table_name': 'tasks'}), __module__=__name__))
-    return [fine_tuned, tasks, ModelVersionCounter, ModelImport] + list(tables)
+    return [fine_tuned, tasks] + [m for m in MODELS if m not in (FineTunedModel, Task)] + \
+        list(tables)
 
 
 def problems(err):

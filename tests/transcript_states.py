@@ -110,7 +110,8 @@ MYAPP_MODELS = '''\
 """myapp's models: modelstore's, with three new fields on fine_tuned_models."""
 from peewee import BooleanField, CharField, FloatField
 from modelstore.models import FineTunedModel as _FineTunedModel
-from modelstore.models import ModelImport, ModelVersionCounter, Task
+from modelstore.models import (ModelAlias, ModelImport, ModelVersionCounter, RegistryEvent,
+                               RegistryEventCounter, Task)
 
 
 class FineTunedModel(_FineTunedModel):
@@ -122,7 +123,8 @@ class FineTunedModel(_FineTunedModel):
         table_name = 'fine_tuned_models'
 
 
-MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport]
+MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
+          RegistryEventCounter, ModelAlias]
 '''
 
 

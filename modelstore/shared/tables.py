@@ -13,8 +13,9 @@ from peewee import (AutoField, BigIntegerField, BooleanField, CharField, DoubleF
 from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField,
                       IsoTimestampKeyField, KeyTextField, StrictJSONField, UtcDateTimeField)
 
-__all__ = ['FineTunedModel', 'ModelVersionCounter', 'Task', 'TaskStatus', 'MODELS',
-           'VERSION_TRIGGERS', 'bind_models']
+__all__ = ['FineTunedModel', 'ModelAlias', 'ModelVersionCounter', 'RegistryEvent',
+           'RegistryEventCounter', 'Task', 'TaskStatus', 'MODELS', 'VERSION_TRIGGERS',
+           'bind_models']
 
 
 def _utc_now():
@@ -146,7 +147,58 @@ class Task(Model):
         return '<Task %s %r>' % (self.id, self.task_name)
 
 
-MODELS = (FineTunedModel, Task, ModelVersionCounter, ModelImport)
+class RegistryEvent(Model):
+    """One change to the registry (0013), appended and never changed: an alias set, moved or
+    removed, a model deleted. ``seq`` numbers the events in the order they committed (taken
+    from RegistryEventCounter's row, locked until the commit), so a reader that follows
+    ``seq`` never passes over an event still being written (modelstore.registry.events)."""
+    seq = BigIntegerField(primary_key=True)
+    at = UtcDateTimeField()  # UTC
+    actor = CharField()  # connect(actor=...), default user@host
+    kind = CharField(max_length=32)  # e.g. 'alias.moved'
+    model_name = KeyTextField(null=True)
+    model_id = IntegerField(null=True)
+    version = IntegerField(null=True)
+    alias = CharField(null=True)
+    before = StrictJSONField(null=True)  # the state before, as a JSON object
+    after = StrictJSONField(null=True)
+
+    class Meta:
+        table_name = 'registry_events'
+        # alias_history(name, alias): one alias's moves in order.
+        indexes = ((('model_name', 'alias', 'seq'), False),)
+
+
+class RegistryEventCounter(Model):
+    """One row (id 1, written by the first event): the last event's ``seq``. An event's writer updates it
+    first, which holds its row lock until the commit: events get their numbers in commit
+    order."""
+    id = IntegerField(primary_key=True)
+    last_seq = BigIntegerField()
+
+    class Meta:
+        table_name = 'registry_event_counter'
+
+
+class ModelAlias(Model):
+    """A name for one version of a model name (0013): ``NAME@ALIAS``, e.g. ``chat@champion``.
+    ``model_id`` is the fine_tuned_models row; a model an alias points at is not deleted."""
+    id = AutoField()
+    model_name = KeyTextField()
+    alias = CharField()
+    model_id = IntegerField()
+    version = IntegerField()
+    protected = BooleanField(default=False, constraints=[SQL('DEFAULT FALSE')])
+    updated_at = UtcDateTimeField()  # UTC
+    updated_by = CharField()
+
+    class Meta:
+        table_name = 'model_aliases'
+        indexes = ((('model_name', 'alias'), True), (('model_id',), False))
+
+
+MODELS = (FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
+          RegistryEventCounter, ModelAlias)
 
 # The triggers 0010 installs on fine_tuned_models to number every inserted row (check reports
 # them missing: a table rebuilt by hand, or by a script that copies the table, loses them).
