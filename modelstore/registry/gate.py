@@ -46,6 +46,7 @@ from ..shared.database import check_timeout, open_database, use_for_app
 from ..shared.tables import MODELS
 from ..shared.urls import command, migrate_command, parse_url
 from .calls import RECONNECT_TIMEOUT
+from .events import check_actor
 from .modelfiles import resolve_root
 from .store import ModelStore
 
@@ -64,7 +65,7 @@ def _foreign(status):
 
 
 def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None,
-            reconnect_timeout=RECONNECT_TIMEOUT, release=None, register=True):
+            reconnect_timeout=RECONNECT_TIMEOUT, release=None, register=True, actor=None):
     """Open the registry at ``url`` (a string resolved as modelstore.shared.urls says, or a
     DatabaseURL from its parse_url) and check its schema.
 
@@ -80,11 +81,16 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
     host and pid -- and keep it fresh while the store is used, so that ``migrate`` runs no
     contract script while it is alive (modelstore.engine.clients; docs/rolling-upgrades.md).
     It is a write: a store on a database it may not write (a read-only role or file) connects
-    with ``register=False``. A store opened read-only (``allow_newer``) does not register."""
+    with ``register=False``. A store opened read-only (``allow_newer``) does not register.
+
+    ``actor`` (default ``user@host``): who the registry's events say made this store's
+    changes (modelstore.registry.events)."""
     check_timeout(reconnect_timeout, 'reconnect_timeout')
     if release is not None and not (isinstance(release, str) and 0 < len(release) <= 255):
         raise ValidationError('release', 'must be text of 1 to 255 characters, got %s'
                               % shown_value(release))
+    if actor is not None:
+        check_actor('actor', actor)
     root = resolve_root(models_root)
     url = parse_url(url)  # Parsed once: the calls below read the value, not the text.
     shown = url.masked
@@ -122,7 +128,8 @@ def connect(url=None, *, auto_migrate=False, allow_newer=False, models_root=None
         database.close()
         raise
     return ModelStore(database, shown, refuse_writes=newer, models_root=root,
-                      reconnect_timeout=reconnect_timeout, registration=registration)
+                      reconnect_timeout=reconnect_timeout, registration=registration,
+                      actor=actor)
 
 
 def _migrate(engine, shown, url, auto_migrate):

@@ -16,7 +16,9 @@ from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from ..shared.tables import bind_models
 from ..shared.urls import migrate_command
+from .aliases import Aliases, check_alias
 from .calls import RECONNECT_TIMEOUT, Calls
+from .events import Events, check_cursor, check_hook, default_actor
 from .fastpath import ORDERS, ModelQueries
 from .modelfiles import ENV_VAR as MODELS_ROOT_ENV
 from .paging import keyset, pages
@@ -34,7 +36,7 @@ class ModelStore:
     (the hot paths' SQL, built once from the model) and ``Tasks`` (the task calls)."""
 
     def __init__(self, database, url, refuse_writes=None, models_root=None,
-                 reconnect_timeout=RECONNECT_TIMEOUT, registration=None):
+                 reconnect_timeout=RECONNECT_TIMEOUT, registration=None, actor=None):
         self.database = database
         self.url = url  # Masked: safe to print.
         # The folder model directories live under (modelfiles.ModelsRoot), or None.
@@ -51,6 +53,11 @@ class ModelStore:
         self.queries = ModelQueries(self.FineTunedModel, self.rules.columns, self.rules.filled,
                                     counters=bound['ModelVersionCounter'])
         self.tasks = Tasks(self.Task, self.calls)
+        # Who the events say made a change (connect(actor=...)); 0013's tables.
+        self.events_log = Events(bound['RegistryEvent'], bound['RegistryEventCounter'],
+                                 actor or default_actor())
+        self.aliases = Aliases(bound['ModelAlias'], self.FineTunedModel, self.calls,
+                               self.events_log, self._model_name)
         self._empty = dict.fromkeys(self.FineTunedModel._meta.fields)  # A model's every field.
 
     @property
@@ -220,6 +227,9 @@ class ModelStore:
                                      None)
 
         def update():
+            if 'model_name' in values:  # Renamed away from its name: not while aliased.
+                self.events_log.lock()  # (As set_alias does first: they run in turn.)
+                self._refuse_aliased(model_id, 'rename')
             try:
                 with self.database.atomic():
                     if not M.update(**values).where(M.id == model_id).execute():
@@ -236,15 +246,31 @@ class ModelStore:
         return row
 
     def get_model(self, model_id):
-        """The model with this id, or NotFound."""
+        """The model with this id, or NotFound. Text is a reference instead: ``NAME@VERSION``
+        (``'chat@3'``), ``NAME@ALIAS`` (``'chat@champion'``, see set_alias) or ``NAME`` (its
+        latest version); the part after the last ``@`` decides."""
+        if isinstance(model_id, str):
+            name, at, ref = model_id.rpartition('@')
+            if not at:
+                if model_id.isdigit():  # An id sent as text, most likely: say which.
+                    raise ValidationError('model_id', 'must be an integer id or a reference '
+                                          '(NAME, NAME@VERSION, NAME@ALIAS), got the text %r: '
+                                          'pass int(%r) for the id, or use get_latest_model '
+                                          'for a model named so' % (model_id, model_id))
+                return self.get_latest_model(model_id)
+            return self.get_model_version(name, int(ref) if ref.isdigit() and ref.isascii()
+                                          else ref)
         check_id('model_id', model_id)
         M = self.FineTunedModel
         return self._one('get_model', M.select().where(M.id == model_id),
                          'no fine-tuned model with id %d' % model_id)
 
     def get_model_version(self, model_name, version):
-        """Version ``version`` of ``model_name``, or NotFound."""
+        """Version ``version`` of ``model_name``, or NotFound. ``version`` may be an alias of
+        that name (``'champion'``): the version it points at."""
         name = self._model_name(model_name)
+        if isinstance(version, str):
+            version = self.aliases.resolve(name, check_alias('version', version))
         version = check_version('version', version)
         M = self.FineTunedModel
         return self._one('get_model_version',
@@ -305,6 +331,45 @@ class ModelStore:
                              order, by_version='model_name' in values)
         return pages(self._run, 'list_models', base, after, limit, offset, page,
                      lambda q: self.queries.models(self.database.execute(q)))
+
+    # -- aliases and events (modelstore.registry.aliases, .events) ------------------------------
+
+    def set_alias(self, model_name, alias, version, *, protected=None, force=False):
+        """Point ``model_name@alias`` at version ``version`` of that name, creating or moving
+        the alias (an event records it); returns the alias (ModelAlias). ``protected``: True
+        or False to change its protection (None: as it was; a new alias is not protected). A
+        protected alias moves, or is unprotected, only with ``force=True``."""
+        return self.aliases.set_alias(model_name, alias, version, protected, force)
+
+    def delete_alias(self, model_name, alias, *, force=False):
+        """Remove ``model_name@alias`` (an event records it); NotFound if there is none. A
+        protected alias is removed only with ``force=True``."""
+        self.aliases.delete_alias(model_name, alias, force)
+
+    def list_aliases(self, model_name):
+        """The aliases of ``model_name``, by alias: each with its version and model_id,
+        ``protected``, ``updated_at`` (UTC) and ``updated_by``."""
+        return self.aliases.list_aliases(model_name)
+
+    def alias_history(self, model_name, alias, *, at=None):
+        """Every set, move and removal of ``model_name@alias``, oldest first (RegistryEvent:
+        ``seq``, ``at`` (UTC), ``actor``, ``kind``, ``version``, ``before``, ``after``).
+        ``at`` (a datetime; naive means UTC, or ISO text): only those up to then -- the last
+        one says what served at that time (``after`` None: the alias had been removed)."""
+        return self.aliases.history(model_name, alias, at)
+
+    def events(self, after=0, limit=100):
+        """The registry's events numbered after ``after`` (a cursor: 0, or the ``seq`` of the
+        last event read), oldest first, at most ``limit``. Polling with the last ``seq``
+        never misses an event: events are numbered in the order they committed."""
+        after = check_cursor(after)
+        limit = check_page('limit', limit, minimum=1)
+        return self._run('events', lambda: self.events_log.after(after, limit))
+
+    def on_event(self, hook):
+        """Call ``hook(event)`` after each change this store commits that writes an event
+        (in this process; other processes' changes are read with events())."""
+        self.events_log.hooks.append(check_hook(hook))
 
     # -- tasks (modelstore.registry.tasks) -----------------------------------------------------
 
@@ -371,11 +436,15 @@ class ModelStore:
         M = self.FineTunedModel
         if not files:
             def delete():
-                if not M.delete().where(M.id == model_id).execute():
+                event = self._delete_row(model_id, M.id == model_id)
+                if event is None:
                     raise NotFound('no fine-tuned model with id %d' % model_id)
-            return self._run('delete_model', delete, write=True)
+                return event
+            self.events_log.notify([self._run('delete_model', delete, write=True)])
+            return None
         root = self._root('delete_model(files=True)')
         path = self.get_model(model_id).model_path
+        self._run('delete_model', lambda: self._refuse_aliased(model_id, 'delete'))
         parts = root.relative(path)
         seen = self._run('delete_model', lambda: self._sharing(root, model_id, parts, path))
 
@@ -384,14 +453,45 @@ class ModelStore:
                 # Again, in the delete's transaction, for the rows added since (a pipeline
                 # registering the folder again): the files then go back.
                 self._sharing(root, model_id, parts, path, after=seen)
-                if M.delete().where((M.id == model_id) & (M.model_path == path)).execute():
-                    return
+                event = self._delete_row(model_id, (M.id == model_id) & (M.model_path == path))
+                if event is not None:
+                    return event
                 if M.select().where(M.id == model_id).exists():
                     raise StorageError('delete_model: model %d changed while it was being '
                                        'deleted; nothing was deleted' % model_id)
                 # Gone already (another delete of it): its files belong to no row, and go.
-            self._run('delete_model', delete, write=True, retry=False)
-        return root.delete(model_id, path, delete_row)
+            event = self._run('delete_model', delete, write=True, retry=False)
+            if event is not None:
+                events.append(event)
+        events = []
+        removed = root.delete(model_id, path, delete_row)
+        self.events_log.notify(events)
+        return removed
+
+    def _delete_row(self, model_id, where):
+        """Delete the row ``where`` selects (model ``model_id``) and record the event, in the
+        caller's write transaction; None if there is no such row. Refused (ValidationError)
+        while an alias points at it."""
+        M = self.FineTunedModel
+        seq = self.events_log.lock()  # First, as set_alias: an alias set meanwhile is seen.
+        row = M.select(M.model_name, M.version, M.model_path).where(where).get_or_none()
+        if row is None:
+            return None
+        self._refuse_aliased(model_id, 'delete')
+        M.delete().where(where).execute()
+        return self.events_log.record(seq, 'model.deleted', model_name=row.model_name,
+                                      model_id=model_id, version=row.version, before={
+                                          'model_name': row.model_name, 'version': row.version,
+                                          'model_path': row.model_path})
+
+    def _refuse_aliased(self, model_id, what):
+        holding = self.aliases.holding(model_id)
+        if holding:
+            raise ValidationError('model_id', 'model %d is what %s point%s at: move or remove '
+                                  '%s first (set_alias, delete_alias); nothing was %sd'
+                                  % (model_id, ', '.join(holding),
+                                     '' if len(holding) > 1 else 's',
+                                     'them' if len(holding) > 1 else 'it', what))
 
     def _sharing(self, root, model_id, parts, path, after=0):
         """ValidationError if another row's folder is the one at ``parts``, is inside it, or
