@@ -57,6 +57,8 @@ def main(argv=None):
     try:
         return render(out, args.func(args, out))
     except KeyboardInterrupt as exc:
+        if getattr(args, 'follow', False):  # models events --follow: how it ends.
+            return 130
         return _fail(args, out, exc, 'error: interrupted; the script that was running was '
                                      'rolled back', code=130, trace=False)
     except Exception as exc:

@@ -5,15 +5,16 @@ import sys
 
 from ..engine import DDL_LOCK_TIMEOUT, DDL_RETRIES, KEEP, LOCK_TIMEOUT as DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, UsageError
-from ..registry import MAX_MIN_AGE, MAX_PAGE, MIN_AGE
+from ..registry import ALIAS_RULE, MAX_MIN_AGE, MAX_PAGE, MIN_AGE
 from ..shared.database import check_timeout
 from ..version import __version__
 from .doctor_command import cmd_doctor
 from .lint_command import cmd_lint
 from .new_command import cmd_new
 from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
-from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_delete, cmd_models_list,
-                                cmd_models_show, cmd_tasks_list, cmd_tasks_show)
+from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_delete,
+                                cmd_models_events, cmd_models_list, cmd_models_show,
+                                cmd_tasks_list, cmd_tasks_show)
 from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
 
 __all__ = ['build_parser', 'UsageError']
@@ -214,6 +215,43 @@ def _registry_commands(sub, common):
                    '$MODELSTORE_MODELS_ROOT)')
     p.add_argument('--yes', action='store_true', help='do not ask (needed off a terminal)')
     p.set_defaults(func=cmd_models_delete)
+    p = what.add_parser('alias', help='set, remove or list the aliases of a model name '
+                        '(NAME@ALIAS)')
+    alias = p.add_subparsers(dest='alias_action', metavar='action', required=True)
+    p = alias.add_parser('set', parents=[common], help='point NAME@ALIAS at a version (moves '
+                         'it if it exists; recorded as an event)')
+    p.add_argument('name', metavar='NAME')
+    p.add_argument('alias', metavar='ALIAS', help=ALIAS_RULE)
+    p.add_argument('version', metavar='VERSION')
+    protect = p.add_mutually_exclusive_group()
+    protect.add_argument('--protected', dest='protected', action='store_true', default=None,
+                         help='protect it: it moves only with --force')
+    protect.add_argument('--unprotected', dest='protected', action='store_false',
+                         help='remove its protection (needs --force)')
+    p.add_argument('--force', action='store_true', help='move or change a protected alias')
+    p.set_defaults(func=cmd_models_alias)
+    p = alias.add_parser('rm', parents=[common], help='remove NAME@ALIAS (recorded as an '
+                         'event)')
+    p.add_argument('name', metavar='NAME')
+    p.add_argument('alias', metavar='ALIAS')
+    p.add_argument('--force', action='store_true', help='remove a protected alias')
+    p.set_defaults(func=cmd_models_alias)
+    p = alias.add_parser('ls', parents=[common], help="a model name's aliases")
+    p.add_argument('name', metavar='NAME')
+    p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
+    p.set_defaults(func=cmd_models_alias)
+    p = what.add_parser('events', parents=[common], help="the registry's events (aliases "
+                        'set, moved, removed; models deleted), oldest first')
+    p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '
+                   'event SEQ (the last one a deployer read)')
+    p.add_argument('--limit', type=_limit, default=1000, metavar='N', help='at most N '
+                   '(default 1000; not with --follow)')
+    p.add_argument('--follow', action='store_true', help='then wait for new ones and print '
+                   'each as it commits, until interrupted')
+    p.add_argument('--interval', type=_wait, default=1.0, metavar='SECONDS',
+                   help='with --follow: how often to look (default 1)')
+    p.add_argument('--jsonl', action='store_true', help='print JSON Lines: one object a line')
+    p.set_defaults(func=cmd_models_events)
 
     tasks = sub.add_parser('tasks', help='list or show autotuning tasks')
     what = tasks.add_subparsers(dest='action', metavar='action', required=True)

@@ -6,14 +6,16 @@ every column. A bad id or filter is exit 2 with ``error:``; a database that does
 not created (the commands read an existing registry; ``delete`` writes one row).
 """
 import sys
+import time
 
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
-from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge,
+from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge, is_alias,
                         plan_modelforge, resolve_root)
 from ..shared.urls import database_exists, parse_url
-from .results import Deleted, Imported, Listing, Row, columns
+from .results import Changed, Deleted, Imported, Listing, Row, columns
 
-__all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_tasks_list',
+__all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_models_alias',
+           'cmd_models_events', 'cmd_tasks_list',
            'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
 
 
@@ -118,7 +120,8 @@ def _quietly(get, key):
 
 
 def _by_name(store, ref):
-    """NAME@VERSION (split at the last @, when a whole number follows it), else NAME."""
+    """NAME@VERSION (split at the last @, when a whole number follows it), NAME@ALIAS (when an
+    alias's name does), else NAME."""
     name, at, version = ref.rpartition('@')
     if at and name and _whole(version):
         try:
@@ -128,7 +131,20 @@ def _by_name(store, ref):
             if model is None:
                 raise
             return model
+    if at and name and is_alias(version):
+        return _by_alias(store, name, version, ref)
     return store.get_latest_model(ref)
+
+
+def _by_alias(store, name, alias, ref):
+    """NAME@ALIAS; a model named ``ref`` itself (with its @) when there is no such alias."""
+    try:
+        return store.get_model_version(name, alias)
+    except NotFound as exc:
+        model = _latest(store, ref)
+        if model is None:
+            raise NotFound('no model named %r, and %s' % (ref, exc)) from None
+        return model
 
 
 def _latest(store, name):
@@ -160,6 +176,60 @@ def cmd_models_delete(args, out):
                 raise UsageError('not deleted: %s (the answer was not yes)' % what)
         removed = store.delete_model(model.id, files=args.files)
     return Deleted(model, removed, args.files)
+
+
+# -- aliases and events ----------------------------------------------------------------------
+
+def cmd_models_alias(args, out):
+    try:
+        return _alias(args)
+    except ValidationError as exc:  # Said in the command line's words.
+        option = {'alias': 'ALIAS', 'version': 'VERSION', 'model_name': 'NAME'}.get(exc.field)
+        if option is None:
+            raise
+        raise UsageError('%s: %s' % (option, exc.message.replace('force=True', '--force'))) \
+            from None
+
+
+def _alias(args):
+    with _store(args, write=args.alias_action in ('set', 'rm')) as store:
+        if args.alias_action == 'ls':
+            return Listing(store.list_aliases(args.name), 'aliases', args.jsonl, None, 0, PAGE)
+        if args.alias_action == 'set':
+            return Row(store.set_alias(args.name, args.alias, _version(args.version),
+                                       protected=args.protected, force=args.force))
+        store.delete_alias(args.name, args.alias, force=args.force)
+    return Changed('Removed %s@%s.' % (args.name, args.alias),
+                   {'model_name': args.name, 'alias': args.alias, 'removed': True})
+
+
+def _version(text):
+    if not _whole(text) or int(text) < 1:
+        raise UsageError('VERSION: a whole number of at least 1, got %r' % text)
+    return int(text)
+
+
+def cmd_models_events(args, out):
+    if args.follow:  # Read as they are printed: a table page by page, or --jsonl a line each.
+        listing = Listing(None, 'events', args.jsonl, None, 0, 1)  # Each printed at once.
+        listing.rows = _follow(args)
+        return listing
+    with _store(args) as store:
+        return Listing(store.events(after=args.after, limit=args.limit), 'events', args.jsonl,
+                       args.limit, 0, PAGE)
+
+
+def _follow(args):
+    """Every event after --after, then each new one as it commits, until interrupted."""
+    with _store(args) as store:
+        cursor = args.after
+        while True:
+            events = store.events(after=cursor, limit=PAGE)
+            for event in events:
+                yield event
+                cursor = event.seq
+            if len(events) < PAGE:
+                time.sleep(args.interval)
 
 
 def _model_id(text, what):

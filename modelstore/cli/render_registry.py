@@ -46,8 +46,9 @@ class _Columns:
     """How a listing of ``what`` is a table: its headers, each row's cells, the columns
     that give way to fit (indexes), the line for no rows."""
 
-    def __init__(self, headers, cells, flexible, empty):
+    def __init__(self, headers, cells, flexible, empty, floor=()):
         self.headers, self.cells, self.flexible, self.empty = headers, cells, flexible, empty
+        self.floor = floor  # Least widths: a followed feed's widths come from its first row.
 
 
 _COLUMNS = {
@@ -58,7 +59,15 @@ _COLUMNS = {
     'tasks': _Columns(('ID', 'NAME', 'STATUS', 'RUNTIME', 'MODE', 'CREATED'),
                       lambda t: (t.id, t.task_name, t.status.value if t.status else '',
                                  t.base_runtime, t.deployment_mode or '', _when(t.created_at)),
-                      (1, 3), 'No tasks.')}
+                      (1, 3), 'No tasks.'),
+    'aliases': _Columns(('ALIAS', 'VER', 'MODEL ID', 'PROTECTED', 'UPDATED (UTC)', 'BY'),
+                        lambda a: (a.alias, a.version, a.model_id,
+                                   'yes' if a.protected else '', _when(a.updated_at),
+                                   a.updated_by), (0, 5), 'No aliases.'),
+    'events': _Columns(('SEQ', 'AT (UTC)', 'KIND', 'MODEL', 'VER', 'ALIAS', 'ACTOR'),
+                       lambda e: (e.seq, _when(e.at), e.kind, e.model_name or '',
+                                  '' if e.version is None else e.version, e.alias or '',
+                                  e.actor), (3, 5, 6), 'No events.', (3, 16, 13))}
 
 
 def render_listing(out, listing):
@@ -121,6 +130,7 @@ def _table(out, listing):
 def _flush(out, table, chunk, widths):
     if widths is None:
         widths = table_widths(table.headers, chunk, table.flexible)
+        widths = [max(w, f) for w, f in zip(widths, table.floor)] + widths[len(table.floor):]
         chunk.insert(0, table.headers)
     for line in table_lines(chunk, widths):
         out.raw_line(line)
@@ -269,4 +279,4 @@ def _size(n):
 
 
 REGISTRY_TEXT = {r.Row: _row, r.Deleted: _deleted, r.Imported: _imported,
-                 r.DoctorReport: _doctor}
+                 r.DoctorReport: _doctor, r.Changed: lambda out, result: out.line(result.text)}

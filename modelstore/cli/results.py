@@ -15,7 +15,7 @@ from .output import ERROR, OK, PENDING
 
 __all__ = ['columns', 'Status', 'History', 'ClientList', 'Check', 'Accepted', 'Run', 'Repaired',
            'Restored', 'NewScript', 'Generated', 'SchemaCheck', 'Lint', 'DoctorReport', 'Row',
-           'Deleted', 'Imported', 'Listing', 'Failure']
+           'Deleted', 'Changed', 'Imported', 'Listing', 'Failure']
 
 
 def _plain(value):
@@ -315,6 +315,16 @@ class Deleted(_Result):
 
     def as_json(self):
         return [dict(columns(self.model), deleted=True, removed_directory=self.removed)]
+
+
+@dataclass
+class Changed(_Result):
+    """A registry change with nothing to list (``models alias rm``): what was done."""
+    text: str
+    payload: dict
+
+    def as_json(self):
+        return dict(self.payload, ok=True)
 
 
 @dataclass
