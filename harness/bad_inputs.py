@@ -300,7 +300,8 @@ CASES = [
     Case('duplicate task_name', task(task_name='t1'), ValidationError,
          r"task_name: a task named 't1' already exists"),
     Case('id of the wrong type', api('get_model', model_id='1'), ValidationError,
-         r'model_id: must be an integer id, got str'),
+         r"model_id: must be an integer id or a reference \(NAME, NAME@VERSION, NAME@ALIAS\), "
+         r"got the text '1'"),
     Case('update of a task that does not exist', api('update_task', task_id=999999,
                                                       status='RUNNING'),
          NotFound, r'no task with id 999999'),

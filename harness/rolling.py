@@ -78,7 +78,7 @@ def down(migrator, db):
                                          TextField(null=True)))
 '''})
 
-FIELD_LINE = '    version = IntegerField(null=True)\n'
+FIELD_LINE = '    # 0010 has not numbered yet.\n    version = IntegerField(null=True)\n'  # FineTunedModel's
 RELEASES = {'N': ('deploy_note', SCRIPTS_N), 'N+1': ('reviewer', SCRIPTS_N1)}
 CONTRACT = '0092_drop_deploy_note'
 
