@@ -348,6 +348,31 @@ def test_a_release_whose_contract_step_renames_a_column_it_uses_waits_for_it(
     assert 'vendor' in columns and 'provider' not in columns
 
 
+DROP_BASE_MODEL = '''
+phase = 'contract'
+
+
+def up(migrator, db):
+    migrator.migrate(migrator.drop_column('fine_tuned_models', 'base_model'))
+'''
+
+
+def test_a_release_that_no_longer_writes_a_not_null_column_waits_for_its_drop(
+        migrated, tmp_path, monkeypatch):
+    """Release N+1 no longer maps base_model (NOT NULL, no default), which its contract
+    script drops: before that step every INSERT of N+1 would fail, so connect() refuses,
+    saying why -- the expand step should have dropped the NOT NULL."""
+    from modelstore.shared.tables import FineTunedModel
+    directory = release(tmp_path, 'next', {'0098_drop_base_model.py': DROP_BASE_MODEL})
+    monkeypatch.setattr(scripts, 'default_directory', lambda: directory)
+    monkeypatch.setattr(FineTunedModel._meta, 'sorted_fields', [
+        f for f in FineTunedModel._meta.sorted_fields if f.name != 'base_model'])
+    with pytest.raises(SchemaOutOfDate) as err:
+        connect(migrated)
+    assert 'this code does not write fine_tuned_models.base_model, which is NOT NULL without ' \
+        'a default' in str(err.value) and 'migrate --phase contract' in str(err.value)
+
+
 # -- A store of the previous release under a contract script newer than its code ------------
 
 DROP_PROVIDER = '''

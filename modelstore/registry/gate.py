@@ -151,33 +151,54 @@ def _migrate(engine, shown, url, auto_migrate):
             raise
         engine.migrate(precondition=precondition, phase=EXPAND)
         held = engine.status().held_back
-        if not held or _unmapped(engine.database):
+        if not held or _misfit(engine.database):
             raise
 
 
-def _unmapped(database):
-    """'table.column' for each column this code's models map that the database lacks."""
-    missing = []
+def _misfit(database):
+    """Why this code's models cannot work on the schema as it is, or None: a table or column
+    they map that it lacks, or a column they do not map that refuses a row without it (NOT
+    NULL, no default) -- each of their INSERTs would fail."""
+    missing, refusing = [], []
     for model in MODELS:
         table = model._meta.table_name
-        have = {c.name.lower() for c in database.get_columns(table)}
+        if not database.table_exists(table):  # (MySQL's column query fails on one.)
+            missing.append('table %s' % table)
+            continue
+        columns = {c.name.lower(): c for c in database.get_columns(table)}
+        mapped = {f.column_name.lower() for f in model._meta.sorted_fields}
         missing += ['%s.%s' % (table, f.column_name) for f in model._meta.sorted_fields
-                    if f.column_name.lower() not in have]
-    return missing
+                    if f.column_name.lower() not in columns]
+        refusing += ['%s.%s' % (table, c.name) for name, c in sorted(columns.items())
+                     if name not in mapped and not c.null and c.default is None
+                     and not c.primary_key]
+    if missing:
+        return ('this code maps %s, which %s not in the schema before its contract step -- a '
+                'contract script renames or adds %s' % (
+                    ', '.join(missing), 'is' if len(missing) == 1 else 'are',
+                    'it' if len(missing) == 1 else 'them'))
+    if refusing:
+        return ('this code does not write %s, which %s NOT NULL without a default: each of '
+                'its INSERTs would fail before the contract step drops %s (an expand script '
+                'that drops %s NOT NULL lets the new release start first; `modelstore new '
+                '--auto` writes one)' % (', '.join(refusing), 'is' if len(refusing) == 1
+                                          else 'are', 'it' if len(refusing) == 1 else 'them',
+                                          'its' if len(refusing) == 1 else 'their'))
+    return None
 
 
 def _refuse_unless_fits(database, shown, url, held):
     """The pending scripts are all contract scripts (``held``): this code connects before
-    them only if the schema before them has every column its models map. A contract script
-    that renames a column (or adds one) is not something this code can wait for."""
-    missing = _unmapped(database)
-    if missing:
-        raise SchemaOutOfDate(shown, held, command('migrate', '--phase', 'contract', database=url), (
-            'this code maps %s, which %s not in the schema before its contract step -- a '
-            'contract script renames or adds %s, so this release cannot start until that step '
-            'has run, and that step waits until the previous release\'s clients have stopped'
-            % (', '.join(missing), 'is' if len(missing) == 1 else 'are',
-               'it' if len(missing) == 1 else 'them')))
+    them only if the schema before them suits its models (``_misfit``); else SchemaOutOfDate
+    saying why and naming the contract step -- which waits for the previous release's clients
+    to stop -- as the command that lets it start."""
+    misfit = _misfit(database)
+    if misfit:
+        raise SchemaOutOfDate(shown, held, command('migrate', '--phase', 'contract',
+                                                   database=url),
+                              misfit + '; so this release starts only after the contract '
+                              'step, which waits until the previous release\'s clients have '
+                              'stopped')
 
 
 def _register(database, shown, engine, release):
