@@ -217,15 +217,15 @@ class SchemaNewerThanCode(ModelStoreError):
         elif self.contract:
             message = (
                 'database %s has applied %s of a newer release not known to be expand '
-                '(%s): this code cannot know what the schema refuses now. Run the release '
-                'that ships %s, or connect with allow_newer=True to read only. Nothing was '
-                'changed.' % (url, 'scripts' if many else 'a script', names,
-                              'them' if many else 'it'))
+                '(%s): this code cannot know what the schema refuses now, so it only reads '
+                'there (connect(..., allow_newer=True) opens it so). Writing takes the '
+                'release that ships %s. Nothing was changed.'
+                % (url, 'scripts' if many else 'a script', names, 'them' if many else 'it'))
         else:
-            where = ('the scripts directory %s' % directory if directory is not None
-                     else 'the scripts shipped with modelstore')
+            where = ('the scripts directory %s does' % directory if directory is not None
+                     else 'the scripts shipped with modelstore do')
             message = (
-                'database %s has applied %s that %s does not hold (%s): another set of '
+                'database %s has applied %s that %s not hold (%s): another set of '
                 'scripts migrated it, or newer code did. If a project\'s own scripts did, use '
                 'that directory (--migrations DIR, or migrations in [tool.modelstore]); if '
                 'newer code did, update this one. Nothing was changed.'

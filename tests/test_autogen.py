@@ -20,7 +20,7 @@ from modelstore.models import TaskStatus
 from modelstore.shared.database import open_database
 from modelstore.testing import check_migrations, schema_of
 
-from conftest import ON_POSTGRES, SHIPPED, execute, query, tables
+from conftest import ON_POSTGRES, ON_SERVER, SHIPPED, execute, query, tables
 
 HEAD = len(SHIPPED)
 BASE = '''
@@ -302,6 +302,25 @@ def _columns(db_url):
         database.close()
 
 
+def test_a_not_null_column_no_field_maps_is_relaxed_in_the_expand_script(cli, project,
+                                                                         db_url):
+    """The new release no longer writes model_path (NOT NULL, no default): the expand script
+    drops its NOT NULL, so the new release's INSERTs work before the contract step drops
+    it."""
+    models = project(extra="FineTunedModel._meta.remove_field('model_path')")
+    code, out, err = cli('new', '--auto', 'relax', '--migrations', project.dir, '--models',
+                         models)
+    assert code == 1 and '+ drop NOT NULL on fine_tuned_models.model_path' in out, out + err
+    assert 'contract: column fine_tuned_models.model_path' in err
+    assert "migrator.drop_not_null('fine_tuned_models', 'model_path')" in read(project)
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, "
+                    "creation_date) VALUES ('m', 'b', 't', '2026-01-01T00:00:00')")
+    code, out, err = cli('new', '--auto', 'drop_path', '--migrations', project.dir, '--models',
+                         models, '--contract')
+    assert code == 0 and '+ drop column fine_tuned_models.model_path' in out, out + err
+
+
 def test_an_index_over_a_dropped_column_goes_with_it_in_the_contract_script(cli, project,
                                                                            db_url):
     """The expand script leaves a unique index over a column no field maps alone (it is
@@ -325,9 +344,14 @@ def test_an_index_over_a_dropped_column_goes_with_it_in_the_contract_script(cli,
     up, down = read(project, len(written)).split('def down')
     drop_index = up.index("migrator.drop_index('fine_tuned_models', ")
     assert drop_index < up.index("migrator.drop_column('fine_tuned_models', 'run_day')")
-    assert up.count('drop_index') == 1 and "('run_day', 'run_tag'), True, name=" in down
+    assert up.index('if not isinstance(db, PostgresqlDatabase):') < drop_index
+    assert up.count('drop_index') == 1 and "('run_day', 'run_tag'), True," in down
+    assert max(map(len, down.splitlines())) <= 99
     assert down.index("add_column('fine_tuned_models', 'run_tag'") < down.index(
         "add_column('fine_tuned_models', 'run_day'") < down.index('add_index')
+    code, out, err = cli('lint', '--migrations', project.dir, *(
+        ['--database', db_url] if ON_SERVER else []))
+    assert 'MS003' not in out and 'MS006' not in out, out  # (MS002: SQLite's rebuild.)
     assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
     assert 'run_day' not in _columns(db_url) and 'run_tag' not in _columns(db_url)
     assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
@@ -341,19 +365,95 @@ def test_an_index_over_a_dropped_column_goes_with_it_in_the_contract_script(cli,
         database.close()
 
 
+def test_an_index_over_a_renamed_and_a_dropped_column_rolls_back(cli, project, db_url):
+    """down() renames back before it builds the index again: the index spans both."""
+    before = project(fine_tuned='old_name = CharField(null=True)\ngone = CharField(null=True)',
+                     extra='FineTunedModel.add_index(FineTunedModel.old_name, '
+                           'FineTunedModel.gone)')
+    assert cli('new', '--auto', 'add', '--migrations', project.dir, '--models', before)[0] == 0
+    after = project(fine_tuned='new_name = CharField(null=True)')
+    code, out, err = cli('new', '--auto', 'ren', '--migrations', project.dir, '--models', after,
+                         '--contract', '--rename', 'fine_tuned_models.old_name=new_name')
+    assert code == 0, out + err
+    code, out, err = cli('lint', '--migrations', project.dir, *(
+        ['--database', db_url] if ON_SERVER else []))
+    assert 'MS006' not in out and 'MS003' not in out, out
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert 'new_name' in _columns(db_url) and 'gone' not in _columns(db_url)
+    code, out, err = cli('rollback', '--database', db_url, '--migrations', project.dir, '--yes')
+    assert code == 0, out + err
+    assert {'old_name', 'gone'} <= set(_columns(db_url))
+
+
+def test_a_rename_beside_expand_changes_is_expand_with_rename_then_contract(cli, project,
+                                                                           db_url):
+    """An indexed column renamed while another is added: the expand run with --rename adds
+    the other one only (the renamed column's index goes with it); the contract run renames,
+    and the models then match -- index included."""
+    before = project(fine_tuned='old_name = CharField(null=True, index=True)')
+    assert cli('new', '--auto', 'add', '--migrations', project.dir, '--models', before)[0] == 0
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    execute(db_url, "INSERT INTO fine_tuned_models (model_name, base_model, task, "
+                    "creation_date, model_path, old_name) VALUES ('m', 'b', 't', "
+                    "'2026-01-01T00:00:00', '/p', 'kept')")
+    after = project(fine_tuned='new_name = CharField(null=True, index=True)\n'
+                               'extra_col = IntegerField(null=True)')
+    rename = ['--rename', 'fine_tuned_models.old_name=new_name']
+    code, out, err = cli('new', '--auto', 'extra', '--migrations', project.dir, '--models',
+                         after, *rename)
+    assert code == 1 and out.splitlines()[1:] == ['  + add column fine_tuned_models.extra_col'], \
+        out + err
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    code, out, err = cli('new', '--auto', 'ren', '--migrations', project.dir, '--models', after,
+                         '--contract', *rename)
+    assert code == 0 and out.splitlines()[1:] == [
+        '  + rename column fine_tuned_models.old_name to new_name'], out + err
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert query(db_url, 'SELECT new_name FROM fine_tuned_models') == [('kept',)]
+    code, out, err = cli('check', '--database', db_url, '--migrations', project.dir,
+                         '--models', after)
+    assert code == 0, out + err
+
+
+@pytest.mark.not_mysql('MySQL has no partial indexes')
+def test_a_partial_index_over_a_dropped_column_waits_for_the_contract_script(cli, project):
+    (project.dir / ('%04d_gone.py' % (HEAD + 1))).write_text(textwrap.dedent('''
+        from peewee import CharField
+
+
+        def up(migrator, db):
+            migrator.migrate(migrator.add_column('fine_tuned_models', 'gone',
+                                                 CharField(null=True)))
+            db.execute_sql('CREATE INDEX ftm_gone_partial ON fine_tuned_models (gone) '
+                           'WHERE gone IS NOT NULL')
+        '''))
+    written = generated(project)
+    after = project()
+    code, out, err = cli('new', '--auto', 'rm', '--migrations', project.dir, '--models', after)
+    assert code == 1 and generated(project) == written, out + err  # No TODO-only expand script.
+    assert 'todo:' not in err and 'contract: column fine_tuned_models.gone' in err
+    code, out, err = cli('new', '--auto', 'rm', '--migrations', project.dir, '--models', after,
+                         '--contract')
+    assert code == 1 and 'index ftm_gone_partial on fine_tuned_models (partial or an ' \
+        'expression) uses a column this script drops' in err, out + err
+
+
 def test_a_rename_is_generated_with_contract_and_keeps_the_values(cli, project, db_url):
     models = project(fine_tuned='description = TextField(null=True, column_name="summary")')
     code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
                          models)
-    assert code == 1 and "If it was renamed (to summary?), the expand script adds it as a " \
-        "new, empty column" in err
+    assert code == 1 and "If it was renamed (to summary?), the expand script adds summary as " \
+        "a new, empty column" in err
     [expand] = generated(project)  # The new nullable column alone: an expand script.
-    # The hint is a command that works once the script it names is removed.
-    assert "remove the expand script that adds it (this run writes one)" in err
-    assert "`modelstore new --auto SLUG --contract --rename fine_tuned_models.description=" \
-        "summary`" in err
+    # The hint says what works: the expand run again with --rename, once that script is gone.
+    assert "with --rename fine_tuned_models.description=summary (remove one that adds it " \
+        "first" in err
     assert "phase = 'expand'" in read(project)
     os.remove(project.dir / expand)
+    code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
+                         models, '--rename', 'fine_tuned_models.description=summary')
+    assert code == 1 and generated(project) == [], out + err  # Nothing else to expand.
+    assert 'column fine_tuned_models.description is renamed to summary (--rename)' in err
     code, out, err = cli('new', '--auto', 'rename', '--migrations', project.dir, '--models',
                          models, '--contract', '--rename', 'fine_tuned_models.description=summary')
     assert code == 0, out + err
@@ -374,7 +474,6 @@ def test_a_rename_is_generated_with_contract_and_keeps_the_values(cli, project, 
 @pytest.mark.parametrize('args, says', [
     (['--contract'], 'the models also need expand changes: add column fine_tuned_models.'
                      'eval_seconds'),
-    (['--rename', 'fine_tuned_models.description=summary'], 'a rename is a contract change'),
     (['--contract', '--rename', 'description=summary'], 'expected TABLE.OLD=NEW'),
     (['--contract', '--rename', 'fine_tuned_models.nope=eval_seconds'],
      'fine_tuned_models has no column nope that no field maps'),

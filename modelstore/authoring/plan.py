@@ -148,8 +148,6 @@ def plan_changes(database, models, contract=False, renames=()):
     no field maps and one the models add) and a drop of every other column no field maps --
     refused (ConfigError, naming them) while the models also need expand changes: those go
     first, in a script of their own, so that the previous release can run beside them."""
-    if renames and not contract:
-        raise ConfigError('a rename is a contract change: generate it with --contract')
     models = sort_models(models)
     for model in models:
         _check_names(model)
@@ -169,8 +167,16 @@ def plan_changes(database, models, contract=False, renames=()):
 
     dropped = sorted(diff.drop_columns)
     added = [(f.model._meta.table_name, f.column_name) for f in diff.add_columns]
-    plan.renames = _renames(renames, dropped, added)
-    renamed = {(r.table, r.old) for r in plan.renames} | {(r.table, r.new) for r in plan.renames}
+    named = _renames(renames, dropped, added)
+    renamed = {(r.table, r.old) for r in named} | {(r.table, r.new) for r in named}
+    if contract:
+        plan.renames = named
+    else:  # Left out of the expand script: the contract script renames (--rename's help).
+        plan.contract_pending += [
+            'column %s.%s is renamed to %s (--rename): a contract change, left out of this '
+            'expand script; generate it with `modelstore new --auto SLUG --contract --rename '
+            '%s.%s=%s` once this one is applied' % (r.table, r.old, r.new, r.table, r.old,
+                                                     r.new) for r in named]
     unmapped = set()  # (table, column): no field maps it, and it is not renamed
     for table, column in dropped:
         if (table, column) in renamed:
@@ -180,14 +186,19 @@ def plan_changes(database, models, contract=False, renames=()):
             plan.drop_columns.append(DropColumn(table, column, _reflected(database, table,
                                                                           column)))
             continue
+        if _refuses_rows_without(database, table, column):
+            # The new release will not write it: until the contract step drops it, each of
+            # its INSERTs would fail. Relaxing it is additive (the old release still writes it).
+            plan.drop_not_null.append((table, column))
         others = [c for t, c in added if t == table]
         hint = (' If it was renamed (to %s?), the expand script adds %s as a new, empty '
-                'column; to rename instead, keeping the values, remove the expand script that '
-                'adds it (this run writes one) and generate the rename first: `modelstore new '
-                '--auto SLUG --contract --rename %s.%s=%s` -- a contract script, so the release '
-                'that maps the new name starts only after it has run.'
-                % (' or '.join(others), 'it' if len(others) == 1 else 'the column', table,
-                   column, others[0] if len(others) == 1 else 'NEW')) if others else ''
+                'column; to rename it instead, keeping the values, generate the expand script '
+                'with --rename %s.%s=%s (remove one that adds it first, as this run writes '
+                'unless --dry-run), which leaves it out, and then the rename with --contract '
+                '--rename -- a contract script: the release that maps the new name starts '
+                'only after it has run.'
+                % (' or '.join(others), others[0] if len(others) == 1 else 'the new one',
+                   table, column, others[0] if len(others) == 1 else 'NEW')) if others else ''
         plan.contract_pending.append(
             'column %s.%s is in the schema but no field maps it: dropping it is a contract '
             'change, generated only as a contract script of its own (`modelstore new --auto '
@@ -203,10 +214,27 @@ def plan_changes(database, models, contract=False, renames=()):
     for model in models:
         if model._meta.table_name not in created:
             _changed_columns(plan, database, model)
-    _indexes(plan, diff, {(d.table, d.column): d for d in plan.drop_columns}, unmapped)
+    # The definitions of the indexes on tables losing a column (a partial one may use it).
+    sql = {(t, i.name): i.sql or '' for t in {t for t, _ in unmapped}
+           for i in database.get_indexes(t)}
+    _indexes(plan, diff, {(d.table, d.column): d for d in plan.drop_columns}, unmapped,
+             {(r.table, r.old): r.new for r in named}, sql)
     if contract:
         _contract_only(plan, added_todos)
     return plan
+
+
+def _mentions(index, sql, columns):
+    """Does a partial or expression index's ``sql`` name one of ``columns`` ({(table,
+    name)})?"""
+    return any(t == index.table and re.search(r'\b%s\b' % re.escape(c.lower()), sql.lower())
+               for t, c in columns)
+
+
+def _refuses_rows_without(database, table, column):
+    """Is ``table.column`` NOT NULL without a default (an INSERT that omits it fails)?"""
+    meta = {c.name: c for c in database.get_columns(table)}[column]
+    return not meta.null and meta.default is None and not meta.primary_key
 
 
 def _renames(renames, dropped, added):
@@ -417,13 +445,33 @@ def _changed_columns(plan, database, model):
                               'write it by hand' % (where, col.default or 'none', default))
 
 
-def _indexes(plan, diff, dropping, unmapped):
+def _indexes(plan, diff, dropping, unmapped, renamed, sql):
     """The index changes. An index over a column no field maps goes with that column: in a
     contract plan it is dropped just before it (``dropping``: {(table, column): DropColumn}),
     in an expand plan it is left alone -- the previous release still uses the column, and a
-    unique index is its constraint (``unmapped``: {(table, column)})."""
+    unique index is its constraint (``unmapped``: {(table, column)}). An index over a renamed
+    column (``renamed``: {(table, old): new}) that the models declare over the new name is
+    the same index: a rename keeps it."""
+    kept = set()
     for idx in diff.drop_indexes:
+        moved = tuple(renamed.get((idx.table, c), c) for c in idx.columns or ())
+        if moved != tuple(idx.columns or ()):
+            kept |= {(i.table, tuple(i.columns), bool(i.unique)) for i in diff.add_indexes
+                     if i.table == idx.table and tuple(i.columns or ()) == moved
+                     and bool(i.unique) == bool(idx.unique)}
+    for idx in diff.drop_indexes:
+        if (idx.table, tuple(renamed.get((idx.table, c), c) for c in idx.columns or ()),
+                bool(idx.unique)) in kept:
+            continue
         over = sorted(c for c in idx.columns or () if (idx.table, c) in unmapped)
+        if idx.columns is None and _mentions(idx, sql.get((idx.table, idx.name), ''),
+                                             unmapped):
+            if dropping:  # The contract plan: a TODO, for a person to drop it first.
+                plan.todos.append('index %s on %s (partial or an expression) uses a column '
+                                  'this script drops: drop it first by hand '
+                                  '(migrator.drop_index), and build it again in down()'
+                                  % (idx.name, idx.table))
+            continue  # The expand plan: it goes with its column, in the contract script.
         if over and (idx.table, over[0]) in dropping:
             # With the first of its columns dropped (drop_columns are sorted): down() adds
             # that one back last, so the index is built once all of them are there.
@@ -439,6 +487,8 @@ def _indexes(plan, diff, dropping, unmapped):
             plan.drop_indexes.append(Index(idx.table, idx.name, tuple(idx.columns),
                                            bool(idx.unique)))
     for idx in diff.add_indexes:
+        if (idx.table, tuple(idx.columns or ()), bool(idx.unique)) in kept:
+            continue
         if idx.columns is None:
             plan.todos.append('index %s on %s (partial or an expression) is not generated: its '
                               'definition cannot be read from the model' % (idx.name, idx.table))

@@ -285,23 +285,28 @@ def _schema_script(plan, docstring, src, name):
     up += _ops(adds)
     up += _ops(['migrator.drop_not_null(%s, %s)' % tuple(map(literal, tc))
                 for tc in plan.drop_not_null])
+    drops = _ops(['migrator.drop_index(%s, %s)' % (literal(i.table), literal(i.name))
+                  for d in plan.drop_columns for i in d.indexes])
+    if drops:  # SQLite refuses to drop an indexed column; MySQL would shrink the index.
+        up += ['if not isinstance(db, PostgresqlDatabase):  # Its DROP COLUMN drops them.'] + \
+            ['    ' + line for line in drops]
     up += _ops(['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.old, r.new)))
                 for r in plan.renames] +
-               [op for d in plan.drop_columns for op in
-                ['migrator.drop_index(%s, %s)' % (literal(i.table), literal(i.name))
-                 for i in d.indexes] +
-                ['migrator.drop_column(%s, %s)' % (literal(d.table), literal(d.column))]])
+               ['migrator.drop_column(%s, %s)' % (literal(d.table), literal(d.column))
+                for d in plan.drop_columns])
     if plan.drop_columns:
         down.append('# The dropped columns come back empty: their values are gone.')
-    down += _ops([op for d in reversed(plan.drop_columns) for op in
+    # The renames go back first: an index built again below may span a renamed column.
+    down += _ops(['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.new,
+                                                                              r.old)))
+                  for r in reversed(plan.renames)] +
+                 [op for d in reversed(plan.drop_columns) for op in
                   [_wrapped('migrator.add_column(%s, %s, ' % (literal(d.table),
                                                                literal(d.column)),
                             src.field(d.field, column=True), ')')] +
-                  ['migrator.add_index(%s, %s, %s, name=%s)' % tuple(map(literal, (
-                      i.table, i.columns, i.unique, i.name))) for i in d.indexes]] +
-                 ['migrator.rename_column(%s, %s, %s)' % tuple(map(literal, (r.table, r.new,
-                                                                              r.old)))
-                  for r in reversed(plan.renames)])
+                  [_wrapped('migrator.add_index(%s, ' % literal(i.table),
+                            '%s, %s, ' % (literal(i.columns), literal(i.unique)),
+                            'name=%s)' % literal(i.name)) for i in d.indexes]])
     down += _ops(['migrator.add_not_null(%s, %s)' % tuple(map(literal, tc))
                   for tc in reversed(plan.drop_not_null)])
     down += _ops(['migrator.drop_column(%s, %s)' % (literal(a.table),

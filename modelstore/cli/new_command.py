@@ -15,9 +15,6 @@ def cmd_new(args, out):
     renames = [_rename(value) for value in args.rename]
     if (args.contract or renames) and not args.auto:
         raise UsageError('--contract and --rename generate a script: use them with --auto')
-    if renames and not args.contract:
-        raise UsageError('--rename %s: a rename is a contract change; add --contract'
-                         % args.rename[0])
     if args.check and (args.contract or renames):
         raise UsageError('--check lists every change a script would hold, the contract ones '
                          'too ("contract: ..."); it takes no --contract or --rename')

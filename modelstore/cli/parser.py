@@ -111,8 +111,9 @@ def build_parser():
                    'script: drop the columns no field maps (refused while the models also '
                    'need expand changes, which go first, in a script of their own)')
     p.add_argument('--rename', metavar='TABLE.OLD=NEW', action='append', default=[],
-                   help='with --contract: a column no field maps was renamed to one the models '
-                   'add; repeatable')
+                   help='with --auto: a column no field maps was renamed to one the models '
+                   'add; the expand script leaves both out, the contract script (--contract) '
+                   'renames; repeatable')
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
