@@ -70,7 +70,7 @@ def one_run(url, mode, hold, writers, workdir):
     from modelstore.engine.scripts import default_directory
     directory = os.path.join(workdir, 'migrations-%s' % mode)
     shutil.copytree(default_directory(), directory, ignore=shutil.ignore_patterns('__pycache__'))
-    with open(os.path.join(directory, '0013_add_notes.py'), 'w') as f:
+    with open(os.path.join(directory, '0090_add_notes.py'), 'w') as f:
         f.write(ADD_NOTES)
     start = time.time() + 2.0
     until = start + hold + 10

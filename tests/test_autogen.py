@@ -210,9 +210,9 @@ TODO_CASES = {
                        'tasks.runtime_image_tag changes type'),
     'rename': (dict(fine_tuned='base_model = TextField(column_name="base")'),
                'fine_tuned_models.base is NOT NULL and has no default'),
-    'callable default': (dict(fine_tuned='archived_at = DateTimeField(default='
+    'callable default': (dict(fine_tuned='retired_at = DateTimeField(default='
                                          'datetime.datetime.now)'),
-                         'fine_tuned_models.archived_at is NOT NULL and its default '
+                         'fine_tuned_models.retired_at is NOT NULL and its default '
                          'datetime.now is computed in Python'),
     'no default': (dict(fine_tuned='owner = TextField()'),
                    'fine_tuned_models.owner is NOT NULL and has no default'),

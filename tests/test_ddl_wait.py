@@ -36,11 +36,11 @@ MODEL = dict(base_model='b', task='t', model_path='/m')
 
 @pytest.fixture
 def with_add_column(tmp_path, db_url):
-    """The shipped scripts applied, and a directory of them plus 0013_add_notes."""
+    """The shipped scripts applied, and a directory of them plus 0090_add_notes."""
     directory = tmp_path / 'migrations'
     shutil.copytree(default_directory(), directory,
                     ignore=shutil.ignore_patterns('__pycache__'))
-    (directory / '0013_add_notes.py').write_text(ADD_NOTES)
+    (directory / '0090_add_notes.py').write_text(ADD_NOTES)
     modelstore.connect(db_url).close()
     return str(directory)
 
@@ -73,7 +73,7 @@ def test_a_blocked_script_gives_up_naming_the_session_and_is_rolled_back(cli, db
     assert len(waits) == 2, out
     assert all('pid %d (idle in transaction' % reader.pid in line for line in waits), waits
     assert 'attempt 2 of 3' in waits[0] and 'attempt 3 of 3' in waits[1]
-    assert '0013_add_notes' in err and 'gave up taking its locks after 3 attempts' in err
+    assert '0090_add_notes' in err and 'gave up taking its locks after 3 attempts' in err
     assert 'pid %d' % reader.pid in err and 'SELECT pg_backend_pid()' in err
     assert 'pg_terminate_backend(%d)' % reader.pid in err
     # Rolled back: no column, no history row; the earlier scripts stay applied.
@@ -81,7 +81,7 @@ def test_a_blocked_script_gives_up_naming_the_session_and_is_rolled_back(cli, db
                                            "WHERE table_name = 'fine_tuned_models'")}
     assert 'notes' not in columns
     names = [row['name'] for row in history(db_url)]
-    assert '0013_add_notes' not in names and '0012_clients' in names
+    assert '0090_add_notes' not in names and '0012_clients' in names
 
 
 def test_json_reports_the_blockers_and_keeps_waits_off_stdout(cli, db_url, with_add_column,
@@ -90,7 +90,7 @@ def test_json_reports_the_blockers_and_keeps_waits_off_stdout(cli, db_url, with_
                          '--ddl-lock-timeout', '0.1', '--ddl-retries', '1', '--json')
     assert code == 2
     error = json.loads(out)['error']
-    assert error['type'] == 'ScriptBlocked' and error['script'] == '0013_add_notes'
+    assert error['type'] == 'ScriptBlocked' and error['script'] == '0090_add_notes'
     assert [b['pid'] for b in error['blockers']] == [reader.pid]
     assert error['blockers'][0]['tables'] == ['fine_tuned_models']
     assert 'waited' in err
@@ -105,8 +105,8 @@ def test_the_script_runs_once_the_reader_is_gone(db_url, with_add_column, reader
                         ddl_retries=20).migrate(on_wait=waits.append)
     finally:
         database.close()
-    assert result.names == ['0013_add_notes']
-    assert waits and all(w.script == '0013_add_notes' for w in waits)
+    assert result.names == ['0090_add_notes']
+    assert waits and all(w.script == '0090_add_notes' for w in waits)
     assert waits[0].blockers[0].pid == reader.pid
     assert [w.attempt for w in waits] == list(range(1, len(waits) + 1))
 

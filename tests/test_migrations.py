@@ -48,8 +48,8 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index; 0006's
     # nine columns; 0007's two indexes; 0008's table and column; 0009's index; 0010's batches;
     # 0011's table and its unique index; 0012's table and its index; 0013's three tables and
-    # their three indexes.
-    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2 + 2 + 1 + 1 + 2 + 2 + 6
+    # their three indexes; 0014's six columns; 0015's index.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2 + 2 + 1 + 1 + 2 + 2 + 6 + 6 + 1
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
@@ -58,7 +58,7 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
                "is_custom_base_model, creation_date, model_name)")
     assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
-    assert 'Applied 13 scripts (40 operations)' in out
+    assert 'Applied 15 scripts (47 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -238,7 +238,8 @@ LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_m
 SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
           'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)',
           'CREATE UNIQUE INDEX fine_tuned_models_model_name_version ON fine_tuned_models '
-          '(model_name, version)' + ('' if ON_MYSQL else ' WHERE version IS NOT NULL'))
+          '(model_name, version)' + ('' if ON_MYSQL else ' WHERE version IS NOT NULL'),
+          'CREATE INDEX ix_parent ON fine_tuned_models (parent_id)')  # 0015's.
 
 
 def hand_made(sql):
@@ -260,7 +261,11 @@ def table_lines(drift):
 # 0006_training_metadata's and 0008_model_versions' columns, for the hand-made tables below.
 METADATA = (', training_seconds REAL, peak_vram_bytes BIGINT, dataset_rows BIGINT, '
             'dataset_bytes BIGINT, metrics TEXT, hyperparameters TEXT, strategy VARCHAR(255), '
-            'provider VARCHAR(255), updated_at TEXT, version INTEGER')
+            'provider VARCHAR(255), updated_at TEXT, version INTEGER'
+            # 0014_lineage_and_archive.
+            ', parent_id BIGINT, dataset_uri TEXT, dataset_sha256 VARCHAR(64), '
+            'source_commit VARCHAR(255), run_id VARCHAR(255), archived_at ' +
+            ('TIMESTAMP' if ON_POSTGRES else 'DATETIME'))
 
 
 def test_a_hand_added_not_null_column_without_default_is_drift(db_url):

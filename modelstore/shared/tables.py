@@ -57,6 +57,15 @@ class FineTunedModel(Model):
     # every inserted row (0010's triggers), whoever writes it; NULL only for a legacy row that
     # 0010 has not numbered yet.
     version = IntegerField(null=True)
+    # 0014_lineage_and_archive (issue 29), all optional: where the model came from -- the
+    # registry model it was fine-tuned from, its data, its code, its run -- and when it was
+    # archived (NULL: it is not; archive_model and restore_model set it).
+    parent_id = BigIntegerField(null=True, index=True)
+    dataset_uri = TextField(null=True)
+    dataset_sha256 = CharField(max_length=64, null=True)
+    source_commit = CharField(null=True)
+    run_id = CharField(null=True)
+    archived_at = UtcDateTimeField(null=True)  # UTC
 
     class Meta:
         table_name = 'fine_tuned_models'
