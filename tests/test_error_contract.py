@@ -89,6 +89,10 @@ def calls(store):
         'alias_history': lambda: store.alias_history('m', 'champion'),
         'events': lambda: store.events(after=0, limit=10),
         'on_event': lambda: store.on_event(print),
+        'archive_model': lambda: store.archive_model(
+            store.add_model(**dict(MODEL, model_name='shelved')).id),
+        'restore_model': lambda: store.restore_model(1),
+        'lineage': lambda: store.lineage(1),
     }
 
 
@@ -141,6 +145,9 @@ BAD = {
     'alias_history': lambda s: s.alias_history('m', 'champion', at='last week'),
     'events': lambda s: s.events(after=-1),
     'on_event': lambda s: s.on_event('print'),
+    'archive_model': lambda s: s.archive_model('1'),
+    'restore_model': lambda s: s.restore_model(0),
+    'lineage': lambda s: s.lineage(None),
 }
 
 
@@ -161,6 +168,8 @@ ABSENT = {
     'get_latest_model': lambda s: s.get_latest_model('nobody'),
     'set_alias': lambda s: s.set_alias('m', 'champion', 999),
     'delete_alias': lambda s: s.delete_alias('m', 'nope'),
+    'archive_model': lambda s: s.archive_model(999),
+    'restore_model': lambda s: s.restore_model(999),
 }
 
 
@@ -247,7 +256,7 @@ def locked(store, url):
 
 
 WRITES = ('add_model', 'add_models', 'add_task', 'update_task', 'update_model', 'delete_model',
-          'set_alias', 'delete_alias')
+          'set_alias', 'delete_alias', 'archive_model', 'restore_model')
 
 
 @pytest.mark.slow

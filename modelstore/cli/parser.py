@@ -12,9 +12,9 @@ from .doctor_command import cmd_doctor
 from .lint_command import cmd_lint
 from .new_command import cmd_new
 from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
-from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_delete,
-                                cmd_models_events, cmd_models_list, cmd_models_show,
-                                cmd_tasks_list, cmd_tasks_show)
+from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_archive,
+                                cmd_models_delete, cmd_models_events, cmd_models_lineage,
+                                cmd_models_list, cmd_models_show, cmd_tasks_list, cmd_tasks_show)
 from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
 
 __all__ = ['build_parser', 'UsageError']
@@ -197,6 +197,11 @@ def _registry_commands(sub, common):
     custom.add_argument('--not-custom', dest='custom', action='store_false')
     p.add_argument('--order', default='newest', metavar='ORDER',
                    help="newest (default), oldest or name")
+    archived = p.add_mutually_exclusive_group()
+    archived.add_argument('--archived', dest='archived', action='store_const', const=True,
+                          default=False, help='only archived models (left out by default)')
+    archived.add_argument('--include-archived', dest='archived', action='store_const',
+                          const=None, help='archived models too')
     p.set_defaults(func=cmd_models_list)
     p = what.add_parser('show', parents=[common], help='one model, every column')
     p.add_argument('model', metavar='ID|NAME[@VERSION]', nargs='?',
@@ -241,6 +246,18 @@ def _registry_commands(sub, common):
     p.add_argument('name', metavar='NAME')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
     p.set_defaults(func=cmd_models_alias)
+    for action, helptext in (('archive', 'set a model aside: left out of listings and of '
+                                          'NAME (its latest), still found by id and '
+                                          'NAME@VERSION'),
+                             ('restore', 'undo archive')):
+        p = what.add_parser(action, parents=[common], help=helptext)
+        p.add_argument('model', metavar='ID|NAME@VERSION')
+        p.set_defaults(func=cmd_models_archive)
+    p = what.add_parser('lineage', parents=[common], help='a model and its ancestors '
+                        '(parent_id), the model first')
+    p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
+    p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
+    p.set_defaults(func=cmd_models_lineage)
     p = what.add_parser('events', parents=[common], help="the registry's events (aliases "
                         'set, moved, removed; models deleted), oldest first')
     p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '

@@ -15,7 +15,7 @@ from ..shared.urls import database_exists, parse_url
 from .results import Changed, Deleted, Imported, Listing, Row, columns
 
 __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_models_alias',
-           'cmd_models_events', 'cmd_tasks_list',
+           'cmd_models_events', 'cmd_models_archive', 'cmd_models_lineage', 'cmd_tasks_list',
            'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
 
 
@@ -73,6 +73,7 @@ def cmd_models_list(args, out):
                if getattr(args, name) is not None}
     if args.custom is not None:
         filters['is_custom_base_model'] = args.custom
+    filters['archived'] = args.archived
     return _listing(
         args, out, lambda store, limit: store.iter_models(
             order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),
@@ -230,6 +231,27 @@ def _follow(args):
                 cursor = event.seq
             if len(events) < PAGE:
                 time.sleep(args.interval)
+
+
+def cmd_models_archive(args, out):
+    with _store(args, write=True) as store:
+        model = _by_ref(store, args.model)
+        if args.action == 'archive':
+            return Row(store.archive_model(model.id))
+        return Row(store.restore_model(model.id))
+
+
+def cmd_models_lineage(args, out):
+    with _store(args) as store:
+        return Listing(store.lineage(_by_ref(store, args.model).id), 'lineage', args.jsonl,
+                       None, 0, PAGE)
+
+
+def _by_ref(store, ref):
+    """ID, NAME@VERSION or NAME@ALIAS (an archived model too), else NAME (its latest)."""
+    if _whole(ref):
+        return store.get_model(int(ref))
+    return _by_name(store, ref)
 
 
 def _model_id(text, what):

@@ -156,6 +156,17 @@ class Aliases:
             query = query.where(E.at <= _utc('at', at))  # (aware: converted; naive: UTC)
         return self._run('alias_history', lambda: list(query.order_by(E.seq)))
 
+    def refuse_if_held(self, model_id, what):
+        """ValidationError naming the aliases that point at model ``model_id``, which the
+        caller was going to ``what`` (delete, rename, archive); in its transaction."""
+        holding = self.holding(model_id)
+        if holding:
+            raise ValidationError('model_id', 'model %d is what %s point%s at: move or remove '
+                                  '%s first (set_alias, delete_alias); nothing was %sd'
+                                  % (model_id, ', '.join(holding),
+                                     '' if len(holding) > 1 else 's',
+                                     'them' if len(holding) > 1 else 'it', what))
+
     def holding(self, model_id):
         """The aliases pointing at model ``model_id`` (in the caller's transaction)."""
         A = self.Alias

@@ -15,7 +15,7 @@ from ..exceptions import ValidationError
 from ..fields import parse_timestamp
 from .documents import json_object, type_name
 
-__all__ = ['SLOW', 'Text', 'Flag', 'Whole', 'Number', 'Moment', 'Day', 'Decimal', 'Choice',
+__all__ = ['SLOW', 'Text', 'Flag', 'Sha256', 'Whole', 'Number', 'Moment', 'Day', 'Decimal', 'Choice',
            'Json', 'Metrics', 'Custom', 'NAME_LIMIT', 'PATH_LIMIT', 'TEXT_LIMIT']
 
 NAME_LIMIT = 255            # VARCHAR(255) on every backend.
@@ -83,6 +83,27 @@ class Flag(Checker):
 
     def fast(self, value):
         return value if value is True or value is False else SLOW
+
+
+class Sha256(Checker):
+    """A SHA-256 digest: 64 hexadecimal digits, stored in lower case."""
+
+    def __call__(self, name, value):
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(name, 'must be a string, got %s' % type_name(value))
+        if len(value) != 64 or not value.isascii() or \
+                value.strip('0123456789abcdefABCDEF'):
+            raise ValidationError(name, 'must be a SHA-256 digest: 64 hexadecimal digits, got '
+                                  '%r' % value[:80])
+        return value.lower()
+
+    def fast(self, value):
+        if type(value) is str and len(value) == 64 and value.isascii() and \
+                not value.strip('0123456789abcdef'):
+            return value
+        return SLOW
 
 
 class Whole(Checker):

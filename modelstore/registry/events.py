@@ -27,7 +27,8 @@ from .validate import check_page
 __all__ = ['Events', 'default_actor', 'check_actor', 'KINDS']
 
 # What an event's ``kind`` says. ``before``/``after`` hold the state on either side.
-KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.deleted')
+KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.deleted', 'model.archived',
+         'model.restored')
 
 check_actor = Text(NAME_LIMIT, required=True)
 

@@ -36,7 +36,10 @@ __all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS']
 
 # The filters list_models offers, in the order their conditions are added.
 LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix', 'base_model', 'model_name',
-                   'name_contains', 'created_after', 'created_before')
+                   'name_contains', 'created_after', 'created_before', 'not_archived',
+                   'only_archived')
+# Filters whose presence is the whole condition (no value is sent): archived_at IS [NOT] NULL.
+_FLAGS = frozenset({'not_archived', 'only_archived'})
 # Sentinels: distinct from each other, and from the constants peewee adds (SUBSTR's 1, -1).
 _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': '\x00' * 999,
               'prefix_length': 1000, 'base_model': '\x00base_model', 'model_name': '\x00name',
@@ -271,6 +274,10 @@ class ModelQueries:
         if 'created_before' in values:
             query = query.where(M.creation_date < peewee.Value(values['created_before'],
                                                                converter=False))
+        if 'not_archived' in values:
+            query = query.where(M.archived_at.is_null())
+        if 'only_archived' in values:
+            query = query.where(M.archived_at.is_null(False))
         if 'model_name' in values:
             # A name's versions, by version: 0009's partial index (every row has a version
             # once 0010 has run; the condition lets the planner use the index).
@@ -303,18 +310,20 @@ class ModelQueries:
     def _listing_sql(self, filters, paged, offset, order):
         key = ('list', filters, paged, offset, order)
         if key not in self._cache:
-            sample = {name: _SENTINELS[name] for name in filters}
+            sample = {name: _SENTINELS[name] for name in filters - _FLAGS}
+            sample.update(dict.fromkeys(filters & _FLAGS, True))
             if 'name_prefix' in filters:
                 sample['prefix_length'] = _SENTINELS['prefix_length']
             sql, params = self.listing_query(
                 sample, _SENTINELS['limit'] if paged else None,
                 _SENTINELS['offset'] if offset else 0, order).sql()
-            wanted = dict(sample, limit=_SENTINELS['limit'], offset=_SENTINELS['offset'])
+            wanted = dict({n: v for n, v in sample.items() if n not in _FLAGS},
+                          limit=_SENTINELS['limit'], offset=_SENTINELS['offset'])
             slots = []
             for param in params:
                 names = [n for n, v in wanted.items() if type(v) is type(param) and v == param]
                 slots.append(('slot', names[0]) if len(names) == 1 else ('constant', param))
-            expected = set(sample) | ({'limit'} if paged else set()) | (
+            expected = set(sample) - _FLAGS | ({'limit'} if paged else set()) | (
                 {'offset'} if offset else set())
             found = [slot for kind, slot in slots if kind == 'slot']
             self._cache[key] = (sql, slots) if sorted(found) == sorted(expected) else (None, None)

@@ -19,7 +19,7 @@ import peewee
 from ..exceptions import ValidationError
 from ..fields import EnumNameField, IsoTimestampField, UtcDateTimeField
 from .checks import (NAME_LIMIT, PATH_LIMIT, SLOW, TEXT_LIMIT, Choice, Custom, Day, Decimal,
-                     Flag, Json, Metrics, Moment, Number, Text, Whole)
+                     Flag, Json, Metrics, Moment, Number, Sha256, Text, Whole)
 from .documents import (CLUSTER_BASE_MODEL_PRESETS, CLUSTER_SERVING_RUNTIME_PRESETS,
                         base_model_spec, cluster_config, serving_runtime_spec)
 
@@ -107,6 +107,9 @@ _OVERRIDES = {
         'updated_at': dict(default=datetime.datetime.now, keep=True),
         'version': dict(refuse='is numbered by the database: a model gets the next version of '
                                'its model_name; it cannot be given'),
+        'parent_id': dict(check=Whole(1, 2 ** 63 - 1, 'a model id')),
+        'dataset_sha256': dict(check=Sha256()),
+        'archived_at': dict(refuse='is set by archive_model and cleared by restore_model'),
     },
     'Task': {
         'clusterbasemodel_config': dict(check=cluster_config(CLUSTER_BASE_MODEL_PRESETS,

@@ -17,6 +17,8 @@ from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationErro
 from ..shared.tables import bind_models
 from ..shared.urls import migrate_command
 from .aliases import Aliases, check_alias
+from .archive import Archive
+from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
 from .events import Events, check_cursor, check_hook, default_actor
 from .fastpath import ORDERS, ModelQueries
@@ -58,6 +60,8 @@ class ModelStore:
                                  actor or default_actor())
         self.aliases = Aliases(bound['ModelAlias'], self.FineTunedModel, self.calls,
                                self.events_log, self._model_name)
+        self.lineage_of = Lineage(self.FineTunedModel)
+        self.archive = Archive(self.FineTunedModel, self.calls, self.events_log, self.aliases)
         self._empty = dict.fromkeys(self.FineTunedModel._meta.fields)  # A model's every field.
 
     @property
@@ -163,8 +167,15 @@ class ModelStore:
             row = rules.row(rules.check(fields, defaults=defaults))
         # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
         # holding the database's write lock. On a server it is one statement, no BEGIN/COMMIT.
-        id_, version = self._run('add_model', lambda: self.queries.insert(row), write=True,
-                                 single=self.queries.single)
+        parent = fields.get('parent_id')
+        if parent is None:
+            id_, version = self._run('add_model', lambda: self.queries.insert(row), write=True,
+                                     single=self.queries.single)
+        else:  # Its parent must be there: checked in the INSERT's transaction.
+            def insert():
+                self.lineage_of.require(parent)
+                return self.queries.insert(row)
+            id_, version = self._run('add_model', insert, write=True)
         return self.queries.stored_model(dict(self._empty, **dict(
             zip(rules.columns, row)), id=id_, version=version))
 
@@ -193,7 +204,9 @@ class ModelStore:
 
         def write():
             counted[0] = 0
+            before = self.lineage_of.last_id()
             self.queries.insert_many(rows())
+            self.lineage_of.require_parents_after(before)  # Of the rows just written.
             return counted[0]
         # Never retried: the iterable has been (partly) consumed.
         return self._run('add_models', write, write=True, retry=False)
@@ -227,9 +240,11 @@ class ModelStore:
                                      None)
 
         def update():
+            if values.get('parent_id') is not None:
+                self.lineage_of.require(values['parent_id'], child=model_id)
             if 'model_name' in values:  # Renamed away from its name: not while aliased.
                 self.events_log.lock()  # (As set_alias does first: they run in turn.)
-                self._refuse_aliased(model_id, 'rename')
+                self.aliases.refuse_if_held(model_id, 'rename')
             try:
                 with self.database.atomic():
                     if not M.update(**values).where(M.id == model_id).execute():
@@ -277,18 +292,31 @@ class ModelStore:
                          M.select().where((M.model_name == name) & (M.version == version)),
                          'no version %d of a model named %r' % (version, name))
 
-    def get_latest_model(self, model_name):
+    def get_latest_model(self, model_name, *, include_archived=False):
         """The highest version of ``model_name`` -- the one added (or renamed to it) last --
-        or NotFound."""
+        that is not archived (``include_archived=True``: of them all), or NotFound."""
         name = self._model_name(model_name)
+        if not isinstance(include_archived, bool):
+            raise ValidationError('include_archived', 'must be True or False, got %r'
+                                  % (include_archived,))
         M = self.FineTunedModel
-        query = (M.select().where((M.model_name == name) & M.version.is_null(False))
-                 .order_by(M.version.desc()).limit(1))
-        return self._one('get_latest_model', query, 'no model named %r' % name)
+        query = M.select().where((M.model_name == name) & M.version.is_null(False))
+        if not include_archived:
+            query = query.where(M.archived_at.is_null())
+        query = query.order_by(M.version.desc()).limit(1)
+        try:
+            return self._one('get_latest_model', query, 'no model named %r' % name)
+        except NotFound:
+            if include_archived or not self._run('get_latest_model', M.select().where(
+                    M.model_name == name).exists):
+                raise
+        raise NotFound('every version of the model named %r is archived '
+                       '(include_archived=True finds them)' % name)
 
     def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
                     base_model=None, model_name=None, name_contains=None, created_after=None,
-                    created_before=None, order='newest', limit=None, offset=0):
+                    created_before=None, archived=False, order='newest', limit=None,
+                    offset=0):
         """Models matching every filter given, ``order``-ed: ``'newest'`` first (by
         creation_date, as ModelForge orders them; the default), ``'oldest'`` first, or by
         ``'name'``; ``limit``/``offset`` page through them.
@@ -301,6 +329,9 @@ class ModelStore:
         With ``model_name`` it lists that name's versions: ``'newest'`` is the highest version
         first, ``'oldest'`` and ``'name'`` version 1 first (0009's index serves it).
 
+        ``archived``: archived models (archive_model) are left out by default; True lists
+        only them, None both.
+
         Task, custom flag and name prefix are served by 0005's index (task,
         is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
         any table size.
@@ -308,7 +339,8 @@ class ModelStore:
         values = listing_filters(task=task, is_custom_base_model=is_custom_base_model,
                                  name_prefix=name_prefix, base_model=base_model,
                                  model_name=model_name, name_contains=name_contains,
-                                 created_after=created_after, created_before=created_before)
+                                 created_after=created_after, created_before=created_before,
+                                 archived=archived)
         order = check_choice('order', order, ORDERS)
         if limit is not None:
             limit = check_page('limit', limit, minimum=1)
@@ -370,6 +402,26 @@ class ModelStore:
         """Call ``hook(event)`` after each change this store commits that writes an event
         (in this process; other processes' changes are read with events())."""
         self.events_log.hooks.append(check_hook(hook))
+
+    # -- lineage and archived models (modelstore.registry.lineage) --------------------------
+
+    def lineage(self, model_id):
+        """The model and its ancestors, following ``parent_id``: [the model, its parent, ...,
+        the first one] (FineTunedModel rows). A parent that no longer exists ends the walk (the
+        last row's ``parent_id`` names it); a loop -- only a hand-made ``UPDATE`` makes one --
+        raises ValidationError naming it."""
+        check_id('model_id', model_id)
+        return self._run('lineage', lambda: self.lineage_of.walk(model_id))
+
+    def archive_model(self, model_id):
+        """Set the model aside: list_models, count_models and get_latest_model leave it out
+        (unless asked), while it keeps its version and still resolves by id and NAME@VERSION.
+        Refused while an alias points at it. Returns the model; an event records it."""
+        return self.archive.change(model_id, True)
+
+    def restore_model(self, model_id):
+        """Undo archive_model; returns the model; an event records it."""
+        return self.archive.change(model_id, False)
 
     # -- tasks (modelstore.registry.tasks) -----------------------------------------------------
 
@@ -444,7 +496,7 @@ class ModelStore:
             return None
         root = self._root('delete_model(files=True)')
         path = self.get_model(model_id).model_path
-        self._run('delete_model', lambda: self._refuse_aliased(model_id, 'delete'))
+        self._run('delete_model', lambda: self.aliases.refuse_if_held(model_id, 'delete'))
         parts = root.relative(path)
         seen = self._run('delete_model', lambda: self._sharing(root, model_id, parts, path))
 
@@ -477,21 +529,12 @@ class ModelStore:
         row = M.select(M.model_name, M.version, M.model_path).where(where).get_or_none()
         if row is None:
             return None
-        self._refuse_aliased(model_id, 'delete')
+        self.aliases.refuse_if_held(model_id, 'delete')
         M.delete().where(where).execute()
         return self.events_log.record(seq, 'model.deleted', model_name=row.model_name,
                                       model_id=model_id, version=row.version, before={
                                           'model_name': row.model_name, 'version': row.version,
                                           'model_path': row.model_path})
-
-    def _refuse_aliased(self, model_id, what):
-        holding = self.aliases.holding(model_id)
-        if holding:
-            raise ValidationError('model_id', 'model %d is what %s point%s at: move or remove '
-                                  '%s first (set_alias, delete_alias); nothing was %sd'
-                                  % (model_id, ', '.join(holding),
-                                     '' if len(holding) > 1 else 's',
-                                     'them' if len(holding) > 1 else 'it', what))
 
     def _sharing(self, root, model_id, parts, path, after=0):
         """ValidationError if another row's folder is the one at ``parts``, is inside it, or

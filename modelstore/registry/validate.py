@@ -44,9 +44,18 @@ def _bound(name, value):
 
 def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, base_model=None,
                     model_name=None, name_contains=None, created_after=None,
-                    created_before=None):
-    """list_models' and count_models' filters, checked, as the listing query takes them."""
+                    created_before=None, archived=False):
+    """list_models' and count_models' filters, checked, as the listing query takes them.
+    ``archived``: False (the default) leaves archived models out, True lists only them, None
+    both."""
     values = {}
+    if archived is False:
+        values['not_archived'] = True
+    elif archived is True:
+        values['only_archived'] = True
+    elif archived is not None:
+        raise ValidationError('archived', 'must be True, False or None, got %s'
+                              % type_name(archived))
     for name, value in (('task', task), ('base_model', base_model),
                         ('model_name', model_name), ('name_prefix', name_prefix)):
         if value is not None:
