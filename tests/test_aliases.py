@@ -59,7 +59,7 @@ def test_moving_an_alias_is_recorded_with_before_and_after(store):
 
 def test_what_served_at_a_time(store):
     store.set_alias('chat', 'prod', 1)
-    time.sleep(1.1)  # MySQL's DATETIME keeps whole seconds.
+    time.sleep(1.1)  # Well apart, whatever the clock's resolution.
     between = datetime.datetime.now(datetime.timezone.utc)
     time.sleep(1.1)
     store.set_alias('chat', 'prod', 2)
@@ -303,3 +303,57 @@ def test_events_follow_prints_each_event_as_it_commits(store, head_url):
         follower.send_signal(2)  # SIGINT: how a follower is stopped.
         out, err = follower.communicate(timeout=30)
     assert follower.returncode == 130 and err == '', err
+
+
+def test_events_follow_takes_no_limit(store, head_url, cli):
+    code, out, err = cli('models', 'events', '--follow', '--limit', '5', '--database', head_url)
+    assert code == 2 and '--limit: not with --follow' in err
+
+
+def test_a_delete_racing_an_alias_set_never_leaves_the_alias_dangling(store, head_url,
+                                                                      tmp_path):
+    """Process A sets chat@prod to version 1 while process B deletes version 1 with its
+    files, at the same instant, 20 times: one of them is refused each time -- never both
+    done, which would leave the alias naming a deleted row (MySQL's REPEATABLE READ once let
+    the delete's stale first read miss the alias)."""
+    script = tmp_path / 'race.py'
+    script.write_text(RACE)
+    root = tmp_path / 'models'
+    root.mkdir()
+    for round_ in range(20):
+        folder = root / ('m%d' % round_)
+        folder.mkdir()
+        model = store.add_model(model_name='race%d' % round_, **dict(MODEL,
+                                                                     model_path=str(folder)))
+        start = time.time() + 0.8
+        procs = [subprocess.Popen([sys.executable, str(script), head_url, str(root), what,
+                                   str(model.id), model.model_name, str(start)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for what in ('alias', 'delete')]
+        outcomes = [p.communicate(timeout=120) for p in procs]
+        results = [out.strip() for out, _ in outcomes]
+        assert all(r in ('done', 'refused') for r in results), outcomes
+        assert results.count('done') == 1, results
+        aliases = store.list_aliases(model.model_name)
+        if aliases:
+            assert store.get_model(aliases[0].model_id).id == model.id
+            store.delete_alias(model.model_name, 'prod')
+
+
+RACE = r'''
+import sys, time
+import modelstore
+url, root, what, model_id, name, start = sys.argv[1:]
+store = modelstore.connect(url, models_root=root)
+store.get_model(int(model_id))
+while time.time() < float(start):
+    time.sleep(0.0005)
+try:
+    if what == 'alias':
+        store.set_alias(name, 'prod', 1)
+    else:
+        store.delete_model(int(model_id), files=True)
+    print('done')
+except (modelstore.ValidationError, modelstore.NotFound):
+    print('refused')
+'''

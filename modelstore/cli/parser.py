@@ -262,10 +262,10 @@ def _registry_commands(sub, common):
                         'set, moved, removed; models deleted), oldest first')
     p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '
                    'event SEQ (the last one a deployer read)')
-    p.add_argument('--limit', type=_limit, default=1000, metavar='N', help='at most N '
-                   '(default 1000; not with --follow)')
+    p.add_argument('--limit', type=_limit, metavar='N', help='at most N (default 1000; not '
+                   'with --follow)')
     p.add_argument('--follow', action='store_true', help='then wait for new ones and print '
-                   'each as it commits, until interrupted')
+                   'each as it commits, until interrupted (with --json: a JSON line each)')
     p.add_argument('--interval', type=_wait, default=1.0, metavar='SECONDS',
                    help='with --follow: how often to look (default 1)')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines: one object a line')

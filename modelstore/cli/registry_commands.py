@@ -188,8 +188,7 @@ def cmd_models_alias(args, out):
         option = {'alias': 'ALIAS', 'version': 'VERSION', 'model_name': 'NAME'}.get(exc.field)
         if option is None:
             raise
-        raise UsageError('%s: %s' % (option, exc.message.replace('force=True', '--force'))) \
-            from None
+        raise ValidationError(option, exc.message.replace('force=True', '--force')) from None
 
 
 def _alias(args):
@@ -211,13 +210,17 @@ def _version(text):
 
 
 def cmd_models_events(args, out):
-    if args.follow:  # Read as they are printed: a table page by page, or --jsonl a line each.
-        listing = Listing(None, 'events', args.jsonl, None, 0, 1)  # Each printed at once.
+    if args.follow:  # Each printed as it is read: a table row, or (--json too) a JSON line.
+        if args.limit is not None:
+            raise UsageError('--limit: not with --follow, which prints every event as it '
+                             'commits until interrupted')
+        listing = Listing(None, 'events', args.jsonl or out.as_json, None, 0, 1)
         listing.rows = _follow(args)
         return listing
+    limit = 1000 if args.limit is None else args.limit
     with _store(args) as store:
-        return Listing(store.events(after=args.after, limit=args.limit), 'events', args.jsonl,
-                       args.limit, 0, PAGE)
+        return Listing(store.events(after=args.after, limit=limit), 'events', args.jsonl,
+                       limit, 0, PAGE)
 
 
 def _follow(args):

@@ -121,6 +121,8 @@ def _table(out, listing):
         chunk.append(tuple(map(str, table.cells(row))))
         count += 1
         if len(chunk) == listing.page:
+            if listing.page == 1 and widths is not None:  # Followed: columns only widen.
+                widths = [max(w, len(c)) for w, c in zip(widths, chunk[0])]
             widths = _flush(out, table, chunk, widths)
     if chunk:
         _flush(out, table, chunk, widths)

@@ -32,6 +32,9 @@ class Dialect:
     transactional_ddl = False
     # INSERT ... RETURNING.
     returning = False
+    # An upsert names its key (ON CONFLICT (key) DO UPDATE); MySQL's ON DUPLICATE KEY UPDATE
+    # takes none (peewee refuses a conflict_target there).
+    upsert_names_key = True
     # A JSON column's value is bound as its JSON text in a plain statement (PostgreSQL's
     # driver takes an adapter for jsonb instead).
     json_as_text = True

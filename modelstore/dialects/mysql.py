@@ -258,6 +258,7 @@ class MySQLDialect(Dialect):
     label = 'MySQL/MariaDB'
     database_class = MySQLDatabase
     operation_log = True
+    upsert_names_key = False
     final_batch_lock = 'tables'
     ddl_lock_waits = True
     session_mixin = _Session

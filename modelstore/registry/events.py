@@ -20,6 +20,7 @@ import datetime
 import getpass
 import socket
 
+from ..dialects import dialect_of
 from ..exceptions import ValidationError
 from .checks import NAME_LIMIT, Text
 from .validate import check_page
@@ -60,12 +61,14 @@ class Events:
         Called first in a transaction that may record an event: writers of events (and what
         they read before writing) run one at a time."""
         C = self.Counter
-        if not C.update(last_seq=C.last_seq + 1).where(C.id == 1).execute():
-            # The first event: the row is written here (not by 0013, so that rolling 0013 back
-            # over a registry without events destroys nothing). Writers racing to it: one
-            # inserts, the others' INSERT ... IGNORE waits for it and does nothing.
-            C.insert(id=1, last_seq=0).on_conflict_ignore().execute()
-            C.update(last_seq=C.last_seq + 1).where(C.id == 1).execute()
+        # One upsert: the first event writes the row (not 0013, so that rolling 0013 back over
+        # a registry without events destroys nothing), the others add 1. Racing first writers:
+        # one inserts, the others wait for it and update -- an UPDATE then an INSERT IGNORE
+        # deadlocked there on MySQL (gap locks).
+        named = dialect_of(C._meta.database).upsert_names_key
+        C.insert(id=1, last_seq=1).on_conflict(
+            conflict_target=[C.id] if named else None,
+            update={C.last_seq: C.last_seq + 1}).execute()
         return C.select(C.last_seq).where(C.id == 1).scalar()
 
     def record(self, seq, kind, *, model_name=None, model_id=None, version=None, alias=None,

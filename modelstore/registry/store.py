@@ -244,7 +244,9 @@ class ModelStore:
                 self.lineage_of.require(values['parent_id'], child=model_id)
             if 'model_name' in values:  # Renamed away from its name: not while aliased.
                 self.events_log.lock()  # (As set_alias does first: they run in turn.)
-                self.aliases.refuse_if_held(model_id, 'rename')
+                if M.select().where((M.id == model_id) &
+                                    (M.model_name != values['model_name'])).exists():
+                    self.aliases.refuse_if_held(model_id, 'rename')
             try:
                 with self.database.atomic():
                     if not M.update(**values).where(M.id == model_id).execute():
@@ -504,8 +506,12 @@ class ModelStore:
             def delete():
                 # Again, in the delete's transaction, for the rows added since (a pipeline
                 # registering the folder again): the files then go back.
+                # The event lock first: on MySQL (REPEATABLE READ) the first read fixes what
+                # the transaction sees, and an alias set before the lock must be seen.
+                seq = self.events_log.lock()
                 self._sharing(root, model_id, parts, path, after=seen)
-                event = self._delete_row(model_id, (M.id == model_id) & (M.model_path == path))
+                event = self._delete_row(model_id, (M.id == model_id) & (M.model_path == path),
+                                         seq)
                 if event is not None:
                     return event
                 if M.select().where(M.id == model_id).exists():
@@ -520,12 +526,13 @@ class ModelStore:
         self.events_log.notify(events)
         return removed
 
-    def _delete_row(self, model_id, where):
+    def _delete_row(self, model_id, where, seq=None):
         """Delete the row ``where`` selects (model ``model_id``) and record the event, in the
         caller's write transaction; None if there is no such row. Refused (ValidationError)
         while an alias points at it."""
         M = self.FineTunedModel
-        seq = self.events_log.lock()  # First, as set_alias: an alias set meanwhile is seen.
+        if seq is None:  # First, as set_alias: an alias set meanwhile is seen.
+            seq = self.events_log.lock()
         row = M.select(M.model_name, M.version, M.model_path).where(where).get_or_none()
         if row is None:
             return None
