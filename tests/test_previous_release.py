@@ -21,6 +21,17 @@ from modelstore.testing import check_migrations
 
 from conftest import SHIPPED
 
+
+def nxt(k, slug):
+    """The name of the new release's k-th script: numbered right after the shipped ones."""
+    return '%04d_%s' % (len(SHIPPED) + k, slug)
+
+
+NOTE, DEPLOYMENTS, PRIORITY, DROP, LABEL = (nxt(1, 'deploy_note'), nxt(2, 'deployments'),
+                                           nxt(3, 'task_priority'), nxt(4, 'drop_deploy_note'),
+                                           nxt(5, 'task_label'))
+REVIEWED = nxt(2, 'reviewed')
+
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The commit before phases (issue 28): its gate refuses any database with a newer script.
 BEFORE_PHASES = 'f8a201a'
@@ -137,11 +148,11 @@ def test_the_previous_release_keeps_working_after_sound_expand_scripts(db_url, t
 
         class Meta:
             table_name = 'deployments'
-    directory = release(tmp_path, {'0091_deploy_note.py': ADD_NOTE,
-                                   '0092_deployments.py': ADD_DEPLOYMENTS,
-                                   '0093_task_priority.py': ADD_PRIORITY,
-                                   '0094_drop_deploy_note.py': DROP_NOTE,
-                                   '0095_task_label.py': ADD_LABEL})
+    directory = release(tmp_path, {NOTE + '.py': ADD_NOTE,
+                                   DEPLOYMENTS + '.py': ADD_DEPLOYMENTS,
+                                   PRIORITY + '.py': ADD_PRIORITY,
+                                   DROP + '.py': DROP_NOTE,
+                                   LABEL + '.py': ADD_LABEL})
     head = models(tasks_fields={'priority': IntegerField(default=0,
                                                          constraints=[SQL('DEFAULT 0')]),
                                 'label': TextField(null=True)}, tables=[Deployment])
@@ -149,21 +160,20 @@ def test_the_previous_release_keeps_working_after_sound_expand_scripts(db_url, t
     check_migrations(directory, url=db_url, models=head, previous=CHECKOUT)
     said = [r.getMessage() for r in caplog.records if r.name == 'modelstore.testing']
     works = ['%s: the previous release (%s) works' % (after, CHECKOUT) for after in (
-        'at its own head, before any newer script', 'after 0091_deploy_note (expand)',
-        'after 0092_deployments (expand)', 'after 0093_task_priority (expand)')]
+        'at its own head, before any newer script', 'after %s (expand)' % NOTE,
+        'after %s (expand)' % DEPLOYMENTS, 'after %s (expand)' % PRIORITY)]
     assert [line for line in said if line.endswith(' works')] == works
     assert 'the previous release (%s) migrated to its head, %s' % (CHECKOUT, SHIPPED[-1]) in said
     # The contract script ends the check: the previous release is not meant to work after it,
     # and the expand script after it is for the release after this one.
-    assert ('stopped before 0094_drop_deploy_note, a contract script: the previous release is '
+    assert ('stopped before %s, a contract script: the previous release is ' % DROP +
             'not expected to work after it') in said
-    assert not [line for line in said if '0095' in line]
+    assert not [line for line in said if LABEL in line]
 
 
 @pytest.mark.slow
 def test_an_expand_script_that_breaks_old_writers_is_named(db_url, tmp_path):
-    directory = release(tmp_path, {'0091_deploy_note.py': ADD_NOTE,
-                                   '0092_reviewed.py': ADD_REVIEWED})
+    directory = release(tmp_path, {NOTE + '.py': ADD_NOTE, REVIEWED + '.py': ADD_REVIEWED})
     head = models(models_fields={'deploy_note': TextField(null=True),
                                  'reviewed': BooleanField(default=False)})
     with pytest.raises(AssertionError) as err:
@@ -175,10 +185,10 @@ def test_an_expand_script_that_breaks_old_writers_is_named(db_url, tmp_path):
     lines = [line for line in problems(err) if not line.startswith('  - lint: ')]
     assert str(err.value).splitlines()[0] == "check_migrations(%r): %d problems" % (
         directory, len(lint) + 2)
-    assert all(line.startswith('  - lint: 0092_reviewed:') for line in lint), lint
+    assert all(line.startswith('  - lint: %s:' % REVIEWED) for line in lint), lint
     assert [line for line in lint if ' MS004 adds NOT NULL column fine_tuned_models.reviewed '
             'with no database default' in line], lint
-    broke = '  - after 0092_reviewed (expand): the previous release (%s) fails ' % CHECKOUT
+    broke = '  - after %s (expand): the previous release (%s) fails ' % (REVIEWED, CHECKOUT)
     assert all(line.startswith(broke) and 'reviewed' in line for line in lines), lines
     # The writers of fine_tuned_models; reading, tasks and the autotuner's INSERT (another
     # table) still work, and 0012 broke nothing.
@@ -197,7 +207,7 @@ def test_a_release_from_before_phases_refuses_a_newer_expand_script(db_url, tmp_
                             BEFORE_PHASES + '^{commit}'], capture_output=True)
     assert known.returncode == 0, ('commit %s is not in this clone: a shallow clone lacks it '
                                    '(git fetch --unshallow)' % BEFORE_PHASES)
-    directory = release(tmp_path, {'0091_deploy_note.py': ADD_NOTE})
+    directory = release(tmp_path, {NOTE + '.py': ADD_NOTE})
     head = models(models_fields={'deploy_note': TextField(null=True)})
     monkeypatch.chdir(CHECKOUT)  # git:REF of the current directory's repository
     with pytest.raises(AssertionError) as err:
