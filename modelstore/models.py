@@ -4,9 +4,10 @@
 project with its own models passes ``--models myapp.models``). They are defined in
 ``modelstore.shared.tables``; this module only names them.
 """
-from .shared.tables import (MODELS, FineTunedModel, ModelAlias, ModelImport, ModelVersionCounter,
-                            RegistryEvent, RegistryEventCounter, Task, TaskStatus, bind_models)
+from .shared.tables import (MODELS, FineTunedModel, ModelAlias, ModelImport, ModelTag,
+                            ModelVersionCounter, RegistryEvent, RegistryEventCounter, Task,
+                            TaskStatus, bind_models)
 
-__all__ = ['FineTunedModel', 'ModelAlias', 'ModelImport', 'ModelVersionCounter',
+__all__ = ['FineTunedModel', 'ModelAlias', 'ModelImport', 'ModelTag', 'ModelVersionCounter',
            'RegistryEvent', 'RegistryEventCounter', 'Task', 'TaskStatus', 'MODELS',
            'bind_models']

@@ -27,8 +27,8 @@ BASE = '''
 import datetime
 from peewee import *
 from modelstore.models import FineTunedModel as _FineTunedModel, Task as _Task
-from modelstore.models import (ModelAlias, ModelImport, ModelVersionCounter, RegistryEvent,
-                               RegistryEventCounter)
+from modelstore.models import (ModelAlias, ModelImport, ModelTag, ModelVersionCounter,
+                               RegistryEvent, RegistryEventCounter)
 
 
 class FineTunedModel(_FineTunedModel):
@@ -46,7 +46,7 @@ class Task(_Task):
 
 {extra}
 MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
-          RegistryEventCounter, ModelAlias{more}]
+          RegistryEventCounter, ModelAlias, ModelTag{more}]
 '''
 # 0009's partial unique index, for a models module that declares its own Meta.indexes.
 PARTIAL_INDEX = '''

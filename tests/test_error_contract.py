@@ -93,6 +93,9 @@ def calls(store):
             store.add_model(**dict(MODEL, model_name='shelved')).id),
         'restore_model': lambda: store.restore_model(1),
         'lineage': lambda: store.lineage(1),
+        'set_tags': lambda: store.set_tags(1, {'stage': 'eval'}),
+        'delete_tags': lambda: (store.set_tags(1, {'old': 'x'}), store.delete_tags(1, ['old'])),
+        'get_tags': lambda: store.get_tags(1),
     }
 
 
@@ -148,6 +151,9 @@ BAD = {
     'archive_model': lambda s: s.archive_model('1'),
     'restore_model': lambda s: s.restore_model(0),
     'lineage': lambda s: s.lineage(None),
+    'set_tags': lambda s: s.set_tags(1, {'k': 7}),
+    'delete_tags': lambda s: s.delete_tags(1, 'k'),
+    'get_tags': lambda s: s.get_tags('1'),
 }
 
 
@@ -170,6 +176,8 @@ ABSENT = {
     'delete_alias': lambda s: s.delete_alias('m', 'nope'),
     'archive_model': lambda s: s.archive_model(999),
     'restore_model': lambda s: s.restore_model(999),
+    'get_tags': lambda s: s.get_tags(999),
+    'delete_tags': lambda s: s.delete_tags(1, ['never-set']),
 }
 
 
@@ -256,7 +264,8 @@ def locked(store, url):
 
 
 WRITES = ('add_model', 'add_models', 'add_task', 'update_task', 'update_model', 'delete_model',
-          'set_alias', 'delete_alias', 'archive_model', 'restore_model')
+          'set_alias', 'delete_alias', 'archive_model', 'restore_model', 'set_tags',
+          'delete_tags')
 
 
 @pytest.mark.slow

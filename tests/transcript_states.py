@@ -109,9 +109,7 @@ def setup_models_root(home, env, database, root):
 MYAPP_MODELS = '''\
 """myapp's models: modelstore's, with three new fields on fine_tuned_models."""
 from peewee import BooleanField, CharField, FloatField
-from modelstore.models import FineTunedModel as _FineTunedModel
-from modelstore.models import (ModelAlias, ModelImport, ModelVersionCounter, RegistryEvent,
-                               RegistryEventCounter, Task)
+from modelstore.models import MODELS as _MODELS, FineTunedModel as _FineTunedModel
 
 
 class FineTunedModel(_FineTunedModel):
@@ -123,8 +121,8 @@ class FineTunedModel(_FineTunedModel):
         table_name = 'fine_tuned_models'
 
 
-MODELS = [FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
-          RegistryEventCounter, ModelAlias]
+# modelstore's other tables, as they are: the registry's own.
+MODELS = [FineTunedModel] + [m for m in _MODELS if m is not _FineTunedModel]
 '''
 
 

@@ -14,7 +14,8 @@ from .new_command import cmd_new
 from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
 from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_archive,
                                 cmd_models_delete, cmd_models_events, cmd_models_lineage,
-                                cmd_models_list, cmd_models_show, cmd_tasks_list, cmd_tasks_show)
+                                cmd_models_list, cmd_models_show, cmd_models_tag, cmd_tasks_list,
+                                cmd_tasks_show)
 from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
 
 __all__ = ['build_parser', 'UsageError']
@@ -197,6 +198,8 @@ def _registry_commands(sub, common):
     custom.add_argument('--not-custom', dest='custom', action='store_false')
     p.add_argument('--order', default='newest', metavar='ORDER',
                    help="newest (default), oldest or name")
+    p.add_argument('--tag', action='append', default=[], metavar='KEY=VALUE',
+                   help='only models with this tag; repeatable (all of them)')
     archived = p.add_mutually_exclusive_group()
     archived.add_argument('--archived', dest='archived', action='store_const', const=True,
                           default=False, help='only archived models (left out by default)')
@@ -253,6 +256,14 @@ def _registry_commands(sub, common):
         p = what.add_parser(action, parents=[common], help=helptext)
         p.add_argument('model', metavar='ID|NAME@VERSION')
         p.set_defaults(func=cmd_models_archive)
+    p = what.add_parser('tag', parents=[common], help="set or remove a model's tags, and "
+                        'show them')
+    p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
+    p.add_argument('tags', nargs='*', metavar='KEY=VALUE', help='set these (an event records '
+                   'the change)')
+    p.add_argument('--rm', action='append', default=[], metavar='KEY', help='remove this tag; '
+                   'repeatable')
+    p.set_defaults(func=cmd_models_tag)
     p = what.add_parser('lineage', parents=[common], help='a model and its ancestors '
                         '(parent_id), the model first')
     p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')

@@ -15,7 +15,7 @@ from ..shared.urls import database_exists, parse_url
 from .results import Changed, Deleted, Imported, Listing, Row, columns
 
 __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_models_alias',
-           'cmd_models_events', 'cmd_models_archive', 'cmd_models_lineage', 'cmd_tasks_list',
+           'cmd_models_events', 'cmd_models_archive', 'cmd_models_lineage', 'cmd_models_tag', 'cmd_tasks_list',
            'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
 
 
@@ -74,6 +74,8 @@ def cmd_models_list(args, out):
     if args.custom is not None:
         filters['is_custom_base_model'] = args.custom
     filters['archived'] = args.archived
+    if args.tag:
+        filters['tags'] = _pairs(args.tag, '--tag')
     return _listing(
         args, out, lambda store, limit: store.iter_models(
             order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),
@@ -242,6 +244,28 @@ def cmd_models_archive(args, out):
         if args.action == 'archive':
             return Row(store.archive_model(model.id))
         return Row(store.restore_model(model.id))
+
+
+def cmd_models_tag(args, out):
+    tags = _pairs(args.tags, 'KEY=VALUE')
+    with _store(args, write=bool(tags or args.rm)) as store:
+        model = _by_ref(store, args.model)
+        if args.rm:
+            store.delete_tags(model.id, args.rm)
+        now = store.set_tags(model.id, tags) if tags else store.get_tags(model.id)
+    return Changed('\n'.join('%s=%s' % item for item in sorted(now.items())) or
+                   'Model %d has no tags.' % model.id, {'model_id': model.id, 'tags': now})
+
+
+def _pairs(items, what):
+    """{key: value} of KEY=VALUE items (a value may hold '=')."""
+    pairs = {}
+    for item in items:
+        key, eq, value = item.partition('=')
+        if not eq or not key:
+            raise UsageError('%s: expected KEY=VALUE, got %r' % (what, item))
+        pairs[key] = value
+    return pairs
 
 
 def cmd_models_lineage(args, out):

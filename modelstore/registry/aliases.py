@@ -20,7 +20,7 @@ from .documents import type_name
 from .events import utc_now
 from .validate import check_version
 
-__all__ = ['Aliases', 'check_alias', 'is_alias', 'ALIAS_RULE']
+__all__ = ['Aliases', 'check_alias', 'is_alias', 'split_reference', 'ALIAS_RULE']
 
 _ALIAS = re.compile(r'[A-Za-z][A-Za-z0-9_.-]*\Z')
 ALIAS_RULE = ('a letter, then letters, digits, "_", "." or "-" (never a whole number, which is '
@@ -30,6 +30,20 @@ ALIAS_RULE = ('a letter, then letters, digits, "_", "." or "-" (never a whole nu
 def is_alias(text):
     """Is ``text`` what an alias may be called (so ``NAME@text`` names one)?"""
     return bool(_ALIAS.match(text)) and len(text) <= NAME_LIMIT
+
+
+def split_reference(text):
+    """(name, version or alias) of ``NAME@VERSION`` or ``NAME@ALIAS`` (split at the last
+    ``@``), (name, None) of a bare ``NAME``; digits alone are refused as an id sent as text."""
+    name, at, ref = text.rpartition('@')
+    if at:
+        return name, int(ref) if ref.isdigit() and ref.isascii() else ref
+    if text.isdigit():
+        raise ValidationError('model_id', 'must be an integer id or a reference (NAME, '
+                              'NAME@VERSION, NAME@ALIAS), got the text %r: pass int(%r) for '
+                              'the id, or use get_latest_model for a model named so'
+                              % (text, text))
+    return text, None
 
 
 def check_alias(name, value):

@@ -29,7 +29,7 @@ __all__ = ['Events', 'default_actor', 'check_actor', 'KINDS']
 
 # What an event's ``kind`` says. ``before``/``after`` hold the state on either side.
 KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.deleted', 'model.archived',
-         'model.restored')
+         'model.restored', 'tags.changed')
 
 check_actor = Text(NAME_LIMIT, required=True)
 
@@ -80,6 +80,15 @@ class Events:
                       before=before, after=after)
         self.Event.insert(**values).execute()
         return self.Event(**values)
+
+    def read(self, run, after, limit):
+        """ModelStore.events: the arguments checked, ``after`` read through ``run``."""
+        after = check_cursor(after)
+        limit = check_page('limit', limit, minimum=1)
+        return run('events', lambda: self.after(after, limit))
+
+    def add_hook(self, hook):
+        self.hooks.append(check_hook(hook))
 
     def after(self, cursor, limit):
         """The events numbered after ``cursor``, oldest first, at most ``limit``."""

@@ -51,7 +51,7 @@ ORDERS = ('newest', 'oldest', 'name')
 class ModelQueries:
     """The cached statements of one store's bound FineTunedModel."""
 
-    def __init__(self, model, columns, filled=None, counters=None):
+    def __init__(self, model, columns, filled=None, counters=None, tags=None):
         self.model = model
         self.database = model._meta.database
         # The INSERT's columns, in the order rows give them (modelstore.registry.rules): the
@@ -65,6 +65,7 @@ class ModelQueries:
         # the write transaction cannot race.)
         sqlite = dialect_of(self.database).embedded
         self.counters = counters if sqlite else None
+        self.tags = tags  # The bound ModelTag: list_models(tags=...) (modelstore.registry.tags).
         # MySQL has no RETURNING: the version the trigger gave is read back by id after the
         # INSERT, which commits by itself (autocommit) as PostgreSQL's does: two round trips,
         # no BEGIN/COMMIT. (Lost between the two, the call is OutcomeUnknown: it was stored.)
@@ -274,6 +275,10 @@ class ModelQueries:
         if 'created_before' in values:
             query = query.where(M.creation_date < peewee.Value(values['created_before'],
                                                                converter=False))
+        T = self.tags
+        for key, value in sorted(values.get('tags', {}).items()):
+            query = query.where(M.id.in_(T.select(T.model_id).where(
+                (T.key == key) & (T.value == value))))
         if 'not_archived' in values:
             query = query.where(M.archived_at.is_null())
         if 'only_archived' in values:
@@ -297,8 +302,9 @@ class ModelQueries:
 
     def listing(self, values, limit=None, offset=0, order='newest'):
         """The models list_models returns for these filters and page."""
-        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset), order)
-        if sql is None:  # peewee rendered a value the cache cannot place: the plain query.
+        sql, slots = (None, None) if 'tags' in values else self._listing_sql(
+            frozenset(values), limit is not None, bool(offset), order)
+        if sql is None:  # A tag filter, or a value the cache cannot place: the plain query.
             query = self.listing_query(values, limit, offset, order)
             return self.models(self.database.execute(query))
         given = dict(values, limit=limit, offset=offset)

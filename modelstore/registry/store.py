@@ -16,17 +16,19 @@ from ..engine import Engine
 from ..exceptions import NotFound, SchemaOutOfDate, StorageError, ValidationError
 from ..shared.tables import bind_models
 from ..shared.urls import migrate_command
-from .aliases import Aliases, check_alias
+from .aliases import Aliases, check_alias, split_reference
 from .archive import Archive
 from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
-from .events import Events, check_cursor, check_hook, default_actor
+from .events import Events, default_actor
 from .fastpath import ORDERS, ModelQueries
 from .modelfiles import ENV_VAR as MODELS_ROOT_ENV
 from .paging import keyset, pages
 from .rules import Rules
+from .tags import Tags
 from .tasks import Tasks
-from .validate import check_choice, check_id, check_page, check_version, listing_filters
+from .validate import (check_choice, check_id, check_page, check_tags, check_version,
+                       listing_filters)
 
 __all__ = ['ModelStore']
 
@@ -53,7 +55,8 @@ class ModelStore:
         self.ModelImport = bound['ModelImport']  # What `modelstore import` copied (0011).
         self.rules = Rules(self.FineTunedModel)
         self.queries = ModelQueries(self.FineTunedModel, self.rules.columns, self.rules.filled,
-                                    counters=bound['ModelVersionCounter'])
+                                    counters=bound['ModelVersionCounter'],
+                                    tags=bound['ModelTag'])
         self.tasks = Tasks(self.Task, self.calls)
         # Who the events say made a change (connect(actor=...)); 0013's tables.
         self.events_log = Events(bound['RegistryEvent'], bound['RegistryEventCounter'],
@@ -62,6 +65,7 @@ class ModelStore:
                                self.events_log, self._model_name)
         self.lineage_of = Lineage(self.FineTunedModel)
         self.archive = Archive(self.FineTunedModel, self.calls, self.events_log, self.aliases)
+        self.tags = Tags(bound['ModelTag'], self.FineTunedModel, self.calls, self.events_log)
         self._empty = dict.fromkeys(self.FineTunedModel._meta.fields)  # A model's every field.
 
     @property
@@ -267,16 +271,9 @@ class ModelStore:
         (``'chat@3'``), ``NAME@ALIAS`` (``'chat@champion'``, see set_alias) or ``NAME`` (its
         latest version); the part after the last ``@`` decides."""
         if isinstance(model_id, str):
-            name, at, ref = model_id.rpartition('@')
-            if not at:
-                if model_id.isdigit():  # An id sent as text, most likely: say which.
-                    raise ValidationError('model_id', 'must be an integer id or a reference '
-                                          '(NAME, NAME@VERSION, NAME@ALIAS), got the text %r: '
-                                          'pass int(%r) for the id, or use get_latest_model '
-                                          'for a model named so' % (model_id, model_id))
-                return self.get_latest_model(model_id)
-            return self.get_model_version(name, int(ref) if ref.isdigit() and ref.isascii()
-                                          else ref)
+            name, ref = split_reference(model_id)
+            return self.get_latest_model(name) if ref is None else \
+                self.get_model_version(name, ref)
         check_id('model_id', model_id)
         M = self.FineTunedModel
         return self._one('get_model', M.select().where(M.id == model_id),
@@ -317,8 +314,8 @@ class ModelStore:
 
     def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
                     base_model=None, model_name=None, name_contains=None, created_after=None,
-                    created_before=None, archived=False, order='newest', limit=None,
-                    offset=0):
+                    created_before=None, archived=False, tags=None, order='newest',
+                    limit=None, offset=0):
         """Models matching every filter given, ``order``-ed: ``'newest'`` first (by
         creation_date, as ModelForge orders them; the default), ``'oldest'`` first, or by
         ``'name'``; ``limit``/``offset`` page through them.
@@ -332,7 +329,7 @@ class ModelStore:
         first, ``'oldest'`` and ``'name'`` version 1 first (0009's index serves it).
 
         ``archived``: archived models (archive_model) are left out by default; True lists
-        only them, None both.
+        only them, None both. ``tags``: {key: value, ...} a model must all carry (set_tags).
 
         Task, custom flag and name prefix are served by 0005's index (task,
         is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
@@ -342,7 +339,7 @@ class ModelStore:
                                  name_prefix=name_prefix, base_model=base_model,
                                  model_name=model_name, name_contains=name_contains,
                                  created_after=created_after, created_before=created_before,
-                                 archived=archived)
+                                 archived=archived, tags=tags)
         order = check_choice('order', order, ORDERS)
         if limit is not None:
             limit = check_page('limit', limit, minimum=1)
@@ -396,14 +393,12 @@ class ModelStore:
         """The registry's events numbered after ``after`` (a cursor: 0, or the ``seq`` of the
         last event read), oldest first, at most ``limit``. Polling with the last ``seq``
         never misses an event: events are numbered in the order they committed."""
-        after = check_cursor(after)
-        limit = check_page('limit', limit, minimum=1)
-        return self._run('events', lambda: self.events_log.after(after, limit))
+        return self.events_log.read(self._run, after, limit)
 
     def on_event(self, hook):
         """Call ``hook(event)`` after each change this store commits that writes an event
         (in this process; other processes' changes are read with events())."""
-        self.events_log.hooks.append(check_hook(hook))
+        self.events_log.add_hook(hook)
 
     # -- lineage and archived models (modelstore.registry.lineage) --------------------------
 
@@ -414,6 +409,19 @@ class ModelStore:
         raises ValidationError naming it."""
         check_id('model_id', model_id)
         return self._run('lineage', lambda: self.lineage_of.walk(model_id))
+
+    def set_tags(self, model_id, tags):
+        """Add or change the model's tags, {key: value} (text, at most 255 characters);
+        returns all its tags. An event records a change."""
+        return self.tags.change(model_id, tags=check_tags('tags', tags))
+
+    def delete_tags(self, model_id, keys):
+        """Remove these tag keys (NotFound naming any the model lacks: then none goes)."""
+        return self.tags.change(model_id, remove=check_tags('keys', keys, values=False))
+
+    def get_tags(self, model_id):
+        """The model's tags, {key: value}."""
+        return self.tags.get(model_id)
 
     def archive_model(self, model_id):
         """Set the model aside: list_models, count_models and get_latest_model leave it out
@@ -538,6 +546,7 @@ class ModelStore:
             return None
         self.aliases.refuse_if_held(model_id, 'delete')
         M.delete().where(where).execute()
+        self.tags.forget(model_id)
         return self.events_log.record(seq, 'model.deleted', model_name=row.model_name,
                                       model_id=model_id, version=row.version, before={
                                           'model_name': row.model_name, 'version': row.version,

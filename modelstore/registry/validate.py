@@ -15,7 +15,7 @@ from .documents import type_name
 from .likes import like_pattern
 
 __all__ = ['check_id', 'check_version', 'check_status', 'check_text', 'check_flag',
-           'check_page', 'check_choice', 'listing_filters']
+           'check_page', 'check_choice', 'check_tags', 'listing_filters']
 
 check_text = Text(NAME_LIMIT, required=True)  # A filter argument: a non-empty string.
 check_flag = Flag()
@@ -44,11 +44,15 @@ def _bound(name, value):
 
 def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, base_model=None,
                     model_name=None, name_contains=None, created_after=None,
-                    created_before=None, archived=False):
+                    created_before=None, archived=False, tags=None):
     """list_models' and count_models' filters, checked, as the listing query takes them.
     ``archived``: False (the default) leaves archived models out, True lists only them, None
-    both."""
+    both. ``tags``: a dict of key -> value a model must all carry."""
     values = {}
+    if tags is not None:
+        checked = check_tags('tags', tags)
+        if checked:
+            values['tags'] = checked
     if archived is False:
         values['not_archived'] = True
     elif archived is True:
@@ -109,3 +113,25 @@ def check_version(name, value):
 def check_id(name, value):
     """A row id: a positive integer that fits a 64-bit signed column."""
     return _whole(name, value, 'id', ID_LIMIT, 'positive id of at most 2**63-1')
+
+
+_tag_key = Text(NAME_LIMIT, required=True)
+_tag_value = Text(NAME_LIMIT)
+
+
+def check_tags(name, tags, values=True):
+    """``tags``: a dict of key -> value text (``values``), or an iterable of keys."""
+    if values:
+        if not isinstance(tags, dict):
+            raise ValidationError(name, 'must be a dict of tag key -> value, got %s'
+                                  % type_name(tags))
+        checked = {}
+        for key, value in tags.items():
+            _tag_key('%s key' % name, key)
+            if value is None:
+                raise ValidationError('%s[%r]' % (name, key), 'must be text, got None')
+            checked[key] = _tag_value('%s[%r]' % (name, key), value)
+        return checked
+    if isinstance(tags, (str, bytes, dict)) or not hasattr(tags, '__iter__'):
+        raise ValidationError(name, 'must be a list of tag keys, got %s' % type_name(tags))
+    return sorted({_tag_key('%s key' % name, key) for key in tags})

@@ -13,7 +13,7 @@ from peewee import (AutoField, BigIntegerField, BooleanField, CharField, DoubleF
 from ..fields import (AutoIncrementField, EnumNameField, IsoTimestampField,
                       IsoTimestampKeyField, KeyTextField, StrictJSONField, UtcDateTimeField)
 
-__all__ = ['FineTunedModel', 'ModelAlias', 'ModelVersionCounter', 'RegistryEvent',
+__all__ = ['FineTunedModel', 'ModelAlias', 'ModelTag', 'ModelVersionCounter', 'RegistryEvent',
            'RegistryEventCounter', 'Task', 'TaskStatus', 'MODELS', 'VERSION_TRIGGERS',
            'bind_models']
 
@@ -206,8 +206,21 @@ class ModelAlias(Model):
         indexes = ((('model_name', 'alias'), True), (('model_id',), False))
 
 
+class ModelTag(Model):
+    """A key/value tag of one model version (0016): ``list_models(tags={...})`` filters on
+    them, through the (key, value, model_id) index."""
+    id = AutoField()
+    model_id = BigIntegerField()
+    key = CharField()
+    value = CharField()
+
+    class Meta:
+        table_name = 'model_tags'
+        indexes = ((('model_id', 'key'), True), (('key', 'value', 'model_id'), False))
+
+
 MODELS = (FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
-          RegistryEventCounter, ModelAlias)
+          RegistryEventCounter, ModelAlias, ModelTag)
 
 # The triggers 0010 installs on fine_tuned_models to number every inserted row (check reports
 # them missing: a table rebuilt by hand, or by a script that copies the table, loses them).

@@ -1,0 +1,104 @@
+"""Tags (0016, issue 29): key/value pairs per model version, set and removed as events, and
+list_models(tags=...) held to a Python oracle on random data on every backend."""
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import modelstore
+from modelstore import NotFound, ValidationError
+
+MODEL = dict(base_model='b', task='t', model_path='/p')
+
+
+@pytest.fixture
+def store(head_url):
+    with modelstore.connect(head_url, actor='ci') as s:
+        yield s
+
+
+def test_tags_are_set_changed_removed_and_recorded(store):
+    m = store.add_model(model_name='m', **MODEL)
+    assert store.set_tags(m.id, {'stage': 'eval', 'team': 'nlp'}) == {'stage': 'eval',
+                                                                       'team': 'nlp'}
+    assert store.set_tags(m.id, {'stage': 'prod'}) == {'stage': 'prod', 'team': 'nlp'}
+    assert store.set_tags(m.id, {'stage': 'prod'}) == {'stage': 'prod', 'team': 'nlp'}
+    assert store.delete_tags(m.id, ['team']) == {'stage': 'prod'}
+    assert store.get_tags(m.id) == {'stage': 'prod'}
+    events = store.events()
+    assert [(e.kind, e.before, e.after) for e in events] == [
+        ('tags.changed', {}, {'stage': 'eval', 'team': 'nlp'}),
+        ('tags.changed', {'stage': 'eval', 'team': 'nlp'}, {'stage': 'prod', 'team': 'nlp'}),
+        ('tags.changed', {'stage': 'prod', 'team': 'nlp'}, {'stage': 'prod'})]
+    assert events[0].model_name == 'm' and events[0].version == 1 and events[0].actor == 'ci'
+
+
+@pytest.mark.parametrize('call, error, says', [
+    (lambda s, i: s.set_tags(i, {'': 'x'}), ValidationError, 'tags key: must not be empty'),
+    (lambda s, i: s.set_tags(i, {'k': None}), ValidationError, "tags['k']: must be text"),
+    (lambda s, i: s.set_tags(i, {'k': 'v' * 256}), ValidationError, 'the limit is 255'),
+    (lambda s, i: s.set_tags(i, ['k']), ValidationError, 'must be a dict'),
+    (lambda s, i: s.delete_tags(i, 'k'), ValidationError, 'must be a list of tag keys'),
+    (lambda s, i: s.delete_tags(i, ['k', 'nope']), NotFound, "has no tag 'nope'"),
+    (lambda s, i: s.set_tags(999, {'a': 'b'}), NotFound, 'no fine-tuned model with id 999'),
+    (lambda s, i: s.list_models(tags={'k': 1}), ValidationError, "tags['k']: must be a string"),
+])
+def test_bad_tags_say_what_was_wrong_and_change_nothing(store, call, error, says):
+    m = store.add_model(model_name='m', **MODEL)
+    store.set_tags(m.id, {'k': 'v'})
+    with pytest.raises(error) as err:
+        call(store, m.id)
+    assert says in str(err.value)
+    assert store.get_tags(m.id) == {'k': 'v'} and len(store.events()) == 1
+
+
+def test_a_deleted_models_tags_go_with_it(store):
+    a = store.add_model(model_name='a', **MODEL)
+    b = store.add_model(model_name='b', **MODEL)
+    store.set_tags(a.id, {'k': 'v'})
+    store.set_tags(b.id, {'k': 'v'})
+    store.delete_model(a.id)
+    assert [m.id for m in store.list_models(tags={'k': 'v'})] == [b.id]
+    with pytest.raises(NotFound):
+        store.get_tags(a.id)
+
+
+TAGS = st.dictionaries(st.sampled_from(['stage', 'team', 'Stage']),
+                       st.sampled_from(['eval', 'prod', '', 'é']), max_size=3)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tagged=st.lists(TAGS, min_size=1, max_size=8), wanted=TAGS, archived=st.booleans())
+def test_a_tag_filter_is_what_python_finds(store, tagged, wanted, archived):
+    M = store.FineTunedModel
+    store.tags.Tag.delete().execute()
+    M.delete().execute()
+    ids = [store.add_model(model_name='m%d' % i, **MODEL).id for i in range(len(tagged))]
+    for model_id, tags in zip(ids, tagged):
+        if tags:
+            store.set_tags(model_id, tags)
+    if archived:
+        store.archive_model(ids[0])
+    expected = [i for i, tags in zip(ids, tagged) if wanted.items() <= tags.items()
+                and not (archived and i == ids[0])]
+    got = store.list_models(tags=wanted, order='name')
+    assert [m.id for m in got] == expected
+    assert store.count_models(tags=wanted) == len(expected)
+    assert [m.id for m in store.iter_models(tags=wanted, order='name', page=2)] == expected
+
+
+def test_the_tag_command_and_the_tag_filter(store, head_url, cli):
+    m = store.add_model(model_name='m', **MODEL)
+    store.add_model(model_name='other', **MODEL)
+    code, out, err = cli('models', 'tag', 'm', 'stage=prod', 'note=a=b', '--database',
+                         head_url)
+    assert (code, out.splitlines()) == (0, ['note=a=b', 'stage=prod']), err
+    code, out, err = cli('models', 'tag', str(m.id), '--rm', 'note', '--database', head_url,
+                         '--json')
+    assert json.loads(out) == {'model_id': m.id, 'tags': {'stage': 'prod'}, 'ok': True}
+    code, out, err = cli('models', 'list', '--tag', 'stage=prod', '--database', head_url,
+                         '--json')
+    assert [r['id'] for r in json.loads(out)] == [m.id]
+    code, out, err = cli('models', 'tag', 'm', 'oops', '--database', head_url)
+    assert code == 2 and "expected KEY=VALUE, got 'oops'" in err
