@@ -197,9 +197,14 @@ def _registry_commands(sub, common):
                         help='only models of a custom base model')
     custom.add_argument('--not-custom', dest='custom', action='store_false')
     p.add_argument('--order', default='newest', metavar='ORDER',
-                   help="newest (default), oldest or name")
+                   help="newest (default), oldest, name, or metric (with --metric: lowest "
+                   'first)')
     p.add_argument('--tag', action='append', default=[], metavar='KEY=VALUE',
                    help='only models with this tag; repeatable (all of them)')
+    p.add_argument('--metric', metavar='NAME', help='only models whose metrics hold NAME (a '
+                   "number, or a curve's final value)")
+    p.add_argument('--metric-below', type=float, metavar='X', help='with --metric: below X')
+    p.add_argument('--metric-above', type=float, metavar='X', help='with --metric: above X')
     archived = p.add_mutually_exclusive_group()
     archived.add_argument('--archived', dest='archived', action='store_const', const=True,
                           default=False, help='only archived models (left out by default)')

@@ -76,6 +76,9 @@ def cmd_models_list(args, out):
     filters['archived'] = args.archived
     if args.tag:
         filters['tags'] = _pairs(args.tag, '--tag')
+    for name in ('metric', 'metric_below', 'metric_above'):
+        if getattr(args, name) is not None:
+            filters[name] = getattr(args, name)
     return _listing(
         args, out, lambda store, limit: store.iter_models(
             order=args.order, limit=limit, offset=args.offset, page=PAGE, **filters),

@@ -118,6 +118,15 @@ class Dialect:
         """``field`` holds the LIKE ``pattern`` (built by ``like_pattern``), ignoring case."""
         return peewee.NodeList((field, peewee.SQL('LIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
+    # -- JSON ---------------------------------------------------------------------------------
+    def final_number(self, field, key):
+        """The number a JSON object column ``field`` holds under ``key`` -- the last element
+        of a list (a curve's final value) -- as a double; NULL for anything else (no such key,
+        text, an empty list, a list ending in a non-number, a value that is not JSON).
+        ``key`` is checked by the caller (modelstore.registry.validate's metric names): it
+        is placed inside a JSON path."""
+        raise NotImplementedError('%s has no JSON functions here' % self.label)
+
     # -- introspection ----------------------------------------------------------------------------
     def invalid_indexes(self, database, table):
         """Names of ``table``'s indexes a failed build left unusable ([] where none can be)."""

@@ -271,6 +271,20 @@ class MySQLDialect(Dialect):
         return peewee.NodeList((fn.LOWER(field), peewee.SQL('LIKE'), fn.LOWER(pattern),
                                 peewee.SQL("ESCAPE '\\'")))
 
+    def final_number(self, field, key):
+        path = '$."%s"' % key
+        numbers = ('INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL')
+        # The last element by its index, not '[last]': MariaDB 10.11 resolves [last] once, and
+        # after a row without the array returns NULL for every row that follows. GREATEST
+        # keeps the path valid for an empty list (MySQL has no negative indexes).
+        index = fn.GREATEST(fn.COALESCE(fn.JSON_LENGTH(field, path), 1) - 1, 0)
+        value = fn.JSON_EXTRACT(field, path)
+        final = fn.JSON_EXTRACT(field, fn.CONCAT(path, '[', index, ']'))
+        return peewee.Case(None, [
+            (fn.JSON_TYPE(value).in_(numbers), value.cast('DOUBLE')),
+            ((fn.JSON_TYPE(value) == 'ARRAY') & fn.JSON_TYPE(final).in_(numbers),
+             final.cast('DOUBLE'))])
+
     def lock_tables(self, database, tables):
         """The final batch's lock: ``LOCK TABLES t WRITE, ...`` (no other table can be read)."""
         q = database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)

@@ -10,7 +10,7 @@ import logging
 import math
 
 import peewee
-from peewee import DatabaseError, PostgresqlDatabase
+from peewee import DatabaseError, PostgresqlDatabase, fn
 
 from ..exceptions import ConfigError, MigrationError, one_line
 from .base import Dialect
@@ -140,6 +140,18 @@ class PostgresqlDialect(Dialect):
 
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
+
+    def final_number(self, field, key):
+        # (metrics is jsonb here. The key is a bound parameter, sent as text: not through
+        # the JSON field's own conversion.)
+        name, end = peewee.Value(key, converter=False), peewee.Value(-1, converter=False)
+        value = peewee.Expression(field, '->', name)
+        last = peewee.Expression(value, '->', end)
+        return peewee.Case(None, [
+            (fn.jsonb_typeof(value) == 'number',
+             peewee.Expression(field, '->>', name).cast('float8')),
+            ((fn.jsonb_typeof(value) == 'array') & (fn.jsonb_typeof(last) == 'number'),
+             peewee.Expression(value, '->>', end).cast('float8'))])
 
     def set_ddl_lock_timeout(self, database, seconds):
         # Transaction-scoped: nothing leaks to a pooled connection.

@@ -14,7 +14,7 @@ import sqlite3
 import stat
 import time
 
-from peewee import OperationalError, SqliteDatabase
+from peewee import Case, OperationalError, SqliteDatabase, fn
 
 from ..exceptions import LockTimeout, MigrationError
 from .base import Dialect
@@ -328,6 +328,16 @@ class SqliteDialect(Dialect):
     batch_target = 'sqlite'
     session_mixin = _SafeRollback
     run_session_class = SqliteRunSession
+
+    def final_number(self, field, key):
+        path, last = '$."%s"' % key, '$."%s"[#-1]' % key
+        numbers = ('integer', 'real')
+        # json_valid first: json_type raises on text that is not JSON (a hand-written row).
+        return Case(None, [
+            (fn.json_valid(field) & fn.json_type(field, path).in_(numbers),
+             fn.json_extract(field, path).cast('REAL')),
+            (fn.json_valid(field) & (fn.json_type(field, path) == 'array') &
+             fn.json_type(field, last).in_(numbers), fn.json_extract(field, last).cast('REAL'))])
 
     def write_transaction(self, database):
         return database.atomic('IMMEDIATE')

@@ -45,7 +45,7 @@ _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': 
               'prefix_length': 1000, 'base_model': '\x00base_model', 'model_name': '\x00name',
               'name_contains': '\x00contains', 'created_after': '\x00after',
               'created_before': '\x00before', 'limit': 1000003, 'offset': 1000033}
-ORDERS = ('newest', 'oldest', 'name')
+ORDERS = ('newest', 'oldest', 'name', 'metric')
 
 
 class ModelQueries:
@@ -279,6 +279,13 @@ class ModelQueries:
         for key, value in sorted(values.get('tags', {}).items()):
             query = query.where(M.id.in_(T.select(T.model_id).where(
                 (T.key == key) & (T.value == value))))
+        if 'metric' in values:
+            final = self.metric(values['metric'])
+            query = query.where(final.is_null(False))
+            if 'metric_below' in values:
+                query = query.where(final < values['metric_below'])
+            if 'metric_above' in values:
+                query = query.where(final > values['metric_above'])
         if 'not_archived' in values:
             query = query.where(M.archived_at.is_null())
         if 'only_archived' in values:
@@ -288,6 +295,8 @@ class ModelQueries:
             # once 0010 has run; the condition lets the planner use the index).
             query = query.where(M.version.is_null(False)).order_by(
                 M.version.desc() if order == 'newest' else M.version)
+        elif order == 'metric':  # The lowest first (a loss): values['metric'] is checked.
+            query = query.order_by(self.metric(values['metric']), M.id)
         elif order == 'name':
             query = query.order_by(M.model_name, M.id)
         elif order == 'oldest':
@@ -300,11 +309,17 @@ class ModelQueries:
             query = query.offset(offset)
         return query
 
+    def metric(self, name):
+        """The final value of metric ``name`` (checked) in ``metrics``, as a double, or NULL
+        (the dialect's JSON functions: the same semantics on every backend)."""
+        return dialect_of(self.database).final_number(self.model.metrics, name)
+
     def listing(self, values, limit=None, offset=0, order='newest'):
         """The models list_models returns for these filters and page."""
-        sql, slots = (None, None) if 'tags' in values else self._listing_sql(
-            frozenset(values), limit is not None, bool(offset), order)
-        if sql is None:  # A tag filter, or a value the cache cannot place: the plain query.
+        planned = 'tags' not in values and 'metric' not in values
+        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset),
+                                       order) if planned else (None, None)
+        if sql is None:  # Tags, a metric, or a value the cache cannot place: the plain query.
             query = self.listing_query(values, limit, offset, order)
             return self.models(self.database.execute(query))
         given = dict(values, limit=limit, offset=offset)

@@ -6,12 +6,15 @@ page at any table size."""
 __all__ = ['keyset', 'pages']
 
 
-def keyset(M, listing, order, by_version=False):
+def keyset(M, listing, order, by_version=False, metric=None):
     """``listing`` (a query of model ``M``) ordered by its keyset, and ``after(id)``: the
     condition selecting the rows past the row ``id`` in that order. ``by_version``: a name's
-    versions (the listing of one model_name)."""
+    versions (the listing of one model_name); ``metric``: the expression order='metric'
+    sorts by."""
     if by_version:
         keys = (M.version, M.id)
+    elif order == 'metric':  # ``metric``: the listing's metric expression (lowest first).
+        keys = (metric, M.id)
     else:
         keys = {'name': (M.model_name, M.id), 'oldest': (M.creation_date, M.id)}.get(
             order, (M.creation_date, M.id))

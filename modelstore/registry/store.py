@@ -27,8 +27,8 @@ from .paging import keyset, pages
 from .rules import Rules
 from .tags import Tags
 from .tasks import Tasks
-from .validate import (check_choice, check_id, check_page, check_tags, check_version,
-                       listing_filters)
+from .validate import (check_id, check_order, check_page, check_tags,
+                       check_version, listing_filters)
 
 __all__ = ['ModelStore']
 
@@ -314,8 +314,9 @@ class ModelStore:
 
     def list_models(self, *, task=None, is_custom_base_model=None, name_prefix=None,
                     base_model=None, model_name=None, name_contains=None, created_after=None,
-                    created_before=None, archived=False, tags=None, order='newest',
-                    limit=None, offset=0):
+                    created_before=None, archived=False, tags=None, metric=None,
+                    metric_below=None, metric_above=None, order='newest', limit=None,
+                    offset=0):
         """Models matching every filter given, ``order``-ed: ``'newest'`` first (by
         creation_date, as ModelForge orders them; the default), ``'oldest'`` first, or by
         ``'name'``; ``limit``/``offset`` page through them.
@@ -330,6 +331,9 @@ class ModelStore:
 
         ``archived``: archived models (archive_model) are left out by default; True lists
         only them, None both. ``tags``: {key: value, ...} a model must all carry (set_tags).
+        ``metric``: only models whose ``metrics`` hold a number under that name -- a list's
+        last element, a curve's final value -- optionally ``metric_below``/``metric_above``
+        it (strictly); ``order='metric'``: by it, lowest first (the best by a loss).
 
         Task, custom flag and name prefix are served by 0005's index (task,
         is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
@@ -339,8 +343,9 @@ class ModelStore:
                                  name_prefix=name_prefix, base_model=base_model,
                                  model_name=model_name, name_contains=name_contains,
                                  created_after=created_after, created_before=created_before,
-                                 archived=archived, tags=tags)
-        order = check_choice('order', order, ORDERS)
+                                 archived=archived, tags=tags, metric=metric,
+                                 metric_below=metric_below, metric_above=metric_above)
+        order = check_order(order, values, ORDERS)
         if limit is not None:
             limit = check_page('limit', limit, minimum=1)
         offset = check_page('offset', offset, minimum=0)
@@ -353,13 +358,15 @@ class ModelStore:
         OFFSET, which would re-read every row before the page): a row added meanwhile before
         the current position is not returned, and none is returned twice."""
         values = listing_filters(**filters)
-        order = check_choice('order', order, ORDERS)
+        order = check_order(order, values, ORDERS)
         if limit is not None:
             limit = check_page('limit', limit, minimum=1)
         offset = check_page('offset', offset, minimum=0)
         page = check_page('page', page, minimum=1)
         base, after = keyset(self.FineTunedModel, self.queries.listing_query(values, order=order),
-                             order, by_version='model_name' in values)
+                             order, by_version='model_name' in values,
+                             metric=self.queries.metric(values['metric'])
+                             if order == 'metric' else None)
         return pages(self._run, 'list_models', base, after, limit, offset, page,
                      lambda q: self.queries.models(self.database.execute(q)))
 

@@ -7,15 +7,17 @@ A checker takes the value and returns what to use, or raises ValidationError nam
 argument and the problem. Nothing here touches the database.
 """
 import datetime
+import re
 
 from ..exceptions import ValidationError
 from ..shared.tables import TaskStatus
-from .checks import NAME_LIMIT, Choice, Flag, Moment, Text
+from .checks import NAME_LIMIT, Choice, Flag, Moment, Number, Text
 from .documents import type_name
 from .likes import like_pattern
 
 __all__ = ['check_id', 'check_version', 'check_status', 'check_text', 'check_flag',
-           'check_page', 'check_choice', 'check_tags', 'listing_filters']
+           'check_page', 'check_choice', 'check_order', 'check_tags', 'check_metric_name',
+           'listing_filters']
 
 check_text = Text(NAME_LIMIT, required=True)  # A filter argument: a non-empty string.
 check_flag = Flag()
@@ -44,15 +46,25 @@ def _bound(name, value):
 
 def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, base_model=None,
                     model_name=None, name_contains=None, created_after=None,
-                    created_before=None, archived=False, tags=None):
+                    created_before=None, archived=False, tags=None, metric=None,
+                    metric_below=None, metric_above=None):
     """list_models' and count_models' filters, checked, as the listing query takes them.
     ``archived``: False (the default) leaves archived models out, True lists only them, None
-    both. ``tags``: a dict of key -> value a model must all carry."""
+    both. ``tags``: a dict of key -> value a model must all carry. ``metric``: only models
+    whose ``metrics`` hold a number (or a list ending in one) under that name, strictly below
+    ``metric_below`` and above ``metric_above``."""
     values = {}
     if tags is not None:
         checked = check_tags('tags', tags)
         if checked:
             values['tags'] = checked
+    if metric is not None:
+        values['metric'] = check_metric_name('metric', metric)
+    for name, bound in (('metric_below', metric_below), ('metric_above', metric_above)):
+        if bound is not None:
+            if metric is None:
+                raise ValidationError(name, 'needs metric=NAME: the metric it bounds')
+            values[name] = _metric_bound(name, bound)
     if archived is False:
         values['not_archived'] = True
     elif archived is True:
@@ -135,3 +147,26 @@ def check_tags(name, tags, values=True):
     if isinstance(tags, (str, bytes, dict)) or not hasattr(tags, '__iter__'):
         raise ValidationError(name, 'must be a list of tag keys, got %s' % type_name(tags))
     return sorted({_tag_key('%s key' % name, key) for key in tags})
+
+
+_METRIC = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_ ./:-]*\Z')
+_metric_bound = Number('a number')
+
+
+def check_metric_name(name, value):
+    """A metric's name as list_models takes it: letters, digits and ``_ . / : -`` and spaces
+    (it is placed in a JSON path), at most NAME_LIMIT characters."""
+    if not isinstance(value, str) or not _METRIC.match(value) or len(value) > NAME_LIMIT:
+        raise ValidationError(name, 'must be a metric name: a letter, digit or "_", then '
+                              'letters, digits, spaces or "_ . / : -", at most %d characters; '
+                              'got %s' % (NAME_LIMIT, repr(value)[:80] if isinstance(value, str)
+                                          else type_name(value)))
+    return value
+
+
+def check_order(order, values, orders):
+    """list_models' ``order`` (one of ``orders``); 'metric' needs a metric filter."""
+    order = check_choice('order', order, orders)
+    if order == 'metric' and 'metric' not in values:
+        raise ValidationError('order', "'metric' sorts by a metric: give metric=NAME")
+    return order
