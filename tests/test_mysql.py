@@ -319,7 +319,7 @@ def test_every_shipped_column_add_is_one_instant_alter(db_url):
     adds = {name: sqls for name, sqls in adds.items() if sqls}
     assert set(adds) == {'0002_add_is_custom_base_model', '0003_task_slo_quant_parallel_metadata',
                          '0004_task_cluster_columns', '0006_training_metadata',
-                         '0008_model_versions'}
+                         '0008_model_versions', '0014_lineage_and_archive'}
     for name, statements in adds.items():
         assert all(len(op['sql']) == 1 for op in logs[name]['done']
                    if ' ADD COLUMN ' in op['sql'][0])  # One statement each: no UPDATE, no copy.
