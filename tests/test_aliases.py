@@ -86,6 +86,13 @@ def test_a_protected_alias_moves_only_with_force(store):
     assert store.list_aliases('chat') == []
 
 
+def test_an_archived_version_gets_no_alias(store):
+    store.archive_model(store.get_model('chat@1').id)
+    with pytest.raises(ValidationError, match="version 1 of 'chat' is archived"):
+        store.set_alias('chat', 'prod', 1)
+    assert store.list_aliases('chat') == [] and store.events()[-1].kind == 'model.archived'
+
+
 def test_a_model_an_alias_points_at_is_not_deleted_nor_renamed(store, tmp_path):
     target = store.get_model('chat@2')
     store.set_alias('chat', 'champion', 2)

@@ -49,7 +49,11 @@ def test_lineage_walks_from_the_model_to_its_first_ancestor(store):
     (lambda s, ids: s.update_model(ids[0], parent_id=ids[0]), 'cannot be its own parent'),
     (lambda s, ids: s.add_models([dict(model_name='y', **MODEL),
                                   dict(model_name='z', parent_id=777, **MODEL)]),
-     'no model with id 777 to be the parent of a row of add_models; nothing was stored'),
+     'no model with id 777 to be the parent of a row of add_models'),
+    # A row of the same call as a parent: the ids it is about to get could close a loop.
+    (lambda s, ids: s.add_models([dict(model_name='y', parent_id=ids[2] + 2, **MODEL),
+                                  dict(model_name='z', parent_id=ids[2] + 1, **MODEL)]),
+     'no model with id %(3)d to be the parent of a row of add_models'),
     (lambda s, ids: s.add_model(model_name='x', dataset_sha256='xyz', **MODEL),
      'must be a SHA-256 digest'),
     (lambda s, ids: s.add_model(model_name='x', parent_id=0, **MODEL), 'between 1 and'),
@@ -59,7 +63,7 @@ def test_a_bad_parent_or_digest_is_refused_and_nothing_changes(store, call, says
     before = [(m.id, m.parent_id) for m in store.list_models(archived=None)]
     with pytest.raises(ValidationError) as err:
         call(store, ids)
-    assert says % {'0': ids[0]} in str(err.value)
+    assert says % {'0': ids[0], '3': ids[2] + 2} in str(err.value)
     assert [(m.id, m.parent_id) for m in store.list_models(archived=None)] == before
 
 

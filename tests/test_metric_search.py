@@ -64,6 +64,15 @@ def test_the_best_model_of_a_task_by_its_final_eval_loss(store):
     assert top.id == best.id
 
 
+def test_a_names_versions_by_metric_are_sorted_by_the_metric(store):
+    for loss in (5.0, 0.01, 9.0):
+        store.add_model(model_name='m', metrics={'loss': loss}, **MODEL)
+    got = store.list_models(model_name='m', metric='loss', order='metric')
+    assert [m.version for m in got] == [2, 1, 3]
+    assert [m.version for m in store.iter_models(model_name='m', metric='loss',
+                                                 order='metric', page=1)] == [2, 1, 3]
+
+
 @pytest.mark.parametrize('call, field, says', [
     (lambda s: s.list_models(order='metric'), 'order', 'give metric=NAME'),
     (lambda s: s.list_models(metric_below=1), 'metric_below', 'needs metric=NAME'),
@@ -72,6 +81,9 @@ def test_the_best_model_of_a_task_by_its_final_eval_loss(store):
     (lambda s: s.count_models(metric='x', metric_above=float('inf')), 'metric_above',
      'finite'),
     (lambda s: s.list_models(metric=3), 'metric', 'got int'),
+    # Stored metrics are doubles where search compares them, on every backend.
+    (lambda s: s.add_model(model_name='x', metrics={'loss': 10 ** 400}, **MODEL),
+     "metrics['loss']", 'too large for a double'),
 ])
 def test_bad_metric_arguments_name_what_was_wrong(store, call, field, says):
     with pytest.raises(ValidationError) as err:

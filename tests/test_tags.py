@@ -52,6 +52,18 @@ def test_bad_tags_say_what_was_wrong_and_change_nothing(store, call, error, says
     assert store.get_tags(m.id) == {'k': 'v'} and len(store.events()) == 1
 
 
+def test_setting_and_removing_is_one_change(store):
+    m = store.add_model(model_name='m', **MODEL)
+    store.set_tags(m.id, {'owner': 'a', 'stage': 'eval'})
+    with pytest.raises(ValidationError):
+        store.set_tags(m.id, {'stage': 'x' * 300}, remove=['owner'])
+    assert store.get_tags(m.id) == {'owner': 'a', 'stage': 'eval'}  # Nothing removed.
+    assert store.set_tags(m.id, {'stage': 'prod'}, remove=['owner']) == {'stage': 'prod'}
+    assert len(store.events()) == 2
+    with pytest.raises(ValidationError, match='also set: stage'):
+        store.set_tags(m.id, {'stage': 'x'}, remove=['stage'])
+
+
 def test_a_deleted_models_tags_go_with_it(store):
     a = store.add_model(model_name='a', **MODEL)
     b = store.add_model(model_name='b', **MODEL)
@@ -102,3 +114,9 @@ def test_the_tag_command_and_the_tag_filter(store, head_url, cli):
     assert [r['id'] for r in json.loads(out)] == [m.id]
     code, out, err = cli('models', 'tag', 'm', 'oops', '--database', head_url)
     assert code == 2 and "expected KEY=VALUE, got 'oops'" in err
+    code, out, err = cli('models', 'list', '--tag', 'a=1', '--tag', 'a=2', '--database',
+                         head_url)
+    assert code == 2 and "a is given twice, as '1' and '2'" in err
+    code, out, err = cli('models', 'tag', 'm', 'stage=' + 'x' * 300, '--rm', 'stage',
+                         '--database', head_url)
+    assert code == 2 and store.get_tags(m.id) == {'stage': 'prod'}

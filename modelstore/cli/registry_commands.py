@@ -253,9 +253,8 @@ def cmd_models_tag(args, out):
     tags = _pairs(args.tags, 'KEY=VALUE')
     with _store(args, write=bool(tags or args.rm)) as store:
         model = _by_ref(store, args.model)
-        if args.rm:
-            store.delete_tags(model.id, args.rm)
-        now = store.set_tags(model.id, tags) if tags else store.get_tags(model.id)
+        now = store.set_tags(model.id, tags, remove=args.rm) if tags or args.rm else \
+            store.get_tags(model.id)  # One change: all of it or none.
     return Changed('\n'.join('%s=%s' % item for item in sorted(now.items())) or
                    'Model %d has no tags.' % model.id, {'model_id': model.id, 'tags': now})
 
@@ -267,6 +266,9 @@ def _pairs(items, what):
         key, eq, value = item.partition('=')
         if not eq or not key:
             raise UsageError('%s: expected KEY=VALUE, got %r' % (what, item))
+        if pairs.get(key, value) != value:
+            raise UsageError('%s: %s is given twice, as %r and %r' % (what, key, pairs[key],
+                                                                       value))
         pairs[key] = value
     return pairs
 

@@ -90,10 +90,13 @@ class Aliases:
 
         def move():
             seq = self.events.lock()  # First: racing moves of the alias run one at a time.
-            target = M.select(M.id).where((M.model_name == name) & (M.version == version)) \
-                .get_or_none()
+            target = M.select(M.id, M.archived_at).where(
+                (M.model_name == name) & (M.version == version)).get_or_none()
             if target is None:
                 raise NotFound('no version %d of a model named %r' % (version, name))
+            if target.archived_at is not None:  # It would serve; archive_model refuses too.
+                raise ValidationError('version', 'version %d of %r is archived: restore_model '
+                                      'it before an alias points at it' % (version, name))
             current = A.get_or_none((A.model_name == name) & (A.alias == alias))
             keep = bool(current.protected) if current is not None else False
             now_protected = keep if protected is None else protected

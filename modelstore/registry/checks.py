@@ -23,6 +23,7 @@ PATH_LIMIT = 4096           # PATH_MAX on Linux.
 TEXT_LIMIT = 64 * 1024      # Descriptions.
 
 SLOW = object()  # fast(): this value needs the whole rule.
+_DOUBLE_MAX = int(1.7976931348623157e308)  # The largest finite double, as an integer.
 
 
 class Checker:
@@ -281,10 +282,13 @@ class Metrics(Checker):
             where = '%s[%r]' % (name, key)
             points = metric if isinstance(metric, list) else [metric]
             for i, point in enumerate(points):
+                at = where if points is not metric else '%s[%d]' % (where, i)
                 if isinstance(point, bool) or not isinstance(point, (int, float)):
                     raise ValidationError(
-                        where if points is not metric else '%s[%d]' % (where, i),
-                        'must be a number or a list of numbers, got %s' % type_name(point))
+                        at, 'must be a number or a list of numbers, got %s' % type_name(point))
+                if isinstance(point, int) and abs(point) > _DOUBLE_MAX:
+                    # A double is what metric search compares, on every backend.
+                    raise ValidationError(at, 'is an integer too large for a double')
         return stored
 
 

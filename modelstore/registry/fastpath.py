@@ -290,13 +290,13 @@ class ModelQueries:
             query = query.where(M.archived_at.is_null())
         if 'only_archived' in values:
             query = query.where(M.archived_at.is_null(False))
-        if 'model_name' in values:
+        if order == 'metric':  # The lowest first (a loss): values['metric'] is checked.
+            query = query.order_by(self.metric(values['metric']), M.id)
+        elif 'model_name' in values:
             # A name's versions, by version: 0009's partial index (every row has a version
             # once 0010 has run; the condition lets the planner use the index).
             query = query.where(M.version.is_null(False)).order_by(
                 M.version.desc() if order == 'newest' else M.version)
-        elif order == 'metric':  # The lowest first (a loss): values['metric'] is checked.
-            query = query.order_by(self.metric(values['metric']), M.id)
         elif order == 'name':
             query = query.order_by(M.model_name, M.id)
         elif order == 'oldest':

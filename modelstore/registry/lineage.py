@@ -37,15 +37,17 @@ class Lineage:
         return M.select(M.id).order_by(M.id.desc()).limit(1).scalar() or 0
 
     def require_parents_after(self, last):
-        """add_models: every parent the rows numbered after ``last`` name exists."""
+        """add_models: every parent the rows numbered after ``last`` name existed before them
+        (one of the rows just written as a parent could close a loop)."""
         M, P = self.Model, self.Model.alias('parent')
         orphan = (M.select(M.parent_id)
                   .where((M.id > last) & M.parent_id.is_null(False) &
-                         M.parent_id.not_in(P.select(P.id)))
+                         ((M.parent_id > last) | M.parent_id.not_in(P.select(P.id))))
                   .order_by(M.id).limit(1).scalar())
         if orphan is not None:
             raise ValidationError('parent_id', 'no model with id %d to be the parent of a row '
-                                  'of add_models; nothing was stored' % orphan)
+                                  'of add_models (a parent is stored before the call that '
+                                  'names it); nothing was stored' % orphan)
 
     def walk(self, model_id, loops=True):
         """[model, parent, ...]: NotFound-free, so ``[]`` if there is no such model. A loop

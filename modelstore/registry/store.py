@@ -244,10 +244,11 @@ class ModelStore:
                                      None)
 
         def update():
+            if 'model_name' in values or values.get('parent_id') is not None:
+                self.events_log.lock()  # First (MySQL's snapshot): in turn, as set_alias.
             if values.get('parent_id') is not None:
                 self.lineage_of.require(values['parent_id'], child=model_id)
             if 'model_name' in values:  # Renamed away from its name: not while aliased.
-                self.events_log.lock()  # (As set_alias does first: they run in turn.)
                 if M.select().where((M.id == model_id) &
                                     (M.model_name != values['model_name'])).exists():
                     self.aliases.refuse_if_held(model_id, 'rename')
@@ -356,7 +357,9 @@ class ModelStore:
         """The models list_models returns, read ``page`` rows at a time: memory stays that of
         one page at any table size. Pages follow each other by their sort key (keyset, never
         OFFSET, which would re-read every row before the page): a row added meanwhile before
-        the current position is not returned, and none is returned twice."""
+        the current position is not returned, and none is returned twice. With
+        order='metric' the key is the metric's value when each page is read: a model whose
+        metric changes meanwhile may be missed or returned again."""
         values = listing_filters(**filters)
         order = check_order(order, values, ORDERS)
         if limit is not None:
@@ -364,7 +367,7 @@ class ModelStore:
         offset = check_page('offset', offset, minimum=0)
         page = check_page('page', page, minimum=1)
         base, after = keyset(self.FineTunedModel, self.queries.listing_query(values, order=order),
-                             order, by_version='model_name' in values,
+                             order, by_version='model_name' in values and order != 'metric',
                              metric=self.queries.metric(values['metric'])
                              if order == 'metric' else None)
         return pages(self._run, 'list_models', base, after, limit, offset, page,
@@ -417,18 +420,18 @@ class ModelStore:
         check_id('model_id', model_id)
         return self._run('lineage', lambda: self.lineage_of.walk(model_id))
 
-    def set_tags(self, model_id, tags):
-        """Add or change the model's tags, {key: value} (text, at most 255 characters);
-        returns all its tags. An event records a change."""
-        return self.tags.change(model_id, tags=check_tags('tags', tags))
+    def set_tags(self, model_id, tags, *, remove=()):
+        """Add or change the model's tags, {key: value} (text, at most 255 characters), and
+        remove the keys ``remove``, in one change; returns all its tags. An event records it."""
+        return self.tags.change(model_id, tags=check_tags('tags', tags),
+                                remove=check_tags('remove', remove, values=False))
 
     def delete_tags(self, model_id, keys):
         """Remove these tag keys (NotFound naming any the model lacks: then none goes)."""
         return self.tags.change(model_id, remove=check_tags('keys', keys, values=False))
 
     def get_tags(self, model_id):
-        """The model's tags, {key: value}."""
-        return self.tags.get(model_id)
+        return self.tags.get(model_id)  # {key: value}
 
     def archive_model(self, model_id):
         """Set the model aside: list_models, count_models and get_latest_model leave it out

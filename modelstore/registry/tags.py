@@ -6,7 +6,7 @@ transaction, taken under the event lock like every registry change. ``list_model
 keeps the models carrying every pair given (modelstore.registry.fastpath reads the filter
 through the (key, value, model_id) index).
 """
-from ..exceptions import NotFound
+from ..exceptions import NotFound, ValidationError
 from .validate import check_id
 
 __all__ = ['Tags']
@@ -54,6 +54,9 @@ class Tags:
                 raise NotFound('model %d has no tag %s (its tags: %s)' % (
                     model_id, ', '.join(map(repr, missing)), ', '.join(sorted(before)) or
                     'none'))
+            if set(remove) & set(tags or {}):
+                raise ValidationError('remove', 'names a key that is also set: %s'
+                                      % ', '.join(sorted(set(remove) & set(tags))))
             after = dict(before, **(tags or {}))
             for key in remove:
                 del after[key]
