@@ -250,14 +250,14 @@ def test_a_row_for_the_folder_added_during_the_delete_keeps_the_files(store, roo
                                                                       monkeypatch):
     """The check runs again in the row delete's transaction; the files go back."""
     model = add(store, make_dir(os.path.join(root, 'm_1')))
-    real = store._run
+    real = store.calls.run
 
     def run(what, body, **kwargs):
         if what == 'delete_model' and kwargs.get('write'):
             monkeypatch.undo()
             add(store, model.model_path)  # Registered again meanwhile.
         return real(what, body, **kwargs)
-    monkeypatch.setattr(store, '_run', run)
+    monkeypatch.setattr(store.calls, 'run', run)
     with pytest.raises(modelstore.ValidationError, match='also the folder of'):
         store.delete_model(model.id, files=True)
     assert os.path.isdir(os.path.join(model.model_path, 'checkpoint'))
@@ -278,13 +278,13 @@ def test_a_second_delete_of_the_same_model_removes_the_files_it_holds(store, roo
     """Two deletes of one model: the one that finds the row gone after moving the folder does
     not put the folder back for a row that is no more."""
     model = add(store, make_dir(os.path.join(root, 'm_1')))
-    real = store._run
+    real = store.calls.run
 
     def run(what, body, **kwargs):
         if what == 'delete_model' and kwargs.get('write'):
             store.FineTunedModel.delete().where(store.FineTunedModel.id == model.id).execute()
         return real(what, body, **kwargs)
-    monkeypatch.setattr(store, '_run', run)
+    monkeypatch.setattr(store.calls, 'run', run)
     assert store.delete_model(model.id, files=True) == model.model_path
     assert os.listdir(root) == [] and store.count_models() == 0
 

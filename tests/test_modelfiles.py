@@ -172,14 +172,14 @@ def test_empty_trash_restores_a_stored_models_files_and_removes_a_deleted_ones(s
 def test_a_failed_row_delete_puts_the_files_back(store, root, monkeypatch):
     model = add(store, make_dir(os.path.join(root, 'm_1')))
 
-    real = store._run
+    real = store.calls.run
 
     def run(what, body, **kwargs):
         if what == 'delete_model' and kwargs.get('write'):  # The row's DELETE, after the move.
             assert os.path.isdir(os.path.join(root, TRASH))
             raise modelstore.StorageError('disk full')
         return real(what, body, **kwargs)
-    monkeypatch.setattr(store, '_run', run)
+    monkeypatch.setattr(store.calls, 'run', run)
     with pytest.raises(modelstore.StorageError, match='disk full'):
         store.delete_model(model.id, files=True)
     monkeypatch.undo()
