@@ -18,6 +18,7 @@ import modelstore
 from modelstore import TaskStatus
 
 import legacy
+from conftest import SHIPPED, history
 
 pytestmark = pytest.mark.sqlite_only  # The legacy apps use SQLite files.
 
@@ -328,3 +329,92 @@ def test_modelforge_keeps_writing_after_adoption_and_we_read_its_rows(tmp_path, 
     assert models['new-app'].is_custom_base_model is True
     assert models['new-app'].creation_date == datetime.datetime(2025, 12, 2, 10, 0, 0)
     assert list(models)[:2] == ['new-app', 'old-app']
+
+
+# -- both apps beside the registry's features (issue 29) ----------------------------------------
+
+MODELFORGE_INSERT = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                     'creation_date, model_path, is_custom_base_model) VALUES (?,?,?,?,?,?,?)')
+MODELFORGE_COLUMNS = ('id', 'model_name', 'base_model', 'task', 'description', 'creation_date',
+                      'model_path', 'is_custom_base_model')
+
+
+def test_both_apps_keep_working_beside_aliases_tags_archive_and_lineage(tmp_path, cli):
+    """A file both apps wrote, migrated to head (0013-0016: aliases and events, lineage and
+    archive, tags), with those features in use: ModelForge's SELECTs and INSERT and the
+    autotuner's SQLAlchemy model still work, and modelstore sees the rows they write."""
+    path = legacy.build(str(tmp_path / 'both.db'), *legacy.STATES['both-apps-current'][0])
+    assert cli('migrate', '--database', path)[0] == 0
+    assert [r['name'] for r in history(path)] == SHIPPED
+    assert {'0013_aliases_and_events', '0014_lineage_and_archive',
+            '0015_lineage_and_archive_indexes', '0016_model_tags'} <= set(SHIPPED)
+    conn = sqlite3.connect(path)
+    before = conn.execute(MODELFORGE_SELECT).fetchall()
+    conn.close()
+    with modelstore.connect(path) as store:
+        base = store.get_model_version('llama-sum', 1)  # A row ModelForge wrote.
+        child = store.add_model(model_name='llama-sum', base_model=base.base_model,
+                                task=base.task, model_path='/m/llama-sum-2', parent_id=base.id,
+                                creation_date=datetime.datetime(2025, 12, 1, 9, 0, 0, 250000))
+        assert child.version == 2
+        store.set_alias('llama-sum', 'champion', 2)
+        assert store.set_tags(child.id, {'stage': 'prod'}) == {'stage': 'prod'}
+        store.set_tags(base.id, {'stage': 'retired'})
+        archived = store.archive_model(store.get_model_version('qa-bert', 1).id)
+        assert archived.archived_at is not None
+
+    # ModelForge: its listing and column probe, then its v1.1 INSERT of another version.
+    conn = sqlite3.connect(path)
+    rows = conn.execute(MODELFORGE_SELECT).fetchall()
+    # It reads rows by position: its eight columns come first, as they were.
+    cursor = conn.execute(MODELFORGE_SELECT)
+    assert tuple(d[0] for d in cursor.description[:8]) == MODELFORGE_COLUMNS
+    cursor.fetchall()
+    assert [r[:8] for r in rows if r[0] != child.id] == [r[:8] for r in before]
+    # It knows nothing of archiving: the archived row is still in its list, and ours is too.
+    assert {r[1] for r in rows} == {r[1] for r in before}
+    assert child.id in [r[0] for r in rows]
+    assert [r[5] for r in rows] == sorted((r[5] for r in rows), reverse=True)
+    conn.execute('SELECT is_custom_base_model FROM fine_tuned_models LIMIT 1').fetchall()
+    forge_id = conn.execute(MODELFORGE_INSERT, (
+        'llama-sum', 'meta-llama/Llama-3.2-1B', 'summarization',
+        'Retrained on new tickets (Recommended Model)', '2025-12-02T10:00:00.123456',
+        '/home/u/.local/share/ModelForge/models/llama-sum_5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6',
+        False)).lastrowid
+    conn.commit()
+    assert forge_id in [r[0] for r in conn.execute(MODELFORGE_SELECT).fetchall()]
+    conn.close()
+
+    # The autotuner: its load of every task, then a new task through its ORM.
+    engine = _engine(path)
+    with Session(engine) as session:
+        assert [t.id for t in session.scalars(select(AutotunerTask).order_by(
+            AutotunerTask.id)).all()] == [1, 2, 3, 4, 5, 6, 7]
+        task = AutotunerTask(task_name='tune-llama-sum', base_runtime='sglang',
+                             model_config={'model_name': 'llama-sum'}, parameters={},
+                             optimization_config={'strategy': 'grid_search'},
+                             benchmark_config={})
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    engine.dispose()
+
+    with modelstore.connect(path) as store:
+        forge = store.get_model(forge_id)
+        # Their row is the name's next version, outside the registry's features...
+        assert (forge.model_name, forge.version, forge.parent_id, forge.archived_at) == (
+            'llama-sum', 3, None, None)
+        assert store.get_tags(forge_id) == {}
+        assert store.get_latest_model('llama-sum').id == forge_id
+        assert [m.id for m in store.list_models(model_name='llama-sum')] == [
+            forge_id, child.id, base.id]
+        # ... which it left as they were.
+        assert store.get_model('llama-sum@champion').id == child.id
+        assert [m.id for m in store.lineage(child.id)] == [child.id, base.id]
+        assert [m.id for m in store.list_models(tags={'stage': 'prod'})] == [child.id]
+        assert store.get_tags(base.id) == {'stage': 'retired'}
+        assert 'qa-bert' not in [m.model_name for m in store.list_models()]
+        assert [m.model_name for m in store.list_models(archived=True)] == ['qa-bert']
+        task = store.get_task(task_id)
+        assert (task.task_name, task.status, task.model_config) == (
+            'tune-llama-sum', TaskStatus.PENDING, {'model_name': 'llama-sum'})

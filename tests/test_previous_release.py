@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from peewee import SQL, BooleanField, IntegerField, TextField
 
-from modelstore.engine.scripts import default_directory
+from modelstore.engine.scripts import default_directory, discover
 from modelstore.models import MODELS, FineTunedModel, Task
 from modelstore.testing import check_migrations
 
@@ -35,6 +35,10 @@ REVIEWED = nxt(2, 'reviewed')
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The commit before phases (issue 28): its gate refuses any database with a newer script.
 BEFORE_PHASES = 'f8a201a'
+# The release before this one (issue 29): it shipped 0001..0012; this one adds these four.
+PREVIOUS_RELEASE, PREVIOUS_HEAD = '775a493', '0012_clients'
+THIS_RELEASE = ['0013_aliases_and_events', '0014_lineage_and_archive',
+                '0015_lineage_and_archive_indexes', '0016_model_tags']
 
 ADD_NOTE = '''
 def up(migrator, db):
@@ -138,6 +142,18 @@ def problems(err):
     return str(err.value).splitlines()[1:]
 
 
+def needs_commit(ref):
+    """Skip unless the tests run from a git checkout; fail if ``ref`` is not in it."""
+    inside = subprocess.run(['git', '-C', CHECKOUT, 'rev-parse', '--is-inside-work-tree'],
+                            capture_output=True, text=True)
+    if inside.returncode != 0:
+        pytest.skip('the tests do not run from a git checkout')
+    known = subprocess.run(['git', '-C', CHECKOUT, 'cat-file', '-e', ref + '^{commit}'],
+                           capture_output=True)
+    assert known.returncode == 0, ('commit %s is not in this clone: a shallow clone lacks it '
+                                   '(git fetch --unshallow)' % ref)
+
+
 @pytest.mark.slow
 def test_the_previous_release_keeps_working_after_sound_expand_scripts(db_url, tmp_path, caplog):
     from peewee import Model
@@ -199,14 +215,7 @@ def test_an_expand_script_that_breaks_old_writers_is_named(db_url, tmp_path):
 @pytest.mark.slow
 def test_a_release_from_before_phases_refuses_a_newer_expand_script(db_url, tmp_path,
                                                                     monkeypatch):
-    inside = subprocess.run(['git', '-C', CHECKOUT, 'rev-parse', '--is-inside-work-tree'],
-                            capture_output=True, text=True)
-    if inside.returncode != 0:
-        pytest.skip('the tests do not run from a git checkout')
-    known = subprocess.run(['git', '-C', CHECKOUT, 'cat-file', '-e',
-                            BEFORE_PHASES + '^{commit}'], capture_output=True)
-    assert known.returncode == 0, ('commit %s is not in this clone: a shallow clone lacks it '
-                                   '(git fetch --unshallow)' % BEFORE_PHASES)
+    needs_commit(BEFORE_PHASES)
     directory = release(tmp_path, {NOTE + '.py': ADD_NOTE})
     head = models(models_fields={'deploy_note': TextField(null=True)})
     monkeypatch.chdir(CHECKOUT)  # git:REF of the current directory's repository
@@ -221,6 +230,38 @@ def test_a_release_from_before_phases_refuses_a_newer_expand_script(db_url, tmp_
         '  - after 0012_clients (expand): the previous release (git:%s) fails connect: '
         'SchemaNewerThanCode: ' % BEFORE_PHASES), lines
     assert '(0012_clients)' in lines[0]
+
+
+@pytest.mark.slow
+def test_the_release_before_this_one_keeps_working_during_the_upgrade(db_url, caplog,
+                                                                      monkeypatch):
+    """Issue 29: the shipped scripts themselves, with the release that shipped 0001..0012 as
+    the previous one -- its registry calls and the legacy apps' statements after each of this
+    release's scripts, on the backend under test."""
+    needs_commit(PREVIOUS_RELEASE)
+    previous = 'git:' + PREVIOUS_RELEASE
+    monkeypatch.chdir(CHECKOUT)  # git:REF of the current directory's repository
+    caplog.set_level(logging.INFO, logger='modelstore.testing')
+    # Raises AssertionError listing every problem: a script that breaks the previous release
+    # (or fails its round trip, its lint, or leaves drift from modelstore.models).
+    check_migrations(default_directory(), url=db_url, previous=previous)
+    # check_migrations returns nothing; its log says what the previous-release check ran.
+    said = [r.getMessage() for r in caplog.records if r.name == 'modelstore.testing']
+    assert 'the previous release (%s) migrated to its head, %s' % (
+        previous, PREVIOUS_HEAD) in said, said
+    # The shipped scripts after its head, up to the first contract script (none yet).
+    phases = {script.name: script.phase for script in discover(default_directory())}
+    expand = []
+    for name in SHIPPED[SHIPPED.index(PREVIOUS_HEAD) + 1:]:
+        if phases[name] == 'contract':
+            break
+        expand.append(name)
+    assert expand[:len(THIS_RELEASE)] == THIS_RELEASE, expand
+    probed = [line for line in said
+              if line.startswith(('at its own head', 'after ')) and previous in line]
+    assert probed == ['%s: the previous release (%s) works' % (after, previous) for after in
+                      ['at its own head, before any newer script'] +
+                      ['after %s (expand)' % name for name in expand]], said
 
 
 def test_a_previous_release_that_is_none_of_the_forms_is_a_problem(tmp_path):
