@@ -251,3 +251,8 @@ class _Control:
     def __call__(self, command):
         subprocess.run(['bash', POSTGRES_SH, command, self.directory], check=True,
                        capture_output=True)
+
+
+def changes(store):
+    """A store's events but the model.added ones (every add_model writes one)."""
+    return [e for e in store.events(limit=1000) if e.kind != 'model.added']

@@ -19,6 +19,9 @@ from modelstore import NotFound, ValidationError
 MODEL = dict(base_model='b', task='t', model_path='/p')
 
 
+ADDED = 3  # The store fixture's models: events 1-3 (model.added).
+
+
 @pytest.fixture
 def store(head_url):
     with modelstore.connect(head_url, actor='deployer@ci') as s:
@@ -128,15 +131,15 @@ def test_bad_arguments_name_what_was_wrong_and_change_nothing(store, call, field
     with pytest.raises(ValidationError) as err:
         call(store)
     assert err.value.field == field and says in str(err.value)
-    assert store.events() == [] and store.list_aliases('chat') == []
+    assert store.events(after=ADDED) == [] and store.list_aliases('chat') == []
 
 
 def test_an_alias_of_a_missing_version_is_not_found_and_records_nothing(store):
     with pytest.raises(NotFound, match="no version 9 of a model named 'chat'"):
         store.set_alias('chat', 'champion', 9)
-    assert store.events() == []
+    assert store.events(after=ADDED) == []
     store.set_alias('chat', 'champion', 1)
-    assert [e.seq for e in store.events()] == [1]  # The refused call gave its number back.
+    assert [e.seq for e in store.events(after=ADDED)] == [4]  # The refused call's number.
 
 
 def test_the_feed_pages_by_cursor_and_hooks_see_each_event_once(store):
@@ -144,12 +147,12 @@ def test_the_feed_pages_by_cursor_and_hooks_see_each_event_once(store):
     store.on_event(seen.append)
     for version in (1, 2, 3, 1):
         store.set_alias('chat', 'champion', version)
-    events = store.events(after=0, limit=2)
-    assert [e.seq for e in events] == [1, 2]
+    events = store.events(after=ADDED, limit=2)
+    assert [e.seq for e in events] == [4, 5]
     rest = store.events(after=events[-1].seq, limit=10)
-    assert [e.seq for e in rest] == [3, 4]
-    assert [e.seq for e in seen] == [1, 2, 3, 4]
-    assert store.events(after=4) == []
+    assert [e.seq for e in rest] == [6, 7]
+    assert [e.seq for e in seen] == [4, 5, 6, 7]
+    assert store.events(after=7) == []
 
 
 def test_the_default_actor_is_user_at_host(head_url):
@@ -175,8 +178,12 @@ for i in range(moves):
     version = 1 + (i + (0 if name == 'a' else 1)) % 3
     for attempt in range(50):
         try:
-            store.set_alias('chat', 'champion', version)
-            done.append(version)
+            if name.startswith('add'):  # A pipeline registering models meanwhile.
+                done.append(store.add_model(model_name='chat', base_model='b', task='t',
+                                            model_path='/p/%s/%d' % (name, i)).id)
+            else:
+                store.set_alias('chat', 'champion', version)
+                done.append(version)
             break
         except modelstore.StorageError as exc:  # SQLite busy past its timeout: try again.
             time.sleep(0.01)
@@ -240,18 +247,20 @@ print(json.dumps(seen))
 
 def test_a_follower_polling_the_feed_never_misses_an_event_of_racing_writers(
         store, head_url, tmp_path):
-    """Three writers move aliases while a follower polls with its cursor: it reads every
-    event exactly once, in order -- none committed behind its cursor."""
+    """Three writers move aliases and a fourth adds models while a follower polls with its
+    cursor: it reads every event exactly once, in order -- none committed behind its cursor."""
     script = tmp_path / 'follower.py'
     script.write_text(FOLLOWER)
     follower = subprocess.Popen([sys.executable, str(script), head_url, str(time.time() + 8)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _racers(head_url, tmp_path, ['a', 'b', 'a'], 25)
+    *_, added = _racers(head_url, tmp_path, ['a', 'b', 'a', 'add'], 25)
     out, err = follower.communicate(timeout=120)
     assert follower.returncode == 0, err
     seen = json.loads(out)
     every = [e.seq for e in store.events(limit=1000)]
     assert seen == every and every == sorted(set(every)) and len(every) > 20
+    assert [e.model_id for e in store.events(limit=1000)
+            if e.kind == 'model.added' and e.actor == 'add'] == added
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -277,9 +286,9 @@ def test_the_alias_commands(store, head_url, cli):
                                              'removed': True, 'ok': True}
     code, out, err = cli('models', 'events', '--database', head_url, '--jsonl')
     assert [json.loads(line)['kind'] for line in out.splitlines()] == [
-        'alias.set', 'alias.moved', 'alias.removed']
-    code, out, err = cli('models', 'events', '--after', '2', '--database', head_url, '--json')
-    assert [e['seq'] for e in json.loads(out)] == [3]
+        'model.added'] * ADDED + ['alias.set', 'alias.moved', 'alias.removed']
+    code, out, err = cli('models', 'events', '--after', '5', '--database', head_url, '--json')
+    assert [e['seq'] for e in json.loads(out)] == [6]
 
 
 @pytest.mark.parametrize('args, says', [
@@ -292,20 +301,20 @@ def test_bad_alias_commands_say_what_was_wrong_and_change_nothing(store, head_ur
                                                                   says):
     code, out, err = cli('models', 'alias', *args, '--database', head_url)
     assert code == 2 and says in err, (code, err)
-    assert store.events() == [] and store.list_aliases('chat') == []
+    assert store.events(after=ADDED) == [] and store.list_aliases('chat') == []
 
 
 def test_events_follow_prints_each_event_as_it_commits(store, head_url):
     follower = subprocess.Popen(
         [sys.executable, '-m', 'modelstore', 'models', 'events', '--follow', '--interval', '0.1',
-         '--jsonl', '--database', head_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         '--after', str(ADDED), '--jsonl', '--database', head_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
         store.set_alias('chat', 'champion', 1)
         first = json.loads(follower.stdout.readline())
         store.set_alias('chat', 'champion', 2)
         second = json.loads(follower.stdout.readline())
-        assert (first['seq'], first['kind'], second['kind']) == (1, 'alias.set', 'alias.moved')
+        assert (first['seq'], first['kind'], second['kind']) == (4, 'alias.set', 'alias.moved')
     finally:
         follower.send_signal(2)  # SIGINT: how a follower is stopped.
         out, err = follower.communicate(timeout=30)

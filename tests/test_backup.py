@@ -256,7 +256,9 @@ def test_rolling_back_the_initial_script_over_rows_is_refused(cli, db_url):
     with pytest.raises(DataLossRefused) as info:
         modelstore.Engine(modelstore.connect(db_url).database).rollback(SHIPPED[0])
     assert info.value.losses == ['table fine_tuned_models and its 1 row',
-                                 'table model_version_counters and its 1 row']
+                                 'table model_version_counters and its 1 row',
+                                 'table registry_event_counter and its 1 row',
+                                 'table registry_events and its 1 row']
 
 
 @pytest.mark.sqlite_only

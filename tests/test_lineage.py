@@ -8,7 +8,7 @@ import pytest
 import modelstore
 from modelstore import NotFound, ValidationError
 
-from conftest import execute
+from conftest import changes, execute
 
 MODEL = dict(base_model='b', task='t', model_path='/p')
 SHA = 'ab' * 32
@@ -96,10 +96,10 @@ def test_an_archived_model_is_left_out_but_keeps_its_number(store):
     store.archive_model(tuned.id)  # Again: nothing to do, no event.
     store.restore_model(again.id)
     assert store.get_latest_model('tuned').id == again.id
-    assert [(e.kind, e.model_id) for e in store.events()] == [
+    assert [(e.kind, e.model_id) for e in changes(store)] == [
         ('model.archived', again.id), ('model.archived', tuned.id),
         ('model.restored', again.id)]
-    assert store.events()[0].actor == 'ci' and store.events()[0].before == {
+    assert changes(store)[0].actor == 'ci' and changes(store)[0].before == {
         'archived_at': None}
 
 

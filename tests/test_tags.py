@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import modelstore
 from modelstore import NotFound, ValidationError
 
+from conftest import changes
+
 MODEL = dict(base_model='b', task='t', model_path='/p')
 
 
@@ -25,7 +27,7 @@ def test_tags_are_set_changed_removed_and_recorded(store):
     assert store.set_tags(m.id, {'stage': 'prod'}) == {'stage': 'prod', 'team': 'nlp'}
     assert store.delete_tags(m.id, ['team']) == {'stage': 'prod'}
     assert store.get_tags(m.id) == {'stage': 'prod'}
-    events = store.events()
+    events = changes(store)
     assert [(e.kind, e.before, e.after) for e in events] == [
         ('tags.changed', {}, {'stage': 'eval', 'team': 'nlp'}),
         ('tags.changed', {'stage': 'eval', 'team': 'nlp'}, {'stage': 'prod', 'team': 'nlp'}),
@@ -49,7 +51,7 @@ def test_bad_tags_say_what_was_wrong_and_change_nothing(store, call, error, says
     with pytest.raises(error) as err:
         call(store, m.id)
     assert says in str(err.value)
-    assert store.get_tags(m.id) == {'k': 'v'} and len(store.events()) == 1
+    assert store.get_tags(m.id) == {'k': 'v'} and len(changes(store)) == 1
 
 
 def test_setting_and_removing_is_one_change(store):
@@ -59,7 +61,7 @@ def test_setting_and_removing_is_one_change(store):
         store.set_tags(m.id, {'stage': 'x' * 300}, remove=['owner'])
     assert store.get_tags(m.id) == {'owner': 'a', 'stage': 'eval'}  # Nothing removed.
     assert store.set_tags(m.id, {'stage': 'prod'}, remove=['owner']) == {'stage': 'prod'}
-    assert len(store.events()) == 2
+    assert len(changes(store)) == 2
     with pytest.raises(ValidationError, match='also set: stage'):
         store.set_tags(m.id, {'stage': 'x'}, remove=['stage'])
 

@@ -285,6 +285,8 @@ def test_a_row_committed_behind_the_walk_is_numbered_by_the_last_batch(db_url):
 def test_rolling_0010_back_and_forth_keeps_the_numbers(db_url, store):
     store.add_model(model_name='a', **MODEL)
     database = open_database(db_url, mode='migrate')
+    # Back through 0013, whose tables hold the model.added event: dropped first (no data lost).
+    execute(db_url, 'DELETE FROM registry_events', 'DELETE FROM registry_event_counter')
     Engine(database).rollback('0010_number_model_versions')
     execute(db_url, (FORGE_6, forge_row('a')))  # No trigger: left unnumbered.
     assert versions(db_url) == {'a': [1, None]}

@@ -119,6 +119,11 @@ class Dialect:
         return peewee.NodeList((field, peewee.SQL('LIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
     # -- JSON ---------------------------------------------------------------------------------
+    def json_object(self, pairs):
+        """A JSON object built in SQL from [(key, expression), ...], stored as a JSON
+        column takes it (add_models' model.added events)."""
+        raise NotImplementedError('%s has no JSON functions here' % self.label)
+
     def final_number(self, field, key):
         """The number a JSON object column ``field`` holds under ``key`` -- the last element
         of a list (a curve's final value) -- as a double; NULL for anything else (no such key,

@@ -271,6 +271,9 @@ class MySQLDialect(Dialect):
         return peewee.NodeList((fn.LOWER(field), peewee.SQL('LIKE'), fn.LOWER(pattern),
                                 peewee.SQL("ESCAPE '\\'")))
 
+    def json_object(self, pairs):
+        return fn.JSON_OBJECT(*[part for key, value in pairs for part in (key, value)])
+
     def final_number(self, field, key):
         path = '$."%s"' % key
         numbers = ('INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL')

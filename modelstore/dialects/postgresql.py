@@ -141,6 +141,9 @@ class PostgresqlDialect(Dialect):
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
+    def json_object(self, pairs):
+        return fn.jsonb_build_object(*[part for key, value in pairs for part in (key, value)])
+
     def final_number(self, field, key):
         # (metrics is jsonb here. The key is a bound parameter, sent as text: not through
         # the JSON field's own conversion.)

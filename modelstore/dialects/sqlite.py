@@ -329,6 +329,9 @@ class SqliteDialect(Dialect):
     session_mixin = _SafeRollback
     run_session_class = SqliteRunSession
 
+    def json_object(self, pairs):
+        return fn.json_object(*[part for key, value in pairs for part in (key, value)])
+
     def final_number(self, field, key):
         path, last = '$."%s"' % key, '$."%s"[#-1]' % key
         numbers = ('integer', 'real')

@@ -20,16 +20,23 @@ import datetime
 import getpass
 import socket
 
+from peewee import Value, fn
+
 from ..dialects import dialect_of
 from ..exceptions import ValidationError
 from .checks import NAME_LIMIT, Text
+from .fastpath import encoder
 from .validate import check_page
 
-__all__ = ['Events', 'default_actor', 'check_actor', 'KINDS']
+__all__ = ['Events', 'default_actor', 'check_actor', 'state', 'KINDS', 'ADDED']
 
 # What an event's ``kind`` says. ``before``/``after`` hold the state on either side.
-KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.deleted', 'model.archived',
-         'model.restored', 'tags.changed')
+KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.added', 'model.updated',
+         'model.deleted', 'model.archived', 'model.restored', 'tags.changed')
+
+# What a model.added event's ``after`` holds besides the name and version columns.
+ADDED = ('model_path', 'base_model', 'task', 'parent_id')
+_PAGE = 1000  # add_models' events are read back (for on_event hooks) this many at a time.
 
 check_actor = Text(NAME_LIMIT, required=True)
 
@@ -50,36 +57,98 @@ def utc_now():
 class Events:
     """Writes events inside a caller's write transaction, and reads them."""
 
-    def __init__(self, event_model, counter_model, actor):
+    def __init__(self, event_model, counter_model, model, actor):
         self.Event = event_model
         self.Counter = counter_model
+        self.Model = model  # FineTunedModel: add_models' rows are read back for their events.
+        self.database = event_model._meta.database
+        self._fields = event_model._meta.sorted_fields
+        self._names = [f.name for f in self._fields]
+        self._encoders = [encoder(f) for f in self._fields]
+        self._cache = {}
         self.actor = actor
         self.hooks = []  # on_event callbacks, called after the commit (ModelStore.on_event).
 
-    def lock(self):
-        """Take the next number, holding the counter's row lock until the transaction ends.
-        Called first in a transaction that may record an event: writers of events (and what
-        they read before writing) run one at a time."""
+    def _statement(self, key, build):
+        """(SQL, parameters) of the query ``build()`` makes, built once per ``key``: the
+        statements of add_model's path, which peewee took ~100 us each to build."""
+        if key not in self._cache:
+            self._cache[key] = build().sql()
+        return self._cache[key]
+
+    def lock(self, count=1):
+        """Take the next number (the last of the next ``count``; 0: only the lock), holding
+        the counter's row lock until the transaction ends. Called first in a transaction that
+        may record an event: writers of events (and what they read before writing) run one at
+        a time."""
         C = self.Counter
         # One upsert: the first event writes the row (not 0013, so that rolling 0013 back over
-        # a registry without events destroys nothing), the others add 1. Racing first writers:
-        # one inserts, the others wait for it and update -- an UPDATE then an INSERT IGNORE
-        # deadlocked there on MySQL (gap locks).
-        named = dialect_of(C._meta.database).upsert_names_key
-        C.insert(id=1, last_seq=1).on_conflict(
-            conflict_target=[C.id] if named else None,
-            update={C.last_seq: C.last_seq + 1}).execute()
-        return C.select(C.last_seq).where(C.id == 1).scalar()
+        # a registry without events destroys nothing), the others add ``count``. Racing first
+        # writers: one inserts, the others wait for it and update -- an UPDATE then an INSERT
+        # IGNORE deadlocked there on MySQL (gap locks).
+        named = dialect_of(self.database).upsert_names_key
+        self.database.execute_sql(*self._statement(('lock', count), lambda: C.insert(
+            id=1, last_seq=count).on_conflict(conflict_target=[C.id] if named else None,
+                                              update={C.last_seq: C.last_seq + count})))
+        return self.database.execute_sql(*self._statement('last', lambda: C.select(
+            C.last_seq).where(C.id == 1))).fetchone()[0]
 
     def record(self, seq, kind, *, model_name=None, model_id=None, version=None, alias=None,
                before=None, after=None):
         """Append event ``seq`` (from ``lock()``, in the same transaction); returns it."""
-        assert kind in KINDS, kind
-        values = dict(seq=seq, at=utc_now(), actor=self.actor, kind=kind,
-                      model_name=model_name, model_id=model_id, version=version, alias=alias,
-                      before=before, after=after)
-        self.Event.insert(**values).execute()
+        values = self.values(kind, model_name=model_name, model_id=model_id, version=version,
+                             alias=alias, before=before, after=after)
+        values['seq'] = seq
+        self.write(values)
         return self.Event(**values)
+
+    def values(self, kind, **fields):
+        """An event's values but its number: ``kind``, now, this store's actor, ``fields``."""
+        assert kind in KINDS, kind
+        return dict(dict.fromkeys(self._names), **fields, at=utc_now(), actor=self.actor,
+                    kind=kind)
+
+    def write(self, values):
+        """Insert the event ``values`` (every field, its number too)."""
+        E = self.Event
+        sql, _ = self._statement('insert', lambda: E.insert_many(
+            [tuple(range(len(self._names)))], fields=self._fields))
+        self.database.execute_sql(sql, [
+            value if encode is None or value is None else encode(value)
+            for value, encode in zip(map(values.__getitem__, self._names), self._encoders)])
+
+    def record_added(self, last, after_id):
+        """add_models: a ``model.added`` event for every row numbered after ``after_id``,
+        numbered from ``last + 1`` in id order (``last`` from ``lock(0)``, in the same
+        transaction), in one INSERT ... SELECT; the counter then moves past them. Returns how
+        many."""
+        M, E, C = self.Model, self.Event, self.Counter
+        dialect = dialect_of(self.database)
+        fields = M._meta.fields
+        numbered = M.select(
+            Value(last, converter=False) + fn.ROW_NUMBER().over(order_by=[M.id]),
+            Value(E.at.db_value(utc_now()), converter=False),
+            Value(self.actor, converter=False), Value('model.added', converter=False),
+            M.model_name, M.id, M.version,
+            dialect.json_object([(Value(name, converter=False), fields[name])
+                                 for name in ADDED])).where(M.id > after_id)
+        count = self.database.execute(E.insert_from(numbered, fields=[
+            E.seq, E.at, E.actor, E.kind, E.model_name, E.model_id, E.version, E.after
+        ])).rowcount
+        if count:
+            C.update(last_seq=last + count).where(C.id == 1).execute()
+        return count
+
+    def numbered(self, first, last):
+        """The events numbered ``first`` to ``last``, a page at a time (a generator)."""
+        E = self.Event
+        while first <= last:
+            page = list(E.select().where((E.seq >= first) & (E.seq <= last))
+                        .order_by(E.seq).limit(_PAGE))
+            if not page:
+                return
+            yield from page
+            first = page[-1].seq + 1
 
     def read(self, run, after, limit):
         """ModelStore.events: the arguments checked, ``after`` read through ``run``."""
@@ -101,6 +170,15 @@ class Events:
         for event in events:
             for hook in list(self.hooks):
                 hook(event)
+
+
+def state(model, names):
+    """{name: value} of these fields of ``model``, as JSON holds them (a time as ISO text)."""
+    out = {}
+    for name in names:
+        value = getattr(model, name)
+        out[name] = value.isoformat() if isinstance(value, datetime.datetime) else value
+    return out
 
 
 def check_cursor(value):

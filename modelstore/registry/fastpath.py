@@ -48,11 +48,26 @@ _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': 
 ORDERS = ('newest', 'oldest', 'name', 'metric')
 
 
+def encoder(field):
+    """How a plain statement takes a value of ``field`` (None: as it is). A JSON column's
+    value is the JSON text on SQLite and MySQL (peewee's own db_value on SQLite is a
+    ``json(?)`` SQL function), the driver's JSONB adapter on PostgreSQL."""
+    if isinstance(field, peewee.JSONField):
+        if dialect_of(field.model._meta.database).json_as_text:
+            return dumps
+        return field.db_value
+    if type(field).db_value is peewee.Field.db_value:
+        return None  # adapt(): the checked value has its type already.
+    return field.db_value
+
+
 class ModelQueries:
     """The cached statements of one store's bound FineTunedModel."""
 
-    def __init__(self, model, columns, filled=None, counters=None, tags=None):
+    def __init__(self, model, columns, filled=None, counters=None, tags=None, events=None):
         self.model = model
+        # (RegistryEvent, RegistryEventCounter) bound: add_model's event on PostgreSQL.
+        self.events = events
         self.database = model._meta.database
         # The INSERT's columns, in the order rows give them (modelstore.registry.rules): the
         # first ``filled`` in every row, the rest optional (NULL when a row stops before them).
@@ -70,7 +85,8 @@ class ModelQueries:
         # INSERT, which commits by itself (autocommit) as PostgreSQL's does: two round trips,
         # no BEGIN/COMMIT. (Lost between the two, the call is OutcomeUnknown: it was stored.)
         self._read_version = not sqlite and not self.database.returning_clause
-        self.single = True
+        # PostgreSQL: add_model and its event are one statement (insert_added).
+        self.added_in_one = bool(self.database.returning_clause and events)
         self._name_index = columns.index('model_name') if self.counters else None
         fields = model._meta.sorted_fields
         self._names = tuple(f.name for f in fields)
@@ -150,16 +166,65 @@ class ModelQueries:
             self._cache['version'] = M.select(M.version).where(M.id == 0).sql()[0]
         return self._cache['version']
 
+    def _width(self, row):
+        """Trailing optional columns left NULL are left out: their default is NULL, and a
+        shorter statement is parsed and planned faster (PostgreSQL: ~30 us of ~250 a row)."""
+        width = len(row)
+        while width > self._optional and row[width - 1] is None:
+            width -= 1
+        return width
+
+    # The event's columns insert_added sends as values (the rest come from the CTEs).
+    _EVENT_VALUES = ('at', 'actor', 'kind', 'model_name', 'after')
+
+    def _added_sql(self, width):
+        """PostgreSQL: (SQL, its first parameters) of insert_added for a row of ``width``."""
+        key = ('added', width)
+        if key not in self._cache:
+            Event, C = self.events
+            counter = C.insert(id=1, last_seq=1).on_conflict(
+                conflict_target=[C.id], update={C.last_seq: C.last_seq + 1}).returning(C.last_seq)
+            counter_sql, counter_params = counter.sql()
+            head, _, tail = self.insert_sql(width, returning=True).partition(' VALUES (')
+            values, _, returning = tail.partition(') RETURNING ')
+            quote = self.database.quote  # The two quote characters: '""'.
+
+            def q(name):
+                return quote[0] + name + quote[1]
+            E = Event._meta
+            sent = [q(E.fields[name].column_name) for name in self._EVENT_VALUES]
+            sql = ('WITH "c" AS (%s), "m" AS (%s SELECT %s FROM "c" RETURNING %s) '
+                   'INSERT INTO %s (%s, %s, %s, %s) SELECT "c".%s, %s, "m".%s, "m".%s FROM "c", '
+                   '"m" RETURNING %s, %s, %s' % (
+                       counter_sql, head, values, returning, q(E.table_name),
+                       q(E.fields['seq'].column_name), ', '.join(sent),
+                       q(E.fields['model_id'].column_name), q(E.fields['version'].column_name),
+                       q(C._meta.fields['last_seq'].column_name),
+                       ', '.join(['%s'] * len(sent)), q('id'), q('version'),
+                       q(E.fields['model_id'].column_name), q(E.fields['version'].column_name),
+                       q(E.fields['seq'].column_name)))
+            self._cache[key] = (sql, list(counter_params))
+        return self._cache[key]
+
+    def insert_added(self, row, event):
+        """PostgreSQL: insert one checked row and its model.added event (``event``: the
+        event's values, modelstore.registry.events) in one statement, sent without
+        BEGIN/COMMIT; returns (id, version, seq). The event counter's upsert runs first -- the
+        model's INSERT reads from it -- so its lock is taken before the version trigger's lock
+        on the name's counter, in the order every registry change takes them."""
+        width = self._width(row)
+        sql, params = self._added_sql(width)
+        fields = self.events[0]._meta.fields
+        params = params + self.stored(row[:width]) + [
+            fields[name].db_value(event[name]) for name in self._EVENT_VALUES]
+        return tuple(self.database.execute_sql(sql, params).fetchone())
+
     def insert(self, row):
         """Insert one checked row (``rules.Rules.row``); returns its (id, version). The
         version is the database's trigger's on PostgreSQL (returned by the INSERT),
         modelstore's own on SQLite (``_numbered``)."""
         db = self.database
-        # Trailing optional columns left NULL are left out: their default is NULL, and a
-        # shorter statement is parsed and planned faster (PostgreSQL: ~30 us of ~250 a row).
-        width = len(row)
-        while width > self._optional and row[width - 1] is None:
-            width -= 1
+        width = self._width(row)
         row = self.stored(row[:width])
         if db.returning_clause:
             return tuple(db.execute_sql(self.insert_sql(width, returning=True), row).fetchone())
@@ -207,16 +272,7 @@ class ModelQueries:
                 self.model.insert_many(batch, fields=names).execute()
 
     def _encoder(self, field):
-        """How a plain statement takes a value of ``field`` (None: as it is). A JSON column's
-        value is the JSON text on SQLite and MySQL (peewee's own db_value on SQLite is a
-        ``json(?)`` SQL function), the driver's JSONB adapter on PostgreSQL."""
-        if isinstance(field, peewee.JSONField):
-            if dialect_of(self.database).json_as_text:
-                return dumps
-            return field.db_value
-        if type(field).db_value is peewee.Field.db_value:
-            return None  # adapt(): the checked value has its type already.
-        return field.db_value
+        return encoder(field)
 
     def stored(self, row):
         """A checked row (Python values, in ``columns`` order) as a plain statement takes it.

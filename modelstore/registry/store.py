@@ -21,7 +21,7 @@ from .archive import Archive
 from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
 from .deletes import Deletes
-from .events import Events, default_actor
+from .events import ADDED, Events, default_actor, state
 from .fastpath import ORDERS, ModelQueries
 from .paging import keyset, pages
 from .rules import Rules
@@ -56,11 +56,13 @@ class ModelStore:
         self.rules = Rules(self.FineTunedModel)
         self.queries = ModelQueries(self.FineTunedModel, self.rules.columns, self.rules.filled,
                                     counters=bound['ModelVersionCounter'],
-                                    tags=bound['ModelTag'])
+                                    tags=bound['ModelTag'],
+                                    events=(bound['RegistryEvent'],
+                                            bound['RegistryEventCounter']))
         self.tasks = Tasks(self.Task, self.calls)
         # Who the events say made a change (connect(actor=...)); 0013's tables.
         self.events_log = Events(bound['RegistryEvent'], bound['RegistryEventCounter'],
-                                 actor or default_actor())
+                                 self.FineTunedModel, actor or default_actor())
         self.aliases = Aliases(bound['ModelAlias'], self.FineTunedModel, self.calls,
                                self.events_log, self._model_name)
         self.lineage_of = Lineage(self.FineTunedModel)
@@ -172,16 +174,29 @@ class ModelStore:
         if row is None:
             row = rules.row(rules.check(fields, defaults=defaults))
         # The INSERT peewee built once (fastpath): building it per call took ~100 us, while
-        # holding the database's write lock. On a server it is one statement, no BEGIN/COMMIT.
+        # holding the database's write lock. Under the event lock, taken first (in turn with
+        # every registry change): the model.added event commits with the row.
         parent = fields.get('parent_id')
-        if parent is None:
-            id_, version = self._run('add_model', lambda: self.queries.insert(row), write=True,
-                                     single=self.queries.single)
-        else:  # Its parent must be there: checked in the INSERT's transaction.
+        given = dict(zip(rules.columns, row))
+
+        event = self.events_log.values('model.added', model_name=given['model_name'],
+                                       after={name: given.get(name) for name in ADDED})
+        if parent is None and self.queries.added_in_one:  # PostgreSQL: one statement.
+            id_, version, event['seq'] = self._run(
+                'add_model', lambda: self.queries.insert_added(row, event), write=True,
+                single=True)
+        else:
             def insert():
-                self.lineage_of.require(parent)
-                return self.queries.insert(row)
+                event['seq'] = self.events_log.lock()
+                if parent is not None:  # Its parent must be there, in the INSERT's transaction.
+                    self.lineage_of.require(parent)
+                id_, version = self.queries.insert(row)
+                self.events_log.write(dict(event, model_id=id_, version=version))
+                return id_, version
             id_, version = self._run('add_model', insert, write=True)
+        if self.events_log.hooks:
+            self.events_log.notify([self.events_log.Event(**dict(event, model_id=id_,
+                                                                 version=version))])
         return self.queries.stored_model(dict(self._empty, **dict(
             zip(rules.columns, row)), id=id_, version=version))
 
@@ -210,12 +225,16 @@ class ModelStore:
 
         def write():
             counted[0] = 0
+            last = self.events_log.lock(0)  # First: a model.added event for each row.
             before = self.lineage_of.last_id()
             self.queries.insert_many(rows())
             self.lineage_of.require_parents_after(before)  # Of the rows just written.
-            return counted[0]
+            return counted[0], last, self.events_log.record_added(last, before)
         # Never retried: the iterable has been (partly) consumed.
-        return self._run('add_models', write, write=True, retry=False)
+        count, last, events = self._run('add_models', write, write=True, retry=False)
+        if self.events_log.hooks:
+            self.events_log.notify(self.events_log.numbered(last + 1, last + events))
+        return count
 
     def _checked_row(self, index, values, defaults):
         """add_models' row ``index`` through the whole rule; errors name the row."""
@@ -246,22 +265,29 @@ class ModelStore:
                                      None)
 
         def update():
-            if 'model_name' in values or values.get('parent_id') is not None:
-                self.events_log.lock()  # First (MySQL's snapshot): in turn, as set_alias.
+            seq = self.events_log.lock()  # First (MySQL's snapshot): in turn, as set_alias.
+            before = M.get_or_none(M.id == model_id)
+            if before is None:
+                raise NotFound('no fine-tuned model with id %d' % model_id)
             if values.get('parent_id') is not None:
                 self.lineage_of.require(values['parent_id'], child=model_id)
-            if 'model_name' in values:  # Renamed away from its name: not while aliased.
-                if M.select().where((M.id == model_id) &
-                                    (M.model_name != values['model_name'])).exists():
-                    self.aliases.refuse_if_held(model_id, 'rename')
+            if values.get('model_name', before.model_name) != before.model_name:
+                self.aliases.refuse_if_held(model_id, 'rename')  # Not while aliased.
             try:
                 with self.database.atomic():
-                    if not M.update(**values).where(M.id == model_id).execute():
-                        raise NotFound('no fine-tuned model with id %d' % model_id)
+                    M.update(**values).where(M.id == model_id).execute()
             except IntegrityError as exc:
                 raise constraint_error(exc, self.database) from None
-            return M.get_by_id(model_id)
-        return self._run('update_model', update, write=True)
+            after = M.get_by_id(model_id)
+            names = [name for name in values if name != 'version']
+            if after.version != before.version:
+                names.append('version')
+            return after, self.events_log.record(
+                seq, 'model.updated', model_name=after.model_name, model_id=model_id,
+                version=after.version, before=state(before, names), after=state(after, names))
+        model, event = self._run('update_model', update, write=True)
+        self.events_log.notify([event])
+        return model
 
     def _one(self, what, query, missing):
         row = self._run(what, query.get_or_none)

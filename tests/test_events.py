@@ -1,0 +1,88 @@
+"""The events of models added and updated (issue 29): add_model, add_models (one per row) and
+update_model each write theirs in the change's own transaction -- a refused call none, and its
+number goes back -- and the in-process hooks see each one once, after the commit."""
+import pytest
+
+import modelstore
+from modelstore import NotFound, ValidationError
+
+MODEL = dict(base_model='b', task='t')
+
+
+@pytest.fixture
+def store(head_url):
+    with modelstore.connect(head_url, actor='pipeline@ci') as s:
+        yield s
+
+
+def test_add_model_records_the_model_added(store):
+    seen = []
+    store.on_event(seen.append)
+    parent = store.add_model(model_name='base', model_path='/m/base', **MODEL)
+    child = store.add_model(model_name='tuned', model_path='/m/tuned', parent_id=parent.id,
+                            **MODEL)
+    events = store.events()
+    assert [(e.seq, e.kind, e.model_name, e.model_id, e.version, e.actor) for e in events] == [
+        (1, 'model.added', 'base', parent.id, 1, 'pipeline@ci'),
+        (2, 'model.added', 'tuned', child.id, 1, 'pipeline@ci')]
+    assert events[1].after == {'model_path': '/m/tuned', 'base_model': 'b', 'task': 't',
+                               'parent_id': parent.id}
+    assert events[0].before is None and [e.seq for e in seen] == [1, 2]
+
+
+def test_add_models_records_one_event_a_row_in_order(store):
+    store.add_model(model_name='a', model_path='/m/0', **MODEL)
+    seen = []
+    store.on_event(seen.append)
+    rows = [dict(MODEL, model_name='a' if i % 2 else 'b', model_path='/m/%d' % i)
+            for i in range(1, 2500)]  # More than one page of events (1000).
+    assert store.add_models(iter(rows)) == len(rows)
+    events = store.events(after=1, limit=5000)
+    stored = store.list_models(order='oldest', limit=5000)[1:]
+    assert [(e.model_id, e.model_name, e.version, e.after['model_path']) for e in events] == [
+        (m.id, m.model_name, m.version, m.model_path) for m in stored]
+    assert [e.seq for e in events] == list(range(2, 2 + len(rows)))
+    assert [e.seq for e in seen] == [e.seq for e in events]
+    # The counter moved past them: the next change is numbered after the last row's event.
+    store.set_tags(stored[0].id, {'k': 'v'})
+    assert store.events(after=len(rows) + 1)[0].seq == len(rows) + 2
+
+
+def test_a_refused_add_records_nothing_and_gives_its_number_back(store):
+    first = store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    with pytest.raises(ValidationError):
+        store.add_models([dict(MODEL, model_name='b', model_path='/m/b'),
+                          dict(MODEL, model_name='', model_path='/m/c')])
+    with pytest.raises(ValidationError, match='parent'):
+        store.add_model(model_name='c', model_path='/m/c', parent_id=999, **MODEL)
+    with pytest.raises(ValidationError, match='parent'):  # Found after its rows were written.
+        store.add_models([dict(MODEL, model_name='d', model_path='/m/d', parent_id=999)])
+    assert [(e.seq, e.model_id) for e in store.events()] == [(1, first.id)]
+    second = store.add_model(model_name='e', model_path='/m/e', **MODEL)
+    assert [(e.seq, e.model_id) for e in store.events()] == [(1, first.id), (2, second.id)]
+
+
+def test_update_model_records_the_fields_it_changed(store):
+    m = store.add_model(model_name='a', model_path='/m/a', description='first', **MODEL)
+    store.add_model(model_name='b', model_path='/m/b', **MODEL)
+    store.update_model(m.id, description='second', metrics={'eval_loss': [0.5, 0.4]})
+    store.update_model(m.id, model_name='b')  # Renamed: version 2 of b.
+    [changed, renamed] = [e for e in store.events() if e.kind == 'model.updated']
+    assert changed.before['description'] == 'first' and changed.before['metrics'] is None
+    assert changed.after['description'] == 'second'
+    assert changed.after['metrics'] == {'eval_loss': [0.5, 0.4]}
+    assert changed.after['updated_at'] > changed.before['updated_at']  # ISO text
+    assert (renamed.model_name, renamed.version, renamed.model_id) == ('b', 2, m.id)
+    assert (renamed.before['model_name'], renamed.before['version']) == ('a', 1)
+    assert (renamed.after['model_name'], renamed.after['version']) == ('b', 2)
+
+
+def test_an_update_refused_records_nothing(store):
+    m = store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    with pytest.raises(NotFound):
+        store.update_model(999, description='x')
+    with pytest.raises(ValidationError):
+        store.update_model(m.id, parent_id=m.id)
+    with pytest.raises(ValidationError):
+        store.update_model(m.id, training_seconds=-1)
+    assert [e.kind for e in store.events()] == ['model.added']
