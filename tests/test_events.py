@@ -1,10 +1,18 @@
 """The events of models added and updated (issue 29): add_model, add_models (one per row) and
 update_model each write theirs in the change's own transaction -- a refused call none, and its
 number goes back -- and the in-process hooks see each one once, after the commit."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 import modelstore
 from modelstore import NotFound, ValidationError
+
+from conftest import ON_POSTGRES
 
 MODEL = dict(base_model='b', task='t')
 
@@ -86,3 +94,72 @@ def test_an_update_refused_records_nothing(store):
     with pytest.raises(ValidationError):
         store.update_model(m.id, training_seconds=-1)
     assert [e.kind for e in store.events()] == ['model.added']
+
+
+# -- waiting for the next event ----------------------------------------------------------------
+
+WAITER = r'''
+import json, sys, time
+import modelstore
+url, after, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+store = modelstore.connect(url)
+store.events(after=after)  # Connected before it says so.
+print('ready', flush=True)
+start = time.monotonic()
+events = store.events(after=after, wait=wait)
+print(json.dumps({'seconds': time.monotonic() - start, 'seqs': [e.seq for e in events]}))
+'''
+
+
+def test_a_waiting_reader_wakes_when_an_event_commits(store, head_url, tmp_path):
+    """events(wait=) returns the event soon after its commit, long before the wait is over:
+    on PostgreSQL woken by NOTIFY, elsewhere by looking every half second."""
+    first = store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    script = tmp_path / 'waiter.py'
+    script.write_text(WAITER)
+    waiter = subprocess.Popen([sys.executable, str(script), head_url, '1', '60'],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert waiter.stdout.readline().strip() == 'ready', waiter.stderr.read()
+        time.sleep(1.0)  # It is waiting now.
+        store.set_tags(first.id, {'stage': 'prod'})
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        waiter.kill()
+    result = json.loads(out)
+    assert result['seqs'] == [2], err
+    # Woken at the commit, not at the end of the 60 s wait.
+    assert 0.9 < result['seconds'] < 10, result
+
+
+def test_a_wait_with_nothing_new_ends_empty_and_bad_waits_are_refused(store):
+    store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    start = time.monotonic()
+    assert store.events(after=1, wait=0.3) == []
+    assert 0.25 < time.monotonic() - start < 5
+    assert [e.seq for e in store.events(after=0, wait=30)] == [1]  # One there: no wait.
+    for bad in (-1, 'soon', True, 3601):
+        with pytest.raises(ValidationError, match='wait: must be a number of seconds'):
+            store.events(wait=bad)
+
+
+def test_events_follow_wakes_at_the_commit_on_postgresql(store, head_url):
+    """`models events --follow --interval 30`: on PostgreSQL each event is printed at its
+    commit; elsewhere at the next look (the interval)."""
+    store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    follower = subprocess.Popen(
+        [sys.executable, '-m', 'modelstore', 'models', 'events', '--follow', '--interval',
+         '30' if ON_POSTGRES else '0.2', '--jsonl', '--database', head_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(follower.stdout.readline())['seq'] == 1
+        time.sleep(1.0)  # Waiting now.
+        start = time.monotonic()
+        store.add_model(model_name='b', model_path='/m/b', **MODEL)
+        second = json.loads(follower.stdout.readline())
+        assert (second['seq'], second['kind']) == (2, 'model.added')
+        assert time.monotonic() - start < 10  # Not the 30 s interval.
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=30)
+    assert follower.returncode == 130

@@ -274,8 +274,8 @@ def _registry_commands(sub, common):
     p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
     p.set_defaults(func=cmd_models_lineage)
-    p = what.add_parser('events', parents=[common], help="the registry's events (aliases "
-                        'set, moved, removed; models deleted), oldest first')
+    p = what.add_parser('events', parents=[common], help="the registry's events (models "
+                        'added, updated, archived, deleted; aliases; tags), oldest first')
     p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '
                    'event SEQ (the last one a deployer read)')
     p.add_argument('--limit', type=_limit, metavar='N', help='at most N (default 1000; not '
@@ -283,7 +283,8 @@ def _registry_commands(sub, common):
     p.add_argument('--follow', action='store_true', help='then wait for new ones and print '
                    'each as it commits, until interrupted (with --json: a JSON line each)')
     p.add_argument('--interval', type=_wait, default=1.0, metavar='SECONDS',
-                   help='with --follow: how often to look (default 1)')
+                   help='with --follow: how often to look (default 1); PostgreSQL wakes '
+                   'at each commit (LISTEN/NOTIFY)')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines: one object a line')
     p.set_defaults(func=cmd_models_events)
 

@@ -6,7 +6,6 @@ every column. A bad id or filter is exit 2 with ``error:``; a database that does
 not created (the commands read an existing registry; ``delete`` writes one row).
 """
 import sys
-import time
 
 from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
 from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge, is_alias,
@@ -233,12 +232,10 @@ def _follow(args):
     with _store(args) as store:
         cursor = args.after
         while True:
-            events = store.events(after=cursor, limit=PAGE)
-            for event in events:
+            # Waits up to --interval for the next one; on PostgreSQL woken at its commit.
+            for event in store.events(after=cursor, limit=PAGE, wait=args.interval):
                 yield event
                 cursor = event.seq
-            if len(events) < PAGE:
-                time.sleep(args.interval)
 
 
 def cmd_models_archive(args, out):

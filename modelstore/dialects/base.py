@@ -119,6 +119,30 @@ class Dialect:
         return peewee.NodeList((field, peewee.SQL('LIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
     # -- JSON ---------------------------------------------------------------------------------
+    # -- events wake-ups (modelstore.registry.events) -----------------------------------------
+
+    def notify(self, database, channel, payload):
+        """Tell the sessions listening on ``channel`` at the commit (PostgreSQL's NOTIFY);
+        elsewhere nothing: their followers look again at their interval."""
+
+    def notify_sql(self, channel, value):
+        """The SQL expression that notifies ``channel`` with the text of the SQL ``value``,
+        for a RETURNING list; None where there is no NOTIFY."""
+        return None
+
+    def listen(self, database, channel):
+        """Start listening on ``channel`` on this thread's connection; False where there is
+        no LISTEN (then wait_notified is never called)."""
+        return False
+
+    def unlisten(self, database, channel):
+        """Stop listening, and drop what arrived."""
+
+    def wait_notified(self, database, timeout):
+        """Wait until a notification arrives on this connection, or ``timeout`` seconds pass;
+        whether one did."""
+        raise NotImplementedError('%s has no LISTEN' % self.label)
+
     def json_object(self, pairs):
         """A JSON object built in SQL from [(key, expression), ...], stored as a JSON
         column takes it (add_models' model.added events)."""

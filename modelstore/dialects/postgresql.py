@@ -8,6 +8,7 @@ leaves an INVALID index, which introspection reports.
 import contextlib
 import logging
 import math
+import select
 
 import peewee
 from peewee import DatabaseError, PostgresqlDatabase, fn
@@ -140,6 +141,28 @@ class PostgresqlDialect(Dialect):
 
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
+
+    def notify(self, database, channel, payload):
+        database.execute_sql('SELECT pg_notify(%s, %s)', (channel, payload))
+
+    def notify_sql(self, channel, value):
+        return "pg_notify('%s', CAST(%s AS text))" % (channel, value)
+
+    def listen(self, database, channel):
+        database.execute_sql('LISTEN "%s"' % channel)
+        return True
+
+    def unlisten(self, database, channel):
+        database.execute_sql('UNLISTEN "%s"' % channel)
+        del database.connection().notifies[:]
+
+    def wait_notified(self, database, timeout):
+        connection = database.connection()
+        if not connection.notifies and select.select([connection], [], [], timeout)[0]:
+            connection.poll()  # Reads what arrived: notifications land in .notifies.
+        arrived = bool(connection.notifies)
+        del connection.notifies[:]
+        return arrived
 
     def json_object(self, pairs):
         return fn.jsonb_build_object(*[part for key, value in pairs for part in (key, value)])

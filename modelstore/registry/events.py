@@ -19,6 +19,7 @@ The actor is ``connect(actor=...)``, by default ``user@host`` of the process.
 import datetime
 import getpass
 import socket
+import time
 
 from peewee import Value, fn
 
@@ -28,7 +29,7 @@ from .checks import NAME_LIMIT, Text
 from .fastpath import encoder
 from .validate import check_page
 
-__all__ = ['Events', 'default_actor', 'check_actor', 'state', 'KINDS', 'ADDED']
+__all__ = ['Events', 'default_actor', 'check_actor', 'state', 'KINDS', 'ADDED', 'CHANNEL']
 
 # What an event's ``kind`` says. ``before``/``after`` hold the state on either side.
 KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.added', 'model.updated',
@@ -36,6 +37,11 @@ KINDS = ('alias.set', 'alias.moved', 'alias.removed', 'model.added', 'model.upda
 
 # What a model.added event's ``after`` holds besides the name and version columns.
 ADDED = ('model_path', 'base_model', 'task', 'parent_id')
+# PostgreSQL: each commit that writes events NOTIFYs this channel, with the last seq written;
+# events(wait=...) LISTENs on it, so a waiting deployer wakes at the commit.
+CHANNEL = 'modelstore_events'
+WAIT_LIMIT = 3600.0  # events(wait=...) at most, in seconds.
+POLL = 0.5  # Without LISTEN (SQLite, MySQL): how often events(wait=...) looks again.
 _PAGE = 1000  # add_models' events are read back (for on_event hooks) this many at a time.
 
 check_actor = Text(NAME_LIMIT, required=True)
@@ -62,6 +68,7 @@ class Events:
         self.Counter = counter_model
         self.Model = model  # FineTunedModel: add_models' rows are read back for their events.
         self.database = event_model._meta.database
+        self.dialect = dialect_of(self.database)
         self._fields = event_model._meta.sorted_fields
         self._names = [f.name for f in self._fields]
         self._encoders = [encoder(f) for f in self._fields]
@@ -86,7 +93,7 @@ class Events:
         # a registry without events destroys nothing), the others add ``count``. Racing first
         # writers: one inserts, the others wait for it and update -- an UPDATE then an INSERT
         # IGNORE deadlocked there on MySQL (gap locks).
-        named = dialect_of(self.database).upsert_names_key
+        named = self.dialect.upsert_names_key
         self.database.execute_sql(*self._statement(('lock', count), lambda: C.insert(
             id=1, last_seq=count).on_conflict(conflict_target=[C.id] if named else None,
                                               update={C.last_seq: C.last_seq + count})))
@@ -116,6 +123,7 @@ class Events:
         self.database.execute_sql(sql, [
             value if encode is None or value is None else encode(value)
             for value, encode in zip(map(values.__getitem__, self._names), self._encoders)])
+        self.dialect.notify(self.database, CHANNEL, str(values['seq']))
 
     def record_added(self, last, after_id):
         """add_models: a ``model.added`` event for every row numbered after ``after_id``,
@@ -123,7 +131,7 @@ class Events:
         transaction), in one INSERT ... SELECT; the counter then moves past them. Returns how
         many."""
         M, E, C = self.Model, self.Event, self.Counter
-        dialect = dialect_of(self.database)
+        dialect = self.dialect
         fields = M._meta.fields
         numbered = M.select(
             Value(last, converter=False) + fn.ROW_NUMBER().over(order_by=[M.id]),
@@ -137,6 +145,7 @@ class Events:
         ])).rowcount
         if count:
             C.update(last_seq=last + count).where(C.id == 1).execute()
+            self.dialect.notify(self.database, CHANNEL, str(last + count))
         return count
 
     def numbered(self, first, last):
@@ -150,11 +159,35 @@ class Events:
             yield from page
             first = page[-1].seq + 1
 
-    def read(self, run, after, limit):
-        """ModelStore.events: the arguments checked, ``after`` read through ``run``."""
+    def read(self, run, after, limit, wait=None):
+        """ModelStore.events: the arguments checked, ``after`` read through ``run``; with
+        ``wait``, waiting for a first event up to that many seconds."""
         after = check_cursor(after)
         limit = check_page('limit', limit, minimum=1)
-        return run('events', lambda: self.after(after, limit))
+        if wait is None:
+            return run('events', lambda: self.after(after, limit))
+        wait = check_wait(wait)
+        return run('events', lambda: self._waiting(after, limit, wait))
+
+    def _waiting(self, cursor, limit, wait):
+        """The events after ``cursor``, waiting until one commits or ``wait`` seconds pass.
+        PostgreSQL: LISTEN first, then read -- a commit between the read and the wait has
+        notified already, and the wait returns at once. Elsewhere: read every POLL seconds."""
+        deadline = time.monotonic() + wait
+        listening = self.dialect.listen(self.database, CHANNEL)
+        try:
+            while True:
+                events = self.after(cursor, limit)
+                left = deadline - time.monotonic()
+                if events or left <= 0:
+                    return events
+                if listening:
+                    self.dialect.wait_notified(self.database, left)
+                else:
+                    time.sleep(min(POLL, left))
+        finally:
+            if listening:
+                self.dialect.unlisten(self.database, CHANNEL)
 
     def add_hook(self, hook):
         self.hooks.append(check_hook(hook))
@@ -184,6 +217,15 @@ def state(model, names):
 def check_cursor(value):
     """A feed cursor: 0 (from the start) or an event's ``seq``."""
     return check_page('after', value, minimum=0)
+
+
+def check_wait(value):
+    """events(wait=...): seconds, 0 to WAIT_LIMIT."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not \
+            0 <= value <= WAIT_LIMIT:
+        raise ValidationError('wait', 'must be a number of seconds from 0 to %d, got %r'
+                              % (WAIT_LIMIT, value))
+    return float(value)
 
 
 def check_hook(hook):

@@ -66,7 +66,8 @@ class ModelQueries:
 
     def __init__(self, model, columns, filled=None, counters=None, tags=None, events=None):
         self.model = model
-        # (RegistryEvent, RegistryEventCounter) bound: add_model's event on PostgreSQL.
+        # (RegistryEvent, RegistryEventCounter, the channel NOTIFYed) bound: add_model's event
+        # on PostgreSQL.
         self.events = events
         self.database = model._meta.database
         # The INSERT's columns, in the order rows give them (modelstore.registry.rules): the
@@ -181,7 +182,7 @@ class ModelQueries:
         """PostgreSQL: (SQL, its first parameters) of insert_added for a row of ``width``."""
         key = ('added', width)
         if key not in self._cache:
-            Event, C = self.events
+            Event, C, channel = self.events
             counter = C.insert(id=1, last_seq=1).on_conflict(
                 conflict_target=[C.id], update={C.last_seq: C.last_seq + 1}).returning(C.last_seq)
             counter_sql, counter_params = counter.sql()
@@ -195,14 +196,16 @@ class ModelQueries:
             sent = [q(E.fields[name].column_name) for name in self._EVENT_VALUES]
             sql = ('WITH "c" AS (%s), "m" AS (%s SELECT %s FROM "c" RETURNING %s) '
                    'INSERT INTO %s (%s, %s, %s, %s) SELECT "c".%s, %s, "m".%s, "m".%s FROM "c", '
-                   '"m" RETURNING %s, %s, %s' % (
+                   '"m" RETURNING %s, %s, %s%s' % (
                        counter_sql, head, values, returning, q(E.table_name),
                        q(E.fields['seq'].column_name), ', '.join(sent),
                        q(E.fields['model_id'].column_name), q(E.fields['version'].column_name),
                        q(C._meta.fields['last_seq'].column_name),
                        ', '.join(['%s'] * len(sent)), q('id'), q('version'),
                        q(E.fields['model_id'].column_name), q(E.fields['version'].column_name),
-                       q(E.fields['seq'].column_name)))
+                       q(E.fields['seq'].column_name), ''.join(
+                           ', ' + notify for notify in [dialect_of(self.database).notify_sql(
+                               channel, q(E.fields['seq'].column_name))] if notify)))
             self._cache[key] = (sql, list(counter_params))
         return self._cache[key]
 
@@ -217,7 +220,7 @@ class ModelQueries:
         fields = self.events[0]._meta.fields
         params = params + self.stored(row[:width]) + [
             fields[name].db_value(event[name]) for name in self._EVENT_VALUES]
-        return tuple(self.database.execute_sql(sql, params).fetchone())
+        return tuple(self.database.execute_sql(sql, params).fetchone()[:3])
 
     def insert(self, row):
         """Insert one checked row (``rules.Rules.row``); returns its (id, version). The

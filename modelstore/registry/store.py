@@ -21,7 +21,7 @@ from .archive import Archive
 from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
 from .deletes import Deletes
-from .events import ADDED, Events, default_actor, state
+from .events import ADDED, CHANNEL, Events, default_actor, state
 from .fastpath import ORDERS, ModelQueries
 from .paging import keyset, pages
 from .rules import Rules
@@ -58,7 +58,7 @@ class ModelStore:
                                     counters=bound['ModelVersionCounter'],
                                     tags=bound['ModelTag'],
                                     events=(bound['RegistryEvent'],
-                                            bound['RegistryEventCounter']))
+                                            bound['RegistryEventCounter'], CHANNEL))
         self.tasks = Tasks(self.Task, self.calls)
         # Who the events say made a change (connect(actor=...)); 0013's tables.
         self.events_log = Events(bound['RegistryEvent'], bound['RegistryEventCounter'],
@@ -427,11 +427,13 @@ class ModelStore:
         one says what served at that time (``after`` None: the alias had been removed)."""
         return self.aliases.history(model_name, alias, at)
 
-    def events(self, after=0, limit=100):
+    def events(self, after=0, limit=100, *, wait=None):
         """The registry's events numbered after ``after`` (a cursor: 0, or the ``seq`` of the
         last event read), oldest first, at most ``limit``. Polling with the last ``seq``
-        never misses an event: events are numbered in the order they committed."""
-        return self.events_log.read(self._run, after, limit)
+        never misses an event: events are numbered in the order they committed. ``wait``
+        (seconds): when there is none yet, wait for one that long -- on PostgreSQL woken at
+        its commit (LISTEN/NOTIFY), elsewhere looking every half second -- then [] if none."""
+        return self.events_log.read(self._run, after, limit, wait)
 
     def on_event(self, hook):
         """Call ``hook(event)`` after each change this store commits that writes an event
