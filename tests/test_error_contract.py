@@ -58,6 +58,8 @@ def store(url, tmp_path):
     with modelstore.connect(url, models_root=str(root)) as s:
         s.add_model(**MODEL)
         s.add_task(**TASK)
+        (root / 'carded').mkdir()  # A model whose folder is inside the root: its card.
+        s.add_model(**dict(MODEL, model_name='carded', model_path=str(root / 'carded')))
         yield s
 
 
@@ -96,6 +98,8 @@ def calls(store):
         'set_tags': lambda: store.set_tags(1, {'stage': 'eval'}),
         'delete_tags': lambda: (store.set_tags(1, {'old': 'x'}), store.delete_tags(1, ['old'])),
         'get_tags': lambda: store.get_tags(1),
+        'model_card': lambda: store.model_card(1),
+        'export_model_card': lambda: store.export_model_card('carded'),  # (The fixture's.)
     }
 
 
@@ -154,6 +158,8 @@ BAD = {
     'set_tags': lambda s: s.set_tags(1, {'k': 7}),
     'delete_tags': lambda s: s.delete_tags(1, 'k'),
     'get_tags': lambda s: s.get_tags('1'),
+    'model_card': lambda s: s.model_card(0),
+    'export_model_card': lambda s: s.export_model_card(1, overwrite='yes'),
 }
 
 
@@ -178,6 +184,8 @@ ABSENT = {
     'restore_model': lambda s: s.restore_model(999),
     'get_tags': lambda s: s.get_tags(999),
     'delete_tags': lambda s: s.delete_tags(1, ['never-set']),
+    'model_card': lambda s: s.model_card(999),
+    'export_model_card': lambda s: s.export_model_card(999),
 }
 
 

@@ -159,12 +159,18 @@ def _register(store, root, orphans, min_age):
             fixes.append({'fix': 'register', 'path': path, 'id': None,
                           'error': str(exc), 'said': 'not registered: %s: %s' % (path, exc)})
             continue
+        tags, untagged = orphan.card.get('tags') or {}, ''
+        try:
+            if tags:  # The card's tags (modelstore's own card, or key:value Hub tags).
+                store.set_tags(model.id, tags)
+        except ValidationError as exc:
+            tags, untagged = {}, "; its card's tags were not set: %s" % exc
         fixes.append({'fix': 'register', 'path': path, 'id': model.id,
                       'model_name': model.model_name, 'version': model.version,
-                      'task': fields['task'], 'task_from': orphan.task_from,
-                      'said': 'registered %s as model %d (%s v%s, base %s, task %s)' % (
+                      'task': fields['task'], 'task_from': orphan.task_from, 'tags': tags,
+                      'said': 'registered %s as model %d (%s v%s, base %s, task %s)%s' % (
                           path, model.id, model.model_name, model.version,
-                          fields['base_model'], fields['task'])})
+                          fields['base_model'], fields['task'], untagged)})
     return fixes
 
 

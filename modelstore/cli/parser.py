@@ -13,7 +13,8 @@ from .lint_command import cmd_lint
 from .new_command import cmd_new
 from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
 from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_archive,
-                                cmd_models_delete, cmd_models_events, cmd_models_lineage,
+                                cmd_models_card, cmd_models_delete, cmd_models_events,
+                                cmd_models_lineage,
                                 cmd_models_list, cmd_models_show, cmd_models_tag, cmd_tasks_list,
                                 cmd_tasks_show)
 from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
@@ -274,6 +275,18 @@ def _registry_commands(sub, common):
     p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
     p.set_defaults(func=cmd_models_lineage)
+    p = what.add_parser('card', parents=[common], help="write the model's Hugging Face model "
+                        'card (README.md: base_model, datasets, tags, model-index) into its '
+                        'folder')
+    p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
+    p.add_argument('--print', action='store_true', help='print the card instead; writes '
+                   'nothing')
+    p.add_argument('--overwrite', action='store_true', help='replace a README.md modelstore '
+                   'did not write')
+    p.add_argument('--models-root', metavar='DIR',
+                   help='the folder model directories live under (default: '
+                   '$MODELSTORE_MODELS_ROOT)')
+    p.set_defaults(func=cmd_models_card)
     p = what.add_parser('events', parents=[common], help="the registry's events (models "
                         'added, updated, archived, deleted; aliases; tags), oldest first')
     p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '

@@ -276,6 +276,34 @@ def cmd_models_lineage(args, out):
                        None, 0, PAGE)
 
 
+def cmd_models_card(args, out):
+    """The model's Hugging Face card: printed (--print), or written as README.md into its
+    folder under the models root."""
+    if args.print:
+        if args.overwrite:
+            raise UsageError('--overwrite: not with --print, which writes nothing')
+        with _store(args) as store:
+            model = _by_ref(store, args.model)
+            text = store.model_card(model.id)
+        return Changed(text.rstrip('\n'), {'model_id': model.id, 'card': text})
+    if resolve_root(args.models_root) is None:
+        raise UsageError('models card writes README.md only into a folder inside the models '
+                         'root, and none is set: pass --models-root DIR, set $%s, or set '
+                         'models_root in pyproject.toml\'s [tool.modelstore] (or --print it)'
+                         % ROOT_ENV)
+    with _store(args) as store:
+        model = _by_ref(store, args.model)
+        try:
+            path = store.export_model_card(model.id, overwrite=args.overwrite)
+        except ValidationError as exc:
+            if exc.field == 'overwrite':
+                raise UsageError(str(exc).replace('overwrite=True, ', '')) from None
+            raise
+    return Changed('Wrote %s (model %d, %s v%s).' % (path, model.id, model.model_name,
+                                                    model.version),
+                   {'model_id': model.id, 'path': path})
+
+
 def _by_ref(store, ref):
     """ID, NAME@VERSION or NAME@ALIAS (an archived model too), else NAME (its latest)."""
     if _whole(ref):

@@ -7,7 +7,9 @@
   files on disk whose row was never written), with what they hold -- the base model from
   ``adapter_config.json``'s ``base_model_name_or_path`` or ``config.json``'s ``_name_or_path``,
   the task from ``modelforge_config.json``'s ``pipeline_task`` (else the adapter's
-  ``task_type``), the size, the folder's time and the newest time of anything in it;
+  ``task_type``) -- or all of it from a model card (``README.md``: modelstore's own from
+  ``export_model_card``, or any Hugging Face card's ``base_model`` and ``pipeline_tag``) --,
+  the size, the folder's time and the newest time of anything in it;
 * **awaiting_import**: folders that ModelForge's own ``models`` table names, in a row not
   imported yet (waiting for ``modelstore import modelforge``): never orphans;
 * **dangling** rows, whose ``model_path`` does not exist;
@@ -45,6 +47,7 @@ import time
 
 from ..exceptions import ValidationError
 from ..shared.text import shown, utf8
+from .cards import CARD, parse as parse_card
 
 __all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings',
            'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
@@ -149,9 +152,10 @@ class Orphan:
         self.too_recent = _too_recent(
             min_age, newest, (now if now is not None else time.time()) - min_age * 60)
 
-    def _read(self, name):
-        """The JSON object in ``name`` inside the folder, read through no link and at most
-        READ_LIMIT bytes; {} (with a problem said) for anything else."""
+    def _read(self, name, parse=json.loads):
+        """What ``parse`` makes of the text of ``name`` inside the folder (a dict), read
+        through no link and at most READ_LIMIT bytes; {} (with a problem said) for anything
+        else."""
         path = os.path.join(self.path, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
@@ -177,7 +181,7 @@ class Orphan:
             if len(data) > READ_LIMIT:  # It grew after the fstat.
                 self.problems.append('%s is more than %d bytes: not read' % (name, READ_LIMIT))
                 return {}
-            data = json.loads(data.decode('utf-8'))
+            data = parse(data.decode('utf-8'))
         except (OSError, ValueError, RecursionError) as exc:
             self.problems.append('%s unreadable: %s' % (name, exc))
             return {}
@@ -186,6 +190,21 @@ class Orphan:
         return data if isinstance(data, dict) else {}
 
     def _config(self):
+        # A model card (README.md, Hugging Face's, or modelstore's own: export_model_card)
+        # says it first; the configuration files otherwise.
+        self.card = self._read(CARD, parse_card)
+        card_base, card_task = self.card.get('base_model'), self.card.get('task')
+        if isinstance(card_base, str) and card_base and isinstance(card_task, str) and \
+                card_task.strip():
+            return card_base, card_task, CARD
+        base, task, source = self._configured()
+        if isinstance(card_base, str) and card_base:
+            base = card_base
+        if isinstance(card_task, str) and card_task.strip():
+            task, source = card_task, CARD
+        return base, task, source
+
+    def _configured(self):
         adapter = self._read('adapter_config.json')
         base = adapter.get('base_model_name_or_path')
         if not isinstance(base, str) or not base:
@@ -229,17 +248,24 @@ class Orphan:
     def as_dict(self):
         return {'path': self.path, 'name': self.name, 'base_model': self.base_model,
                 'task': self.task, 'task_from': self.task_from, 'size': self.size,
+                'card': bool(self.card),
                 'modified': self.modified.isoformat() if self.modified else None,
                 'newest': self.newest.isoformat() if self.newest else None,
                 'too_recent': self.too_recent, 'problems': self.problems}
 
 
 def orphan_model(orphan):
-    """The add_model fields ``doctor --register`` records for an orphan folder."""
-    return dict(model_name=orphan.name, base_model=orphan.base_model or 'unknown',
-                task=orphan.task or 'unknown', model_path=orphan.path,
-                creation_date=orphan.modified or datetime.datetime.now(),
-                description='registered by modelstore doctor from a folder with no row')
+    """The add_model fields ``doctor --register`` records for an orphan folder: from its model
+    card, where it has one (the card's ``tags`` are the caller's to set), else from its name
+    and configuration files."""
+    fields = {name: value for name, value in orphan.card.items() if name != 'tags'}
+    fields.update(model_name=fields.get('model_name') or orphan.name,
+                  base_model=orphan.base_model or 'unknown', task=orphan.task or 'unknown',
+                  model_path=orphan.path,
+                  creation_date=orphan.modified or datetime.datetime.now())
+    fields.setdefault('description', 'registered by modelstore doctor from a folder with no '
+                                     'row')
+    return fields
 
 
 class Findings:

@@ -8,6 +8,7 @@ writes in one transaction that takes the write lock up front, and wraps database
 A ModelStore may be shared between threads: peewee gives each thread its own connection.
 """
 import datetime
+import stat
 
 from peewee import Case, IntegrityError
 
@@ -20,7 +21,8 @@ from .aliases import Aliases, check_alias, split_reference
 from .archive import Archive
 from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
-from .deletes import Deletes
+from .cards import CARD, is_ours as card_is_ours, render as render_card
+from .deletes import Deletes, require_root
 from .events import ADDED, CHANNEL, Events, default_actor, state
 from .fastpath import ORDERS, ModelQueries
 from .paging import keyset, pages
@@ -462,6 +464,38 @@ class ModelStore:
 
     def get_tags(self, model_id):
         return self.tags.get(model_id)  # {key: value}
+
+    def model_card(self, model_id):
+        """The model's Hugging Face model card (README.md text; modelstore.registry.cards):
+        YAML with base_model, datasets, pipeline_tag, tags and a model-index of its metrics.
+        ``model_id``: an id or a reference, as get_model takes."""
+        model = self.get_model(model_id)
+        M = self.FineTunedModel
+
+        def read():
+            parent = model.parent_id and M.get_or_none(M.id == model.parent_id)
+            return render_card(model, self.tags.of([model.id]).get(model.id, {}), parent)
+        return self._run('model_card', read)
+
+    def export_model_card(self, model_id, *, overwrite=False):
+        """Write model_card() as README.md into the model's folder, which must be strictly
+        inside the models root (as delete_model(files=True) requires; a link is never
+        followed). A README.md modelstore did not write is replaced only with
+        ``overwrite=True``. Returns the path written."""
+        if not isinstance(overwrite, bool):
+            raise ValidationError('overwrite', 'must be True or False, got %r' % (overwrite,))
+        root = require_root(self.models_root, 'export_model_card')
+        model = self.get_model(model_id)
+        text = self.model_card(model.id).encode('utf-8')
+
+        def ours(head, there):
+            return overwrite or (stat.S_ISREG(there.st_mode) and
+                                 card_is_ours(head.decode('utf-8', 'replace')))
+        try:
+            return root.write_into(model.model_path, CARD, text, ours)
+        except OSError as exc:
+            raise StorageError('export_model_card: %s: %s; nothing was written' % (
+                exc.filename or model.model_path, exc.strerror or exc)) from None
 
     def archive_model(self, model_id):
         """Set the model aside: list_models, count_models and get_latest_model leave it out
