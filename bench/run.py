@@ -820,6 +820,289 @@ def bench_clients(backend, new_url, n, rounds, beats):
            ratio=steady * (1 + t_beat / HEARTBEAT))
 
 
+# -- tags and metric search (issue 29) ----------------------------------------------------------
+
+# How the bench tags its models -- every model a few tags: ``stage`` on every model ('prod' on 1
+# in 200: selective; 'staging' on 1 in 20; 'dev' on the rest: common), ``team`` (team-0..9, 10 %
+# each) on every model, ``owner`` (500 of them) on 1 in 3: 2.33 tags a model. Each is one
+# INSERT ... SELECT into model_tags -- (model_id, key, value), the rows set_tags writes -- its
+# value computed from the model's id: (key, value SQL, which models).
+TAG_SPREAD = [
+    ('stage', "CASE WHEN id % 200 = 0 THEN 'prod' WHEN id % 20 = 1 THEN 'staging' "
+              "ELSE 'dev' END", ''),
+    ('team', "'team-' || ((id + id / 200) % 10)", ''),
+    ('owner', "'user-' || (id % 500)", ' WHERE id % 3 = 0'),
+]
+# The tag filters timed, most selective first.
+TAG_SEARCHES = [
+    ('two tags', {'stage': 'prod', 'team': 'team-3'}),
+    ('a selective tag', {'stage': 'prod'}),
+    ('a tag on 1 in 10', {'team': 'team-3'}),
+    ('a common tag', {'stage': 'dev'}),
+]
+# Metric search: 9 models in 10 carry eval_loss (a third of them as a curve, whose final value
+# counts), spread evenly over [0.5, 3.0); below 0.6 are 3.6 % of the models.
+METRIC_BELOW = 0.6
+METRIC_SEARCHES = [
+    ('eval_loss below %g, by it' % METRIC_BELOW,
+     dict(metric='eval_loss', metric_below=METRIC_BELOW, order='metric')),
+    ('task, eval_loss below %g, by it' % METRIC_BELOW,
+     dict(task='task-3', metric='eval_loss', metric_below=METRIC_BELOW, order='metric')),
+]
+# The page the tag filters are held to: another filter's page of 50 on the same table, through
+# its own index (the "base model" search above).
+OTHER_FILTER = dict(base_model='base-7')
+
+
+def _tags_of(model_id):
+    """TAG_SPREAD in Python: what get_tags must return for that model."""
+    tags = {'stage': 'prod' if model_id % 200 == 0 else 'staging' if model_id % 20 == 1
+            else 'dev', 'team': 'team-%d' % ((model_id + model_id // 200) % 10)}
+    if model_id % 3 == 0:
+        tags['owner'] = 'user-%d' % (model_id % 500)
+    return tags
+
+
+def _metrics(i):
+    loss = round(0.5 + 2.5 * ((i * 2654435761) % 1000003) / 1000003, 4)
+    metrics = {'accuracy': round(0.9 - loss / 10, 4), 'train_runtime': 3600 + i % 1000}
+    if i % 10 == 9:
+        return metrics  # No eval_loss.
+    metrics['eval_loss'] = [round(loss + 1, 4), round(loss + 0.5, 4), loss] if i % 3 == 0 \
+        else loss
+    return metrics
+
+
+def _fill_tagged(store, conn, n):
+    """The models of the searches above (same names, base models, tasks, one every 7 s) with
+    metrics, through add_models; then their tags written straight into model_tags."""
+    base = datetime.datetime(2025, 1, 1)
+    store.add_models(dict(model_name='p%02d-model-%d' % (i % 100, i),
+                          base_model='base-%d' % (i % 50), task='task-%d' % (i % 20),
+                          model_path='/m/%d' % i, is_custom_base_model=i % 10 == 0,
+                          creation_date=base + datetime.timedelta(seconds=i * 7),
+                          metrics=_metrics(i))
+                     for i in range(n))
+    cur = conn.cursor()
+    for key, value, which in TAG_SPREAD:
+        cur.execute("INSERT INTO model_tags (model_id, key, value) SELECT id, '%s', %s FROM "
+                    "fine_tuned_models%s" % (key, value, which))
+    conn.commit()
+    for model_id in (1, 21, 200, 201, n):  # As set_tags stores them: it finds nothing to change.
+        assert store.get_tags(model_id) == _tags_of(model_id), model_id
+        assert store.set_tags(model_id, _tags_of(model_id)) == _tags_of(model_id)
+
+
+def _sent(store, call):
+    """``call()``'s result and the last statement it sent."""
+    seen = []
+    store.database.query_hooks.append(seen.append)
+    try:
+        out = call()
+    finally:
+        store.database.query_hooks.remove(seen.append)
+    return out, seen[-1]
+
+
+def _budgeted(fns, repeat, budget):
+    """paired_medians of ``fns``, with fewer repetitions (at least 3) when ``repeat`` rounds would
+    take more than ``budget`` seconds (a scan of 1M rows); returns (medians, repetitions)."""
+    start = time.perf_counter()
+    for fn in fns:
+        fn()  # Warm; and one round's time.
+    rounds = max(3, min(repeat, int(budget / max(time.perf_counter() - start, 1e-6))))
+    return paired_medians(fns, rounds), rounds
+
+
+def _index_expression(written):
+    """The metric's expression as the listing's ORDER BY has it (``written``: its SQL with the
+    parameters in the text), for a CREATE INDEX."""
+    order = written.rsplit(' ORDER BY ', 1)[1].rsplit(', "t1"."id"', 1)[0]
+    return order.replace('"t1".', '')
+
+
+class _SqliteDriver:
+    """The plain driver beside a store's SQLite file: the baseline, the plan, DDL by hand."""
+
+    def __init__(self, path):
+        self.conn = sqlite3.connect(path)
+
+    def fetch(self, sql, params):
+        return self.conn.execute(sql, params).fetchall()
+
+    def explain(self, sql, params):
+        return ' | '.join(r[-1] for r in self.conn.execute('EXPLAIN QUERY PLAN ' + sql, params))
+
+    def written(self, sql, params):
+        """``sql`` with its parameters written in as literals (SQLite binds them apart)."""
+        parts = sql.split('?')
+        assert len(parts) == len(params) + 1, sql
+        out = [parts[0]]
+        for value, rest in zip(params, parts[1:]):
+            assert isinstance(value, (str, int, float)) and not isinstance(value, bool), value
+            out += ["'%s'" % value.replace("'", "''") if isinstance(value, str) else repr(value),
+                    rest]
+        return ''.join(out)
+
+    binds = True  # Parameters are sent apart from the statement's text.
+
+    def execute(self, sql):
+        self.conn.execute(sql)
+        self.conn.commit()
+
+    def close(self):
+        self.conn.close()
+
+
+class _PostgresDriver(_SqliteDriver):
+    """The same through psycopg2, which writes the parameters into the statement it sends."""
+
+    def __init__(self, url):
+        import psycopg2
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+
+    def fetch(self, sql, params):
+        self.cur.execute(sql, params)
+        return self.cur.fetchall()
+
+    def explain(self, sql, params):
+        self.cur.execute('EXPLAIN (COSTS OFF) ' + sql, params)
+        return ' | '.join(r[0].strip() for r in self.cur.fetchall())
+
+    def written(self, sql, params):
+        return self.cur.mogrify(sql, params).decode()
+
+    binds = False
+
+    def execute(self, sql):
+        self.cur.execute(sql)
+
+
+def bench_tags_metrics(backend, store, driver, n, repeat, judge, parts, budget):
+    """Tag filters and metric search on ``n`` models (_fill_tagged), each a page of 50;
+    ``parts``: 'tags', 'metrics'.
+
+    Tags: each filter's page against another filter's page on the same table (base model,
+    through its index: the goal is a tag page at the speed of the other filters), and against
+    its own SQL through the driver; count_models against its SQL. Metric search: the page
+    against its SQL (no index serves it: the metric is inside the JSON column), then again with
+    an expression index on the metric that the bench builds by hand (no migration ships one).
+    ``driver``: _SqliteDriver or _PostgresDriver. ``judge``: False on a smoke run (no targets:
+    a tiny table cannot show what 1M rows cost). A search slower than ``budget`` seconds a
+    round is repeated fewer times (at least 3)."""
+    size = format(n, ',')
+    target = 1.5 if judge else None
+    fetch, explain = driver.fetch, driver.explain
+
+    def other():
+        return store.list_models(limit=50, **OTHER_FILTER)
+
+    def shown(filters):
+        return ', '.join('%s=%r' % item for item in filters.items())
+    if 'tags' in parts:
+        for label, tags in TAG_SEARCHES:
+            page, event = _sent(store, lambda: store.list_models(tags=tags, limit=50))
+            carrying = store.count_models(tags=tags)
+            (ours, base, raw), rounds = _budgeted(
+                [lambda: store.list_models(tags=tags, limit=50), other,
+                 lambda: fetch(event.sql, event.params)], repeat, budget)
+            result('tags %s' % backend, 'list_models(tags=%r) -- %s, on %s of %s models -- page '
+                   'of 50, vs list_models(base model), page of 50' % (
+                       tags, label, format(carrying, ','), size), ours, base, target,
+                   note='%d rows; median of %d; plan: %s' % (
+                       len(page), rounds, explain(event.sql, event.params)))
+            result('tags %s' % backend, 'list_models(tags=%r), page of 50, %s models, vs its own '
+                   'SQL through the driver' % (tags, size), ours, raw, target,
+                   note='median of %d' % rounds)
+        for label, tags in (TAG_SEARCHES[1], TAG_SEARCHES[3]):
+            counted, event = _sent(store, lambda: store.count_models(tags=tags))
+            (ours, raw), rounds = _budgeted([lambda: store.count_models(tags=tags),
+                                             lambda: fetch(event.sql, event.params)],
+                                            max(1, repeat // 10), budget)
+            result('tags %s' % backend, 'count_models(tags=%r) -- %s -- %s models, vs its own '
+                   'SQL through the driver' % (tags, label, size), ours, raw, target,
+                   note='counted %s; median of %d; plan: %s' % (
+                       format(counted, ','), rounds, explain(event.sql, event.params)))
+    if 'metrics' not in parts:
+        return
+    section = 'metric search %s' % backend
+    for label, filters in METRIC_SEARCHES:
+        page, event = _sent(store, lambda: store.list_models(limit=50, **filters))
+        matching = store.count_models(**{k: v for k, v in filters.items() if k != 'order'})
+        (ours, base, raw), rounds = _budgeted(
+            [lambda: store.list_models(limit=50, **filters), other,
+             lambda: fetch(event.sql, event.params)], repeat, budget)
+        result(section, 'list_models(%s) -- %s; %s of %s models match -- page of 50, vs its '
+               'own SQL through the driver' % (shown(filters), label, format(matching, ','),
+                                                size), ours, raw,
+               note='%d rows; %.0fx the base-model page (%s); median of %d; plan: %s' % (
+                   len(page), ours / base, _fmt(base, 's'), rounds,
+                   explain(event.sql, event.params)))
+    counting = {k: v for k, v in METRIC_SEARCHES[0][1].items() if k != 'order'}
+    counted, event = _sent(store, lambda: store.count_models(**counting))
+    (ours, raw), rounds = _budgeted([lambda: store.count_models(**counting),
+                                     lambda: fetch(event.sql, event.params)],
+                                    max(1, repeat // 10), budget)
+    result(section, 'count_models(%s), %s models, vs its own SQL through the driver'
+           % (shown(counting), size), ours, raw, note='counted %s; median of %d; plan: %s' % (
+               format(counted, ','), rounds, explain(event.sql, event.params)))
+    # What would serve it: an index on the metric's expression as the listing writes it (and
+    # id, the tie-break), built here by hand -- no migration ships one.
+    _, event = _sent(store, lambda: store.list_models(limit=50, **METRIC_SEARCHES[0][1]))
+    start = time.perf_counter()
+    driver.execute('CREATE INDEX bench_metric_eval_loss ON fine_tuned_models ((%s), id)'
+                   % _index_expression(driver.written(event.sql, event.params)))
+    fact(section, 'building an expression index on eval_loss by hand (the listing\'s own '
+         'expression, and id), %s models' % size, time.perf_counter() - start, unit='s')
+    for label, filters in METRIC_SEARCHES:
+        page, event = _sent(store, lambda: store.list_models(limit=50, **filters))
+        (ours, raw), rounds = _budgeted([lambda: store.list_models(limit=50, **filters),
+                                         lambda: fetch(event.sql, event.params)], repeat,
+                                        budget)
+        result(section, 'with that index: list_models(%s), page of 50, %s models, vs its own '
+               'SQL through the driver' % (shown(filters), size), ours, raw,
+               note='%d rows; median of %d; plan: %s' % (len(page), rounds,
+                                                         explain(event.sql, event.params)))
+        if driver.binds:  # The same statement with the JSON path and type names in its text.
+            written = driver.written(event.sql, event.params)
+            rows = fetch(written, ())
+            (lit, raw), rounds = _budgeted([lambda: fetch(written, ()),
+                                            lambda: fetch(event.sql, event.params)], repeat,
+                                           budget)
+            result(section, 'with that index: the same SQL with its parameters written into '
+                   'the text (the JSON path a literal) vs as list_models sends it (bound), '
+                   'through the driver: %s' % shown(filters), lit, raw,
+                   note='%d rows; median of %d; plan: %s' % (len(rows), rounds,
+                                                             explain(written, ())))
+    driver.execute('DROP INDEX bench_metric_eval_loss')
+
+
+def bench_tags_sqlite(workdir, n, repeat, judge, parts, budget):
+    path = os.path.join(workdir, 'tags.db')
+    with modelstore.connect('sqlite:///' + path) as store:
+        driver = _SqliteDriver(path)
+        try:
+            _fill_tagged(store, driver.conn, n)
+            bench_tags_metrics('SQLite', store, driver, n, repeat, judge, parts, budget)
+        finally:
+            driver.close()
+    os.remove(path)
+
+
+def bench_tags_postgres(url, n, repeat, judge, parts, budget):
+    with modelstore.connect(url) as store:
+        driver = _PostgresDriver(url)
+        try:
+            _fill_tagged(store, driver.conn, n)
+            driver.execute('VACUUM ANALYZE fine_tuned_models')
+            driver.execute('VACUUM ANALYZE model_tags')
+            bench_tags_metrics('PostgreSQL', store, driver, n, repeat, judge, parts, budget)
+        finally:
+            driver.close()
+
+
 # -- doctor: rows against the folders under the models root -------------------------------------
 
 def bench_doctor(workdir, n, repeat):
@@ -1192,8 +1475,8 @@ def main(argv=None):
     parser.add_argument('--mysql', metavar='MYSQL_ADMIN_URL',
                         help='also run the MySQL/MariaDB comparisons (writers) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
-                        'queries, connect, bulk, clients, generate, online, pooler, ddl, '
-                        'doctor (default: all)')
+                        'queries, connect, tags, metrics, bulk, clients, generate, online, '
+                        'pooler, ddl, doctor (default: all)')
     args = parser.parse_args(argv)
     only = set(args.only.split(',')) if args.only else None
 
@@ -1222,6 +1505,12 @@ def main(argv=None):
             path = bench_queries(workdir, 2000 if args.smoke else 1000000,
                                  20 if args.smoke else 200)
             bench_connect(path, 20 if args.smoke else 300)
+        # Tags and metric search (issue 29): one table of models with metrics and tags.
+        tagged = [part for part in ('tags', 'metrics') if want(part)]
+        tagged_size = (2000 if args.smoke else 1000000, 20 if args.smoke else 200,
+                       not args.smoke, tagged, 1.0 if args.smoke else 20.0)
+        if tagged:
+            bench_tags_sqlite(workdir, *tagged_size)
         if want('bulk'):
             bench_bulk(workdir, 2000 if args.smoke else 200000, repeat)
         if want('clients'):
@@ -1252,6 +1541,8 @@ def main(argv=None):
             if want('queries'):
                 bench_queries_postgres(new_pg(), 2000 if args.smoke else 1000000,
                                        20 if args.smoke else 200)
+            if tagged:
+                bench_tags_postgres(new_pg(), *tagged_size)
             if want('clients'):
                 bench_clients('PostgreSQL', new_pg, 50 if args.smoke else 2000,
                               1 if args.smoke else 5, 5 if args.smoke else 200)
