@@ -332,9 +332,9 @@ def test_every_shipped_column_add_is_one_instant_alter(db_url):
     database.close()
 
 
-def test_add_model_is_an_autocommit_insert_and_a_read_of_its_version(db_url):
-    """No BEGIN/COMMIT round trips (the server's own counters say so), and the version is the
-    one the trigger gave."""
+def test_add_model_is_one_transaction_with_its_event(db_url):
+    """One BEGIN/COMMIT a call (the server's own counters say so): the event counter's
+    upsert and read, the INSERT, the read of the version the trigger gave, the event."""
     with modelstore.connect(db_url) as store:
         store.add_model(model_name='warm', base_model='b', task='t', model_path='/0')
 
@@ -347,9 +347,11 @@ def test_add_model_is_an_autocommit_insert_and_a_read_of_its_version(db_url):
                   for i in range(3)]
         after = counters()
         delta = {k: int(after[k]) - int(before[k]) for k in after}
-        assert delta['Com_begin'] == 0 and delta['Com_commit'] == 0, delta
-        # Each INSERT counts twice: its own and the trigger's upsert of the name's counter.
-        assert delta['Com_insert'] == 6 and delta['Com_select'] == 3, delta
+        assert delta['Com_begin'] == 3 and delta['Com_commit'] == 3, delta
+        # Four INSERTs a call: the event counter's upsert, the model's (and the trigger's
+        # upsert of the name's counter), the event's; two reads: the counter, the version.
+        assert delta['Com_insert'] == 12 and delta['Com_select'] == 6, delta
+        assert [e.model_id for e in store.events(after=1)] == [m.id for m in models]
         assert [m.version for m in models] == [1, 2, 3]
 
 

@@ -83,8 +83,7 @@ class ModelQueries:
         self.counters = counters if sqlite else None
         self.tags = tags  # The bound ModelTag: list_models(tags=...) (modelstore.registry.tags).
         # MySQL has no RETURNING: the version the trigger gave is read back by id after the
-        # INSERT, which commits by itself (autocommit) as PostgreSQL's does: two round trips,
-        # no BEGIN/COMMIT. (Lost between the two, the call is OutcomeUnknown: it was stored.)
+        # INSERT, in the call's transaction (with its event: modelstore.registry.store).
         self._read_version = not sqlite and not self.database.returning_clause
         # PostgreSQL: add_model and its event are one statement (insert_added).
         self.added_in_one = bool(self.database.returning_clause and events)
@@ -335,7 +334,14 @@ class ModelQueries:
             query = query.where(M.creation_date < peewee.Value(values['created_before'],
                                                                converter=False))
         T = self.tags
-        for key, value in sorted(values.get('tags', {}).items()):
+        tags = sorted(values.get('tags', {}).items())
+        walk = None  # By date: the first tag's rows, walked in the (key, value, date) index.
+        if tags and order in ('newest', 'oldest') and 'model_name' not in values:
+            (key, value), tags = tags[0], tags[1:]
+            walk = T.alias('walk')
+            query = query.join(walk, on=(walk.model_id == M.id)).where(
+                (walk.key == key) & (walk.value == value))
+        for key, value in tags:
             query = query.where(M.id.in_(T.select(T.model_id).where(
                 (T.key == key) & (T.value == value))))
         if 'metric' in values:
@@ -358,6 +364,9 @@ class ModelQueries:
                 M.version.desc() if order == 'newest' else M.version)
         elif order == 'name':
             query = query.order_by(M.model_name, M.id)
+        elif walk is not None:  # The copy of creation_date: the index's order.
+            query = query.order_by(*[k if order == 'oldest' else k.desc()
+                                     for k in (walk.creation_date, walk.model_id)])
         elif order == 'oldest':
             query = query.order_by(M.creation_date, M.id)
         else:
