@@ -825,8 +825,8 @@ def bench_clients(backend, new_url, n, rounds, beats):
 # How the bench tags its models -- every model a few tags: ``stage`` on every model ('prod' on 1
 # in 200: selective; 'staging' on 1 in 20; 'dev' on the rest: common), ``team`` (team-0..9, 10 %
 # each) on every model, ``owner`` (500 of them) on 1 in 3: 2.33 tags a model. Each is one
-# INSERT ... SELECT into model_tags -- (model_id, key, value), the rows set_tags writes -- its
-# value computed from the model's id: (key, value SQL, which models).
+# INSERT ... SELECT into model_tags -- (model_id, key, value, creation_date), the rows
+# set_tags writes -- its value computed from the model's id: (key, value SQL, which models).
 TAG_SPREAD = [
     ('stage', "CASE WHEN id % 200 = 0 THEN 'prod' WHEN id % 20 = 1 THEN 'staging' "
               "ELSE 'dev' END", ''),
@@ -885,8 +885,8 @@ def _fill_tagged(store, conn, n):
                      for i in range(n))
     cur = conn.cursor()
     for key, value, which in TAG_SPREAD:
-        cur.execute("INSERT INTO model_tags (model_id, key, value) SELECT id, '%s', %s FROM "
-                    "fine_tuned_models%s" % (key, value, which))
+        cur.execute("INSERT INTO model_tags (model_id, key, value, creation_date) SELECT id, "
+                    "'%s', %s, creation_date FROM fine_tuned_models%s" % (key, value, which))
     conn.commit()
     for model_id in (1, 21, 200, 201, n):  # As set_tags stores them: it finds nothing to change.
         assert store.get_tags(model_id) == _tags_of(model_id), model_id

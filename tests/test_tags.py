@@ -1,5 +1,6 @@
 """Tags (0016, issue 29): key/value pairs per model version, set and removed as events, and
 list_models(tags=...) held to a Python oracle on random data on every backend."""
+import datetime
 import json
 
 import pytest
@@ -81,25 +82,65 @@ TAGS = st.dictionaries(st.sampled_from(['stage', 'team', 'Stage']),
                        st.sampled_from(['eval', 'prod', '', 'é']), max_size=3)
 
 
+DAY = datetime.datetime(2026, 1, 1)
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tagged=st.lists(TAGS, min_size=1, max_size=8), wanted=TAGS, archived=st.booleans())
-def test_a_tag_filter_is_what_python_finds(store, tagged, wanted, archived):
+@given(tagged=st.lists(st.tuples(TAGS, st.integers(0, 3)), min_size=1, max_size=8),
+       wanted=TAGS, archived=st.booleans(), moved=st.none() | st.integers(0, 3))
+def test_a_tag_filter_is_what_python_finds(store, tagged, wanted, archived, moved):
+    """Every order, with dates that tie, and a model's date changed after it was tagged (the
+    tags' copy of it follows): what Python finds, in Python's order."""
     M = store.FineTunedModel
     store.tags.Tag.delete().execute()
     M.delete().execute()
-    ids = [store.add_model(model_name='m%d' % i, **MODEL).id for i in range(len(tagged))]
-    for model_id, tags in zip(ids, tagged):
+    dates = [DAY + datetime.timedelta(days=day) for _, day in tagged]
+    ids = [store.add_model(model_name='m%d' % i, creation_date=date, **MODEL).id
+           for i, date in enumerate(dates)]
+    for model_id, (tags, _) in zip(ids, tagged):
         if tags:
             store.set_tags(model_id, tags)
+    if moved is not None:
+        dates[-1] = DAY + datetime.timedelta(days=moved, hours=12)
+        store.update_model(ids[-1], creation_date=dates[-1])
     if archived:
         store.archive_model(ids[0])
-    expected = [i for i, tags in zip(ids, tagged) if wanted.items() <= tags.items()
-                and not (archived and i == ids[0])]
-    got = store.list_models(tags=wanted, order='name')
-    assert [m.id for m in got] == expected
-    assert store.count_models(tags=wanted) == len(expected)
-    assert [m.id for m in store.iter_models(tags=wanted, order='name', page=2)] == expected
+    found = [(date, i) for i, (tags, _), date in zip(ids, tagged, dates)
+             if wanted.items() <= tags.items() and not (archived and i == ids[0])]
+    oldest = [i for _, i in sorted(found)]
+    orders = {'name': [i for _, i in found], 'oldest': oldest, 'newest': oldest[::-1]}
+    for order, expected in orders.items():
+        assert [m.id for m in store.list_models(tags=wanted, order=order)] == expected, order
+        assert [m.id for m in store.list_models(tags=wanted, order=order, limit=2,
+                                                offset=1)] == expected[1:3], order
+        assert [m.id for m in store.iter_models(tags=wanted, order=order, page=2)] == \
+            expected, order
+    assert store.count_models(tags=wanted) == len(found)
+
+
+def test_a_changed_date_moves_the_model_in_a_tag_listing(store):
+    ids = [store.add_model(model_name='m', creation_date=DAY + datetime.timedelta(days=d),
+                           **MODEL).id for d in range(3)]
+    for model_id in ids:
+        store.set_tags(model_id, {'stage': 'prod'})
+    store.update_model(ids[0], creation_date=DAY + datetime.timedelta(days=9))
+    assert [m.id for m in store.list_models(tags={'stage': 'prod'})] == [ids[0], ids[2], ids[1]]
+    assert [m.id for m in store.list_models(tags={'stage': 'prod'}, order='oldest',
+                                            limit=2)] == [ids[1], ids[2]]
+
+
+@pytest.mark.sqlite_only
+def test_a_tag_page_by_date_walks_the_tag_index(store):
+    """The newest (or oldest) models carrying a tag: read from the (key, value, creation_date,
+    model_id) index in its order -- no sort of every carrier (the plan SQLite shows)."""
+    query = store.queries.listing_query({'tags': {'stage': 'prod'}, 'not_archived': True},
+                                        limit=50, order='newest')
+    sql, params = query.sql()
+    plan = ' | '.join(row[-1] for row in store.database.execute_sql(
+        'EXPLAIN QUERY PLAN ' + sql, params))
+    assert 'modeltag_key_value_creation_date_model_id' in plan, plan
+    assert 'TEMP B-TREE' not in plan, plan
 
 
 def test_the_tag_command_and_the_tag_filter(store, head_url, cli):

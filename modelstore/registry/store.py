@@ -280,6 +280,8 @@ class ModelStore:
                     M.update(**values).where(M.id == model_id).execute()
             except IntegrityError as exc:
                 raise constraint_error(exc, self.database) from None
+            if 'creation_date' in values:
+                self.tags.follow_date(model_id)
             after = M.get_by_id(model_id)
             names = [name for name in values if name != 'version']
             if after.version != before.version:

@@ -3,8 +3,9 @@
 One value per key and model. ``set_tags`` adds or changes keys, ``delete_tags`` removes them;
 each call is one event (``tags.changed``, the model's tags before and after) in its own
 transaction, taken under the event lock like every registry change. ``list_models(tags=...)``
-keeps the models carrying every pair given (modelstore.registry.fastpath reads the filter
-through the (key, value, model_id) index).
+keeps the models carrying every pair given (modelstore.registry.fastpath walks the (key, value,
+creation_date, model_id) index: each tag row holds its model's creation_date, copied here when
+the tag is set and again when update_model changes the date).
 """
 from ..exceptions import NotFound, ValidationError
 from .validate import check_id
@@ -65,8 +66,10 @@ class Tags:
             for key in remove:
                 T.delete().where((T.model_id == model_id) & (T.key == key)).execute()
             for key, value in (tags or {}).items():
-                if key not in before:
-                    T.insert(model_id=model_id, key=key, value=value).execute()
+                if key not in before:  # With its model's creation_date, as stored there.
+                    T.insert(model_id=model_id, key=key, value=value,
+                             creation_date=M.select(M.creation_date).where(
+                                 M.id == model_id)).execute()
                 elif before[key] != value:
                     T.update(value=value).where((T.model_id == model_id) &
                                                 (T.key == key)).execute()
@@ -79,6 +82,13 @@ class Tags:
         if event is not None:
             self.events.notify([event])
         return after
+
+    def follow_date(self, model_id):
+        """update_model changed the model's creation_date: its tags' copy follows (in the
+        update's transaction), so the listing's index stays in its order."""
+        T, M = self.Tag, self.Model
+        T.update(creation_date=M.select(M.creation_date).where(M.id == model_id)).where(
+            T.model_id == model_id).execute()
 
     def forget(self, model_id):
         """A deleted model's tags go with it (in the delete's transaction)."""

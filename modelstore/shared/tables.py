@@ -207,16 +207,20 @@ class ModelAlias(Model):
 
 
 class ModelTag(Model):
-    """A key/value tag of one model version (0016): ``list_models(tags={...})`` filters on
-    them, through the (key, value, model_id) index."""
+    """A key/value tag of one model version (0016). ``list_models(tags={...})`` walks the
+    (key, value, creation_date, model_id) index: ``creation_date`` is the model's own, copied
+    (set_tags, update_model), so that index is in the listing's order -- a page of the newest
+    models carrying a tag reads about a page of rows."""
     id = AutoField()
     model_id = BigIntegerField()
     key = CharField()
     value = CharField()
+    creation_date = IsoTimestampKeyField(max_length=64, null=True)  # as fine_tuned_models'
 
     class Meta:
         table_name = 'model_tags'
-        indexes = ((('model_id', 'key'), True), (('key', 'value', 'model_id'), False))
+        indexes = ((('model_id', 'key'), True),
+                   (('key', 'value', 'creation_date', 'model_id'), False))
 
 
 MODELS = (FineTunedModel, Task, ModelVersionCounter, ModelImport, RegistryEvent,
