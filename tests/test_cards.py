@@ -3,7 +3,9 @@ model's folder -- only strictly inside the models root, through open handles, ne
 link, never over a README.md modelstore did not write unless asked -- and doctor --register reads
 one back. Every YAML value is JSON-quoted: a hostile name cannot add a key."""
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import yaml
 
 import modelstore
 from modelstore import ValidationError
+from modelstore.registry import folderfiles
 
 MODEL = dict(base_model='meta-llama/Llama-3.2-1B', task='text-generation')
 
@@ -189,12 +192,14 @@ def test_a_hostile_process_swapping_a_folder_for_a_link_never_gets_a_write_outsi
 
 
 def test_doctor_register_reads_the_card(store, root, head_url, cli):
-    model = store.add_model(model_name='support-bot', model_path=folder(root, 'bot-7'),
+    model = store.add_model(model_name='support-bot', model_path=folder(root, 'support-bot'),
                             dataset_uri='s3://d', metrics={'eval_loss': [0.5, 0.3]},
                             run_id='run-7', **MODEL)
     store.set_tags(model.id, {'stage': 'prod'})
     store.export_model_card(model.id)
     store.delete_model(model.id)  # The row lost, the folder and its card still there.
+    # A copy of the folder (its card names support-bot) is not support-bot's next version.
+    shutil.copytree(model.model_path, os.path.join(root, 'scratch-copy'))
     hub = folder(root, 'from-the-hub')
     with open(os.path.join(hub, 'README.md'), 'w') as f:
         f.write('---\nbase_model: google/flan-t5-base\npipeline_tag: summarization\n'
@@ -208,6 +213,9 @@ def test_doctor_register_reads_the_card(store, root, head_url, cli):
             again.metrics) == ('support-bot', MODEL['base_model'], MODEL['task'], 's3://d',
                                'run-7', {'eval_loss': [0.5, 0.3]})
     assert store.get_tags(again.id) == {'stage': 'prod'}
+    copy = store.get_model(registered[os.path.join(root, 'scratch-copy')]['id'])
+    assert (copy.model_name, copy.run_id) == ('scratch-copy', 'run-7')
+    assert store.get_latest_model('support-bot').id == again.id
     other = store.get_model(registered[hub]['id'])
     assert (other.model_name, other.base_model, other.task) == (
         'from-the-hub', 'google/flan-t5-base', 'summarization')
@@ -235,3 +243,109 @@ def test_the_card_command(store, root, head_url, cli):
                          '--models-root', root, '--overwrite')
     assert code == 0 and out.startswith('Wrote %s' % os.path.join(model.model_path,
                                                                    'README.md'))
+
+
+def test_a_card_edited_by_hand_or_quoting_the_mark_is_not_modelstores(store, root):
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), **MODEL)
+    readme = store.export_model_card(model.id)
+    edited = open(readme).read().replace('# bot', '# bot, with my notes')
+    with open(readme, 'w') as f:
+        f.write(edited)
+    with pytest.raises(ValidationError, match='modelstore did not write it'):
+        store.export_model_card(model.id)
+    assert open(readme).read() == edited
+    with open(readme, 'w') as f:
+        f.write('How our cards end: <!-- modelstore-card {"model_name": "bot"} -->\n')
+    with pytest.raises(ValidationError, match='modelstore did not write it'):
+        store.export_model_card(model.id)
+
+
+def test_a_directory_named_readme_is_never_replaced(store, root):
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), **MODEL)
+    os.mkdir(os.path.join(model.model_path, 'README.md'))
+    with pytest.raises(ValidationError, match='README.md is not a file'):
+        store.export_model_card(model.id, overwrite=True)
+    assert os.listdir(model.model_path) == ['README.md']
+
+
+def test_a_readme_written_meanwhile_is_kept(store, root, monkeypatch):
+    """A trainer writes README.md between modelstore's look and its write: the trainer's
+    stays, the call is refused -- with nothing there before, and with modelstore's own card
+    there before."""
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), **MODEL)
+    readme = os.path.join(model.model_path, 'README.md')
+    real = folderfiles._link
+
+    def trainer_writes_meanwhile(folder_fd, source, name):
+        with open(readme, 'w') as f:
+            f.write('the trainer\'s\n')
+        return real(folder_fd, source, name)
+    monkeypatch.setattr(folderfiles, '_link', trainer_writes_meanwhile)
+    with pytest.raises(ValidationError, match='appeared while the card was written'):
+        store.export_model_card(model.id)
+    assert open(readme).read() == 'the trainer\'s\n'
+    monkeypatch.undo()
+    os.unlink(readme)
+    store.export_model_card(model.id)  # Its own card, then swapped after it was judged:
+    real_read = folderfiles._read
+
+    def swapped_after_the_look(folder_fd, name, there):
+        text = real_read(folder_fd, name, there)
+        os.unlink(readme)
+        with open(readme, 'w') as f:
+            f.write('the trainer\'s\n')
+        return text
+    monkeypatch.setattr(folderfiles, '_read', swapped_after_the_look)
+    with pytest.raises(ValidationError, match='changed while the card was written'):
+        store.export_model_card(model.id)
+    assert open(readme).read() == 'the trainer\'s\n'
+    assert sorted(os.listdir(model.model_path)) == ['README.md']
+
+
+def test_a_folder_moved_out_of_the_root_while_written_keeps_no_card(store, root, tmp_path,
+                                                                    monkeypatch):
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), **MODEL)
+    outside = str(tmp_path / 'moved-out')
+    real = folderfiles._place
+
+    def moved_meanwhile(*args):
+        written = real(*args)
+        os.rename(model.model_path, outside)
+        return written
+    monkeypatch.setattr(folderfiles, '_place', moved_meanwhile)
+    with pytest.raises(modelstore.StorageError, match='was moved while its card was written'):
+        store.export_model_card(model.id)
+    assert os.listdir(outside) == []
+
+
+def test_a_killed_writers_old_temporary_file_goes(store, root):
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), **MODEL)
+    stale = os.path.join(model.model_path, '.README.md.modelstore-0123456789ab')
+    fresh = os.path.join(model.model_path, '.README.md.modelstore-ba9876543210')
+    for path in (stale, fresh):
+        with open(path, 'w') as f:
+            f.write('half')
+    os.utime(stale, (time.time() - 7200,) * 2)
+    store.export_model_card(model.id)
+    assert sorted(os.listdir(model.model_path)) == ['.README.md.modelstore-ba9876543210',
+                                                    'README.md']  # (A live writer's stays.)
+
+
+def test_control_characters_keep_the_yaml_valid(store, root):
+    task = 'text\x7fgen\x85---\x85\ufffe\u2028x'
+    model = store.add_model(model_name='bot', model_path=folder(root, 'bot'), base_model='b',
+                            task=task)
+    assert front_matter(store.model_card(model.id))['pipeline_tag'] == task
+
+
+def test_a_hook_that_raises_is_logged_and_the_add_still_returns(store, root, caplog):
+    seen = []
+
+    def broken(event):
+        raise RuntimeError('webhook down')
+    store.on_event(broken)
+    store.on_event(seen.append)
+    with caplog.at_level(logging.ERROR, logger='modelstore'):
+        model = store.add_model(model_name='bot', model_path='/m', **MODEL)
+    assert store.get_model(model.id) and [e.model_id for e in seen] == [model.id]
+    assert 'webhook down' in caplog.text and 'the change itself is committed' in caplog.text

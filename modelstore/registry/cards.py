@@ -7,11 +7,14 @@ the lineage, and a last line ``<!-- modelstore-card {...} -->`` holding the row'
 Every YAML scalar is written as a JSON string or number (YAML 1.2 reads JSON's), so no value
 -- a newline, a quote, a ``---`` -- can end the front matter or add a key.
 
-``parse(text)`` reads a card back for ``doctor --register``: the modelstore line when it is
-there (the card this module wrote), else the plain keys of any Hugging Face card's front matter
+The modelstore line also holds the SHA-256 of the text above it: a card is modelstore's own
+(``is_ours``: export_model_card replaces it without ``overwrite``) only as it was written, and
+a card edited by hand is anyone's. ``parse(text)`` reads a card back for ``doctor --register``:
+the modelstore line when it is sealed so, else the plain keys of any Hugging Face card's front matter
 (``base_model``, ``datasets``, ``pipeline_tag``, ``tags``; each a scalar or a list of scalars).
 Writing the file into the model's folder is modelstore.registry.modelfiles' ``write_into``.
 """
+import hashlib
 import json
 import math
 import re
@@ -19,6 +22,7 @@ import re
 __all__ = ['CARD', 'MARK', 'render', 'parse', 'is_ours']
 
 CARD = 'README.md'
+SEAL = 'card_sha256'  # The modelstore line's hash of the text above it.
 MARK = '<!-- modelstore-card '  # The line that says modelstore wrote the card, and its fields.
 # The row's fields the modelstore line carries (doctor --register gives them back).
 CARRIED = ('model_name', 'base_model', 'task', 'description', 'dataset_uri', 'dataset_sha256',
@@ -26,8 +30,9 @@ CARRIED = ('model_name', 'base_model', 'task', 'description', 'dataset_uri', 'da
 
 
 def _scalar(value):
-    """A YAML scalar: JSON's (YAML 1.2 reads it), '<' escaped (nothing reads as HTML)."""
-    return json.dumps(value, ensure_ascii=False).replace('<', '\\u003c')
+    """A YAML scalar: JSON's (YAML 1.2 reads it), ASCII (no control or non-character YAML
+    refuses reaches it), '<' escaped (nothing reads as HTML)."""
+    return json.dumps(value, ensure_ascii=True).replace('<', '\\u003c')
 
 
 def _final(value):
@@ -81,12 +86,14 @@ def render(model, tags, parent=None):
     carried = {name: getattr(model, name) for name in CARRIED if getattr(model, name)
                not in (None, '', {})}
     carried['tags'] = dict(tags)
+    body = '\n'.join(lines + ['', ''])
+    # The text above it, by its hash: a card edited by hand is no longer modelstore's own.
+    carried[SEAL] = hashlib.sha256(body.encode('utf-8')).hexdigest()
     # JSON with '<' and '>' escaped (they occur only inside its strings): no value can close
     # the comment.
     note = json.dumps(carried, ensure_ascii=True, sort_keys=True, default=str)
     note = note.replace('<', '\\u003c').replace('>', '\\u003e')
-    lines += ['', MARK + note + ' -->', '']
-    return '\n'.join(lines)
+    return body + MARK + note + ' -->\n'
 
 
 def _line(text):
@@ -95,23 +102,37 @@ def _line(text):
     return ' '.join(str(text).splitlines()).replace('<', '&lt;')
 
 
+def _sealed(text):
+    """The fields of the modelstore line ending ``text`` if the text above it is what was
+    rendered with it (its hash), else None."""
+    body, _, last = text.rstrip('\n').rpartition('\n')
+    if not (last.startswith(MARK) and last.endswith(' -->')):
+        return None
+    try:
+        found = json.loads(last[len(MARK):-len(' -->')])
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or found.get(SEAL) != hashlib.sha256(
+            (body + '\n').encode('utf-8')).hexdigest():
+        return None
+    return found
+
+
 def is_ours(text):
-    return MARK in text
+    """The card is one modelstore wrote, as it wrote it (not edited since)."""
+    return _sealed(text) is not None
 
 
 def parse(text):
     """{field: value} of a card, for add_model (and ``tags``: {key: value}); {} if it says
     nothing we use. Raises ValueError for a modelstore line that is not its JSON."""
-    for line in reversed(text.splitlines()):
-        if line.startswith(MARK) and line.endswith(' -->'):
-            found = json.loads(line[len(MARK):-len(' -->')])
-            if not isinstance(found, dict):
-                raise ValueError('the modelstore-card line is not a JSON object')
-            fields = {name: found[name] for name in CARRIED + ('tags',) if name in found}
-            if not isinstance(fields.get('tags', {}), dict):
-                raise ValueError('the modelstore-card line\'s tags are not an object')
-            return fields
-    return _front_matter(text)
+    found = _sealed(text)
+    if found is None:  # Not modelstore's, or edited since: its front matter alone.
+        return _front_matter(text)
+    fields = {name: found[name] for name in CARRIED + ('tags',) if name in found}
+    if not isinstance(fields.get('tags', {}), dict):
+        raise ValueError('the modelstore-card line\'s tags are not an object')
+    return fields
 
 
 _KEY = re.compile(r'^([A-Za-z_][A-Za-z0-9_-]*):\s*(.*)$')

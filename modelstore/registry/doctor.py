@@ -48,6 +48,7 @@ import time
 from ..exceptions import ValidationError
 from ..shared.text import shown, utf8
 from .cards import CARD, parse as parse_card
+from .folderfiles import READ_LIMIT as CARD_LIMIT
 
 __all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE', 'Findings',
            'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
@@ -152,10 +153,11 @@ class Orphan:
         self.too_recent = _too_recent(
             min_age, newest, (now if now is not None else time.time()) - min_age * 60)
 
-    def _read(self, name, parse=json.loads):
+    def _read(self, name, parse=json.loads, limit=None):
         """What ``parse`` makes of the text of ``name`` inside the folder (a dict), read
-        through no link and at most READ_LIMIT bytes; {} (with a problem said) for anything
-        else."""
+        through no link and at most ``limit`` (limit) bytes; {} (with a problem said) for
+        anything else."""
+        limit = READ_LIMIT if limit is None else limit
         path = os.path.join(self.path, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
@@ -172,14 +174,14 @@ class Orphan:
             if not stat.S_ISREG(st.st_mode):
                 self.problems.append('%s is not a regular file: not read' % name)
                 return {}
-            if st.st_size > READ_LIMIT:
+            if st.st_size > limit:
                 self.problems.append('%s is %d bytes, more than %d: not read' % (
-                    name, st.st_size, READ_LIMIT))
+                    name, st.st_size, limit))
                 return {}
             with os.fdopen(os.dup(fd), 'rb') as f:
-                data = f.read(READ_LIMIT + 1)
-            if len(data) > READ_LIMIT:  # It grew after the fstat.
-                self.problems.append('%s is more than %d bytes: not read' % (name, READ_LIMIT))
+                data = f.read(limit + 1)
+            if len(data) > limit:  # It grew after the fstat.
+                self.problems.append('%s is more than %d bytes: not read' % (name, limit))
                 return {}
             data = parse(data.decode('utf-8'))
         except (OSError, ValueError, RecursionError) as exc:
@@ -192,7 +194,14 @@ class Orphan:
     def _config(self):
         # A model card (README.md, Hugging Face's, or modelstore's own: export_model_card)
         # says it first; the configuration files otherwise.
-        self.card = self._read(CARD, parse_card)
+        self.card = self._read(CARD, parse_card, CARD_LIMIT)
+        if self.card.get('model_name') not in (None, self.name):
+            # A card copied with its folder names the model it was copied from: the folder's
+            # own name says which model this is (a copy never becomes that model's version).
+            self.problems.append('%s names the model %r, not this folder (%r): registered '
+                                 'under the folder\'s name' % (CARD, self.card['model_name'],
+                                                                 self.name))
+            del self.card['model_name']
         card_base, card_task = self.card.get('base_model'), self.card.get('task')
         if isinstance(card_base, str) and card_base and isinstance(card_task, str) and \
                 card_task.strip():

@@ -18,6 +18,7 @@ The actor is ``connect(actor=...)``, by default ``user@host`` of the process.
 """
 import datetime
 import getpass
+import logging
 import socket
 import time
 
@@ -28,6 +29,8 @@ from ..exceptions import ValidationError
 from .checks import NAME_LIMIT, Text
 from .fastpath import encoder
 from .validate import check_page
+
+log = logging.getLogger('modelstore')
 
 __all__ = ['Events', 'default_actor', 'check_actor', 'state', 'KINDS', 'ADDED', 'CHANNEL']
 
@@ -199,10 +202,17 @@ class Events:
 
     def notify(self, events):
         """Call every on_event hook with each event (after its commit). A hook that raises is
-        the caller's error: the change itself is stored."""
+        logged (logger ``modelstore``, with its traceback) and the others still run: the
+        change is committed, and the call that made it must say so, not fail -- a caller
+        that saw an error would retry, and store the row twice."""
         for event in events:
             for hook in list(self.hooks):
-                hook(event)
+                try:
+                    hook(event)
+                except Exception:  # noqa: BLE001 -- a hook's failure is not the change's.
+                    log.exception('modelstore: an on_event hook (%r) raised on event %s (%s); '
+                                  'the change itself is committed', hook, event.seq,
+                                  event.kind)
 
 
 def state(model, names):

@@ -343,68 +343,6 @@ class ModelsRoot:
             os.close(trash)
             _trash.tidy(top)
 
-    # -- writing a file into a model's folder (export_model_card) -------------------------
-
-    def write_into(self, model_path, name, data, may_replace):
-        """Write ``data`` (bytes) as the file ``name`` in the folder of ``model_path``,
-        reached as ``delete`` reaches one (strictly inside the root, through open handles,
-        never a link, never another filesystem): a new file beside it, synced, then renamed
-        over ``name`` in the folder's handle -- a link at ``name`` is replaced, never
-        followed. An existing ``name`` is replaced only if ``may_replace(head)`` says so
-        (``head``: its first bytes, read through no link), else ValidationError and nothing
-        changes. Returns the path written."""
-        parts = self.relative(model_path, act='is ever written into; nothing was written')
-        directory = self.shown(parts)
-        with self.opened('export_model_card') as (top, fs):
-            try:
-                folder = confine.walk(top, parts, fs, lambda i: repr(self.shown(parts[:i + 1])))
-            except Refused as refused:
-                raise ValidationError('model_path', '%r is refused: %s; nothing was written'
-                                      % (model_path, refused.why)) from None
-            if folder is None:
-                raise ValidationError('model_path', 'the folder %s does not exist; nothing was '
-                                      'written' % directory)
-            try:
-                self._write(folder, directory, name, data, may_replace)
-            finally:
-                os.close(folder)
-        return os.path.join(directory, name)
-
-    @staticmethod
-    def _write(folder, directory, name, data, may_replace):
-        there = entry_stat(name, folder)
-        if there is not None:
-            head = b''
-            if stat.S_ISREG(there.st_mode):
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
-                try:
-                    head = os.read(fd, 1 << 20)
-                finally:
-                    os.close(fd)
-            if not may_replace(head, there):
-                raise ValidationError('overwrite', '%s exists and modelstore did not write it '
-                                      '(overwrite=True, --overwrite: replace it); nothing was '
-                                      'written' % os.path.join(directory, name))
-        temporary = '.%s.modelstore-%s' % (name, uuid.uuid4().hex[:12])
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                     getattr(os, 'O_CLOEXEC', 0), 0o644, dir_fd=folder)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            try:
-                os.unlink(temporary, dir_fd=folder)
-            except OSError:
-                pass
-            raise
-        confine.sync(folder)
-
     # -- what a crash left ---------------------------------------------------------------
 
     def trash_entries(self):

@@ -23,6 +23,7 @@ from .lineage import Lineage
 from .calls import RECONNECT_TIMEOUT, Calls
 from .cards import CARD, is_ours as card_is_ours, render as render_card
 from .deletes import Deletes, require_root
+from .folderfiles import write_into
 from .events import ADDED, CHANNEL, Events, default_actor, state
 from .fastpath import ORDERS, ModelQueries
 from .paging import keyset, pages
@@ -441,7 +442,9 @@ class ModelStore:
 
     def on_event(self, hook):
         """Call ``hook(event)`` after each change this store commits that writes an event
-        (in this process; other processes' changes are read with events())."""
+        (in this process; other processes' changes are read with events()). A hook that
+        raises is logged (logger ``modelstore``) and the call still returns: its change is
+        committed."""
         self.events_log.add_hook(hook)
 
     # -- lineage and archived models (modelstore.registry.lineage) --------------------------
@@ -493,11 +496,7 @@ class ModelStore:
         def ours(head, there):
             return overwrite or (stat.S_ISREG(there.st_mode) and
                                  card_is_ours(head.decode('utf-8', 'replace')))
-        try:
-            return root.write_into(model.model_path, CARD, text, ours)
-        except OSError as exc:
-            raise StorageError('export_model_card: %s: %s; nothing was written' % (
-                exc.filename or model.model_path, exc.strerror or exc)) from None
+        return write_into(root, model.model_path, CARD, text, ours)
 
     def archive_model(self, model_id):
         """Set the model aside: list_models, count_models and get_latest_model leave it out
