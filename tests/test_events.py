@@ -163,3 +163,25 @@ def test_events_follow_wakes_at_the_commit_on_postgresql(store, head_url):
         follower.send_signal(signal.SIGINT)
         follower.communicate(timeout=30)
     assert follower.returncode == 130
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason='PostgreSQL: add_models reads the ids RETURNING '
+                    'gives (SQLite holds its write lock; MySQL reads the rows after the call)')
+def test_add_models_records_only_its_own_rows(store, monkeypatch):
+    """Another program's row numbered between add_models' batches gets no model.added."""
+    from modelstore.registry import fastpath
+    real = fastpath.ModelQueries._insert_batch
+
+    def with_a_legacy_row_first(queries, batch, names, inserted):
+        store.database.execute_sql(
+            "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+            "creation_date, model_path, is_custom_base_model) VALUES ('legacy', 'b', 't', '', "
+            "'2026-01-01T00:00:00', '/l', false)")
+        return real(queries, batch, names, inserted)
+    monkeypatch.setattr(fastpath.ModelQueries, '_insert_batch', with_a_legacy_row_first)
+    store.add_models(dict(MODEL, model_name='bulk', model_path='/m/%d' % i)
+                     for i in range(2500))
+    events = store.events(limit=5000)
+    assert len(events) == 2500 and {e.model_name for e in events} == {'bulk'}
+    assert [e.seq for e in events] == list(range(1, 2501))
+    assert store.count_models(model_name='legacy') == 3

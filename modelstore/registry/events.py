@@ -128,28 +128,28 @@ class Events:
             for value, encode in zip(map(values.__getitem__, self._names), self._encoders)])
         self.dialect.notify(self.database, CHANNEL, str(values['seq']))
 
-    def record_added(self, last, after_id):
-        """add_models: a ``model.added`` event for every row numbered after ``after_id``,
-        numbered from ``last + 1`` in id order (``last`` from ``lock(0)``, in the same
-        transaction), in one INSERT ... SELECT; the counter then moves past them. Returns how
-        many."""
-        M, E, C = self.Model, self.Event, self.Counter
-        dialect = self.dialect
+    def record_added(self, last, which):
+        """add_models: a ``model.added`` event for each row ``which`` (a condition on the
+        models) selects, numbered from ``last + 1`` in id order, in one INSERT ... SELECT;
+        returns how many. ``moved_past`` then moves the counter past them all."""
+        M, E = self.Model, self.Event
         fields = M._meta.fields
         numbered = M.select(
             Value(last, converter=False) + fn.ROW_NUMBER().over(order_by=[M.id]),
             Value(E.at.db_value(utc_now()), converter=False),
             Value(self.actor, converter=False), Value('model.added', converter=False),
             M.model_name, M.id, M.version,
-            dialect.json_object([(Value(name, converter=False), fields[name])
-                                 for name in ADDED])).where(M.id > after_id)
-        count = self.database.execute(E.insert_from(numbered, fields=[
+            self.dialect.json_object([(Value(name, converter=False), fields[name])
+                                      for name in ADDED])).where(which)
+        return self.database.execute(E.insert_from(numbered, fields=[
             E.seq, E.at, E.actor, E.kind, E.model_name, E.model_id, E.version, E.after
         ])).rowcount
-        if count:
-            C.update(last_seq=last + count).where(C.id == 1).execute()
-            self.dialect.notify(self.database, CHANNEL, str(last + count))
-        return count
+
+    def moved_past(self, last):
+        """The counter (locked by ``lock(0)`` in this transaction) past event ``last``."""
+        C = self.Counter
+        C.update(last_seq=last).where(C.id == 1).execute()
+        self.dialect.notify(self.database, CHANNEL, str(last))
 
     def numbered(self, first, last):
         """The events numbered ``first`` to ``last``, a page at a time (a generator)."""

@@ -238,11 +238,12 @@ class ModelQueries:
         [row] = self._numbered([row])
         return db.execute_sql(self.insert_sql(width), row).lastrowid, row[-1]
 
-    def insert_many(self, rows):
+    def insert_many(self, rows, inserted=None):
         """Insert checked rows (``rules.Rules.row``): on SQLite, numbered in chunks of 500
         (``_numbered``; its IN list stays within old SQLite's 999 parameters), one executemany
         per run of rows of the same width (a row may stop before the optional columns: see
-        ``insert_sql``); multi-row INSERTs of 1000 (one round trip each) elsewhere."""
+        ``insert_sql``), and on MySQL; multi-row INSERTs of 1000 (one round trip each) on
+        PostgreSQL, each batch's ids told to ``inserted(ids)`` (then True is returned)."""
         # SQLite: two widths at most, the columns every row fills or all of them (an
         # executemany each). A server: every row whole, so that rows alternating between giving
         # an optional value and not stay in one multi-row INSERT (one INSERT a row otherwise).
@@ -268,10 +269,18 @@ class ModelQueries:
             for row in group:
                 batch.append(row)
                 if len(batch) == 1000:
-                    self.model.insert_many(batch, fields=names).execute()
+                    self._insert_batch(batch, names, inserted)
                     batch = []
             if batch:
-                self.model.insert_many(batch, fields=names).execute()
+                self._insert_batch(batch, names, inserted)
+        return True
+
+    def _insert_batch(self, batch, names, inserted):
+        """PostgreSQL: one multi-row INSERT; ``inserted(ids)`` is told the ids RETURNING
+        gave (another program's rows may be numbered between them)."""
+        cursor = self.database.execute(self.model.insert_many(batch, fields=names))
+        if inserted is not None:
+            inserted([row[0] for row in cursor.fetchall()])
 
     def _encoder(self, field):
         return encoder(field)

@@ -226,13 +226,23 @@ class ModelStore:
                                                                              defaults)
                 counted[0] = index + 1
 
+        M, log = self.FineTunedModel, self.events_log
+
         def write():
             counted[0] = 0
-            last = self.events_log.lock(0)  # First: a model.added event for each row.
+            last = log.lock(0)  # First: a model.added event for each row.
             before = self.lineage_of.last_id()
-            self.queries.insert_many(rows())
+            added = [0]
+
+            def batch(ids):  # A server's batch: these ids (others may be between them).
+                added[0] += log.record_added(last + added[0], M.id.in_(ids))
+            if not self.queries.insert_many(rows(), batch):
+                # SQLite: every row after ``before`` is this call's (its write lock).
+                added[0] = log.record_added(last, M.id > before)
             self.lineage_of.require_parents_after(before)  # Of the rows just written.
-            return counted[0], last, self.events_log.record_added(last, before)
+            if added[0]:
+                log.moved_past(last + added[0])
+            return counted[0], last, added[0]
         # Never retried: the iterable has been (partly) consumed.
         count, last, events = self._run('add_models', write, write=True, retry=False)
         if self.events_log.hooks:
