@@ -16,6 +16,8 @@ import pytest
 import modelstore
 from modelstore import NotFound, ValidationError
 
+from conftest import execute
+
 MODEL = dict(base_model='b', task='t', model_path='/p')
 
 
@@ -373,3 +375,17 @@ try:
 except (modelstore.ValidationError, modelstore.NotFound):
     print('refused')
 '''
+
+
+def test_an_alias_left_pointing_at_a_row_deleted_by_hand_says_so(store, head_url):
+    """A legacy app's own DELETE does not go through modelstore's refusal: the alias is left
+    pointing at nothing, and resolving it says what happened and what to do."""
+    store.set_alias('chat', 'champion', 2)
+    execute(head_url, 'DELETE FROM fine_tuned_models WHERE id = %d'
+            % store.get_model('chat@2').id)
+    with pytest.raises(NotFound, match="no version 2 of a model named 'chat': chat@champion "
+                                       "points at it, and it was deleted by a program that "
+                                       "does not keep aliases"):
+        store.get_model('chat@champion')
+    store.set_alias('chat', 'champion', 3)  # Moved on.
+    assert store.get_model('chat@champion').version == 3

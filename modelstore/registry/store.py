@@ -327,13 +327,18 @@ class ModelStore:
         """Version ``version`` of ``model_name``, or NotFound. ``version`` may be an alias of
         that name (``'champion'``): the version it points at."""
         name = self._model_name(model_name)
+        alias = None
         if isinstance(version, str):
-            version = self.aliases.resolve(name, check_alias('version', version))
+            alias = check_alias('version', version)
+            version = self.aliases.resolve(name, alias)
         version = check_version('version', version)
         M = self.FineTunedModel
         return self._one('get_model_version',
                          M.select().where((M.model_name == name) & (M.version == version)),
-                         'no version %d of a model named %r' % (version, name))
+                         'no version %d of a model named %r%s' % (version, name, '' if (
+                             alias is None) else ': %s@%s points at it, and it was deleted '
+                             'by a program that does not keep aliases (a legacy DELETE): '
+                             'move the alias with set_alias' % (name, alias)))
 
     def get_latest_model(self, model_name, *, include_archived=False):
         """The highest version of ``model_name`` -- the one added (or renamed to it) last --
