@@ -351,8 +351,12 @@ class ModelQueries:
             query = query.join(walk, on=(walk.model_id == M.id)).where(
                 (walk.key == key) & (walk.value == value))
         for key, value in tags:
-            query = query.where(M.id.in_(T.select(T.model_id).where(
-                (T.key == key) & (T.value == value))))
+            if walk is None:  # Every carrier read: from the (key, value, ...) index.
+                query = query.where(M.id.in_(T.select(T.model_id).where(
+                    (T.key == key) & (T.value == value))))
+            else:  # Walking the first tag: each model looked up by (model_id, key).
+                query = query.where(fn.EXISTS(T.select(T.id).where(
+                    (T.model_id == M.id) & (T.key == key) & (T.value == value))))
         if 'metric' in values:
             final = self.metric(values['metric'])
             query = query.where(final.is_null(False))
