@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -185,3 +186,39 @@ def test_add_models_records_only_its_own_rows(store, monkeypatch):
     assert len(events) == 2500 and {e.model_name for e in events} == {'bulk'}
     assert [e.seq for e in events] == list(range(1, 2501))
     assert store.count_models(model_name='legacy') == 3
+
+
+# -- a deadlock's victim -----------------------------------------------------------------------
+
+@pytest.mark.server_only  # SQLite's writers take the write lock at BEGIN IMMEDIATE: no deadlock.
+def test_a_write_the_server_chose_as_a_deadlocks_victim_runs_again(store, head_url):
+    """update_model takes the events' counter, then its model's row. Another session holds the
+    row (and 20 more, so InnoDB rolls back the lighter update_model; PostgreSQL's check runs
+    first in the session that waited first) and then asks for the counter: a deadlock. The
+    update is run again and lands once, with one event -- it was raised before (on MariaDB as
+    a missing SAVEPOINT)."""
+    models = [store.add_model(model_name='m%d' % i, model_path='/m/%d' % i, **MODEL)
+              for i in range(21)]
+    target = models[0].id
+    with modelstore.connect(head_url) as other:
+        done = {}
+        with other.database.atomic():
+            for m in models:
+                other.FineTunedModel.update(description='other').where(
+                    other.FineTunedModel.id == m.id).execute()
+
+            def update():
+                try:
+                    done['model'] = store.update_model(target, description='mine')
+                except Exception as exc:  # Seen by the assertion below.
+                    done['error'] = exc
+            thread = threading.Thread(target=update)
+            thread.start()
+            time.sleep(0.5)  # update_model holds the counter and waits for the row.
+            other.events_log.lock()  # The deadlock: update_model is its victim.
+        thread.join(30)
+    assert 'error' not in done, done.get('error')
+    assert done['model'].description == 'mine' and store.retried_calls >= 1
+    assert store.get_model(target).description == 'mine'
+    updates = [e for e in store.events() if e.kind == 'model.updated']
+    assert [(e.model_id, e.after['description']) for e in updates] == [(target, 'mine')]

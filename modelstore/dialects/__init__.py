@@ -7,8 +7,8 @@ capability flag or a method -- instead of naming a backend's class. Outside this
 ``migrations/`` no module names one (``tests/test_dialects.py``)."""
 from .base import UNKNOWN, Dialect, like_pattern
 from .errors import (DRIVER_ERRORS, LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT, cannot_open,
-                     constraint_error, is_busy, is_constraint, is_schema_missing, mysql_errno,
-                     raising, sqlstate)
+                     constraint_error, is_busy, is_constraint, is_deadlock, is_schema_missing,
+                     mysql_errno, raising, sqlstate)
 from .mysql import (MYSQL, MYSQL_SCHEMES, SQL_MODE, atomic_ddl, check_mysql_query, mysql_kwargs,
                     mysql_shadow, reported_default, string_literal)
 from .postgresql import POSTGRESQL, postgres_shadow
@@ -18,8 +18,8 @@ from .sqlite import BUSY_TIMEOUT, SQLITE
 __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
            # What a driver error means (errors).
            'DRIVER_ERRORS', 'LOCK_NOT_AVAILABLE', 'MYSQL_LOCK_WAIT', 'cannot_open',
-           'constraint_error', 'is_busy', 'is_constraint', 'is_schema_missing', 'mysql_errno',
-           'raising', 'sqlstate',
+           'constraint_error', 'is_busy', 'is_constraint', 'is_deadlock', 'is_schema_missing',
+           'mysql_errno', 'raising', 'sqlstate',
            # MySQL/MariaDB as modelstore opens them, and the throwaway shadows.
            'MYSQL_SCHEMES', 'SQL_MODE', 'atomic_ddl', 'check_mysql_query', 'mysql_kwargs',
            'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow',

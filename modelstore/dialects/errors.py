@@ -17,7 +17,8 @@ from peewee import IntegrityError, PeeweeException
 
 from ..exceptions import ValidationError, one_line
 
-__all__ = ['DRIVER_ERRORS', 'driver_error', 'sqlstate', 'mysql_errno', 'is_busy', 'cannot_open',
+__all__ = ['DRIVER_ERRORS', 'driver_error', 'sqlstate', 'mysql_errno', 'is_busy', 'is_deadlock',
+           'cannot_open',
            'is_schema_missing', 'is_constraint', 'constraint_column', 'constraint_error',
            'raising']
 
@@ -25,6 +26,7 @@ SQLITE_ERROR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_CANTOPEN = 1, 
 SQLITE_CONSTRAINT = 19
 # SQLSTATE: undefined_table, undefined_column; lock_not_available; class 23: constraints.
 UNDEFINED = ('42P01', '42703')
+DEADLOCK_DETECTED = '40P01'
 LOCK_NOT_AVAILABLE = '55P03'
 # MySQL/MariaDB error numbers: lock wait timeout, deadlock; no such table, unknown column.
 MYSQL_LOCK_WAIT, MYSQL_DEADLOCK, MYSQL_NO_TABLE, MYSQL_NO_COLUMN = 1205, 1213, 1146, 1054
@@ -82,6 +84,13 @@ def is_busy(exc):
         return bool(_SQLITE_BUSY.match(message))
     return sqlstate(exc) == LOCK_NOT_AVAILABLE or mysql_errno(exc) in (MYSQL_LOCK_WAIT,
                                                                         MYSQL_DEADLOCK)
+
+
+def is_deadlock(exc):
+    """The server chose this transaction as a deadlock's victim and rolled it back whole
+    (PostgreSQL deadlock_detected; InnoDB 1213, "try restarting transaction"): nothing of it
+    was stored, and running it again is the server's own advice."""
+    return sqlstate(exc) == DEADLOCK_DETECTED or mysql_errno(exc) == MYSQL_DEADLOCK
 
 
 def cannot_open(exc):

@@ -13,6 +13,9 @@ running through a restart or a failover:
   itself skips a standby, so the call lands on whichever server is the primary now.
 * A call whose connection is lost while its change may have been committed raises
   OutcomeUnknown and is never retried: a retry could store the row twice.
+* A write the server chose as a deadlock's victim (PostgreSQL 40P01, InnoDB 1213) was rolled
+  back whole, so it runs again (up to 8 runs), unless it ran inside the caller's own
+  transaction, which the server rolled back too.
 * ``add_model`` on PostgreSQL is a single INSERT sent without BEGIN/COMMIT: the statement is
   its own transaction (atomic, and durable as the server's synchronous_commit makes it), so it
   costs one round trip instead of three. Its connection lost mid-statement is OutcomeUnknown.
@@ -29,7 +32,7 @@ import time
 from peewee import DatabaseError, InterfaceError
 
 from ..dialects import (constraint_error, dialect_of, DRIVER_ERRORS, is_constraint,
-                        is_schema_missing)
+                        is_deadlock, is_schema_missing)
 from ..exceptions import (ModelStoreError, NotFound, OutcomeUnknown, SchemaNewerThanCode,
                           StorageError, UnreadableValue)
 from ..shared.database import check_timeout, write_transaction
@@ -152,6 +155,10 @@ class Calls:
             raise self.refuse_writes.with_traceback(None)
         server = self.server
         deadline = None
+        # A deadlock's victim was rolled back whole by the server: run again, unless the
+        # caller's own transaction holds this call (it was rolled back too: the caller's to
+        # rerun) or the call's input was consumed.
+        rerunnable = write and retry and not self.database.in_transaction()
         for attempt in range(1, _ATTEMPTS + 1):
             sent = False  # True once a statement that commits the change may have been sent.
             try:
@@ -168,6 +175,12 @@ class Calls:
                         sent = True  # The COMMIT is next.
                     return result
             except StorageError as exc:
+                if rerunnable and attempt < _ATTEMPTS and is_deadlock(exc.__cause__):
+                    log.info('%s was a deadlock\'s victim (attempt %d); running it again',
+                             what, attempt)
+                    self.retried_calls += 1
+                    time.sleep(0.005 * attempt)
+                    continue
                 if not server or not self._connection_lost():
                     raise
                 cause = exc.__cause__

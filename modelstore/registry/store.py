@@ -286,9 +286,9 @@ class ModelStore:
                 self.lineage_of.require(values['parent_id'], child=model_id)
             if values.get('model_name', before.model_name) != before.model_name:
                 self.aliases.refuse_if_held(model_id, 'rename')  # Not while aliased.
-            try:
-                with self.database.atomic():
-                    M.update(**values).where(M.id == model_id).execute()
+            try:  # No savepoint: a refusal ends the call (and a deadlock on MySQL, whose
+                # rollback takes the whole transaction, would surface as a missing savepoint).
+                M.update(**values).where(M.id == model_id).execute()
             except IntegrityError as exc:
                 raise constraint_error(exc, self.database) from None
             if 'creation_date' in values:
