@@ -170,7 +170,7 @@ def test_a_listing_whose_values_cannot_be_placed_runs_the_plain_query(monkeypatc
     """If peewee ever renders a filter's value where the cached template cannot place it (here:
     two filters given the same sentinel), list_models runs the plain peewee query instead of
     raising RuntimeError at the caller."""
-    from modelstore.registry import fastpath
+    from modelstore.registry import listings
     db = SqliteDatabase(':memory:')
 
     class Listed(db.Model):
@@ -186,10 +186,11 @@ def test_a_listing_whose_values_cannot_be_placed_runs_the_plain_query(monkeypatc
     for n in range(3):
         Listed.create(model_name='m%d' % n, task='t', base_model='b' if n else 'c',
                       creation_date=datetime.datetime(2026, 1, 1 + n))
-    monkeypatch.setitem(fastpath._SENTINELS, 'base_model', fastpath._SENTINELS['task'])
+    monkeypatch.setitem(listings._SENTINELS, 'base_model', listings._SENTINELS['task'])
     queries = ModelQueries(Listed, ('model_name', 'task', 'base_model', 'creation_date'))
     rows = queries.listing({'task': 't', 'base_model': 'b'}, limit=5)
-    assert queries._cache[('list', frozenset({'task', 'base_model'}), True, False, 'newest')] \
+    assert queries._cache[('list', frozenset({'task', 'base_model'}), 0, None, True, False,
+                           'newest')] \
         == (None, None)
     same(rows, list(Listed.select().where((Listed.task == 't') & (Listed.base_model == 'b'))
                     .order_by(Listed.creation_date.desc(), Listed.id.desc())))

@@ -118,6 +118,11 @@ class Dialect:
         """``field`` holds the LIKE ``pattern`` (built by ``like_pattern``), ignoring case."""
         return peewee.NodeList((field, peewee.SQL('LIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
+    def probed_per_row(self, subquery):
+        """``subquery``, a correlated EXISTS, run for each outer row through its index
+        rather than turned into a join that reads every row it matches (SQLite probes so)."""
+        return subquery
+
     # -- JSON ---------------------------------------------------------------------------------
     # -- events wake-ups (modelstore.registry.events) -----------------------------------------
 

@@ -142,6 +142,11 @@ class PostgresqlDialect(Dialect):
     def contains(self, field, pattern):
         return peewee.NodeList((field, peewee.SQL('ILIKE'), pattern, peewee.SQL("ESCAPE '\\'")))
 
+    def probed_per_row(self, subquery):
+        # An OFFSET keeps the planner from pulling the EXISTS up into a semi-join (it then
+        # hash-joined a common tag's every carrier to filter a page of a rarer one): a SubPlan.
+        return subquery.offset(peewee.SQL('0'))
+
     def notify(self, database, channel, payload):
         database.execute_sql('SELECT pg_notify(%s, %s)', (channel, payload))
 

@@ -30,23 +30,9 @@ from peewee import fn
 from ..dialects import dialect_of
 from ..exceptions import UnreadableValue
 from ..fields import dumps
-from .likes import contains
+from .listings import LISTING_FILTERS, ORDERS, Listings
 
 __all__ = ['ModelQueries', 'LISTING_FILTERS', 'ORDERS']
-
-# The filters list_models offers, in the order their conditions are added.
-LISTING_FILTERS = ('task', 'is_custom_base_model', 'name_prefix', 'base_model', 'model_name',
-                   'name_contains', 'created_after', 'created_before', 'not_archived',
-                   'only_archived')
-# Filters whose presence is the whole condition (no value is sent): archived_at IS [NOT] NULL.
-_FLAGS = frozenset({'not_archived', 'only_archived'})
-# Sentinels: distinct from each other, and from the constants peewee adds (SUBSTR's 1, -1).
-_SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': '\x00' * 999,
-              'prefix_length': 1000, 'base_model': '\x00base_model', 'model_name': '\x00name',
-              'name_contains': '\x00contains', 'created_after': '\x00after',
-              'created_before': '\x00before', 'limit': 1000003, 'offset': 1000033}
-ORDERS = ('newest', 'oldest', 'name', 'metric')
-
 
 def encoder(field):
     """How a plain statement takes a value of ``field`` (None: as it is). A JSON column's
@@ -61,7 +47,7 @@ def encoder(field):
     return field.db_value
 
 
-class ModelQueries:
+class ModelQueries(Listings):
     """The cached statements of one store's bound FineTunedModel."""
 
     def __init__(self, model, columns, filled=None, counters=None, tags=None, events=None):
@@ -314,122 +300,6 @@ class ModelQueries:
         model._dirty = set()
         model.__rel__ = {}
         return model
-
-    # -- the listing ---------------------------------------------------------------------
-
-    def listing_query(self, values, limit=None, offset=0, order='newest'):
-        """The plain peewee query of list_models: the oracle, and what the cache is built from.
-
-        ``values`` maps filter names (LISTING_FILTERS) to their checked, stored values
-        (``name_contains`` as its LIKE pattern, the dates as the text they compare with).
-        """
-        M = self.model
-        query = M.select()
-        for name in ('task', 'is_custom_base_model', 'base_model', 'model_name'):
-            if name in values:
-                query = query.where(getattr(M, name) == values[name])
-        if 'name_prefix' in values:
-            prefix = values['name_prefix']
-            length = values.get('prefix_length', len(prefix))
-            query = query.where(fn.SUBSTR(M.model_name, 1, length) == prefix)
-        if 'name_contains' in values:
-            query = query.where(contains(M.model_name, values['name_contains']))
-        # The bounds are compared as the stored text: IsoTimestampField's db_value would turn a
-        # sentinel into a timestamp.
-        if 'created_after' in values:
-            query = query.where(M.creation_date >= peewee.Value(values['created_after'],
-                                                                converter=False))
-        if 'created_before' in values:
-            query = query.where(M.creation_date < peewee.Value(values['created_before'],
-                                                               converter=False))
-        T = self.tags
-        tags = sorted(values.get('tags', {}).items())
-        walk = None  # By date: the first tag's rows, walked in the (key, value, date) index.
-        if tags and order in ('newest', 'oldest') and 'model_name' not in values:
-            (key, value), tags = tags[0], tags[1:]
-            walk = T.alias('walk')
-            query = query.join(walk, on=(walk.model_id == M.id)).where(
-                (walk.key == key) & (walk.value == value))
-        for key, value in tags:
-            if walk is None:  # Every carrier read: from the (key, value, ...) index.
-                query = query.where(M.id.in_(T.select(T.model_id).where(
-                    (T.key == key) & (T.value == value))))
-            else:  # Walking the first tag: each model looked up by (model_id, key).
-                query = query.where(fn.EXISTS(T.select(T.id).where(
-                    (T.model_id == M.id) & (T.key == key) & (T.value == value))))
-        if 'metric' in values:
-            final = self.metric(values['metric'])
-            query = query.where(final.is_null(False))
-            if 'metric_below' in values:
-                query = query.where(final < values['metric_below'])
-            if 'metric_above' in values:
-                query = query.where(final > values['metric_above'])
-        if 'not_archived' in values:
-            query = query.where(M.archived_at.is_null())
-        if 'only_archived' in values:
-            query = query.where(M.archived_at.is_null(False))
-        if order == 'metric':  # The lowest first (a loss): values['metric'] is checked.
-            query = query.order_by(self.metric(values['metric']), M.id)
-        elif 'model_name' in values:
-            # A name's versions, by version: 0009's partial index (every row has a version
-            # once 0010 has run; the condition lets the planner use the index).
-            query = query.where(M.version.is_null(False)).order_by(
-                M.version.desc() if order == 'newest' else M.version)
-        elif order == 'name':
-            query = query.order_by(M.model_name, M.id)
-        elif walk is not None:  # The copy of creation_date: the index's order.
-            query = query.order_by(*[k if order == 'oldest' else k.desc()
-                                     for k in (walk.creation_date, walk.model_id)])
-        elif order == 'oldest':
-            query = query.order_by(M.creation_date, M.id)
-        else:
-            query = query.order_by(M.creation_date.desc(), M.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
-        return query
-
-    def metric(self, name):
-        """The final value of metric ``name`` (checked) in ``metrics``, as a double, or NULL
-        (the dialect's JSON functions: the same semantics on every backend)."""
-        return dialect_of(self.database).final_number(self.model.metrics, name)
-
-    def listing(self, values, limit=None, offset=0, order='newest'):
-        """The models list_models returns for these filters and page."""
-        planned = 'tags' not in values and 'metric' not in values
-        sql, slots = self._listing_sql(frozenset(values), limit is not None, bool(offset),
-                                       order) if planned else (None, None)
-        if sql is None:  # Tags, a metric, or a value the cache cannot place: the plain query.
-            query = self.listing_query(values, limit, offset, order)
-            return self.models(self.database.execute(query))
-        given = dict(values, limit=limit, offset=offset)
-        if 'name_prefix' in values:
-            given['prefix_length'] = len(values['name_prefix'])
-        params = [given[slot] if kind == 'slot' else slot for kind, slot in slots]
-        return self.models(self.database.execute_sql(sql, params))
-
-    def _listing_sql(self, filters, paged, offset, order):
-        key = ('list', filters, paged, offset, order)
-        if key not in self._cache:
-            sample = {name: _SENTINELS[name] for name in filters - _FLAGS}
-            sample.update(dict.fromkeys(filters & _FLAGS, True))
-            if 'name_prefix' in filters:
-                sample['prefix_length'] = _SENTINELS['prefix_length']
-            sql, params = self.listing_query(
-                sample, _SENTINELS['limit'] if paged else None,
-                _SENTINELS['offset'] if offset else 0, order).sql()
-            wanted = dict({n: v for n, v in sample.items() if n not in _FLAGS},
-                          limit=_SENTINELS['limit'], offset=_SENTINELS['offset'])
-            slots = []
-            for param in params:
-                names = [n for n, v in wanted.items() if type(v) is type(param) and v == param]
-                slots.append(('slot', names[0]) if len(names) == 1 else ('constant', param))
-            expected = set(sample) - _FLAGS | ({'limit'} if paged else set()) | (
-                {'offset'} if offset else set())
-            found = [slot for kind, slot in slots if kind == 'slot']
-            self._cache[key] = (sql, slots) if sorted(found) == sorted(expected) else (None, None)
-        return self._cache[key]
 
     def models(self, cursor):
         """Models from the rows of a SELECT of every column in field order.

@@ -6,29 +6,22 @@ page at any table size."""
 __all__ = ['keyset', 'pages']
 
 
-def keyset(M, listing, order, by_version=False, metric=None):
-    """``listing`` (a query of model ``M``) ordered by its keyset, and ``after(id)``: the
-    condition selecting the rows past the row ``id`` in that order. ``by_version``: a name's
-    versions (the listing of one model_name); ``metric``: the expression order='metric'
-    sorts by."""
-    if by_version:
-        keys = (M.version, M.id)
-    elif order == 'metric':  # ``metric``: the listing's metric expression (lowest first).
-        keys = (metric, M.id)
-    else:
-        keys = {'name': (M.model_name, M.id), 'oldest': (M.creation_date, M.id)}.get(
-            order, (M.creation_date, M.id))
-    down = order == 'newest'
+def keyset(M, listing, keys, stored, down):
+    """``listing`` (a query of model ``M``) ordered by ``keys`` (the sort key, then a column
+    holding the row's id as the tie-break; descending if ``down``), and ``after(id)``: the
+    condition selecting the rows past the row ``id`` in that order. ``stored``: the sort key's
+    value as the row ``id`` holds it, an expression on ``M``."""
+    key, tie = keys
     base = listing.order_by(*[k.desc() if down else k for k in keys])
 
     def after(last_id):
         # The key's stored value is read by a subquery: it compares exactly as stored,
         # whatever its format (legacy timestamps). Written as a range on the key AND-ed with
         # the tie-break (not an OR of the two), so the (key, id) index serves it.
-        key, stored = keys[0], M.select(keys[0]).where(M.id == last_id)
+        value = M.select(stored).where(M.id == last_id)
         if down:
-            return (key <= stored) & ((key < stored) | (M.id < last_id))
-        return (key >= stored) & ((key > stored) | (M.id > last_id))
+            return (key <= value) & ((key < value) | (tie < last_id))
+        return (key >= value) & ((key > value) | (tie > last_id))
     return base, after
 
 

@@ -26,7 +26,7 @@ from .deletes import Deletes, require_root
 from .folderfiles import write_into
 from .events import ADDED, CHANNEL, Events, default_actor, state
 from .fastpath import ORDERS, ModelQueries
-from .paging import keyset, pages
+from .paging import pages
 from .rules import Rules
 from .tags import Tags
 from .tasks import Tasks
@@ -414,10 +414,7 @@ class ModelStore:
             limit = check_page('limit', limit, minimum=1)
         offset = check_page('offset', offset, minimum=0)
         page = check_page('page', page, minimum=1)
-        base, after = keyset(self.FineTunedModel, self.queries.listing_query(values, order=order),
-                             order, by_version='model_name' in values and order != 'metric',
-                             metric=self.queries.metric(values['metric'])
-                             if order == 'metric' else None)
+        base, after = self.queries.keyset(values, order)
         return pages(self._run, 'list_models', base, after, limit, offset, page,
                      lambda q: self.queries.models(self.database.execute(q)))
 
