@@ -222,3 +222,39 @@ def test_a_write_the_server_chose_as_a_deadlocks_victim_runs_again(store, head_u
     assert store.get_model(target).description == 'mine'
     updates = [e for e in store.events() if e.kind == 'model.updated']
     assert [(e.model_id, e.after['description']) for e in updates] == [(target, 'mine')]
+
+
+@pytest.mark.server_only
+def test_two_add_tasks_of_one_name_end_as_one_task_and_a_clear_refusal(store, head_url):
+    """A third session inserts the name and rolls back while two add_task calls wait on it.
+    On InnoDB both waiters then hold a shared lock on the key and ask for an exclusive one: a
+    deadlock, whose victim used to surface as 'SAVEPOINT ... does not exist' (add_task's
+    savepoint, gone with the rolled-back transaction). Now the victim runs again and is refused
+    as a duplicate name, as on PostgreSQL, where the second waiter is refused directly."""
+    task = dict(task_name='race', base_runtime='sglang', model_config={}, parameters={},
+                optimization_config={}, benchmark_config={})
+    with modelstore.connect(head_url) as a, modelstore.connect(head_url) as b:
+        outcomes = []
+
+        def add(s):
+            try:
+                outcomes.append(s.add_task(**task).task_name)
+            except Exception as exc:  # Seen by the assertions below.
+                outcomes.append(exc)
+        T = store.Task
+        with store.database.manual_commit():
+            store.database.begin()
+            T.insert(**dict(task, model_config='{}', parameters='{}', optimization_config='{}',
+                            benchmark_config='{}')).execute()
+            threads = [threading.Thread(target=add, args=(s,)) for s in (a, b)]
+            for thread in threads:
+                thread.start()
+            time.sleep(1)  # Both wait for the uncommitted row's key.
+            store.database.rollback()
+        for thread in threads:
+            thread.join(30)
+    errors = [o for o in outcomes if not isinstance(o, str)]
+    assert outcomes.count('race') == 1 and len(errors) == 1, outcomes
+    assert isinstance(errors[0], ValidationError) and errors[0].field == 'task_name', errors[0]
+    assert 'already exists' in str(errors[0])
+    assert store.count_tasks() == 1

@@ -28,9 +28,8 @@ class Tasks:
 
         def add():
             self._check_unique_name(values['task_name'])
-            try:
-                with self.database.atomic():
-                    return self.Task.create(**values)
+            try:  # No savepoint: a refusal ends the call (see update_model).
+                return self.Task.create(**values)
             except IntegrityError as exc:
                 raise self._integrity(exc, values, self.database) from None
         return self._run('add_task', add, write=True)
@@ -85,9 +84,8 @@ class Tasks:
             if 'task_name' in values:
                 self._check_unique_name(values['task_name'], exclude=task_id)
             if values:
-                try:
-                    with self.database.atomic():
-                        T.update(**values).where(T.id == task_id).execute()
+                try:  # No savepoint, as add_task.
+                    T.update(**values).where(T.id == task_id).execute()
                 except IntegrityError as exc:
                     raise self._integrity(exc, values, self.database) from None
             return T.get_by_id(task_id)
