@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import modelstore
 from modelstore import NotFound, ValidationError
+from modelstore.registry import listings
 
 from conftest import changes
 
@@ -176,6 +177,27 @@ def test_two_tags_walk_the_one_fewer_models_carry(store):
     assert [m.id for m in store.list_models(tags={'a': 'common', 'z': 'rare'})] == [ids[2]]
     assert [m.id for m in store.iter_models(tags={'z': 'x', 'a': 'common'}, page=2)] == \
         [i for i in reversed(ids) if i != ids[2]]
+
+
+def test_the_tag_walked_is_counted_again_after_a_while_and_never_changes_a_page(store,
+                                                                                monkeypatch):
+    """The choice is kept WALK_SECONDS (counting cost a two-tag page a third of its time);
+    kept while the counts change, the page is still exactly the models carrying both."""
+    ids = [store.add_model(model_name='m%d' % i, **MODEL).id for i in range(8)]
+    for model_id in ids:
+        store.set_tags(model_id, {'a': 'common', 'z': 'rare' if model_id == ids[0] else 'x'})
+    wanted = {'tags': {'a': 'common', 'z': 'rare'}}
+    assert store.queries.walked(wanted, 'newest') == 'z'
+    for model_id in ids[1:]:  # Now every model carries z=rare, and a=common only one.
+        store.set_tags(model_id, {'a': 'gone', 'z': 'rare'})
+    store.set_tags(ids[0], {'a': 'common'})
+    store.set_tags(ids[5], {'a': 'common'})
+    assert store.queries.walked(wanted, 'newest') == 'z'  # Kept...
+    assert [m.id for m in store.list_models(**wanted)] == [ids[5], ids[0]]  # ...and right.
+    later = listings.monotonic() + listings.WALK_SECONDS + 1
+    monkeypatch.setattr(listings, 'monotonic', lambda: later)
+    assert store.queries.walked(wanted, 'newest') == 'a'  # Counted again: 2 against 8.
+    assert [m.id for m in store.list_models(**wanted)] == [ids[5], ids[0]]
 
 
 @pytest.mark.postgres_only

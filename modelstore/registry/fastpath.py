@@ -84,6 +84,7 @@ class ModelQueries(Listings):
                              if self._encoder(by_name[name]) is not None)
         self._memo = [(None, None)] * len(columns)  # (value, stored): see stored().
         self._cache = {}
+        self._walks = {}  # tags -> (the key walked, until when): see Listings.walked.
 
     # -- writes --------------------------------------------------------------------------
 
