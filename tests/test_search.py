@@ -50,6 +50,32 @@ def test_exact_filters_and_their_combination(store):
     assert store.count_models() == 3 and store.count_models(model_name='zzz') == 0
 
 
+def test_count_models_sends_one_plain_count_of_what_list_models_lists(store):
+    """A COUNT(*) over the listing's conditions: peewee's count() wrapped the query in a
+    subquery; two tags, an archived model and a metric filter count as list_models lists."""
+    for i in range(6):
+        model = add(store, 'm%d' % i, base='b%d' % (i % 2),
+                    metrics={'eval_loss': [0.5, 0.1 * i]})
+        store.set_tags(model.id, {'stage': 'prod' if i % 2 else 'dev', 'team': 'a'})
+    store.archive_model(store.list_models(model_name='m5')[0].id)
+    sent = []
+    store.database.query_hooks.append(sent.append)
+    try:
+        for filters in ({}, {'base_model': 'b1'}, {'tags': {'stage': 'prod', 'team': 'a'}},
+                        {'archived': True}, {'archived': None},
+                        {'metric': 'eval_loss', 'metric_below': 0.35}):
+            del sent[:]
+            counted = store.count_models(**filters)
+            event = sent[-1]  # (Before it, with two tags: the count of each tag's carriers.)
+            assert event.sql.upper().startswith('SELECT COUNT(*) FROM'), event.sql
+            assert event.sql.upper().count('SELECT') == 1 + event.sql.upper().count('EXISTS'), \
+                event.sql
+            assert counted == len(store.list_models(limit=1000, **filters)), filters
+    finally:
+        store.database.query_hooks.remove(sent.append)
+    assert store.count_models(tags={'stage': 'prod', 'team': 'a'}) == 2  # m1, m3 (m5 archived)
+
+
 def test_created_between_includes_the_start_and_excludes_the_end(store, db_url):
     add(store, 'before', when=T0 - datetime.timedelta(microseconds=1))
     add(store, 'start', when=T0)

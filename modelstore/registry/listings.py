@@ -92,6 +92,14 @@ class Listings:
             query = query.offset(offset)
         return query
 
+    def count_query(self, values, walked=None):
+        """count_models' statement: COUNT(*) over the listing's conditions, unordered. Not
+        peewee's ``count()``, which wraps the query in a subquery (``SELECT COUNT(1) FROM
+        (SELECT 1 ...)``); a model carries one row per tag key, so the walked tag's join
+        counts each model once."""
+        return self.listing_query(values, walked=walked).order_by().select(
+            fn.COUNT(peewee.SQL('*')))
+
     def keyset(self, values, order):
         """The listing ordered by its keyset and ``after(id)``, the condition selecting the
         rows past the row ``id`` (modelstore.registry.paging): iter_models' pages. Walking a
@@ -211,24 +219,36 @@ class Listings:
 
     def listing(self, values, limit=None, offset=0, order='newest'):
         """The models list_models returns for these filters and page."""
+        return self.models(self._execute(values, limit, offset, order, counted=False))
+
+    def count(self, values):
+        """How many models list_models lists for these filters: count_query's statement,
+        walking the rarest of several tags as a listing does."""
+        return self._execute(values, None, 0, 'newest', counted=True).fetchone()[0]
+
+    def _execute(self, values, limit, offset, order, counted):
+        """The cursor of the listing's statement (its COUNT(*) if ``counted``), from the
+        cache when it can be placed there."""
         tags = sorted(values.get('tags', {}).items())
         walked = self.walked(values, order)
         sql, slots = (None, None) if 'metric' in values else self._listing_sql(
             frozenset(values), len(tags), None if walked is None else
-            [k for k, _ in tags].index(walked), limit is not None, bool(offset), order)
+            [k for k, _ in tags].index(walked), limit is not None, bool(offset), order,
+            counted)
         if sql is None:  # A metric, or a value the cache cannot place: the plain query.
-            query = self.listing_query(values, limit, offset, order, walked)
-            return self.models(self.database.execute(query))
+            query = self.count_query(values, walked) if counted else \
+                self.listing_query(values, limit, offset, order, walked)
+            return self.database.execute(query)
         given = dict(values, limit=limit, offset=offset, **_tag_slots(tags))
         if 'name_prefix' in values:
             given['prefix_length'] = len(values['name_prefix'])
         params = [given[slot] if kind == 'slot' else slot for kind, slot in slots]
-        return self.models(self.database.execute_sql(sql, params))
+        return self.database.execute_sql(sql, params)
 
-    def _listing_sql(self, filters, tags, walked, paged, offset, order):
+    def _listing_sql(self, filters, tags, walked, paged, offset, order, counted=False):
         """The listing's statement for these filters (``tags``: how many tags; ``walked``:
-        the index of the walked one, by key), and where each of its parameters comes from;
-        (None, None) if the statement cannot be cached."""
+        the index of the walked one, by key; ``counted``: its COUNT(*)), and where each of
+        its parameters comes from; (None, None) if the statement cannot be cached."""
         sample = {name: _SENTINELS[name] for name in filters - _FLAGS - {'tags'}}
         if 'name_prefix' in filters:
             sample['prefix_length'] = _SENTINELS['prefix_length']
@@ -240,12 +260,15 @@ class Listings:
         sample.update(dict.fromkeys(filters & _FLAGS, True))
         if tags:
             sample['tags'] = _tag_sentinels(tags)['tags']
-        return self._placed(
-            ('list', filters, tags, walked, paged, offset, order), dict(wanted, sample=sample),
-            lambda sample: self.listing_query(
-                sample, _SENTINELS['limit'] if paged else None,
-                _SENTINELS['offset'] if offset else 0, order,
-                None if walked is None else sorted(sample['tags'])[walked]))
+
+        def build(sample):
+            walk = None if walked is None else sorted(sample['tags'])[walked]
+            if counted:
+                return self.count_query(sample, walk)
+            return self.listing_query(sample, _SENTINELS['limit'] if paged else None,
+                                      _SENTINELS['offset'] if offset else 0, order, walk)
+        return self._placed(('count' if counted else 'list', filters, tags, walked, paged,
+                             offset, order), dict(wanted, sample=sample), build)
 
     def _placed(self, key, wanted, build):
         """A statement kept in the cache under ``key``: ``build(sample)`` renders it with

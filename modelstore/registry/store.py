@@ -571,8 +571,7 @@ class ModelStore:
     def count_models(self, **filters):
         """How many models list_models would return for these filters (without a page)."""
         values = listing_filters(**filters)
-        query = self.queries.listing_query(values).order_by()
-        return self._run('count_models', query.count)
+        return self._run('count_models', lambda: self.queries.count(values))
 
     def delete_model(self, model_id, files=False):
         """Delete the model's row; NotFound if there is none. With ``files=True`` its
