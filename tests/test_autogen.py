@@ -53,8 +53,11 @@ PARTIAL_INDEX = '''
 FineTunedModel.add_index(FineTunedModel.index(
     FineTunedModel.model_name, FineTunedModel.version, unique=True,
     where=FineTunedModel.version.is_null(False), name='fine_tuned_models_model_name_version'))
+FineTunedModel.add_index(FineTunedModel.index(
+    FineTunedModel.archived_at, where=FineTunedModel.archived_at.is_null(False),
+    name='fine_tuned_models_archived_at'))
 '''
-# FineTunedModel's indexes but 0009's partial one.
+# FineTunedModel's indexes but the partial ones (0009's, 0017's).
 TUPLE_INDEXES = ('indexes = ((("task", "is_custom_base_model", "creation_date", "model_name"), '
                  'False), (("creation_date", "id"), False), '
                  '(("base_model", "creation_date", "id"), False))')

@@ -48,8 +48,9 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     # 0001: two tables and three indexes; then 1 + 4 + 4 added columns; 0005's index; 0006's
     # nine columns; 0007's two indexes; 0008's table and column; 0009's index; 0010's batches;
     # 0011's table and its unique index; 0012's table and its index; 0013's three tables and
-    # their three indexes; 0014's six columns; 0015's index; 0016's table and two indexes.
-    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2 + 2 + 1 + 1 + 2 + 2 + 6 + 6 + 1 + 3
+    # their three indexes; 0014's six columns; 0015's index; 0016's table and two indexes;
+    # 0017's index.
+    assert len(ticks) == 5 + 1 + 4 + 4 + 1 + 9 + 2 + 2 + 1 + 1 + 2 + 2 + 6 + 6 + 1 + 3 + 1
     assert "✓ Added column 'clusterbasemodel_config' (JSON) to 'tasks'" in ticks
     assert "✓ Added column 'created_clusterbasemodel' (VARCHAR) to 'tasks'" in ticks
     assert "✓ Created table 'fine_tuned_models'" in ticks
@@ -58,7 +59,7 @@ def test_migrate_prints_one_check_line_per_operation(cli, db_url):
     listing = ("✓ Created index 'ix_fine_tuned_models_listing' on 'fine_tuned_models' (task, "
                "is_custom_base_model, creation_date, model_name)")
     assert listing + (' concurrently (writers are not blocked)' if ON_POSTGRES else '') in ticks
-    assert 'Applied 16 scripts (50 operations)' in out
+    assert 'Applied 17 scripts (51 operations)' in out
 
 
 def test_history_has_a_complete_row_per_script(cli, db_url):
@@ -234,12 +235,14 @@ def test_a_column_added_by_hand_is_reported_but_is_not_drift(cli, db_url):
 # 0005's index, which the model declares.
 LISTING = ('CREATE INDEX ix_listing ON fine_tuned_models (task, is_custom_base_model, '
            'creation_date, model_name)')
-# 0007_search_indexes and 0009_model_version_index.
+# 0007_search_indexes, 0009_model_version_index, 0015 and 0017.
 SEARCH = ('CREATE INDEX ix_created ON fine_tuned_models (creation_date, id)',
           'CREATE INDEX ix_base ON fine_tuned_models (base_model, creation_date, id)',
           'CREATE UNIQUE INDEX fine_tuned_models_model_name_version ON fine_tuned_models '
           '(model_name, version)' + ('' if ON_MYSQL else ' WHERE version IS NOT NULL'),
-          'CREATE INDEX ix_parent ON fine_tuned_models (parent_id)')  # 0015's.
+          'CREATE INDEX ix_parent ON fine_tuned_models (parent_id)',  # 0015's.
+          'CREATE INDEX fine_tuned_models_archived_at ON fine_tuned_models (archived_at)'
+          + ('' if ON_MYSQL else ' WHERE archived_at IS NOT NULL'))  # 0017's.
 
 
 def hand_made(sql):

@@ -1,6 +1,8 @@
 """Search: list_models' and list_tasks' filters, order and counts, and their bad values.
 (tests/test_fastpath.py compares every combination with a Python oracle on random data.)"""
 import datetime
+import re
+import sqlite3
 
 import pytest
 
@@ -67,13 +69,35 @@ def test_count_models_sends_one_plain_count_of_what_list_models_lists(store):
             del sent[:]
             counted = store.count_models(**filters)
             event = sent[-1]  # (Before it, with two tags: the count of each tag's carriers.)
-            assert event.sql.upper().startswith('SELECT COUNT(*) FROM'), event.sql
-            assert event.sql.upper().count('SELECT') == 1 + event.sql.upper().count('EXISTS'), \
-                event.sql
+            if filters:
+                assert event.sql.upper().startswith('SELECT COUNT(*) FROM'), event.sql
+                assert event.sql.upper().count('SELECT') == \
+                    1 + event.sql.upper().count('EXISTS'), event.sql
+            else:  # Every model less the archived ones, each counted by an index.
+                assert re.fullmatch(r'SELECT \(SELECT COUNT\(\*\) FROM \S+ AS \S+\) - '
+                                    r'\(SELECT COUNT\(\*\) FROM .* IS NOT NULL\)\)', event.sql), \
+                    event.sql
             assert counted == len(store.list_models(limit=1000, **filters)), filters
     finally:
         store.database.query_hooks.remove(sent.append)
     assert store.count_models(tags={'stage': 'prod', 'team': 'a'}) == 2  # m1, m3 (m5 archived)
+
+
+def test_count_models_reads_the_archived_models_from_their_index(store, db_path):
+    """count_models() at 1M models read every row for archived_at (111 ms on SQLite); 0017's
+    partial index holds the archived ones, and the table's own count needs no row."""
+    for i in range(3):
+        add(store, 'm%d' % i)
+    store.archive_model(store.list_models(model_name='m1')[0].id)
+    assert store.count_models() == 2 and store.count_models(archived=True) == 1
+    sent = []
+    store.database.query_hooks.append(sent.append)
+    store.count_models()
+    store.database.query_hooks.remove(sent.append)
+    plan = ' | '.join(row[-1] for row in sqlite3.connect(db_path).execute(
+        'EXPLAIN QUERY PLAN ' + sent[-1].sql, sent[-1].params))
+    assert 'fine_tuned_models_archived_at' in plan, plan
+    assert 'SCAN t1 |' not in plan + ' |', plan  # (a COVERING INDEX scan counts no row)
 
 
 def test_created_between_includes_the_start_and_excludes_the_end(store, db_url):

@@ -96,7 +96,15 @@ class Listings:
         """count_models' statement: COUNT(*) over the listing's conditions, unordered. Not
         peewee's ``count()``, which wraps the query in a subquery (``SELECT COUNT(1) FROM
         (SELECT 1 ...)``); a model carries one row per tag key, so the walked tag's join
-        counts each model once."""
+        counts each model once. With no filter but the default (archived models left out):
+        the table's count less the archived ones' (0017's index of them), in one statement,
+        where counting the rows whose archived_at is NULL reads every row."""
+        M = self.model
+        if set(values) == {'not_archived'}:
+            every = M.select(fn.COUNT(peewee.SQL('*')))
+            archived = M.select(fn.COUNT(peewee.SQL('*'))).where(M.archived_at.is_null(False))
+            return peewee.Select(columns=[peewee.NodeList((every, peewee.SQL('-'), archived))]
+                                 ).bind(self.database)
         return self.listing_query(values, walked=walked).order_by().select(
             fn.COUNT(peewee.SQL('*')))
 
