@@ -7,15 +7,18 @@
                         is_custom_base_model=True)
 
 Schema changes are playhouse.migrations scripts, applied by hand with ``modelstore migrate``.
+
+The names below the exceptions are loaded on first use (``__getattr__``): the ``modelstore``
+command is ``modelstore.cli``, below this face, and ``modelstore --help`` must not load peewee,
+the engine and the registry to print its help (start-up: issue 30).
 """
-from .engine import Drift, Engine, detect_drift
+from importlib import import_module
+
 from .exceptions import (AdoptionRefused, ChecksumMismatch, ConfigError, DataLossRefused,
                          FilesLeft, LockTimeout, MigrationError, ModelStoreError, NotFound,
                          OutcomeUnknown, SchemaNewerThanCode, SchemaOutOfDate, ScriptBlocked,
                          ScriptError, ScriptFailedPartway, StorageError, UnreadableValue,
                          UsageError, ValidationError)
-from .registry import ModelStore, connect
-from .shared.tables import FineTunedModel, Task, TaskStatus
 from .version import __version__
 
 __all__ = [
@@ -26,3 +29,26 @@ __all__ = [
     'LockTimeout', 'DataLossRefused', 'AdoptionRefused', 'SchemaOutOfDate', 'SchemaNewerThanCode',
     '__version__',
 ]
+
+# Each public name loaded on first use, and the module (of this package) it comes from.
+_LAZY = {'connect': 'registry', 'ModelStore': 'registry', 'Engine': 'engine',
+         'Drift': 'engine', 'detect_drift': 'engine', 'FineTunedModel': 'shared.tables',
+         'Task': 'shared.tables', 'TaskStatus': 'shared.tables'}
+# The subpackages, as attributes: ``modelstore.engine`` after ``import modelstore``.
+_PACKAGES = frozenset({'authoring', 'cli', 'dialects', 'engine', 'fields', 'models', 'online',
+                       'registry', 'shared', 'testing'})
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module('.' + _LAZY[name], __name__), name)
+    elif name in _PACKAGES:
+        value = import_module('.' + name, __name__)
+    else:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | _PACKAGES)

@@ -76,6 +76,13 @@ NO_SUMMARY_LINE = set()
 # module to dodge it.
 MAX_LINES = 600
 
+# The modules that load a module by its name (importlib.import_module, __import__), on purpose:
+# the package's face loads connect() and the others on first use, and the CLI's grammar a
+# command's module when it runs, so that `modelstore --help` loads neither peewee nor the
+# engine (issue 30); and the authoring tools load a user's models (`--models package.module`),
+# not modelstore's. Anywhere else, loading by name would hide an import from these checks.
+LOADERS = {'modelstore', 'modelstore.cli.parser', 'modelstore.authoring.model_classes'}
+
 
 class Package:
     """A Python package on disk, its modules and the imports between them."""
@@ -193,6 +200,21 @@ class Package:
                 out.append('%s:%d imports its own package\'s face %s: import the module that '
                            'holds the name' % (m, line, t))
         return out
+
+    def loaders(self):
+        """The modules that call importlib.import_module or __import__."""
+        found = set()
+        for module, path in self.modules.items():
+            with open(path) as fh:
+                tree = ast.parse(fh.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(
+                        func, 'id', None)
+                    if name in ('import_module', '__import__'):
+                        found.add(module)
+        return found
 
     def hidden_imports(self):
         return ['%s:%d imports %s inside a function or block' % (m, line, t)
@@ -327,6 +349,10 @@ def test_no_import_of_modelstore_inside_a_function():
     assert not problems, problems
 
 
+def test_only_the_listed_modules_load_a_module_by_its_name():
+    assert PACKAGE.loaders() == LOADERS
+
+
 def test_there_is_no_import_cycle():
     problems = PACKAGE.cycles()
     assert not problems, problems
@@ -374,7 +400,8 @@ PLANTED = {
     # Layer 2: past mid's face, a same-layer import, and one hidden in a function.
     'top.py': '"""Top."""\nfrom .mid.one import ONE\n\n\ndef run():\n    return ONE\n',
     'side.py': '"""Side.\nruns on."""\nfrom .top import run\n\n\ndef later():\n'
-               '    from .base import run\n    return run\n',
+               '    from .base import run\n    return run\n\n\ndef by_name():\n'
+               '    return __import__("fake.base")\n',
     # No docstring.
     'bare.py': 'from .mid import ONE\n' + 'X = 1\n' * 20,
 }
@@ -405,6 +432,7 @@ def test_the_checkers_see_every_planted_fault(tmp_path):
         'fake.top:2 imports fake.mid.one: import it from fake.mid (its face), or add the name '
         'there']
     assert fake.hidden_imports() == ['fake.side:7 imports fake.base inside a function or block']
+    assert fake.loaders() == {'fake.side'}
     assert set(fake.without_summary_line()) == {'fake.bare', 'fake.side'}
     assert fake.too_long(20) == {'fake.bare': 21}
     assert fake.table_problems(PLANTED_TABLE) == (['fake', 'fake.bare'], ['`gone.py`'])

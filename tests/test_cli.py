@@ -102,6 +102,49 @@ def test_console_script_and_python_dash_m_do_the_same(tmp_path):
     assert outputs[0] == outputs[1] == (1, SHIPPED, [])
 
 
+# Start-up (issue 30): what each command line loads, in a fresh interpreter. `--help` prints
+# the grammar only; `status` needs peewee and the engine, never the registry or the authoring
+# tools; `check` loads the authoring tools (its --models), `models list` the registry.
+LOADED = """
+import sys
+from modelstore.cli import main
+code = main(sys.argv[1:])
+print('\\n'.join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize('argv, loads, not_loaded', [
+    (['--help'], set(), {'peewee', 'modelstore.engine', 'modelstore.registry',
+                         'modelstore.authoring', 'modelstore.dialects'}),
+    (['migrate', '--help'], set(), {'peewee', 'modelstore.engine'}),
+    (['status'], {'peewee', 'modelstore.engine'}, {'modelstore.registry',
+                                                  'modelstore.authoring'}),
+    (['check'], {'modelstore.authoring'}, {'modelstore.registry'}),
+    (['models', 'list'], {'modelstore.registry'}, {'modelstore.authoring'}),
+])
+def test_a_command_loads_only_what_it_uses(tmp_path, argv, loads, not_loaded):
+    env = dict(os.environ, NO_COLOR='1', XDG_DATA_HOME=str(tmp_path / 'xdg'))
+    url = 'sqlite:///' + str(tmp_path / 'registry.db')
+    database = [] if '--help' in argv else ['--database', url]
+    if argv[0] == 'models':
+        with modelstore.connect(url):
+            pass
+    result = subprocess.run([sys.executable, '-c', LOADED] + argv + database,
+                            capture_output=True, text=True, env=env)
+    loaded = set(result.stderr.split())
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    assert loads <= loaded, sorted(loads - loaded)
+    assert not not_loaded & loaded, sorted(not_loaded & loaded)
+
+
+def test_every_command_names_a_function_that_exists():
+    from modelstore.cli import parser
+    for name in parser._MODULES:
+        function = parser.Command(name).load()
+        assert callable(function) and function.__name__ == name, name
+
+
 def test_the_default_database_is_used_without_database(tmp_path, cli):
     code, out, _ = cli('migrate')
     assert code == 0

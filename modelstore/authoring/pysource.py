@@ -31,6 +31,7 @@ import unicodedata
 import peewee
 
 from ..exceptions import ConfigError, ScriptError
+from ..shared.text import printable
 
 __all__ = ['literal', 'is_identifier', 'printable', 'docstring', 'check_text', 'check_source',
            'class_names', 'check_attributes', 'sql_node']
@@ -73,11 +74,6 @@ def is_identifier(name):
     """Whether ``name`` can be written as a Python name and read back as itself."""
     return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
             and unicodedata.normalize('NFKC', name) == name)
-
-
-def printable(text):
-    """``text`` with every character that is not printable written as its escape (``\\n``)."""
-    return ''.join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
 def docstring(text):

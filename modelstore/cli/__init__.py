@@ -1,10 +1,11 @@
 """The ``modelstore`` command (also ``python -m modelstore``); the only package that prints.
 
-``parser`` holds the grammar; each command module parses its arguments, calls the library and
-returns a result (``results``): ``run_commands`` those that change a database (migrate,
-rollback, repair, restore), ``read_commands`` those that read one (status, history, check) and
-accept, ``new_command`` new, ``doctor_command`` doctor, ``registry_commands`` models, tasks and
-import. ``render`` turns any result into text or JSON, ``output`` is the stream it prints on;
+``parser`` holds the grammar and names each command's function, whose module is loaded only
+when the command runs (``--help`` loads none); each command module parses its arguments, calls
+the library and returns a result (``results``): ``run_commands`` those that change a database
+(migrate, rollback, repair, restore), ``read_commands`` those that read one (status, history,
+clients) and accept, ``check_command`` check, ``new_command`` new, ``lint_command`` lint,
+``doctor_command`` doctor, ``registry_commands`` models, tasks and import. ``render`` turns any result into text or JSON, ``output`` is the stream it prints on;
 this module runs one command, renders its result and reports its error.
 
     modelstore <command> [--database URL] [--json] [-v]

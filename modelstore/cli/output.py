@@ -6,9 +6,11 @@ import time
 
 from ..exceptions import one_line
 
-__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'plural', 'progress_line', 'one_line']
+__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'TERMINAL_LIMIT', 'plural', 'progress_line',
+           'one_line']
 
 OK, PENDING, ERROR = 0, 1, 2
+TERMINAL_LIMIT = 50  # Rows `list` shows on a terminal unless --limit or --all says otherwise.
 
 
 class Output:

@@ -1,25 +1,53 @@
-"""The command line's grammar: commands, their options, and how a bad option is reported."""
+"""The command line's grammar: commands, their options, and how a bad option is reported.
+
+A command's function is named (``Command``), not imported: its module is loaded when the
+command runs, so ``modelstore --help`` loads none of them, and each command only its own (with
+what it uses: peewee, the engine, the registry). Start-up is issue 30's.
+"""
 import argparse
 import math
 import sys
+from importlib import import_module
 
-from ..engine import DDL_LOCK_TIMEOUT, DDL_RETRIES, KEEP, LOCK_TIMEOUT as DEFAULT_TIMEOUT
 from ..exceptions import ConfigError, UsageError
-from ..registry import ALIAS_RULE, MAX_MIN_AGE, MAX_PAGE, MIN_AGE
-from ..shared.database import check_timeout
+from ..shared.defaults import (ALIAS_RULE, DDL_LOCK_TIMEOUT, DDL_RETRIES, KEEP,
+                               LOCK_TIMEOUT as DEFAULT_TIMEOUT, MAX_MIN_AGE, MAX_PAGE, MIN_AGE)
+from ..shared.timeouts import check_timeout
 from ..version import __version__
-from .doctor_command import cmd_doctor
-from .lint_command import cmd_lint
-from .new_command import cmd_new
-from .read_commands import cmd_accept, cmd_check, cmd_clients, cmd_history, cmd_status
-from .registry_commands import (TERMINAL_LIMIT, cmd_import, cmd_models_alias, cmd_models_archive,
-                                cmd_models_card, cmd_models_delete, cmd_models_events,
-                                cmd_models_lineage,
-                                cmd_models_list, cmd_models_show, cmd_models_tag, cmd_tasks_list,
-                                cmd_tasks_show)
-from .run_commands import cmd_migrate, cmd_repair, cmd_restore, cmd_rollback
+from .output import TERMINAL_LIMIT
 
-__all__ = ['build_parser', 'UsageError']
+__all__ = ['build_parser', 'Command', 'UsageError']
+
+# Where each command's function lives: the module of this package that defines it.
+_MODULES = {
+    'cmd_doctor': 'doctor_command', 'cmd_lint': 'lint_command', 'cmd_new': 'new_command',
+    'cmd_migrate': 'run_commands', 'cmd_rollback': 'run_commands', 'cmd_restore': 'run_commands',
+    'cmd_repair': 'run_commands',
+    'cmd_check': 'check_command',
+    **dict.fromkeys(('cmd_accept', 'cmd_clients', 'cmd_history', 'cmd_status'), 'read_commands'),
+    **dict.fromkeys(('cmd_import', 'cmd_models_alias', 'cmd_models_archive', 'cmd_models_card',
+                     'cmd_models_delete', 'cmd_models_events', 'cmd_models_lineage',
+                     'cmd_models_list', 'cmd_models_show', 'cmd_models_tag', 'cmd_tasks_list',
+                     'cmd_tasks_show'), 'registry_commands'),
+}
+
+
+class Command:
+    """A command's function, ``function(args, out) -> result``, loaded from its module the
+    first time it is called."""
+
+    def __init__(self, name):
+        self.name, self.module = name, _MODULES[name]
+
+    def load(self):
+        return getattr(import_module('.' + self.module, __package__), self.name)
+
+    def __call__(self, args, out):
+        return self.load()(args, out)
+
+    def __repr__(self):
+        return '<Command %s.%s>' % (self.module, self.name)
+
 
 
 def _common_options(suppress):
@@ -81,7 +109,7 @@ def build_parser():
                    'deploy: expand before it, contract once every worker runs the new release)')
     p.add_argument('--force', action='store_true', help='run a contract script even while '
                    'clients built for an earlier schema are alive (the history records it)')
-    p.set_defaults(func=cmd_migrate)
+    p.set_defaults(func=Command('cmd_migrate'))
 
     p = sub.add_parser('rollback', parents=[common, locking, ddl, backups],
                        help='revert the last script, or back through --to NAME')
@@ -90,12 +118,12 @@ def build_parser():
                    help='print the SQL each down() would run; change nothing')
     p.add_argument('--yes', action='store_true',
                    help='go ahead even if the rollback drops tables or columns holding data')
-    p.set_defaults(func=cmd_rollback)
+    p.set_defaults(func=Command('cmd_rollback'))
 
     p = sub.add_parser('restore', parents=[common, locking, backups],
                        help='put a backup back, after checking it')
     p.add_argument('backup', metavar='BACKUP', help='a backup file that migrate or rollback made')
-    p.set_defaults(func=cmd_restore, dry_run=False)
+    p.set_defaults(func=Command('cmd_restore'), dry_run=False)
 
     p = sub.add_parser('new', parents=[_new_options()],
                        help='write the next script: empty, or from the models with --auto')
@@ -116,32 +144,32 @@ def build_parser():
                    help='with --auto: a column no field maps was renamed to one the models '
                    'add; the expand script leaves both out, the contract script (--contract) '
                    'renames; repeatable')
-    p.set_defaults(func=cmd_new)
+    p.set_defaults(func=Command('cmd_new'))
 
     p = sub.add_parser('status', parents=[common], help='list applied and pending scripts')
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=Command('cmd_status'))
     p = sub.add_parser('history', parents=[common], help='show the history table')
-    p.set_defaults(func=cmd_history)
+    p.set_defaults(func=Command('cmd_history'))
     p = sub.add_parser('clients', parents=[common], help='list the workers connected to the '
                        'registry, and the schema their code was built for')
     p.add_argument('--all', action='store_true', help='also the clients not seen for 120 s '
                    '(gone)')
-    p.set_defaults(func=cmd_clients)
+    p.set_defaults(func=Command('cmd_clients'))
     p = sub.add_parser('check', parents=[common],
                        help='exit 0 only if up to date, unchanged and without drift')
     p.add_argument('--models', metavar='MODULE', help='compare with these models, as '
                    'package.module[:NAME] (default modelstore.models)')
-    p.set_defaults(func=cmd_check)
+    p.set_defaults(func=Command('cmd_check'))
     p = sub.add_parser('lint', parents=[_lint_options()], help='check the scripts for what '
                        'breaks a rolling deploy or locks a table; exit 1 on a finding')
     p.add_argument('--released', metavar='FILE', help='the released scripts\' checksums (JSON; '
                    'default: released_scripts.json in the scripts directory, if there)')
-    p.set_defaults(func=cmd_lint)
+    p.set_defaults(func=Command('cmd_lint'))
     p = sub.add_parser('accept', parents=[common, locking],
                        help='record the new checksum of edited applied scripts')
     p.add_argument('names', nargs='*', metavar='NAME')
     p.add_argument('--all', action='store_true', help='accept every changed script')
-    p.set_defaults(func=cmd_accept)
+    p.set_defaults(func=Command('cmd_accept'))
 
     p = sub.add_parser('repair', parents=[common, locking], help='MySQL: revert what a script '
                        'that failed partway did (or record a manual fix)')
@@ -152,7 +180,7 @@ def build_parser():
                       help='record it as not applied: you undid its operations by hand')
     p.add_argument('--yes', action='store_true', help='revert even if that drops columns or '
                    'tables holding data (as rollback --yes)')
-    p.set_defaults(func=cmd_repair, mark=None)
+    p.set_defaults(func=Command('cmd_repair'), mark=None)
 
     p = sub.add_parser('doctor', parents=[common], help='compare the rows with the model '
                        'folders under the models root; exit 1 if they disagree')
@@ -170,7 +198,7 @@ def build_parser():
                    help='--register and --forget-dangling leave alone a folder or row changed '
                    'less than this long ago: a pipeline writing its folder and adding its row '
                    'must not be raced (default %(default)g; 0: no minimum)')
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=Command('cmd_doctor'))
     _registry_commands(sub, common)
     return parser
 
@@ -211,7 +239,7 @@ def _registry_commands(sub, common):
                           default=False, help='only archived models (left out by default)')
     archived.add_argument('--include-archived', dest='archived', action='store_const',
                           const=None, help='archived models too')
-    p.set_defaults(func=cmd_models_list)
+    p.set_defaults(func=Command('cmd_models_list'))
     p = what.add_parser('show', parents=[common], help='one model, every column')
     p.add_argument('model', metavar='ID|NAME[@VERSION]', nargs='?',
                    help='a whole number is an id (an error names both if a model is also '
@@ -220,7 +248,7 @@ def _registry_commands(sub, common):
     p.add_argument('--id', metavar='ID', help='the model with this id')
     p.add_argument('--name', metavar='NAME[@VERSION]', help='the latest version of the model '
                    'named NAME (a number too), or that version')
-    p.set_defaults(func=cmd_models_show)
+    p.set_defaults(func=Command('cmd_models_show'))
     p = what.add_parser('delete', parents=[common], help='delete a model (asks on a terminal)')
     p.add_argument('id', metavar='ID')
     p.add_argument('--files', action='store_true', help='remove its directory too (only '
@@ -229,7 +257,7 @@ def _registry_commands(sub, common):
                    help='the folder model directories live under (default: '
                    '$MODELSTORE_MODELS_ROOT)')
     p.add_argument('--yes', action='store_true', help='do not ask (needed off a terminal)')
-    p.set_defaults(func=cmd_models_delete)
+    p.set_defaults(func=Command('cmd_models_delete'))
     p = what.add_parser('alias', help='set, remove or list the aliases of a model name '
                         '(NAME@ALIAS)')
     alias = p.add_subparsers(dest='alias_action', metavar='action', required=True)
@@ -244,24 +272,24 @@ def _registry_commands(sub, common):
     protect.add_argument('--unprotected', dest='protected', action='store_false',
                          help='remove its protection (needs --force)')
     p.add_argument('--force', action='store_true', help='move or change a protected alias')
-    p.set_defaults(func=cmd_models_alias)
+    p.set_defaults(func=Command('cmd_models_alias'))
     p = alias.add_parser('rm', parents=[common], help='remove NAME@ALIAS (recorded as an '
                          'event)')
     p.add_argument('name', metavar='NAME')
     p.add_argument('alias', metavar='ALIAS')
     p.add_argument('--force', action='store_true', help='remove a protected alias')
-    p.set_defaults(func=cmd_models_alias)
+    p.set_defaults(func=Command('cmd_models_alias'))
     p = alias.add_parser('ls', parents=[common], help="a model name's aliases")
     p.add_argument('name', metavar='NAME')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
-    p.set_defaults(func=cmd_models_alias)
+    p.set_defaults(func=Command('cmd_models_alias'))
     for action, helptext in (('archive', 'set a model aside: left out of listings and of '
                                           'NAME (its latest), still found by id and '
                                           'NAME@VERSION'),
                              ('restore', 'undo archive')):
         p = what.add_parser(action, parents=[common], help=helptext)
         p.add_argument('model', metavar='ID|NAME@VERSION')
-        p.set_defaults(func=cmd_models_archive)
+        p.set_defaults(func=Command('cmd_models_archive'))
     p = what.add_parser('tag', parents=[common], help="set or remove a model's tags, and "
                         'show them')
     p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
@@ -269,12 +297,12 @@ def _registry_commands(sub, common):
                    'the change)')
     p.add_argument('--rm', action='append', default=[], metavar='KEY', help='remove this tag; '
                    'repeatable')
-    p.set_defaults(func=cmd_models_tag)
+    p.set_defaults(func=Command('cmd_models_tag'))
     p = what.add_parser('lineage', parents=[common], help='a model and its ancestors '
                         '(parent_id), the model first')
     p.add_argument('model', metavar='ID|NAME[@VERSION|@ALIAS]')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines')
-    p.set_defaults(func=cmd_models_lineage)
+    p.set_defaults(func=Command('cmd_models_lineage'))
     p = what.add_parser('card', parents=[common], help="write the model's Hugging Face model "
                         'card (README.md: base_model, datasets, tags, model-index) into its '
                         'folder')
@@ -286,7 +314,7 @@ def _registry_commands(sub, common):
     p.add_argument('--models-root', metavar='DIR',
                    help='the folder model directories live under (default: '
                    '$MODELSTORE_MODELS_ROOT)')
-    p.set_defaults(func=cmd_models_card)
+    p.set_defaults(func=Command('cmd_models_card'))
     p = what.add_parser('events', parents=[common], help="the registry's events (models "
                         'added, updated, archived, deleted; aliases; tags), oldest first')
     p.add_argument('--after', type=_offset, default=0, metavar='SEQ', help='only those after '
@@ -299,7 +327,7 @@ def _registry_commands(sub, common):
                    help='with --follow: how often to look (default 1); PostgreSQL wakes '
                    'at each commit (LISTEN/NOTIFY)')
     p.add_argument('--jsonl', action='store_true', help='print JSON Lines: one object a line')
-    p.set_defaults(func=cmd_models_events)
+    p.set_defaults(func=Command('cmd_models_events'))
 
     tasks = sub.add_parser('tasks', help='list or show autotuning tasks')
     what = tasks.add_subparsers(dest='action', metavar='action', required=True)
@@ -307,10 +335,10 @@ def _registry_commands(sub, common):
     p.add_argument('--status', metavar='STATUS', help='pending, running, completed, ...')
     p.add_argument('--base-runtime', metavar='TEXT')
     p.add_argument('--name-contains', metavar='TEXT')
-    p.set_defaults(func=cmd_tasks_list)
+    p.set_defaults(func=Command('cmd_tasks_list'))
     p = what.add_parser('show', parents=[common], help='one task, every column')
     p.add_argument('task', metavar='ID|NAME')
-    p.set_defaults(func=cmd_tasks_show)
+    p.set_defaults(func=Command('cmd_tasks_show'))
 
     p = sub.add_parser('import', help="copy another app's models into the registry")
     what = p.add_subparsers(dest='source', metavar='source', required=True)
@@ -319,7 +347,7 @@ def _registry_commands(sub, common):
     p.add_argument('--include-inactive', action='store_true',
                    help='also the rows ModelForge soft-deleted (is_active false)')
     p.add_argument('--dry-run', action='store_true', help='list what it would import')
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=Command('cmd_import'))
 
 
 def _new_options():

@@ -11,11 +11,12 @@ from ..exceptions import ConfigError, NotFound, UsageError, ValidationError
 from ..registry import (MODELS_ROOT_ENV as ROOT_ENV, connect, import_modelforge, is_alias,
                         plan_modelforge, resolve_root)
 from ..shared.urls import database_exists, parse_url
+from .output import TERMINAL_LIMIT
 from .results import Changed, Deleted, Imported, Listing, Row, columns
 
 __all__ = ['cmd_models_list', 'cmd_models_show', 'cmd_models_delete', 'cmd_models_alias',
            'cmd_models_events', 'cmd_models_archive', 'cmd_models_lineage', 'cmd_models_tag', 'cmd_tasks_list',
-           'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE', 'TERMINAL_LIMIT']
+           'cmd_tasks_show', 'cmd_import', 'columns', 'PAGE']
 
 
 def _store(args, write=False):
@@ -28,7 +29,6 @@ def _store(args, write=False):
 
 
 PAGE = 1000  # Rows read at a time: the memory a listing takes at any table size.
-TERMINAL_LIMIT = 50  # Rows `list` shows on a terminal unless --limit or --all says otherwise.
 
 
 def _limit(args, out):

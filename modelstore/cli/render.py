@@ -6,13 +6,12 @@ result's ``as_json()``. Also the lines streamed while migrate and rollback run (
 backup, a lock wait, progress), which cannot wait for the result."""
 import sys
 
-from ..authoring import printable
-from ..engine import Observer
+from ..shared.text import printable
 from . import results as r
-from .output import plural, progress_line
+from .output import plural
 from .render_registry import REGISTRY_TEXT, render_listing
 
-__all__ = ['render', 'RunPrinter', 'run_header']
+__all__ = ['render', 'run_header', 'print_script', 'wait_line']
 
 
 def render(out, result):
@@ -202,31 +201,7 @@ def run_header(out, direction, database, dry_run):
                                         if dry_run else ''))
 
 
-class RunPrinter(Observer):
-    """The engine's Observer that prints a run as it goes: each script, the backup, each lock
-    wait (on stderr with --json, which keeps stdout one object), progress on a terminal."""
-
-    def __init__(self, out, dry_run, keep_backups):
-        self.out, self.dry_run, self.keep_backups = out, dry_run, keep_backups
-
-    def script_finished(self, result):
-        if not self.out.as_json:
-            _script(self.out, result, self.dry_run)
-
-    def backup(self, backup):
-        if not self.out.as_json:
-            self.out.line('Backup: %s (the newest %d are kept; --no-backup skips this)'
-                          % (backup, self.keep_backups))
-
-    def lock_wait(self, wait):
-        self.out.note(_wait_line(wait))
-
-    def progress(self, progress):
-        if self.out.live:
-            self.out.progress(progress_line(progress))
-
-
-def _script(out, run, dry_run):
+def print_script(out, run, dry_run):
     arrow = '↩ ' if run.direction == 'down' else ''
     tag = {'adopted': 'adopted', 'faked': 'recorded without running'}.get(run.method)
     out.line('%s%s%s' % (arrow, out.paint(run.name, '1'),
@@ -249,7 +224,7 @@ def _steps(out, run, dry_run):
             out.line('      ' + sql)
 
 
-def _wait_line(wait):
+def wait_line(wait):
     held = '; '.join(b.describe() for b in wait.blockers) or 'a session that has ended'
     return ('%s: waited %.1f s for a table lock held by %s; rolled back so that writers can go '
             'on, trying again in %g s (attempt %d of %d)'

@@ -1,18 +1,42 @@
 """The commands that change a database: migrate, rollback, repair, restore.
 
-Each returns its result (cli.results); a run prints each script as it goes
-(cli.render.RunPrinter)."""
+Each returns its result (cli.results); a run prints each script as it goes (RunPrinter)."""
 import os
 
-from ..engine import Backups, Engine, restore_database, script_number
+from ..engine import Backups, Engine, Observer, restore_database, script_number
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import command, database_exists
-from .render import RunPrinter, run_header
+from .output import progress_line
+from .render import print_script, run_header, wait_line
 from .results import Repaired, Restored, Run
 from .settings import database_url, hint
 
-__all__ = ['cmd_migrate', 'cmd_rollback', 'cmd_repair', 'cmd_restore']
+__all__ = ['cmd_migrate', 'cmd_rollback', 'cmd_repair', 'cmd_restore', 'RunPrinter']
+
+
+class RunPrinter(Observer):
+    """The engine's Observer that prints a run as it goes: each script, the backup, each lock
+    wait (on stderr with --json, which keeps stdout one object), progress on a terminal."""
+
+    def __init__(self, out, dry_run, keep_backups):
+        self.out, self.dry_run, self.keep_backups = out, dry_run, keep_backups
+
+    def script_finished(self, result):
+        if not self.out.as_json:
+            print_script(self.out, result, self.dry_run)
+
+    def backup(self, backup):
+        if not self.out.as_json:
+            self.out.line('Backup: %s (the newest %d are kept; --no-backup skips this)'
+                          % (backup, self.keep_backups))
+
+    def lock_wait(self, wait):
+        self.out.note(wait_line(wait))
+
+    def progress(self, progress):
+        if self.out.live:
+            self.out.progress(progress_line(progress))
 
 
 def _run(args, out, direction):

@@ -25,7 +25,7 @@ import os
 import re
 
 from ..exceptions import ConfigError
-from ..registry import MODELS_ROOT_ENV as ROOT_ENV
+from ..shared.defaults import MODELS_ROOT_ENV as ROOT_ENV
 from ..shared.urls import ENV_VAR as DATABASE_ENV, command, parse_url
 
 try:

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from ..dialects import cannot_open
 from ..exceptions import ConfigError, LockTimeout, MigrationError
 from ..shared.database import busy_ms, check_timeout
+from ..shared.defaults import KEEP
 from ..shared.files import (create_private, file_uri_path, has_wal, in_use, remove,
                             remove_unused, sync_directory)
 
 __all__ = ['KEEP', 'Backups', 'Backup', 'check_backup', 'restore']
 
-KEEP = 5
 _NAME = re.compile(r'^(?P<base>.+)\.(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.schema-(?P<version>[\w-]+)'
                    r'\.bak$')
 

@@ -28,12 +28,11 @@ import time
 from ..dialects import dialect_of, LOCK_NOT_AVAILABLE, mysql_errno, MYSQL_LOCK_WAIT, sqlstate
 from ..exceptions import ConfigError, ScriptBlocked, ScriptFailedPartway
 from ..shared.database import check_timeout
+from ..shared.defaults import DDL_LOCK_TIMEOUT, DDL_RETRIES
 
 __all__ = ['DDL_LOCK_TIMEOUT', 'DDL_RETRIES', 'LockWait', 'Blocker', 'DdlLocks',
            'check_retries']
 
-DDL_LOCK_TIMEOUT = 2.0
-DDL_RETRIES = 10
 BACKOFF, MAX_BACKOFF = 0.5, 5.0
 
 # What one wait was: the script, which attempt failed (of how many allowed), how long it waited,

@@ -12,6 +12,7 @@ from ..shared.urls import command
 from .adopt import Adoption, analyse
 from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
+from ..shared.defaults import LOCK_TIMEOUT
 from .observer import observing
 from .run import Run
 from .scripts import discover
@@ -19,7 +20,6 @@ from .status import Entry, Status, script_number
 
 __all__ = ['Engine', 'LOCK_TIMEOUT']
 
-LOCK_TIMEOUT = 30.0  # seconds a run waits for another run's lock by default.
 
 
 class Engine:

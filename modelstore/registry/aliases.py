@@ -12,9 +12,9 @@ W&B's registries do.
 * A model an alias points at is not deleted, nor renamed away from its name: the call is
   refused, naming the alias (ModelStore.delete_model, update_model).
 """
-import re
 
 from ..exceptions import NotFound, ValidationError
+from ..shared.defaults import ALIAS_PATTERN as _ALIAS, ALIAS_RULE
 from .checks import NAME_LIMIT, Moment
 from .documents import type_name
 from .events import utc_now
@@ -22,9 +22,6 @@ from .validate import check_version
 
 __all__ = ['Aliases', 'check_alias', 'is_alias', 'split_reference', 'ALIAS_RULE']
 
-_ALIAS = re.compile(r'[A-Za-z][A-Za-z0-9_.-]*\Z')
-ALIAS_RULE = ('a letter, then letters, digits, "_", "." or "-" (never a whole number, which is '
-              'a version)')
 
 
 def is_alias(text):

@@ -46,6 +46,7 @@ import stat
 import time
 
 from ..exceptions import ValidationError
+from ..shared.defaults import MAX_MIN_AGE, MIN_AGE
 from ..shared.text import shown, utf8
 from .cards import CARD, parse as parse_card
 from .folderfiles import READ_LIMIT as CARD_LIMIT
@@ -54,8 +55,6 @@ __all__ = ['MIN_AGE', 'MAX_MIN_AGE', 'READ_LIMIT', 'FORGE_TABLE', 'FORGE_SOURCE'
            'NotText', 'Orphan', 'as_text', 'changed_at', 'examine', 'first_folder', 'key_text',
            'orphan_model']
 
-MIN_AGE = 60  # minutes: see the module's docstring and docs/cli.md's `modelstore doctor`.
-MAX_MIN_AGE = 10 * 365 * 24 * 60  # ten years: more is a typo (and can overflow a datetime).
 READ_LIMIT = 1 << 20  # bytes of a config file read at most (1 MiB).
 FORGE_TABLE = 'models'  # ModelForge v2's own table (modelstore.registry.importer).
 FORGE_SOURCE = 'modelforge'

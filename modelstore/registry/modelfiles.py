@@ -41,13 +41,13 @@ except ImportError:  # Not POSIX: $HOME alone.
 
 from ..exceptions import StorageError, ValidationError
 from ..shared import confine
+from ..shared.defaults import MODELS_ROOT_ENV as ENV_VAR
 from ..shared.confine import Refused, entry_stat
 from . import trash as _trash
 from .trash import TRASH
 
 __all__ = ['ENV_VAR', 'TRASH', 'ModelsRoot', 'resolve_root']
 
-ENV_VAR = 'MODELSTORE_MODELS_ROOT'
 # Never a models root: what `rm --preserve-root` protects, and the directories a system is made of.
 SYSTEM_DIRECTORIES = frozenset([
     '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32',

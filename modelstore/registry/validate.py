@@ -10,6 +10,7 @@ import datetime
 import re
 
 from ..exceptions import ValidationError
+from ..shared.defaults import MAX_PAGE
 from ..shared.tables import TaskStatus
 from .checks import NAME_LIMIT, Choice, Flag, Moment, Number, Text
 from .documents import type_name
@@ -91,7 +92,6 @@ def listing_filters(*, task=None, is_custom_base_model=None, name_prefix=None, b
     return values
 
 
-MAX_PAGE = 2 ** 62  # The largest limit or offset: within every backend's 64-bit integers.
 
 
 def check_page(name, value, minimum):

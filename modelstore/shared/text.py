@@ -1,6 +1,6 @@
 """Names from the filesystem and the database, shown on a terminal without harm."""
 
-__all__ = ['shown', 'utf8']
+__all__ = ['shown', 'utf8', 'printable']
 
 
 def utf8(text):
@@ -23,3 +23,9 @@ def shown(text):
     if text.isprintable():
         return text
     return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def printable(text):
+    """``text`` with every character that is not printable written as its escape (``\\n``):
+    what a generated script's comments and the CLI's reports of them show."""
+    return ''.join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
