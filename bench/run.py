@@ -676,6 +676,31 @@ def bench_connect(path, repeat):
          'ms', note='bare %.2f ms, modelstore %.2f ms' % (b * 1000, o * 1000), met=o - b <= 0.005)
 
 
+def bench_startup(workdir, repeat):
+    """`modelstore --help` and `modelstore status` (an up-to-date SQLite file) against
+    `pwmigrate --help` (peewee's own migrations command: peewee and playhouse loaded), each a
+    fresh interpreter, run alternately; `python -c pass` for scale. Bytecode is compiled first
+    (PYTHONDONTWRITEBYTECODE would leave every run compiling)."""
+    import compileall
+    compileall.compile_dir(os.path.dirname(os.path.abspath(modelstore.__file__)), quiet=1)
+    url = 'sqlite:///' + os.path.join(workdir, 'startup.db')
+    modelstore_migrate(url, None)
+    env = dict(os.environ, NO_COLOR='1')
+
+    def command(argv):
+        return lambda: subprocess.run([sys.executable] + argv, env=env, cwd=workdir, check=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pwmigrate = command(['-c', 'import sys; sys.argv = ["pwmigrate", "--help"]\n'
+                               'from playhouse.migrations import main; main()'])
+    bare = command(['-c', 'pass'])
+    for label, argv in (('modelstore --help', ['--help']),
+                        ('modelstore status', ['status', '--database', url])):
+        ours, floor, empty = paired_medians([command(['-m', 'modelstore'] + argv), pwmigrate,
+                                             bare], repeat)
+        result('start-up', '%s vs pwmigrate --help' % label, ours, floor, 1.0,
+               note='python -c pass: %.1f ms' % (empty * 1000))
+
+
 def bench_bulk(workdir, n, repeat):
     rows = [dict(model_name='m-%d' % i, base_model='meta-llama/Llama-3.2-1B', task='task-%d'
                  % (i % 20), model_path='/models/m-%d' % i, description='row %d' % i,
@@ -1510,8 +1535,8 @@ def main(argv=None):
     parser.add_argument('--mysql', metavar='MYSQL_ADMIN_URL',
                         help='also run the MySQL/MariaDB comparisons (writers) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
-                        'queries, connect, tags, metrics, bulk, clients, generate, online, '
-                        'pooler, ddl, doctor (default: all)')
+                        'queries, connect, startup, tags, metrics, bulk, clients, generate, '
+                        'online, pooler, ddl, doctor (default: all)')
     args = parser.parse_args(argv)
     only = set(args.only.split(',')) if args.only else None
 
@@ -1540,6 +1565,8 @@ def main(argv=None):
             path = bench_queries(workdir, 2000 if args.smoke else 1000000,
                                  20 if args.smoke else 200)
             bench_connect(path, 20 if args.smoke else 300)
+        if want('startup'):
+            bench_startup(workdir, 2 if args.smoke else 31)
         # Tags and metric search (issue 29): one table of models with metrics and tags.
         tagged = [part for part in ('tags', 'metrics') if want(part)]
         tagged_size = (2000 if args.smoke else 1000000, 20 if args.smoke else 200,
