@@ -640,6 +640,28 @@ def bench_queries(workdir, n, repeat):
     return path
 
 
+def bench_json_page(workdir, n, repeat):
+    """A page of 50 models that each hold two JSON values (metrics, hyperparameters), against
+    the SQL it sends through sqlite3: what decoding JSON adds to a page."""
+    path = os.path.join(workdir, 'json-page.db')
+    with modelstore.connect('sqlite:///' + path) as store:
+        store.add_models(dict(model_name='m%d' % (i % 500), base_model='base-%d' % (i % 7),
+                              task='t', model_path='/m/%d' % i,
+                              metrics={'eval_loss': [0.5, 0.25 + i % 10 / 100]},
+                              hyperparameters={'lr': 1e-4, 'epochs': 3}) for i in range(n))
+        sent = []
+        store.database.query_hooks.append(sent.append)
+        store.list_models(limit=50, base_model='base-3')
+        store.database.query_hooks.remove(sent.append)
+        conn = sqlite3.connect(path)
+        ours, raw = paired_medians([lambda: store.list_models(limit=50, base_model='base-3'),
+                                    lambda: conn.execute(sent[-1].sql, sent[-1].params
+                                                         ).fetchall()], repeat)
+        conn.close()
+    result('queries SQLite', 'list_models(base model), page of 50 models with two JSON values '
+           'each, %s models, vs its SQL through the driver' % format(n, ','), ours, raw, 1.5)
+
+
 def bench_queries_postgres(url, n, repeat):
     import psycopg2
     with modelstore.connect(url) as store:
@@ -1565,6 +1587,7 @@ def main(argv=None):
             path = bench_queries(workdir, 2000 if args.smoke else 1000000,
                                  20 if args.smoke else 200)
             bench_connect(path, 20 if args.smoke else 300)
+            bench_json_page(workdir, 2000 if args.smoke else 20000, 20 if args.smoke else 2000)
         if want('startup'):
             bench_startup(workdir, 2 if args.smoke else 31)
         # Tags and metric search (issue 29): one table of models with metrics and tags.

@@ -16,7 +16,8 @@ applied, nothing dirty), but without ``Model.__init__``'s setattr per field, and
 column: no call for a column whose values already have the type peewee's own coercion would
 give (a ``str`` from a TextField: derived from the field's class, so a field with a conversion
 of its own -- an enum, JSON -- is always converted), and a C function mapped over a column its
-field declares one for (``read_text``: ``fromisoformat`` for the timestamps). That, and the
+field declares one for (``read_text``: ``fromisoformat`` for the timestamps, the JSON scanner
+for JSON text). That, and the
 clean model ``add_model`` returns, use peewee's private ``__data__``, ``_dirty`` and ``__rel__``
 (and ``_StringField``, the base of its text fields);
 docs/architecture.md lists them, and tests/test_fastpath.py fails if a peewee upgrade changes
@@ -357,7 +358,7 @@ class _Reader:
         kept = {_already(field), type(None) if _keeps_none(field) else None}
         self.skip = frozenset(kept - {None})
         self.fast = {}
-        text_reader = getattr(type(field), 'read_text', None)
+        text_reader = getattr(field, 'read_text', None)
         if text_reader is not None:
             self.fast[str] = text_reader
         adapt = getattr(type(field), 'adapt', None)
