@@ -161,9 +161,10 @@ def _extras(table, live, vocabulary, index_vocabulary, adoption):
                           for index in sorted(live.indexes - index_vocabulary))
 
 
-def _table_progress(database, table, steps, adoption):
-    """How many of the table's scripts the live table already holds; None if unprovable."""
-    if not database.table_exists(table):
+def _table_progress(database, existing, table, steps, adoption):
+    """How many of the table's scripts the live table already holds; None if unprovable.
+    ``existing``: the database's tables, read once for the whole analysis."""
+    if table not in existing:
         return 0
     live = snapshot(database, table)
     shapes = [shape for _, shape in steps[1:]]
@@ -255,6 +256,7 @@ def _progress(database, states, scripts, pending, adoption):
     holds}), the live tables looked at only where a pending script changes them."""
     progress, touched = {}, {s.name: [] for s in scripts}
     pending_names = {s.name for s in pending}
+    existing = set(database.get_tables())
     for table in sorted(set().union(*(s.keys() for s in states))):
         steps = _history(states, scripts, table)
         names = [name for name, _ in steps[1:]]
@@ -262,7 +264,7 @@ def _progress(database, states, scripts, pending, adoption):
             touched[name].append(table)
         if pending_names.isdisjoint(names):
             continue
-        done = _table_progress(database, table, steps, adoption)
+        done = _table_progress(database, existing, table, steps, adoption)
         if done is not None:
             progress[table] = set(names[:done])
     return touched, progress
