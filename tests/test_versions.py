@@ -205,6 +205,43 @@ def test_a_legacy_file_is_numbered_in_creation_order(db_path):
         assert store.add_model(model_name='n0', **MODEL).version == len(expected['n0']) + 1
 
 
+PROGRESS = re.compile(r'  0010_number_model_versions: [\d,]+ of [\d,]+ rows \(\d+%\), [\d,]+ rows/s'
+                      r'(, .+ left)?; batches of [\d,]+ rows, \d+ ms apart')
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('as_json', [False, True])
+def test_a_run_off_a_terminal_logs_its_progress_and_pace(db_path, cli, monkeypatch, as_json):
+    """In a CI log (no terminal) numbering a legacy file prints where it stands every
+    PROGRESS_EVERY seconds -- rows, rows/s, the batch size and the pause between batches;
+    with --json each is a JSON object on stderr, and stdout stays the one result object."""
+    from modelstore.cli import output
+    _forge_file(db_path, 3000)
+    monkeypatch.setattr(output, 'PROGRESS_EVERY', 0.0)
+    code, out, err = cli('migrate', '--database', db_path, '--no-backup',
+                         *(['--json'] if as_json else []))
+    assert code == 0, err
+    if as_json:
+        assert '0010_number_model_versions' in [s['name'] for s in json.loads(out)['scripts']]
+        events = [json.loads(line) for line in err.splitlines() if line.startswith('{')]
+        assert len(events) > 3 and {e['event'] for e in events} == {'progress'}
+        assert [e['rows'] for e in events] == sorted(e['rows'] for e in events)
+        last = events[-1]
+        assert last['script'] == '0010_number_model_versions' and last['rows'] == last['total']
+        assert last['batch_size'] > 0 and last['pause'] >= 0.02 and last['rows_per_second'] > 0
+    else:
+        lines = [line for line in out.splitlines() if 'rows/s' in line]
+        assert len(lines) > 3 and all(PROGRESS.fullmatch(line) for line in lines), lines
+        assert out.index(lines[0]) < out.index('Applied ')
+
+
+@pytest.mark.sqlite_only
+def test_a_short_run_off_a_terminal_logs_no_progress(db_path, cli):
+    _forge_file(db_path, 300)
+    code, out, err = cli('migrate', '--database', db_path, '--no-backup')
+    assert code == 0 and 'rows/s' not in out + err
+
+
 class Stop(Exception):
     pass
 

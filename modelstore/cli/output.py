@@ -6,11 +6,12 @@ import time
 
 from ..exceptions import one_line
 
-__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'TERMINAL_LIMIT', 'plural', 'progress_line',
-           'one_line']
+__all__ = ['Output', 'OK', 'PENDING', 'ERROR', 'TERMINAL_LIMIT', 'PROGRESS_EVERY', 'plural',
+           'progress_line', 'progress_event', 'one_line']
 
 OK, PENDING, ERROR = 0, 1, 2
 TERMINAL_LIMIT = 50  # Rows `list` shows on a terminal unless --limit or --all says otherwise.
+PROGRESS_EVERY = 5.0  # Seconds between two progress lines off a terminal (a CI log, a file).
 
 
 class Output:
@@ -28,6 +29,7 @@ class Output:
         self._shown = 0  # Length of the progress line on screen (0: none).
         self.closed = False  # The reader went away (a broken pipe).
         self._last = 0.0
+        self._logged = time.monotonic()  # When a progress line was last logged (off a terminal).
 
     def paint(self, text, code):
         return '\033[%sm%s\033[0m' % (code, text) if self.color else text
@@ -52,6 +54,19 @@ class Output:
         self._last = now
         self._raw('\r%s%s' % (text, ' ' * max(self._shown - len(text), 0)))
         self._shown = len(text)
+
+    def due(self):
+        """Off a terminal: is a progress line due (PROGRESS_EVERY seconds since the last one,
+        or since the command began)? A short run logs none."""
+        now = time.monotonic()
+        if now - self._logged < PROGRESS_EVERY:
+            return False
+        self._logged = now
+        return True
+
+    def event(self, data):
+        """One JSON object on a line of stderr (with --json, stdout holds the result)."""
+        print(json.dumps(data, sort_keys=True), file=sys.stderr, flush=True)
 
     def clear_progress(self):
         if self._shown:
@@ -93,15 +108,31 @@ class Output:
 
 
 def progress_line(progress):
-    """'0010_x: 412,000 of 1,000,000 rows (41%), 35,200 rows/s, 17 s left'."""
+    """'0010_x: 412,000 of 1,000,000 rows (41%), 35,200 rows/s, 17 s left; batches of 2,400
+    rows, 20 ms apart'."""
     if progress.total:
         done = '%s of %s rows (%d%%)' % (format(progress.rows, ','), format(progress.total, ','),
                                           100 * progress.rows // progress.total)
     else:
         done = '%s rows' % format(progress.rows, ',')
     left = progress.left
-    return '  %s: %s, %s rows/s%s' % (progress.name, done, format(int(progress.rate), ','),
-                                      '' if left is None else ', %s left' % _duration(left))
+    pace = '' if progress.size is None else '; batches of %s rows%s' % (
+        format(progress.size, ','), '' if progress.pause is None
+        else ', %d ms apart' % round(progress.pause * 1000))
+    return '  %s: %s, %s rows/s%s%s' % (progress.name, done, format(int(progress.rate), ','),
+                                        '' if left is None else ', %s left' % _duration(left),
+                                        pace)
+
+
+def progress_event(progress):
+    """The progress line as a JSON object (``--json`` off a terminal, on stderr)."""
+    left = progress.left
+    return {'event': 'progress', 'script': progress.name, 'rows': progress.rows,
+            'total': progress.total, 'batches': progress.batches,
+            'elapsed': round(progress.elapsed, 3), 'rows_per_second': round(progress.rate, 1),
+            'seconds_left': None if left is None else round(left, 1),
+            'batch_size': progress.size,
+            'pause': None if progress.pause is None else round(progress.pause, 4)}
 
 
 def _duration(seconds):

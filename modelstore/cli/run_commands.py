@@ -7,7 +7,7 @@ from ..engine import Backups, Engine, Observer, restore_database, script_number
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import command, database_exists
-from .output import progress_line
+from .output import progress_event, progress_line
 from .render import print_script, run_header, wait_line
 from .results import Repaired, Restored, Run
 from .settings import database_url, hint
@@ -35,8 +35,15 @@ class RunPrinter(Observer):
         self.out.note(wait_line(wait))
 
     def progress(self, progress):
+        """On a terminal, the live line; off one (a CI log), a line every PROGRESS_EVERY
+        seconds -- with --json, a JSON object on stderr."""
         if self.out.live:
             self.out.progress(progress_line(progress))
+        elif self.out.due():
+            if self.out.as_json:
+                self.out.event(progress_event(progress))
+            else:
+                self.out.line(progress_line(progress))
 
 
 def _run(args, out, direction):

@@ -49,6 +49,8 @@ class Progress:
     total: Optional[int]  # the script's estimate (never below rows), or None
     batches: int
     elapsed: float  # seconds since it started
+    size: Optional[int] = None  # rows the next batch takes (its pace: sized by the last one)
+    pause: Optional[float] = None  # seconds the run now leaves the lock free (SQLite), or None
 
     @property
     def rate(self):
@@ -107,12 +109,13 @@ class PacedBatches(Batches):
         # The next size from this one's rate, changing by at most 2x a step.
         factor = min(max(self.target / took, 0.5), 2.0) if took > 0 else 2.0
         self.size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
+        pause = max(2 * took, PAUSE) if self._sqlite else None
         if self.on_progress is not None:
             total = None if self.total is None else max(self.total, self.rows)
             self.on_progress(Progress(self.name, self.rows, total, self.batches,
-                                      time.perf_counter() - self._started))
-        if self._sqlite:
-            self._sleep(max(2 * took, PAUSE))
+                                      time.perf_counter() - self._started, self.size, pause))
+        if pause is not None:
+            self._sleep(pause)
 
     def _lock_table(self, table):
         """PostgreSQL: each try waits at most LOCK_WAIT, then undoes only itself."""
