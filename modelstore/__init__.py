@@ -51,4 +51,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | _PACKAGES)
+    return sorted((set(globals()) - {'import_module'}) | set(_LAZY) | _PACKAGES)

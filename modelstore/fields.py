@@ -160,12 +160,20 @@ def _read_json_text(text):
 
 
 class StrictJSONField(JSONField):
-    # A listing reads a column of JSON text through this (modelstore.registry.fastpath):
-    # json.loads' result, for a field that decodes with json.loads.
-    read_text = staticmethod(_read_json_text)
-
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('dumps', dumps)
-        if kwargs.get('loads', json.loads) is not json.loads:
-            self.read_text = None  # Its own decoder: every value goes through python_value.
+        self._own_loads = kwargs.get('loads', json.loads) is not json.loads
         super().__init__(*args, **kwargs)
+
+    @property
+    def read_text(self):
+        """How a listing reads a column of JSON text (modelstore.registry.fastpath): the scanner,
+        where python_value decodes text with json.loads -- not on PostgreSQL, where psycopg2
+        hands JSONB over decoded and a str is a JSON string, returned as it is -- else None."""
+        if self._own_loads:
+            return None
+        try:
+            decodes = self.python_value('[0]') == [0]
+        except Exception:  # noqa: BLE001 -- not bound to a database yet: no fast path.
+            return None
+        return _read_json_text if decodes else None

@@ -260,3 +260,12 @@ def test_a_run_killed_inside_an_operation_is_repaired_by_its_inverse(cli, script
     assert "0001_add (up): reverted 1 operation" in out, out
     assert "Dropped column 'd' from 't'" in out, out
     assert schema(db)['t'] == before
+
+
+@pytest.mark.parametrize('sql', ['DROP INDEX "ix"', 'DROP INDEX IF EXISTS "ix"',
+                                 'DROP INDEX CONCURRENTLY IF EXISTS "ix"',
+                                 'drop index concurrently ix'])
+def test_a_dropped_index_is_named_however_the_statement_drops_it(sql):
+    # PostgreSQL's rollback of an index script drops it CONCURRENTLY: the run said
+    # "Dropped index 'CONCURRENTLY'".
+    assert RawSQL.describe(sql) == "Dropped index 'ix'"

@@ -235,6 +235,33 @@ def test_a_run_off_a_terminal_logs_its_progress_and_pace(db_path, cli, monkeypat
         assert out.index(lines[0]) < out.index('Applied ')
 
 
+class _GoneReader:
+    """A stderr whose reader went away (a log shipper that died)."""
+    def write(self, text):
+        raise BrokenPipeError(32, 'Broken pipe')
+
+    def flush(self):
+        raise BrokenPipeError(32, 'Broken pipe')
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('stderr', [None, _GoneReader()], ids=['closed', 'broken-pipe'])
+def test_progress_events_never_reach_stdout_nor_stop_the_run(db_path, cli, monkeypatch,
+                                                              stderr):
+    """--json's progress goes to stderr as a log: a closed stderr (2>&-) must not turn it
+    into stdout lines before the one result object, and a reader gone from it must not stop
+    the script (it did: BrokenPipeError, the script left interrupted)."""
+    from modelstore.cli import output
+    _forge_file(db_path, 3000)
+    monkeypatch.setattr(output, 'PROGRESS_EVERY', 0.0)
+    monkeypatch.setattr(sys, 'stderr', stderr)
+    code, out, _ = cli('migrate', '--database', db_path, '--no-backup', '--json')
+    assert code == 0
+    assert '0010_number_model_versions' in [s['name'] for s in json.loads(out)['scripts']]
+    done = {r['name']: r['method'] for r in history(db_path)}
+    assert done['0010_number_model_versions'] == 'ran' and versions(db_path)
+
+
 @pytest.mark.sqlite_only
 def test_a_short_run_off_a_terminal_logs_no_progress(db_path, cli):
     _forge_file(db_path, 300)

@@ -30,6 +30,7 @@ class Output:
         self.closed = False  # The reader went away (a broken pipe).
         self._last = 0.0
         self._logged = time.monotonic()  # When a progress line was last logged (off a terminal).
+        self._stderr_gone = False  # stderr's reader went away: log lines are dropped.
 
     def paint(self, text, code):
         return '\033[%sm%s\033[0m' % (code, text) if self.color else text
@@ -42,7 +43,7 @@ class Output:
         """A line of what is happening: on stdout, or on stderr with --json (stdout then holds
         one JSON object)."""
         if self.as_json:
-            print(text, file=sys.stderr, flush=True)
+            self._stderr(text)
         else:
             self.line(text)
 
@@ -66,7 +67,18 @@ class Output:
 
     def event(self, data):
         """One JSON object on a line of stderr (with --json, stdout holds the result)."""
-        print(json.dumps(data, sort_keys=True), file=sys.stderr, flush=True)
+        self._stderr(json.dumps(data, sort_keys=True))
+
+    def _stderr(self, text):
+        """A line on stderr, as a log: never on stdout (a closed stderr is no stream, and
+        print would fall back to stdout, breaking --json's one object), and a reader that went
+        away stops the lines, never the command."""
+        if sys.stderr is None or self._stderr_gone:
+            return
+        try:
+            print(text, file=sys.stderr, flush=True)
+        except (BrokenPipeError, ValueError, OSError):
+            self._stderr_gone = True
 
     def clear_progress(self):
         if self._shown:
@@ -119,7 +131,7 @@ def progress_line(progress):
     pace = '' if progress.size is None else '; batches of %s rows%s' % (
         format(progress.size, ','), '' if progress.pause is None
         else ', %d ms apart' % round(progress.pause * 1000))
-    return '  %s: %s, %s rows/s%s%s' % (progress.name, done, format(int(progress.rate), ','),
+    return '  %s: %s, %s rows/s%s%s' % (progress.name, done, format(round(progress.rate), ','),
                                         '' if left is None else ', %s left' % _duration(left),
                                         pace)
 
