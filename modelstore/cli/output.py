@@ -119,18 +119,22 @@ class Output:
             os.dup2(devnull, self.stream.fileno())
 
 
+PACES = {'full': 'nobody waiting', 'writers': 'yielding to writers', 'offline': 'offline'}
+
+
 def progress_line(progress):
     """'0010_x: 412,000 of 1,000,000 rows (41%), 35,200 rows/s, 17 s left; batches of 2,400
-    rows, 20 ms apart'."""
+    rows, 20 ms apart (yielding to writers)'."""
     if progress.total:
         done = '%s of %s rows (%d%%)' % (format(progress.rows, ','), format(progress.total, ','),
                                           100 * progress.rows // progress.total)
     else:
         done = '%s rows' % format(progress.rows, ',')
     left = progress.left
-    pace = '' if progress.size is None else '; batches of %s rows%s' % (
+    pace = '' if progress.size is None else '; batches of %s rows%s%s' % (
         format(progress.size, ','), '' if progress.pause is None
-        else ', %d ms apart' % round(progress.pause * 1000))
+        else ', %d ms apart' % round(progress.pause * 1000),
+        ' (%s)' % PACES[progress.pace] if progress.pace in PACES else '')
     return '  %s: %s, %s rows/s%s%s' % (progress.name, done, format(round(progress.rate), ','),
                                         '' if left is None else ', %s left' % _duration(left),
                                         pace)
@@ -144,7 +148,8 @@ def progress_event(progress):
             'elapsed': round(progress.elapsed, 3), 'rows_per_second': round(progress.rate, 1),
             'seconds_left': None if left is None else round(left, 1),
             'batch_size': progress.size,
-            'pause': None if progress.pause is None else round(progress.pause, 4)}
+            'pause': None if progress.pause is None else round(progress.pause, 4),
+            'pace': progress.pace}
 
 
 def _duration(seconds):

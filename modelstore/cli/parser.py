@@ -109,6 +109,9 @@ def build_parser():
                    'deploy: expand before it, contract once every worker runs the new release)')
     p.add_argument('--force', action='store_true', help='run a contract script even while '
                    'clients built for an earlier schema are alive (the history records it)')
+    p.add_argument('--offline', action='store_true', help='a maintenance window: run data '
+                   'migrations back to back in long batches, making no room for the apps\' '
+                   'writers (by default they pause whenever a writer waits)')
     p.set_defaults(func=Command('cmd_migrate'))
 
     p = sub.add_parser('rollback', parents=[common, locking, ddl, backups],

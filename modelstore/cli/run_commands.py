@@ -60,7 +60,7 @@ def _run(args, out, direction):
     printer = RunPrinter(out, args.dry_run, args.keep_backups)
     if direction == 'up':
         result = engine.migrate(args.to, dry_run=args.dry_run, fake=args.fake, observer=printer,
-                                phase=args.phase, force=args.force)
+                                phase=args.phase, force=args.force, offline=args.offline)
     else:
         result = engine.rollback(args.to, dry_run=args.dry_run, allow_data_loss=args.yes,
                                  observer=printer)

@@ -14,6 +14,7 @@ from .mysql import (MYSQL, MYSQL_SCHEMES, SQL_MODE, atomic_ddl, check_mysql_quer
 from .postgresql import POSTGRESQL, postgres_shadow
 from .session import NeedBaseline
 from .sqlite import BUSY_TIMEOUT, SQLITE
+from .writers import Board
 
 __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
            # What a driver error means (errors).
@@ -24,7 +25,9 @@ __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 
            'MYSQL_SCHEMES', 'SQL_MODE', 'atomic_ddl', 'check_mysql_query', 'mysql_kwargs',
            'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow',
            # A migration run's session (session): SQLite's foreign-key watch asks for a rerun.
-           'NeedBaseline', 'BUSY_TIMEOUT']
+           'NeedBaseline', 'BUSY_TIMEOUT',
+           # SQLite: the board an online run keeps for modelstore's waiting writers (writers).
+           'Board']
 
 _DIALECTS = (SQLITE, POSTGRESQL, MYSQL)
 

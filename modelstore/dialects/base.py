@@ -94,6 +94,11 @@ class Dialect:
         """A transaction that takes the write lock before it reads (SQLite: BEGIN IMMEDIATE)."""
         return database.atomic()
 
+    def waiting_on_me(self, database):
+        """Inside a transaction: how many other sessions wait for a lock this one holds (an
+        online batch asks before it commits; modelstore.engine.batch_runner)."""
+        return 0
+
     # -- DDL lock waits (modelstore.engine.ddlwait) ---------------------------------------------
     def set_ddl_lock_timeout(self, database, seconds):
         """In a script's transaction: fail a lock wait after ``seconds``."""

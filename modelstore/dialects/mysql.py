@@ -288,6 +288,20 @@ class MySQLDialect(Dialect):
             ((fn.JSON_TYPE(value) == 'ARRAY') & fn.JSON_TYPE(final).in_(numbers),
              final.cast('DOUBLE'))])
 
+    def waiting_on_me(self, database):
+        # InnoDB's lock waits whose blocking transaction is this connection's (it needs the
+        # PROCESS privilege: without it, None -- the runner stops asking).
+        try:
+            return self._waiting_on_me(database)
+        except DatabaseError:
+            return None
+
+    def _waiting_on_me(self, database):
+        return database.execute_sql(
+            'SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w '
+            'JOIN information_schema.INNODB_TRX t ON t.trx_id = w.blocking_trx_id '
+            'WHERE t.trx_mysql_thread_id = CONNECTION_ID()').fetchone()[0]
+
     def lock_tables(self, database, tables):
         """The final batch's lock: ``LOCK TABLES t WRITE, ...`` (no other table can be read)."""
         q = database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)

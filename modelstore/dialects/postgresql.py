@@ -192,6 +192,13 @@ class PostgresqlDialect(Dialect):
         return [(pid, state, seconds, list(tables), query) for pid, state, seconds, tables, query
                 in database.execute_sql(_BLOCKERS, (waited,)).fetchall()]
 
+    def waiting_on_me(self, database):
+        return database.execute_sql(
+            # (wait_event_type is NULL for other roles' sessions without pg_read_all_stats.)
+            "SELECT count(*) FROM pg_stat_activity WHERE COALESCE(wait_event_type, 'Lock') = "
+            "'Lock' AND pid <> pg_backend_pid() AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        ).fetchone()[0]
+
     def lock_table(self, database, table, wait=None):
         """The final batch's lock: readers go on, writers wait for this transaction. With
         ``wait`` (seconds), a lock not granted by then fails (lock_not_available), and undoes

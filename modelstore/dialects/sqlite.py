@@ -20,6 +20,7 @@ from ..exceptions import LockTimeout, MigrationError
 from .base import Dialect
 from .errors import is_busy
 from .session import NeedBaseline, RunSession, lock_held, poll
+from .writers import announced_write
 
 try:
     import fcntl
@@ -343,7 +344,8 @@ class SqliteDialect(Dialect):
              fn.json_type(field, last).in_(numbers), fn.json_extract(field, last).cast('REAL'))])
 
     def write_transaction(self, database):
-        return database.atomic('IMMEDIATE')
+        # BEGIN IMMEDIATE, announced to an online script running its batches (writers.py).
+        return announced_write(database)
 
     @contextlib.contextmanager
     def shadow(self, database=None):

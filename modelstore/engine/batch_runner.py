@@ -1,12 +1,26 @@
 """How ``migrate`` runs an online script's batches (see modelstore.online for the protocol).
 
-* Sized by time: each batch aims at TARGET seconds (SQLite) and the next one's size follows the
-  last one's duration, so a slow disk gets smaller batches instead of longer lock holds.
-* Paced on SQLite: after each commit the runner sleeps twice as long as the batch took (at
-  least PAUSE), so writers waiting in SQLite's busy handler -- which polls at growing intervals,
-  it is not a queue -- find the lock free at their next poll: a writer waits about one batch.
-  PostgreSQL batches take row locks on rows no writer is adding, so they run back to back, with
-  a longer target.
+* Sized by time: each batch aims at a target duration and the next one's size follows the last
+  one's rate, so a slow disk gets smaller batches instead of longer lock holds.
+* Paced by contention on SQLite, where one writer at a time holds the lock and a waiting
+  writer's busy handler polls (1, 2, 5, 10, 15, 20, 25, 25... ms; it is no queue):
+  - *nobody waiting*: batches of TARGET (75 ms), each followed by GAP (25 ms) with the lock free
+    -- the busy handler's longest sleep in a writer's first 100 ms, so a writer that arrives
+    gets in within ~80 ms, and its commit is how the run learns it is there;
+  - *an app's writers about* (a commit by another connection seen between two batches --
+    ``PRAGMA data_version`` -- or the run's own BEGIN waiting), for COOL seconds after the last
+    sign of one: batches of CONTENDED (10 ms), each followed by twice its time free and at
+    least PAUSE (30 ms: more than the busy handler's 25 ms sleeps, so a writer that has waited
+    a while still polls once inside it);
+  - *modelstore's writers* announce themselves on the run's board (dialects/writers.py): after
+    each batch the run stays out until they have written (YIELD at most), and while they are
+    about its batches are CONTENDED long. They poll every millisecond, so they need no pause.
+* PostgreSQL and MariaDB batches take row locks on rows no writer is adding: back to back,
+  TARGET long. Before each commit a batch asks whether a session waits for a lock it holds
+  (``pg_blocking_pids``; InnoDB's lock waits, where the PROCESS privilege allows): if one does,
+  batches are CONTENDED long for COOL seconds, so it waits less.
+* ``offline`` (``migrate --offline``, a maintenance window): no board, no pause, batches of
+  OFFLINE (250 ms) -- the fewest commits; a writer that does come waits up to a batch.
 * SQLite's history writes and batches take the write lock first (``BEGIN IMMEDIATE``) and wait
   for it as long as the run waits for its lock: an app's writer committing between a read and
   a write would otherwise fail the run ("database is locked") instead of delaying it.
@@ -15,17 +29,21 @@
   on a disk busy with a checkpoint's flush that fsync took 250 ms, with every writer waiting
   (bench/: "versions online"). The database stays consistent on power loss; the last batches
   may be undone, and the next migrate redoes them (they are found from the data).
+* The run checkpoints the WAL itself after each batch (PASSIVE: no writer waits for it), with
+  the lock free, and its connection's autocheckpoint off: left to SQLite, an app's writer whose
+  commit crossed 1,000 WAL pages would copy a batch's pages (and fsync) inside its own write.
 * The final batch on PostgreSQL takes its table lock with ``lock_timeout`` 20 ms, retried: a
   LOCK TABLE that waited behind a long transaction would queue every writer behind it.
-* Progress: ``on_progress(Progress)`` after each batch.
+* Progress: ``on_progress(Progress)`` after each batch, with the pace it runs at.
 """
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Optional
 
 from peewee import DatabaseError
 
-from ..dialects import dialect_of, is_busy
+from ..dialects import Board, dialect_of, is_busy
 from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.database import busy_ms, write_transaction
@@ -35,8 +53,13 @@ from .steps import Step
 
 __all__ = ['PacedBatches', 'Progress', 'run_online']
 
-TARGET = {'sqlite': 0.01, 'postgres': 0.05}  # seconds a batch aims at
-PAUSE = 0.02  # the least a SQLite run sleeps between batches
+TARGET = {'sqlite': 0.075, 'postgres': 0.05}  # seconds a batch aims at when nobody waits
+GAP = 0.025  # SQLite, nobody waiting: the lock left free after each batch
+CONTENDED = 0.01  # seconds a batch aims at while another writer is about
+PAUSE = 0.03  # the least a contended SQLite run leaves the lock free between batches
+COOL = 2.0  # seconds after the last sign of another writer before the full pace again
+YIELD = 0.1  # the longest a SQLite run stays out for modelstore's announced writers
+OFFLINE = 0.25  # seconds an offline batch aims at
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
 LOCK_WAIT = 0.02  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
 
@@ -51,6 +74,9 @@ class Progress:
     elapsed: float  # seconds since it started
     size: Optional[int] = None  # rows the next batch takes (its pace: sized by the last one)
     pause: Optional[float] = None  # seconds the run now leaves the lock free (SQLite), or None
+    # Why it runs at that pace: 'full' (nobody waiting: SQLite's TARGET then GAP, the servers
+    # back to back), 'writers' (another writer seen within COOL seconds), 'offline'; or None.
+    pace: Optional[str] = None
 
     @property
     def rate(self):
@@ -66,23 +92,31 @@ class Progress:
 
 
 class PacedBatches(Batches):
-    """Batches as ``migrate`` runs them: timed, sized, paced, reported."""
+    """Batches as ``migrate`` runs them: timed, sized, paced by contention, reported."""
 
-    def __init__(self, database, name, *, on_progress=None, lock_timeout=30.0, sleep=time.sleep):
+    def __init__(self, database, name, *, on_progress=None, lock_timeout=30.0, sleep=time.sleep,
+                 offline=False):
         super().__init__(database)
         self.name = name
         self.on_progress = on_progress
         self.lock_timeout = lock_timeout
+        self.offline = offline
         self._sleep = sleep
-        # SQLite: one writer at a time, so the run pauses between batches for the others.
+        # SQLite: one writer at a time, so the run makes room for the others.
         self._sqlite = dialect_of(database).embedded
-        self.target = TARGET[dialect_of(database).batch_target]
+        self._full_target = TARGET[dialect_of(database).batch_target]
         self.size = FIRST_SIZE
+        self._target = None  # the target the last batch was sized for
         self._started = time.perf_counter()
         self._began = self._started
+        self._board = None
+        self._version = None  # SQLite's data_version at the last batch's start
+        self._others_at = self._announced_at = float('-inf')  # the last sign of a writer
+        self._yielded = False  # modelstore's writers wrote since the last batch
+        self._ask_waiters = True  # the servers: ask before each commit who waits on the batch
 
     def __enter__(self):
-        self._synchronous = self._busy = None
+        self._synchronous = self._busy = self._autocheckpoint = None
         if self._sqlite:
             # A batch waits for the apps' writers as long as the run waits for its lock (not
             # the registry's 5 s): a burst of them must delay the run, never fail it.
@@ -91,31 +125,102 @@ class PacedBatches(Batches):
             if self.database.pragma('journal_mode').lower() == 'wal':
                 self._synchronous = self.database.pragma('synchronous')
                 self.database.pragma('synchronous', 1)
+                # The run checkpoints after each batch itself (_checkpoint), not in its commit.
+                self._autocheckpoint = self.database.pragma('wal_autocheckpoint')
+                self.database.pragma('wal_autocheckpoint', 0)
+            if not self.offline:
+                self._board = Board(self.database)
         return self
 
     def __exit__(self, *exc):
+        if self._board is not None:
+            self._board.close()
         if self._synchronous is not None:
             self.database.pragma('synchronous', self._synchronous)
+            self.database.pragma('wal_autocheckpoint', self._autocheckpoint)
         if self._busy is not None:
             self.database.pragma('busy_timeout', self._busy)
         return False
 
+    @contextlib.contextmanager
     def _transaction(self):
-        self._began = time.perf_counter()
-        return super()._transaction()
+        if not self._sqlite:
+            with super()._transaction():
+                self._began = time.perf_counter()
+                yield
+                # Before the commit, while its locks are held: does a session wait for them?
+                if not self.offline and self._ask_waiters:
+                    waiting = dialect_of(self.database).waiting_on_me(self.database)
+                    if waiting is None:  # (Not allowed to see: never asked again.)
+                        self._ask_waiters = False
+                    elif waiting:
+                        self._others_at = time.perf_counter()
+            return
+        asked = time.perf_counter()
+        with self.database.atomic('IMMEDIATE'):  # (Not announced: the board is its own.)
+            self._began = time.perf_counter()
+            version = self.database.execute_sql('PRAGMA data_version').fetchone()[0]
+            # Another connection committed since the last batch, or held the lock just now:
+            # an app's writer, unless modelstore's announced writers account for it.
+            others = (self._version is not None and version != self._version
+                      or self._began - asked > 0.002)
+            if others and not self._yielded:
+                self._others_at = self._began
+            self._version, self._yielded = version, False
+            yield
+
+    def pace(self, now=None):
+        """'offline', 'writers' (another writer within COOL seconds) or 'full'."""
+        if self.offline:
+            return 'offline'
+        now = time.perf_counter() if now is None else now
+        if now - max(self._others_at, self._announced_at) < COOL:
+            return 'writers'
+        return 'full'
 
     def _committed(self):
-        took = time.perf_counter() - self._began
-        # The next size from this one's rate, changing by at most 2x a step.
-        factor = min(max(self.target / took, 0.5), 2.0) if took > 0 else 2.0
+        now = time.perf_counter()
+        took = now - self._began
+        free = self._checkpoint()
+        pace = self.pace(now)
+        if pace == 'offline':
+            target, pause = OFFLINE, None
+        elif not self._sqlite:  # A session waited for a batch's row locks: shorter batches.
+            target, pause = self._full_target if pace == 'full' else CONTENDED, None
+        elif pace == 'full':
+            target, pause = self._full_target, GAP
+        else:  # Room for an app's writers; modelstore's get the board's wait below.
+            target = CONTENDED
+            pause = max(2 * took, PAUSE) if now - self._others_at < COOL else 0.0
+        # The next size from this one's rate: at most 2x a step at one pace, at once to a new.
+        factor = target / took if took > 0 else 2.0
+        if self._target in (None, target):  # (From FIRST_SIZE: doubling.)
+            factor = min(max(factor, 0.5), 2.0)
+        self._target = target
         self.size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
-        pause = max(2 * took, PAUSE) if self._sqlite else None
         if self.on_progress is not None:
             total = None if self.total is None else max(self.total, self.rows)
-            self.on_progress(Progress(self.name, self.rows, total, self.batches,
-                                      time.perf_counter() - self._started, self.size, pause))
-        if pause is not None:
-            self._sleep(pause)
+            self.on_progress(Progress(self.name, self.rows, total, self.batches, now - self._started,
+                                      self.size, pause, pace))
+        if pause and pause > free:
+            self._sleep(pause - free)
+        if self._board is not None and self._board.wait(YIELD, self._sleep):
+            self._yielded = True
+            self._announced_at = time.perf_counter()
+
+    def _checkpoint(self):
+        """SQLite in WAL mode: copy the batch's pages into the database file now, with the
+        write lock free (a PASSIVE checkpoint blocks no writer); returns the seconds it took.
+
+        Left to SQLite, the commit that finds the WAL past 1,000 pages checkpoints -- an app's
+        writer's commit as often as the run's, and that writer then waits for a batch's worth
+        of pages to be written (and, with synchronous=FULL, fsynced) after its own INSERT.
+        Checkpointed here, the WAL starts over at the next writer's transaction."""
+        if self._synchronous is None:
+            return 0.0
+        start = time.perf_counter()
+        self.database.execute_sql('PRAGMA wal_checkpoint(PASSIVE)')
+        return time.perf_counter() - start
 
     def _lock_table(self, table):
         """PostgreSQL: each try waits at most LOCK_WAIT, then undoes only itself."""
@@ -160,7 +265,7 @@ def run_online(run, script, module):
         run.history.mark_running(script.name, checksum=script.checksum, version=__version__,
                                  phase=script.phase)
     batches = PacedBatches(db, script.name, on_progress=run.observer.progress,
-                           lock_timeout=run.lock_timeout)
+                           lock_timeout=run.lock_timeout, offline=run.offline)
     start = time.perf_counter()
     try:
         with batches:

@@ -115,6 +115,7 @@ class Run:
         self.held_back = []  # migrate --phase: pending scripts left for the other phase
         self.interrupted = frozenset()
         self.notes = {}  # script name -> an override this run recorded in its history row
+        self.offline = False  # migrate(offline=True): online scripts make no room for writers
 
     def status(self, analyse=False):
         return self.engine.status(analyse=analyse)
@@ -132,7 +133,8 @@ class Run:
     # -- the three calls --------------------------------------------------------------------
 
     def migrate(self, target=None, *, dry_run=False, fake=False, precondition=None,
-                phase=None, force=False):
+                phase=None, force=False, offline=False):
+        self.offline = bool(offline)
         if phase is not None and phase not in PHASES:
             raise MigrationError('unknown phase %r: expected %s' % (phase, ' or '.join(PHASES)))
 

@@ -82,7 +82,7 @@ class Engine:
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
                 on_backup=None, precondition=None, on_progress=None, on_wait=None,
-                observer=None, phase=None, force=False):
+                observer=None, phase=None, force=False, offline=False):
         """Apply pending scripts in order (through ``target`` if given).
 
         ``phase`` ('expand' or 'contract'): only the pending scripts of that phase, stopping
@@ -90,8 +90,10 @@ class Engine:
         script is refused (ClientsAlive) while a client built for an earlier schema is alive
         (modelstore.engine.clients), unless ``force``, which its history row records.
 
-        An online script (modelstore.online) runs its batches outside the run's transaction;
-        ``on_progress(Progress)`` is called after each of them. ``on_wait(LockWait)``: after a
+        An online script (modelstore.online) runs its batches outside the run's transaction,
+        paced by contention (modelstore.engine.batch_runner); ``offline``: for a maintenance
+        window, back to back in long batches, making no room for other writers.
+        ``on_progress(Progress)`` is called after each batch. ``on_wait(LockWait)``: after a
         script timed out waiting for a lock, before it is tried again (PostgreSQL). The
         callbacks and ``observer`` (a modelstore.engine.observer.Observer) are told the same.
         """
@@ -99,7 +101,7 @@ class Engine:
                              on_progress=on_progress, on_wait=on_wait)
         return Run(self, observer).migrate(target, dry_run=dry_run, fake=fake,
                                            precondition=precondition, phase=phase,
-                                           force=force)
+                                           force=force, offline=offline)
 
     def rollback(self, target=None, *, dry_run=False, allow_data_loss=False, on_script=None,
                  on_backup=None, on_wait=None, observer=None):

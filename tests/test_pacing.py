@@ -1,0 +1,460 @@
+"""Online batches paced by contention (modelstore.engine.batch_runner) and the board that
+modelstore's SQLite writers announce themselves on (modelstore.dialects.writers).
+
+Speeds and waits are measured in bench/ ("versions online"); here: that the run switches pace
+on the signs it is meant to see, that a writer announces itself and stops announcing, that no
+descriptor or setting is left behind, and that nothing planted at the board's path is ever
+followed, chmodded or removed -- with a hostile second process swapping it."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from peewee import OperationalError
+
+from modelstore.dialects import Board, dialect_of
+from modelstore.engine import Engine, batch_runner
+from modelstore.engine.batch_runner import GAP, PAUSE, PacedBatches
+from modelstore.shared.database import open_database, write_transaction
+
+from conftest import ON_MYSQL, query
+from legacy import build, modelforge_v11_altered
+
+
+def _fds():
+    return len(os.listdir('/proc/self/fd'))
+
+
+def _wal(path, rows=2000):
+    """A WAL file with a table of ``rows`` rows."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)')
+    conn.executemany('INSERT INTO t (id) VALUES (?)', ((i,) for i in range(1, rows + 1)))
+    conn.close()
+
+
+def _walk(db, batches, rows, between=None):
+    """A tiny online script: set v on every row, in batches, calling ``between()`` after
+    each."""
+    after = 0
+    while True:
+        with batches.batch() as batch:
+            size = batch.size
+            ids = [r[0] for r in db.execute_sql('SELECT id FROM t WHERE id > ? ORDER BY id '
+                                                'LIMIT ?', (after, size)).fetchall()]
+            db.execute_sql('UPDATE t SET v = 1 WHERE id > ? AND id <= ?',
+                           (after, ids[-1] if ids else after))
+            batch.done(len(ids))
+        if between is not None:
+            between()
+        if len(ids) < size:
+            return
+        after = ids[-1]
+
+
+# -- the board ---------------------------------------------------------------------------------
+
+def test_a_writer_announces_itself_only_while_an_online_run_keeps_a_board(db_path):
+    _wal(db_path)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    app = open_database('sqlite:///' + db_path)
+    board_path = db_path + '.writers'
+    runner.execute_sql('SELECT count(*) FROM t')  # (Each connection's -wal and -shm open.)
+    with write_transaction(app):  # No board: a plain BEGIN IMMEDIATE.
+        app.execute_sql('INSERT INTO t (v) VALUES (2)')
+    before = _fds()
+    with write_transaction(app):
+        app.execute_sql('INSERT INTO t (v) VALUES (2)')
+    assert not os.path.exists(board_path) and _fds() == before
+    board = Board(runner)
+    try:
+        assert os.path.isfile(board_path) and not board.waiting()
+        app.pragma('busy_timeout', 1234)
+        with write_transaction(app):
+            assert board.waiting(), 'a writer in its transaction is announced'
+            app.execute_sql('INSERT INTO t (v) VALUES (3)')
+        assert not board.waiting() and app.pragma('busy_timeout') == 1234
+        assert _fds() == before + 1  # (the board's own descriptor, in this process)
+        with pytest.raises(ZeroDivisionError):  # A failed write stops announcing too.
+            with write_transaction(app):
+                1 / 0
+        assert not board.waiting()
+    finally:
+        board.close()
+    assert not os.path.exists(board_path) and _fds() == before
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v = 3') == [(1,)]
+
+
+def test_an_announced_writer_still_gives_up_after_its_busy_timeout(db_path):
+    _wal(db_path)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    app = open_database('sqlite:///' + db_path)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    board = Board(runner)
+    try:
+        holder.execute('BEGIN IMMEDIATE')
+        app.pragma('busy_timeout', 300)
+        start = time.monotonic()
+        with pytest.raises(OperationalError, match='locked'):
+            with write_transaction(app):
+                pass
+        waited = time.monotonic() - start
+        assert 0.25 <= waited < 3.0, waited
+        assert app.pragma('busy_timeout') == 300 and not board.waiting()
+        assert not app.in_transaction()
+        holder.execute('ROLLBACK')
+        with write_transaction(app):  # And the lock, once free, is taken at once.
+            app.execute_sql('INSERT INTO t (v) VALUES (4)')
+    finally:
+        board.close()
+        holder.close()
+
+
+def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path):
+    _wal(db_path)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    board = Board(runner)
+    entered, release = threading.Event(), threading.Event()
+
+    def writer():
+        app = open_database('sqlite:///' + db_path)
+        with write_transaction(app):
+            app.execute_sql('INSERT INTO t (v) VALUES (5)')
+            entered.set()
+            release.wait(5)
+        app.close()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert entered.wait(5)
+        threading.Timer(0.15, release.set).start()
+        waited = board.wait(2.0)
+        assert waited >= 0.1 and not board.waiting()
+        release.clear()
+    finally:
+        release.set()
+        thread.join()
+        board.close()
+    # Capped: a writer that keeps its transaction open is waited for at most `longest`.
+    board = Board(runner)
+    entered.clear()
+    release.clear()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert entered.wait(5)
+        waited = board.wait(0.1)
+        assert 0.1 <= waited < 1.0 and board.waiting()
+    finally:
+        release.set()
+        thread.join()
+        board.close()
+
+
+@pytest.mark.parametrize('planted', ['symlink', 'directory', 'fifo', 'hardlink', 'foreign'])
+def test_nothing_planted_at_the_board_path_is_followed_chmodded_or_removed(db_path, tmp_path,
+                                                                          planted):
+    _wal(db_path)
+    victim = tmp_path / 'victim'
+    victim.write_text('keep me')
+    os.chmod(victim, 0o600)
+    board_path = db_path + '.writers'
+    if planted == 'symlink':
+        os.symlink(victim, board_path)
+    elif planted == 'directory':
+        os.mkdir(board_path)
+    elif planted == 'fifo':
+        os.mkfifo(board_path)
+    elif planted == 'hardlink':
+        os.link(victim, board_path)
+    else:  # A plain file, but not this user's: as good as planted.
+        if os.geteuid() != 0:
+            pytest.skip('needs root to give a file to another user')
+        with open(board_path, 'w') as f:
+            f.write('theirs')
+        os.chown(board_path, 12345, 12345)
+    kind = os.lstat(board_path)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    app = open_database('sqlite:///' + db_path)
+    board = Board(runner)
+    assert not board.waiting()
+    with write_transaction(app):  # Writers still write.
+        app.execute_sql('INSERT INTO t (v) VALUES (6)')
+    board.close()
+    assert victim.read_text() == 'keep me' and (os.stat(victim).st_mode & 0o777) == 0o600
+    now = os.lstat(board_path)
+    assert (now.st_ino, now.st_mode) == (kind.st_ino, kind.st_mode), 'left alone'
+
+
+SWAPPER = r'''
+import os, sys, time
+path, victim, stop = sys.argv[1:4]
+i = 0
+while not os.path.exists(stop):
+    tmp = '%s.swap%d' % (path, i % 2)
+    try:
+        if i % 3 == 0:
+            os.symlink(victim, tmp)
+        else:
+            with open(tmp, 'w') as f:
+                f.write('swapper %d' % i)
+        os.replace(tmp, path)  # Over whatever is there: the runner's board, or ours.
+    except OSError:
+        pass
+    i += 1
+    time.sleep(0.0005)
+print(i)
+'''
+
+
+def test_a_second_process_swapping_the_board_path_never_gets_another_file_changed(db_path,
+                                                                                  tmp_path):
+    """The hostile case: while runners open and close boards and writers announce, a second
+    process keeps replacing ``<db>.writers`` with links to a victim file and with files of its
+    own. The victim is never written, chmodded or removed; the run's own board is only ever
+    removed while the path still names it (what the swapper put there may be removed only as
+    a name, never followed)."""
+    _wal(db_path)
+    victim = tmp_path / 'victim'
+    victim.write_text('keep me')
+    os.chmod(victim, 0o600)
+    stop = tmp_path / 'stop'
+    swapper = subprocess.Popen([sys.executable, '-c', SWAPPER, db_path + '.writers',
+                                str(victim), str(stop)], stdout=subprocess.PIPE, text=True)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    app = open_database('sqlite:///' + db_path)
+    try:
+        deadline = time.monotonic() + 2.0
+        rounds = 0
+        while time.monotonic() < deadline:
+            board = Board(runner)
+            with write_transaction(app):
+                app.execute_sql('INSERT INTO t (v) VALUES (7)')
+            board.waiting()
+            board.close()
+            rounds += 1
+    finally:
+        stop.touch()
+        out, _ = swapper.communicate(timeout=30)
+    assert rounds > 20 and int(out) > 100
+    assert victim.read_text() == 'keep me' and (os.stat(victim).st_mode & 0o777) == 0o600
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v = 7') == [(rounds,)]
+
+
+# -- the pace ----------------------------------------------------------------------------------
+
+def _paced(db, **kw):
+    events, slept = [], []
+    batches = PacedBatches(db, 'walk', on_progress=events.append, sleep=slept.append, **kw)
+    return batches, events, slept
+
+
+def test_nobody_waiting_means_long_batches_and_the_gap_between(db_path):
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        assert os.path.isfile(db_path + '.writers')
+        _walk(db, batches, 20000)
+    assert not os.path.exists(db_path + '.writers')
+    assert {e.pace for e in events} == {'full'} and {e.pause for e in events} == {GAP}
+    assert all(0 <= s <= GAP for s in slept)  # (less the checkpoint's time, lock-free too)
+    assert events[-1].rows == 20000
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_another_connections_commit_makes_the_run_yield_then_it_speeds_up_again(
+        db_path, monkeypatch):
+    _wal(db_path, rows=30000)
+    monkeypatch.setattr(batch_runner, 'COOL', 0.3)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    other = sqlite3.connect(db_path, isolation_level=None)
+    batches, events, slept = _paced(db)
+    calls = [0]
+
+    def between():
+        calls[0] += 1
+        if calls[0] == 3:  # An app's writer (not modelstore's: no board) commits.
+            other.execute('INSERT INTO t (id, v) VALUES (1000000, 9)')
+        if calls[0] == 4:
+            time.sleep(0.35)  # Nobody for longer than COOL.
+    with batches:
+        _walk(db, batches, 30000, between)
+    paces = [e.pace for e in events]
+    assert paces[:3] == ['full'] * 3 and paces[3] == 'writers', paces
+    assert events[3].pause >= PAUSE
+    assert paces[4] == 'full', paces  # After COOL without a sign: full pace again.
+    other.close()
+
+
+def test_offline_makes_no_room_and_keeps_no_board(db_path):
+    _wal(db_path, rows=5000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db, offline=True)
+    with batches:
+        assert not os.path.exists(db_path + '.writers')
+        _walk(db, batches, 5000)
+    assert {e.pace for e in events} == {'offline'} and {e.pause for e in events} == {None}
+    assert slept == []
+
+
+def test_the_run_checkpoints_itself_and_gives_the_connection_back_as_it_was(db_path):
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    before = {name: db.pragma(name) for name in ('busy_timeout', 'synchronous',
+                                                 'wal_autocheckpoint', 'cache_size')}
+    batches, events, slept = _paced(db)
+    with batches:
+        assert db.pragma('wal_autocheckpoint') == 0
+        _walk(db, batches, 20000)
+    assert {name: db.pragma(name) for name in before} == before
+    # Every batch's pages were copied back by the run itself: nothing left for a writer's
+    # commit to checkpoint.
+    busy, frames, copied = db.execute_sql('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
+    assert busy == 0 and frames == copied
+
+
+# -- 0010 with both kinds of writers, and offline ---------------------------------------------
+
+def _legacy_file(path, rows):
+    build(path, modelforge_v11_altered)
+    conn = sqlite3.connect(path)
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.executemany(
+        'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+        'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
+        (('n%d' % (i % 50), 'b', 't', '', '2025-11-01T00:00:00', '/m/%d' % i)
+         for i in range(rows)))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize('as_json', [False, True])
+def test_migrate_offline_runs_the_numbering_without_pausing(db_path, cli, monkeypatch, as_json):
+    from modelstore.cli import output
+    _legacy_file(db_path, 3000)
+    monkeypatch.setattr(output, 'PROGRESS_EVERY', 0.0)
+    code, out, err = cli('migrate', '--database', db_path, '--no-backup', '--offline',
+                         *(['--json'] if as_json else []))
+    assert code == 0, err
+    if as_json:
+        events = [json.loads(line) for line in err.splitlines() if line.startswith('{')]
+        assert events and {(e['pace'], e['pause']) for e in events} == {('offline', None)}
+    else:
+        lines = [line for line in out.splitlines() if 'rows/s' in line]
+        assert lines and all(line.endswith(' rows (offline)') for line in lines), lines
+    assert not os.path.exists(db_path + '.writers')
+    assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
+        == [(0,)]
+
+
+WRITER = r'''
+import datetime, json, os, sys, time
+kind, path, who, stop = sys.argv[1:5]
+sql = ('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+       'creation_date, model_path, is_custom_base_model) VALUES (?, ?, ?, ?, ?, ?, ?)')
+if kind == 'modelstore':
+    from modelstore.shared.database import open_database, write_transaction
+    db = open_database('sqlite:///' + path)
+    def write(row):
+        with write_transaction(db):
+            db.execute_sql(sql, row)
+else:  # A legacy app: plain sqlite3, its own busy handler.
+    import sqlite3
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    def write(row):
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute(sql, row)
+        conn.execute('COMMIT')
+longest, errors, i = 0.0, [], 0
+while not os.path.exists(stop):
+    row = ('%s-%d' % (who, i % 5), 'b', 't', '', datetime.datetime.now().isoformat(),
+           '/m/%s/%d' % (who, i), False)
+    start = time.perf_counter()
+    try:
+        write(row)
+    except Exception as exc:
+        errors.append(repr(exc))
+    longest = max(longest, time.perf_counter() - start)
+    i += 1
+    time.sleep(0.01)
+print(json.dumps({'writes': i, 'errors': errors, 'longest': longest}))
+'''
+
+
+@pytest.mark.sqlite_only
+def test_0010_numbers_every_row_while_modelstore_and_legacy_writers_write(db_path, tmp_path):
+    """Both kinds of writers through a whole 0010 run: none fails (a starved writer would
+    give up after its 5 s busy timeout), every row -- theirs too -- ends up numbered once, and
+    the run yielded to them."""
+    _legacy_file(db_path, 40000)
+    Engine(open_database('sqlite:///' + db_path, mode='migrate')).migrate(
+        '0009_model_version_index')
+    stop = tmp_path / 'stop'
+    writers = [subprocess.Popen([sys.executable, '-c', WRITER, kind, db_path, kind, str(stop)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for kind in ('modelstore', 'legacy', 'modelstore', 'legacy')]
+    time.sleep(1.0)
+    events = []
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    try:
+        Engine(db).migrate('0010_number_model_versions', on_progress=events.append)
+    finally:
+        time.sleep(0.3)
+        stop.touch()
+        results = []
+        for proc in writers:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out))
+    assert all(r['writes'] > 0 and not r['errors'] for r in results), results
+    assert 'writers' in {e.pace for e in events}
+    assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
+        == [(0,)]
+    assert query(db_path, 'SELECT count(*) FROM (SELECT model_name, version FROM '
+                          'fine_tuned_models GROUP BY 1, 2 HAVING count(*) > 1)') == [(0,)]
+
+
+# -- the servers: who waits for a batch's locks ------------------------------------------------
+
+@pytest.mark.server_only
+def test_a_batch_sees_a_session_waiting_for_its_row_locks(migrated_url):
+    """Asked inside its transaction, the batch counts the sessions blocked on its locks:
+    none, then the one updating the same row."""
+    db = open_database(migrated_url, mode='migrate')
+    other = open_database(migrated_url, mode='migrate')
+    dialect = dialect_of(db)
+    with db.atomic():
+        db.execute_sql('INSERT INTO fine_tuned_models (model_name, base_model, task, '
+                       'description, creation_date, model_path, is_custom_base_model) VALUES '
+                       "('w', 'b', 't', '', '2025-11-01T00:00:00', '/m/w', %s)" % (
+                           'false' if not ON_MYSQL else '0'))
+    row = db.execute_sql("SELECT id FROM fine_tuned_models WHERE model_name = 'w'").fetchone()[0]
+    done = threading.Event()
+
+    def blocked():
+        with other.atomic():
+            other.execute_sql("UPDATE fine_tuned_models SET description = 'b' WHERE id = %s"
+                              % row)
+        done.set()
+    with db.atomic():
+        assert dialect.waiting_on_me(db) in (0, None)
+        db.execute_sql("UPDATE fine_tuned_models SET description = 'a' WHERE id = %s" % row)
+        thread = threading.Thread(target=blocked)
+        thread.start()
+        deadline = time.monotonic() + 10
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = dialect.waiting_on_me(db)
+            if seen is None or seen:
+                break
+            time.sleep(0.02)
+        assert not done.is_set()
+    thread.join(10)
+    assert done.is_set()
+    assert seen == 1
