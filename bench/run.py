@@ -41,6 +41,7 @@ from modelstore.engine import Engine
 from modelstore.engine.scripts import discover
 
 from ddl_wait import bench_ddl_wait
+from scale import bench_scale_postgres
 
 SCRIPTS = [s.name for s in discover()]
 # The online numbering and the script before it, by name: SCRIPTS[-1] was 0010 until 0011
@@ -595,11 +596,16 @@ def _searches(section, store, n, repeat, fetch, explain):
         store.database.query_hooks.remove(seen.append)
         event = seen[-1]
         plan = explain(event.sql, event.params)
-        ours, raw = paired_medians([lambda: store.list_models(limit=50, **filters),
-                                    lambda: fetch(event.sql, event.params)], repeat)
+        ours, tuples, raw = paired_medians([
+            lambda: store.list_models(limit=50, **filters),
+            lambda: store.list_models(limit=50, rows=True, **filters),
+            lambda: fetch(event.sql, event.params)], repeat)
         result(section, 'list_models(%s), page of 50, %s models' % (label, format(n, ',')),
                ours, raw, None if 'scan' in label else 1.5,
                note='%d rows; plan: %s' % (len(page), plan))
+        if 'scan' not in label:
+            result(section, 'the same page as named tuples (rows=True) vs its SQL',
+                   tuples, raw, 1.5, note='list_models(%s, rows=True)' % label)
     counting = dict(base_model='base-7')
     seen = []
     store.database.query_hooks.append(seen.append)
@@ -654,12 +660,15 @@ def bench_json_page(workdir, n, repeat):
         store.list_models(limit=50, base_model='base-3')
         store.database.query_hooks.remove(sent.append)
         conn = sqlite3.connect(path)
-        ours, raw = paired_medians([lambda: store.list_models(limit=50, base_model='base-3'),
-                                    lambda: conn.execute(sent[-1].sql, sent[-1].params
-                                                         ).fetchall()], repeat)
+        ours, tuples, raw = paired_medians([
+            lambda: store.list_models(limit=50, base_model='base-3'),
+            lambda: store.list_models(limit=50, base_model='base-3', rows=True),
+            lambda: conn.execute(sent[-1].sql, sent[-1].params).fetchall()], repeat)
         conn.close()
     result('queries SQLite', 'list_models(base model), page of 50 models with two JSON values '
            'each, %s models, vs its SQL through the driver' % format(n, ','), ours, raw, 1.5)
+    result('queries SQLite', 'the same page as named tuples (rows=True) vs its SQL', tuples, raw,
+           1.5, note='the JSON decoded, as in models; the SQL returns its text')
 
 
 def bench_queries_postgres(url, n, repeat):
@@ -1630,7 +1639,9 @@ def main(argv=None):
                         help='also run the MySQL/MariaDB comparisons (writers) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
                         'queries, connect, startup, tags, metrics, bulk, clients, generate, '
-                        'online, pooler, ddl, doctor (default: all)')
+                        'online, pooler, ddl, doctor, scale (default: all)')
+    parser.add_argument('--scale-rows', type=int, metavar='N', default=10000000,
+                        help='models in the PostgreSQL scale section (default: 10,000,000)')
     args = parser.parse_args(argv)
     only = set(args.only.split(',')) if args.only else None
 
@@ -1708,6 +1719,10 @@ def main(argv=None):
                 bench_pooler(new_pg, 32, 20 if args.smoke else 1000, 1 if args.smoke else 3)
             if want('ddl'):
                 bench_ddl_wait(new_pg, result, fact, hold=6.0 if args.smoke else 20.0)
+            if want('scale'):
+                bench_scale_postgres(new_pg, result, fact, paired_medians,
+                                     20000 if args.smoke else args.scale_rows,
+                                     5 if args.smoke else 200)
         if args.mysql and want('writers'):
             from modelstore.testing.mysql_server import throwaway_database
 

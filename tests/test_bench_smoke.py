@@ -29,7 +29,8 @@ def test_the_bench_runs_and_prints_its_table():
                     'bulk SQLite', 'clients SQLite', 'generate SQLite',
                     'versions online sqlite') + (
                         ('migrate PostgreSQL', 'writers postgresql', 'queries PostgreSQL',
-                         'clients PostgreSQL', 'versions online postgresql')
+                         'clients PostgreSQL', 'versions online postgresql',
+                         'PostgreSQL at 20,000')
                         if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.

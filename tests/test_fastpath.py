@@ -86,6 +86,14 @@ def same(got, want):
         assert not a.is_dirty() and a.dirty_fields == []
 
 
+def same_rows(got, want):
+    """list_models(rows=True): named tuples of the models' fields, with the same values."""
+    assert all(type(r).__name__ == 'ModelRow' and isinstance(r, tuple) for r in got)
+    assert [r._asdict() for r in got] == [m.__data__ for m in want]
+    for a, b in zip(got, want):
+        assert [type(v) for v in a] == [type(b.__data__[k]) for k in a._fields]
+
+
 @pytest.fixture
 def store(head_url):
     with modelstore.connect(head_url) as s:
@@ -109,7 +117,9 @@ def test_every_listing_equals_the_plain_peewee_query(store, rows, calls):
             with pytest.raises(modelstore.ValidationError, match='created_before'):
                 store.list_models(**call)
             continue
-        same(store.list_models(**call), oracle(store, **call))
+        want = oracle(store, **call)
+        same(store.list_models(**call), want)
+        same_rows(store.list_models(rows=True, **call), want)
         filters = {k: v for k, v in call.items() if k not in ('order', 'limit', 'offset')}
         assert store.count_models(**filters) == len(oracle(store, **filters))
 
@@ -194,10 +204,29 @@ def test_values_of_unexpected_types_are_read_as_peewee_reads_them(store, db_path
     execute(db_path, "UPDATE fine_tuned_models SET is_custom_base_model = 2, "
                      "peak_vram_bytes = 7.0, updated_at = '2026-01-05T00:00:00' WHERE id = 3")
     got = store.list_models(order='oldest')
-    same(got, list(store.FineTunedModel.select().order_by(store.FineTunedModel.creation_date)))
+    want = list(store.FineTunedModel.select().order_by(store.FineTunedModel.creation_date))
+    same(got, want)
+    same_rows(store.list_models(order='oldest', rows=True), want)
     assert got[1].description == 'hi' and got[1].training_seconds == 'slow'
     assert got[1].creation_date == datetime.datetime(2026, 1, 2, 3, 4, 5)
     assert got[2].is_custom_base_model is True and got[0].is_custom_base_model is False
+
+
+def test_rows_are_the_models_fields_as_named_tuples_in_pages_too(store):
+    for i in range(7):
+        store.add_model(model_name='r%d' % (i % 3), base_model='b', task='t', model_path='/p',
+                        metrics={'loss': [1.0, 0.5 / (i + 1)]}, hyperparameters={'lr': i})
+    want = store.list_models(order='oldest')
+    rows = store.list_models(order='oldest', rows=True)
+    assert rows[0]._fields == tuple(f.name for f in store.FineTunedModel._meta.sorted_fields)
+    same_rows(rows, want)
+    assert rows[3].metrics == {'loss': [1.0, 0.125]} and rows[3].version == want[3].version
+    with pytest.raises(AttributeError):
+        rows[0].model_name = 'changed'  # Read-only: a row is a value, not a model to save.
+    # iter_models pages by the rows' ids just as by the models'.
+    same_rows(list(store.iter_models(order='oldest', page=2, rows=True)), want)
+    same_rows(list(store.iter_models(order='name', page=3, rows=True, model_name='r1')),
+              store.list_models(order='name', model_name='r1'))
 
 
 def test_a_listing_whose_values_cannot_be_placed_runs_the_plain_query(monkeypatch):

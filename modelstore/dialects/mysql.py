@@ -26,6 +26,7 @@ JSON columns are declared ``JSON``: MySQL's binary JSON type; on MariaDB an alia
 import contextlib
 import math
 import re
+import time
 
 import peewee
 from peewee import DatabaseError, MySQLDatabase, fn
@@ -45,6 +46,7 @@ SQL_MODE = ('ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,
 SESSION_INIT = ("SET sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), '%s'), "
                 "time_zone = '+00:00'" % SQL_MODE)
 MYSQL_SCHEMES = ('mysql', 'mariadb')
+INNODB_LOCKS_EVERY = 0.15  # seconds: see MySQLDialect.waiting_on_me
 
 
 # PyMySQL's connect() keywords that make sense in a URL (the session is modelstore's), and how
@@ -290,7 +292,15 @@ class MySQLDialect(Dialect):
 
     def waiting_on_me(self, database):
         # InnoDB's lock waits whose blocking transaction is this connection's (it needs the
-        # PROCESS privilege: without it, None -- the runner stops asking).
+        # PROCESS privilege: without it, None -- the runner stops asking). InnoDB refreshes
+        # what information_schema shows of them only when it was last read more than 0.1 s ago:
+        # asked more often, it would show the same old copy for ever, so it is asked at most
+        # every INNODB_LOCKS_EVERY seconds (0 in between).
+        now = time.monotonic()
+        if now - getattr(database, '_modelstore_waits_asked', float('-inf')) \
+                < INNODB_LOCKS_EVERY:
+            return 0
+        database._modelstore_waits_asked = now
         try:
             return self._waiting_on_me(database)
         except DatabaseError:

@@ -193,11 +193,10 @@ class PostgresqlDialect(Dialect):
                 in database.execute_sql(_BLOCKERS, (waited,)).fetchall()]
 
     def waiting_on_me(self, database):
+        # pg_locks, not pg_stat_activity: that one is a snapshot kept for the whole transaction.
         return database.execute_sql(
-            # (wait_event_type is NULL for other roles' sessions without pg_read_all_stats.)
-            "SELECT count(*) FROM pg_stat_activity WHERE COALESCE(wait_event_type, 'Lock') = "
-            "'Lock' AND pid <> pg_backend_pid() AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-        ).fetchone()[0]
+            'SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted '
+            'AND pg_backend_pid() = ANY(pg_blocking_pids(pid))').fetchone()[0]
 
     def lock_table(self, database, table, wait=None):
         """The final batch's lock: readers go on, writers wait for this transaction. With

@@ -282,15 +282,10 @@ class ForeignKeyWatch:
     def _only_columns_added(self, table, old_sql):
         """The table kept its columns and foreign keys and gained columns (ADD COLUMN)."""
         quoted = table.replace('"', '""')
-        shadow = sqlite3.connect(':memory:')
-        try:
-            shadow.execute(old_sql)
-            old_columns = shadow.execute('PRAGMA table_info("%s")' % quoted).fetchall()
-            old_keys = shadow.execute('PRAGMA foreign_key_list("%s")' % quoted).fetchall()
-        except sqlite3.Error:
+        old = _declared(quoted, old_sql)
+        if old is None:
             return False
-        finally:
-            shadow.close()
+        old_columns, old_keys = old
         columns = self.database.execute_sql('PRAGMA table_info("%s")' % quoted).fetchall()
         keys = self.database.execute_sql('PRAGMA foreign_key_list("%s")' % quoted).fetchall()
         return (len(columns) > len(old_columns) and columns[:len(old_columns)] == old_columns
@@ -315,6 +310,29 @@ class ForeignKeyWatch:
     def read_baseline(self):
         """Record the violations that exist now (the script that found some was undone)."""
         self._known = self._violations()
+
+
+_DECLARED = {}  # (quoted table, CREATE TABLE text) -> what _declared read from it
+
+
+def _declared(quoted, sql):
+    """(table_info, foreign_key_list) of the table ``sql`` creates, read from a fresh
+    in-memory database -- the same text gives the same answer, so it is kept (the last 256);
+    None if it does not create that table there."""
+    key = (quoted, sql)
+    if key not in _DECLARED:
+        shadow = sqlite3.connect(':memory:')
+        try:
+            shadow.execute(sql)
+            _DECLARED[key] = (shadow.execute('PRAGMA table_info("%s")' % quoted).fetchall(),
+                              shadow.execute('PRAGMA foreign_key_list("%s")' % quoted).fetchall())
+        except sqlite3.Error:
+            _DECLARED[key] = None
+        finally:
+            shadow.close()
+        while len(_DECLARED) > 256:
+            del _DECLARED[next(iter(_DECLARED))]
+    return _DECLARED[key]
 
 
 class SqliteDialect(Dialect):

@@ -38,6 +38,7 @@ __all__ = ['Adoption', 'analyse', 'known_states']
 ADOPT, RUN, PARTIAL = 'adopt', 'run', 'partial'
 
 _cache = {}
+_steps_cache = {}  # the same key -> (states, {table: its states' history})
 _cache_lock = threading.Lock()
 
 
@@ -221,8 +222,9 @@ def _partway(table, shapes, live, vocabulary, index_vocabulary):
     return None
 
 
-def analyse(database, scripts, pending):
-    """An Adoption for the ``pending`` scripts (names) among ``scripts`` (all, in order)."""
+def analyse(database, scripts, pending, tables=None):
+    """An Adoption for the ``pending`` scripts (names) among ``scripts`` (all, in order);
+    ``tables``: the database's tables, if the caller has just read them."""
     pending = [s for s in scripts if s.name in set(pending)]
     adoption = Adoption()
     if not pending:
@@ -240,7 +242,8 @@ def analyse(database, scripts, pending):
             % (exc.name, str(exc).split(': ', 1)[1]))
         adoption.verdicts = {s.name: RUN for s in pending}
         return adoption
-    touched, progress = _progress(database, states, scripts, pending, adoption)
+    touched, progress = _progress(database, states, scripts, pending, adoption,
+                                  None if tables is None else set(tables))
     if adoption.problems:
         return adoption
     for script in pending:
@@ -251,14 +254,28 @@ def analyse(database, scripts, pending):
     return adoption
 
 
-def _progress(database, states, scripts, pending, adoption):
+def _steps(states, scripts):
+    """{table: _history(...)} for every table of ``states``: read once per set of scripts
+    (the shapes' comparisons were most of an analysis's time)."""
+    key = tuple((s.name, s.checksum) for s in scripts)
+    with _cache_lock:
+        steps = _steps_cache.get(key)
+    if steps is None or steps[0] is not states:
+        steps = (states, {table: _history(states, scripts, table)
+                          for table in sorted(set().union(*(s.keys() for s in states)))})
+        with _cache_lock:
+            _steps_cache[key] = steps
+    return steps[1]
+
+
+def _progress(database, states, scripts, pending, adoption, existing=None):
     """({script name: the tables it changes}, {table: the names of the scripts the live table
-    holds}), the live tables looked at only where a pending script changes them."""
+    holds}), the live tables looked at only where a pending script changes them.
+    ``existing``: the database's tables, if they were just read."""
     progress, touched = {}, {s.name: [] for s in scripts}
     pending_names = {s.name for s in pending}
-    existing = set(database.get_tables())
-    for table in sorted(set().union(*(s.keys() for s in states))):
-        steps = _history(states, scripts, table)
+    existing = set(database.get_tables()) if existing is None else existing
+    for table, steps in _steps(states, scripts).items():
         names = [name for name, _ in steps[1:]]
         for name in names:
             touched[name].append(table)

@@ -133,10 +133,16 @@ CATALOGUE = {
 }
 
 
+_SIGNATURES = {}  # migrator method -> its inspect.Signature (~25 us each to read again)
+
+
 def _arguments(fn, args, kwargs):
     """A migrator method's arguments by name, defaults filled in (None if they do not bind)."""
+    signature = _SIGNATURES.get(fn)
+    if signature is None:
+        signature = _SIGNATURES[fn] = inspect.signature(fn)
     try:
-        bound = inspect.signature(fn).bind(None, *args, **kwargs)
+        bound = signature.bind(None, *args, **kwargs)
     except TypeError:
         return None
     bound.apply_defaults()

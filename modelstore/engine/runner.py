@@ -72,7 +72,7 @@ class Engine:
     def _analyse(self, status, scripts):
         pending = status.pending
         if pending and status.tables - {HISTORY_TABLE}:
-            status.adoption = analyse(self.database, scripts, pending)
+            status.adoption = analyse(self.database, scripts, pending, status.tables)
         else:  # An empty database: every script runs.
             status.adoption = Adoption(verdicts={name: 'run' for name in pending})
         for entry in status.entries:

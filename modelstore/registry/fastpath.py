@@ -23,6 +23,8 @@ clean model ``add_model`` returns, use peewee's private ``__data__``, ``_dirty``
 docs/architecture.md lists them, and tests/test_fastpath.py fails if a peewee upgrade changes
 what they mean (every listing equals the plain peewee query's models).
 """
+import collections
+import functools
 import itertools
 
 import peewee
@@ -78,6 +80,8 @@ class ModelQueries(Listings):
         fields = model._meta.sorted_fields
         self._names = tuple(f.name for f in fields)
         self._readers = tuple(enumerate(map(_Reader, fields)))  # Derived once, here.
+        # list_models(rows=True): a named tuple of the same fields and values (ModelRow).
+        self.Row = collections.namedtuple('ModelRow', self._names)
         # The columns whose Python values the driver does not take as they are (timestamps,
         # enums, JSON), with how each is stored; derived from the fields' own db_value.
         by_name = model._meta.fields
@@ -303,35 +307,41 @@ class ModelQueries(Listings):
         model.__rel__ = {}
         return model
 
-    def models(self, cursor):
-        """Models from the rows of a SELECT of every column in field order.
+    def models(self, cursor, rows=False):
+        """Models from the rows of a SELECT of every column in field order; ``rows``: named
+        tuples (``Row``) of the same fields and values instead.
 
         Column by column: a column whose values all have the type its field returns (or are
         NULLs it keeps) is taken as it is; one a C function reads (``fromisoformat`` for
         timestamps, ``bool`` for SQLite's 0 and 1) is mapped through it; any other value goes
         through its field's ``python_value``."""
-        rows = cursor.fetchall()
-        if not rows:
+        fetched = cursor.fetchall()
+        if not fetched:
             return []
-        columns = list(zip(*rows))
+        columns = None
         for index, reader in self._readers:
-            column = columns[index]
+            column = [row[index] for row in fetched] if columns is None else columns[index]
             kinds = set(map(type, column))
             if kinds <= reader.skip:
                 continue
+            if columns is None:  # (Only once a column needs reading.)
+                columns = list(zip(*fetched))
             try:
                 columns[index] = reader.read(column, kinds)
             except UnreadableValue as exc:
                 raise exc.at([self._unreadable_id(columns, reader, column)]) from None
+        values = fetched if columns is None else zip(*columns)
+        if rows:  # (Row._make, without its Python-level call per row.)
+            return list(map(functools.partial(tuple.__new__, self.Row), values))
         M = self.model
         new = M.__new__
         names = self._names
         out = []
         append = out.append
-        for values in zip(*columns):
+        for row in values:
             model = new(M)
             # As peewee's ModelObjectCursorWrapper makes it: a fetched row, nothing dirty.
-            model.__data__ = dict(zip(names, values))
+            model.__data__ = dict(zip(names, row))
             model._dirty = set()
             model.__rel__ = {}
             append(model)

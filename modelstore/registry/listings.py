@@ -225,9 +225,9 @@ class Listings:
         (the dialect's JSON functions: the same semantics on every backend)."""
         return dialect_of(self.database).final_number(self.model.metrics, name)
 
-    def listing(self, values, limit=None, offset=0, order='newest'):
-        """The models list_models returns for these filters and page."""
-        return self.models(self._execute(values, limit, offset, order, counted=False))
+    def listing(self, values, limit=None, offset=0, order='newest', rows=False):
+        """The models list_models returns for these filters and page (``rows``: as tuples)."""
+        return self.models(self._execute(values, limit, offset, order, counted=False), rows)
 
     def count(self, values):
         """How many models list_models lists for these filters: count_query's statement,

@@ -365,7 +365,7 @@ class ModelStore:
                     base_model=None, model_name=None, name_contains=None, created_after=None,
                     created_before=None, archived=False, tags=None, metric=None,
                     metric_below=None, metric_above=None, order='newest', limit=None,
-                    offset=0):
+                    offset=0, rows=False):
         """Models matching every filter given, ``order``-ed: ``'newest'`` first (by
         creation_date, as ModelForge orders them; the default), ``'oldest'`` first, or by
         ``'name'``; ``limit``/``offset`` page through them.
@@ -386,7 +386,8 @@ class ModelStore:
 
         Task, custom flag and name prefix are served by 0005's index (task,
         is_custom_base_model, creation_date, model_name): a page of 50 reads about 50 rows at
-        any table size.
+        any table size. ``rows=True``: read-only named tuples (``ModelRow``) of the same fields
+        and values, at close to the driver's cost (docs/registry.md).
         """
         values = listing_filters(task=task, is_custom_base_model=is_custom_base_model,
                                  name_prefix=name_prefix, base_model=base_model,
@@ -399,15 +400,16 @@ class ModelStore:
             limit = check_page('limit', limit, minimum=1)
         offset = check_page('offset', offset, minimum=0)
         return self._run('list_models',
-                         lambda: self.queries.listing(values, limit, offset, order))
+                         lambda: self.queries.listing(values, limit, offset, order, bool(rows)))
 
-    def iter_models(self, *, order='newest', limit=None, offset=0, page=1000, **filters):
+    def iter_models(self, *, order='newest', limit=None, offset=0, page=1000, rows=False,
+                    **filters):
         """The models list_models returns, read ``page`` rows at a time: memory stays that of
         one page at any table size. Pages follow each other by their sort key (keyset, never
         OFFSET, which would re-read every row before the page): a row added meanwhile before
         the current position is not returned, and none is returned twice. With
         order='metric' the key is the metric's value when each page is read: a model whose
-        metric changes meanwhile may be missed or returned again."""
+        metric changes meanwhile may be missed or returned again. ``rows``: as list_models."""
         values = listing_filters(**filters)
         order = check_order(order, values, ORDERS)
         if limit is not None:
@@ -416,7 +418,7 @@ class ModelStore:
         page = check_page('page', page, minimum=1)
         base, after = self.queries.keyset(values, order)
         return pages(self._run, 'list_models', base, after, limit, offset, page,
-                     lambda q: self.queries.models(self.database.execute(q)))
+                     lambda q: self.queries.models(self.database.execute(q), bool(rows)))
 
     # -- aliases and events (modelstore.registry.aliases, .events) ------------------------------
 
