@@ -59,7 +59,38 @@ def _walk(db, batches, rows, between=None):
 
 # -- the board ---------------------------------------------------------------------------------
 
-def test_a_writer_announces_itself_only_while_an_online_run_keeps_a_board(db_path):
+HOLDER = r"""
+import sys
+from modelstore.shared.database import open_database, write_transaction
+db = open_database('sqlite:///' + sys.argv[1])
+db.pragma('busy_timeout', int(sys.argv[2]))
+try:
+    with write_transaction(db):
+        db.execute_sql('INSERT INTO t (v) VALUES (3)')
+        print('in', flush=True)
+        sys.stdin.readline()
+except Exception as exc:
+    print('failed %s' % exc, flush=True)
+    sys.exit(0)
+print('busy_timeout', db.pragma('busy_timeout'), flush=True)
+"""
+
+
+def _holder(db_path, busy_ms=5000):
+    """A modelstore writer in another process, inside its write transaction (announced when a
+    live board is there) until it is sent a line."""
+    proc = subprocess.Popen([sys.executable, '-c', HOLDER, db_path, str(busy_ms)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    first = proc.stdout.readline().strip()
+    return proc, first
+
+
+def _finish(proc):
+    out, _ = proc.communicate('go\n', timeout=30)
+    return out
+
+
+def test_a_writer_announces_itself_only_while_an_online_run_keeps_a_live_board(db_path):
     _wal(db_path)
     runner = open_database('sqlite:///' + db_path, mode='migrate')
     app = open_database('sqlite:///' + db_path)
@@ -74,42 +105,64 @@ def test_a_writer_announces_itself_only_while_an_online_run_keeps_a_board(db_pat
     board = Board(runner)
     try:
         assert os.path.isfile(board_path) and not board.waiting()
-        app.pragma('busy_timeout', 1234)
-        with write_transaction(app):
-            assert board.waiting(), 'a writer in its transaction is announced'
-            app.execute_sql('INSERT INTO t (v) VALUES (3)')
-        assert not board.waiting() and app.pragma('busy_timeout') == 1234
-        assert _fds() == before + 1  # (the board's own descriptor, in this process)
-        with pytest.raises(ZeroDivisionError):  # A failed write stops announcing too.
+        proc, first = _holder(db_path, 1234)
+        assert first == 'in' and board.waiting(), 'a writer in its transaction is announced'
+        assert _finish(proc).split() == ['busy_timeout', '1234']
+        assert not board.waiting()
+        app.pragma('busy_timeout', 1001)  # (Given back exactly, in milliseconds.)
+        with pytest.raises(ZeroDivisionError):  # A failed write ends its announcement too.
             with write_transaction(app):
                 1 / 0
-        assert not board.waiting()
+        assert app.pragma('busy_timeout') == 1001
+        assert _fds() == before + 1  # (the board's own descriptor, in this process)
     finally:
         board.close()
     assert not os.path.exists(board_path) and _fds() == before
     assert query(db_path, 'SELECT count(*) FROM t WHERE v = 3') == [(1,)]
 
 
+def test_a_board_nobody_runs_is_no_announcement_and_the_next_run_takes_it_over(db_path):
+    """A killed runner leaves its board: writers then write as without one (no polling every
+    millisecond), and the next online run takes the empty file over and removes it."""
+    _wal(db_path)
+    board_path = db_path + '.writers'
+    open(board_path, 'w').close()  # What a killed runner leaves: an empty file of its user.
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    app = open_database('sqlite:///' + db_path)
+    from modelstore.dialects import writers
+    assert writers._announce(app) is None
+    with write_transaction(app):
+        app.execute_sql('INSERT INTO t (v) VALUES (2)')
+    board = Board(runner)
+    proc, first = _holder(db_path)
+    assert first == 'in' and board.waiting()  # Live again: announced.
+    _finish(proc)
+    second = Board(runner)  # Another run's live board is not taken over.
+    assert not second.waiting() and second._fd is None
+    second.close()
+    assert os.path.exists(board_path)
+    board.close()
+    assert not os.path.exists(board_path)
+
+
 def test_an_announced_writer_still_gives_up_after_its_busy_timeout(db_path):
     _wal(db_path)
     runner = open_database('sqlite:///' + db_path, mode='migrate')
-    app = open_database('sqlite:///' + db_path)
     holder = sqlite3.connect(db_path, isolation_level=None)
     board = Board(runner)
     try:
         holder.execute('BEGIN IMMEDIATE')
-        app.pragma('busy_timeout', 300)
         start = time.monotonic()
-        with pytest.raises(OperationalError, match='locked'):
-            with write_transaction(app):
-                pass
+        proc, first = _holder(db_path, 300)
         waited = time.monotonic() - start
-        assert 0.25 <= waited < 3.0, waited
-        assert app.pragma('busy_timeout') == 300 and not board.waiting()
-        assert not app.in_transaction()
+        assert first.startswith('failed') and 'locked' in first, first
+        assert 0.25 <= waited < 5.0, waited
+        proc.communicate(timeout=30)
+        assert not board.waiting()
         holder.execute('ROLLBACK')
-        with write_transaction(app):  # And the lock, once free, is taken at once.
-            app.execute_sql('INSERT INTO t (v) VALUES (4)')
+        proc, first = _holder(db_path, 300)  # And the lock, once free, is taken at once.
+        assert first == 'in'
+        assert _finish(proc).split() == ['busy_timeout', '300']
     finally:
         board.close()
         holder.close()
@@ -117,46 +170,50 @@ def test_an_announced_writer_still_gives_up_after_its_busy_timeout(db_path):
 
 def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path):
     _wal(db_path)
-    runner = open_database('sqlite:///' + db_path, mode='migrate')
-    board = Board(runner)
-    entered, release = threading.Event(), threading.Event()
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db, sleep=time.sleep)
+    with batches:
+        proc, first = _holder(db_path)
+        assert first == 'in'
+        threading.Timer(0.05, lambda: (proc.stdin.write('go\n'), proc.stdin.flush())).start()
+        start = time.monotonic()
+        batches._make_room(0.0)
+        assert 0.04 <= time.monotonic() - start < 1.0
+        assert batches._yielded and batches._board_believed and not batches._board.waiting()
+        proc.communicate(timeout=30)
+    assert not os.path.exists(db_path + '.writers')
 
-    def writer():
-        app = open_database('sqlite:///' + db_path)
-        with write_transaction(app):
-            app.execute_sql('INSERT INTO t (v) VALUES (5)')
-            entered.set()
-            release.wait(5)
-        app.close()
-    thread = threading.Thread(target=writer)
-    thread.start()
+
+def test_a_board_held_by_no_writer_is_believed_once_then_ignored(db_path):
+    """Anyone who can read the database can lock the board. A lock that stays while nobody
+    commits costs the run one YIELD, then the run stops looking at the board."""
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db, sleep=time.sleep)
+    hostile = []
+
+    def between():
+        if not hostile:  # A reader of the database, in another process, locks the board.
+            hostile.append(subprocess.Popen(
+                [sys.executable, '-c', 'import fcntl, os, sys, time\n'
+                 'fd = os.open(sys.argv[1], os.O_RDONLY)\n'
+                 'fcntl.lockf(fd, fcntl.LOCK_SH)\nprint("held", flush=True)\ntime.sleep(60)',
+                 db_path + '.writers'], stdout=subprocess.PIPE, text=True))
+            assert hostile[0].stdout.readline().strip() == 'held'
+    start = time.monotonic()
     try:
-        assert entered.wait(5)
-        threading.Timer(0.15, release.set).start()
-        waited = board.wait(2.0)
-        assert waited >= 0.1 and not board.waiting()
-        release.clear()
+        with batches:
+            _walk(db, batches, 20000, between)
     finally:
-        release.set()
-        thread.join()
-        board.close()
-    # Capped: a writer that keeps its transaction open is waited for at most `longest`.
-    board = Board(runner)
-    entered.clear()
-    release.clear()
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert entered.wait(5)
-        waited = board.wait(0.1)
-        assert 0.1 <= waited < 1.0 and board.waiting()
-    finally:
-        release.set()
-        thread.join()
-        board.close()
+        hostile[0].kill()
+        hostile[0].wait()
+    assert not batches._board_believed
+    assert time.monotonic() - start < 3.0
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
 
 
-@pytest.mark.parametrize('planted', ['symlink', 'directory', 'fifo', 'hardlink', 'foreign'])
+@pytest.mark.parametrize('planted', ['symlink', 'directory', 'fifo', 'hardlink', 'foreign',
+                                     'own file'])
 def test_nothing_planted_at_the_board_path_is_followed_chmodded_or_removed(db_path, tmp_path,
                                                                           planted):
     _wal(db_path)
@@ -172,6 +229,9 @@ def test_nothing_planted_at_the_board_path_is_followed_chmodded_or_removed(db_pa
         os.mkfifo(board_path)
     elif planted == 'hardlink':
         os.link(victim, board_path)
+    elif planted == 'own file':  # The user's own private file, renamed there by someone.
+        os.rename(victim, board_path)
+        victim = board_path
     else:  # A plain file, but not this user's: as good as planted.
         if os.geteuid() != 0:
             pytest.skip('needs root to give a file to another user')
@@ -186,7 +246,7 @@ def test_nothing_planted_at_the_board_path_is_followed_chmodded_or_removed(db_pa
     with write_transaction(app):  # Writers still write.
         app.execute_sql('INSERT INTO t (v) VALUES (6)')
     board.close()
-    assert victim.read_text() == 'keep me' and (os.stat(victim).st_mode & 0o777) == 0o600
+    assert open(victim).read() == 'keep me' and (os.stat(victim).st_mode & 0o777) == 0o600
     now = os.lstat(board_path)
     assert (now.st_ino, now.st_mode) == (kind.st_ino, kind.st_mode), 'left alone'
 
@@ -248,9 +308,10 @@ def test_a_second_process_swapping_the_board_path_never_gets_another_file_change
 
 # -- the pace ----------------------------------------------------------------------------------
 
-def _paced(db, **kw):
+def _paced(db, sleep=None, **kw):
     events, slept = [], []
-    batches = PacedBatches(db, 'walk', on_progress=events.append, sleep=slept.append, **kw)
+    batches = PacedBatches(db, 'walk', on_progress=events.append,
+                           sleep=sleep or slept.append, **kw)
     return batches, events, slept
 
 
@@ -317,6 +378,36 @@ def test_the_run_checkpoints_itself_and_gives_the_connection_back_as_it_was(db_p
     # commit to checkpoint.
     busy, frames, copied = db.execute_sql('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
     assert busy == 0 and frames == copied
+
+
+def test_batches_inside_the_scripts_own_transaction_run_without_making_room(db_path):
+    """A script may wrap its batches in a transaction of its own (they are then savepoints):
+    the lock stays held, so the run neither checkpoints (SQLite refuses one inside a
+    transaction) nor pauses."""
+    _wal(db_path, rows=3000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        with write_transaction(db):
+            _walk(db, batches, 3000)
+    assert slept == [] and events[-1].rows == 3000
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_script_that_fails_with_its_transaction_open_keeps_its_error(db_path):
+    """The settings the run changed come back one by one; the one SQLite refuses inside a
+    transaction (synchronous) does not hide the script's own error nor keep the others."""
+    _wal(db_path)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    before = {name: db.pragma(name) for name in ('busy_timeout', 'wal_autocheckpoint')}
+    batches, events, slept = _paced(db)
+    with pytest.raises(ValueError, match='the script'):
+        with batches:
+            db.execute_sql('BEGIN')
+            raise ValueError('the script')
+    assert {name: db.pragma(name) for name in before} == before
+    db.execute_sql('ROLLBACK')
+    assert not os.path.exists(db_path + '.writers')
 
 
 # -- 0010 with both kinds of writers, and offline ---------------------------------------------

@@ -1,23 +1,35 @@
 """SQLite: modelstore's writers tell a running online migration that they are waiting.
 
-SQLite's busy handler is no queue: a waiting writer sleeps and polls again (1, 2, 5, 10, 15,
-20, 25, 25... ms), so a migration that ran its batches back to back would keep it out until it
-finished. While an online script runs, its runner (modelstore.engine.batch_runner) keeps a
-*board*: the file ``<database>.writers``. A modelstore write transaction that finds the board
-holds a shared ``flock`` on it from before its ``BEGIN IMMEDIATE`` until its transaction ends,
-and asks for the write lock every millisecond instead of through the busy handler's growing
-sleeps. Between two batches the runner tries an exclusive ``flock`` without waiting: when that
-fails, a writer is waiting or writing, and the runner stays out of the write lock until it
-has finished (``Board.wait``). Writers that are not modelstore's (a legacy app's own INSERTs)
-never see the board; the runner finds those by their commits (see batch_runner).
+SQLite's busy handler is no queue: a waiting writer sleeps and polls again (after 1, 2, 5, 10,
+15, 20, 25, 25, 25, 50, 50, then 100 ms), so a migration that ran its batches back to back would
+keep it out until it finished. While an online script runs, its runner
+(modelstore.engine.batch_runner) keeps a *board*: the file ``<database>.writers``.
 
-No board, no cost but one failed ``open()`` per write transaction. A board left by a killed
-runner costs a writer one ``flock`` a transaction; the next online run takes it over and
-removes it. The board is opened without following links; the runner uses only a plain file it
-created (or, left by a killed run, one of its user's with no other link), and removes the path
-only while it still names that file. Anything else there is left alone, and the run goes on
-without a board.
+* *Live*: the runner holds an exclusive ``flock`` on the board for as long as it runs. A writer
+  whose shared ``flock`` succeeds has found a board nobody runs (a killed runner's): it writes
+  as without one.
+* *Announced*: a modelstore write transaction that finds a live board holds a shared POSIX
+  record lock (``lockf``) on it from before its ``BEGIN IMMEDIATE`` until its transaction ends,
+  and asks for the write lock every millisecond instead of through the busy handler's growing
+  sleeps. Between two batches the runner tries an exclusive record lock without waiting: when
+  that fails, a writer is waiting or writing, and the runner stays out of the write lock until
+  it has written (``Board.wait``). (Two kinds of lock because they do not see each other: the
+  announcements never touch the liveness.) Writers that are not modelstore's never see the
+  board; the runner finds those by their commits (see batch_runner). A writer in the runner's
+  own process is not seen by the runner's record-lock test (such locks do not conflict within a
+  process): it is found by its commits, as an app's writer is.
+
+No board: one failed ``open()`` per write transaction. A board nobody runs: one ``flock`` more.
+The board is opened without following links and must be a plain file. The runner creates it
+(``O_EXCL``) readable by whoever can read the database (their writers lock it), or takes over
+one a killed run left -- an empty plain file of its own user, with no other link and no live
+runner, which it neither changes nor reads -- and removes the path when it is done only while
+the path still names that file. Anything else there is left alone, and the run goes on without
+a board. What someone who can only read the database can do with it: hold a record lock, which
+looks like a waiting writer; the runner stops believing the board when it waits and nobody
+commits (batch_runner).
 """
+import errno
 import os
 import stat
 import time
@@ -35,6 +47,7 @@ __all__ = ['Board', 'announced_write']
 
 SUFFIX = '.writers'
 POLL = 0.001  # seconds between a waiting writer's requests for the write lock
+_HELD = (errno.EAGAIN, errno.EACCES)  # what a refused lockf says
 
 
 def _path(database):
@@ -50,8 +63,19 @@ def _path(database):
     return path
 
 
+def _try(lock, fd, how):
+    """``lock(fd, how | LOCK_NB)``: True if taken, False if someone holds a conflicting one."""
+    try:
+        lock(fd, how | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in _HELD:
+            return False
+        raise
+
+
 class Board:
-    """The runner's side: the board exists while it is open."""
+    """The runner's side: the board exists, live, while it is open."""
 
     def __init__(self, database):
         self.path, self._fd = _path(database), None
@@ -60,56 +84,49 @@ class Board:
         fd = self._open()
         if fd is None:
             return
+        if not _try(fcntl.flock, fd, fcntl.LOCK_EX):  # Another run's live board.
+            os.close(fd)
+            return
         held = os.fstat(fd)
-        try:  # Readable by whoever can read the database (their writers open it to lock it).
-            os.fchmod(fd, os.stat(self.path[:-len(SUFFIX)]).st_mode & 0o644)
-        except OSError:
-            pass
         self._fd, self._inode = fd, (held.st_dev, held.st_ino)
 
     def _open(self):
-        """A new board, or the one a killed runner left -- only a plain file of this user's
-        with no other link (never one planted to make this process chmod or lock another
-        file); None: no board this run (writers then find the run by their commits)."""
+        """The new board, created here; or a board a killed run left (see the module's
+        docstring), taken over as it is; None: no board this run."""
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            pass
+            return self._left_behind(flags)
         except OSError:  # No right to create it there.
             return None
+        try:  # Readable by whoever can read the database: their writers lock it.
+            os.fchmod(fd, os.stat(self.path[:-len(SUFFIX)]).st_mode & 0o644)
+        except OSError:
+            pass
+        return fd
+
+    def _left_behind(self, flags):
         try:
             fd = os.open(self.path, flags)
         except OSError:  # A link, a directory, or gone again.
             return None
         held = os.fstat(fd)
-        if stat.S_ISREG(held.st_mode) and held.st_nlink == 1 and held.st_uid == os.geteuid():
+        if stat.S_ISREG(held.st_mode) and held.st_nlink == 1 and held.st_size == 0 \
+                and held.st_uid == os.geteuid():
             return fd
         os.close(fd)
         return None
 
     def waiting(self):
-        """True while a modelstore writer is waiting for the write lock or holding it."""
+        """True while a modelstore writer (of another process) announces itself: waiting for
+        the write lock, or holding it."""
         if self._fd is None:
             return False
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try(fcntl.lockf, self._fd, fcntl.LOCK_EX):
             return True
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return False
-
-    def wait(self, longest, sleep=time.sleep):
-        """Stay out of the write lock while modelstore writers wait for it or hold it, at most
-        ``longest`` seconds; returns the seconds waited (0.0: nobody was waiting)."""
-        if not self.waiting():
-            return 0.0
-        start = time.perf_counter()
-        while time.perf_counter() - start < longest:
-            sleep(POLL / 2)
-            if not self.waiting():
-                break
-        return time.perf_counter() - start
 
     def close(self):
         """Remove the board -- only if the path still names the file this runner opened."""
@@ -121,12 +138,12 @@ class Board:
                 os.remove(self.path)
         except OSError:
             pass
-        os.close(self._fd)
+        os.close(self._fd)  # Releases the flock: the board is no longer live.
         self._fd = None
 
 
 def _announce(database):
-    """The board's descriptor, share-locked, when an online run has one; else None."""
+    """The board's descriptor, record-locked, when a live online run keeps one; else None."""
     path = _path(database)
     if not path:
         return None
@@ -135,18 +152,17 @@ def _announce(database):
     except OSError:
         return None
     try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            for _ in range(3):  # The runner holds it exclusively only for an instant.
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    fd, announced = None, fd
-                    return announced
-                except BlockingIOError:
-                    time.sleep(POLL / 10)
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or _try(fcntl.flock, fd, fcntl.LOCK_SH):
+            return None  # Not a board, or nobody runs it.
+        for _ in range(3):  # The runner holds its record lock only for an instant.
+            if _try(fcntl.lockf, fd, fcntl.LOCK_SH):
+                fd, announced = None, fd
+                return announced
+            time.sleep(POLL / 10)
         return None
     finally:
         if fd is not None:
-            os.close(fd)
+            os.close(fd)  # (Releases a shared flock taken on a board nobody runs.)
 
 
 class announced_write:
@@ -175,8 +191,8 @@ class announced_write:
 
     def _begin(self):
         db = self.database
-        timeout = db.pragma('busy_timeout') / 1000.0
-        deadline = time.monotonic() + timeout
+        busy_ms = db.pragma('busy_timeout')
+        deadline = time.monotonic() + busy_ms / 1000.0
         db.pragma('busy_timeout', 0)
         try:
             while True:
@@ -187,7 +203,7 @@ class announced_write:
                         raise
                 time.sleep(POLL)
         finally:
-            db.pragma('busy_timeout', int(timeout * 1000))
+            db.pragma('busy_timeout', busy_ms)
 
     def __exit__(self, *exc):
         try:
@@ -197,5 +213,5 @@ class announced_write:
 
     def _release(self):
         if self._fd is not None:
-            os.close(self._fd)  # Releases the share lock.
+            os.close(self._fd)  # Releases the record lock.
             self._fd = None

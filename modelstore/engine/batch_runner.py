@@ -3,7 +3,8 @@
 * Sized by time: each batch aims at a target duration and the next one's size follows the last
   one's rate, so a slow disk gets smaller batches instead of longer lock holds.
 * Paced by contention on SQLite, where one writer at a time holds the lock and a waiting
-  writer's busy handler polls (1, 2, 5, 10, 15, 20, 25, 25... ms; it is no queue):
+  writer's busy handler polls (after 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms of
+  sleep; it is no queue):
   - *nobody waiting*: batches of TARGET (75 ms), each followed by GAP (25 ms) with the lock free
     -- the busy handler's longest sleep in a writer's first 100 ms, so a writer that arrives
     gets in within ~80 ms, and its commit is how the run learns it is there;
@@ -15,6 +16,10 @@
   - *modelstore's writers* announce themselves on the run's board (dialects/writers.py): after
     each batch the run stays out until they have written (YIELD at most), and while they are
     about its batches are CONTENDED long. They poll every millisecond, so they need no pause.
+    A board that says a writer waits while nobody commits for YIELD is not believed again in
+    that run (``_make_room``).
+  A batch that overruns TARGET holds the lock longer: past ~100 ms, a writer that arrived at
+  its start sleeps 50 ms between polls, and its wait can pass 100 ms.
 * PostgreSQL and MariaDB batches take row locks on rows no writer is adding: back to back,
   TARGET long. Before each commit a batch asks whether a session waits for a lock it holds
   (``pg_blocking_pids``; InnoDB's lock waits, where the PROCESS privilege allows): if one does,
@@ -59,6 +64,8 @@ CONTENDED = 0.01  # seconds a batch aims at while another writer is about
 PAUSE = 0.03  # the least a contended SQLite run leaves the lock free between batches
 COOL = 2.0  # seconds after the last sign of another writer before the full pace again
 YIELD = 0.1  # the longest a SQLite run stays out for modelstore's announced writers
+POLL = 0.0005  # seconds between two looks at the board while it stays out
+BOARD_POLL = 0.002  # seconds between two looks at the board during a pause
 OFFLINE = 0.25  # seconds an offline batch aims at
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
 LOCK_WAIT = 0.02  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
@@ -114,6 +121,7 @@ class PacedBatches(Batches):
         self._others_at = self._announced_at = float('-inf')  # the last sign of a writer
         self._yielded = False  # modelstore's writers wrote since the last batch
         self._ask_waiters = True  # the servers: ask before each commit who waits on the batch
+        self._board_believed = True  # SQLite: see _make_room
 
     def __enter__(self):
         self._synchronous = self._busy = self._autocheckpoint = None
@@ -132,14 +140,25 @@ class PacedBatches(Batches):
                 self._board = Board(self.database)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        """The connection's settings back, each on its own: one that cannot be set (a script
+        that left its transaction open: ``synchronous`` is refused inside one) keeps neither
+        the others nor the script's own error from their turn; its error is raised only when
+        the script raised none."""
         if self._board is not None:
             self._board.close()
-        if self._synchronous is not None:
-            self.database.pragma('synchronous', self._synchronous)
-            self.database.pragma('wal_autocheckpoint', self._autocheckpoint)
-        if self._busy is not None:
-            self.database.pragma('busy_timeout', self._busy)
+        failed = None
+        for name, value in (('synchronous', self._synchronous),
+                            ('wal_autocheckpoint', self._autocheckpoint),
+                            ('busy_timeout', self._busy)):
+            if value is None:
+                continue
+            try:
+                self.database.pragma(name, value)
+            except DatabaseError as error:
+                failed = failed or error
+        if failed is not None and exc_type is None:
+            raise failed
         return False
 
     @contextlib.contextmanager
@@ -159,7 +178,7 @@ class PacedBatches(Batches):
         asked = time.perf_counter()
         with self.database.atomic('IMMEDIATE'):  # (Not announced: the board is its own.)
             self._began = time.perf_counter()
-            version = self.database.execute_sql('PRAGMA data_version').fetchone()[0]
+            version = self._data_version()
             # Another connection committed since the last batch, or held the lock just now:
             # an app's writer, unless modelstore's announced writers account for it.
             others = (self._version is not None and version != self._version
@@ -181,7 +200,9 @@ class PacedBatches(Batches):
     def _committed(self):
         now = time.perf_counter()
         took = now - self._began
-        free = self._checkpoint()
+        # A batch inside the script's own transaction: the lock stays held, no room to make.
+        held = self.database.in_transaction()
+        free = 0.0 if held else self._checkpoint()
         pace = self.pace(now)
         if pace == 'offline':
             target, pause = OFFLINE, None
@@ -200,13 +221,45 @@ class PacedBatches(Batches):
         self.size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
         if self.on_progress is not None:
             total = None if self.total is None else max(self.total, self.rows)
-            self.on_progress(Progress(self.name, self.rows, total, self.batches, now - self._started,
-                                      self.size, pause, pace))
-        if pause and pause > free:
-            self._sleep(pause - free)
-        if self._board is not None and self._board.wait(YIELD, self._sleep):
+            self.on_progress(Progress(self.name, self.rows, total, self.batches,
+                                      now - self._started, self.size, pause, pace))
+        if not held:
+            self._make_room(max((pause or 0.0) - free, 0.0))
+
+    def _make_room(self, pause):
+        """Leave the lock free ``pause`` seconds, watching the board (SQLite: modelstore's
+        writers announce themselves on it, modelstore.dialects.writers); then stay out while
+        announced writers still wait or write, YIELD at most.
+
+        A writer seen on the board accounts for the commits before the next batch: they are
+        not taken for an app's writers. The board is believed until it says a writer waits
+        for YIELD while nobody commits: then what holds it is no writer (anyone who can read
+        the database can lock the board), and the run stops looking at it."""
+        board = self._board if self._board_believed else None
+        seen = False
+        steps = max(int(pause / BOARD_POLL + 0.5), 1 if pause else 0) if board else 0
+        for _ in range(steps):
+            seen = seen or board.waiting()
+            self._sleep(pause / steps)
+        if board is None:
+            if pause:
+                self._sleep(pause)
+            return
+        if board.waiting():
+            seen, version = True, self._data_version()
+            for _ in range(int(YIELD / POLL)):
+                self._sleep(POLL)
+                if not board.waiting():
+                    break
+            else:
+                if self._data_version() == version:
+                    self._board_believed = False
+        if seen:
             self._yielded = True
             self._announced_at = time.perf_counter()
+
+    def _data_version(self):
+        return self.database.execute_sql('PRAGMA data_version').fetchone()[0]
 
     def _checkpoint(self):
         """SQLite in WAL mode: copy the batch's pages into the database file now, with the
