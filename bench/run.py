@@ -1438,18 +1438,19 @@ def _p99(values):
 WRITER_KINDS = ('legacy',) * 4 + ('modelstore',) * 4
 
 
-def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1):
+def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1,
+                 kinds=WRITER_KINDS):
     """8 writers -- 4 of a legacy app (plain driver), 4 through modelstore's write transaction
     -- insert at a busy pipeline's rate (every ``interval`` s each); each write timed whole.
     Their longest write and p99, first with nothing else running, then while ``migrate``
     takes the database from 0009 to 0010 (the whole run, and 0010's batches alone)."""
     section = 'versions online %s' % backend
     url = clone()
-    finish = _lag_writers(url, workdir, WRITER_KINDS, interval)
+    finish = _lag_writers(url, workdir, kinds, interval)
     time.sleep(quiet_seconds)
     quiet = finish()
     url = clone()
-    finish = _lag_writers(url, workdir, WRITER_KINDS, interval)
+    finish = _lag_writers(url, workdir, kinds, interval)
     time.sleep(1.0)
     paces = {}
 
@@ -1466,9 +1467,9 @@ def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1):
     left = db.execute_sql('SELECT count(*) FROM fine_tuned_models WHERE version IS NULL'
                           ).fetchone()[0]
     db.close()
-    for kind in ('legacy', 'modelstore'):
-        what = '%d %s writers (of 8, every %g s), %s rows: the whole write' % (
-            WRITER_KINDS.count(kind), kind, interval, format(rows, ','))
+    for kind in sorted(set(kinds)):
+        what = '%d %s writers (of %d, every %g s), %s rows: the whole write' % (
+            kinds.count(kind), kind, len(kinds), interval, format(rows, ','))
         during = [(w, t) for t, w in waits[kind] if began <= t <= ended]
         in_batches = [(w, t) for w, t in during if t >= batches_from]
         worst = max(in_batches, default=(0, began))
@@ -1482,7 +1483,8 @@ def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1):
                  met=(max(values or [0]) <= 0.1) if judged else None,
                  note='%d writes%s' % (len(values), '; the longest at +%.1f s of %.1f s' % (
                      worst[1] - batches_from, ended - batches_from) if judged else ''))
-    fact(section, '0010 run with the writers, and rows left unnumbered',
+    fact(section, '0010 run with %d writers every %g s, and rows left unnumbered'
+         % (len(kinds), interval),
          '%.1f s (%s rows/s); %d left' % (
              numbered.duration, format(int(rows / numbered.duration), ',')
              if numbered.duration else '-', left),
@@ -1562,6 +1564,9 @@ def bench_online_sqlite(workdir, rows, quiet_seconds, repeat):
         return 'sqlite:///' + path
     bench_online_idle('sqlite', clone, rows, repeat)
     bench_online('sqlite', clone, workdir, rows, quiet_seconds)
+    # The issue's hardest case: a legacy app's 4 writers every 5 ms (synchronous=FULL), which
+    # keep the lock busy by themselves.
+    bench_online('sqlite', clone, workdir, rows, quiet_seconds, 0.005, ('legacy',) * 4)
 
 
 def bench_online_postgres(admin_url, workdir, rows, quiet_seconds, repeat):

@@ -38,9 +38,10 @@ def test_the_bench_runs_and_prints_its_table():
     assert re.search(r'\| clients SQLite \| add_model with registration, one heartbeat per 30 s '
                      r'amortised .* writes per heartbeat', out), out
     # "versions online" times 0010's numbering (it once timed 0011, whose check cannot fail).
-    assert re.search(r'\| versions online sqlite \| 0010 run with the writers, and rows left '
-                     r'unnumbered .* Changed \d+ rows in \d+ online batches; batches by pace: ',
-                     out), out
+    assert re.search(r'\| versions online sqlite \| 0010 run with 8 writers every 0.1 s, and rows '
+                     r'left unnumbered .* Changed \d+ rows in \d+ online batches; batches by '
+                     r'pace: ', out), out
+    assert '| versions online sqlite | 4 legacy writers (of 4, every 0.005 s)' in out
     # Both kinds of writers, each write timed whole; 0010 idle against the set-based floor.
     for kind in ('legacy', 'modelstore'):
         assert re.search(r'\| versions online sqlite \| 4 %s writers .* during 0010\'s batches'
