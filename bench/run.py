@@ -1387,6 +1387,11 @@ elif not server:  # A legacy app: plain sqlite3 as it comes (synchronous=FULL), 
         conn.execute('BEGIN IMMEDIATE')
         conn.execute(sql, row)
         conn.execute('COMMIT')
+elif url.startswith(('mysql', 'mariadb')):  # A legacy app: PyMySQL, autocommit.
+    from modelstore.testing.mysql_server import driver_connect
+    cur = driver_connect(url, autocommit=True).cursor()
+    def write(row):
+        cur.execute(sql, row)
 else:
     import psycopg2
     conn = psycopg2.connect(url)
@@ -1502,6 +1507,13 @@ NUMBER_BY_HAND = {  # The set-based floor: every row numbered by one statement, 
                'MAX(version) FROM fine_tuned_models GROUP BY model_name ON CONFLICT (model_name) '
                'DO UPDATE SET last_version = excluded.last_version')}
 NUMBER_BY_HAND['postgresql'] = NUMBER_BY_HAND['sqlite']
+NUMBER_BY_HAND['mysql'] = (
+    'UPDATE fine_tuned_models AS f JOIN (SELECT id, ROW_NUMBER() OVER (PARTITION BY model_name '
+    'ORDER BY id) AS v FROM fine_tuned_models WHERE version IS NULL) AS r ON f.id = r.id '
+    'SET f.version = r.v',
+    'INSERT INTO model_version_counters (model_name, last_version) SELECT model_name, '
+    'MAX(version) FROM fine_tuned_models GROUP BY model_name ON DUPLICATE KEY UPDATE '
+    'last_version = VALUES(last_version)')
 
 
 def bench_online_idle(backend, clone, rows, repeat):
@@ -1608,6 +1620,35 @@ def bench_online_postgres(admin_url, workdir, rows, quiet_seconds, repeat):
     finally:
         for name in clones + [template]:
             drop_database(admin_url, name)
+
+
+def bench_online_mysql(admin_url, workdir, rows, quiet_seconds):
+    """MariaDB, measured (no target of its own in issue 30): each run on a table built afresh
+    (MariaDB has no template databases), once."""
+    from modelstore.testing.mysql_server import driver_connect, throwaway_database
+    drops = []
+
+    def clone():  # A fresh table at 0009 with ``rows`` legacy rows, in place of the last one.
+        while drops:
+            drops.pop()()
+        url, drop = throwaway_database(admin_url, 'ms_online')
+        drops.append(drop)
+        modelstore_migrate(str(url), BEFORE_NUMBERING)
+        conn = driver_connect(url, autocommit=True)
+        conn.cursor().execute(
+            "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+            "creation_date, model_path, is_custom_base_model) SELECT CONCAT('m-', seq %% 5000), "
+            "'meta-llama/Llama-3.2-1B', CONCAT('task-', seq %% 20), CONCAT('row ', seq), "
+            "'2025-11-01T00:00:00', CONCAT('/models/m-', seq), 0 FROM seq_1_to_%d" % rows)
+        conn.cursor().execute('ANALYZE TABLE fine_tuned_models')
+        conn.close()
+        return str(url)
+    try:
+        bench_online_idle('mysql', clone, rows, 1)
+        bench_online('mysql', clone, workdir, rows, quiet_seconds)
+    finally:
+        while drops:
+            drops.pop()()
 
 
 def _fmt(value, unit):
@@ -1728,6 +1769,8 @@ def main(argv=None):
                 bench_scale_postgres(new_pg, result, fact, paired_medians,
                                      20000 if args.smoke else args.scale_rows,
                                      5 if args.smoke else 200)
+        if args.mysql and want('online'):
+            bench_online_mysql(args.mysql, workdir, online_rows, quiet)
         if args.mysql and want('writers'):
             from modelstore.testing.mysql_server import throwaway_database
 
