@@ -179,14 +179,15 @@ def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path):
         start = time.monotonic()
         batches._make_room(0.0)
         assert 0.04 <= time.monotonic() - start < 1.0
-        assert batches._yielded and batches._board_believed and not batches._board.waiting()
+        assert batches._yielded and not batches._board.waiting()
         proc.communicate(timeout=30)
     assert not os.path.exists(db_path + '.writers')
 
 
-def test_a_board_held_by_no_writer_is_believed_once_then_ignored(db_path):
-    """Anyone who can read the database can lock the board. A lock that stays while nobody
-    commits costs the run one YIELD, then the run stops looking at the board."""
+def test_a_board_locked_by_no_writer_costs_a_few_milliseconds_a_batch(db_path):
+    """Anyone who can read the database can lock the board. A lock whose holder neither holds
+    nor takes SQLite's write lock is no writer: the run stops waiting for it after
+    PROBE_AFTER, and it sets no pace."""
     _wal(db_path, rows=20000)
     db = open_database('sqlite:///' + db_path, mode='migrate')
     batches, events, slept = _paced(db, sleep=time.sleep)
@@ -200,16 +201,132 @@ def test_a_board_held_by_no_writer_is_believed_once_then_ignored(db_path):
                  'fcntl.lockf(fd, fcntl.LOCK_SH)\nprint("held", flush=True)\ntime.sleep(60)',
                  db_path + '.writers'], stdout=subprocess.PIPE, text=True))
             assert hostile[0].stdout.readline().strip() == 'held'
-    start = time.monotonic()
     try:
         with batches:
             _walk(db, batches, 20000, between)
+            assert batches._board.waiting()
     finally:
         hostile[0].kill()
         hostile[0].wait()
-    assert not batches._board_believed
-    assert time.monotonic() - start < 3.0
+    assert {e.pace for e in events} == {'full'} and not batches._yielded
     assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_with_only_modelstore_writers_about_the_lock_is_still_left_free_a_gap(db_path):
+    """Their commits set the 'writers' pace (short batches) but an app's writer that comes
+    must still find the lock free between batches."""
+    _wal(db_path, rows=3000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+
+    def between():
+        batches._announced_at = time.perf_counter()  # (As _make_room notes a writer.)
+    with batches:
+        _walk(db, batches, 3000, between)
+    assert events[-1].pace == 'writers' and events[-1].pause == GAP
+
+
+HOLDERS = r"""
+import sys
+from modelstore.shared.database import open_database, write_transaction
+a = open_database('sqlite:///' + sys.argv[1])
+b = open_database('sqlite:///' + sys.argv[1])
+b.pragma('busy_timeout', 50)
+with write_transaction(a):
+    a.execute_sql('INSERT INTO t (v) VALUES (8)')
+    try:
+        with write_transaction(b):  # Announced too; locked out by a; gives up.
+            pass
+    except Exception as exc:
+        print('b failed', type(exc).__name__, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_one_writers_end_keeps_another_writers_announcement_in_the_same_process(db_path):
+    """A POSIX record lock belongs to the process and closing any descriptor of the file drops
+    it: the writers of a process share one descriptor, closed with the last of them."""
+    _wal(db_path)
+    runner = open_database('sqlite:///' + db_path, mode='migrate')
+    board = Board(runner)
+    try:
+        proc = subprocess.Popen([sys.executable, '-c', HOLDERS, db_path], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().split() == ['b', 'failed', 'OperationalError']
+        assert board.waiting(), 'a is still in its transaction: still announced'
+        proc.communicate('go\n', timeout=30)
+        assert not board.waiting()
+    finally:
+        board.close()
+
+
+FAKE_LIVE = r"""
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)  # "Live", with no runner behind it.
+print('held', flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_board_kept_live_by_no_runner_costs_a_writer_only_a_short_fast_poll(db_path):
+    """Anyone who can open the board can hold its flock; a writer then polls every
+    millisecond for FAST seconds at most, and waits through its busy handler after that."""
+    from modelstore.dialects import writers
+    _wal(db_path)
+    fake = subprocess.Popen([sys.executable, '-c', FAKE_LIVE, db_path + '.writers'],
+                            stdout=subprocess.PIPE, text=True)
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    try:
+        assert fake.stdout.readline().strip() == 'held'
+        app = open_database('sqlite:///' + db_path)
+        begins = []
+        app.connection().set_trace_callback(
+            lambda sql: begins.append(sql) if sql.startswith('BEGIN') else None)
+        holder.execute('BEGIN IMMEDIATE')
+        threading.Timer(1.0, lambda: holder.execute('ROLLBACK')).start()
+        start = time.monotonic()
+        with write_transaction(app):
+            app.execute_sql('INSERT INTO t (v) VALUES (9)')
+        assert 0.9 < time.monotonic() - start < 3.0
+        # Every POLL for FAST seconds, then one request through the busy handler.
+        assert len(begins) <= writers.FAST / writers.POLL + 5, len(begins)
+    finally:
+        fake.kill()
+        fake.wait()
+        holder.close()
+
+
+def test_the_board_follows_the_database_object_to_another_file(tmp_path):
+    from peewee import SqliteDatabase
+    from modelstore.dialects import writers
+    db = SqliteDatabase(str(tmp_path / 'a.db'))
+    assert writers._path(db) == str(tmp_path / 'a.db') + '.writers'
+    db.close()
+    db.init(str(tmp_path / 'b.db'))
+    assert writers._path(db) == str(tmp_path / 'b.db') + '.writers'
+
+
+def test_a_file_system_without_locks_means_no_board_and_writers_still_write(db_path,
+                                                                        monkeypatch):
+    import errno
+    import fcntl
+    from modelstore.dialects import writers
+
+    def no_locks(fd, how):
+        raise OSError(errno.ENOLCK, 'No locks available')
+    _wal(db_path, rows=2000)
+    monkeypatch.setattr(writers.fcntl, 'flock', no_locks)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        assert batches._board._fd is None
+        _walk(db, batches, 2000)
+    assert not os.path.exists(db_path + '.writers')
+    app = open_database('sqlite:///' + db_path)
+    with write_transaction(app):
+        app.execute_sql('INSERT INTO t (v) VALUES (10)')
+    assert fcntl.flock is no_locks
 
 
 @pytest.mark.parametrize('planted', ['symlink', 'directory', 'fifo', 'hardlink', 'foreign',

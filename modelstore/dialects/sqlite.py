@@ -12,6 +12,7 @@ import errno
 import os
 import sqlite3
 import stat
+import threading
 import time
 
 from peewee import Case, OperationalError, SqliteDatabase, fn
@@ -313,26 +314,31 @@ class ForeignKeyWatch:
 
 
 _DECLARED = {}  # (quoted table, CREATE TABLE text) -> what _declared read from it
+_DECLARED_LOCK = threading.Lock()
 
 
 def _declared(quoted, sql):
     """(table_info, foreign_key_list) of the table ``sql`` creates, read from a fresh
     in-memory database -- the same text gives the same answer, so it is kept (the last 256);
-    None if it does not create that table there."""
+    None if it does not create that table there (not kept: the next check tries again)."""
     key = (quoted, sql)
-    if key not in _DECLARED:
-        shadow = sqlite3.connect(':memory:')
-        try:
-            shadow.execute(sql)
-            _DECLARED[key] = (shadow.execute('PRAGMA table_info("%s")' % quoted).fetchall(),
-                              shadow.execute('PRAGMA foreign_key_list("%s")' % quoted).fetchall())
-        except sqlite3.Error:
-            _DECLARED[key] = None
-        finally:
-            shadow.close()
+    with _DECLARED_LOCK:
+        if key in _DECLARED:
+            return _DECLARED[key]
+    shadow = sqlite3.connect(':memory:')
+    try:
+        shadow.execute(sql)
+        found = (shadow.execute('PRAGMA table_info("%s")' % quoted).fetchall(),
+                 shadow.execute('PRAGMA foreign_key_list("%s")' % quoted).fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        shadow.close()
+    with _DECLARED_LOCK:
+        _DECLARED[key] = found
         while len(_DECLARED) > 256:
             del _DECLARED[next(iter(_DECLARED))]
-    return _DECLARED[key]
+    return found
 
 
 class SqliteDialect(Dialect):

@@ -32,6 +32,7 @@ commits (batch_runner).
 import errno
 import os
 import stat
+import threading
 import time
 
 from peewee import OperationalError
@@ -47,31 +48,33 @@ __all__ = ['Board', 'announced_write']
 
 SUFFIX = '.writers'
 POLL = 0.001  # seconds between a waiting writer's requests for the write lock
+FAST = 0.2  # seconds a writer asks every POLL; then its busy handler takes over
 _HELD = (errno.EAGAIN, errno.EACCES)  # what a refused lockf says
 
 
 def _path(database):
-    """``<main file>.writers``, or '' (in memory, temporary, no flock). Read once a database."""
-    path = getattr(database, '_modelstore_board', None)
-    if path is None:
-        path = ''
-        if fcntl is not None:
-            for _, name, main in database.execute_sql('PRAGMA database_list').fetchall():
-                if name == 'main' and main:
-                    path = main + SUFFIX
-        database._modelstore_board = path
+    """``<main file>.writers``, or '' (in memory, temporary, no flock); read once for each file
+    a database object is opened on (``init()`` may point it at another)."""
+    cached = getattr(database, '_modelstore_board', None)
+    if cached is not None and cached[0] == database.database:
+        return cached[1]
+    path = ''
+    if fcntl is not None:
+        for _, name, main in database.execute_sql('PRAGMA database_list').fetchall():
+            if name == 'main' and main:
+                path = main + SUFFIX
+    database._modelstore_board = (database.database, path)
     return path
 
 
 def _try(lock, fd, how):
-    """``lock(fd, how | LOCK_NB)``: True if taken, False if someone holds a conflicting one."""
+    """``lock(fd, how | LOCK_NB)``: True if taken, False if someone holds a conflicting one;
+    None if the file system refuses such locks (ENOLCK, ...): then there is no board."""
     try:
         lock(fd, how | fcntl.LOCK_NB)
         return True
     except OSError as exc:
-        if exc.errno in _HELD:
-            return False
-        raise
+        return False if exc.errno in _HELD else None
 
 
 class Board:
@@ -84,22 +87,27 @@ class Board:
         fd = self._open()
         if fd is None:
             return
-        if not _try(fcntl.flock, fd, fcntl.LOCK_EX):  # Another run's live board.
-            os.close(fd)
-            return
         held = os.fstat(fd)
         self._fd, self._inode = fd, (held.st_dev, held.st_ino)
+        if not _try(fcntl.flock, fd, fcntl.LOCK_EX):  # Another run's live board, or no locks.
+            if not self._created:
+                os.close(fd)
+                self._fd = None
+                return
+            self.close()  # (Its own new file, locked by someone else at once: not kept.)
 
     def _open(self):
         """The new board, created here; or a board a killed run left (see the module's
         docstring), taken over as it is; None: no board this run."""
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        self._created = False
         try:
             fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return self._left_behind(flags)
         except OSError:  # No right to create it there.
             return None
+        self._created = True
         try:  # Readable by whoever can read the database: their writers lock it.
             os.fchmod(fd, os.stat(self.path[:-len(SUFFIX)]).st_mode & 0o644)
         except OSError:
@@ -123,10 +131,10 @@ class Board:
         the write lock, or holding it."""
         if self._fd is None:
             return False
-        if not _try(fcntl.lockf, self._fd, fcntl.LOCK_EX):
-            return True
-        fcntl.lockf(self._fd, fcntl.LOCK_UN)
-        return False
+        taken = _try(fcntl.lockf, self._fd, fcntl.LOCK_EX)
+        if taken:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        return taken is False
 
     def close(self):
         """Remove the board -- only if the path still names the file this runner opened."""
@@ -142,18 +150,42 @@ class Board:
         self._fd = None
 
 
+# One descriptor per board in a process, shared by its writers and closed with the last: a
+# POSIX record lock belongs to the process, and closing any descriptor of the file drops it --
+# one writer's end would otherwise take away another's announcement.
+_ANNOUNCED = {}  # board path -> [descriptor, writers holding it]
+_ANNOUNCED_LOCK = threading.Lock()
+if hasattr(os, 'register_at_fork'):  # (A child holds none of its parent's record locks.)
+    os.register_at_fork(after_in_child=_ANNOUNCED.clear)
+
+
 def _announce(database):
-    """The board's descriptor, record-locked, when a live online run keeps one; else None."""
+    """The board's path, announced on (its descriptor record-locked, shared in the process),
+    when a live online run keeps one; else None."""
     path = _path(database)
     if not path:
         return None
+    with _ANNOUNCED_LOCK:
+        held = _ANNOUNCED.get(path)
+        if held is not None:
+            held[1] += 1
+            return path
+        fd = _locked(path)
+        if fd is None:
+            return None
+        _ANNOUNCED[path] = [fd, 1]
+        return path
+
+
+def _locked(path):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or _try(fcntl.flock, fd, fcntl.LOCK_SH):
-            return None  # Not a board, or nobody runs it.
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or _try(fcntl.flock, fd, fcntl.LOCK_SH) \
+                is not False:
+            return None  # Not a board, nobody runs it, or no locks there.
         for _ in range(3):  # The runner holds its record lock only for an instant.
             if _try(fcntl.lockf, fd, fcntl.LOCK_SH):
                 fd, announced = None, fd
@@ -165,23 +197,36 @@ def _announce(database):
             os.close(fd)  # (Releases a shared flock taken on a board nobody runs.)
 
 
+def _withdraw(path):
+    with _ANNOUNCED_LOCK:
+        held = _ANNOUNCED.get(path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _ANNOUNCED[path]
+            os.close(held[0])  # Releases the record lock.
+
+
 class announced_write:
     """``database.atomic('IMMEDIATE')``, announced on the board of a running online script.
 
     Outside a transaction only (a savepoint needs no lock). The write lock is asked for every
-    POLL seconds, as long as the connection's busy timeout would have waited."""
+    POLL seconds for FAST seconds at most -- long enough for a run to step aside, short
+    enough that a board someone keeps "live" without running costs little -- then through the
+    busy handler, as long as the connection's busy timeout would have waited in all."""
 
     def __init__(self, database):
         self.database = database
         self._txn = database.atomic('IMMEDIATE')
-        self._fd = None
+        self._board = None
 
     def __enter__(self):
         db = self.database
         if db.in_transaction():
             return self._txn.__enter__()
-        self._fd = _announce(db)
-        if self._fd is None:
+        self._board = _announce(db)
+        if self._board is None:
             return self._txn.__enter__()
         try:
             return self._begin()
@@ -192,16 +237,19 @@ class announced_write:
     def _begin(self):
         db = self.database
         busy_ms = db.pragma('busy_timeout')
-        deadline = time.monotonic() + busy_ms / 1000.0
+        start = time.monotonic()
         db.pragma('busy_timeout', 0)
         try:
-            while True:
+            while time.monotonic() - start < min(FAST, busy_ms / 1000.0):
                 try:
                     return self._txn.__enter__()
                 except OperationalError as exc:
-                    if not is_busy(exc) or time.monotonic() >= deadline:
+                    if not is_busy(exc):
                         raise
                 time.sleep(POLL)
+            left = busy_ms - int((time.monotonic() - start) * 1000)
+            db.pragma('busy_timeout', max(left, 0))
+            return self._txn.__enter__()
         finally:
             db.pragma('busy_timeout', busy_ms)
 
@@ -212,6 +260,6 @@ class announced_write:
             self._release()
 
     def _release(self):
-        if self._fd is not None:
-            os.close(self._fd)  # Releases the record lock.
-            self._fd = None
+        if self._board is not None:
+            _withdraw(self._board)
+            self._board = None

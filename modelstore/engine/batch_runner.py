@@ -16,8 +16,10 @@
   - *modelstore's writers* announce themselves on the run's board (dialects/writers.py): after
     each batch the run stays out until they have written (YIELD at most), and while they are
     about its batches are CONTENDED long. They poll every millisecond, so they need no pause.
-    A board that says a writer waits while nobody commits for YIELD is not believed again in
-    that run (``_make_room``).
+    Only a writer that holds or takes the write lock is waited for, and only one that commits
+    sets the pace (anyone who can read the database can lock the board: ``_make_room``); with
+    only modelstore's writers about, the lock is still left free GAP after each batch, for an
+    app's writer that may come.
   A batch that overruns TARGET holds the lock longer: past ~100 ms, a writer that arrived at
   its start sleeps 50 ms between polls, and its wait can pass 100 ms.
 * PostgreSQL and MariaDB batches take row locks on rows no writer is adding: back to back,
@@ -65,6 +67,7 @@ PAUSE = 0.03  # the least a contended SQLite run leaves the lock free between ba
 COOL = 2.0  # seconds after the last sign of another writer before the full pace again
 YIELD = 0.1  # the longest a SQLite run stays out for modelstore's announced writers
 POLL = 0.0005  # seconds between two looks at the board while it stays out
+PROBE_AFTER = 0.005  # an announced writer not writing after this long is no writer
 BOARD_POLL = 0.002  # seconds between two looks at the board during a pause
 OFFLINE = 0.25  # seconds an offline batch aims at
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
@@ -121,10 +124,17 @@ class PacedBatches(Batches):
         self._others_at = self._announced_at = float('-inf')  # the last sign of a writer
         self._yielded = False  # modelstore's writers wrote since the last batch
         self._ask_waiters = True  # the servers: ask before each commit who waits on the batch
-        self._board_believed = True  # SQLite: see _make_room
 
     def __enter__(self):
         self._synchronous = self._busy = self._autocheckpoint = None
+        try:
+            self._set_up()
+        except BaseException as exc:  # Whatever was changed already comes back.
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def _set_up(self):
         if self._sqlite:
             # A batch waits for the apps' writers as long as the run waits for its lock (not
             # the registry's 5 s): a burst of them must delay the run, never fail it.
@@ -138,7 +148,6 @@ class PacedBatches(Batches):
                 self.database.pragma('wal_autocheckpoint', 0)
             if not self.offline:
                 self._board = Board(self.database)
-        return self
 
     def __exit__(self, exc_type, exc, tb):
         """The connection's settings back, each on its own: one that cannot be set (a script
@@ -210,9 +219,9 @@ class PacedBatches(Batches):
             target, pause = self._full_target if pace == 'full' else CONTENDED, None
         elif pace == 'full':
             target, pause = self._full_target, GAP
-        else:  # Room for an app's writers; modelstore's get the board's wait below.
+        else:  # Room for an app's writers; modelstore's also get the board's wait below.
             target = CONTENDED
-            pause = max(2 * took, PAUSE) if now - self._others_at < COOL else 0.0
+            pause = max(2 * took, PAUSE) if now - self._others_at < COOL else GAP
         # The next size from this one's rate: at most 2x a step at one pace, at once to a new.
         factor = target / took if took > 0 else 2.0
         if self._target in (None, target):  # (From FIRST_SIZE: doubling.)
@@ -229,34 +238,48 @@ class PacedBatches(Batches):
     def _make_room(self, pause):
         """Leave the lock free ``pause`` seconds, watching the board (SQLite: modelstore's
         writers announce themselves on it, modelstore.dialects.writers); then stay out while
-        announced writers still wait or write, YIELD at most.
+        an announced writer waits for the lock or writes, YIELD at most.
 
-        A writer seen on the board accounts for the commits before the next batch: they are
-        not taken for an app's writers. The board is believed until it says a writer waits
-        for YIELD while nobody commits: then what holds it is no writer (anyone who can read
-        the database can lock the board), and the run stops looking at it."""
-        board = self._board if self._board_believed else None
-        seen = False
-        steps = max(int(pause / BOARD_POLL + 0.5), 1 if pause else 0) if board else 0
-        for _ in range(steps):
-            seen = seen or board.waiting()
-            self._sleep(pause / steps)
+        Only a writer is waited for: anyone who can read the database can lock the board, so
+        an announcement whose writer neither holds the write lock nor takes it within
+        PROBE_AFTER seconds (the run tries it itself, and lets go at once) ends the wait. And
+        only a commit counts: commits made while a writer was announced are taken for
+        modelstore's, not an app's (no longer pause for them); an announcement that commits
+        nothing changes no pace."""
+        board = self._board
         if board is None:
             if pause:
                 self._sleep(pause)
             return
+        version, announced = self._data_version(), False
+        steps = max(int(pause / BOARD_POLL + 0.5), 1) if pause else 0
+        for _ in range(steps):
+            announced = announced or board.waiting()
+            self._sleep(pause / steps)
         if board.waiting():
-            seen, version = True, self._data_version()
-            for _ in range(int(YIELD / POLL)):
+            announced = True
+            for step in range(int(YIELD / POLL)):
+                if step >= PROBE_AFTER / POLL and self._write_lock_free():
+                    break  # Announced, but not writing.
                 self._sleep(POLL)
                 if not board.waiting():
                     break
-            else:
-                if self._data_version() == version:
-                    self._board_believed = False
-        if seen:
+        if announced and self._data_version() != version:
             self._yielded = True
             self._announced_at = time.perf_counter()
+
+    def _write_lock_free(self):
+        """Whether nobody holds SQLite's write lock: taken (never waited for) and let go."""
+        busy = self.database.pragma('busy_timeout')
+        self.database.pragma('busy_timeout', 0)
+        try:
+            self.database.execute_sql('BEGIN IMMEDIATE')
+        except DatabaseError:
+            return False
+        finally:
+            self.database.pragma('busy_timeout', busy)
+        self.database.execute_sql('ROLLBACK')
+        return True
 
     def _data_version(self):
         return self.database.execute_sql('PRAGMA data_version').fetchone()[0]
