@@ -666,3 +666,42 @@ def test_a_batch_sees_a_session_waiting_for_its_row_locks(migrated_url):
     thread.join(10)
     assert done.is_set()
     assert seen == 1
+
+
+@pytest.mark.postgres_only
+def test_the_last_batch_waits_long_enough_for_an_autovacuum_to_be_cancelled(migrated_url,
+                                                                          monkeypatch):
+    """A 20 ms LOCK TABLE never gets a table an autovacuum holds (PostgreSQL cancels the
+    vacuum only after a request has waited deadlock_timeout behind it): seen at 10M rows,
+    0010's last batch gave up after 30 s. When the holder is an autovacuum, the next request
+    waits that long."""
+    from modelstore.dialects import POSTGRESQL
+    db = open_database(migrated_url, mode='migrate')
+    assert POSTGRESQL.autovacuum_wait(db, 'fine_tuned_models') is None  # None runs here.
+    holder = open_database(migrated_url, mode='migrate')
+    waits = []
+    real = POSTGRESQL.lock_table
+
+    def lock_table(database, table, wait=None):
+        if wait is not None:  # (Not its own inner call, inside the savepoint.)
+            waits.append(wait)
+        return real(database, table, wait=wait)
+    monkeypatch.setattr(POSTGRESQL, 'lock_table', lock_table)
+    # (Stands in for the autovacuum: a real one cannot be made to run on cue.)
+    monkeypatch.setattr(POSTGRESQL, 'autovacuum_wait', lambda database, table: 1.2)
+    release = threading.Event()
+
+    def hold():
+        with holder.atomic():
+            holder.execute_sql('LOCK TABLE fine_tuned_models IN SHARE UPDATE EXCLUSIVE MODE')
+            release.wait(10)
+    thread = threading.Thread(target=hold)
+    thread.start()
+    time.sleep(0.3)
+    threading.Timer(0.5, release.set).start()
+    batches = PacedBatches(db, 'final')
+    with batches:
+        with batches.final('fine_tuned_models'):
+            pass
+    thread.join()
+    assert waits[0] == batch_runner.LOCK_WAIT and waits[1] == 1.2 and len(waits) == 2

@@ -94,6 +94,11 @@ class Dialect:
         """A transaction that takes the write lock before it reads (SQLite: BEGIN IMMEDIATE)."""
         return database.atomic()
 
+    def autovacuum_wait(self, database, table):
+        """PostgreSQL: how long a lock request must wait for an autovacuum of ``table`` to be
+        cancelled; None elsewhere, or when none runs."""
+        return None
+
     def waiting_on_me(self, database):
         """Inside a transaction: how many other sessions wait for a lock this one holds (an
         online batch asks before it commits; modelstore.engine.batch_runner)."""

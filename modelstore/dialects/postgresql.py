@@ -210,6 +210,21 @@ class PostgresqlDialect(Dialect):
             self.lock_table(database, table)
         database.execute_sql('SET LOCAL lock_timeout = DEFAULT')
 
+    def autovacuum_wait(self, database, table):
+        """Seconds a lock request on ``table`` must wait for PostgreSQL to cancel the
+        autovacuum holding it (it does once a request has waited ``deadlock_timeout`` behind
+        one, unless the vacuum prevents wraparound), plus a margin; None when no cancellable
+        autovacuum holds a lock on it. A request that gives up sooner never gets the table
+        while a vacuum of a large table runs, which can take minutes."""
+        row = database.execute_sql(
+            "SELECT EXTRACT(EPOCH FROM current_setting('deadlock_timeout')::interval) "
+            'FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid '
+            "WHERE l.relation = %s::regclass AND l.granted "
+            "AND a.backend_type = 'autovacuum worker' "
+            "AND a.query NOT LIKE '%%to prevent wraparound%%' LIMIT 1",
+            ('"%s"' % table,)).fetchone()
+        return None if row is None else float(row[0]) + 0.2
+
     def invalid_indexes(self, database, table):
         """Left by a concurrent build that died."""
         return [row[0] for row in database.execute_sql(

@@ -299,9 +299,21 @@ class PacedBatches(Batches):
         return time.perf_counter() - start
 
     def _lock_table(self, table):
-        """PostgreSQL: each try waits at most LOCK_WAIT, then undoes only itself."""
-        self._retry_lock(table, lambda: dialect_of(self.database).lock_table(
-            self.database, table, wait=LOCK_WAIT))
+        """PostgreSQL: each try waits at most LOCK_WAIT, then undoes only itself -- or, when an
+        autovacuum of the table holds it, as long as PostgreSQL takes to cancel that vacuum
+        (``deadlock_timeout``, 1 s by default): a 20 ms request never would, and on a large
+        table (10M rows just numbered) the vacuum outlasts the run's lock timeout. Writers
+        that come meanwhile wait behind the request that once."""
+        dialect, wait = dialect_of(self.database), [LOCK_WAIT]
+
+        def attempt():
+            try:
+                dialect.lock_table(self.database, table, wait=wait[0])
+            except DatabaseError as exc:
+                if is_busy(exc):
+                    wait[0] = dialect.autovacuum_wait(self.database, table) or LOCK_WAIT
+                raise
+        self._retry_lock(table, attempt)
 
     def _lock_tables(self, tables):
         """MySQL/MariaDB: LOCK TABLES waits at most a second (the shortest lock_wait_timeout
