@@ -168,7 +168,8 @@ def test_an_announced_writer_still_gives_up_after_its_busy_timeout(db_path):
         holder.close()
 
 
-def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path):
+def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path, monkeypatch):
+    monkeypatch.setattr(batch_runner, 'YIELD', 5.0)  # (A loaded machine: the writer may be slow.)
     _wal(db_path)
     db = open_database('sqlite:///' + db_path, mode='migrate')
     batches, events, slept = _paced(db, sleep=time.sleep)
@@ -178,7 +179,7 @@ def test_the_runner_steps_aside_until_an_announced_writer_has_written(db_path):
         threading.Timer(0.05, lambda: (proc.stdin.write('go\n'), proc.stdin.flush())).start()
         start = time.monotonic()
         batches._make_room(0.0)
-        assert 0.04 <= time.monotonic() - start < 1.0
+        assert 0.04 <= time.monotonic() - start < 5.0
         assert batches._yielded and not batches._board.waiting()
         proc.communicate(timeout=30)
     assert not os.path.exists(db_path + '.writers')
