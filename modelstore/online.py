@@ -38,6 +38,13 @@ from .dialects import dialect_of
 
 __all__ = ['Batches']
 
+# MySQL/MariaDB: the aliases a shipped script's statements give a table inside its final batch.
+# Under LOCK TABLES a table named by an alias must be locked under that alias too, and 0010
+# numbers the rows written behind its walk with ``UPDATE fine_tuned_models AS f JOIN ...``
+# ("Table 'f' was not locked with LOCK TABLES" once a writer had inserted one); its text cannot
+# change, so the lock does.
+LOCKED_ALIASES = {'fine_tuned_models': ('f',)}
+
 
 class Batches:
     """Runs an online script's batches: each in a transaction, one after another."""
@@ -78,7 +85,9 @@ class Batches:
         self._pending = 0
         lock = dialect_of(self.database).final_batch_lock if table is not None else ''
         if lock == 'tables':
-            self._lock_tables((table,) + tuple(also))
+            tables = (table,) + tuple(also)
+            self._lock_tables(tables + tuple((t, alias) for t in tables
+                                             for alias in LOCKED_ALIASES.get(t, ())))
             try:
                 yield self
             finally:

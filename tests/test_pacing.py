@@ -706,3 +706,30 @@ def test_the_last_batch_waits_long_enough_for_an_autovacuum_to_be_cancelled(migr
             pass
     thread.join()
     assert waits[0] == batch_runner.LOCK_WAIT and waits[1] == 1.2 and len(waits) == 2
+
+
+@pytest.mark.mysql_only
+def test_a_row_written_behind_the_walk_is_numbered_under_lock_tables(db_url, monkeypatch):
+    """MySQL/MariaDB: 0010's last batch numbers, under LOCK TABLES, the rows a writer inserted
+    after its last unlocked read -- with ``UPDATE fine_tuned_models AS f ...``, refused unless
+    the table is locked under that alias too (found by the bench's writers on MariaDB)."""
+    db = open_database(db_url, mode='migrate')
+    Engine(db).migrate('0009_model_version_index')
+    row = ("INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+           "creation_date, model_path, is_custom_base_model) VALUES "
+           "('%s', 'b', 't', '', '2025-11-01T00:00:00', '/m', 0)")
+    for i in range(30):
+        db.execute_sql(row % ('n%d' % (i % 3)))
+    real = PacedBatches._lock_tables
+
+    def writer_first(self, tables):  # A writer's INSERT just before the last batch's lock.
+        other = open_database(db_url)
+        other.execute_sql(row % 'late')
+        other.close()
+        return real(self, tables)
+    monkeypatch.setattr(PacedBatches, '_lock_tables', writer_first)
+    Engine(db).migrate('0010_number_model_versions')
+    assert db.execute_sql('SELECT count(*) FROM fine_tuned_models WHERE version IS NULL'
+                          ).fetchone()[0] == 0
+    assert db.execute_sql("SELECT version FROM fine_tuned_models WHERE model_name = 'late'"
+                          ).fetchone()[0] == 1

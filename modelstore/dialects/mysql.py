@@ -313,10 +313,15 @@ class MySQLDialect(Dialect):
             'WHERE t.trx_mysql_thread_id = CONNECTION_ID()').fetchone()[0]
 
     def lock_tables(self, database, tables):
-        """The final batch's lock: ``LOCK TABLES t WRITE, ...`` (no other table can be read)."""
+        """The final batch's lock: ``LOCK TABLES t WRITE, ...`` (no other table can be read);
+        a ``(table, alias)`` pair locks the table under that alias too."""
         q = database.quote[0]  # (A backtick: pwmigrate's session has no ANSI_QUOTES.)
-        database.execute_sql('LOCK TABLES %s' % ', '.join('%s%s%s WRITE' % (q, t, q)
-                                                          for t in tables))
+
+        def named(entry):
+            table, alias = entry if isinstance(entry, tuple) else (entry, None)
+            return '%s%s%s%s WRITE' % (q, table, q, '' if alias is None else
+                                       ' AS %s%s%s' % (q, alias, q))
+        database.execute_sql('LOCK TABLES %s' % ', '.join(map(named, tables)))
 
     def unlock_tables(self, database):
         database.execute_sql('UNLOCK TABLES')
