@@ -79,9 +79,12 @@ MAX_LINES = 600
 # The modules that load a module by its name (importlib.import_module, __import__), on purpose:
 # the package's face loads connect() and the others on first use, and the CLI's grammar a
 # command's module when it runs, so that `modelstore --help` loads neither peewee nor the
-# engine (issue 30); and the authoring tools load a user's models (`--models package.module`),
-# not modelstore's. Anywhere else, loading by name would hide an import from these checks.
-LOADERS = {'modelstore', 'modelstore.cli.parser', 'modelstore.authoring.model_classes'}
+# engine (issue 30); the engine's face its names, and its runner the run's modules, on first
+# use, so that `status` loads neither the run nor backups nor drift (issue 30); and the
+# authoring tools load a user's models (`--models package.module`), not modelstore's. Anywhere
+# else, loading by name would hide an import from these checks.
+LOADERS = {'modelstore', 'modelstore.cli.parser', 'modelstore.authoring.model_classes',
+           'modelstore.engine', 'modelstore.engine.runner'}
 
 
 class Package:

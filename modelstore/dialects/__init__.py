@@ -16,7 +16,7 @@ from .session import NeedBaseline
 from .sqlite import BUSY_TIMEOUT, SQLITE
 from .writers import Board
 
-__all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
+__all__ = ['Dialect', 'dialect_of', 'database_class', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
            # What a driver error means (errors).
            'DRIVER_ERRORS', 'LOCK_NOT_AVAILABLE', 'MYSQL_LOCK_WAIT', 'cannot_open',
            'constraint_error', 'is_busy', 'is_constraint', 'is_deadlock', 'is_schema_missing',
@@ -30,6 +30,16 @@ __all__ = ['Dialect', 'dialect_of', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 
            'Board']
 
 _DIALECTS = (SQLITE, POSTGRESQL, MYSQL)
+
+
+def database_class(scheme):
+    """peewee's own class for a URL scheme that names it (``sqlite``, ``postgresql``,
+    ``mysql``...), else None: playhouse.db_url, which knows the others, imports every playhouse
+    extension and its driver (issue 30's start-up)."""
+    for dialect in _DIALECTS:
+        if scheme in dialect.schemes:
+            return dialect.database_class
+    return None
 
 
 def dialect_of(database):

@@ -26,6 +26,7 @@ class Dialect:
     name = None
     label = 'an unsupported database'
     database_class = None  # peewee's class for the backend (a subclass is the same backend).
+    schemes = ()  # The URL schemes whose class is database_class itself (not playhouse's).
 
     # -- capability flags ----------------------------------------------------------------------
     # DDL runs inside a transaction and is rolled back with it (not MySQL: DDL commits).

@@ -259,6 +259,7 @@ class MySQLDialect(Dialect):
     name = 'mysql'
     label = 'MySQL/MariaDB'
     database_class = MySQLDatabase
+    schemes = MYSQL_SCHEMES
     operation_log = True
     upsert_names_key = False
     final_batch_lock = 'tables'

@@ -129,6 +129,7 @@ class PostgresqlDialect(Dialect):
     name = 'postgresql'
     label = 'PostgreSQL'
     database_class = PostgresqlDatabase
+    schemes = ('postgres', 'postgresql')
     transactional_ddl = True
     returning = True
     json_as_text = False

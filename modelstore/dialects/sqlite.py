@@ -345,6 +345,7 @@ class SqliteDialect(Dialect):
     name = 'sqlite'
     label = 'SQLite'
     database_class = SqliteDatabase
+    schemes = ('sqlite',)
     transactional_ddl = True
     returning = sqlite3.sqlite_version_info >= (3, 35)
     partial_indexes = True

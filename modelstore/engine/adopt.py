@@ -23,9 +23,10 @@ v2's ``models``) are never touched.
 Looser legacy variants that are safe are accepted by name (``LEGACY_NULLABLE``): ModelForge v1.1
 added ``is_custom_base_model`` as a nullable ``BOOLEAN DEFAULT 0``.
 """
+from __future__ import annotations  # No typing at start-up (issue 30).
+
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List
 
 from ..exceptions import ScriptError
 from ..shared.shape import (LEGACY_NULLABLE, Shape, blocks_inserts, compatible, default_key,
@@ -45,12 +46,12 @@ _cache_lock = threading.Lock()
 @dataclass
 class Adoption:
     """The verdict for each pending script, and what was found along the way."""
-    verdicts: Dict[str, str] = field(default_factory=dict)  # name -> adopt | run | partial
-    present: Dict[str, List[str]] = field(default_factory=dict)  # name -> tables already done
-    problems: List[str] = field(default_factory=list)  # non-empty: the run is refused
-    notes: List[str] = field(default_factory=list)  # kept as they are, reported
+    verdicts: dict[str, str] = field(default_factory=dict)  # name -> adopt | run | partial
+    present: dict[str, list[str]] = field(default_factory=dict)  # name -> tables already done
+    problems: list[str] = field(default_factory=list)  # non-empty: the run is refused
+    notes: list[str] = field(default_factory=list)  # kept as they are, reported
     # Non-empty: the analysis could not run; every pending script runs instead (see analyse).
-    warnings: List[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def names(self, verdict):
         return [n for n, v in self.verdicts.items() if v == verdict]

@@ -15,7 +15,8 @@ method          ``ran``, ``adopted`` (effect found already present) or ``faked``
                 ``failed`` (MySQL) for a script that failed partway; ``repaired`` for one an
                 operator finished by hand (``modelstore repair --mark-applied``)
 operations      MySQL/MariaDB, where DDL commits: the script's operations, each recorded as
-                it completes (JSON; modelstore.engine.nontx). NULL elsewhere
+                it completes (JSON, ``is_log``; modelstore.engine.nontx writes it,
+                ``failure_note`` tells it). NULL elsewhere
 error           why a ``failed`` script failed
 phase           ``expand`` or ``contract``, as the script declared (modelstore.engine.scripts):
                 how a release that lacks the script tells whether it may keep working
@@ -29,14 +30,16 @@ that is there, so ``status`` and ``history`` show it as unreadable and ``check``
 damaged history instead of crashing or passing. Reading never creates or alters the table;
 writing happens in the caller's transaction, the same one as the script's own work.
 """
+from __future__ import annotations  # No typing at start-up (issue 30).
+
 import datetime
 import getpass
+import json
 import math
 import os
 import re
 import socket
 from dataclasses import dataclass, fields as dc_fields
-from typing import Optional, Tuple
 
 from peewee import CharField, DateTimeField, FloatField, Model, TextField
 from playhouse.migrate import SchemaMigrator
@@ -46,7 +49,8 @@ from ..fields import UtcDateTimeField
 from ..dialects import dialect_of
 from .scripts import PHASES
 
-__all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History']
+__all__ = ['TABLE', 'RUNNING', 'FAILED', 'REPAIRED', 'Record', 'History', 'is_log',
+           'failure_note']
 
 TABLE = 'schema_migration'
 RUNNING = 'running'  # method of a non-transactional script while (or if killed while) it runs
@@ -55,19 +59,19 @@ RUNNING = 'running'  # method of a non-transactional script while (or if killed 
 @dataclass(frozen=True)
 class Record:
     name: str
-    applied: Optional[datetime.datetime] = None
-    checksum: Optional[str] = None
-    applied_utc: Optional[datetime.datetime] = None
-    duration: Optional[float] = None
-    applied_by: Optional[str] = None
-    tool_version: Optional[str] = None
-    method: Optional[str] = None
-    operations: Optional[str] = None  # JSON text (MySQL: modelstore.engine.nontx)
-    error: Optional[str] = None
-    phase: Optional[str] = None  # expand | contract; None when applied before phases existed
-    note: Optional[str] = None
+    applied: datetime.datetime | None = None
+    checksum: str | None = None
+    applied_utc: datetime.datetime | None = None
+    duration: float | None = None
+    applied_by: str | None = None
+    tool_version: str | None = None
+    method: str | None = None
+    operations: str | None = None  # JSON text (MySQL: modelstore.engine.nontx)
+    error: str | None = None
+    phase: str | None = None  # expand | contract; None when applied before phases existed
+    note: str | None = None
     # (field, the stored value as text) for each value that could not be read as its type.
-    unreadable: Tuple[Tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self):
         out = {}
@@ -300,3 +304,25 @@ class History:
 
     def set_checksum(self, name, value):
         self.model.update(checksum=value).where(self.model.name == name).execute()
+
+
+def is_log(text):
+    """Whether ``text`` (a history row's ``operations``) is an operations log."""
+    try:
+        log = json.loads(text) if text else None
+    except ValueError:
+        return False
+    return isinstance(log, dict) and 'done' in log
+
+
+def failure_note(entry):
+    """One line on a failed script: how far it got, and why it stopped."""
+    record = entry.record
+    log = json.loads(record.operations) if is_log(record.operations) else {'done': []}
+    done, doing = log['done'], log.get('doing')
+    return '%s after %d completed operation%s%s%s%s' % (
+        'failed' if record.method == FAILED else 'its run died (or is still running)',
+        len(done), '' if len(done) == 1 else 's',
+        ' (%s)' % '; '.join(op['description'] for op in done) if done else '',
+        ', during: %s' % doing['description'] if doing else '',
+        ': %s' % record.error if record.error else '')

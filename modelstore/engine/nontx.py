@@ -42,24 +42,14 @@ import time
 
 from ..exceptions import MigrationError, ScriptError, ScriptFailedPartway, one_line
 from ..version import __version__
-from .history import FAILED, RUNNING
+from .history import FAILED, RUNNING, is_log
 from .operations import (RawSQL, effect_key, effect_of_operation, identity,
                          refused_without_effect, took_effect, undo_of_operation)
 from .run_results import ScriptRun
 from .shadow import mysql_shadow, replay
 from .steps import Recorder
 
-__all__ = ['OperationLog', 'is_log', 'Logged', 'attempt_logged', 'refuse_failed',
-           'dry_run_on_shadow', 'failure_note']
-
-
-def is_log(text):
-    """Whether ``text`` (a history row's ``operations``) is an operations log."""
-    try:
-        log = json.loads(text) if text else None
-    except ValueError:
-        return False
-    return isinstance(log, dict) and 'done' in log
+__all__ = ['OperationLog', 'Logged', 'attempt_logged', 'refuse_failed', 'dry_run_on_shadow']
 
 
 class OperationLog:
@@ -270,19 +260,6 @@ def _applied_method(script, history):
         if record.name == script.name:
             return record.method if record.method not in (RUNNING, FAILED) else 'ran'
     return 'ran'
-
-
-def failure_note(entry):
-    """One line on a failed script: how far it got, and why it stopped."""
-    record = entry.record
-    log = json.loads(record.operations) if is_log(record.operations) else {'done': []}
-    done, doing = log['done'], log.get('doing')
-    return '%s after %d completed operation%s%s%s%s' % (
-        'failed' if record.method == FAILED else 'its run died (or is still running)',
-        len(done), '' if len(done) == 1 else 's',
-        ' (%s)' % '; '.join(op['description'] for op in done) if done else '',
-        ', during: %s' % doing['description'] if doing else '',
-        ': %s' % record.error if record.error else '')
 
 
 def refuse_failed(status, hint):

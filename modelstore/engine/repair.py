@@ -22,10 +22,9 @@ column, before the log said so) is skipped, so the next repair finishes the work
 import json
 
 from ..exceptions import DataLossRefused, MigrationError, ValidationError
-from .history import REPAIRED
+from .history import REPAIRED, is_log
 from .operations import RawSQL, destroys, effect_key, identity, target, took_effect
 from .losses import count_drops
-from .nontx import is_log
 from .steps import Recorder
 
 __all__ = ['MODES', 'repair', 'pending_undo']

@@ -5,6 +5,8 @@
 scripts whose earlier run was interrupted, its Observer -- and runs it with the strategy the
 dialect calls for (scripts in a transaction, or their operations logged where DDL commits).
 """
+from importlib import import_module
+
 from ..dialects import dialect_of, raising
 from ..exceptions import MigrationError, StorageError
 from ..shared.database import check_timeout
@@ -14,7 +16,6 @@ from .ddlwait import DDL_LOCK_TIMEOUT, DDL_RETRIES, DdlLocks
 from .history import TABLE as HISTORY_TABLE, History
 from ..shared.defaults import LOCK_TIMEOUT
 from .observer import observing
-from .run import Run
 from .scripts import discover
 from .status import Entry, Status, script_number
 
@@ -79,6 +80,12 @@ class Engine:
             entry.plan = status.adoption.verdicts.get(entry.name)
 
     # -- runs: one Run per call (modelstore.engine.run) ----------------------------------------
+    # modelstore.engine.run is loaded by the first run, not with the Engine: ``status`` and the
+    # registry's gate never run scripts, and the run's modules are half the engine's start-up
+    # (issue 30).
+
+    def _run(self, observer):
+        return import_module('.run', __package__).Run(self, observer)
 
     def migrate(self, target=None, *, dry_run=False, fake=False, on_script=None,
                 on_backup=None, precondition=None, on_progress=None, on_wait=None,
@@ -99,9 +106,9 @@ class Engine:
         """
         observer = observing(observer, on_script=on_script, on_backup=on_backup,
                              on_progress=on_progress, on_wait=on_wait)
-        return Run(self, observer).migrate(target, dry_run=dry_run, fake=fake,
-                                           precondition=precondition, phase=phase,
-                                           force=force, offline=offline)
+        return self._run(observer).migrate(target, dry_run=dry_run, fake=fake,
+                                          precondition=precondition, phase=phase,
+                                          force=force, offline=offline)
 
     def rollback(self, target=None, *, dry_run=False, allow_data_loss=False, on_script=None,
                  on_backup=None, on_wait=None, observer=None):
@@ -114,8 +121,8 @@ class Engine:
         """
         observer = observing(observer, on_script=on_script, on_backup=on_backup,
                              on_wait=on_wait)
-        return Run(self, observer).rollback(target, dry_run=dry_run,
-                                            allow_data_loss=allow_data_loss)
+        return self._run(observer).rollback(target, dry_run=dry_run,
+                                           allow_data_loss=allow_data_loss)
 
     def repair(self, mode=None, on_script=None, *, allow_data_loss=False, observer=None):
         """MySQL/MariaDB: deal with the scripts that failed partway (modelstore.engine.nontx):
@@ -125,7 +132,7 @@ class Engine:
         A revert that would drop a column holding values (other than NULL and its default) or
         a table holding rows raises DataLossRefused listing them, as rollback does -- unless
         ``allow_data_loss``."""
-        return Run(self, observing(observer, on_script=on_script)).repair(mode, allow_data_loss)
+        return self._run(observing(observer, on_script=on_script)).repair(mode, allow_data_loss)
 
     def accept(self, names=None):
         """Record the current checksum of changed applied scripts (all changed if no names)."""

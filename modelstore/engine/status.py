@@ -2,13 +2,13 @@
 
 One Entry per script, and the Status of the whole (applied, pending, missing, changed, to
 adopt)."""
+from __future__ import annotations  # No typing at start-up (issue 30).
+
 import re
 from dataclasses import dataclass
-from typing import List, Optional
 
 from .adopt import ADOPT, Adoption
-from .history import FAILED, RUNNING, TABLE as HISTORY_TABLE, Record
-from .nontx import is_log
+from .history import FAILED, RUNNING, TABLE as HISTORY_TABLE, Record, is_log
 from .scripts import CONTRACT, EXPAND, Script
 
 __all__ = ['Entry', 'Status', 'OWNED_TABLES', 'schema_version', 'script_number']
@@ -36,9 +36,9 @@ def script_number(name):
 class Entry:
     """A script file, its history record, or both; ``plan`` says what migrate would do."""
     name: str
-    script: Optional[Script]
-    record: Optional[Record]
-    plan: Optional[str] = None  # pending only, when analysed: adopt | run | partial
+    script: Script | None
+    record: Record | None
+    plan: str | None = None  # pending only, when analysed: adopt | run | partial
 
     @property
     def interrupted(self):
@@ -89,10 +89,10 @@ class Entry:
 
 @dataclass
 class Status:
-    entries: List[Entry]
+    entries: list[Entry]
     history_table: bool
     tables: frozenset
-    adoption: Optional[Adoption] = None  # set by status(analyse=True)
+    adoption: Adoption | None = None  # set by status(analyse=True)
 
     def _names(self, test):
         return [e.name for e in self.entries if test(e)]

@@ -29,10 +29,9 @@ import time
 from urllib.parse import unquote
 
 from peewee import DatabaseError, ImproperlyConfigured
-from playhouse import db_url
 
-from ..dialects import (BUSY_TIMEOUT, MYSQL_SCHEMES, check_mysql_query, dialect_of, is_busy,
-                        mysql_kwargs)
+from ..dialects import (BUSY_TIMEOUT, MYSQL_SCHEMES, check_mysql_query, database_class,
+                        dialect_of, is_busy, mysql_kwargs)
 from ..exceptions import ConfigError, one_line
 from .files import create_private, file_uri_path, has_wal
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
@@ -167,15 +166,17 @@ def open_database(url, *, mode='app'):
         raise ConfigError('malformed database URL %s: %s' % (url.masked, url.error)) from None
     cls = _database_class(url)
     _check_query(url, cls)
-    kwargs, read_only = _url_kwargs(url), False
     dialect = dialect_of(cls)
     if dialect.embedded:
+        _hosts(url)
         cls = dialect.session_class(cls)
         kwargs, read_only = _sqlite_kwargs(url, mode)
-    elif url.backend == 'postgresql':
-        kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
-    elif url.scheme.split('+')[0] in MYSQL_SCHEMES:
-        cls, kwargs = dialect.session_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
+    else:
+        kwargs, read_only = _url_kwargs(url), False
+        if url.backend == 'postgresql':
+            kwargs.setdefault('connect_timeout', CONNECT_TIMEOUT)
+        elif url.scheme.split('+')[0] in MYSQL_SCHEMES:
+            cls, kwargs = dialect.session_class(cls), mysql_kwargs(kwargs, CONNECT_TIMEOUT)
     if not kwargs.get('database'):
         raise ConfigError('invalid database URL %s: it names no database (local databases take '
                           'three slashes, sqlite:///file.db; servers postgresql://host/db)'
@@ -192,7 +193,9 @@ def open_database(url, *, mode='app'):
 def _database_class(url):
     """playhouse.db_url's database class for the URL's scheme."""
     scheme = url.parts.scheme
-    cls = db_url.schemes.get('mysql' if scheme == 'mariadb' else scheme)
+    cls = database_class(scheme)  # peewee's own; playhouse.db_url's only for the others.
+    if cls is None:
+        cls = _db_url().schemes.get(scheme)
     if cls is None:
         raise ConfigError('unsupported database URL scheme %r in %s; use sqlite:///path, '
                           'postgresql://user:password@host/db or mysql://user:password@host/db '
@@ -200,26 +203,41 @@ def _database_class(url):
     return cls
 
 
+def _db_url():
+    """playhouse.db_url, imported when first needed: it imports every playhouse extension and
+    its driver, a fifth of a SQLite command's start-up (issue 30)."""
+    from playhouse import db_url
+    return db_url
+
+
 def _url_kwargs(url):
     """The connect arguments the URL spells; several hosts (PostgreSQL only) as libpq's
     multi-host keywords: a list of hosts, and a port for each (or none)."""
-    parts = url.parts
-    hosts = url.hosts if ',' in url.host_list else None
-    if hosts and url.backend != 'postgresql':
-        raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
-                          '(libpq tries them in order)' % url.masked)
-    try:
-        kwargs = db_url.parseresult_to_dict(
-            parts._replace(netloc=parts.netloc.split(',')[0]) if hosts else parts,
-            unquote_password=True, unquote_user=True)
-    except ValueError as exc:  # A port that is not a number.
-        raise ConfigError('invalid database URL %s: %s' % (url.masked, exc)) from None
+    hosts, parts = _hosts(url), url.parts
+    kwargs = _db_url().parseresult_to_dict(
+        parts._replace(netloc=parts.netloc.split(',')[0]) if hosts else parts,
+        unquote_password=True, unquote_user=True)
     if hosts:
         kwargs['host'] = ','.join(host for host, _ in hosts)
         kwargs.pop('port', None)
         if any(port for _, port in hosts):
             kwargs['port'] = ','.join(port for _, port in hosts)
     return kwargs
+
+
+def _hosts(url):
+    """The URL's hosts if it names several (PostgreSQL only), else None; ConfigError for
+    several hosts elsewhere, or a port that is not a number. Checked for every URL, SQLite's
+    too, whose other parts need no parsing."""
+    hosts = url.hosts if ',' in url.host_list else None
+    if hosts and url.backend != 'postgresql':
+        raise ConfigError('database URL %s names several hosts; only PostgreSQL URLs may '
+                          '(libpq tries them in order)' % url.masked)
+    try:
+        url.parts._replace(netloc=url.parts.netloc.split(',')[0]).port
+    except ValueError as exc:  # A port that is not a number.
+        raise ConfigError('invalid database URL %s: %s' % (url.masked, exc)) from None
+    return hosts
 
 
 def _sqlite_kwargs(url, mode):

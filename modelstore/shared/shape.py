@@ -7,10 +7,11 @@ declared text (``VARCHAR(9)``, ``BOOLEAN``, ``JSON``), PostgreSQL reports its ow
 JSONField declares TEXT on SQLite, SQLAlchemy declares JSON), and so do boolean and integer columns
 (SQLite has no boolean type: peewee declares INTEGER, ModelForge declared BOOLEAN).
 """
+from __future__ import annotations  # No typing at start-up (issue 30).
+
 import functools
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Optional, Tuple
 
 from ..dialects import dialect_of
 
@@ -85,7 +86,7 @@ class Column:
     name: str
     declared: str
     null: bool
-    default: Optional[str]
+    default: str | None
     primary_key: bool
 
     @property
@@ -96,8 +97,8 @@ class Column:
 @dataclass(frozen=True)
 class Shape:
     """Columns by name, and indexes as (column names, unique) -- index names do not matter."""
-    columns: Dict[str, Column]
-    indexes: FrozenSet[Tuple[Tuple[str, ...], bool]]
+    columns: dict[str, Column]
+    indexes: frozenset[tuple[tuple[str, ...], bool]]
 
     def same_as(self, other):
         if other is None:
