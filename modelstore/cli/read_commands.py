@@ -3,7 +3,8 @@
 ``accept`` records a reviewed checksum; each returns its result (cli.results) for cli.render
 to print. ``check`` is ``check_command``'s: it loads the models and the authoring tools, which
 these do not need. ``opened``, ``engine_of`` and ``hints`` are shared with it."""
-from ..engine import Clients, Engine, failure_note
+from .. import engine
+from ..engine import Engine, failure_note
 from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import database_exists
@@ -45,7 +46,7 @@ def cmd_history(args, out):
 
 def cmd_clients(args, out):
     url, database = opened(args, 'inspect')
-    clients = Clients(database)
+    clients = engine.Clients(database)  # Loaded here, not for status and history (issue 30).
     table = database_exists(url) and clients.exists()
     return ClientList(url.masked, clients.rows(all=args.all) if table else [], table, args.all,
                       hints(args))

@@ -5,10 +5,11 @@ prints it, as text or (``--json``) as the object ``as_json()`` gives. Most hold 
 own results (``Status``, ``Findings``, a run's result, an import plan) and add only what the
 command line knows: the database as shown, the hints' options (``hint(verb, *words)``).
 """
+from __future__ import annotations  # No typing at start-up (issue 30).
+
 import datetime
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional
+from collections.abc import Callable, Iterator
 
 from ..exceptions import ClientsAlive, ScriptError, one_line
 from .output import ERROR, OK, PENDING
@@ -38,17 +39,58 @@ def _problems(records):
 
 
 class _Result:
+    """A command's result. Its fields are its class's annotations, in order (a base class's
+    first), given to the constructor by position or by name; one without a default is required.
+    A dataclass's constructor, without the per-class code generation that cost every command
+    ~0.3 ms a result class at start-up (issue 30)."""
     exit_code = OK
+    _fields = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        names = [name for klass in reversed(cls.__mro__)
+                 for name in vars(klass).get('__annotations__', ())]
+        cls._fields = tuple(dict.fromkeys(names))
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(self._fields):
+            raise TypeError('%s takes %d values, got %d'
+                            % (type(self).__name__, len(self._fields), len(args)))
+        values = dict(zip(self._fields, args))
+        for name, value in kwargs.items():
+            if name not in self._fields or name in values:
+                raise TypeError('%s: unexpected or repeated value %r' % (type(self).__name__,
+                                                                         name))
+            values[name] = value
+        for name in self._fields:
+            if name in values:
+                value = values[name]
+            elif hasattr(type(self), name):
+                value = getattr(type(self), name)
+                value = value.make() if isinstance(value, _New) else value
+            else:
+                raise TypeError('%s: missing value %r' % (type(self).__name__, name))
+            setattr(self, name, value)
+
+    def __repr__(self):
+        return '%s(%s)' % (type(self).__name__, ', '.join(
+            '%s=%r' % (name, getattr(self, name)) for name in self._fields))
+
+
+class _New:
+    """A field's default made afresh for each result (a dataclass's ``default_factory``)."""
+
+    def __init__(self, make):
+        self.make = make
 
 
 # -- the commands that read a database -------------------------------------------------------
 
-@dataclass
 class Status(_Result):
     """``status``: the engine's Status of ``database`` (shown masked)."""
     database: str
     exists: bool
-    status: Any
+    status: object
     failure_note: Callable  # An entry that failed partway -> what its history says.
     hint: Callable
 
@@ -70,7 +112,6 @@ class Status(_Result):
                 'scripts': [e.as_dict() for e in status.entries]}
 
 
-@dataclass
 class History(_Result):
     """``history``: the history records; ``exists`` matters only when there are none."""
     database: str
@@ -85,7 +126,6 @@ class History(_Result):
         return {'database': self.database, 'history': [r.as_dict() for r in self.records]}
 
 
-@dataclass
 class ClientList(_Result):
     """``clients``: the registered clients (modelstore.engine.clients), alive ones unless
     ``all``; ``table``: whether the database has the clients table at all; ``hint``: the
@@ -101,12 +141,11 @@ class ClientList(_Result):
                 'clients': [c.as_dict() for c in self.clients]}
 
 
-@dataclass
 class Check(_Result):
     """``check``: the Status and the drift; a problem of either is exit 1."""
     database: str
-    status: Any
-    drift: Any
+    status: object
+    drift: object
     failure_note: Callable  # An entry that failed partway -> what its history says.
     hint: Callable
 
@@ -139,7 +178,6 @@ class Check(_Result):
                 'damaged_history': self.damaged}
 
 
-@dataclass
 class Accepted(_Result):
     database: str
     names: list
@@ -150,7 +188,6 @@ class Accepted(_Result):
 
 # -- the commands that change a database -----------------------------------------------------
 
-@dataclass
 class Run(_Result):
     """``migrate`` or ``rollback`` (``direction`` up or down): the run's result and the
     status after it. Each script was printed as it ran; this is the summary."""
@@ -158,10 +195,10 @@ class Run(_Result):
     direction: str
     dry_run: bool
     fake: bool
-    result: Any
-    status: Any
-    phase: Optional[str] = None  # migrate --phase
-    hint: Optional[Callable] = None
+    result: object
+    status: object
+    phase: str | None = None  # migrate --phase
+    hint: Callable | None = None
 
     def as_json(self):
         result, adoption = self.result, self.result.adoption
@@ -176,7 +213,6 @@ class Run(_Result):
                 'phase': self.phase, 'held_back': result.held_back}
 
 
-@dataclass
 class Repaired(_Result):
     """``repair``: (name, direction, action, steps) for each script it repaired."""
     database: str
@@ -190,13 +226,12 @@ class Repaired(_Result):
             for name, direction, action, steps in self.done]}
 
 
-@dataclass
 class Restored(_Result):
     database: str
     backup: str
-    safety: Optional[str]
-    tables: Any
-    status: Any
+    safety: str | None
+    tables: object
+    status: object
     migrate: str  # The command that applies what is pending.
 
     def as_json(self):
@@ -207,7 +242,6 @@ class Restored(_Result):
 
 # -- new -------------------------------------------------------------------------------------
 
-@dataclass
 class NewScript(_Result):
     path: str
 
@@ -215,11 +249,10 @@ class NewScript(_Result):
         return {'ok': True, 'paths': [self.path]}
 
 
-@dataclass
 class Generated(_Result):
     """``new --auto``: the generator's result; ``nothing`` says why there is no script,
     ``where`` where it was replayed."""
-    result: Any
+    result: object
     dry_run: bool
     where: str
     nothing: str
@@ -239,11 +272,10 @@ class Generated(_Result):
                 'scripts': [{'name': name, 'text': text} for name, text in result.files]}
 
 
-@dataclass
 class SchemaCheck(_Result):
     """``new --auto --check``: the changes a script would hold (none: the directory has
     every script the models need)."""
-    plan: Any
+    plan: object
     models: str
     directory: str
     nothing: str
@@ -258,11 +290,10 @@ class SchemaCheck(_Result):
                 'contract_pending': self.plan.contract_pending}
 
 
-@dataclass
 class Lint(_Result):
     """``lint``: the linter's report. Findings are exit 1; a script that did not load or
     replay (MS000) is exit 2: the scripts after it were not checked, so there is no verdict."""
-    report: Any
+    report: object
 
     @property
     def exit_code(self):
@@ -277,15 +308,14 @@ class Lint(_Result):
 
 # -- the registry's --------------------------------------------------------------------------
 
-@dataclass
 class DoctorReport(_Result):
     """``doctor``: the findings; ``final`` False for the report before the fixes (text only),
     ``fixes`` each fix done or left alone (its 'said' is its line of text)."""
     database: str
-    found: Any
+    found: object
     hint: Callable
     final: bool = True
-    fixes: list = field(default_factory=list)
+    fixes: list = _New(list)
 
     @property
     def exit_code(self):
@@ -298,26 +328,23 @@ class DoctorReport(_Result):
                     fixes=[{k: v for k, v in f.items() if k != 'said'} for f in self.fixes])
 
 
-@dataclass
 class Row(_Result):
     """``models show``, ``tasks show``: one stored row."""
-    row: Any
+    row: object
 
     def as_json(self):
         return [columns(self.row)]
 
 
-@dataclass
 class Deleted(_Result):
-    model: Any
-    removed: Any  # The directory removed, or None.
+    model: object
+    removed: object  # The directory removed, or None.
     files: bool
 
     def as_json(self):
         return [dict(columns(self.model), deleted=True, removed_directory=self.removed)]
 
 
-@dataclass
 class Changed(_Result):
     """A registry change with nothing to list (``models alias rm``): what was done."""
     text: str
@@ -327,11 +354,10 @@ class Changed(_Result):
         return dict(self.payload, ok=True)
 
 
-@dataclass
 class Imported(_Result):
     """``import modelforge``: the plan, and the ids made (None: a dry run)."""
-    plan: Any
-    ids: Optional[list]
+    plan: object
+    ids: list | None
     dry_run: bool
 
     def as_json(self):
@@ -341,7 +367,6 @@ class Imported(_Result):
         return dict(payload, source='modelforge', dry_run=self.dry_run)
 
 
-@dataclass
 class Listing(_Result):
     """``models list``, ``tasks list``: rows read as they are printed (``rows`` holds the
     registry open until it is spent or closed). ``more[0]`` is set once the rows are spent
@@ -349,15 +374,14 @@ class Listing(_Result):
     rows: Iterator
     what: str  # 'models' or 'tasks'
     jsonl: bool
-    limit: Optional[int]
+    limit: int | None
     offset: int
     page: int
-    more: List[bool] = field(default_factory=lambda: [False])
+    more: list[bool] = _New(lambda: [False])
 
 
 # -- an error ----------------------------------------------------------------------------------
 
-@dataclass
 class Failure(_Result):
     """A command that failed: ``text`` for stderr; with --json also an object on stdout."""
     exc: BaseException

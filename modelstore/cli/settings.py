@@ -28,10 +28,9 @@ from ..exceptions import ConfigError
 from ..shared.defaults import MODELS_ROOT_ENV as ROOT_ENV
 from ..shared.urls import ENV_VAR as DATABASE_ENV, command, parse_url
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11: see the module's docstring.
-    tomllib = None
+# tomllib, imported by the first read_config (most commands find no table to read: issue 30's
+# start-up); None on Python < 3.11 (see the module's docstring).
+tomllib = NotImplemented
 
 __all__ = ['KEYS', 'find_config', 'read_config', 'apply_config', 'database_url', 'hint']
 
@@ -69,6 +68,12 @@ def _has_table(path):
 def read_config(path):
     """The [tool.modelstore] settings of ``path``: {key: value}, relative paths made absolute
     against the file's directory."""
+    global tomllib
+    if tomllib is NotImplemented:
+        try:
+            import tomllib
+        except ImportError:
+            tomllib = None
     if tomllib is None:
         raise ConfigError('%s has a [tool.modelstore] table, and reading it needs Python 3.11 '
                           'or later (tomllib); give the settings on the command line instead, '
