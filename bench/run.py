@@ -606,6 +606,25 @@ def _searches(section, store, n, repeat, fetch, explain):
         if 'scan' not in label:
             result(section, 'the same page as named tuples (rows=True) vs its SQL',
                    tuples, raw, 1.5, note='list_models(%s, rows=True)' % label)
+    # Lookups: each call against the statements it sends, run by the plain driver.
+    store.set_alias('p07-model-versions', 'champion', 37)
+    some_id = store.get_model('p07-model-versions@5').id
+    for label, call in (
+            ('get_latest_model(name), a name of 60 versions',
+             lambda: store.get_latest_model('p07-model-versions')),
+            ('get_model("name@version")', lambda: store.get_model('p07-model-versions@5')),
+            ('get_model("name@alias")', lambda: store.get_model('p07-model-versions@champion')),
+            ('get_model(id)', lambda: store.get_model(some_id))):
+        sent = []
+        store.database.query_hooks.append(sent.append)
+        call()
+        store.database.query_hooks.remove(sent.append)
+        times = paired_medians([call] + [(lambda e=e: fetch(e.sql, e.params)) for e in sent],
+                               repeat)
+        result(section, '%s vs the SQL it sends (%d statement%s), %s models' % (
+            label, len(sent), '' if len(sent) == 1 else 's', format(n, ',')), times[0],
+            sum(times[1:]), 1.5, note='plan of the last: %s' % explain(sent[-1].sql,
+                                                                      sent[-1].params))
     counting = dict(base_model='base-7')
     seen = []
     store.database.query_hooks.append(seen.append)

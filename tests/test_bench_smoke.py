@@ -34,6 +34,10 @@ def test_the_bench_runs_and_prints_its_table():
                         if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
+    # The lookups, each against the statements it sends.
+    for lookup in ('get_latest_model(name), a name of 60 versions', 'get_model("name@version")',
+                   'get_model("name@alias")', 'get_model(id)'):
+        assert '| queries SQLite | %s vs the SQL it sends' % lookup in out, lookup
     # The registration's cost: the steady per-call row and the heartbeat, amortised.
     assert re.search(r'\| clients SQLite \| add_model with registration, one heartbeat per 30 s '
                      r'amortised .* writes per heartbeat', out), out

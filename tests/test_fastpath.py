@@ -190,6 +190,56 @@ def test_a_field_with_a_conversion_of_its_own_is_converted_in_listings():
     same([row], list(Listed.select()))
 
 
+LOOKUP = st.one_of(st.tuples(st.just('id'), st.integers(0, 30)),
+                   st.tuples(st.just('version'), NAMES, st.integers(1, 4)),
+                   st.tuples(st.sampled_from(['latest', 'latest archived too']), NAMES))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(ROW, max_size=25), lookups=st.lists(LOOKUP, min_size=1, max_size=8))
+@pytest.mark.slow
+def test_every_lookup_equals_the_plain_peewee_query(store, rows, lookups):
+    """get_model, get_model_version and get_latest_model run a statement built once: the same
+    model (or none) as their plain peewee query's get_or_none, archived models included."""
+    M = store.FineTunedModel
+    M.delete().execute()
+    store.add_models(rows)
+    third = [i for (i,) in M.select(M.id).tuples() if i % 3 == 0]
+    M.update(archived_at=datetime.datetime(2026, 2, 1)).where(M.id.in_(third)).execute()
+    for lookup in lookups:
+        want = store.queries.lookup_query(*lookup).get_or_none()
+        got = store.queries.lookup(*lookup)
+        same([got] if got else [], [want] if want else [])
+
+
+def test_the_lookups_send_one_statement_built_once(store):
+    for i in range(3):
+        store.add_model(model_name='a', base_model='b', task='t', model_path='/p')
+    store.set_alias('a', 'prod', 2)
+    store.archive_model(store.get_model('a@3').id)
+    store.archive_model(store.add_model(model_name='c', base_model='b', task='t',
+                                        model_path='/p').id)
+    sent = []
+    store.database.query_hooks.append(sent.append)
+    try:
+        for _ in range(2):
+            assert store.get_latest_model('a').version == 2
+            assert store.get_latest_model('a', include_archived=True).version == 3
+            assert store.get_model('a@prod').version == 2  # The alias, then the version.
+            assert store.get_model(store.get_model('a@1').id).version == 1
+    finally:
+        store.database.query_hooks.remove(sent.append)
+    assert len(sent) == 12 and [e.sql for e in sent[:6]] == [e.sql for e in sent[6:]]
+    assert len({e.sql for e in sent}) == 5  # latest, latest archived too, alias, version, id
+    with pytest.raises(modelstore.NotFound, match="every version of the model named 'c'"):
+        store.get_latest_model('c')
+    with pytest.raises(modelstore.NotFound, match="no model named 'zzz'"):
+        store.get_latest_model('zzz')
+    with pytest.raises(modelstore.NotFound, match="model 'a' has no alias 'dev'"):
+        store.get_model('a@dev')
+
+
 @pytest.mark.sqlite_only
 def test_values_of_unexpected_types_are_read_as_peewee_reads_them(store, db_path):
     """SQLite keeps whatever a legacy writer stored: a column is read value by value through

@@ -75,6 +75,9 @@ class Aliases:
         self._run = calls.run
         self.events = events
         self._model_name = model_name  # ModelStore's check of a model_name argument.
+        A = alias_model  # resolve's statement, built once with sentinels for its two values.
+        self._resolve = A.select(A.version).where(
+            (A.model_name == '\x00name') & (A.alias == '\x00alias')).limit(1).sql()
 
     def set_alias(self, model_name, alias, version, protected=None, force=False):
         name = self._model_name(model_name)
@@ -151,14 +154,16 @@ class Aliases:
     def resolve(self, model_name, alias):
         """The version ``NAME@ALIAS`` points at; NotFound naming the aliases there are."""
         A = self.Alias
-        row = self._run('get_model', A.select(A.version).where(
-            (A.model_name == model_name) & (A.alias == alias)).get_or_none)
+        sql, params = self._resolve
+        given = {'\x00name': model_name, '\x00alias': alias}
+        row = self._run('get_model', lambda: A._meta.database.execute_sql(
+            sql, [given.get(param, param) for param in params]).fetchone())
         if row is None:
             names = [a.alias for a in self.list_aliases(model_name)]
             raise NotFound('model %r has no alias %r (%s)' % (
                 model_name, alias, 'its aliases: %s' % ', '.join(names) if names
                 else 'it has none'))
-        return row.version
+        return A.version.python_value(row[0])
 
     def history(self, model_name, alias, at=None):
         name = self._model_name(model_name)

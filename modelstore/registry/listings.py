@@ -33,7 +33,8 @@ _FLAGS = frozenset({'not_archived', 'only_archived'})
 _SENTINELS = {'task': '\x00task', 'is_custom_base_model': False, 'name_prefix': '\x00' * 999,
               'prefix_length': 1000, 'base_model': '\x00base_model', 'model_name': '\x00name',
               'name_contains': '\x00contains', 'created_after': '\x00after',
-              'created_before': '\x00before', 'limit': 1000003, 'offset': 1000033}
+              'created_before': '\x00before', 'limit': 1000003, 'offset': 1000033,
+              'model_id': 1000037, 'version': 1000039}
 ORDERS = ('newest', 'oldest', 'name', 'metric')
 # A listing with two tags or more walks the one the fewest models carry, each counted up to
 # this many index entries: past it, a tag is "common" and the first by key is walked.
@@ -277,6 +278,41 @@ class Listings:
                                       _SENTINELS['offset'] if offset else 0, order, walk)
         return self._placed(('count' if counted else 'list', filters, tags, walked, paged,
                              offset, order), dict(wanted, sample=sample), build)
+
+    # -- one model: get_model (by id), get_model_version, get_latest_model ----------------------
+
+    def lookup_query(self, what, value, version=None):
+        """The plain peewee query of a lookup (the oracle, and what the cache is built from):
+        ``what`` 'id' (``value`` the id), 'version' (of the name ``value``), 'latest' (the
+        highest version of the name ``value`` that is not archived) or 'latest archived too'."""
+        M = self.model
+        if what == 'id':
+            query = M.select().where(M.id == value)
+        elif what == 'version':
+            query = M.select().where((M.model_name == value) & (M.version == version))
+        else:
+            query = M.select().where((M.model_name == value) & M.version.is_null(False))
+            if what == 'latest':
+                query = query.where(M.archived_at.is_null())
+            query = query.order_by(M.version.desc())
+        return query.limit(1)
+
+    def lookup(self, what, value, version=None):
+        """The model lookup_query finds, or None: its statement built once (each lookup built
+        its query per call: 3.2-3.6x the SQL it sends at 10M models, issue 30)."""
+        sentinel = _SENTINELS['model_id'] if what == 'id' else _SENTINELS['model_name']
+        sql, slots = self._placed(('lookup', what), {
+            'sample': {}, 'value': sentinel, **({'version': _SENTINELS['version']} if
+                                                what == 'version' else {})},
+            lambda sample: self.lookup_query(what, sentinel, _SENTINELS['version']))
+        if sql is None:
+            found = self.database.execute(self.lookup_query(what, value, version))
+        else:
+            given = {'value': value, 'version': version}
+            found = self.database.execute_sql(sql, [given[slot] if kind == 'slot' else slot
+                                                    for kind, slot in slots])
+        models = self.models(found)
+        return models[0] if models else None
 
     def _placed(self, key, wanted, build):
         """A statement kept in the cache under ``key``: ``build(sample)`` renders it with

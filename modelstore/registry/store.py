@@ -304,11 +304,11 @@ class ModelStore:
         self.events_log.notify([event])
         return model
 
-    def _one(self, what, query, missing):
-        row = self._run(what, query.get_or_none)
-        if row is None:
+    def _one(self, what, missing, *lookup):
+        model = self._run(what, lambda: self.queries.lookup(*lookup))
+        if model is None:
             raise NotFound(missing)
-        return row
+        return model
 
     def get_model(self, model_id):
         """The model with this id, or NotFound. Text is a reference instead: ``NAME@VERSION``
@@ -319,9 +319,8 @@ class ModelStore:
             return self.get_latest_model(name) if ref is None else \
                 self.get_model_version(name, ref)
         check_id('model_id', model_id)
-        M = self.FineTunedModel
-        return self._one('get_model', M.select().where(M.id == model_id),
-                         'no fine-tuned model with id %d' % model_id)
+        return self._one('get_model', 'no fine-tuned model with id %d' % model_id, 'id',
+                         model_id)
 
     def get_model_version(self, model_name, version):
         """Version ``version`` of ``model_name``, or NotFound. ``version`` may be an alias of
@@ -332,13 +331,10 @@ class ModelStore:
             alias = check_alias('version', version)
             version = self.aliases.resolve(name, alias)
         version = check_version('version', version)
-        M = self.FineTunedModel
-        return self._one('get_model_version',
-                         M.select().where((M.model_name == name) & (M.version == version)),
-                         'no version %d of a model named %r%s' % (version, name, '' if (
-                             alias is None) else ': %s@%s points at it, and it was deleted '
-                             'by a program that does not keep aliases (a legacy DELETE): '
-                             'move the alias with set_alias' % (name, alias)))
+        return self._one('get_model_version', 'no version %d of a model named %r%s' % (
+            version, name, '' if alias is None else ': %s@%s points at it, and it was deleted '
+            'by a program that does not keep aliases (a legacy DELETE): move the alias with '
+            'set_alias' % (name, alias)), 'version', name, version)
 
     def get_latest_model(self, model_name, *, include_archived=False):
         """The highest version of ``model_name`` -- the one added (or renamed to it) last --
@@ -348,12 +344,9 @@ class ModelStore:
             raise ValidationError('include_archived', 'must be True or False, got %r'
                                   % (include_archived,))
         M = self.FineTunedModel
-        query = M.select().where((M.model_name == name) & M.version.is_null(False))
-        if not include_archived:
-            query = query.where(M.archived_at.is_null())
-        query = query.order_by(M.version.desc()).limit(1)
         try:
-            return self._one('get_latest_model', query, 'no model named %r' % name)
+            return self._one('get_latest_model', 'no model named %r' % name, 'latest archived '
+                             'too' if include_archived else 'latest', name)
         except NotFound:
             if include_archived or not self._run('get_latest_model', M.select().where(
                     M.model_name == name).exists):
