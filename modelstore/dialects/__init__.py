@@ -14,7 +14,7 @@ from .mysql import (MYSQL, MYSQL_SCHEMES, SQL_MODE, atomic_ddl, check_mysql_quer
 from .postgresql import POSTGRESQL, postgres_shadow
 from .session import NeedBaseline
 from .sqlite import BUSY_TIMEOUT, SQLITE
-from .writers import Board
+from .writers import Board, busy_timeout
 
 __all__ = ['Dialect', 'dialect_of', 'database_class', 'SQLITE', 'POSTGRESQL', 'MYSQL', 'UNKNOWN', 'like_pattern',
            # What a driver error means (errors).
@@ -26,8 +26,9 @@ __all__ = ['Dialect', 'dialect_of', 'database_class', 'SQLITE', 'POSTGRESQL', 'M
            'mysql_shadow', 'reported_default', 'string_literal', 'postgres_shadow',
            # A migration run's session (session): SQLite's foreign-key watch asks for a rerun.
            'NeedBaseline', 'BUSY_TIMEOUT',
-           # SQLite: the board an online run keeps for modelstore's waiting writers (writers).
-           'Board']
+           # SQLite: the board an online run keeps for modelstore's waiting writers, and the
+           # busy timeout set for a block (writers).
+           'Board', 'busy_timeout']
 
 _DIALECTS = (SQLITE, POSTGRESQL, MYSQL)
 

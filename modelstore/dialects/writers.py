@@ -29,6 +29,7 @@ a board. What someone who can only read the database can do with it: hold a reco
 looks like a waiting writer; the runner stops believing the board when it waits and nobody
 commits (batch_runner).
 """
+import contextlib
 import errno
 import os
 import stat
@@ -44,7 +45,7 @@ try:
 except ImportError:  # Not POSIX: no board; writers use the busy handler alone.
     fcntl = None
 
-__all__ = ['Board', 'announced_write']
+__all__ = ['Board', 'announced_write', 'busy_timeout']
 
 SUFFIX = '.writers'
 POLL = 0.001  # seconds between a waiting writer's requests for the write lock
@@ -236,10 +237,8 @@ class announced_write:
 
     def _begin(self):
         db = self.database
-        busy_ms = db.pragma('busy_timeout')
         start = time.monotonic()
-        db.pragma('busy_timeout', 0)
-        try:
+        with busy_timeout(db, 0) as busy_ms:
             while time.monotonic() - start < min(FAST, busy_ms / 1000.0):
                 try:
                     return self._txn.__enter__()
@@ -250,8 +249,6 @@ class announced_write:
             left = busy_ms - int((time.monotonic() - start) * 1000)
             db.pragma('busy_timeout', max(left, 0))
             return self._txn.__enter__()
-        finally:
-            db.pragma('busy_timeout', busy_ms)
 
     def __exit__(self, *exc):
         try:
@@ -263,3 +260,15 @@ class announced_write:
         if self._board is not None:
             _withdraw(self._board)
             self._board = None
+
+
+@contextlib.contextmanager
+def busy_timeout(database, ms):
+    """SQLite's busy timeout of ``database`` set to ``ms`` for the block, which is given the
+    one it had (and may change it); that one is put back however the block ends."""
+    before = database.pragma('busy_timeout')
+    database.pragma('busy_timeout', ms)
+    try:
+        yield before
+    finally:
+        database.pragma('busy_timeout', before)

@@ -50,7 +50,7 @@ from typing import Optional
 
 from peewee import DatabaseError
 
-from ..dialects import Board, dialect_of, is_busy
+from ..dialects import Board, busy_timeout, dialect_of, is_busy
 from ..exceptions import LockTimeout, ScriptError
 from ..online import Batches
 from ..shared.database import busy_ms, write_transaction
@@ -270,14 +270,11 @@ class PacedBatches(Batches):
 
     def _write_lock_free(self):
         """Whether nobody holds SQLite's write lock: taken (never waited for) and let go."""
-        busy = self.database.pragma('busy_timeout')
-        self.database.pragma('busy_timeout', 0)
-        try:
-            self.database.execute_sql('BEGIN IMMEDIATE')
-        except DatabaseError:
-            return False
-        finally:
-            self.database.pragma('busy_timeout', busy)
+        with busy_timeout(self.database, 0):
+            try:
+                self.database.execute_sql('BEGIN IMMEDIATE')
+            except DatabaseError:
+                return False
         self.database.execute_sql('ROLLBACK')
         return True
 
