@@ -2,6 +2,8 @@
 engine modules it uses, and no server driver for a SQLite database -- and parses, runs and
 fails exactly as it did when everything was loaded."""
 import argparse
+import contextlib
+import io
 import importlib.util
 import json
 import os
@@ -9,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import modelstore.engine
 from modelstore.cli import parser as cli_parser, results
@@ -76,7 +79,8 @@ COMMAND_LINES = [
     ['status'], ['status', '--json', '-v'], ['--database', 'sqlite:///x.db', 'status'],
     ['--data', 'sqlite:///x.db', 'history'], ['--database=sqlite:///x.db', 'migrate', '--to',
                                               '0003'],
-    ['--migrations', 'status', 'status'], ['--json', 'migrate', '--offline', '--phase',
+    ['--migrations', 'status', 'status'], ['--database', 'status', 'migrate'],
+    ['--mig', 'models', 'tasks', 'list'], ['--json', 'migrate', '--offline', '--phase',
                                             'expand'],
     ['rollback', '--to', '0002', '--yes', '--dry-run'], ['restore', 'backup.db'],
     ['new', 'add_x', '--auto', '--dry-run'], ['check', '--models', 'a.b:C'],
@@ -93,7 +97,8 @@ COMMAND_LINES = [
     ['import', 'modelforge', '--dry-run'], ['models', '--json', 'list'],
     # Usage errors: the same message either way, the choices listed in full.
     ['stauts'], ['models', 'lst'], ['models'], ['status', '--bogus'], ['migrate', '--to'],
-    ['--', 'status'], ['tasks', 'show'], ['models', 'alias', 'mv', 'a'], [],
+    ['--', 'status'], ['tasks', 'show'], ['models', 'alias', 'mv', 'a'], [], ['-', 'migrate'],
+    ['-1', 'status'], ['-a b', 'status'], ['status', '-', 'x'], ['models', '-1', 'list'],
     ['--ver', 'status'], ['migrate', '--dry-run', '--fake', '--keep-backups', '0'],
 ]
 
@@ -110,6 +115,31 @@ def _parse(parser, argv, capsys):
 def test_the_command_only_grammar_parses_as_the_whole_one(argv, capsys):
     assert _parse(cli_parser.build_parser(argv), argv, capsys) == \
         _parse(cli_parser.build_parser(), argv, capsys)
+
+
+TOKENS = sorted({token for line in COMMAND_LINES for token in line} | {
+    '-h', '--help', '--version', '--json', '-v', '--database', '--migrations', '--d', '--mig',
+    '--data=sqlite:///y', '--', '-', 'alias', 'set', 'rm', 'ls', 'modelforge', 'list', 'show',
+    '-1', '-.5', '-a b', '--x y', '', '-x', '--json=1'})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=6))
+def test_any_command_line_parses_or_fails_as_with_the_whole_grammar(argv):
+    """Random words, options and values in any order: the command-only grammar parses them
+    to the same namespace, or refuses them with the same message, as the whole one."""
+    results_ = []
+    for parser in (cli_parser.build_parser(argv), cli_parser.build_parser()):
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                got = ('parsed', {k: repr(v) for k, v in vars(parser.parse_args(argv)).items()})
+        except UsageError as exc:
+            got = ('error', str(exc))
+        except SystemExit as exc:  # --help, --version: printed, then exit 0.
+            got = ('exit', exc.code)
+        results_.append((got, printed.getvalue()))  # The usage or help printed too.
+    assert results_[0] == results_[1]
 
 
 def test_the_grammar_built_for_status_holds_no_other_command():

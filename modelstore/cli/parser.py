@@ -6,6 +6,7 @@ what it uses: peewee, the engine, the registry). Start-up is issue 30's.
 """
 import argparse
 import math
+import re
 import sys
 from importlib import import_module
 
@@ -465,6 +466,7 @@ def _positive(text):
 # The options before the command that take a value (``--database URL``), as argparse reads
 # them, also abbreviated (``--data URL``).
 _VALUED = ('--database', '--migrations')
+_OPTION = re.compile(r'-[A-Za-z]|--[A-Za-z]')  # What argparse may read as an option.
 
 
 def _command_words(argv):
@@ -475,8 +477,9 @@ def _command_words(argv):
     words, argv = [], list(argv)
     while argv and len(words) < 2:
         token = argv.pop(0)
-        if token == '--' or (not words and token in ('-h', '--help')):
-            return []
+        if token == '--' or (not words and token in ('-h', '--help')) or \
+                token.startswith('-') and (' ' in token or not _OPTION.match(token)):
+            return []  # (argparse reads '-', '-1' and '-a b' as positional words.)
         if token.startswith('-'):
             if not words and '=' not in token and len(token) > 2 and any(
                     option.startswith(token) for option in _VALUED):
