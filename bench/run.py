@@ -207,8 +207,9 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
         before = os.path.getsize(fresh())
         ours_columns(copy)
         growth = size_of(copy) / before - 1
+        # Issue 30's target: within 1.5x the same statements through the driver (it was 3x).
         result('migrate SQLite', 'add columns (0002-0004), %s rows/table: modelstore vs floor'
-               % format(n, ','), times['ours'], times['floor'], 3.0)
+               % format(n, ','), times['ours'], times['floor'], 1.5)
         result('migrate SQLite', 'add columns, %s rows: peewee default vs floor (for scale)'
                % format(n, ','), times['peewee'], times['floor'])
         fact('migrate SQLite', 'file growth after 0002-0004, %s rows' % format(n, ','),
@@ -345,7 +346,7 @@ def bench_migrate_postgres(sizes, admin_url, repeat):
                                                      ('peewee', peewee_columns))}
         column_times[n] = times['ours']
         result('migrate PostgreSQL', 'add columns (0002-0004), %s rows/table: modelstore vs floor'
-               % format(n, ','), times['ours'], times['floor'], 3.0)
+               % format(n, ','), times['ours'], times['floor'], 1.5)  # Issue 30's (was 3x).
         result('migrate PostgreSQL', 'add columns, %s rows: peewee default vs floor (for scale)'
                % format(n, ','), times['peewee'], times['floor'])
 
