@@ -41,7 +41,7 @@ from modelstore.engine import Engine
 from modelstore.engine.scripts import discover
 
 from ddl_wait import bench_ddl_wait
-from scale import bench_scale_postgres
+from scale import bench_scale_postgres, postgres_calls
 
 SCRIPTS = [s.name for s in discover()]
 # The online numbering and the script before it, by name: SCRIPTS[-1] was 0010 until 0011
@@ -697,16 +697,7 @@ def bench_queries_postgres(url, n, repeat):
         _fill_search(store, n)
         store.database.execute_sql('VACUUM ANALYZE fine_tuned_models')
         conn = psycopg2.connect(url)
-        cur = conn.cursor()
-
-        def fetch(sql, params):
-            cur.execute(sql, params)
-            return cur.fetchall()
-
-        def explain(sql, params):
-            cur.execute('EXPLAIN (COSTS OFF) ' + sql, params)
-            return ' | '.join(r[0].strip() for r in cur.fetchall())
-        _searches('queries PostgreSQL', store, n, repeat, fetch, explain)
+        _searches('queries PostgreSQL', store, n, repeat, *postgres_calls(conn.cursor()))
         conn.close()
 
 

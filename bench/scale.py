@@ -27,6 +27,19 @@ FROM generate_series(%s, %s) AS i'''
 CHUNK = 1000000
 
 
+def postgres_calls(cur):
+    """(fetch, explain) on a psycopg2 cursor: a statement's rows through the plain driver (the
+    floor a registry call is measured against), and its plan on one line."""
+    def fetch(sql, params):
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+    def explain(sql, params):
+        cur.execute('EXPLAIN (COSTS OFF) ' + sql, params)
+        return ' | '.join(r[0].strip() for r in cur.fetchall())
+    return fetch, explain
+
+
 def _timed_migrate(url, target, fact, section, rows):
     """``migrate`` to ``target``; each script's time as a fact."""
     db = open_database(url, mode='migrate')
@@ -73,13 +86,7 @@ def bench_scale_postgres(new_pg, result, fact, paired_medians, rows, repeat):
     fact(section, 'migrate 0011 to head', took, unit='s')
     cur.execute('VACUUM ANALYZE')
 
-    def fetch(sql, params):
-        cur.execute(sql, params)
-        return cur.fetchall()
-
-    def explain(sql, params):
-        cur.execute('EXPLAIN (COSTS OFF) ' + sql, params)
-        return ' | '.join(r[0].strip() for r in cur.fetchall())
+    fetch, explain = postgres_calls(cur)
     with modelstore.connect(url) as store:
         store.set_alias('m-4242', 'champion', min(37, max(rows // 100000, 1)))
         calls = [
