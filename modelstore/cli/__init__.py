@@ -111,7 +111,7 @@ def _load_command(args):
     hidden = []
     if args.command not in _OTHER_DATABASES and 'peewee' not in sys.modules:
         try:
-            if parse_url(args.database).backend == 'sqlite':  # (restore: None, a file)
+            if parse_url(getattr(args, 'database', None)).backend == 'sqlite':  # (restore: None)
                 hidden = [name for name in _SERVER_DRIVERS if name not in sys.modules]
         except ModelStoreError:
             pass  # The command reports it.
