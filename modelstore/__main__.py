@@ -1,6 +1,6 @@
 """`python -m modelstore` is the `modelstore` command."""
 import sys
 
-from .cli import main
+from .cli import command
 
-sys.exit(main())
+sys.exit(command())

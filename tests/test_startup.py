@@ -22,8 +22,8 @@ from modelstore.exceptions import ScriptError, UsageError
 # drivers, as JSON on stderr's last line.
 LOADED = """
 import json, sys
-from modelstore.cli import main
-code = main(sys.argv[1:])
+from modelstore.cli import command
+code = command()
 import peewee
 print(json.dumps({'modules': sorted(sys.modules), 'code': code,
                   'psycopg2': peewee.psycopg2 is not None, 'mysql': peewee.mysql is not None}),
@@ -62,9 +62,27 @@ def test_a_server_url_loads_peewee_with_its_drivers(tmp_path):
     assert got['psycopg2'] == ('psycopg2' in DRIVERS) and got['mysql'] == ('pymysql' in DRIVERS)
 
 
-def test_the_drivers_stay_importable_after_a_sqlite_command(tmp_path):
-    script = ('import sys\nfrom modelstore.cli import main\n'
+@pytest.mark.skipif(not DRIVERS, reason='no server driver installed to be left out')
+def test_a_program_that_runs_main_can_open_a_server_after_a_sqlite_command(tmp_path):
+    """main() is the command line embedded in a program that goes on: it loads the drivers as
+    usual, so that a server opened later (by main() or the library) finds them."""
+    script = ('import peewee\nfrom modelstore.cli import main\n'
               'main(["status", "--database", %r])\n'
+              'import peewee\nprint(peewee.psycopg2 is not None, peewee.mysql is not None)\n'
+              'main(["status", "--database", "postgresql://u@127.0.0.1:1/x"])\n'
+              % ('sqlite:///' + str(tmp_path / 'r.db')))
+    script = script.replace('import peewee\nfrom', 'from', 1)  # peewee: not loaded before.
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            env=dict(os.environ, NO_COLOR='1'))
+    assert result.stdout.split()[-2:] == [str('psycopg2' in DRIVERS), str('pymysql' in DRIVERS)]
+    if 'psycopg2' in DRIVERS:  # The driver's own error, not "driver not found".
+        assert 'Connection refused' in result.stderr or 'could not connect' in result.stderr, \
+            result.stderr
+
+
+def test_the_drivers_stay_importable_after_a_sqlite_command(tmp_path):
+    script = ('import sys\nfrom modelstore.cli import command\n'
+              'sys.argv[1:] = ["status", "--database", %r]\ncommand()\n'
               'assert all(sys.modules.get(n, 0) is not None for n in %r)\n'
               'for name in %r:\n    __import__(name)\nprint("ok")\n'
               % ('sqlite:///' + str(tmp_path / 'r.db'), DRIVERS, DRIVERS))
@@ -99,6 +117,8 @@ COMMAND_LINES = [
     ['stauts'], ['models', 'lst'], ['models'], ['status', '--bogus'], ['migrate', '--to'],
     ['--', 'status'], ['tasks', 'show'], ['models', 'alias', 'mv', 'a'], [], ['-', 'migrate'],
     ['-1', 'status'], ['-a b', 'status'], ['status', '-', 'x'], ['models', '-1', 'list'],
+    ['--he', 'models', 'list'], ['-vh', 'models'], ['--json', '-hv', 'tasks', 'list'],
+    ['--hel', 'import', 'modelforge'], ['models', '--he', 'list'], ['status', '-vh'],
     ['--ver', 'status'], ['migrate', '--dry-run', '--fake', '--keep-backups', '0'],
 ]
 
@@ -108,6 +128,8 @@ def _parse(parser, argv, capsys):
         namespace = parser.parse_args(argv)
     except UsageError as exc:
         return 'error', str(exc), capsys.readouterr().err
+    except SystemExit as exc:  # Help: printed whole, then exit 0.
+        return 'exit', exc.code, capsys.readouterr().out
     return 'parsed', {k: repr(v) for k, v in vars(namespace).items()}
 
 
@@ -120,7 +142,8 @@ def test_the_command_only_grammar_parses_as_the_whole_one(argv, capsys):
 TOKENS = sorted({token for line in COMMAND_LINES for token in line} | {
     '-h', '--help', '--version', '--json', '-v', '--database', '--migrations', '--d', '--mig',
     '--data=sqlite:///y', '--', '-', 'alias', 'set', 'rm', 'ls', 'modelforge', 'list', 'show',
-    '-1', '-.5', '-a b', '--x y', '', '-x', '--json=1'})
+    '-1', '-.5', '-a b', '--x y', '', '-x', '--json=1', '--h', '--he', '--help=1', '-vh', '-hv',
+    '-jh'})
 
 
 @settings(max_examples=500, deadline=None)

@@ -32,12 +32,23 @@ from .results import Failure
 from ..shared.urls import parse_url
 from .settings import apply_config
 
-__all__ = ['main', 'Output']
+__all__ = ['main', 'command', 'Output']
 
 
 def main(argv=None):
-    """Run the CLI; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run the CLI; returns the exit code. In a process that goes on afterwards (a program that
+    embeds the command line), everything a command may need is loaded as usual."""
+    return _main(sys.argv[1:] if argv is None else list(argv), lean=False)
+
+
+def command():
+    """The ``modelstore`` command itself (its console script, ``python -m modelstore``): main()
+    on this process's arguments, in a process that ends with it -- so a command whose only
+    database is SQLite is loaded without the server drivers (``_load_command``)."""
+    return _main(sys.argv[1:], lean=True)
+
+
+def _main(argv, lean):
     try:
         args = build_parser(argv).parse_args(argv)
     except SystemExit as exc:  # --help or --version.
@@ -57,7 +68,7 @@ def main(argv=None):
     if problem:
         return _fail(args, out, UsageError(problem), 'error: ' + problem)
     try:
-        _load_command(args)
+        _load_command(args, lean)
         return render(out, args.func(args, out))
     except KeyboardInterrupt as exc:
         if getattr(args, 'follow', False):  # models events --follow: how it ends.
@@ -103,13 +114,15 @@ _SERVER_DRIVERS = ('psycopg2cffi', 'psycopg2', 'psycopg', 'pymysql', 'MySQLdb')
 _OTHER_DATABASES = frozenset({'lint', 'new'})
 
 
-def _load_command(args):
-    """Import the command's module; without the server drivers that peewee, playhouse and the
-    dialects would import with it when the only database the command opens is SQLite: they
-    are a sixth of a SQLite command's start-up (issue 30). The drivers stay importable; the
-    modules imported here keep None for them, in a process that opens no server."""
+def _load_command(args, lean):
+    """Import the command's module; when ``lean`` (the process ends with the command) and the
+    only database the command opens is SQLite, without the server drivers that peewee,
+    playhouse and the dialects would import with it: they are a sixth of a SQLite command's
+    start-up (issue 30). The drivers stay importable, but the modules imported here keep None
+    for them for the rest of the process -- which is why a process that goes on (main()) is
+    never lean."""
     hidden = []
-    if args.command not in _OTHER_DATABASES and 'peewee' not in sys.modules:
+    if lean and args.command not in _OTHER_DATABASES and 'peewee' not in sys.modules:
         try:
             if parse_url(getattr(args, 'database', None)).backend == 'sqlite':  # (restore: None)
                 hidden = [name for name in _SERVER_DRIVERS if name not in sys.modules]

@@ -471,13 +471,14 @@ _OPTION = re.compile(r'-[A-Za-z]|--[A-Za-z]')  # What argparse may read as an op
 
 def _command_words(argv):
     """The command and its action (``models list``) ``argv`` names, as far as they can be told
-    without parsing: [] (build everything) for no argv, ``--``, or help before the words."""
+    without parsing: [] (build everything) for no argv, ``--``, a word argparse would not take
+    for an option, or help asked before the words."""
     if argv is None:
         return []
     words, argv = [], list(argv)
     while argv and len(words) < 2:
         token = argv.pop(0)
-        if token == '--' or (not words and token in ('-h', '--help')) or \
+        if token == '--' or (not words and _asks_help(token)) or \
                 token.startswith('-') and (' ' in token or not _OPTION.match(token)):
             return []  # (argparse reads '-', '-1' and '-a b' as positional words.)
         if token.startswith('-'):
@@ -489,6 +490,14 @@ def _command_words(argv):
             continue
         words.append(token)
     return words
+
+
+def _asks_help(token):
+    """Whether argparse may read ``token`` as the main parser's -h: ``-h``, a cluster holding
+    it (``-vh``), or ``--help`` however abbreviated (``--he``)."""
+    if token.startswith('--'):
+        return len(token) > 2 and '--help'.startswith(token.split('=')[0])
+    return token.startswith('-') and 'h' in token
 
 
 class _Only:

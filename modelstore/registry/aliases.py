@@ -155,7 +155,8 @@ class Aliases:
         """The version ``NAME@ALIAS`` points at; NotFound naming the aliases there are."""
         A = self.Alias
         sql, params = self._resolve
-        given = {'\x00name': model_name, '\x00alias': alias}
+        given = {'\x00name': A.model_name.db_value(model_name),  # (As peewee would send them.)
+                 '\x00alias': A.alias.db_value(alias)}
         row = self._run('get_model', lambda: A._meta.database.execute_sql(
             sql, [given.get(param, param) for param in params]).fetchone())
         if row is None:

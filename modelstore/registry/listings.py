@@ -307,8 +307,10 @@ class Listings:
             lambda sample: self.lookup_query(what, sentinel, _SENTINELS['version']))
         if sql is None:
             found = self.database.execute(self.lookup_query(what, value, version))
-        else:
-            given = {'value': value, 'version': version}
+        else:  # Each value as its field stores it, as peewee's query would send it.
+            M = self.model
+            given = {'value': (M.id if what == 'id' else M.model_name).db_value(value),
+                     'version': M.version.db_value(version)}
             found = self.database.execute_sql(sql, [given[slot] if kind == 'slot' else slot
                                                     for kind, slot in slots])
         models = self.models(found)
