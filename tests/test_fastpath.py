@@ -100,17 +100,22 @@ def store(head_url):
         yield s
 
 
+def _only_these(store, rows):
+    """The store holding only ``rows``, every third one archived (archive_model's column,
+    written here without its events)."""
+    M = store.FineTunedModel
+    M.delete().execute()
+    store.add_models(rows)
+    third = [i for (i,) in M.select(M.id).tuples() if i % 3 == 0]
+    M.update(archived_at=datetime.datetime(2026, 2, 1)).where(M.id.in_(third)).execute()
+
+
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(ROW, max_size=25), calls=st.lists(CALL, min_size=1, max_size=6))
 @pytest.mark.slow
 def test_every_listing_equals_the_plain_peewee_query(store, rows, calls):
-    M = store.FineTunedModel
-    M.delete().execute()
-    store.add_models(rows)
-    # Every third one archived (archive_model's column, written here without its events).
-    third = [i for (i,) in M.select(M.id).tuples() if i % 3 == 0]
-    M.update(archived_at=datetime.datetime(2026, 2, 1)).where(M.id.in_(third)).execute()
+    _only_these(store, rows)
     for call in calls:
         if call.get('created_after') and call.get('created_before') and \
                 call['created_after'] > call['created_before']:
@@ -202,11 +207,7 @@ LOOKUP = st.one_of(st.tuples(st.just('id'), st.integers(0, 30)),
 def test_every_lookup_equals_the_plain_peewee_query(store, rows, lookups):
     """get_model, get_model_version and get_latest_model run a statement built once: the same
     model (or none) as their plain peewee query's get_or_none, archived models included."""
-    M = store.FineTunedModel
-    M.delete().execute()
-    store.add_models(rows)
-    third = [i for (i,) in M.select(M.id).tuples() if i % 3 == 0]
-    M.update(archived_at=datetime.datetime(2026, 2, 1)).where(M.id.in_(third)).execute()
+    _only_these(store, rows)
     for lookup in lookups:
         want = store.queries.lookup_query(*lookup).get_or_none()
         got = store.queries.lookup(*lookup)

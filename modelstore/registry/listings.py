@@ -62,6 +62,11 @@ def _tag_slots(tags):
     return given
 
 
+def _params(slots, given):
+    """A cached statement's parameters: each slot's value from ``given``, the constants kept."""
+    return [given[slot] if kind == 'slot' else slot for kind, slot in slots]
+
+
 class Listings:
     """ModelQueries' listing statements (``self.model``, ``self.tags``, ``self.database``,
     ``self._cache`` and ``self.models`` are ModelQueries')."""
@@ -251,8 +256,7 @@ class Listings:
         given = dict(values, limit=limit, offset=offset, **_tag_slots(tags))
         if 'name_prefix' in values:
             given['prefix_length'] = len(values['name_prefix'])
-        params = [given[slot] if kind == 'slot' else slot for kind, slot in slots]
-        return self.database.execute_sql(sql, params)
+        return self.database.execute_sql(sql, _params(slots, given))
 
     def _listing_sql(self, filters, tags, walked, paged, offset, order, counted=False):
         """The listing's statement for these filters (``tags``: how many tags; ``walked``:
@@ -311,8 +315,7 @@ class Listings:
             M = self.model
             given = {'value': (M.id if what == 'id' else M.model_name).db_value(value),
                      'version': M.version.db_value(version)}
-            found = self.database.execute_sql(sql, [given[slot] if kind == 'slot' else slot
-                                                    for kind, slot in slots])
+            found = self.database.execute_sql(sql, _params(slots, given))
         models = self.models(found)
         return models[0] if models else None
 
