@@ -172,23 +172,34 @@ def _table_progress(database, existing, table, steps, adoption):
     shapes = [shape for _, shape in steps[1:]]
     vocabulary = set().union(*(s.columns.keys() for s in shapes if s is not None))
     index_vocabulary = set().union(*(s.indexes for s in shapes if s is not None))
-    found = [_differences(table, s, live, vocabulary, index_vocabulary) if s is not None
-             else (['table %s exists, but a script drops it' % table], 1) for s in shapes]
-    matches = [i for i, (lines, _) in enumerate(found) if not lines]
+
+    def differences(shape):
+        if shape is None:
+            return ['table %s exists, but a script drops it' % table], 1
+        return _differences(table, shape, live, vocabulary, index_vocabulary)
+    # The states in order until the first that matches (most tables match an early one); every
+    # state's differences only when none does, to name the nearest (issue 30: this was most of
+    # an analysis's time).
+    found, match = [], None
+    for i, shape in enumerate(shapes):
+        found.append(differences(shape))
+        if not found[-1][0]:
+            match = i
+            break
     _extras(table, live, vocabulary, index_vocabulary, adoption)
-    if matches:
+    if match is not None:
         # A shape can recur: a column added by one script and dropped by a later one (a
         # rolling deploy's expand and contract) leaves the table as it was before both. The
         # earliest match is the one to believe: it runs those scripts, which is what the
         # history says is owed, where the latest would record them as adopted and skip them --
         # the contract script's drop, and whatever data it moves, never done.
-        state = shapes[matches[0]]
+        state = shapes[match]
         adoption.notes.extend(
             'column %s.%s is nullable, as the legacy app created it; modelstore always writes '
             'a value there' % (table, name) for name in sorted(state.columns)
             if (table, name) in LEGACY_NULLABLE and live.columns[name].null
             and not state.columns[name].null)
-        return matches[0] + 1
+        return match + 1
     partway = _partway(table, shapes, live, vocabulary, index_vocabulary)
     if partway is not None:
         adoption.notes.append('table %s is partway through %s (some of its indexes are built, '
