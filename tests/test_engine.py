@@ -435,6 +435,42 @@ def test_a_pwmigrate_history_table_is_upgraded_in_place(scripts, db_url):
     assert 'checksum' in columns(db_url, 'schema_migration')
 
 
+def test_the_history_table_is_made_and_read_as_peewee_makes_and_reads_it(db_url):
+    """History creates, finds and reads its table through one model class for every database
+    (issue 30): the SQL is what peewee's own calls on a model bound to the database send."""
+    from modelstore.engine.history import History, _model
+
+    def sent(database, action):
+        statements = []
+        database.query_hooks.append(lambda event: statements.append((event.sql,
+                                                                     tuple(event.params or ()))))
+        try:
+            action()
+        finally:
+            database.query_hooks.pop()
+        return statements
+
+    database = open_database(db_url, mode='migrate')
+    try:
+        history, bound = History(database), _model(database)
+        assert history.exists() is bound.table_exists() is False
+        with database.atomic() as txn:
+            expected = sent(database, lambda: database.create_tables([bound], safe=False))
+            txn.rollback()
+        with database.atomic():
+            history.expect(False)  # As a run does, from the table list its status just read.
+            assert sent(database, history.ensure) == expected
+        assert history.exists() is bound.table_exists() is True
+        history.record('0001_a', checksum='ab' * 32, method='ran', duration=0.5, version='v')
+        [record] = history.read()
+        assert (record.name, record.checksum, record.method) == ('0001_a', 'ab' * 32, 'ran')
+        wanted = [f for f in bound._meta.sorted_fields if f.name != 'id']
+        assert sent(database, history.read)[-1][0] == \
+            bound.select(*wanted).order_by(bound.id).sql()[0]
+    finally:
+        database.close()
+
+
 def test_fake_records_without_running(cli, scripts, db_url):
     scripts('0001_create_a.py', CREATE_A)
     code, out, _ = cli('migrate', '--database', db_url, '--migrations', scripts.dir, '--fake')

@@ -33,6 +33,7 @@ writing happens in the caller's transaction, the same one as the script's own wo
 from __future__ import annotations  # No typing at start-up (issue 30).
 
 import datetime
+import functools
 import getpass
 import json
 import math
@@ -41,7 +42,7 @@ import re
 import socket
 from dataclasses import dataclass, fields as dc_fields
 
-from peewee import CharField, DateTimeField, FloatField, Model, TextField
+from peewee import CharField, DateTimeField, FloatField, Model, SchemaManager, TextField
 from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import shown_value
@@ -166,7 +167,7 @@ def _record(names, row):
     return Record(unreadable=tuple(unreadable), **values)
 
 
-def _model(database):
+def _model(database=None):
     class History(Model):
         name = CharField(unique=True)
         applied = DateTimeField(default=datetime.datetime.now)
@@ -185,8 +186,16 @@ def _model(database):
             table_name = TABLE
             legacy_table_names = False
 
-    History.bind(database, bind_refs=False, bind_backrefs=False)
+    if database is not None:
+        History.bind(database, bind_refs=False, bind_backrefs=False)
     return History
+
+
+# The table's fields, for any database: reads, the INSERT and the CREATE TABLE use this one class
+# with the database named (SchemaManager, Query.bind); a History's bound ``model`` is made only
+# for the rarer writes. A model class is ~0.1 ms to make, and every Engine and status made one
+# (issue 30).
+_FIELDS = _model()
 
 
 def who():
@@ -203,9 +212,10 @@ class History:
 
     def __init__(self, database):
         self.database = database
-        self.model = _model(database)
         self._insert = None
         self._ensured = False  # Set once the table is known to be complete (cleared on error).
+        self._exists = None  # expect(): whether the table is there, for the next ensure()
+        self._applied_by = None
 
     def _columns(self):
         # From an empty result's description: PostgreSQL's information_schema (what
@@ -214,20 +224,26 @@ class History:
         cursor = self.database.execute_sql('SELECT * FROM %s WHERE 1 = 0' % (q + TABLE + q))
         return {d[0] for d in cursor.description}
 
-    def exists(self):
-        return self.model.table_exists()
+    @functools.cached_property
+    def model(self):
+        """The table's model, bound to this database."""
+        return _model(self.database)
 
-    def read(self):
-        """Applied records in the order they were applied; [] when there is no table."""
-        if not self.exists():
+    def exists(self):
+        return self.database.table_exists(TABLE)
+
+    def read(self, exists=None):
+        """Applied records in the order they were applied; [] when there is no table.
+        ``exists``: whether the table is there, if the caller has just read the table list."""
+        if not (self.exists() if exists is None else exists):
             return []
         present = self._columns()
-        wanted = [f for f in self.model._meta.sorted_fields
+        wanted = [f for f in _FIELDS._meta.sorted_fields
                   if f.column_name in present and f.name != 'id']
         # The driver's own values, not the fields' conversions, which hand back text they
         # cannot parse as it is: each value is read, or set aside as unreadable, in _record.
         cursor = self.database.execute_sql(
-            *self.model.select(*wanted).order_by(self.model.id).sql())
+            *_FIELDS.select(*wanted).order_by(_FIELDS.id).bind(self.database).sql())
         names = [f.name for f in wanted]
         return [_record(names, row) for row in cursor]
 
@@ -240,12 +256,14 @@ class History:
         if self._ensured:
             return
         self._ensured = True
-        if not self.exists():
-            self.database.create_tables([self.model], safe=False)  # (MySQL: InnoDB)
+        exists, self._exists = self._exists, None
+        if not (self.exists() if exists is None else exists):
+            # What create_tables([model], safe=False) runs (MySQL: InnoDB).
+            SchemaManager(_FIELDS, self.database).create_all(safe=False)
             return
         present = self._columns()
         migrator = SchemaMigrator.from_database(self.database)
-        missing = [f for f in self.model._meta.sorted_fields if f.column_name not in present]
+        missing = [f for f in _FIELDS._meta.sorted_fields if f.column_name not in present]
         migrator.migrate(*[migrator.add_column(TABLE, f.column_name, f) for f in missing])
         if not dialect_of(self.database).transactional_ddl and not any(
                 i.unique and i.columns == ['name'] for i in self.database.get_indexes(TABLE)):
@@ -253,9 +271,23 @@ class History:
             # INDEX left the table without it. (Elsewhere both were one transaction.)
             migrator.migrate(migrator.add_index(TABLE, ('name',), True))
 
+    def _who(self):
+        """who(), read once per History: the login name costs a passwd lookup where $USER is
+        not set (issue 30)."""
+        if self._applied_by is None:
+            self._applied_by = who()
+        return self._applied_by
+
+    def expect(self, exists):
+        """Whether the table is there, as the caller just read it under the run lock (no other
+        run can create or drop it): the next ensure() does not read the table list again
+        (issue 30)."""
+        self._exists = bool(exists)
+
     def forget(self):
         """The table may have been rolled back: check again at the next ensure()."""
         self._ensured = False
+        self._exists = None
 
     def mark_running(self, name, *, checksum, version, operations=None, phase=None):
         """Say, committed, that ``name`` is running outside a transaction."""
@@ -274,10 +306,10 @@ class History:
     def record(self, name, *, checksum, method, duration, version, replace=False,
                operations=None, phase=None, note=None):
         """Insert the row for ``name``; ``replace``: first delete its ``running`` row."""
-        M = self.model
         if replace:
             # One transaction (a savepoint inside the script's): outside one, a kill between
             # the DELETE and the INSERT would leave the script's effect without any row.
+            M = self.model
             with self.database.atomic():
                 M.delete().where((M.name == name) & (M.method == RUNNING)).execute()
                 self.record(name, checksum=checksum, method=method, duration=duration,
@@ -286,10 +318,11 @@ class History:
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),
-                      applied_by=who(), tool_version=version, phase=phase, note=note)
+                      applied_by=self._who(), tool_version=version, phase=phase, note=note)
         if operations is not None:
-            M.insert(operations=operations, **values).execute()
+            self.model.insert(operations=operations, **values).execute()
             return
+        M = _FIELDS
         if self._insert is None:
             q = self.database.quote[0]
             self._insert = 'INSERT INTO %s (%s) VALUES (%s)' % (

@@ -269,6 +269,7 @@ class Run:
     def _read_and_plan(self, plan, analyse, dry_run):
         """The status under the lock; ``todo`` planned from it. Returns the status."""
         status = self.status(analyse=analyse)
+        self.history.expect(status.history_table)
         self.interrupted = {e.name for e in status.entries if e.interrupted}
         if self.backups is not None and not dry_run:
             self.backups.remove_partials()  # Even when there is nothing to do.

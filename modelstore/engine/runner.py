@@ -60,8 +60,8 @@ class Engine:
         scripts = self.scripts()
         with raising(StorageError, 'reading the migration status of %s' % self.label):
             tables = frozenset(self.database.get_tables())
-            records = ({r.name: r for r in self.history.read()} if HISTORY_TABLE in tables
-                       else {})
+            records = ({r.name: r for r in self.history.read(exists=True)}
+                       if HISTORY_TABLE in tables else {})
         entries = [Entry(s.name, s, records.pop(s.name, None)) for s in scripts]
         entries.extend(Entry(name, None, rec) for name, rec in records.items())
         entries.sort(key=lambda e: (script_number(e.name), e.name))
