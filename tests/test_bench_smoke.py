@@ -34,6 +34,12 @@ def test_the_bench_runs_and_prints_its_table():
                         if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
+    # Where migrate's fixed cost goes, part by part (issue 30).
+    for part in ('the adoption probe', 'the history table created', 'the foreign-key watch',
+                 'reading the scripts and their checksums', "the scripts' own work",
+                 'COMMIT', 'ALTER TABLE statements'):
+        assert re.search(r'\| migrate SQLite \| add columns, [\d,]+ rows, part of the run: %s'
+                         % re.escape(part), out), part
     # The lookups, each against the statements it sends.
     for lookup in ('get_latest_model(name), a name of 60 versions', 'get_model("name@version")',
                    'get_model("name@alias")', 'get_model(id)'):
