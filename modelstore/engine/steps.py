@@ -110,28 +110,15 @@ class Recorder:
 
     def migrator(self):
         """A migrator for this database that reports each operation to this recorder."""
-        migrator = _reporting(type(SchemaMigrator.from_database(self.database)))(self.database)
-        migrator.recorder = self
-        return migrator
+        base = type(SchemaMigrator.from_database(self.database))
+        recorder = self
 
-
-_reporting_classes = {}  # the migrator class peewee picks -> its reporting subclass
-
-
-def _reporting(base):
-    """``base``'s subclass whose ``migrate()`` names each operation to the instance's
-    ``recorder``: made once per class, not per script run (issue 30)."""
-    cls = _reporting_classes.get(base)
-    if cls is None:
         class Reporting(base):
-            recorder = None
-
             def migrate(self, *operations):
                 for op in operations:
-                    with self.recorder.operation(op):
+                    with recorder.operation(op):
                         op.run()
 
         Reporting.__name__ = base.__name__
         Reporting.__qualname__ = base.__qualname__
-        cls = _reporting_classes.setdefault(base, Reporting)
-    return cls
+        return Reporting(self.database)
