@@ -436,9 +436,11 @@ def test_a_pwmigrate_history_table_is_upgraded_in_place(scripts, db_url):
 
 
 def test_the_history_table_is_made_and_read_as_peewee_makes_and_reads_it(db_url):
-    """History creates, finds and reads its table through one model class for every database
-    (issue 30): the SQL is what peewee's own calls on a model bound to the database send."""
-    from modelstore.engine.history import History, _model
+    """History finds and reads its table through one model class for every database (issue 30),
+    and makes it through the database's own create_tables (MySQL's sets the engine, charset and
+    binary collation there): the SQL is what peewee's calls on a model bound to the database
+    send, and ensure() after expect() reads no table list."""
+    from modelstore.engine.history import TABLE, History, _model
 
     def sent(database, action):
         statements = []
@@ -452,23 +454,75 @@ def test_the_history_table_is_made_and_read_as_peewee_makes_and_reads_it(db_url)
 
     database = open_database(db_url, mode='migrate')
     try:
-        history, bound = History(database), _model(database)
-        assert history.exists() is bound.table_exists() is False
-        with database.atomic() as txn:
-            expected = sent(database, lambda: database.create_tables([bound], safe=False))
-            txn.rollback()
-        with database.atomic():
-            history.expect(False)  # As a run does, from the table list its status just read.
-            assert sent(database, history.ensure) == expected
-        assert history.exists() is bound.table_exists() is True
+        history = History(database)
+        assert history.exists() is _model(database).table_exists() is False
+        history.expect(False)  # As a run does, from the table list its status just read.
+        made = sent(database, history.ensure)
+        assert history.exists() is _model(database).table_exists() is True
+        execute(db_url, 'DROP TABLE %s' % TABLE)
+        assert made == sent(database, lambda: database.create_tables([_model(database)],
+                                                                     safe=False))
         history.record('0001_a', checksum='ab' * 32, method='ran', duration=0.5, version='v')
         [record] = history.read()
         assert (record.name, record.checksum, record.method) == ('0001_a', 'ab' * 32, 'ran')
+        bound = _model(database)
         wanted = [f for f in bound._meta.sorted_fields if f.name != 'id']
         assert sent(database, history.read)[-1][0] == \
             bound.select(*wanted).order_by(bound.id).sql()[0]
     finally:
         database.close()
+
+
+def test_an_ensure_that_failed_is_done_again(db_path):
+    """A script's transaction undone after its ensure() failed (a lock wait, retried) must not
+    leave the history taking its table for made."""
+    import peewee
+    from modelstore.engine.history import History
+    database = open_database('sqlite:///' + db_path, mode='migrate')
+    try:
+        history, real, calls = History(database), database.create_tables, []
+
+        def create_tables(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise peewee.OperationalError('canceling statement due to lock timeout')
+            return real(*args, **kwargs)
+        database.create_tables = create_tables
+        with pytest.raises(peewee.OperationalError):
+            history.ensure()
+        history.ensure()
+        assert len(calls) == 2 and history.exists()
+    finally:
+        database.close()
+
+
+MAKES_HISTORY = """
+from peewee import CharField, DateTimeField, Model
+
+
+def up(migrator, db):
+    class Legacy(Model):  # pwmigrate's own history table, made by the script itself.
+        name = CharField(unique=True)
+        applied = DateTimeField()
+
+        class Meta:
+            database = db
+            table_name = 'schema_migration'
+    db.create_tables([Legacy])
+
+
+def down(migrator, db):
+    pass
+"""
+
+
+def test_a_script_that_makes_the_history_table_itself_is_recorded_in_it(scripts, db_url):
+    """The run knows, from its status, that the file has no history table; a script run since
+    may have made one (here pwmigrate's), so the first history row does not trust that."""
+    scripts('0001_make_history.py', MAKES_HISTORY)
+    engine(db_url, scripts.dir).migrate()
+    assert [(r['name'], r['method']) for r in history(db_url)] == [('0001_make_history', 'ran')]
+    assert 'checksum' in columns(db_url, 'schema_migration')
 
 
 def test_fake_records_without_running(cli, scripts, db_url):

@@ -42,7 +42,7 @@ import re
 import socket
 from dataclasses import dataclass, fields as dc_fields
 
-from peewee import CharField, DateTimeField, FloatField, Model, SchemaManager, TextField
+from peewee import CharField, DateTimeField, FloatField, Model, TextField
 from playhouse.migrate import SchemaMigrator
 
 from ..exceptions import shown_value
@@ -191,10 +191,10 @@ def _model(database=None):
     return History
 
 
-# The table's fields, for any database: reads, the INSERT and the CREATE TABLE use this one class
-# with the database named (SchemaManager, Query.bind); a History's bound ``model`` is made only
-# for the rarer writes. A model class is ~0.1 ms to make, and every Engine and status made one
-# (issue 30).
+# The table's fields, for any database: reads and the INSERT use this one class with the
+# database named (Query.bind); a History's bound ``model`` is made only to create the table
+# and for the rarer writes. A model class is ~0.1 ms to make, and every Engine and status made
+# one (issue 30).
 _FIELDS = _model()
 
 
@@ -255,12 +255,19 @@ class History:
         """
         if self._ensured:
             return
-        self._ensured = True
         exists, self._exists = self._exists, None
         if not (self.exists() if exists is None else exists):
-            # What create_tables([model], safe=False) runs (MySQL: InnoDB).
-            SchemaManager(_FIELDS, self.database).create_all(safe=False)
-            return
+            # Through the database's create_tables: MySQL's sets the table's engine, charset
+            # and binary collation on the model (dialects/mysql.py), so a bound model of its own.
+            self.database.create_tables([self.model], safe=False)
+        else:
+            self._complete()
+        # Only once it is done: a retry after a lock wait in here (the transaction undone)
+        # must not take the table for made.
+        self._ensured = True
+
+    def _complete(self):
+        """Add what a pwmigrate-made table lacks."""
         present = self._columns()
         migrator = SchemaMigrator.from_database(self.database)
         missing = [f for f in _FIELDS._meta.sorted_fields if f.column_name not in present]
@@ -281,8 +288,9 @@ class History:
     def expect(self, exists):
         """Whether the table is there, as the caller just read it under the run lock (no other
         run can create or drop it): the next ensure() does not read the table list again
-        (issue 30)."""
-        self._exists = bool(exists)
+        (issue 30). None: not known (a script has run since, and may have made or dropped it).
+        """
+        self._exists = None if exists is None else bool(exists)
 
     def forget(self):
         """The table may have been rolled back: check again at the next ensure()."""

@@ -80,6 +80,8 @@ class Transactional:
                     with recorder:
                         getattr(module, direction)(migrator, db)
                     run.lock.watch.check()
+                    if recorder.steps:  # It may have made or dropped the history table too.
+                        history.expect(None)
                 duration = time.perf_counter() - start
                 # Created (or upgraded) in the script's own transaction: a first script that
                 # fails must not leave an empty history table behind.
