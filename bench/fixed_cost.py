@@ -19,6 +19,10 @@ from modelstore.dialects import sqlite as sqlite_dialect
 from modelstore.engine import history, run, runner
 from modelstore.shared.database import open_database
 
+WHOLE, STATEMENTS, ALTERS = ('the whole run', 'statements (all of the run\'s SQL, but COMMIT)',
+                             'ALTER TABLE statements')
+OWN_WORK = 'the scripts\' own work (playhouse\'s operations and their SQL, their records)'
+
 # (label, owner, function name): the parts, outermost first. A part's time includes what it
 # calls, so "the scripts' own work" is what is left of the scripts' transactions once the
 # history and the foreign-key watch inside them are taken out.
@@ -52,8 +56,7 @@ def _wrap(owner, name, totals, label):
 
 def fixed_cost_parts(template, target, workdir, runs):
     """{part: mean seconds per run} for ``migrate(target)`` on copies of ``template``, with
-    'the whole run', 'statements (all of the run's SQL, but COMMIT)' and 'ALTER TABLE
-    statements'. The functions are wrapped only while this runs."""
+    OWN_WORK, WHOLE, STATEMENTS and ALTERS. The functions are wrapped only while this runs."""
     totals = collections.Counter()
     copy = os.path.join(workdir, 'parts.db')
     wrapped = []
@@ -74,9 +77,9 @@ def fixed_cost_parts(template, target, workdir, runs):
                 return statements(self, sql, params)
             finally:
                 spent = time.perf_counter() - start
-                totals['statements (all of the run\'s SQL, but COMMIT)'] += spent
+                totals[STATEMENTS] += spent
                 if sql.startswith('ALTER TABLE'):
-                    totals['ALTER TABLE statements'] += spent
+                    totals[ALTERS] += spent
         peewee.Database._execute_cursor = sent
         wrapped.append((peewee.Database, '_execute_cursor', statements))
         for _ in range(runs):
@@ -93,7 +96,7 @@ def fixed_cost_parts(template, target, workdir, runs):
             database.close()
             end = time.perf_counter()
             totals['connect and close'] += (opened - start) + (end - migrated)
-            totals['the whole run'] += end - start
+            totals[WHOLE] += end - start
     finally:
         for owner, name, original in reversed(wrapped):
             setattr(owner, name, original)
@@ -102,11 +105,7 @@ def fixed_cost_parts(template, target, workdir, runs):
     attempt = PARTS[-1][0]
     inside = sum(totals[label] for label, owner, _ in PARTS[5:8])
     parts = {label: totals[label] / runs for label, _, _ in PARTS}
-    parts[attempt] = totals[attempt] / runs
-    parts['the scripts\' own work (playhouse\'s operations and their SQL, their records)'] = \
-        (totals[attempt] - inside) / runs
-    for label in ('the whole run', 'statements (all of the run\'s SQL, but COMMIT)',
-                  'ALTER TABLE statements'):
-        parts[label] = totals[label] / runs
+    parts[OWN_WORK] = (totals[attempt] - inside) / runs
+    parts.update((label, totals[label] / runs) for label in (WHOLE, STATEMENTS, ALTERS))
     return parts
 

@@ -215,7 +215,6 @@ class History:
         self._insert = None
         self._ensured = False  # Set once the table is known to be complete (cleared on error).
         self._exists = None  # expect(): whether the table is there, for the next ensure()
-        self._applied_by = None
 
     def _columns(self):
         # From an empty result's description: PostgreSQL's information_schema (what
@@ -278,12 +277,11 @@ class History:
             # INDEX left the table without it. (Elsewhere both were one transaction.)
             migrator.migrate(migrator.add_index(TABLE, ('name',), True))
 
-    def _who(self):
+    @functools.cached_property
+    def _applied_by(self):
         """who(), read once per History: the login name costs a passwd lookup where $USER is
         not set (issue 30)."""
-        if self._applied_by is None:
-            self._applied_by = who()
-        return self._applied_by
+        return who()
 
     def expect(self, exists):
         """Whether the table is there, as the caller just read it under the run lock (no other
@@ -326,7 +324,7 @@ class History:
         values = dict(name=name, applied=datetime.datetime.now(), checksum=checksum,
                       method=method, duration=duration,
                       applied_utc=datetime.datetime.now(datetime.timezone.utc),
-                      applied_by=self._who(), tool_version=version, phase=phase, note=note)
+                      applied_by=self._applied_by, tool_version=version, phase=phase, note=note)
         if operations is not None:
             self.model.insert(operations=operations, **values).execute()
             return
