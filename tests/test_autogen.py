@@ -776,3 +776,21 @@ def test_a_column_is_renamed_once(cli, project):
                          '--rename', 'fine_tuned_models.description=summary2')
     assert code == 2 and 'each column is renamed once' in err, out + err
     assert generated(project) == []
+
+
+def test_a_key_text_columns_length_is_kept_in_the_script(cli, project, db_url):
+    # KeyTextField is TEXT but VARCHAR(max_length) on MySQL: a script that dropped the length
+    # would make MySQL's column 255 long whatever the model said.
+    models = project(fine_tuned='run_key = KeyTextField(null=True, max_length=100)')
+    source = (project.tmp / (models + '.py')).read_text()
+    (project.tmp / (models + '.py')).write_text(
+        'from modelstore.fields import KeyTextField\n' + source)
+    assert cli('new', '--auto', 'key', '--migrations', project.dir, '--models', models)[0] == 0
+    assert 'KeyTextField(null=True, max_length=100)' in read(project)
+    assert cli('migrate', '--database', db_url, '--migrations', project.dir)[0] == 0
+    assert cli('check', '--database', db_url, '--migrations', project.dir, '--models',
+               models)[0] == 0
+    if db_url.startswith('mysql'):
+        assert query(db_url, "SELECT character_maximum_length FROM information_schema.columns "
+                             "WHERE table_schema = DATABASE() AND table_name = "
+                             "'fine_tuned_models' AND column_name = 'run_key'") == [(100,)]

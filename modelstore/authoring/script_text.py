@@ -25,7 +25,7 @@ import enum
 import math
 import textwrap
 
-from peewee import (AutoField, CharField, CompositeKey, DecimalField, Field, ForeignKeyField,
+from peewee import (AutoField, CompositeKey, DecimalField, Field, ForeignKeyField,
                     ModelIndex)
 
 from ..exceptions import ConfigError
@@ -122,8 +122,8 @@ def _key_args(fld, column, fk):
 def _storage_args(fld):
     """null=, the type's size and the attributes that shape the column."""
     args = ['null=True'] if fld.null else []
-    if isinstance(fld, CharField):
-        args.append('max_length=%s' % literal(fld.max_length))
+    if getattr(fld, 'max_length', None) is not None:  # CharField's, and the DDL-changing
+        args.append('max_length=%s' % literal(fld.max_length))  # KeyTextField's on MySQL.
     if isinstance(fld, DecimalField):
         args.append('max_digits=%s, decimal_places=%s' % (literal(fld.max_digits),
                                                          literal(fld.decimal_places)))
