@@ -19,6 +19,10 @@ A script opts in by defining ``online(db, batches)`` beside ``up`` and ``down``:
     def up(migrator, db):                      # playhouse.migrations and dry runs: all at once
         online(db, Batches(db))
 
+``batch.size`` is the rows this batch should take; it holds after the batch too, until the
+next one starts, so ``if done < batch.size: break`` after the ``with`` tells the last batch
+(the runner picks the next size from how long this one took).
+
 Each batch must leave the database consistent on its own and be safe to repeat: a run killed
 between two batches is resumed by the next ``migrate`` calling ``online`` again from the start
 (the script is recorded ``running`` until it returns), so ``online`` must find its own place
@@ -57,6 +61,7 @@ class Batches:
         self.rows = 0  # Rows changed by committed batches.
         self.batches = 0
         self._pending = 0
+        self._next_size = None  # The next batch's size, once a runner has picked it.
 
     def expect(self, total):
         """Say how many rows the script expects to change (progress and time left)."""
@@ -82,6 +87,10 @@ class Batches:
 
     @contextlib.contextmanager
     def _counted(self, table, also=()):
+        # A batch's size holds until the next batch starts: a script may compare the rows it
+        # got with ``batch.size`` after its batch to tell the last one.
+        if self._next_size is not None:
+            self.size, self._next_size = self._next_size, None
         self._pending = 0
         lock = dialect_of(self.database).final_batch_lock if table is not None else ''
         if lock == 'tables':

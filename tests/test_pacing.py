@@ -471,6 +471,33 @@ def test_another_connections_commit_makes_the_run_yield_then_it_speeds_up_again(
     other.close()
 
 
+def test_a_batchs_size_is_the_same_after_it_commits(db_path):
+    # A script may read batch.size after its batch ("fewer rows than asked for: the last
+    # one"); the size the run picks for the next batch must not show through before that
+    # batch starts, or such a script stops after its first batch with the rest undone.
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    sizes, after = [], 0
+    with batches:
+        while True:
+            with batches.batch() as batch:
+                inside = batch.size
+                ids = [r[0] for r in db.execute_sql('SELECT id FROM t WHERE id > ? ORDER BY '
+                                                    'id LIMIT ?', (after, inside)).fetchall()]
+                db.execute_sql('UPDATE t SET v = 1 WHERE id IN (%s)' % ','.join(
+                    map(str, ids)) if ids else 'SELECT 1')
+                batch.done(len(ids))
+            sizes.append((inside, batch.size, batches.size))
+            if len(ids) < batch.size:
+                break
+            after = ids[-1]
+    assert all(a == b == c for a, b, c in sizes), sizes
+    assert len({inside for inside, _, _ in sizes}) > 1  # (The run did resize its batches.)
+    assert [e.size for e in events[:-1]] == [inside for inside, _, _ in sizes[1:]]
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
 def test_offline_makes_no_room_and_keeps_no_board(db_path):
     _wal(db_path, rows=5000)
     db = open_database('sqlite:///' + db_path, mode='migrate')

@@ -227,11 +227,11 @@ class PacedBatches(Batches):
         if self._target in (None, target):  # (From FIRST_SIZE: doubling.)
             factor = min(max(factor, 0.5), 2.0)
         self._target = target
-        self.size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
+        self._next_size = int(min(max(self.size * factor, MIN_SIZE), MAX_SIZE))
         if self.on_progress is not None:
             total = None if self.total is None else max(self.total, self.rows)
             self.on_progress(Progress(self.name, self.rows, total, self.batches,
-                                      now - self._started, self.size, pause, pace))
+                                      now - self._started, self._next_size, pause, pace))
         if not held:
             self._make_room(max((pause or 0.0) - free, 0.0))
 
