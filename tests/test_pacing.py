@@ -7,6 +7,7 @@ descriptor or setting is left behind, and that nothing planted at the board's pa
 followed, chmodded or removed -- with a hostile second process swapping it."""
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -584,6 +585,7 @@ def test_migrate_offline_runs_the_numbering_without_pausing(db_path, cli, monkey
     else:
         lines = [line for line in out.splitlines() if 'rows/s' in line]
         assert lines and all(line.endswith(' rows (offline)') for line in lines), lines
+        assert re.search(r'Changed 3006 rows in \d+ batches, offline$', out, re.M), out
     assert not os.path.exists(db_path + '.writers')
     assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
         == [(0,)]

@@ -73,8 +73,10 @@ def _main(argv, lean):
     except KeyboardInterrupt as exc:
         if getattr(args, 'follow', False):  # models events --follow: how it ends.
             return 130
-        return _fail(args, out, exc, 'error: interrupted; the script that was running was '
-                                     'rolled back', code=130, trace=False)
+        # The run says what the interrupt left (modelstore.engine.run); anything else was
+        # interrupted before or after the scripts ran.
+        return _fail(args, out, exc, 'error: %s' % (one_line(exc) if exc.args else
+                                                    'interrupted'), code=130, trace=False)
     except Exception as exc:
         return _fail(args, out, exc, _error_text(args, exc))
 

@@ -366,5 +366,6 @@ def run_online(run, script, module):
                            duration=duration, version=__version__, replace=True,
                            phase=script.phase, note=run.note(script))
     run.lock.resume()
-    step = Step('Changed %d rows in %d online batches' % (batches.rows, batches.batches))
+    step = Step('Changed %d rows in %d %s' % (batches.rows, batches.batches, 'batches, offline'
+                                              if run.offline else 'online batches'))
     return ScriptRun(script.name, 'up', 'ran', duration, [step], [])

@@ -317,7 +317,12 @@ class Run:
                     run = run_online(self, script, module)
                 else:
                     run = self._run_script(script, module, direction, method, kept)
+            except KeyboardInterrupt as exc:
+                raise KeyboardInterrupt(self._interrupted(script, online)) from exc
             except Exception as exc:
+                if _interrupt_in(exc):  # A cleanup on the connection the interrupt broke
+                    # (MySQL's driver closes it) raised over the interrupt: still one.
+                    raise KeyboardInterrupt(self._interrupted(script, online)) from exc
                 failure = exc, script
                 break
             runs.append(run)
@@ -325,6 +330,24 @@ class Run:
                 self.observer.script_finished(run)
                 reported = len(runs)
         return runs, failure, reported
+
+    def _interrupted(self, script, online):
+        """What an interrupt (Ctrl-C) in ``script`` left: the message of the
+        KeyboardInterrupt the run raises."""
+        dialect = dialect_of(self.database)
+        if online:
+            left = ('an online script: the batches it committed stay, and the next migrate '
+                    'resumes it where they stopped')
+        elif dialect.operation_log:
+            left = ('%s commits each DDL statement, so what the script completed stays, '
+                    'recorded in its history row (`%s` shows it)'
+                    % (dialect.label, self.hint('status')))
+        elif dialect.one_transaction_per_run:
+            left = ('it was rolled back, with every script of this run not yet committed '
+                    '(`%s` shows what is applied)' % self.hint('status'))
+        else:
+            left = 'it was rolled back; the scripts before it stay applied'
+        return 'interrupted during %s: %s' % (script.name, left)
 
     def _checkpoint(self, script, unreported):
         """Commit the run so far (SQLite) before an online script, and report what it held."""
@@ -362,6 +385,17 @@ class Run:
                 return self.strategy.attempt(self, script, module, direction, method, kept)
         # Retried after lock waits.
         return self.ddl.run(script.name, attempt, self.observer.lock_wait)
+
+
+def _interrupt_in(exc):
+    """True if a KeyboardInterrupt is among the exceptions ``exc`` was raised from or over."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _raise_failure(direction, exc, script):
