@@ -93,7 +93,13 @@ def test_json_reports_the_blockers_and_keeps_waits_off_stdout(cli, db_url, with_
     assert error['type'] == 'ScriptBlocked' and error['script'] == '0090_add_notes'
     assert [b['pid'] for b in error['blockers']] == [reader.pid]
     assert error['blockers'][0]['tables'] == ['fine_tuned_models']
-    assert 'waited' in err
+    # stderr: each wait a JSON line, as progress is; the error's own line last.
+    *events, last = err.splitlines()
+    waits = [json.loads(line) for line in events]
+    assert [(w['event'], w['script'], w['attempt'], w['attempts']) for w in waits] == [
+        ('lock_wait', '0090_add_notes', 2, 2)], err
+    assert [b['pid'] for b in waits[0]['blockers']] == [reader.pid]
+    assert 'waited' in waits[0]['message'] and last.startswith('error: ')
 
 
 def test_the_script_runs_once_the_reader_is_gone(db_url, with_add_column, reader):

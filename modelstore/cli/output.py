@@ -39,14 +39,6 @@ class Output:
         self.clear_progress()
         self._write(text.rstrip())
 
-    def note(self, text):
-        """A line of what is happening: on stdout, or on stderr with --json (stdout then holds
-        one JSON object)."""
-        if self.as_json:
-            self._stderr(text)
-        else:
-            self.line(text)
-
     def progress(self, text, final=False):
         """Show ``text`` as the progress line (at most ten times a second, unless ``final``)."""
         now = time.monotonic()

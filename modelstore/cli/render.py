@@ -231,6 +231,13 @@ def wait_line(wait):
             % (wait.script, wait.waited, held, wait.retry_in, wait.attempt + 1, wait.attempts))
 
 
+def wait_event(wait):
+    """The lock wait as a JSON object (``--json``, on stderr), with the line's text."""
+    return {'event': 'lock_wait', 'script': wait.script, 'waited': round(wait.waited, 3),
+            'retry_in': wait.retry_in, 'attempt': wait.attempt + 1, 'attempts': wait.attempts,
+            'blockers': [b.as_dict() for b in wait.blockers], 'message': wait_line(wait)}
+
+
 def _run(out, result):
     run, status = result.result, result.status
     _adoption_lines(out, run.adoption)

@@ -8,7 +8,7 @@ from ..exceptions import UsageError
 from ..shared.database import open_database
 from ..shared.urls import command, database_exists
 from .output import progress_event, progress_line
-from .render import print_script, run_header, wait_line
+from .render import print_script, run_header, wait_event, wait_line
 from .results import Repaired, Restored, Run
 from .settings import database_url, hint
 
@@ -32,7 +32,10 @@ class RunPrinter(Observer):
                           % (backup, self.keep_backups))
 
     def lock_wait(self, wait):
-        self.out.note(wait_line(wait))
+        if self.out.as_json:  # stderr holds JSON lines only: one an event, as progress's.
+            self.out.event(wait_event(wait))
+        else:
+            self.out.line(wait_line(wait))
 
     def progress(self, progress):
         """On a terminal, the live line; off one (a CI log), a line every PROGRESS_EVERY
