@@ -89,3 +89,31 @@ def test_the_shipped_scripts_never_disable_adoption(cli, db_url):
     assert cli('migrate', '--database', db_url, '--to', SHIPPED[0])[0] == 0
     code, out, _ = cli('status', '--json', '--database', db_url)
     assert json.loads(out)['adoption']['warnings'] == []
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize('form', ['--json', '--jsonl'])
+def test_a_listing_that_meets_an_unreadable_row_midway_says_so_in_json(cli, store, db_path,
+                                                                       form):
+    # Streamed: the rows before the bad one are out already. --json closes its array and
+    # prints the error object after it (two values: no reader takes a part for the whole);
+    # --jsonl's lines stay JSON lines, the error on stderr.
+    store.add_models([dict(MODEL, model_name='m%d' % i) for i in range(2500)])
+    execute(db_path, "UPDATE fine_tuned_models SET creation_date = '2025-01-01Tgarbage' "
+                     "WHERE id = 1")
+    code, out, err = cli('models', 'list', '--database', db_path, '--all', form)
+    assert code == 2 and 'fine_tuned_models row 1: column creation_date' in err, err
+    if form == '--jsonl':
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert len(rows) >= 1000 and 1 not in {row['id'] for row in rows}
+        return
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while out[at:].strip():
+        at += len(out[at:]) - len(out[at:].lstrip())  # (raw_decode takes no whitespace.)
+        value, at = decoder.raw_decode(out, at)
+        values.append(value)
+    rows, failure = values
+    assert len(rows) >= 1000 and 1 not in {row['id'] for row in rows}
+    assert failure['ok'] is False and failure['error']['type'] == 'UnreadableValue'
+    with pytest.raises(ValueError):
+        json.loads(out)

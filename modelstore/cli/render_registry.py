@@ -101,13 +101,22 @@ def _jsonl(out, rows):
 
 
 def _json_array(out, rows):
+    """The rows as one JSON array, written as they are read. A row that cannot be read
+    after some were written closes the array (it stays JSON) and the error goes on: the CLI
+    then prints its ``{"ok": false, ...}`` object on the next line, so stdout holds two values
+    and a reader of one document fails, as it should, instead of taking a part for the whole."""
     first = True
-    for row in rows:
-        if out.closed:
-            break
-        text = json.dumps(r.columns(row), indent=2, default=str).replace('\n', '\n  ')
-        out.raw_line(('[\n  ' if first else ',\n  ') + text, end='')
-        first = False
+    try:
+        for row in rows:
+            if out.closed:
+                break
+            text = json.dumps(r.columns(row), indent=2, default=str).replace('\n', '\n  ')
+            out.raw_line(('[\n  ' if first else ',\n  ') + text, end='')
+            first = False
+    except Exception:
+        if not first:
+            out.raw_line('\n]', flush=True)
+        raise
     out.raw_line('[]' if first else '\n]', flush=True)
 
 
