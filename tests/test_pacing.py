@@ -526,6 +526,123 @@ def test_the_run_checkpoints_itself_and_gives_the_connection_back_as_it_was(db_p
     assert busy == 0 and frames == copied
 
 
+# -- a legacy file in its rollback journal runs its batches in WAL ---------------------------
+
+def _journal_file(path, rows):
+    """What a legacy app leaves: a file in its rollback journal (journal_mode=delete)."""
+    _wal(path, rows)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute('PRAGMA journal_mode=DELETE')
+    conn.close()
+
+
+def _file_mode(path):
+    """The file's own journal mode, from its header: WAL is (2, 2), a rollback journal (1, 1)."""
+    with open(path, 'rb') as fh:
+        return {b'\x02\x02': 'wal', b'\x01\x01': 'journal'}[fh.read(100)[18:20]]
+
+
+def test_a_large_run_on_a_rollback_journal_file_runs_in_wal_and_switches_back(db_path):
+    _journal_file(db_path, 20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    before = {name: db.pragma(name) for name in ('busy_timeout', 'synchronous',
+                                                 'wal_autocheckpoint', 'journal_mode')}
+    batches, events, slept = _paced(db)
+    modes = []
+    with batches:
+        _walk(db, batches, 20000, between=lambda: modes.append(db.pragma('journal_mode')))
+    # Not said how many rows: the first two batches in the journal, the rest in WAL.
+    assert modes[:2] == ['delete', 'delete'] and set(modes[2:]) == {'wal'}, modes
+    assert batches.switched_to_wal and batches.switched_back and batches.journal == 'delete'
+    assert {name: db.pragma(name) for name in before} == before
+    db.close()
+    assert _file_mode(db_path) == 'journal' and not os.path.exists(db_path + '-wal')
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_small_run_leaves_the_file_in_its_journal(db_path):
+    _journal_file(db_path, 3000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        batches.expect(3000)  # Fewer than WAL_ROWS: not worth a switch.
+        _walk(db, batches, 3000)
+    assert not batches.switched_to_wal and db.pragma('journal_mode') == 'delete'
+    assert events[-1].rows == 3000
+
+
+OPEN_APP = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+for line in sys.stdin:  # Open, idle between requests; each line a request.
+    if line.strip() == 'read':
+        print(conn.execute('SELECT count(*) FROM t').fetchone()[0], flush=True)
+    else:
+        conn.execute('INSERT INTO t (v) VALUES (7)')
+        print(conn.execute('PRAGMA journal_mode').fetchone()[0],
+              conn.execute('SELECT count(*) FROM t WHERE v IS NULL').fetchone()[0], flush=True)
+        break
+"""
+
+
+def test_a_file_an_app_keeps_open_stays_in_wal_and_the_app_goes_on(db_path):
+    _journal_file(db_path, 20000)
+    app = subprocess.Popen([sys.executable, '-c', OPEN_APP, db_path], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+
+    def request():  # The app reads between two batches, in WAL after the first.
+        app.stdin.write('read\n')
+        app.stdin.flush()
+        assert app.stdout.readline().strip() == '20000'
+    with batches:
+        batches.expect(20000)
+        _walk(db, batches, 20000, between=request)
+    # Leaving WAL needs every other connection closed: it stays, and says so.
+    assert batches.switched_to_wal and not batches.switched_back
+    assert db.pragma('journal_mode') == 'wal'
+    out, _ = app.communicate('write\n', timeout=30)
+    assert app.returncode == 0 and out.split() == ['wal', '0']  # It wrote, and saw every row.
+    assert query(db_path, 'SELECT count(*) FROM t') == [(20001,)]
+
+
+def test_a_reader_holding_the_file_delays_the_switch_as_it_would_a_commit(db_path,
+                                                                         monkeypatch):
+    """The switch needs the file to itself for an instant: it waits for a reader in the
+    lock's busy timeout (as the batch's commit would), then the run goes on in WAL."""
+    _journal_file(db_path, 5000)
+    reader = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    reader.execute('BEGIN')
+    reader.execute('SELECT count(*) FROM t').fetchone()  # A read lock, held for 0.5 s.
+    release = threading.Timer(0.5, reader.execute, ('COMMIT',))
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    release.start()
+    with batches:
+        batches.expect(20000)  # (More than it has: the switch is tried at the first batch.)
+        _walk(db, batches, 5000)
+    release.join()
+    reader.close()
+    assert batches.switched_to_wal and batches.switched_back
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_file_that_cannot_switch_runs_in_its_journal(db_path, monkeypatch):
+    # As a file system without shared memory answers, or a switch still busy after
+    # WAL_WITHIN: nothing changes, and the batches commit in the journal as before.
+    _journal_file(db_path, 5000)
+    monkeypatch.setattr(batch_runner, 'try_journal', lambda *args: False)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        batches.expect(20000)
+        _walk(db, batches, 5000)
+    assert not batches.switched_to_wal and not batches.switched_back
+    assert db.pragma('journal_mode') == 'delete' and db.pragma('synchronous') == 2
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
 def test_batches_inside_the_scripts_own_transaction_run_without_making_room(db_path):
     """A script may wrap its batches in a transaction of its own (they are then savepoints):
     the lock stays held, so the run neither checkpoints (SQLite refuses one inside a
@@ -558,10 +675,10 @@ def test_a_script_that_fails_with_its_transaction_open_keeps_its_error(db_path):
 
 # -- 0010 with both kinds of writers, and offline ---------------------------------------------
 
-def _legacy_file(path, rows):
+def _legacy_file(path, rows, journal='WAL'):
     build(path, modelforge_v11_altered)
     conn = sqlite3.connect(path)
-    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('PRAGMA journal_mode=%s' % journal)
     conn.executemany(
         'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
         'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
@@ -587,6 +704,19 @@ def test_migrate_offline_runs_the_numbering_without_pausing(db_path, cli, monkey
         assert lines and all(line.endswith(' rows (offline)') for line in lines), lines
         assert re.search(r'Changed 3006 rows in \d+ batches, offline$', out, re.M), out
     assert not os.path.exists(db_path + '.writers')
+    assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
+        == [(0,)]
+
+
+@pytest.mark.parametrize('rows', [3000, 12000])
+def test_migrate_says_when_0010_ran_in_wal_on_a_legacy_apps_journal_file(db_path, cli, rows):
+    _legacy_file(db_path, rows, journal='DELETE')
+    code, out, err = cli('migrate', '--database', db_path, '--no-backup')
+    assert code == 0, err
+    switched = 'Ran its batches in WAL; the file is back in its rollback journal ' \
+        '(journal_mode=delete)'
+    assert (switched in out) == (rows >= batch_runner.WAL_ROWS), out
+    assert query(db_path, 'PRAGMA journal_mode') == [('delete',)]  # migrate leaves it so.
     assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
         == [(0,)]
 

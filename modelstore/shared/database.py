@@ -38,7 +38,7 @@ from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
 from .urls import DatabaseURL, default_path
 
 __all__ = ['BUSY_TIMEOUT', 'CONNECT_TIMEOUT', 'MAX_TIMEOUT', 'MODES', 'open_database',
-           'use_for_app', 'write_transaction', 'check_timeout', 'busy_ms']
+           'use_for_app', 'write_transaction', 'check_timeout', 'busy_ms', 'try_journal']
 
 CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connect waits for the server (URL: connect_timeout).
 
@@ -104,19 +104,39 @@ def _switch_to_wal(database):
     at once (no busy wait) while another connection reads; so the switch is retried for up to
     the busy timeout, and skipped when the file is in WAL already.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    while True:
-        try:
-            if database.pragma('journal_mode').lower() != 'wal':
-                database.pragma('journal_mode', 'wal')
-            break
-        except (DatabaseError, sqlite3.Error) as exc:
-            if not is_busy(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+    busy = _to_journal(database, 'wal', BUSY_TIMEOUT)
+    if busy is not None:
+        raise busy
     # NORMAL is safe with WAL only: a file left in its rollback journal keeps SQLite's FULL.
     database.pragma('synchronous', 1, permanent=True)
     database.wal_pending = False
+
+
+def try_journal(database, mode, seconds):
+    """Switch a SQLite file's journal mode (``wal``, or back to the ``delete`` it was in),
+    trying for ``seconds`` while other connections hold the file; True if the file is in
+    ``mode`` after. Nothing changes when it is not: leaving WAL needs every other connection
+    closed, not only idle, and a file system without shared memory refuses WAL."""
+    if database.database == ':memory:' or _to_journal(database, mode, seconds) is not None:
+        return False
+    return database.pragma('journal_mode').lower() == mode
+
+
+def _to_journal(database, mode, seconds):
+    """``journal_mode=mode`` unless it is already, retried while another connection holds the
+    file; None when done, else the last "database is locked" once ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if database.pragma('journal_mode').lower() != mode:
+                database.pragma('journal_mode', mode)
+            return None
+        except (DatabaseError, sqlite3.Error) as exc:
+            if not is_busy(exc):
+                raise
+            if time.monotonic() > deadline:
+                return exc
+            time.sleep(0.01)
 
 
 def _check_query(url, cls):
