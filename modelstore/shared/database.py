@@ -116,10 +116,19 @@ def try_journal(database, mode, seconds):
     """Switch a SQLite file's journal mode (``wal``, or back to the ``delete`` it was in),
     trying for ``seconds`` while other connections hold the file; True if the file is in
     ``mode`` after. Nothing changes when it is not: leaving WAL needs every other connection
-    closed, not only idle, and a file system without shared memory refuses WAL."""
-    if database.database == ':memory:' or _to_journal(database, mode, seconds) is not None:
+    closed, not only idle, and a file system without shared memory refuses WAL. Each try
+    waits in the busy handler for at most ``seconds`` too (the switch back, refused while an
+    app has the file open, waited the whole busy timeout: 5 s and more)."""
+    if database.database == ':memory:':
         return False
-    return database.pragma('journal_mode').lower() == mode
+    busy = database.pragma('busy_timeout')
+    database.pragma('busy_timeout', min(busy, int(seconds * 1000)))
+    try:
+        if _to_journal(database, mode, seconds) is not None:
+            return False
+        return database.pragma('journal_mode').lower() == mode
+    finally:
+        database.pragma('busy_timeout', busy)
 
 
 def _to_journal(database, mode, seconds):
