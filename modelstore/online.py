@@ -30,7 +30,10 @@ again -- typically "the rows still unnumbered", never a counter kept in memory.
 
 ``modelstore migrate`` runs ``online`` with its own ``Batches`` (modelstore.engine.batch_runner):
 outside the run's transaction, sized to a target time per batch, pausing between batches so
-waiting writers get the lock, reporting progress. This plain one -- what ``up`` uses outside
+waiting writers get the lock, reporting progress. Work a batch pays whatever its size (a scan
+of an unindexed column to find its rows) makes its batches longer, not smaller: the runner
+fits that fixed part and gives it rows to match. Each batch still holds the write lock for
+that long, so index what a batch looks its rows up by. This plain one -- what ``up`` uses outside
 the engine, and inside a dry run's transaction -- runs them back to back.
 
 This module lives at ``modelstore.online``, beside ``modelstore.fields``, because shipped

@@ -499,6 +499,31 @@ def test_a_batchs_size_is_the_same_after_it_commits(db_path):
     assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
 
 
+def test_a_batch_mostly_fixed_cost_grows_instead_of_shrinking_to_nothing(db_path):
+    """A script whose every batch pays a cost its rows do not change (here 100 ms, more than
+    the 75 ms a batch aims at: an unindexed scan) -- shrinking cannot reach the target, and at
+    20 rows a batch it ran at 1/80 of its speed."""
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    after = 0
+    with batches:
+        while batches.batches < 40:
+            with batches.batch() as batch:
+                time.sleep(0.1)  # The scan.
+                ids = [r[0] for r in db.execute_sql('SELECT id FROM t WHERE id > ? ORDER BY '
+                                                    'id LIMIT ?', (after, batch.size))]
+                db.execute_sql('UPDATE t SET v = 1 WHERE id > ? AND id <= ?',
+                               (after, ids[-1] if ids else after))
+                batch.done(len(ids))
+            if len(ids) < batch.size:
+                break
+            after = ids[-1]
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+    assert batches.batches <= 15, [e.size for e in events]
+    assert 0.09 <= batches.fixed <= 0.15  # What it fitted: the scan's 100 ms.
+
+
 def test_offline_makes_no_room_and_keeps_no_board(db_path):
     _wal(db_path, rows=5000)
     db = open_database('sqlite:///' + db_path, mode='migrate')
