@@ -576,8 +576,10 @@ def test_a_large_run_on_a_rollback_journal_file_runs_in_wal_and_switches_back(db
     modes = []
     with batches:
         _walk(db, batches, 20000, between=lambda: modes.append(db.pragma('journal_mode')))
-    # Not said how many rows: the first two batches in the journal, the rest in WAL.
+    # Not said how many rows: the first two batches in the journal, the rest in WAL; the
+    # switch (which moves this connection's data_version) is not taken for another's commit.
     assert modes[:2] == ['delete', 'delete'] and set(modes[2:]) == {'wal'}, modes
+    assert {e.pace for e in events} == {'full'}, [e.pace for e in events]
     assert batches.switched_to_wal and batches.switched_back and batches.journal == 'delete'
     assert {name: db.pragma(name) for name in before} == before
     db.close()
@@ -654,6 +656,39 @@ def test_a_reader_holding_the_file_delays_the_switch_as_it_would_a_commit(db_pat
     release.join()
     reader.close()
     assert batches.switched_to_wal and batches.switched_back
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_reader_holding_the_file_longer_than_wal_within_leaves_the_run_in_its_journal(
+        db_path, monkeypatch):
+    """The switch waits WAL_WITHIN, not the run's lock timeout: while it waits, no new reader
+    can start, and a switch that then failed left the batch to wait a lock timeout again."""
+    _journal_file(db_path, 5000)
+    monkeypatch.setattr(batch_runner, 'WAL_WITHIN', 0.2)
+    tries = []
+
+    def timed(*args):
+        start = time.monotonic()
+        try:
+            return batch_runner.try_journal.__wrapped__(*args)
+        finally:
+            tries.append(time.monotonic() - start)
+    timed.__wrapped__ = batch_runner.try_journal
+    monkeypatch.setattr(batch_runner, 'try_journal', timed)
+    reader = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    reader.execute('BEGIN')
+    reader.execute('SELECT count(*) FROM t').fetchone()
+    release = threading.Timer(1.5, reader.execute, ('COMMIT',))
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)  # (Its lock timeout: 30 s.)
+    release.start()
+    with batches:
+        batches.expect(20000)
+        _walk(db, batches, 5000)  # Its first commit waits for the reader.
+    release.join()
+    reader.close()
+    assert len(tries) == 1 and tries[0] < 1.0, tries
+    assert not batches.switched_to_wal and db.pragma('journal_mode') == 'delete'
     assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
 
 
@@ -737,14 +772,64 @@ def test_migrate_offline_runs_the_numbering_without_pausing(db_path, cli, monkey
         == [(0,)]
 
 
+KILLED_IN_WAL = """
+    import os
+
+    def up(migrator, db):
+        pass
+
+    def online(db, batches):
+        batches.expect(30000)
+        while True:
+            with batches.batch() as batch:
+                ids = [r[0] for r in db.execute_sql(
+                    'SELECT id FROM t WHERE v IS NULL ORDER BY id LIMIT ?', (batch.size,))]
+                db.execute_sql('UPDATE t SET v = 1 WHERE id IN (%s)' % ','.join(
+                    map(str, ids)) if ids else 'SELECT 1')
+                batch.done(len(ids))
+            if os.environ.get('KILL_AFTER') and batches.batches >= int(os.environ['KILL_AFTER']):
+                os._exit(9)  # As a SIGKILL: nothing of the run's own clean-up runs.
+            if len(ids) < batch.size:
+                break
+"""
+
+
+def test_a_run_killed_in_wal_is_switched_back_by_the_run_that_resumes_it(db_path, cli,
+                                                                          scripts):
+    _journal_file(db_path, 30000)
+    scripts('0001_number.py', KILLED_IN_WAL)
+    argv = ['migrate', '--database', db_path, '--migrations', scripts.dir, '--no-backup']
+    killed = subprocess.run([sys.executable, '-m', 'modelstore'] + argv, capture_output=True,
+                            text=True, env=dict(os.environ, KILL_AFTER='2'))
+    assert killed.returncode == 9, killed.stderr
+    assert query(db_path, 'PRAGMA journal_mode') == [('wal',)]  # Left so by the kill,
+    assert query(db_path, "SELECT method, note FROM schema_migration") == [  # and noted.
+        ('running', 'its batches switched the file from journal_mode=delete to WAL')]
+    code, out, err = cli(*argv)
+    assert code == 0, err
+    assert 'Ran its batches in WAL (where an interrupted run had left the file); the file is ' \
+        'back in its rollback journal (journal_mode=delete)' in out, out
+    assert _file_mode(db_path) == 'journal' and not os.path.exists(db_path + '-wal')
+    assert query(db_path, "SELECT method, note FROM schema_migration") == [('ran', None)]
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
 @pytest.mark.parametrize('rows', [3000, 12000])
-def test_migrate_says_when_0010_ran_in_wal_on_a_legacy_apps_journal_file(db_path, cli, rows):
+@pytest.mark.parametrize('as_json', [False, True])
+def test_migrate_says_when_0010_ran_in_wal_on_a_legacy_apps_journal_file(db_path, cli, rows,
+                                                                          as_json):
     _legacy_file(db_path, rows, journal='DELETE')
-    code, out, err = cli('migrate', '--database', db_path, '--no-backup')
+    code, out, err = cli('migrate', '--database', db_path, '--no-backup',
+                         *(['--json'] if as_json else []))
     assert code == 0, err
     switched = 'Ran its batches in WAL; the file is back in its rollback journal ' \
         '(journal_mode=delete)'
-    assert (switched in out) == (rows >= batch_runner.WAL_ROWS), out
+    if as_json:  # A note of the run's, not one of the script's operations.
+        run = [r for r in json.loads(out)['scripts'] if r['name'].startswith('0010')][0]
+        assert run['notes'] == ([switched] if rows >= batch_runner.WAL_ROWS else [])
+        assert [s['description'][:8] for s in run['steps']] == ['Changed ']
+    else:
+        assert (('· ' + switched) in out) == (rows >= batch_runner.WAL_ROWS), out
     assert query(db_path, 'PRAGMA journal_mode') == [('delete',)]  # migrate leaves it so.
     assert query(db_path, 'SELECT count(*) FROM fine_tuned_models WHERE version IS NULL') \
         == [(0,)]

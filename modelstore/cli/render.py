@@ -222,6 +222,8 @@ def _steps(out, run, dry_run):
         out.line('  %s %s' % (out.paint('✓', '32'), step.description))
         for sql in step.render() if dry_run else ():
             out.line('      ' + sql)
+    for note in run.notes:
+        out.line('  %s %s' % (out.paint('·', '36'), note))
 
 
 def wait_line(wait):

@@ -50,6 +50,7 @@
 """
 import collections
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -80,6 +81,8 @@ WAL_WITHIN = 1.0  # SQLite: how long the run tries to switch a file to WAL while
 BACK_WITHIN = 0.25  # SQLite: how long it tries to switch the file back at the end
 WAL_ROWS = 10000  # SQLite: an online script expecting this many rows switches the file to WAL
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
+# On the running row of a script whose batches switched the file to WAL (journal_mode=...).
+SWITCH_NOTE = 'its batches switched the file from journal_mode=%s to WAL'
 FIT_OVER = 8  # the last batches a batch's fixed cost is fitted from
 FIT_SPREAD = 1.5  # ... once their sizes differ by this factor at least
 LOCK_WAIT = 0.02  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
@@ -116,9 +119,13 @@ class PacedBatches(Batches):
     """Batches as ``migrate`` runs them: timed, sized, paced by contention, reported."""
 
     def __init__(self, database, name, *, on_progress=None, lock_timeout=30.0, sleep=time.sleep,
-                 offline=False):
+                 offline=False, journal_before=None, on_switch=None):
         super().__init__(database)
         self.name = name
+        # SQLite: the journal mode an interrupted run of this script switched the file from,
+        # and what to call with the mode when this run switches it (run_online notes it in the
+        # script's history row, so that a run killed in WAL is switched back when resumed).
+        self.journal_before, self.on_switch = journal_before, on_switch
         self.on_progress = on_progress
         self.lock_timeout = lock_timeout
         self.offline = offline
@@ -139,6 +146,7 @@ class PacedBatches(Batches):
         self.fixed = 0.0  # seconds of a batch that do not grow with its rows, as last fitted
         self.switched_to_wal = False  # SQLite: the run switched the file from its journal
         self.switched_back = False  # ... and back to it at the end (nobody else had it open)
+        self.resumed_in_wal = False  # ... or an interrupted run had, and this one took it on
         self._wal_tried, self.journal = False, None  # the file's own mode
 
     def __enter__(self):
@@ -155,18 +163,26 @@ class PacedBatches(Batches):
         to WAL for the run once the work is seen to be large -- ``expect``ed at WAL_ROWS rows
         or more, or not said and past two batches. In its journal a batch commits with its
         pages written twice and three fsyncs, and readers block the commit: 0010 on 1M rows
-        took 2.4x as long. At the end the file goes back to its journal if nobody else has it
-        open (``migrate`` leaves the journal mode); if the apps still do, it stays in WAL, as
-        the registry's first write would leave it. A file that cannot switch (others hold it
-        for WAL_WITHIN, no shared memory) runs in its journal. Tried once."""
+        took 3.5x the floor instead of 1.4x. At the end the file goes back to its journal if
+        nobody else has it open (``migrate`` leaves the journal mode); if the apps still do, it
+        stays in WAL, as the registry's first write would leave it, and on_switch has noted the
+        mode for a resumed run. A file that cannot switch (others hold it for WAL_WITHIN, no
+        shared memory) runs in its journal. Tried once."""
         large = self.total >= WAL_ROWS if self.total is not None else self.batches >= 2
         if not large or self._wal_tried or self.database.in_transaction():
             return
         self._wal_tried = True
         journal = self.database.pragma('journal_mode').lower()
         if journal != 'wal' and try_journal(self.database, 'wal', WAL_WITHIN):
-            self.switched_to_wal, self.journal = True, journal
+            self._switched(journal)
             self._wal_settings()
+            if self._version is not None:  # The switch moved this connection's data_version:
+                self._version = self._data_version()  # no other writer's commit.
+
+    def _switched(self, journal):
+        self.switched_to_wal, self.journal, self._wal_tried = True, journal, True
+        if self.on_switch is not None:
+            self.on_switch(journal)
 
     def _wal_settings(self):
         """In WAL: synchronous=NORMAL, and the run checkpoints after each batch itself
@@ -184,6 +200,9 @@ class PacedBatches(Batches):
             self.database.pragma('busy_timeout', busy_ms(self.lock_timeout))
             if self.database.pragma('journal_mode').lower() == 'wal':
                 self._wal_settings()
+                if self.journal_before not in (None, 'wal'):  # An interrupted run's switch.
+                    self.resumed_in_wal = True
+                    self._switched(self.journal_before)
             if not self.offline:
                 self._board = Board(self.database)
 
@@ -410,12 +429,18 @@ def run_online(run, script, module):
     # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
     # transaction that reads it first would fail outright ("database is locked") when one of
     # the apps' writers commits between its read and its write, instead of waiting its turn.
+    journal_before = None
+    if dialect_of(db).embedded:  # A run killed while its batches had the file in WAL.
+        found = re.search(r'journal_mode=(\w+)', run.history.running_note(script.name) or '')
+        journal_before = found.group(1).lower() if found else None
     with write_transaction(db):
         run.history.ensure()
         run.history.mark_running(script.name, checksum=script.checksum, version=__version__,
                                  phase=script.phase)
     batches = PacedBatches(db, script.name, on_progress=run.observer.progress,
-                           lock_timeout=run.lock_timeout, offline=run.offline)
+                           lock_timeout=run.lock_timeout, offline=run.offline,
+                           journal_before=journal_before,
+                           on_switch=lambda journal: _note_switch(run, script, journal))
     start = time.perf_counter()
     try:
         with batches:
@@ -423,8 +448,8 @@ def run_online(run, script, module):
     except Exception as exc:
         raise ScriptError(script.name, 'stopped after %d rows in %d batches: %s: %s; the '
                           'batches that committed are kept, and the next migrate resumes '
-                          'it' % (batches.rows, batches.batches, type(exc).__name__, exc)
-                          ) from exc
+                          'it%s' % (batches.rows, batches.batches, type(exc).__name__, exc,
+                                    _left_in_wal(batches))) from exc
     duration = time.perf_counter() - start
     with write_transaction(db):
         run.history.record(script.name, checksum=script.checksum, method='ran',
@@ -433,10 +458,27 @@ def run_online(run, script, module):
     run.lock.resume()
     steps = [Step('Changed %d rows in %d %s' % (
         batches.rows, batches.batches, 'batches, offline' if run.offline else 'online batches'))]
+    notes = []
     if batches.switched_back:
-        steps.append(Step('Ran its batches in WAL; the file is back in its rollback journal '
-                          '(journal_mode=%s)' % batches.journal))
+        notes.append('Ran its batches in WAL%s; the file is back in its rollback journal '
+                     '(journal_mode=%s)' % (' (where an interrupted run had left the file)'
+                                            if batches.resumed_in_wal else '', batches.journal))
     elif batches.switched_to_wal:
-        steps.append(Step('Ran its batches in WAL, and left the file in WAL (as the '
-                          "registry's first write does): other connections have it open"))
-    return ScriptRun(script.name, 'up', 'ran', duration, steps, [])
+        notes.append("Ran its batches in WAL, and left the file in WAL (as the registry's "
+                     'first write does): SQLite switches it back only when no other '
+                     'connection has it open, and another does')
+    return ScriptRun(script.name, 'up', 'ran', duration, steps, [], notes)
+
+
+def _note_switch(run, script, journal):
+    """Note in the script's ``running`` row the journal mode its batches switched the file
+    from: a run killed before it could switch back leaves it for the next one."""
+    with write_transaction(run.database):
+        run.history.set_running_note(script.name, SWITCH_NOTE % journal)
+
+
+def _left_in_wal(batches):
+    if not batches.switched_to_wal or batches.switched_back:
+        return ''
+    return ('; its batches switched the file to WAL, and the next migrate switches it back to '
+            'journal_mode=%s' % batches.journal)

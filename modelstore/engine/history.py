@@ -302,6 +302,21 @@ class History:
             self.record(name, checksum=checksum, method=RUNNING, duration=None,
                         version=version, operations=operations, phase=phase)
 
+    def running_note(self, name):
+        """The note on ``name``'s ``running`` row (what its run must undo when resumed), or
+        None."""
+        if not self.exists():
+            return None
+        M = self.model
+        row = M.select(M.note).where((M.name == name) & (M.method == RUNNING)).first()
+        return row.note if row is not None else None
+
+    def set_running_note(self, name, note):
+        """Note on ``name``'s ``running`` row what a resumed run must undo (committed)."""
+        with self.database.atomic():
+            self.model.update(note=note).where(
+                (self.model.name == name) & (self.model.method == RUNNING)).execute()
+
     def set_operations(self, name, operations, *, method=None, error=None):
         """MySQL: the operations log of ``name``'s row (and its method and error, if given)."""
         values = {'operations': operations}

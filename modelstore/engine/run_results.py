@@ -16,11 +16,13 @@ class ScriptRun:
     duration: float
     steps: List[Step] = field(default_factory=list)
     kept: List[str] = field(default_factory=list)  # tables already present, left as they were
+    # What the run did beside the script's operations (an online script's switch to WAL).
+    notes: List[str] = field(default_factory=list)
 
     def as_dict(self):
         return {'name': self.name, 'direction': self.direction, 'method': self.method,
                 'duration': round(self.duration, 6), 'kept': list(self.kept),
-                'steps': [s.as_dict() for s in self.steps]}
+                'steps': [s.as_dict() for s in self.steps], 'notes': list(self.notes)}
 
 
 @dataclass
