@@ -426,13 +426,13 @@ def run_online(run, script, module):
     transaction, then recorded applied. A run that dies between stays ``running``, so the
     next migrate calls ``online`` again and it resumes where the data says it stopped."""
     db = run.database
-    # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
-    # transaction that reads it first would fail outright ("database is locked") when one of
-    # the apps' writers commits between its read and its write, instead of waiting its turn.
     journal_before = None
     if dialect_of(db).embedded:  # A run killed while its batches had the file in WAL.
         found = re.search(r'journal_mode=(\w+)', run.history.running_note(script.name) or '')
         journal_before = found.group(1).lower() if found else None
+    # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
+    # transaction that reads it first would fail outright ("database is locked") when one of
+    # the apps' writers commits between its read and its write, instead of waiting its turn.
     with write_transaction(db):
         run.history.ensure()
         run.history.mark_running(script.name, checksum=script.checksum, version=__version__,
