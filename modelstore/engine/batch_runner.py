@@ -83,6 +83,7 @@ WAL_ROWS = 10000  # SQLite: an online script expecting this many rows switches t
 MIN_SIZE, MAX_SIZE, FIRST_SIZE = 20, 50000, 200
 # On the running row of a script whose batches switched the file to WAL (journal_mode=...).
 SWITCH_NOTE = 'its batches switched the file from journal_mode=%s to WAL'
+SWITCH_NOTED = re.compile(re.escape(SWITCH_NOTE) % r'(\w+)')
 FIT_OVER = 8  # the last batches a batch's fixed cost is fitted from
 FIT_SPREAD = 1.5  # ... once their sizes differ by this factor at least
 LOCK_WAIT = 0.02  # PostgreSQL: how long the final LOCK TABLE may wait before it retries
@@ -428,7 +429,7 @@ def run_online(run, script, module):
     db = run.database
     journal_before = None
     if dialect_of(db).embedded:  # A run killed while its batches had the file in WAL.
-        found = re.search(r'journal_mode=(\w+)', run.history.running_note(script.name) or '')
+        found = SWITCH_NOTED.fullmatch(run.history.running_note(script.name) or '')
         journal_before = found.group(1).lower() if found else None
     # The history's writes take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred
     # transaction that reads it first would fail outright ("database is locked") when one of

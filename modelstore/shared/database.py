@@ -30,8 +30,8 @@ from urllib.parse import unquote
 
 from peewee import DatabaseError, ImproperlyConfigured
 
-from ..dialects import (BUSY_TIMEOUT, MYSQL_SCHEMES, check_mysql_query, database_class,
-                        dialect_of, is_busy, mysql_kwargs)
+from ..dialects import (BUSY_TIMEOUT, MYSQL_SCHEMES, busy_timeout, check_mysql_query,
+                        database_class, dialect_of, is_busy, mysql_kwargs)
 from ..exceptions import ConfigError, one_line
 from .files import create_private, file_uri_path, has_wal
 from .timeouts import MAX_TIMEOUT, busy_ms, check_timeout
@@ -121,14 +121,10 @@ def try_journal(database, mode, seconds):
     app has the file open, waited the whole busy timeout: 5 s and more)."""
     if database.database == ':memory:':
         return False
-    busy = database.pragma('busy_timeout')
-    database.pragma('busy_timeout', min(busy, int(seconds * 1000)))
-    try:
+    with busy_timeout(database, min(database.pragma('busy_timeout'), int(seconds * 1000))):
         if _to_journal(database, mode, seconds) is not None:
             return False
         return database.pragma('journal_mode').lower() == mode
-    finally:
-        database.pragma('busy_timeout', busy)
 
 
 def _to_journal(database, mode, seconds):
