@@ -219,9 +219,17 @@ class ModelQueries(Listings):
         """Insert one checked row (``rules.Rules.row``); returns its (id, version). The
         version is the database's trigger's on PostgreSQL (returned by the INSERT),
         modelstore's own on SQLite (``_numbered``)."""
+        return self.insert_prepared(self.prepare(row))
+
+    def prepare(self, row):
+        """A checked row as ``insert_prepared`` takes it: trailing NULLs cut (``_width``),
+        values stored -- done before the write transaction, whose lock then waits less."""
+        return self.stored(row[:self._width(row)])
+
+    def insert_prepared(self, row):
+        """``insert`` of a row ``prepare`` made."""
         db = self.database
-        width = self._width(row)
-        row = self.stored(row[:width])
+        width = len(row)
         if db.returning_clause:
             return tuple(db.execute_sql(self.insert_sql(width, returning=True), row).fetchone())
         if self._read_version:

@@ -189,12 +189,16 @@ class ModelStore:
                 'add_model', lambda: self.queries.insert_added(row, event), write=True,
                 single=True)
         else:
+            # Encoded before the write transaction: its lock waits only for the statements.
+            prepared, encoded = self.queries.prepare(row), self.events_log.encoded(event)
+
             def insert():
                 event['seq'] = self.events_log.lock()
                 if parent is not None:  # Its parent must be there, in the INSERT's transaction.
                     self.lineage_of.require(parent)
-                id_, version = self.queries.insert(row)
-                self.events_log.write(dict(event, model_id=id_, version=version))
+                id_, version = self.queries.insert_prepared(list(prepared))
+                self.events_log.write_encoded(list(encoded), event['seq'], model_id=id_,
+                                              version=version)
                 return id_, version
             id_, version = self._run('add_model', insert, write=True)
         if self.events_log.hooks:
