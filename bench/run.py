@@ -434,6 +434,80 @@ elif kind == 'postgres-same':  # The very statement add_model sends, through the
         cur.execute(SQL, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
                           now))
         cur.fetchone()
+elif kind.startswith('postgres-added'):  # add_model's own statement -- the row and its
+    # model.added event, numbered and NOTIFYed -- through the driver: what is modelstore's
+    # beyond its SQL. '-quiet': the same without its NOTIFY.
+    import psycopg2, datetime, json, modelstore
+    store = modelstore.connect(url)  # Only for the statement's text, as add_model sends it.
+    SQL = store.queries._added_sql(8)[0]
+    store.close()
+    if kind.endswith('-quiet'):
+        SQL, notify = SQL.split(', pg_notify(')
+        assert notify.endswith(')'), notify
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    def write(i):
+        now = datetime.datetime.now().isoformat(timespec='microseconds')
+        name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
+        cur.execute(SQL, (1, 1, 1, name, 'b', 't', path, '', now, False, now, now, 'bench@host',
+                          'model.added', name, json.dumps(dict(
+                              model_path=path, base_model='b', task='t', parent_id=None))))
+        cur.fetchone()
+elif kind.startswith('postgres-unnumbered'):  # The row and its event as one statement, the
+    # event's number from a sequence: no counter's lock and no NOTIFY (what ordering and waking
+    # cost). '-notify': with add_model's NOTIFY.
+    import psycopg2, datetime, json
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    SQL = ('WITH "m" AS (INSERT INTO "fine_tuned_models" ("model_name", "base_model", "task", '
+           '"model_path", "description", "creation_date", "is_custom_base_model", "updated_at") '
+           'VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING "id", "version") INSERT INTO '
+           '"registry_events" ("seq", "at", "actor", "kind", "model_name", "after", "model_id", '
+           '"version") SELECT ' "nextval('bench_event_seq')" ', %s, %s, %s, %s, %s, '
+           '"m"."id", "m"."version" FROM "m" RETURNING "model_id", "version", "seq"')
+    if kind.endswith('-notify'):
+        SQL += ", pg_notify('modelstore_events', CAST(seq AS text))"
+    def write(i):
+        now = datetime.datetime.now().isoformat(timespec='microseconds')
+        name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
+        cur.execute(SQL, (name, 'b', 't', path, '', now, False, now, now, 'bench@host',
+                          'model.added', name, json.dumps(dict(
+                              model_path=path, base_model='b', task='t', parent_id=None))))
+        cur.fetchone()
+elif kind == 'sqlite-added':  # add_model's own statements through sqlite3 (as 'postgres-added').
+    import sqlite3, datetime, json, modelstore
+    store = modelstore.connect(url)  # Only for the statements' text, as add_model sends them.
+    q, C, E = store.queries, store.events_log.Counter, store.events_log.Event
+    LOCK = C.insert(id=1, last_seq=1).on_conflict(
+        conflict_target=[C.id], update={C.last_seq: C.last_seq + 1}).sql()
+    LAST = C.select(C.last_seq).where(C.id == 1).sql()
+    NAMES, COUNTER, INSERT = q._counters_sql(1), q._counters_sql(), q.insert_sql(8)
+    FIELDS = [f.name for f in E._meta.sorted_fields]
+    EVENT = E.insert_many([tuple(range(len(FIELDS)))], fields=E._meta.sorted_fields).sql()[0]
+    store.close()
+    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
+    conn.execute('PRAGMA journal_mode=WAL'); conn.execute('PRAGMA synchronous=NORMAL')
+    conn.execute('PRAGMA foreign_keys=ON')
+    def write(i):
+        now = datetime.datetime.now()
+        name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
+        at, stamp = str(now), now.isoformat(timespec='microseconds')
+        conn.execute('BEGIN IMMEDIATE')
+        conn.execute(*LOCK)
+        seq = conn.execute(*LAST).fetchone()[0]
+        last = dict(conn.execute(NAMES, (name,)).fetchall())
+        version = last.get(name, 0) + 1
+        conn.executemany(COUNTER, [(name, version)])
+        id_ = conn.execute(INSERT, (name, 'b', 't', path, '', stamp, False, stamp, version)
+                           ).lastrowid
+        event = dict.fromkeys(FIELDS)
+        event.update(seq=seq, at=at, actor='bench@host', kind='model.added', model_name=name,
+                     model_id=id_, version=version, after=json.dumps(dict(
+                         model_path=path, base_model='b', task='t', parent_id=None)))
+        conn.execute(EVENT, [event[f] for f in FIELDS])
+        conn.execute('COMMIT')
 elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_model's own
     import datetime
     from modelstore.testing.mysql_server import driver_connect
@@ -497,6 +571,69 @@ def writers_run(kind, url, processes, count):
     return max(o['end'] for o in outs) - start, sum(o['errors'] for o in outs)
 
 
+def bench_write_lock(url, calls):
+    """SQLite: how long add_model holds the write lock -- from its BEGIN IMMEDIATE to the start
+    of its COMMIT, in one process (the statements' times from the connection's trace), beside
+    the raw writer's BEGIN IMMEDIATE / INSERT / COMMIT on the same file. The time others wait
+    for, when many write."""
+    store = modelstore.connect(url)
+    store.add_model(model_name='warm', base_model='b', task='t', model_path='/m')
+    conn = store.database.connection()
+    raw = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
+    seen = []
+    held = {'ours': [], 'raw': []}
+    for connection in (conn, raw):
+        connection.set_trace_callback(lambda sql: seen.append((time.perf_counter(), sql)))
+
+    def hold():
+        begin = next(t for t, sql in seen if sql.startswith('BEGIN'))
+        return next(t for t, sql in seen if sql.startswith('COMMIT')) - begin
+    for i in range(calls):
+        del seen[:]
+        store.add_model(model_name='lock-%d' % i, base_model='b', task='t',
+                        model_path='/m/lock/%d' % i)
+        held['ours'].append(hold())
+        del seen[:]
+        raw.execute('BEGIN IMMEDIATE')
+        raw.execute('INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
+                    'creation_date, model_path, is_custom_base_model) VALUES '
+                    '(?, ?, ?, ?, ?, ?, ?)', ('raw-%d' % i, 'b', 't', '',
+                                              datetime.datetime.now().isoformat(), '/r/%d' % i,
+                                              False))
+        raw.execute('COMMIT')
+        held['raw'].append(hold())
+    raw.close()
+    store.close()
+    fact('writers sqlite', 'add_model holds the write lock (BEGIN IMMEDIATE to COMMIT), median '
+         'of %d calls in one process' % calls, '%.0f us (the raw INSERT: %.0f us)' % (
+             statistics.median(held['ours']) * 1e6, statistics.median(held['raw']) * 1e6),
+         note='its statements only: the row and event are encoded before BEGIN')
+    # Why SQLite reads the event counter back with a SELECT, where PostgreSQL uses RETURNING.
+    db = sqlite3.connect(':memory:', isolation_level=None)
+    db.execute('CREATE TABLE counter (id INTEGER PRIMARY KEY, last INTEGER)')
+    upsert = 'INSERT INTO counter VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET last = last + 1'
+
+    def two():
+        db.execute(upsert)
+        db.execute('SELECT last FROM counter WHERE id = 1').fetchone()
+
+    def returning():
+        db.execute(upsert + ' RETURNING last').fetchall()
+    n = calls * 10
+    both = [[], []]
+    for _ in range(3):
+        for times, fn in zip(both, (two, returning)):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append((time.perf_counter() - start) / n)
+    db.close()
+    result('writers sqlite', 'the event counter moved on and read: one upsert ... RETURNING vs '
+           'the upsert and a SELECT (%d each, in memory)' % n, statistics.median(both[1]),
+           statistics.median(both[0]), unit='s',
+           note='SQLite keeps the two statements; PostgreSQL, a round trip each, RETURNING')
+
+
 def bench_writers(backend, new_url, processes, count, repeat):
     # PostgreSQL also against the exact statement add_model sends (it stores updated_at and
     # returns id and version, which the bare 7-column INSERT does not).
@@ -504,6 +641,11 @@ def bench_writers(backend, new_url, processes, count, repeat):
                                                                           'postgres')}
     if backend != 'sqlite':
         kinds['same'] = 'mysql-same' if backend == 'mysql' else 'postgres-same'
+    if backend != 'mysql':  # Since issue 29 add_model writes its event: the SQL it sends.
+        kinds['added'] = {'sqlite': 'sqlite-added', 'postgresql': 'postgres-added'}[backend]
+    if backend == 'postgresql':  # And the two ways add_model's commits take turns, apart.
+        kinds.update(unnumbered='postgres-unnumbered', quiet='postgres-added-quiet',
+                     notified='postgres-unnumbered-notify')
     for_kind = {kind: [] for kind in kinds}
     lost = dict.fromkeys(kinds, 0)
     errors = dict.fromkeys(kinds, 0)
@@ -512,6 +654,8 @@ def bench_writers(backend, new_url, processes, count, repeat):
         for kind, writer in kinds.items():
             url = new_url()
             modelstore.connect(url).close()
+            if writer.startswith('postgres-unnumbered'):
+                query(url, 'CREATE SEQUENCE bench_event_seq')
             elapsed, errs = writers_run(writer, url, processes, count)
             stored = query(url, 'SELECT COUNT(*) FROM fine_tuned_models')[0][0]
             for_kind[kind].append(elapsed)
@@ -528,6 +672,31 @@ def bench_writers(backend, new_url, processes, count, repeat):
                   'INSERT ... RETURNING'), statistics.median(for_kind['ours']),
                statistics.median(for_kind['same']), 1.3,
                note='8 columns (with updated_at), and id and version back, as add_model')
+    if 'added' in kinds:
+        result('writers %s' % backend, '%s: modelstore vs the statement%s add_model sends (the '
+               'row and its model.added event, numbered%s) through the raw driver' % (
+                   label, '' if backend == 'postgresql' else 's',
+                   ' and NOTIFYed' if backend == 'postgresql' else ''),
+               statistics.median(for_kind['ours']), statistics.median(for_kind['added']), 1.3,
+               note='modelstore\'s own cost (validation, encoding, the model back), apart '
+               'from what its statements cost the database')
+    if 'unnumbered' in kinds:
+        result('writers %s' % backend, '%s through the raw driver: add_model\'s statement vs '
+               'the same row and event with the event\'s number from a sequence, no counter '
+               'and no NOTIFY' % label, statistics.median(for_kind['added']),
+               statistics.median(for_kind['unnumbered']),
+               note='what numbering events in commit order and waking events(wait=) cost: '
+               'both make commits take turns')
+        result('writers %s' % backend, '%s through the raw driver: the row and its unnumbered '
+               'event vs the row alone (INSERT ... RETURNING)' % label,
+               statistics.median(for_kind['unnumbered']), statistics.median(for_kind['same']),
+               note='what the event row itself costs')
+        for part, what in (('quiet', 'numbered in commit order, no NOTIFY'),
+                           ('notified', 'NOTIFYed, its number from a sequence')):
+            result('writers %s' % backend, '%s through the raw driver: the row and its event %s '
+                   'vs neither' % (label, what), statistics.median(for_kind[part]),
+                   statistics.median(for_kind['unnumbered']),
+                   note='either alone makes commits take turns')
     fact('writers %s' % backend, '%s: rows lost / errors (all %d runs)' % (label, repeat),
          '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0,
          correctness=True)
@@ -1734,6 +1903,7 @@ def main(argv=None):
         if want('migrate'):
             bench_migrate_sqlite(sizes, workdir, repeat if max(sizes) < 1000000 else 3)
         if want('writers'):
+            bench_write_lock(new_sqlite(), 50 if args.smoke else 2000)
             bench_writers('sqlite', new_sqlite, 8, 50 if args.smoke else 1000, 1 if args.smoke
                           else 11)  # Contended runs vary most: more repetitions.
         if want('queries') or want('connect'):
