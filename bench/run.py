@@ -476,39 +476,59 @@ elif kind.startswith('postgres-unnumbered'):  # The row and its event as one sta
                           'model.added', name, json.dumps(dict(
                               model_path=path, base_model='b', task='t', parent_id=None))))
         cur.fetchone()
-elif kind == 'sqlite-added':  # add_model's own statements through sqlite3 (as 'postgres-added').
-    import sqlite3, datetime, json, modelstore
+elif kind in ('sqlite-added', 'mysql-added'):  # add_model's own statements through the
+    # driver (as 'postgres-added'), in one transaction: SQLite numbers the version itself
+    # (its counter read and moved on), MySQL reads back what 0010's trigger gave.
+    import datetime, json, modelstore
     store = modelstore.connect(url)  # Only for the statements' text, as add_model sends them.
     q, C, E = store.queries, store.events_log.Counter, store.events_log.Event
+    sqlite = kind == 'sqlite-added'
     LOCK = C.insert(id=1, last_seq=1).on_conflict(
-        conflict_target=[C.id], update={C.last_seq: C.last_seq + 1}).sql()
+        conflict_target=[C.id] if sqlite else None, update={C.last_seq: C.last_seq + 1}).sql()
     LAST = C.select(C.last_seq).where(C.id == 1).sql()
-    NAMES, COUNTER, INSERT = q._counters_sql(1), q._counters_sql(), q.insert_sql(8)
+    INSERT = q.insert_sql(8)
+    NAMES, COUNTER = (q._counters_sql(1), q._counters_sql()) if sqlite else (None, None)
+    VERSION = None if sqlite else q._version_sql()
     FIELDS = [f.name for f in E._meta.sorted_fields]
     EVENT = E.insert_many([tuple(range(len(FIELDS)))], fields=E._meta.sorted_fields).sql()[0]
     store.close()
-    conn = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
-    conn.execute('PRAGMA journal_mode=WAL'); conn.execute('PRAGMA synchronous=NORMAL')
-    conn.execute('PRAGMA foreign_keys=ON')
+    if sqlite:
+        import sqlite3
+        conn = sqlite3.connect(url[len('sqlite:///'):], timeout=5.0, isolation_level=None)
+        conn.execute('PRAGMA journal_mode=WAL'); conn.execute('PRAGMA synchronous=NORMAL')
+        conn.execute('PRAGMA foreign_keys=ON')
+        cur, begin, commit = conn.cursor(), 'BEGIN IMMEDIATE', lambda: conn.execute('COMMIT')
+    else:
+        from modelstore.testing.mysql_server import driver_connect
+        conn = driver_connect(url, autocommit=False)
+        cur, begin, commit = conn.cursor(), 'BEGIN', conn.commit
+    def one(sql, params):
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
     def write(i):
         now = datetime.datetime.now()
         name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
         at, stamp = str(now), now.isoformat(timespec='microseconds')
-        conn.execute('BEGIN IMMEDIATE')
-        conn.execute(*LOCK)
-        seq = conn.execute(*LAST).fetchone()[0]
-        last = dict(conn.execute(NAMES, (name,)).fetchall())
-        version = last.get(name, 0) + 1
-        conn.executemany(COUNTER, [(name, version)])
-        id_ = conn.execute(INSERT, (name, 'b', 't', path, '', stamp, False, stamp, version)
-                           ).lastrowid
+        cur.execute(begin)
+        cur.execute(*LOCK)
+        seq = one(*LAST)
+        row = (name, 'b', 't', path, '', stamp, False, stamp)
+        if sqlite:
+            last = dict(conn.execute(NAMES, (name,)).fetchall())
+            version = last.get(name, 0) + 1
+            conn.executemany(COUNTER, [(name, version)])
+            id_ = conn.execute(INSERT, row + (version,)).lastrowid
+        else:
+            cur.execute(INSERT, row)
+            id_ = cur.lastrowid
+            version = one(VERSION, (id_,))
         event = dict.fromkeys(FIELDS)
         event.update(seq=seq, at=at, actor='bench@host', kind='model.added', model_name=name,
                      model_id=id_, version=version, after=json.dumps(dict(
                          model_path=path, base_model='b', task='t', parent_id=None)))
-        conn.execute(EVENT, [event[f] for f in FIELDS])
-        conn.execute('COMMIT')
-elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_model's own
+        cur.execute(EVENT, [event[f] for f in FIELDS])
+        commit()
+elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT (or with its version read)
     import datetime
     from modelstore.testing.mysql_server import driver_connect
     conn = driver_connect(url, autocommit=True)
@@ -524,7 +544,7 @@ elif kind.startswith('mysql'):  # PyMySQL, autocommit: the bare INSERT, or add_m
                         '(%s, %s, %s, %s, %s, %s, %s)',
                         ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False))
             return
-        # mysql-same: add_model's two statements (autocommit).
+        # mysql-same: the INSERT and the SELECT of its version (autocommit).
         cur.execute(SAME, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
                            now))
         cur.execute('SELECT `version` FROM `fine_tuned_models` WHERE `id` = %s',
@@ -641,8 +661,9 @@ def bench_writers(backend, new_url, processes, count, repeat):
                                                                           'postgres')}
     if backend != 'sqlite':
         kinds['same'] = 'mysql-same' if backend == 'mysql' else 'postgres-same'
-    if backend != 'mysql':  # Since issue 29 add_model writes its event: the SQL it sends.
-        kinds['added'] = {'sqlite': 'sqlite-added', 'postgresql': 'postgres-added'}[backend]
+    # Since issue 29 add_model writes its event: the SQL it sends.
+    kinds['added'] = {'sqlite': 'sqlite-added', 'postgresql': 'postgres-added',
+                      'mysql': 'mysql-added'}[backend]
     if backend == 'postgresql':  # And the two ways add_model's commits take turns, apart.
         kinds.update(unnumbered='postgres-unnumbered', quiet='postgres-added-quiet',
                      notified='postgres-unnumbered-notify')
@@ -671,7 +692,8 @@ def bench_writers(backend, new_url, processes, count, repeat):
                % (label, 'INSERT and SELECT of the version' if backend == 'mysql' else
                   'INSERT ... RETURNING'), statistics.median(for_kind['ours']),
                statistics.median(for_kind['same']), 1.3,
-               note='8 columns (with updated_at), and id and version back, as add_model')
+               note='8 columns (with updated_at), and id and version back: add_model\'s row, '
+               'without its event')
     if 'added' in kinds:
         result('writers %s' % backend, '%s: modelstore vs the statement%s add_model sends (the '
                'row and its model.added event, numbered%s) through the raw driver' % (
@@ -700,6 +722,11 @@ def bench_writers(backend, new_url, processes, count, repeat):
     fact('writers %s' % backend, '%s: rows lost / errors (all %d runs)' % (label, repeat),
          '%d / %d' % (lost['ours'], errors['ours']), 0, met=lost['ours'] == errors['ours'] == 0,
          correctness=True)
+    # A baseline whose writes failed would time nothing: each must have stored every row.
+    failed = ['%s (%d lost, %d errors)' % (kinds[kind], lost[kind], errors[kind])
+              for kind in kinds if kind != 'ours' and (lost[kind] or errors[kind])]
+    fact('writers %s' % backend, '%s: the baselines\' rows lost / errors' % label,
+         '; '.join(failed) or '0 / 0', 0, met=not failed, correctness=True)
 
 
 def bench_pooler(new_url, processes, count, repeat, pool=8):
