@@ -655,8 +655,9 @@ def bench_write_lock(url, calls):
 
 
 def bench_writers(backend, new_url, processes, count, repeat):
-    # PostgreSQL also against the exact statement add_model sends (it stores updated_at and
-    # returns id and version, which the bare 7-column INSERT does not).
+    # The servers also against add_model's row alone as it is sent (it stores updated_at and
+    # returns id and version, which the bare 7-column INSERT does not); every backend against
+    # the exact statements add_model sends, its event with it ('added').
     kinds = {'ours': 'ours', 'raw': {'sqlite': 'sqlite', 'mysql': 'mysql'}.get(backend,
                                                                           'postgres')}
     if backend != 'sqlite':
