@@ -420,7 +420,7 @@ elif kind == 'sqlite':
                       datetime.datetime.now().isoformat(timespec='microseconds'),
                       '/m/%s/%d' % (who, i), False))
         conn.execute('COMMIT')
-elif kind == 'postgres-same':  # The very statement add_model sends, through the driver.
+elif kind == 'postgres-same':  # add_model's row as it sends it, without its event.
     import psycopg2, datetime
     conn = psycopg2.connect(url)
     conn.autocommit = True
@@ -434,47 +434,40 @@ elif kind == 'postgres-same':  # The very statement add_model sends, through the
         cur.execute(SQL, ('%s-%d' % (who, i), 'b', 't', '', now, '/m/%s/%d' % (who, i), False,
                           now))
         cur.fetchone()
-elif kind.startswith('postgres-added'):  # add_model's own statement -- the row and its
-    # model.added event, numbered and NOTIFYed -- through the driver: what is modelstore's
-    # beyond its SQL. '-quiet': the same without its NOTIFY.
-    import psycopg2, datetime, json, modelstore
-    store = modelstore.connect(url)  # Only for the statement's text, as add_model sends it.
-    SQL = store.queries._added_sql(8)[0]
-    store.close()
-    if kind.endswith('-quiet'):
-        SQL, notify = SQL.split(', pg_notify(')
-        assert notify.endswith(')'), notify
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    cur = conn.cursor()
-    def write(i):
-        now = datetime.datetime.now().isoformat(timespec='microseconds')
-        name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
-        cur.execute(SQL, (1, 1, 1, name, 'b', 't', path, '', now, False, now, now, 'bench@host',
-                          'model.added', name, json.dumps(dict(
-                              model_path=path, base_model='b', task='t', parent_id=None))))
-        cur.fetchone()
-elif kind.startswith('postgres-unnumbered'):  # The row and its event as one statement, the
-    # event's number from a sequence: no counter's lock and no NOTIFY (what ordering and waking
-    # cost). '-notify': with add_model's NOTIFY.
+elif kind.startswith(('postgres-added', 'postgres-unnumbered')):  # The row and its
+    # model.added event as one statement, through the driver. 'postgres-added': add_model's own
+    # statement (the event numbered by the counter, and NOTIFYed) -- what is modelstore's beyond
+    # its SQL; '-quiet': without its NOTIFY. 'postgres-unnumbered': the event's number from a
+    # sequence, no counter and no NOTIFY -- what ordering and waking cost; '-notify': with it.
     import psycopg2, datetime, json
+    if kind.startswith('postgres-added'):
+        import modelstore
+        store = modelstore.connect(url)  # Only for the statement's text, as add_model sends it.
+        SQL, FIRST = store.queries._added_sql(8)  # (The counter's upsert's parameters first.)
+        store.close()
+        if kind.endswith('-quiet'):
+            SQL, notify = SQL.split(', pg_notify(')
+            assert notify.endswith(')'), notify
+    else:
+        SQL, FIRST = ('WITH "m" AS (INSERT INTO "fine_tuned_models" ("model_name", "base_model", '
+                      '"task", "model_path", "description", "creation_date", '
+                      '"is_custom_base_model", "updated_at") VALUES (%s, %s, %s, %s, %s, %s, %s, '
+                      '%s) RETURNING "id", "version") INSERT INTO "registry_events" ("seq", '
+                      '"at", "actor", "kind", "model_name", "after", "model_id", "version") '
+                      'SELECT ' "nextval('bench_event_seq')" ', %s, %s, %s, %s, %s, "m"."id", '
+                      '"m"."version" FROM "m" RETURNING "model_id", "version", "seq"'), []
+        if kind.endswith('-notify'):
+            SQL += ", pg_notify('modelstore_events', CAST(seq AS text))"
     conn = psycopg2.connect(url)
     conn.autocommit = True
     cur = conn.cursor()
-    SQL = ('WITH "m" AS (INSERT INTO "fine_tuned_models" ("model_name", "base_model", "task", '
-           '"model_path", "description", "creation_date", "is_custom_base_model", "updated_at") '
-           'VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING "id", "version") INSERT INTO '
-           '"registry_events" ("seq", "at", "actor", "kind", "model_name", "after", "model_id", '
-           '"version") SELECT ' "nextval('bench_event_seq')" ', %s, %s, %s, %s, %s, '
-           '"m"."id", "m"."version" FROM "m" RETURNING "model_id", "version", "seq"')
-    if kind.endswith('-notify'):
-        SQL += ", pg_notify('modelstore_events', CAST(seq AS text))"
     def write(i):
         now = datetime.datetime.now().isoformat(timespec='microseconds')
         name, path = '%s-%d' % (who, i), '/m/%s/%d' % (who, i)
-        cur.execute(SQL, (name, 'b', 't', path, '', now, False, now, now, 'bench@host',
-                          'model.added', name, json.dumps(dict(
-                              model_path=path, base_model='b', task='t', parent_id=None))))
+        cur.execute(SQL, FIRST + [name, 'b', 't', path, '', now, False, now, now, 'bench@host',
+                                  'model.added', name, json.dumps(dict(
+                                      model_path=path, base_model='b', task='t',
+                                      parent_id=None))])
         cur.fetchone()
 elif kind in ('sqlite-added', 'mysql-added'):  # add_model's own statements through the
     # driver (as 'postgres-added'), in one transaction: SQLite numbers the version itself
