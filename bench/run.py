@@ -476,9 +476,9 @@ elif kind in ('sqlite-added', 'mysql-added'):  # add_model's own statements thro
     store = modelstore.connect(url)  # Only for the statements' text, as add_model sends them.
     q, C, E = store.queries, store.events_log.Counter, store.events_log.Event
     sqlite = kind == 'sqlite-added'
-    LOCK = C.insert(id=1, last_seq=1).on_conflict(
-        conflict_target=[C.id] if sqlite else None, update={C.last_seq: C.last_seq + 1}).sql()
-    LAST = C.select(C.last_seq).where(C.id == 1).sql()
+    LOCK = store.events_log.lock_statement(1)  # (MySQL: the number comes back as its insert id.)
+    LAST = None if store.events_log.dialect.insert_id_value else C.select(C.last_seq).where(
+        C.id == 1).sql()
     INSERT = q.insert_sql(8)
     NAMES, COUNTER = (q._counters_sql(1), q._counters_sql()) if sqlite else (None, None)
     VERSION = None if sqlite else q._version_sql()
@@ -504,7 +504,7 @@ elif kind in ('sqlite-added', 'mysql-added'):  # add_model's own statements thro
         at, stamp = str(now), now.isoformat(timespec='microseconds')
         cur.execute(begin)
         cur.execute(*LOCK)
-        seq = one(*LAST)
+        seq = one(*LAST) if LAST else cur.lastrowid
         row = (name, 'b', 't', path, '', stamp, False, stamp)
         if sqlite:
             last = dict(conn.execute(NAMES, (name,)).fetchall())

@@ -13,7 +13,7 @@ import pytest
 import modelstore
 from modelstore import NotFound, ValidationError
 
-from conftest import ON_POSTGRES
+from conftest import ON_POSTGRES, ON_SERVER
 
 MODEL = dict(base_model='b', task='t')
 
@@ -68,6 +68,39 @@ def test_a_refused_add_records_nothing_and_gives_its_number_back(store):
         store.add_models([dict(MODEL, model_name='d', model_path='/m/d', parent_id=999)])
     assert [(e.seq, e.model_id) for e in store.events()] == [(1, first.id)]
     second = store.add_model(model_name='e', model_path='/m/e', **MODEL)
+    assert [(e.seq, e.model_id) for e in store.events()] == [(1, first.id), (2, second.id)]
+
+
+def test_the_event_counter_gives_its_number_in_one_statement_on_a_server(store, monkeypatch):
+    """Every writer of events waits for the counter's lock while its holder works: on
+    PostgreSQL (RETURNING) and MySQL (the upsert's insert id, by LAST_INSERT_ID(expr)) the
+    number comes back with the upsert itself, one round trip; SQLite reads it back. The first
+    number, a count of 0 (only the lock) and a count of several are each exact, and a rolled
+    back transaction gives its numbers back."""
+    log, sent = store.events_log, []
+    execute_sql = store.database.execute_sql
+    monkeypatch.setattr(store.database, 'execute_sql',
+                        lambda sql, *a, **k: sent.append(sql) or execute_sql(sql, *a, **k))
+
+    def lock(count):
+        del sent[:]
+        return log.lock(count), len(sent)
+    with store.database.atomic() as transaction:  # A registry without events: no row yet.
+        assert lock(0)[0] == 0
+        assert lock(1) == (1, 1 if ON_SERVER else 2)
+        transaction.rollback()
+    monkeypatch.undo()
+    first = store.add_model(model_name='a', model_path='/m/a', **MODEL)
+    monkeypatch.setattr(store.database, 'execute_sql',
+                        lambda sql, *a, **k: sent.append(sql) or execute_sql(sql, *a, **k))
+    with store.database.atomic() as transaction:
+        statements = 1 if ON_SERVER else 2
+        assert lock(1) == (2, statements)
+        assert lock(0) == (2, statements)
+        assert lock(3) == (5, statements)
+        transaction.rollback()
+    monkeypatch.undo()
+    second = store.add_model(model_name='b', model_path='/m/b', **MODEL)
     assert [(e.seq, e.model_id) for e in store.events()] == [(1, first.id), (2, second.id)]
 
 

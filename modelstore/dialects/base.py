@@ -36,6 +36,9 @@ class Dialect:
     # An upsert names its key (ON CONFLICT (key) DO UPDATE); MySQL's ON DUPLICATE KEY UPDATE
     # takes none (peewee refuses a conflict_target there).
     upsert_names_key = True
+    # A statement's insert id (the driver's ``lastrowid``) can carry a value the statement
+    # computed, by LAST_INSERT_ID(expr): an upsert returns its new value without RETURNING.
+    insert_id_value = False
     # A JSON column's value is bound as its JSON text in a plain statement (PostgreSQL's
     # driver takes an adapter for jsonb instead).
     json_as_text = True

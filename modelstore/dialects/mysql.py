@@ -262,6 +262,7 @@ class MySQLDialect(Dialect):
     schemes = MYSQL_SCHEMES
     operation_log = True
     upsert_names_key = False
+    insert_id_value = True
     final_batch_lock = 'tables'
     ddl_lock_waits = True
     session_mixin = _Session
