@@ -5,9 +5,10 @@
 
 Builds a SQLite registry of ``--rows`` models (add_models, in batches), then runs each
 listing -- the table with ``--all``, ``--json``, ``--jsonl`` -- as its own process with stdout to
-/dev/null, and prints the peak resident memory of that process (``wait4``'s ru_maxrss) and its
-wall time, one Markdown table row per Python given (the first is this one; another is, say, a
-virtualenv holding an earlier modelstore, for a before/after). Options an interpreter's
+/dev/null, and prints the peak resident memory of that process (``wait4``'s ru_maxrss, of the
+process alone: bench/rss.py) and its wall time, one Markdown table row per Python given (the
+first is this one; another is, say, a virtualenv holding an earlier modelstore, for a
+before/after). Options an interpreter's
 modelstore does not know are reported as such.
 """
 import argparse
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import rss
 
 LISTINGS = [('table', ['--all']), ('--json', ['--json']), ('--jsonl', ['--jsonl'])]
 
@@ -34,16 +37,12 @@ def build(url, rows):
 
 
 def measure(python, url, argv):
-    """(peak RSS in MiB, seconds, exit code) of one listing run."""
-    with open(os.devnull, 'w') as sink:
-        began = time.monotonic()
-        process = subprocess.Popen([python, '-m', 'modelstore', 'models', 'list',
-                                    '--database', url] + argv, stdout=sink,
-                                   stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.monotonic() - began
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024.0, seconds, process.returncode
+    """(peak RSS in MiB, seconds, exit code) of one listing run: its own memory, not this
+    process's (which built the registry; bench/rss.py)."""
+    mib, seconds, code, _ = rss.peak_rss([python, '-m', 'modelstore', 'models', 'list',
+                                          '--database', url] + argv,
+                                         cwd=tempfile.gettempdir(), stderr=subprocess.DEVNULL)
+    return mib, seconds, code
 
 
 def main(argv=None):

@@ -43,6 +43,7 @@ from modelstore.engine.scripts import discover
 
 from ddl_wait import bench_ddl_wait
 from fixed_cost import fixed_cost_parts
+import rss
 from scale import bench_scale_postgres, postgres_calls
 
 SCRIPTS = [s.name for s in discover()]
@@ -251,6 +252,7 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
         result('migrate SQLite', 'create index (0005), %s rows: modelstore vs raw CREATE INDEX'
                % format(n, ','), ours, floor, 1.2)
         if n == max(sizes):
+            bench_whole_migrate_sqlite(n, sql, fresh, repeat)
             rss = peak_rss([sys.executable, '-m', 'modelstore', 'migrate', '--database',
                             fresh()])
             fact('migrate SQLite', 'peak RSS of `modelstore migrate` (backup on), %s rows'
@@ -264,12 +266,11 @@ def bench_migrate_sqlite(sizes, workdir, repeat):
 
 
 def peak_rss(argv):
-    """Peak resident set size of a child process, in MB (its own, from wait4)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError('%s failed: %s' % (' '.join(argv[:4]), proc.stderr.read()))
-    return usage.ru_maxrss / 1024
+    """Peak resident set size of a command, in MB: its own, not this process's (bench/rss.py)."""
+    mb, _, code, errors = rss.peak_rss(argv)
+    if code != 0:
+        raise RuntimeError('%s failed: %s' % (' '.join(argv[:4]), errors))
+    return mb
 
 
 def bench_migrate_postgres(sizes, admin_url, repeat):
@@ -1728,6 +1729,34 @@ NUMBER_BY_HAND['mysql'] = (
     'INSERT INTO model_version_counters (model_name, last_version) SELECT model_name, '
     'MAX(version) FROM fine_tuned_models GROUP BY model_name ON DUPLICATE KEY UPDATE '
     'last_version = VALUES(last_version)')
+
+
+def bench_whole_migrate_sqlite(n, sql, fresh, repeat):
+    """A legacy file of ``n`` rows to head, in-process (0010 online, nobody writing), against the
+    floor: every script's statements from the dry run, 0010's numbering set-based in their
+    place (before its triggers, which would fire for each row), in one transaction."""
+    def ours(path):
+        modelstore_migrate('sqlite:///' + path, None)
+
+    def floor(path):
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute('BEGIN IMMEDIATE')
+        for name in SCRIPTS:
+            for statement in NUMBER_BY_HAND['sqlite'] if name == NUMBERING else ():
+                conn.execute(statement)
+            for statement in sql[name]:
+                conn.execute(statement)
+        conn.execute('COMMIT')
+        conn.close()
+    times = {'ours': [], 'floor': []}
+    for _ in range(repeat):  # Interleaved; the copies made outside the time.
+        for label, fn in (('ours', ours), ('floor', floor)):
+            times[label].append(median_time(fn, 1, setup=fresh))
+    result('migrate SQLite', 'the whole migrate of a legacy file to head (%d scripts), %s '
+           'rows/table: modelstore (0010 online, nobody writing) vs the same statements by '
+           'hand, the numbering set-based' % (len(SCRIPTS), format(n, ',')),
+           statistics.median(times['ours']), statistics.median(times['floor']),
+           note='median of %d interleaved; issue 30 found ~10x' % repeat)
 
 
 def bench_online_idle(backend, clone, rows, repeat):
