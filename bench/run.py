@@ -134,14 +134,16 @@ def peewee_default(url, sql):
     db.close()
 
 
-def fill_sqlite(path, n):
-    """ModelForge v1.0 + the autotuner's original state, with n rows in each table."""
+def fill_sqlite(path, n, name=None):
+    """ModelForge v1.0 + the autotuner's original state, with n rows in each table; the models
+    named ``name(i, n)`` (by default each its own name)."""
+    name = name or (lambda i, n: 'm-%d' % i)
     legacy.build(path, legacy.modelforge_v10, legacy.autotuner_original)
     conn = sqlite3.connect(path)
     conn.executemany(
         'INSERT INTO fine_tuned_models (model_name, base_model, task, description, '
         'creation_date, model_path) VALUES (?, ?, ?, ?, ?, ?)',
-        (('m-%d' % i, 'meta-llama/Llama-3.2-1B', 'task-%d' % (i % 20), 'row %d' % i,
+        ((name(i, n), 'meta-llama/Llama-3.2-1B', 'task-%d' % (i % 20), 'row %d' % i,
           '2025-11-%02dT%02d:%02d:%02d.%06d' % (1 + i % 28, i % 24, i % 60, i % 60, i % 999999),
           '/models/m-%d' % i) for i in range(n)))
     conn.executemany(
@@ -1658,12 +1660,12 @@ WRITER_KINDS = ('legacy',) * 4 + ('modelstore',) * 4
 
 
 def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1,
-                 kinds=WRITER_KINDS):
+                 kinds=WRITER_KINDS, section=None):
     """8 writers -- 4 of a legacy app (plain driver), 4 through modelstore's write transaction
     -- insert at a busy pipeline's rate (every ``interval`` s each); each write timed whole.
     Their longest write and p99, first with nothing else running, then while ``migrate``
     takes the database from 0009 to 0010 (the whole run, and 0010's batches alone)."""
-    section = 'versions online %s' % backend
+    section = section or 'versions online %s' % backend
     url = clone()
     finish = _lag_writers(url, workdir, kinds, interval)
     time.sleep(quiet_seconds)
@@ -1713,6 +1715,23 @@ def bench_online(backend, clone, workdir, rows, quiet_seconds, interval=0.1,
              paces.items())), ended - began))
 
 
+# "Whatever the spread of names" (issue 30): a tenth of the rows under 16 names of thousands of
+# versions each (6,250 at 1M rows), the rest about 30 versions a name (30,303 names at 1M).
+SPREAD = 'a spread of names (16 of %s versions, %s of ~30)'
+
+
+def spread_name(i, rows):
+    """Model ``i`` of ``rows``'s name in the spread (``fill_sqlite``'s ``name``)."""
+    if i % 10 == 0:
+        return 'hot-%d' % (i // 10 % 16)
+    return 'model-%d' % (i % max(1, rows // 33))
+
+
+def spread_section(backend, rows):
+    return 'versions online %s, %s' % (backend, SPREAD % (
+        format(rows // 160, ','), format(max(1, rows // 33), ',')))
+
+
 NUMBER_BY_HAND = {  # The set-based floor: every row numbered by one statement, the counters
     # by another, in one transaction (what --offline could at best do; no writer gets in).
     'sqlite': ('UPDATE fine_tuned_models AS f SET version = r.v FROM (SELECT id, ROW_NUMBER() '
@@ -1759,10 +1778,10 @@ def bench_whole_migrate_sqlite(n, sql, fresh, repeat):
            note='median of %d interleaved; issue 30 found ~10x' % repeat)
 
 
-def bench_online_idle(backend, clone, rows, repeat):
+def bench_online_idle(backend, clone, rows, repeat, section=None):
     """0010 on ``rows`` idle rows (nobody writing), online and --offline, against the
     set-based floor, each on a fresh copy, interleaved."""
-    section = 'versions online %s' % backend
+    section = section or 'versions online %s' % backend
 
     def ours(offline):
         def run():
@@ -1796,32 +1815,47 @@ def bench_online_idle(backend, clone, rows, repeat):
 
 
 def bench_online_sqlite(workdir, rows, quiet_seconds, repeat):
-    template = os.path.join(workdir, 'online.db')
-    fill_sqlite(template, rows)
-    modelstore_migrate('sqlite:///' + template, BEFORE_NUMBERING)
-    conn = sqlite3.connect(template)
-    conn.execute('PRAGMA journal_mode=WAL')  # As connect() leaves a file modelstore opened.
-    conn.close()
     counter = [0]
 
-    def clone():  # A fresh copy, in place of the last one (each is done with by then).
-        counter[0] += 1
-        for suffix in ('', '-wal', '-shm', '.writers'):
-            last = os.path.join(workdir, 'online-%d.db%s' % (counter[0] - 1, suffix))
-            if os.path.exists(last):
-                os.remove(last)
-        path = os.path.join(workdir, 'online-%d.db' % counter[0])
-        shutil.copy(template, path)
-        # On disk before anything runs: otherwise the first fsync of whoever checkpoints first
-        # writes out the copy's 0.5 GB, and every writer's commit waits behind it.
-        with open(path, 'rb+') as copy:
-            os.fsync(copy.fileno())
-        return 'sqlite:///' + path
+    def prepared(name=None):
+        """A template at 0009 (``fill_sqlite``'s names), in WAL as connect() leaves a file
+        modelstore opened; returns clone(), a fresh copy of it in place of the last one."""
+        template = os.path.join(workdir, 'online.db')
+        for suffix in ('', '-wal', '-shm'):  # (The last template's: done with.)
+            if os.path.exists(template + suffix):
+                os.remove(template + suffix)
+        fill_sqlite(template, rows, name)
+        modelstore_migrate('sqlite:///' + template, BEFORE_NUMBERING)
+        conn = sqlite3.connect(template)
+        conn.execute('PRAGMA journal_mode=WAL')
+        conn.close()
+
+        def clone():
+            counter[0] += 1
+            for suffix in ('', '-wal', '-shm', '.writers'):
+                last = os.path.join(workdir, 'online-%d.db%s' % (counter[0] - 1, suffix))
+                if os.path.exists(last):
+                    os.remove(last)
+            path = os.path.join(workdir, 'online-%d.db' % counter[0])
+            shutil.copy(template, path)
+            # On disk before anything runs: otherwise the first fsync of whoever checkpoints
+            # first writes out the copy's 0.5 GB, and every writer's commit waits behind it.
+            with open(path, 'rb+') as copy:
+                os.fsync(copy.fileno())
+            return 'sqlite:///' + path
+        return clone
+    clone = prepared()
     bench_online_idle('sqlite', clone, rows, repeat)
     bench_online('sqlite', clone, workdir, rows, quiet_seconds)
     # The issue's hardest case: a legacy app's 4 writers every 5 ms (synchronous=FULL), which
     # keep the lock busy by themselves.
     bench_online('sqlite', clone, workdir, rows, quiet_seconds, 0.005, ('legacy',) * 4)
+    # The same 0010 and 8 writers on a registry's names as they come (the runner sizes its
+    # batches by time, not by rows, whatever a batch's names hold).
+    clone = prepared(spread_name)
+    section = spread_section('sqlite', rows)
+    bench_online_idle('sqlite', clone, rows, repeat, section=section)
+    bench_online('sqlite', clone, workdir, rows, quiet_seconds, section=section)
 
 
 def bench_online_postgres(admin_url, workdir, rows, quiet_seconds, repeat):
@@ -1831,37 +1865,50 @@ def bench_online_postgres(admin_url, workdir, rows, quiet_seconds, repeat):
 
     def url(name):
         return urlunsplit(urlsplit(admin_url)._replace(path='/' + name))
-    template = prefix + '_t'
-    drop_database(admin_url, template)
-    create_database(admin_url, template)
-    modelstore_migrate(url(template), BEFORE_NUMBERING)
-    conn = psycopg2.connect(url(template))
-    conn.autocommit = True
-    conn.cursor().execute(
-        "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
-        "creation_date, model_path) SELECT 'm-' || (i %% 5000), 'meta-llama/Llama-3.2-1B', "
-        "'task-' || (i %% 20), 'row ' || i, '2025-11-01T00:00:00', '/models/m-' || i "
-        "FROM generate_series(1, %s) AS i", (rows,))
-    conn.cursor().execute('VACUUM ANALYZE fine_tuned_models')
-    conn.close()
+    templates = []
+
+    def prepared(names):
+        """A template database at 0009 whose models are named by the SQL ``names`` of i."""
+        template = '%s_t%d' % (prefix, len(templates))
+        drop_database(admin_url, template)
+        create_database(admin_url, template)
+        templates.append(template)
+        modelstore_migrate(url(template), BEFORE_NUMBERING)
+        conn = psycopg2.connect(url(template))
+        conn.autocommit = True
+        conn.cursor().execute(
+            "INSERT INTO fine_tuned_models (model_name, base_model, task, description, "
+            "creation_date, model_path) SELECT " + names + ", 'meta-llama/Llama-3.2-1B', "
+            "'task-' || (i %% 20), 'row ' || i, '2025-11-01T00:00:00', '/models/m-' || i "
+            "FROM generate_series(1, %s) AS i", (rows,))
+        conn.cursor().execute('VACUUM ANALYZE fine_tuned_models')
+        conn.close()
+        return template
     clones = []
 
-    def clone():  # A fresh copy, in place of the last one.
+    def clone():  # A fresh copy of the last template, in place of the last copy.
         if clones:
             drop_database(admin_url, clones[-1])
         name = '%s_c%d' % (prefix, len(clones))
         drop_database(admin_url, name)
         admin = psycopg2.connect(admin_url)
         admin.autocommit = True
-        admin.cursor().execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, template))
+        admin.cursor().execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, templates[-1]))
         admin.close()
         clones.append(name)
         return url(name)
     try:
+        prepared("'m-' || (i %% 5000)")
         bench_online_idle('postgresql', clone, rows, repeat)
         bench_online('postgresql', clone, workdir, rows, quiet_seconds)
+        # As spread_name: a tenth of the rows under 16 names, the rest ~30 versions a name.
+        prepared("CASE WHEN i %% 10 = 0 THEN 'hot-' || (i / 10 %% 16) ELSE 'model-' || "
+                 "(i %% " + str(max(1, rows // 33)) + ") END")
+        section = spread_section('postgresql', rows)
+        bench_online_idle('postgresql', clone, rows, 1, section=section)
+        bench_online('postgresql', clone, workdir, rows, quiet_seconds, section=section)
     finally:
-        for name in clones + [template]:
+        for name in clones + templates:
             drop_database(admin_url, name)
 
 

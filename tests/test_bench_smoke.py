@@ -38,6 +38,9 @@ def test_the_bench_runs_and_prints_its_table():
                          'PostgreSQL at 20,000')
                         if ON_POSTGRES else ()):
         assert '| %s |' % section in out, section
+    # 0010 and its writers again on names with thousands of versions and names with a few.
+    for backend in ('sqlite',) + (('postgresql',) if ON_POSTGRES else ()):
+        assert '| versions online %s, a spread of names (16 of ' % backend in out, backend
     assert 'USING INDEX ix_fine_tuned_models_listing' in out  # The listing query's plan.
     # Where migrate's fixed cost goes, part by part (issue 30).
     for part in ('the adoption probe', 'the history table created', 'the foreign-key watch',
