@@ -79,20 +79,22 @@ def test_the_event_counter_gives_its_number_in_one_statement_on_a_server(store, 
     back transaction gives its numbers back."""
     log, sent = store.events_log, []
     execute_sql = store.database.execute_sql
-    monkeypatch.setattr(store.database, 'execute_sql',
-                        lambda sql, *a, **k: sent.append(sql) or execute_sql(sql, *a, **k))
+
+    def watch():  # Every statement sent, until monkeypatch.undo().
+        monkeypatch.setattr(store.database, 'execute_sql',
+                            lambda sql, *a, **k: sent.append(sql) or execute_sql(sql, *a, **k))
 
     def lock(count):
         del sent[:]
         return log.lock(count), len(sent)
+    watch()
     with store.database.atomic() as transaction:  # A registry without events: no row yet.
         assert lock(0)[0] == 0
         assert lock(1) == (1, 1 if ON_SERVER else 2)
         transaction.rollback()
     monkeypatch.undo()
     first = store.add_model(model_name='a', model_path='/m/a', **MODEL)
-    monkeypatch.setattr(store.database, 'execute_sql',
-                        lambda sql, *a, **k: sent.append(sql) or execute_sql(sql, *a, **k))
+    watch()
     with store.database.atomic() as transaction:
         statements = 1 if ON_SERVER else 2
         assert lock(1) == (2, statements)
