@@ -9,6 +9,7 @@ judges only what must be 0 at any size (rows lost, rows left); the speed targets
 the full run (docs/performance.md).
 """
 import argparse
+import collections
 import datetime
 import gc
 import json
@@ -77,18 +78,20 @@ def fact(section, what, value, target=None, unit='', note='', met=None, correctn
                         target=target, met=met, unit=unit, note=note, correctness=correctness))
 
 
-def paired_medians(fns, repeat):
+def paired_medians(fns, repeat, setup=None):
     """Median wall time of each of ``fns``, called in turn ``repeat`` times: on a machine whose
     speed drifts (a shared VM), a ratio of two interleaved series is steadier than a ratio of
-    two series timed one after the other."""
+    two series timed one after the other. ``setup``: called before each call, outside the
+    time; each fn is then given what it returned (a fresh copy of a file, say)."""
     times = [[] for _ in fns]
     gc.collect()
     for _ in range(repeat):
         for fn, series in zip(fns, times):
+            state = setup() if setup else None
             gc.disable()
             try:
                 start = time.perf_counter()
-                fn()
+                fn(state) if setup else fn()
                 series.append(time.perf_counter() - start)
             finally:
                 gc.enable()
@@ -1727,6 +1730,20 @@ def spread_name(i, rows):
     return 'model-%d' % (i % max(1, rows // 33))
 
 
+def same_spread(url, ids, rows):
+    """Raise unless the models of ``url`` are named as ``spread_name`` names models ``ids``: a
+    template built by SQL (PostgreSQL's) holds the same spread as one built in Python."""
+    from dbtools import query
+    stored = dict(query(url, 'SELECT model_name, COUNT(*) FROM fine_tuned_models '
+                             'GROUP BY model_name'))
+    wanted = collections.Counter(spread_name(i, rows) for i in ids)
+    if stored != wanted:
+        differ = sorted(name for name in set(stored) | set(wanted)
+                        if stored.get(name) != wanted.get(name))
+        raise RuntimeError('the template\'s spread of names is not spread_name\'s: %d names '
+                           'differ (%s)' % (len(differ), ', '.join(differ[:5])))
+
+
 def spread_section(backend, rows):
     return 'versions online %s, %s' % (backend, SPREAD % (
         format(rows // 160, ','), format(max(1, rows // 33), ',')))
@@ -1767,14 +1784,11 @@ def bench_whole_migrate_sqlite(n, sql, fresh, repeat):
                 conn.execute(statement)
         conn.execute('COMMIT')
         conn.close()
-    times = {'ours': [], 'floor': []}
-    for _ in range(repeat):  # Interleaved; the copies made outside the time.
-        for label, fn in (('ours', ours), ('floor', floor)):
-            times[label].append(median_time(fn, 1, setup=fresh))
+    # Interleaved; the copies made outside the time.
+    times = paired_medians([ours, floor], repeat, setup=fresh)
     result('migrate SQLite', 'the whole migrate of a legacy file to head (%d scripts), %s '
            'rows/table: modelstore (0010 online, nobody writing) vs the same statements by '
-           'hand, the numbering set-based' % (len(SCRIPTS), format(n, ',')),
-           statistics.median(times['ours']), statistics.median(times['floor']),
+           'hand, the numbering set-based' % (len(SCRIPTS), format(n, ',')), *times,
            note='median of %d interleaved; issue 30 found ~10x' % repeat)
 
 
@@ -1902,8 +1916,9 @@ def bench_online_postgres(admin_url, workdir, rows, quiet_seconds, repeat):
         bench_online_idle('postgresql', clone, rows, repeat)
         bench_online('postgresql', clone, workdir, rows, quiet_seconds)
         # As spread_name: a tenth of the rows under 16 names, the rest ~30 versions a name.
-        prepared("CASE WHEN i %% 10 = 0 THEN 'hot-' || (i / 10 %% 16) ELSE 'model-' || "
-                 "(i %% " + str(max(1, rows // 33)) + ") END")
+        same_spread(url(prepared(
+            "CASE WHEN i %% 10 = 0 THEN 'hot-' || (i / 10 %% 16) ELSE 'model-' || "
+            "(i %% " + str(max(1, rows // 33)) + ") END")), range(1, rows + 1), rows)
         section = spread_section('postgresql', rows)
         bench_online_idle('postgresql', clone, rows, 1, section=section)
         bench_online('postgresql', clone, workdir, rows, quiet_seconds, section=section)

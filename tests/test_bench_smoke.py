@@ -2,6 +2,7 @@
 (docs/performance.md); this only fails when the bench itself is broken."""
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -87,3 +88,26 @@ def test_a_commands_peak_memory_is_its_own_not_the_benchs():
     assert code == 0 and 150 < grown < 250, grown
     assert rss.peak_rss([sys.executable, '-c', 'raise SystemExit(3)'])[2] == 3
     del held
+
+
+def test_a_template_whose_spread_of_names_differs_from_spread_name_is_refused(tmp_path):
+    """The bench's spread of names is written twice: in Python (spread_name, SQLite's template)
+    and as SQL (PostgreSQL's template). same_spread holds them together: the PostgreSQL run
+    checks its template with it, and a template off by one row is refused, naming the name."""
+    harness = os.path.join(os.path.dirname(BENCH), os.pardir, 'harness')
+    sys.path[:0] = [os.path.dirname(BENCH), harness]
+    try:
+        import run
+    finally:
+        del sys.path[:2]
+    path = str(tmp_path / 'spread.db')
+    rows = 400
+    run.fill_sqlite(path, rows, run.spread_name)
+    with sqlite3.connect(path) as conn:  # (Without the legacy file's own sample models.)
+        conn.execute("DELETE FROM fine_tuned_models WHERE model_name NOT LIKE 'hot-%' AND "
+                     "model_name NOT LIKE 'model-%'")
+    conn.close()
+    url = 'sqlite:///' + path
+    run.same_spread(url, range(rows), rows)  # As built: the same.
+    with pytest.raises(RuntimeError, match=r'2 names differ \(hot-0, hot-8\)'):
+        run.same_spread(url, range(1, rows + 1), rows)  # Off by one: i = 0 out, 400 in.
