@@ -1,11 +1,13 @@
 """Field formats: what the legacy apps wrote must read back, what we write they must read."""
 import datetime
 
+import peewee
 import pytest
 
 import modelstore
 from modelstore import TaskStatus
 from modelstore.fields import parse_timestamp
+from modelstore.models import MODELS, bind_models
 
 from conftest import execute, query
 
@@ -54,3 +56,43 @@ def test_status_is_stored_by_name_for_every_member(db_url):
                            status=member.value)
     rows = query(db_url, 'SELECT task_name, status FROM tasks ORDER BY id')
     assert rows == [(m.value, m.name) for m in TaskStatus]
+
+
+@pytest.mark.parametrize('database', [
+    peewee.SqliteDatabase(':memory:'), peewee.PostgresqlDatabase('unused'),
+    peewee.MySQLDatabase('unused')], ids=['sqlite', 'postgresql', 'mysql'])
+def test_bound_models_are_the_classes_peewees_inheritance_makes(database):
+    """bind_models gives each subclass shallow copies of its fields (peewee's inheritance
+    deep-copies them: half of connect()'s time). The classes must be the same: each field's
+    settings, the DDL and the statements -- and no field shared with the unbound class or with
+    another store's classes."""
+    bound, again = bind_models(database), bind_models(database)
+    for model in MODELS:
+        ours = bound[model.__name__]
+        theirs = type(model.__name__, (model,), {'Meta': type('Meta', (), {
+            'database': database, 'table_name': model._meta.table_name}),
+            '__module__': model.__module__})
+        assert issubclass(ours, model) and ours._meta.database is database
+        assert [f.name for f in ours._meta.sorted_fields] == \
+            [f.name for f in theirs._meta.sorted_fields]
+        for name, field in ours._meta.fields.items():
+            other = theirs._meta.fields[name]
+            assert type(field) is type(other) and field.model is ours
+            assert field is not model._meta.fields[name]
+            assert field is not again[model.__name__]._meta.fields[name]
+            for setting in ('column_name', 'null', 'unique', 'index', 'default',
+                            'primary_key', 'sequence', 'choices', 'field_type', 'help_text',
+                            'verbose_name', 'index_type', 'collation', 'unindexed'):
+                assert getattr(field, setting, None) == getattr(other, setting, None), \
+                    (model.__name__, name, setting)
+        # (peewee keys a model's defaults by field object.)
+        assert {f.name: v for f, v in ours._meta.defaults.items()} == \
+            {f.name: v for f, v in theirs._meta.defaults.items()}
+
+        def ddl(cls):
+            return [database.get_sql_context().sql(q).query() for q in
+                    [cls._schema._create_table()] + cls._schema._create_indexes(False)]
+        assert ddl(ours) == ddl(theirs)
+        values = {f.name: None for f in ours._meta.sorted_fields if not f.primary_key}
+        assert ours.insert(**values).sql() == theirs.insert(**values).sql()
+        assert ours.select().sql() == theirs.select().sql()
