@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ON_POSTGRES, TEST_URL
+from conftest import ON_MYSQL, ON_POSTGRES, TEST_URL
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'bench', 'run.py')
 
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow  # Runs every bench case in a subprocess.
 
 def test_the_bench_runs_and_prints_its_table():
     argv = [sys.executable, BENCH, '--smoke'] + (['--database', TEST_URL] if ON_POSTGRES else [])
+    argv += ['--mysql', TEST_URL] if ON_MYSQL else []  # (It makes throwaway databases there.)
     harness = os.path.join(os.path.dirname(BENCH), os.pardir, 'harness')
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, PYTHONPATH=harness))
@@ -37,8 +38,14 @@ def test_the_bench_runs_and_prints_its_table():
                         ('migrate PostgreSQL', 'writers postgresql', 'queries PostgreSQL',
                          'clients PostgreSQL', 'versions online postgresql',
                          'PostgreSQL at 20,000')
-                        if ON_POSTGRES else ()):
+                        if ON_POSTGRES else ()) + (
+                        ('versions online mysql', 'writers mysql', 'queries MySQL')
+                        if ON_MYSQL else ()):
         assert '| %s |' % section in out, section
+    if ON_MYSQL:  # Issue 30's pages "on every backend": MySQL's too, models and rows.
+        assert re.search(r'\| queries MySQL \| list_models\(base model\), page of 50, [\d,]+ '
+                         r'models .* plan: t1: ', out), out
+        assert '| queries MySQL | the same page as named tuples (rows=True) vs its SQL' in out
     # 0010 and its writers again on names with thousands of versions and names with a few.
     for backend in ('sqlite',) + (('postgresql',) if ON_POSTGRES else ()):
         assert '| versions online %s, a spread of names (16 of ' % backend in out, backend
