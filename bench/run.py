@@ -2016,8 +2016,8 @@ def main(argv=None):
     parser.add_argument('--database', metavar='POSTGRES_ADMIN_URL',
                         help='also run the PostgreSQL comparisons on this server')
     parser.add_argument('--mysql', metavar='MYSQL_ADMIN_URL',
-                        help='also run the MySQL/MariaDB comparisons (online, writers, queries) on this '
-                        'server')
+                        help='also run the MySQL/MariaDB comparisons (online, writers, '
+                        'queries) on this server')
     parser.add_argument('--only', metavar='SECTIONS', help='comma-separated: migrate, writers, '
                         'queries, connect, startup, tags, metrics, bulk, clients, generate, '
                         'online, pooler, ddl, doctor, scale (default: all)')
