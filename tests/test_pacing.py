@@ -17,6 +17,7 @@ import time
 import pytest
 from peewee import OperationalError
 
+from modelstore.cli.output import progress_line
 from modelstore.dialects import Board, dialect_of
 from modelstore.engine import Engine, batch_runner
 from modelstore.engine.batch_runner import GAP, PAUSE, PacedBatches
@@ -434,18 +435,156 @@ def _paced(db, sleep=None, **kw):
     return batches, events, slept
 
 
+OPENER = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute('SELECT count(*) FROM t').fetchall()  # (Its first statement: its locks taken.)
+print('open', flush=True)
+sys.stdin.readline()
+"""
+
+
+def _opener(db_path):
+    """Another process with the file open, idle (an app's connection between its writes)."""
+    proc = subprocess.Popen([sys.executable, '-c', OPENER, db_path], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'open'
+    return proc
+
+
 def test_nobody_waiting_means_long_batches_and_the_gap_between(db_path):
     _wal(db_path, rows=20000)
+    opener = _opener(db_path)
     db = open_database('sqlite:///' + db_path, mode='migrate')
     batches, events, slept = _paced(db)
-    with batches:
-        assert os.path.isfile(db_path + '.writers')
-        _walk(db, batches, 20000)
+    try:
+        with batches:
+            assert os.path.isfile(db_path + '.writers')
+            _walk(db, batches, 20000)
+    finally:
+        _finish(opener)
     assert not os.path.exists(db_path + '.writers')
     assert {e.pace for e in events} == {'full'} and {e.pause for e in events} == {GAP}
     assert all(0 <= s <= GAP for s in slept)  # (less the checkpoint's time, lock-free too)
     assert events[-1].rows == 20000
     assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_nobody_else_there_means_the_same_batches_back_to_back(db_path):
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    with batches:
+        assert batches._board.alone()
+        _walk(db, batches, 20000)
+    assert {e.pace for e in events} == {'full'} and {e.pause for e in events} == {0.0}
+    assert slept == [] and events[-1].rows == 20000
+    assert progress_line(events[-1]).endswith('back to back (nobody waiting)')
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_process_that_opens_the_file_during_the_run_gets_the_gap_from_the_next_batch(
+        db_path):
+    """Seen after the batch it came during; gone again, the batches run back to back."""
+    _wal(db_path, rows=40000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    opened = {}
+
+    def between():
+        done = len(events)
+        if done == 3:
+            opened['proc'] = _opener(db_path)
+        elif done == 5:
+            _finish(opened['proc'])
+    with batches:
+        _walk(db, batches, 40000, between)
+    assert [e.pause for e in events[:6]] == [0.0, 0.0, 0.0, GAP, GAP, 0.0], events
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+APP_WRITER = r"""
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=2.0)  # Its busy handler.
+print('ready', flush=True)
+sys.stdin.readline()
+start = time.perf_counter()
+conn.execute('BEGIN IMMEDIATE')  # Its first statement: a write, while a batch runs.
+conn.execute('INSERT INTO t (id, v) VALUES (9000000, 5)')
+conn.execute('COMMIT')
+print('wrote %.3f' % (time.perf_counter() - start), flush=True)
+"""
+
+
+def test_an_apps_writer_that_comes_while_the_batches_run_back_to_back_gets_in(
+        db_path, monkeypatch):
+    """A connection opened before the run but never used holds no lock: the run cannot see
+    it. Its first write, during a batch, gets in after that batch (its busy handler: 2 s at
+    most, or it fails), and its commit sets the pace for the apps' writers."""
+    _wal(db_path, rows=60000)
+    monkeypatch.setattr(batch_runner, 'COOL', 0.3)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    writer = subprocess.Popen([sys.executable, '-c', APP_WRITER, db_path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == 'ready'
+    batches, events, slept = _paced(db, sleep=time.sleep)
+    state = {}
+
+    def between():
+        if len(events) == 2:  # Its write comes as the third batch begins.
+            assert batches._board.alone()
+            writer.stdin.write('go\n')
+            writer.stdin.flush()
+            state['sent'] = len(events)
+    with batches:
+        _walk(db, batches, 60000, between)
+    out, _ = writer.communicate(timeout=30)
+    assert out.startswith('wrote '), out
+    paces = [e.pace for e in events]
+    assert 'writers' in paces[state['sent']:], paces
+    assert query(db_path, 'SELECT count(*) FROM t WHERE id = 9000000') == [(1,)]
+
+
+def _locks_table(tmp_path, lines):
+    table = tmp_path / 'locks'
+    table.write_text(''.join(line + '\n' for line in lines))
+    return str(table)
+
+
+def test_others_open_reads_the_kernels_lock_table_for_the_file_and_its_shm(db_path, tmp_path):
+    from modelstore.dialects.writers import others_open
+    _wal(db_path, rows=10)
+    conn = sqlite3.connect(db_path)  # This process's connection: its locks.
+    conn.execute('SELECT count(*) FROM t').fetchall()
+
+    def key(name):
+        held = os.stat(name)
+        return '%02x:%02x:%d' % (os.major(held.st_dev), os.minor(held.st_dev), held.st_ino)
+    main, shm, me = key(db_path), key(db_path + '-shm'), os.getpid()
+    mine = ['1: POSIX  ADVISORY  READ %d %s 128 128' % (me, shm),
+            '2: POSIX  ADVISORY  READ %d %s 1073741826 1073742335' % (me, main)]
+    # Another process's lock on another file whose inode number ends the same: not this file.
+    elsewhere = '3: POSIX  ADVISORY  READ 1 %s 0 EOF' % (main.rsplit(':', 1)[0] + ':1'
+                                                          + main.rsplit(':', 1)[1])
+    assert others_open(db_path, _locks_table(tmp_path, mine + [elsewhere])) is False
+    for other in ('4: POSIX  ADVISORY  READ 1 %s 128 128' % shm,
+                  '4: POSIX  ADVISORY  READ 1 %s 1073741826 1073742335' % main,
+                  '4: -> POSIX  ADVISORY  WRITE 1 %s 120 120' % shm,  # (Waiting for it.)
+                  '4: OFDLCK ADVISORY  READ -1 %s 0 0' % main):
+        assert others_open(db_path, _locks_table(tmp_path, mine + [other])) is True, other
+    # Its own lock not found (the table names the file otherwise): unknown, not alone.
+    assert others_open(db_path, _locks_table(tmp_path, [elsewhere])) is None
+    assert others_open(db_path, str(tmp_path / 'no-such-table')) is None
+    # The kernel's own table, for real: this process alone, then another one reading.
+    if os.path.exists('/proc/locks'):
+        assert others_open(db_path) is False
+        opener = _opener(db_path)
+        try:
+            assert others_open(db_path) is True
+        finally:
+            _finish(opener)
+        assert others_open(db_path) is False
+    conn.close()
 
 
 def test_another_connections_commit_makes_the_run_yield_then_it_speeds_up_again(

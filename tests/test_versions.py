@@ -206,7 +206,7 @@ def test_a_legacy_file_is_numbered_in_creation_order(db_path):
 
 
 PROGRESS = re.compile(r'  0010_number_model_versions: [\d,]+ of [\d,]+ rows \(\d+%\), [\d,]+ rows/s'
-                      r'(, .+ left)?; batches of [\d,]+ rows, \d+ ms apart '
+                      r'(, .+ left)?; batches of [\d,]+ rows, (\d+ ms apart|back to back) '
                       r'\((nobody waiting|yielding to writers)\)')
 
 
@@ -229,7 +229,9 @@ def test_a_run_off_a_terminal_logs_its_progress_and_pace(db_path, cli, monkeypat
         assert [e['rows'] for e in events] == sorted(e['rows'] for e in events)
         last = events[-1]
         assert last['script'] == '0010_number_model_versions' and last['rows'] == last['total']
-        assert last['batch_size'] > 0 and last['pause'] >= 0.02 and last['rows_per_second'] > 0
+        assert last['batch_size'] > 0 and last['rows_per_second'] > 0
+        # Back to back (nobody else has the file open), or a pause for writers.
+        assert last['pause'] == 0 or last['pause'] >= 0.02
         assert last['pace'] in ('full', 'writers')
     else:
         lines = [line for line in out.splitlines() if 'rows/s' in line]

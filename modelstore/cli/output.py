@@ -125,6 +125,7 @@ def progress_line(progress):
     left = progress.left
     pace = '' if progress.size is None else '; batches of %s rows%s%s' % (
         format(progress.size, ','), '' if progress.pause is None
+        else ', back to back' if progress.pause == 0
         else ', %d ms apart' % round(progress.pause * 1000),
         ' (%s)' % PACES[progress.pace] if progress.pace in PACES else '')
     return '  %s: %s, %s rows/s%s%s' % (progress.name, done, format(round(progress.rate), ','),

@@ -51,6 +51,7 @@ SUFFIX = '.writers'
 POLL = 0.001  # seconds between a waiting writer's requests for the write lock
 FAST = 0.2  # seconds a writer asks every POLL; then its busy handler takes over
 _HELD = (errno.EAGAIN, errno.EACCES)  # what a refused lockf says
+LOCKS = '/proc/locks'  # Linux: every file lock held or waited for, with its process
 
 
 def _path(database):
@@ -137,6 +138,12 @@ class Board:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return taken is False
 
+    def alone(self):
+        """True when no other process has the database open -- no writer can be waiting for
+        the lock -- as far as the kernel's table of file locks tells: see ``others_open``.
+        False while unknown, or without a live board."""
+        return self._fd is not None and others_open(self.path[:-len(SUFFIX)]) is False
+
     def close(self):
         """Remove the board -- only if the path still names the file this runner opened."""
         if self._fd is None:
@@ -149,6 +156,43 @@ class Board:
             pass
         os.close(self._fd)  # Releases the flock: the board is no longer live.
         self._fd = None
+
+
+def others_open(path, locks=LOCKS):
+    """Whether a process other than this one has the SQLite database ``path`` open: True,
+    False, or None when it cannot be told.
+
+    Every connection to a file in WAL holds a shared lock on the file and on its ``-shm`` for
+    as long as it is open (one it has not used yet holds none, and is seen at its first
+    statement). Linux lists every lock with its holder's process in ``/proc/locks``: another
+    process's there is another connection. None when there is no such table (not Linux), or
+    this process's own lock on the file is not in it (the file not opened in WAL here, or the
+    table naming the file or the process otherwise): the caller then assumes someone may be
+    there. Connections of this process are not told apart from the caller's."""
+    keys = set()
+    for name in (path, path + '-shm'):
+        try:
+            held = os.stat(name)
+        except OSError:
+            continue
+        keys.add(b'%02x:%02x:%d' % (os.major(held.st_dev), os.minor(held.st_dev),
+                                    held.st_ino))
+    try:
+        with open(locks, 'rb') as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return None
+    mine, pid = False, b'%d' % os.getpid()
+    for line in lines:  # "1: POSIX  ADVISORY  READ 6837 fe:00:2155278 128 128"
+        if not any(key in line for key in keys):
+            continue
+        fields = line.split()
+        for at in range(1, len(fields)):
+            if fields[at] in keys:
+                if fields[at - 1] != pid:
+                    return True
+                mine = True
+    return False if mine else None
 
 
 # One descriptor per board in a process, shared by its writers and closed with the last: a
