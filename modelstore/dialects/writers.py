@@ -33,6 +33,8 @@ import contextlib
 import errno
 import os
 import stat
+import struct
+import sys
 import threading
 import time
 
@@ -51,7 +53,11 @@ SUFFIX = '.writers'
 POLL = 0.001  # seconds between a waiting writer's requests for the write lock
 FAST = 0.2  # seconds a writer asks every POLL; then its busy handler takes over
 _HELD = (errno.EAGAIN, errno.EACCES)  # what a refused lockf says
-LOCKS = '/proc/locks'  # Linux: every file lock held or waited for, with its process
+FDS = '/proc/self/fd'  # Linux: this process's descriptors
+DMS = 128  # the byte of a -shm every connection to the file holds a shared lock on
+# Linux's struct flock on 64-bit: l_type, l_whence, l_start, l_len, l_pid (and padding).
+_FLOCK = (struct.Struct('@hhqqixxxx') if sys.platform.startswith('linux')
+          and struct.calcsize('P') == 8 else None)
 
 
 def _path(database):
@@ -139,9 +145,8 @@ class Board:
         return taken is False
 
     def alone(self):
-        """True when no other process has the database open -- no writer can be waiting for
-        the lock -- as far as the kernel's table of file locks tells: see ``others_open``.
-        False while unknown, or without a live board."""
+        """True when no other connection has the database open -- no writer can be waiting
+        for the lock (``others_open``). False while unknown, or without a live board."""
         return self._fd is not None and others_open(self.path[:-len(SUFFIX)]) is False
 
     def close(self):
@@ -158,41 +163,51 @@ class Board:
         self._fd = None
 
 
-def others_open(path, locks=LOCKS):
-    """Whether a process other than this one has the SQLite database ``path`` open: True,
-    False, or None when it cannot be told.
+def others_open(path):
+    """Whether another connection has the SQLite database ``path`` (in WAL) open: True,
+    False, or None when it cannot be told -- the caller then assumes someone may be there.
 
-    Every connection to a file in WAL holds a shared lock on the file and on its ``-shm`` for
-    as long as it is open (one it has not used yet holds none, and is seen at its first
-    statement). Linux lists every lock with its holder's process in ``/proc/locks``: another
-    process's there is another connection. None when there is no such table (not Linux), or
-    this process's own lock on the file is not in it (the file not opened in WAL here, or the
-    table naming the file or the process otherwise): the caller then assumes someone may be
-    there. Connections of this process are not told apart from the caller's."""
-    keys = set()
-    for name in (path, path + '-shm'):
-        try:
-            held = os.stat(name)
-        except OSError:
-            continue
-        keys.add(b'%02x:%02x:%d' % (os.major(held.st_dev), os.minor(held.st_dev),
-                                    held.st_ino))
+    * Another process: every connection to a file in WAL holds a shared lock on the byte DMS
+      of its ``-shm`` from its first statement until it closes (SQLite's unix VFS). Asked of
+      the kernel through the descriptor SQLite itself holds on the ``-shm`` (``F_GETLK``: a
+      question, no lock taken -- opening and closing a descriptor of our own would drop this
+      process's locks on the file), whoever holds it, in whatever PID namespace or container.
+    * This process: each connection opens its own descriptor of the ``-wal`` at its first
+      statement and closes it with itself; more than the caller's one is another connection.
+      (Not the main file's: SQLite keeps a closed connection's descriptor of it open while
+      another connection of the process holds a lock on the file, as a backup's does.)
+
+    None off Linux (64-bit), without a ``-wal`` or ``-shm`` (not in WAL), or when this
+    process holds no descriptor of them. A connection that has run no statement yet holds
+    neither: it is seen at its first."""
+    if fcntl is None or _FLOCK is None:
+        return None
     try:
-        with open(locks, 'rb') as table:
-            lines = table.read().splitlines()
+        wal, shm = os.stat(path + '-wal'), os.stat(path + '-shm')
+        names = os.listdir(FDS)
     except OSError:
         return None
-    mine, pid = False, b'%d' % os.getpid()
-    for line in lines:  # "1: POSIX  ADVISORY  READ 6837 fe:00:2155278 128 128"
-        if not any(key in line for key in keys):
+    on_wal, probe = 0, None
+    for name in names:
+        try:
+            fd = int(name)
+            held = os.fstat(fd)
+        except (OSError, ValueError):  # (The listing's own descriptor, closed since.)
             continue
-        fields = line.split()
-        for at in range(1, len(fields)):
-            if fields[at] in keys:
-                if fields[at - 1] != pid:
-                    return True
-                mine = True
-    return False if mine else None
+        if (held.st_dev, held.st_ino) == (wal.st_dev, wal.st_ino):
+            on_wal += 1
+        elif (held.st_dev, held.st_ino) == (shm.st_dev, shm.st_ino):
+            probe = fd
+    if probe is None or on_wal == 0:
+        return None
+    if on_wal > 1:
+        return True
+    try:
+        answer = fcntl.fcntl(probe, fcntl.F_GETLK,
+                             _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, DMS, 1, 0))
+    except OSError:
+        return None
+    return _FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
 
 
 # One descriptor per board in a process, shared by its writers and closed with the last: a

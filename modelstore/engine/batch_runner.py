@@ -13,13 +13,12 @@
   - *nobody waiting*: batches of TARGET (75 ms), each followed by GAP (25 ms) with the lock free
     -- the busy handler's longest sleep in a writer's first 100 ms, so a writer that arrives
     gets in within ~80 ms, and its commit is how the run learns it is there;
-  - *nobody else there*: no other process has the file open (``Board.alone``: Linux's table
-    of file locks, where every connection to a file in WAL holds one): the same batches, back
-    to back -- the gaps were a fifth of an idle run. A process that opens the file holds its
-    lock from its first statement, and the run looks after each batch: a writer that comes
-    waits at most the batch it came during, then finds GAP after it, as above. (A connection
-    of the run's own process is not seen: it gets in while the run checkpoints, with the lock
-    free, and its commit is then seen as an app's.)
+  - *nobody else there*: no other connection has the file open (``Board.alone``, Linux: the
+    kernel asked whether another process holds the lock every connection to a file in WAL
+    holds on its ``-shm``, and this process's descriptors of the ``-wal`` counted): the same
+    batches, back to back -- the gaps were a fifth of an idle run. A connection holds both
+    from its first statement, and the run looks after each batch: a writer that comes waits
+    at most the batch it came during, then finds GAP after it, as above.
   - *an app's writers about* (a commit by another connection seen between two batches --
     ``PRAGMA data_version`` -- or the run's own BEGIN waiting), for COOL seconds after the last
     sign of one: batches of CONTENDED (10 ms), each followed by twice its time free and at
