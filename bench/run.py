@@ -2112,13 +2112,14 @@ def main(argv=None):
                 url, drop = throwaway_database(args.mysql, 'ms_bench')
                 drops.append(drop)
                 return url
-        if args.mysql and want('online'):
-            bench_online_mysql(args.mysql, workdir, online_rows, quiet)
-        if args.mysql and want('writers'):
-            bench_writers('mysql', new_my, 8, 50 if args.smoke else 1000, 1 if args.smoke else 5)
-        if args.mysql and want('queries'):
-            bench_queries_mysql(new_my(), 2000 if args.smoke else 1000000,
-                                20 if args.smoke else 200)
+            if want('online'):
+                bench_online_mysql(args.mysql, workdir, online_rows, quiet)
+            if want('writers'):
+                bench_writers('mysql', new_my, 8, 50 if args.smoke else 1000,
+                              1 if args.smoke else 5)
+            if want('queries'):
+                bench_queries_mysql(new_my(), 2000 if args.smoke else 1000000,
+                                    20 if args.smoke else 200)
     finally:
         for drop in drops:
             drop()
