@@ -205,7 +205,10 @@ def others_open(path):
     try:
         answer = fcntl.fcntl(probe, fcntl.F_GETLK,
                              _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, DMS, 1, 0))
+        held = os.fstat(probe)  # Still the -shm (not closed and its number reused since)?
     except OSError:
+        return None
+    if (held.st_dev, held.st_ino) != (shm.st_dev, shm.st_ino):
         return None
     return _FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
 
