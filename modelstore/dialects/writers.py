@@ -28,6 +28,9 @@ the path still names that file. Anything else there is left alone, and the run g
 a board. What someone who can only read the database can do with it: hold a record lock, which
 looks like a waiting writer; the runner stops believing the board when it waits and nobody
 commits (batch_runner).
+
+``others_open``: whether any other connection has the file open at all -- with nobody else
+there, the runner leaves no gap between its batches (batch_runner).
 """
 import contextlib
 import errno

@@ -304,7 +304,7 @@ class PacedBatches(Batches):
             target, pause = OFFLINE, None
         elif not self._sqlite:  # A session waited for a batch's row locks: shorter batches.
             target, pause = self._full_target if pace == 'full' else CONTENDED, None
-        elif pace == 'full':  # No gap while no other process has the file open.
+        elif pace == 'full':  # No gap while no other connection has the file open.
             target = self._full_target
             pause = 0.0 if self._board is not None and self._board.alone() else GAP
         else:  # Room for an app's writers; modelstore's also get the board's wait below.
