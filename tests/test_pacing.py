@@ -614,6 +614,109 @@ def test_others_open_sees_a_process_in_another_pid_namespace(db_path):
     conn.close()
 
 
+def test_another_connections_commit_makes_the_run_yield_then_it_speeds_up_again(
+        db_path, monkeypatch):
+    _wal(db_path, rows=30000)
+    monkeypatch.setattr(batch_runner, 'COOL', 0.3)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    other = sqlite3.connect(db_path, isolation_level=None)
+    batches, events, slept = _paced(db)
+    calls = [0]
+
+    def between():
+        calls[0] += 1
+        if calls[0] == 3:  # An app's writer (not modelstore's: no board) commits.
+            other.execute('INSERT INTO t (id, v) VALUES (1000000, 9)')
+        if calls[0] == 4:
+            time.sleep(0.35)  # Nobody for longer than COOL.
+    with batches:
+        _walk(db, batches, 30000, between)
+    paces = [e.pace for e in events]
+    assert paces[:3] == ['full'] * 3 and paces[3] == 'writers', paces
+    assert events[3].pause >= PAUSE
+    assert paces[4] == 'full', paces  # After COOL without a sign: full pace again.
+    other.close()
+
+
+def test_a_batchs_size_is_the_same_after_it_commits(db_path):
+    # A script may read batch.size after its batch ("fewer rows than asked for: the last
+    # one"); the size the run picks for the next batch must not show through before that
+    # batch starts, or such a script stops after its first batch with the rest undone.
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    sizes, after = [], 0
+    with batches:
+        while True:
+            with batches.batch() as batch:
+                inside = batch.size
+                ids = [r[0] for r in db.execute_sql('SELECT id FROM t WHERE id > ? ORDER BY '
+                                                    'id LIMIT ?', (after, inside)).fetchall()]
+                db.execute_sql('UPDATE t SET v = 1 WHERE id IN (%s)' % ','.join(
+                    map(str, ids)) if ids else 'SELECT 1')
+                batch.done(len(ids))
+            sizes.append((inside, batch.size, batches.size))
+            if len(ids) < batch.size:
+                break
+            after = ids[-1]
+    assert all(a == b == c for a, b, c in sizes), sizes
+    assert len({inside for inside, _, _ in sizes}) > 1  # (The run did resize its batches.)
+    assert [e.size for e in events[:-1]] == [inside for inside, _, _ in sizes[1:]]
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+
+
+def test_a_batch_mostly_fixed_cost_grows_instead_of_shrinking_to_nothing(db_path):
+    """A script whose every batch pays a cost its rows do not change (here 100 ms, more than
+    the 75 ms a batch aims at: an unindexed scan) -- shrinking cannot reach the target, and at
+    20 rows a batch it ran at 1/80 of its speed."""
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db)
+    after = 0
+    with batches:
+        while batches.batches < 40:
+            with batches.batch() as batch:
+                time.sleep(0.1)  # The scan.
+                ids = [r[0] for r in db.execute_sql('SELECT id FROM t WHERE id > ? ORDER BY '
+                                                    'id LIMIT ?', (after, batch.size))]
+                db.execute_sql('UPDATE t SET v = 1 WHERE id > ? AND id <= ?',
+                               (after, ids[-1] if ids else after))
+                batch.done(len(ids))
+            if len(ids) < batch.size:
+                break
+            after = ids[-1]
+    assert query(db_path, 'SELECT count(*) FROM t WHERE v IS NULL') == [(0,)]
+    assert batches.batches <= 15, [e.size for e in events]
+    assert 0.09 <= batches.fixed <= 0.15  # What it fitted: the scan's 100 ms.
+
+
+def test_offline_makes_no_room_and_keeps_no_board(db_path):
+    _wal(db_path, rows=5000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    batches, events, slept = _paced(db, offline=True)
+    with batches:
+        assert not os.path.exists(db_path + '.writers')
+        _walk(db, batches, 5000)
+    assert {e.pace for e in events} == {'offline'} and {e.pause for e in events} == {None}
+    assert slept == []
+
+
+def test_the_run_checkpoints_itself_and_gives_the_connection_back_as_it_was(db_path):
+    _wal(db_path, rows=20000)
+    db = open_database('sqlite:///' + db_path, mode='migrate')
+    before = {name: db.pragma(name) for name in ('busy_timeout', 'synchronous',
+                                                 'wal_autocheckpoint', 'cache_size')}
+    batches, events, slept = _paced(db)
+    with batches:
+        assert db.pragma('wal_autocheckpoint') == 0
+        _walk(db, batches, 20000)
+    assert {name: db.pragma(name) for name in before} == before
+    # Every batch's pages were copied back by the run itself: nothing left for a writer's
+    # commit to checkpoint.
+    busy, frames, copied = db.execute_sql('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
+    assert busy == 0 and frames == copied
+
+
 # -- a legacy file in its rollback journal runs its batches in WAL ---------------------------
 
 def _journal_file(path, rows):
